@@ -1,0 +1,791 @@
+//! `decide`: every rule of the scheme, as one pure function from the state, a command and its
+//! context to the events the command causes, or the one reason it is refused.
+//!
+//! Checks run in a fixed order: the shape of the input first (a malformed command is refused
+//! the same way whatever the state), then the rules in the order DESIGN §2 gives them.
+
+use chrono::{Datelike, NaiveDate};
+use rust_decimal::Decimal;
+
+use crate::command::{
+    AdjustBudget, ApproveModule, ApproveProvider, Command, ExpireVouchers, IssueVouchers,
+    OpenBudget, Principal, RecordPayout, RedeemHours, RegisterCompany, ReverseRedemption,
+    WithdrawModule, WithdrawProvider,
+};
+use crate::event::{
+    Account, BatchDraw, BudgetAdjusted, BudgetOpened, CompanyRegistered, Event, HoursRedeemed,
+    ModuleApproved, ModuleWithdrawn, PayoutRecorded, Posting, ProviderApproved, ProviderWithdrawn,
+    RedemptionReversed, VouchersExpired, VouchersIssued,
+};
+use crate::money;
+use crate::policy::{Policy, PolicyTable};
+use crate::refusal::{Ineligibility, Refusal};
+use crate::state::{Approval, LedgerState};
+use crate::types::{LegalForm, Region, SizeClass};
+
+/// Longest company, provider or module name, in bytes.
+pub const NAME_BYTES_MAX: usize = 200;
+/// Longest free-text reason (withdrawal, adjustment, reversal), in bytes.
+pub const REASON_BYTES_MAX: usize = 500;
+/// Longest payment or payout reference, in bytes: bank references are at most 140 characters.
+pub const REFERENCE_BYTES_MAX: usize = 140;
+/// Most vouchers in one issuance: above every quota of the policy (800), so the quota speaks
+/// first, and small enough that amounts never come near overflow.
+pub const ISSUE_QUANTITY_MAX: u32 = 10_000;
+/// Longest module, in hours for one worker: a full year of full-time training is about 1 700.
+pub const MODULE_HOURS_MAX: u32 = 2_000;
+/// Most batches one expiry run expires; the run is repeated for the rest, so that one command
+/// never makes a group too large to write in one batch.
+pub const EXPIRY_EVENTS_MAX: usize = 10_000;
+/// Years the ledger accepts: the scheme started in 2004.
+pub const YEAR_MIN: i32 = 2004;
+pub const YEAR_MAX: i32 = 2100;
+
+/// What a decision needs from outside the state: today's date (from the server's clock, read at
+/// the edge) and the policy table.
+#[derive(Clone, Copy, Debug)]
+pub struct Context<'a> {
+    pub today: NaiveDate,
+    pub policy: &'a PolicyTable,
+}
+
+impl Context<'_> {
+    fn policy_on(&self, date: NaiveDate) -> Result<&Policy, Refusal> {
+        self.policy
+            .in_force(date)
+            .ok_or(Refusal::PolicyNotInForce { date })
+    }
+
+    fn not_after_today(&self, date: NaiveDate) -> Result<(), Refusal> {
+        if date > self.today {
+            return Err(Refusal::DateInFuture {
+                date,
+                today: self.today,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Whether `principal` may send `command`. A provider acts only as itself; an auditor changes
+/// nothing.
+pub fn authorize(principal: &Principal, command: &Command) -> Result<(), Refusal> {
+    let allowed = match (principal, command) {
+        (
+            Principal::Administration,
+            Command::OpenBudget(_)
+            | Command::AdjustBudget(_)
+            | Command::ApproveProvider(_)
+            | Command::WithdrawProvider(_)
+            | Command::ApproveModule(_)
+            | Command::WithdrawModule(_),
+        ) => true,
+        (
+            Principal::Operator,
+            Command::RegisterCompany(_)
+            | Command::IssueVouchers(_)
+            | Command::ExpireVouchers(_)
+            | Command::RecordPayout(_),
+        ) => true,
+        (Principal::Provider(acting), Command::RedeemHours(RedeemHours { provider_id, .. }))
+        | (
+            Principal::Provider(acting),
+            Command::ReverseRedemption(ReverseRedemption { provider_id, .. }),
+        ) => acting == provider_id,
+        _ => false,
+    };
+    if allowed {
+        Ok(())
+    } else {
+        Err(Refusal::PermissionDenied {
+            principal: principal.to_string(),
+            action: command.action(),
+        })
+    }
+}
+
+/// The events `command` causes in `state`, or why it is refused. Never panics, whatever the
+/// command holds.
+pub fn decide(
+    state: &LedgerState,
+    command: &Command,
+    context: &Context<'_>,
+) -> Result<Vec<Event>, Refusal> {
+    match command {
+        Command::OpenBudget(command) => open_budget(state, command),
+        Command::AdjustBudget(command) => adjust_budget(state, command),
+        Command::ApproveProvider(command) => approve_provider(state, command),
+        Command::WithdrawProvider(command) => withdraw_provider(state, command),
+        Command::ApproveModule(command) => approve_module(state, command),
+        Command::WithdrawModule(command) => withdraw_module(state, command),
+        Command::RegisterCompany(command) => register_company(state, command, context),
+        Command::IssueVouchers(command) => issue_vouchers(state, command, context),
+        Command::RedeemHours(command) => redeem_hours(state, command, context),
+        Command::ReverseRedemption(command) => reverse_redemption(state, command, context),
+        Command::ExpireVouchers(command) => expire_vouchers(state, command, context),
+        Command::RecordPayout(command) => record_payout(state, command, context),
+    }
+}
+
+fn check_text(field: &'static str, text: &str, bytes_max: usize) -> Result<(), Refusal> {
+    if text.len() > bytes_max {
+        return Err(Refusal::TextTooLong { field, bytes_max });
+    }
+    Ok(())
+}
+
+fn check_amount(field: &'static str, amount: Decimal) -> Result<(), Refusal> {
+    if !money::is_valid_eur(amount) {
+        return Err(Refusal::InvalidAmount { field });
+    }
+    Ok(())
+}
+
+fn check_year(year: i32) -> Result<(), Refusal> {
+    if !(YEAR_MIN..=YEAR_MAX).contains(&year) {
+        return Err(Refusal::InvalidYear { year });
+    }
+    Ok(())
+}
+
+fn check_period(from: NaiveDate, until: Option<NaiveDate>) -> Result<(), Refusal> {
+    match until {
+        Some(until) if until < from => Err(Refusal::InvalidPeriod { from, until }),
+        _ => Ok(()),
+    }
+}
+
+fn open_budget(state: &LedgerState, command: &OpenBudget) -> Result<Vec<Event>, Refusal> {
+    check_year(command.year)?;
+    check_amount("allocated_eur", command.allocated_eur)?;
+    if state.budgets.contains_key(&command.year) {
+        return Err(Refusal::BudgetAlreadyOpened { year: command.year });
+    }
+    Ok(vec![Event::BudgetOpened(BudgetOpened {
+        year: command.year,
+        allocated_eur: money::to_cents(command.allocated_eur),
+    })])
+}
+
+fn adjust_budget(state: &LedgerState, command: &AdjustBudget) -> Result<Vec<Event>, Refusal> {
+    check_year(command.year)?;
+    check_amount("allocated_eur", command.allocated_eur)?;
+    check_text("reason", &command.reason, REASON_BYTES_MAX)?;
+    let budget = state
+        .budgets
+        .get(&command.year)
+        .ok_or(Refusal::BudgetNotOpened { year: command.year })?;
+    let used_eur = budget.committed_eur + budget.spent_eur;
+    if command.allocated_eur < used_eur {
+        return Err(Refusal::BudgetBelowUsed {
+            year: command.year,
+            used_eur: money::to_cents(used_eur),
+        });
+    }
+    Ok(vec![Event::BudgetAdjusted(BudgetAdjusted {
+        year: command.year,
+        allocated_eur: money::to_cents(command.allocated_eur),
+        previous_allocated_eur: budget.allocated_eur,
+        reason: command.reason.clone(),
+    })])
+}
+
+fn approve_provider(state: &LedgerState, command: &ApproveProvider) -> Result<Vec<Event>, Refusal> {
+    check_text("name", &command.name, NAME_BYTES_MAX)?;
+    check_period(command.approved_from, command.approved_until)?;
+    let approval = Approval {
+        from: command.approved_from,
+        until: command.approved_until,
+        withdrawn_from: None,
+    };
+    if let Some(provider) = state.providers.get(&command.provider_id) {
+        if provider
+            .approvals
+            .iter()
+            .any(|existing| existing.overlaps(&approval))
+        {
+            return Err(Refusal::ProviderAlreadyApproved);
+        }
+    }
+    Ok(vec![Event::ProviderApproved(ProviderApproved {
+        provider_id: command.provider_id.clone(),
+        name: command.name.clone(),
+        approved_from: command.approved_from,
+        approved_until: command.approved_until,
+    })])
+}
+
+fn withdraw_provider(
+    state: &LedgerState,
+    command: &WithdrawProvider,
+) -> Result<Vec<Event>, Refusal> {
+    check_text("reason", &command.reason, REASON_BYTES_MAX)?;
+    let provider = state
+        .providers
+        .get(&command.provider_id)
+        .ok_or(Refusal::ProviderNotFound)?;
+    match provider.approvals.last() {
+        Some(approval) if approval.withdrawn_from.is_none() => {}
+        _ => return Err(Refusal::ProviderAlreadyWithdrawn),
+    }
+    Ok(vec![Event::ProviderWithdrawn(ProviderWithdrawn {
+        provider_id: command.provider_id.clone(),
+        withdrawn_from: command.withdrawn_from,
+        reason: command.reason.clone(),
+    })])
+}
+
+fn approve_module(state: &LedgerState, command: &ApproveModule) -> Result<Vec<Event>, Refusal> {
+    check_text("title", &command.title, NAME_BYTES_MAX)?;
+    if !(1..=MODULE_HOURS_MAX).contains(&command.hours_max) {
+        return Err(Refusal::InvalidHours {
+            hours_max: MODULE_HOURS_MAX,
+        });
+    }
+    if command.accepted_voucher_types.is_empty() {
+        return Err(Refusal::EmptyList {
+            field: "accepted_voucher_types",
+        });
+    }
+    if command.themes.is_empty() {
+        return Err(Refusal::EmptyList { field: "themes" });
+    }
+    check_period(command.approved_from, command.approved_until)?;
+    if let Some(theme) = command.themes.iter().find(|theme| !theme.may_be_approved()) {
+        return Err(Refusal::ThemeNotApprovable { theme: *theme });
+    }
+    if !state.providers.contains_key(&command.provider_id) {
+        return Err(Refusal::ProviderNotFound);
+    }
+    if state.modules.contains_key(&command.module_id) {
+        return Err(Refusal::ModuleAlreadyApproved);
+    }
+    let mut accepted_voucher_types = command.accepted_voucher_types.clone();
+    accepted_voucher_types.sort();
+    accepted_voucher_types.dedup();
+    let mut themes = command.themes.clone();
+    themes.sort();
+    themes.dedup();
+    Ok(vec![Event::ModuleApproved(ModuleApproved {
+        module_id: command.module_id.clone(),
+        provider_id: command.provider_id.clone(),
+        title: command.title.clone(),
+        hours_max: command.hours_max,
+        accepted_voucher_types,
+        themes,
+        approved_from: command.approved_from,
+        approved_until: command.approved_until,
+    })])
+}
+
+fn withdraw_module(state: &LedgerState, command: &WithdrawModule) -> Result<Vec<Event>, Refusal> {
+    check_text("reason", &command.reason, REASON_BYTES_MAX)?;
+    let module = state
+        .modules
+        .get(&command.module_id)
+        .ok_or(Refusal::ModuleNotFound)?;
+    if module.approval.withdrawn_from.is_some() {
+        return Err(Refusal::ModuleAlreadyWithdrawn);
+    }
+    Ok(vec![Event::ModuleWithdrawn(ModuleWithdrawn {
+        module_id: command.module_id.clone(),
+        provider_id: module.provider_id.clone(),
+        withdrawn_from: command.withdrawn_from,
+        reason: command.reason.clone(),
+    })])
+}
+
+/// A NACE-BEL code: two digits, optionally a dot and one to three more ("62", "62.01", "62.010").
+fn is_nace_code(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    let division_ok = bytes.len() >= 2 && bytes[..2].iter().all(u8::is_ascii_digit);
+    let rest = &bytes[2.min(bytes.len())..];
+    let rest_ok = rest.is_empty()
+        || (rest[0] == b'.'
+            && (2..=4).contains(&rest.len())
+            && rest[1..].iter().all(u8::is_ascii_digit));
+    division_ok && rest_ok
+}
+
+/// The size class of an eligible company, or why it is not eligible (DESIGN §2 rules 2 and 3).
+pub fn eligibility(command: &RegisterCompany, policy: &Policy) -> Result<SizeClass, Ineligibility> {
+    match command.legal_form {
+        LegalForm::NonProfit => return Err(Ineligibility::NonProfit),
+        LegalForm::PublicBody => return Err(Ineligibility::PublicBody),
+        LegalForm::CommercialCompany
+        | LegalForm::SelfEmployedMain
+        | LegalForm::SelfEmployedSecondary => {}
+    }
+    match command.region {
+        Region::WalloniaFrenchSpeaking => {}
+        Region::WalloniaGermanSpeaking | Region::Brussels | Region::Flanders => {
+            return Err(Ineligibility::RegionNotCovered)
+        }
+    }
+    if command.fte > policy.fte_max {
+        return Err(Ineligibility::TooManyEmployees);
+    }
+    if command.turnover_eur > policy.turnover_max_eur
+        && command.balance_sheet_total_eur > policy.balance_sheet_total_max_eur
+    {
+        return Err(Ineligibility::TooLarge);
+    }
+    if !command.autonomous {
+        return Err(Ineligibility::NotAutonomous);
+    }
+    match command.legal_form {
+        LegalForm::SelfEmployedSecondary => {
+            if command.secondary_activity_months < policy.secondary_self_employed_months_min {
+                return Err(Ineligibility::SecondaryActivityTooShort);
+            }
+            Ok(SizeClass::SecondarySelfEmployed)
+        }
+        LegalForm::SelfEmployedMain => Ok(SizeClass::Micro),
+        _ => Ok(size_class_of_fte(command.fte)),
+    }
+}
+
+/// The quota table's rows: below 2 FTE, 2 to 50, over 50 to 100, over 100 to 200, over 200.
+fn size_class_of_fte(fte: Decimal) -> SizeClass {
+    if fte < Decimal::from(2) {
+        SizeClass::Micro
+    } else if fte <= Decimal::from(50) {
+        SizeClass::Fte2To50
+    } else if fte <= Decimal::from(100) {
+        SizeClass::Fte51To100
+    } else if fte <= Decimal::from(200) {
+        SizeClass::Fte101To200
+    } else {
+        SizeClass::Fte201To250
+    }
+}
+
+fn register_company(
+    state: &LedgerState,
+    command: &RegisterCompany,
+    context: &Context<'_>,
+) -> Result<Vec<Event>, Refusal> {
+    check_year(command.year)?;
+    check_text("name", &command.name, NAME_BYTES_MAX)?;
+    if !is_nace_code(&command.nace_sector) {
+        return Err(Refusal::InvalidIdentifier {
+            field: "nace_sector",
+        });
+    }
+    if command.fte.is_sign_negative()
+        || command.fte.scale() > 2
+        || command.fte > Decimal::from(1_000_000)
+    {
+        return Err(Refusal::InvalidAmount { field: "fte" });
+    }
+    check_amount("turnover_eur", command.turnover_eur)?;
+    check_amount("balance_sheet_total_eur", command.balance_sheet_total_eur)?;
+    context.not_after_today(command.registered_on)?;
+    if command.year > context.today.year() + 1 || command.registered_on.year() > command.year {
+        return Err(Refusal::YearNotOpen { year: command.year });
+    }
+    let policy = context.policy_on(command.registered_on)?;
+    let size_class =
+        eligibility(command, policy).map_err(|why| Refusal::CompanyNotEligible { why })?;
+    let already = state
+        .companies
+        .get(&command.enterprise_number)
+        .is_some_and(|company| company.registrations.contains_key(&command.year));
+    if already {
+        return Err(Refusal::CompanyAlreadyRegistered { year: command.year });
+    }
+    Ok(vec![Event::CompanyRegistered(CompanyRegistered {
+        enterprise_number: command.enterprise_number.clone(),
+        year: command.year,
+        name: command.name.clone(),
+        legal_form: command.legal_form,
+        region: command.region,
+        fte: command.fte,
+        turnover_eur: money::to_cents(command.turnover_eur),
+        balance_sheet_total_eur: money::to_cents(command.balance_sheet_total_eur),
+        autonomous: command.autonomous,
+        secondary_activity_months: command.secondary_activity_months,
+        nace_sector: command.nace_sector.clone(),
+        size_class,
+        registered_on: command.registered_on,
+    })])
+}
+
+fn issue_vouchers(
+    state: &LedgerState,
+    command: &IssueVouchers,
+    context: &Context<'_>,
+) -> Result<Vec<Event>, Refusal> {
+    if !(1..=ISSUE_QUANTITY_MAX).contains(&command.quantity) {
+        return Err(Refusal::InvalidQuantity {
+            quantity_max: ISSUE_QUANTITY_MAX,
+        });
+    }
+    check_amount("paid_amount_eur", command.paid_amount_eur)?;
+    check_text(
+        "payment_reference",
+        &command.payment_reference,
+        REFERENCE_BYTES_MAX,
+    )?;
+    // Vouchers are issued when the payment is received, never before.
+    context.not_after_today(command.payment_date)?;
+    let year = command.payment_date.year();
+    check_year(year)?;
+    let policy = context.policy_on(command.payment_date)?;
+    let registration = state
+        .companies
+        .get(&command.enterprise_number)
+        .and_then(|company| company.registrations.get(&year))
+        .ok_or(Refusal::CompanyNotRegistered { year })?;
+    let expected_eur = money::times(policy.employer_share_eur, command.quantity);
+    if command.paid_amount_eur != expected_eur {
+        return Err(Refusal::PaymentAmountMismatch {
+            expected_eur,
+            paid_eur: money::to_cents(command.paid_amount_eur),
+        });
+    }
+    let quota = policy.quota(registration.size_class, command.voucher_type);
+    let issued = state
+        .companies
+        .get(&command.enterprise_number)
+        .and_then(|company| company.issued.get(&(year, command.voucher_type)))
+        .copied()
+        .unwrap_or(0);
+    if issued.saturating_add(command.quantity) > quota {
+        return Err(Refusal::QuotaExceeded {
+            voucher_type: command.voucher_type,
+            year,
+            quota,
+            issued,
+            requested: command.quantity,
+        });
+    }
+    let budget = state
+        .budgets
+        .get(&year)
+        .ok_or(Refusal::BudgetNotOpened { year })?;
+    let region_eur = money::times(policy.region_share_eur, command.quantity);
+    if region_eur > budget.available_eur() {
+        return Err(Refusal::BudgetExhausted {
+            year,
+            available_eur: money::to_cents(budget.available_eur()),
+            needed_eur: region_eur,
+        });
+    }
+    let face_eur = money::times(policy.face_value_eur, command.quantity);
+    Ok(vec![Event::VouchersIssued(VouchersIssued {
+        enterprise_number: command.enterprise_number.clone(),
+        batch_id: command.batch_id,
+        voucher_type: command.voucher_type,
+        quantity: command.quantity,
+        payment_date: command.payment_date,
+        payment_reference: command.payment_reference.clone(),
+        paid_amount_eur: expected_eur,
+        face_value_eur: policy.face_value_eur,
+        employer_share_eur: policy.employer_share_eur,
+        region_share_eur: policy.region_share_eur,
+        budget_year: year,
+        valid_until: policy.valid_until(command.payment_date),
+        quota,
+        issued_in_year: issued + command.quantity,
+        postings: vec![
+            Posting::debit(Account::VouchersOutstanding, face_eur),
+            Posting::credit(Account::CompanyContributions, expected_eur),
+            Posting::credit(Account::RegionBudget(year), region_eur),
+        ],
+    })])
+}
+
+fn redeem_hours(
+    state: &LedgerState,
+    command: &RedeemHours,
+    context: &Context<'_>,
+) -> Result<Vec<Event>, Refusal> {
+    if !(1..=MODULE_HOURS_MAX).contains(&command.hours) {
+        return Err(Refusal::InvalidHours {
+            hours_max: MODULE_HOURS_MAX,
+        });
+    }
+    // Vouchers pay for training already given.
+    context.not_after_today(command.training_date)?;
+    let date = command.training_date;
+    let provider = state
+        .providers
+        .get(&command.provider_id)
+        .ok_or(Refusal::ProviderNotFound)?;
+    if !provider.approved_on(date) {
+        return Err(Refusal::ProviderNotApproved { date });
+    }
+    let module = state
+        .modules
+        .get(&command.module_id)
+        .ok_or(Refusal::ModuleNotFound)?;
+    if module.provider_id != command.provider_id {
+        return Err(Refusal::ModuleNotOfProvider);
+    }
+    if !module.approval.in_force_on(date) {
+        return Err(Refusal::ModuleNotApproved { date });
+    }
+    if !module
+        .accepted_voucher_types
+        .contains(&command.voucher_type)
+    {
+        return Err(Refusal::VoucherTypeNotAccepted {
+            voucher_type: command.voucher_type,
+        });
+    }
+    if !command.trainee_status.may_be_trained_with_vouchers() {
+        return Err(Refusal::TraineeNotEligible {
+            status: command.trainee_status,
+        });
+    }
+    let already = state
+        .worker_module_hours
+        .get(&(command.module_id.clone(), command.worker))
+        .copied()
+        .unwrap_or(0);
+    if already + command.hours > module.hours_max {
+        return Err(Refusal::HoursExceedModuleLength {
+            hours_max: module.hours_max,
+            already,
+            requested: command.hours,
+        });
+    }
+    let company = state
+        .companies
+        .get(&command.enterprise_number)
+        .ok_or(Refusal::CompanyNotFound)?;
+
+    // Vouchers held on the training date: paid by then, of the right type, not used up.
+    let mut held: Vec<_> = company
+        .batches
+        .values()
+        .filter(|batch| {
+            batch.voucher_type == command.voucher_type
+                && batch.remaining > 0
+                && batch.payment_date <= date
+        })
+        .collect();
+    let held_total: u32 = held.iter().map(|batch| batch.remaining).sum();
+    held.retain(|batch| batch.valid_until >= date);
+    let unexpired: u32 = held.iter().map(|batch| batch.remaining).sum();
+    if unexpired < command.hours {
+        if held_total >= command.hours {
+            return Err(Refusal::VouchersExpired {
+                unexpired,
+                requested: command.hours,
+            });
+        }
+        return Err(Refusal::InsufficientVouchers {
+            available: unexpired,
+            requested: command.hours,
+        });
+    }
+    // Oldest expiry first; among equal expiries, the batch issued first.
+    held.sort_by_key(|batch| (batch.valid_until, batch.sequence));
+    let mut draws = Vec::new();
+    let mut left = command.hours;
+    for batch in held {
+        if left == 0 {
+            break;
+        }
+        let quantity = batch.remaining.min(left);
+        left -= quantity;
+        draws.push(BatchDraw {
+            batch_id: batch.batch_id,
+            quantity,
+            budget_year: batch.budget_year,
+            face_value_eur: batch.face_value_eur,
+            region_share_eur: batch.region_share_eur,
+            valid_until: batch.valid_until,
+        });
+    }
+    assert_eq!(left, 0, "the unexpired vouchers were counted as enough");
+    let amount_owed_eur: Decimal = draws
+        .iter()
+        .map(|draw| money::times(draw.face_value_eur, draw.quantity))
+        .sum();
+    Ok(vec![Event::HoursRedeemed(HoursRedeemed {
+        redemption_id: command.redemption_id,
+        provider_id: command.provider_id.clone(),
+        module_id: command.module_id.clone(),
+        enterprise_number: command.enterprise_number.clone(),
+        worker: command.worker,
+        trainee_status: command.trainee_status,
+        voucher_type: command.voucher_type,
+        hours: command.hours,
+        training_date: date,
+        draws,
+        amount_owed_eur,
+        postings: vec![
+            Posting::credit(Account::VouchersOutstanding, amount_owed_eur),
+            Posting::debit(
+                Account::ProviderPayable(command.provider_id.clone()),
+                amount_owed_eur,
+            ),
+        ],
+    })])
+}
+
+fn reverse_redemption(
+    state: &LedgerState,
+    command: &ReverseRedemption,
+    context: &Context<'_>,
+) -> Result<Vec<Event>, Refusal> {
+    check_text("reason", &command.reason, REASON_BYTES_MAX)?;
+    context.not_after_today(command.reversed_on)?;
+    let redemption = state
+        .redemptions
+        .get(&command.redemption_id)
+        .ok_or(Refusal::RedemptionNotFound)?;
+    if redemption.provider_id != command.provider_id {
+        return Err(Refusal::RedemptionNotOfProvider);
+    }
+    if redemption.reversed {
+        return Err(Refusal::RedemptionAlreadyReversed);
+    }
+    let owed_eur = state
+        .providers
+        .get(&command.provider_id)
+        .map_or(Decimal::ZERO, |provider| provider.owed_eur);
+    // A provider already paid for the training gives the money back before it is reversed.
+    if owed_eur < redemption.amount_eur {
+        return Err(Refusal::ProviderBalanceTooLow {
+            owed_eur,
+            amount_eur: redemption.amount_eur,
+        });
+    }
+    Ok(vec![Event::RedemptionReversed(RedemptionReversed {
+        redemption_id: command.redemption_id,
+        provider_id: command.provider_id.clone(),
+        enterprise_number: redemption.enterprise_number.clone(),
+        returned: redemption.draws.clone(),
+        amount_eur: redemption.amount_eur,
+        reason: command.reason.clone(),
+        reversed_on: command.reversed_on,
+        postings: vec![
+            Posting::debit(Account::VouchersOutstanding, redemption.amount_eur),
+            Posting::credit(
+                Account::ProviderPayable(command.provider_id.clone()),
+                redemption.amount_eur,
+            ),
+        ],
+    })])
+}
+
+fn expire_vouchers(
+    state: &LedgerState,
+    command: &ExpireVouchers,
+    context: &Context<'_>,
+) -> Result<Vec<Event>, Refusal> {
+    context.not_after_today(command.as_of)?;
+    let policy = context.policy_on(command.as_of)?;
+    let mut due: Vec<_> = state
+        .companies
+        .iter()
+        .flat_map(|(enterprise_number, company)| {
+            company
+                .batches
+                .values()
+                .map(move |batch| (enterprise_number, batch))
+        })
+        .filter(|(_, batch)| batch.remaining > 0 && batch.valid_until < command.as_of)
+        .collect();
+    due.sort_by_key(|(enterprise_number, batch)| {
+        (batch.valid_until, batch.sequence, *enterprise_number)
+    });
+    due.truncate(EXPIRY_EVENTS_MAX);
+    let refunded = policy.refund_employer_share_on_expiry;
+    let events = due
+        .into_iter()
+        .map(|(enterprise_number, batch)| {
+            let face_eur = money::times(batch.face_value_eur, batch.remaining);
+            let region_eur = money::times(batch.region_share_eur, batch.remaining);
+            let employer_eur = face_eur - region_eur;
+            let company_account = if refunded {
+                Account::CompanyRefunded
+            } else {
+                Account::CompanyExpired
+            };
+            Event::VouchersExpired(VouchersExpired {
+                enterprise_number: enterprise_number.clone(),
+                batch_id: batch.batch_id,
+                voucher_type: batch.voucher_type,
+                quantity: batch.remaining,
+                budget_year: batch.budget_year,
+                valid_until: batch.valid_until,
+                region_share_released_eur: region_eur,
+                employer_share_eur: employer_eur,
+                employer_share_refunded: refunded,
+                expired_on: command.as_of,
+                postings: vec![
+                    Posting::credit(Account::VouchersOutstanding, face_eur),
+                    Posting::debit(Account::RegionBudget(batch.budget_year), region_eur),
+                    Posting::debit(company_account, employer_eur),
+                ],
+            })
+        })
+        .collect();
+    Ok(events)
+}
+
+fn record_payout(
+    state: &LedgerState,
+    command: &RecordPayout,
+    context: &Context<'_>,
+) -> Result<Vec<Event>, Refusal> {
+    check_amount("amount_eur", command.amount_eur)?;
+    if command.amount_eur.is_zero() {
+        return Err(Refusal::InvalidAmount {
+            field: "amount_eur",
+        });
+    }
+    check_text(
+        "payout_reference",
+        &command.payout_reference,
+        REFERENCE_BYTES_MAX,
+    )?;
+    context.not_after_today(command.payout_date)?;
+    let provider = state
+        .providers
+        .get(&command.provider_id)
+        .ok_or(Refusal::ProviderNotFound)?;
+    let amount_eur = money::to_cents(command.amount_eur);
+    if amount_eur > provider.owed_eur {
+        return Err(Refusal::ProviderBalanceTooLow {
+            owed_eur: provider.owed_eur,
+            amount_eur,
+        });
+    }
+    Ok(vec![Event::PayoutRecorded(PayoutRecorded {
+        provider_id: command.provider_id.clone(),
+        amount_eur,
+        payout_date: command.payout_date,
+        payout_reference: command.payout_reference.clone(),
+        postings: vec![
+            Posting::credit(
+                Account::ProviderPayable(command.provider_id.clone()),
+                amount_eur,
+            ),
+            Posting::debit(
+                Account::ProviderPaid(command.provider_id.clone()),
+                amount_eur,
+            ),
+        ],
+    })])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_nace_code;
+
+    #[test]
+    fn nace_codes() {
+        for code in ["62", "62.01", "62.010", "01.1"] {
+            assert!(is_nace_code(code), "{code}");
+        }
+        for code in ["", "6", "6a", "62.", "62.0101", "62,01", "62.0a"] {
+            assert!(!is_nace_code(code), "{code}");
+        }
+    }
+}

@@ -1,0 +1,221 @@
+//! Every reason the ledger can refuse a command, one variant each. A refusal writes nothing.
+//! The server maps each variant, in one exhaustive match, to a gRPC code and a reason string;
+//! [`Refusal::reason`] is that stable string.
+
+use chrono::NaiveDate;
+use rust_decimal::Decimal;
+
+use crate::types::{Theme, TraineeStatus, VoucherType};
+
+/// Why a company may not register.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ineligibility {
+    /// Non-profit associations (ASBL) are excluded.
+    NonProfit,
+    /// Public bodies of every kind are excluded.
+    PublicBody,
+    /// The main seat is not in French-speaking Wallonia.
+    RegionNotCovered,
+    /// More full-time equivalents than the policy allows (250).
+    TooManyEmployees,
+    /// Both the turnover and the balance-sheet total exceed their limits.
+    TooLarge,
+    /// Linked to a larger group.
+    NotAutonomous,
+    /// A secondary-occupation self-employed person active for less than the minimum months.
+    SecondaryActivityTooShort,
+}
+
+impl Ineligibility {
+    pub fn name(self) -> &'static str {
+        match self {
+            Ineligibility::NonProfit => "non_profit",
+            Ineligibility::PublicBody => "public_body",
+            Ineligibility::RegionNotCovered => "region_not_covered",
+            Ineligibility::TooManyEmployees => "too_many_employees",
+            Ineligibility::TooLarge => "too_large",
+            Ineligibility::NotAutonomous => "not_autonomous",
+            Ineligibility::SecondaryActivityTooShort => "secondary_activity_too_short",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    // Malformed input: the command can never succeed as written.
+    #[error("invalid enterprise number")]
+    InvalidEnterpriseNumber,
+    /// Never carries the number itself: a national register number is personal data.
+    #[error("invalid national register number")]
+    InvalidNationalNumber,
+    #[error("{field} is not a valid amount in euros with at most two decimals")]
+    InvalidAmount { field: &'static str },
+    #[error("{field} is not a valid identifier")]
+    InvalidIdentifier { field: &'static str },
+    #[error("{field} is longer than {bytes_max} bytes")]
+    TextTooLong {
+        field: &'static str,
+        bytes_max: usize,
+    },
+    #[error("quantity must be between 1 and {quantity_max}")]
+    InvalidQuantity { quantity_max: u32 },
+    #[error("hours must be a whole number between 1 and {hours_max}")]
+    InvalidHours { hours_max: u32 },
+    #[error("year {year} is outside the years the ledger accepts")]
+    InvalidYear { year: i32 },
+    #[error("{field} must not be empty")]
+    EmptyList { field: &'static str },
+    #[error("the period ends on {until} before it starts on {from}")]
+    InvalidPeriod { from: NaiveDate, until: NaiveDate },
+
+    // Authorization.
+    #[error("principal {principal} may not {action}")]
+    PermissionDenied {
+        principal: String,
+        action: &'static str,
+    },
+
+    // Idempotency.
+    #[error("request id was already used for a different request")]
+    RequestIdReused,
+
+    // Rules of the scheme.
+    #[error("no policy is in force on {date}")]
+    PolicyNotInForce { date: NaiveDate },
+    #[error("date {date} is after today {today}")]
+    DateInFuture { date: NaiveDate, today: NaiveDate },
+    #[error("year {year} is not yet open for registration")]
+    YearNotOpen { year: i32 },
+    #[error("company is not eligible: {}", why.name())]
+    CompanyNotEligible { why: Ineligibility },
+    #[error("company is already registered for {year}")]
+    CompanyAlreadyRegistered { year: i32 },
+    #[error("company is not registered for {year}")]
+    CompanyNotRegistered { year: i32 },
+    #[error("company is not known to the ledger")]
+    CompanyNotFound,
+    #[error(
+        "paid amount {paid_eur} differs from {expected_eur} (quantity times the employer share)"
+    )]
+    PaymentAmountMismatch {
+        expected_eur: Decimal,
+        paid_eur: Decimal,
+    },
+    #[error("quota of {quota} {} vouchers for {year} exceeded: {issued} issued, {requested} requested", voucher_type.name())]
+    QuotaExceeded {
+        voucher_type: VoucherType,
+        year: i32,
+        quota: u32,
+        issued: u32,
+        requested: u32,
+    },
+    #[error("no budget is open for {year}")]
+    BudgetNotOpened { year: i32 },
+    #[error("budget {year} is already open")]
+    BudgetAlreadyOpened { year: i32 },
+    #[error("budget {year} has {available_eur} available, {needed_eur} needed")]
+    BudgetExhausted {
+        year: i32,
+        available_eur: Decimal,
+        needed_eur: Decimal,
+    },
+    #[error("budget {year} cannot go below the {used_eur} already committed or spent")]
+    BudgetBelowUsed { year: i32, used_eur: Decimal },
+    #[error("provider is not known to the ledger")]
+    ProviderNotFound,
+    #[error("provider already has an approval in force over that period")]
+    ProviderAlreadyApproved,
+    #[error("provider approval is not in force on {date}")]
+    ProviderNotApproved { date: NaiveDate },
+    #[error("provider approval is already withdrawn")]
+    ProviderAlreadyWithdrawn,
+    #[error("module is not known to the ledger")]
+    ModuleNotFound,
+    #[error("module is already approved")]
+    ModuleAlreadyApproved,
+    #[error("module belongs to another provider")]
+    ModuleNotOfProvider,
+    #[error("module approval is not in force on {date}")]
+    ModuleNotApproved { date: NaiveDate },
+    #[error("module approval is already withdrawn")]
+    ModuleAlreadyWithdrawn,
+    #[error("theme {theme:?} is never approved")]
+    ThemeNotApprovable { theme: Theme },
+    #[error("module does not accept {} vouchers", voucher_type.name())]
+    VoucherTypeNotAccepted { voucher_type: VoucherType },
+    #[error("trainee status {status:?} may not be trained with vouchers")]
+    TraineeNotEligible { status: TraineeStatus },
+    #[error("module allows {hours_max} hours per worker: {already} already redeemed, {requested} requested")]
+    HoursExceedModuleLength {
+        hours_max: u32,
+        already: u32,
+        requested: u32,
+    },
+    #[error("wallet holds {available} usable vouchers, {requested} requested")]
+    InsufficientVouchers { available: u32, requested: u32 },
+    #[error("wallet holds only {unexpired} unexpired vouchers on the training date, {requested} requested")]
+    VouchersExpired { unexpired: u32, requested: u32 },
+    #[error("redemption is not known to the ledger")]
+    RedemptionNotFound,
+    #[error("redemption belongs to another provider")]
+    RedemptionNotOfProvider,
+    #[error("redemption is already reversed")]
+    RedemptionAlreadyReversed,
+    #[error("provider is owed {owed_eur}, less than the {amount_eur} asked")]
+    ProviderBalanceTooLow {
+        owed_eur: Decimal,
+        amount_eur: Decimal,
+    },
+}
+
+impl Refusal {
+    /// The stable, machine-readable reason, as sent in `google.rpc.ErrorInfo.reason`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Refusal::InvalidEnterpriseNumber => "INVALID_ENTERPRISE_NUMBER",
+            Refusal::InvalidNationalNumber => "INVALID_NATIONAL_NUMBER",
+            Refusal::InvalidAmount { .. } => "INVALID_AMOUNT",
+            Refusal::InvalidIdentifier { .. } => "INVALID_IDENTIFIER",
+            Refusal::TextTooLong { .. } => "TEXT_TOO_LONG",
+            Refusal::InvalidQuantity { .. } => "INVALID_QUANTITY",
+            Refusal::InvalidHours { .. } => "INVALID_HOURS",
+            Refusal::InvalidYear { .. } => "INVALID_YEAR",
+            Refusal::EmptyList { .. } => "EMPTY_LIST",
+            Refusal::InvalidPeriod { .. } => "INVALID_PERIOD",
+            Refusal::PermissionDenied { .. } => "PERMISSION_DENIED",
+            Refusal::RequestIdReused => "REQUEST_ID_REUSED",
+            Refusal::PolicyNotInForce { .. } => "POLICY_NOT_IN_FORCE",
+            Refusal::DateInFuture { .. } => "DATE_IN_FUTURE",
+            Refusal::YearNotOpen { .. } => "YEAR_NOT_OPEN",
+            Refusal::CompanyNotEligible { .. } => "COMPANY_NOT_ELIGIBLE",
+            Refusal::CompanyAlreadyRegistered { .. } => "COMPANY_ALREADY_REGISTERED",
+            Refusal::CompanyNotRegistered { .. } => "COMPANY_NOT_REGISTERED",
+            Refusal::CompanyNotFound => "COMPANY_NOT_FOUND",
+            Refusal::PaymentAmountMismatch { .. } => "PAYMENT_AMOUNT_MISMATCH",
+            Refusal::QuotaExceeded { .. } => "QUOTA_EXCEEDED",
+            Refusal::BudgetNotOpened { .. } => "BUDGET_NOT_OPENED",
+            Refusal::BudgetAlreadyOpened { .. } => "BUDGET_ALREADY_OPENED",
+            Refusal::BudgetExhausted { .. } => "BUDGET_EXHAUSTED",
+            Refusal::BudgetBelowUsed { .. } => "BUDGET_BELOW_USED",
+            Refusal::ProviderNotFound => "PROVIDER_NOT_FOUND",
+            Refusal::ProviderAlreadyApproved => "PROVIDER_ALREADY_APPROVED",
+            Refusal::ProviderNotApproved { .. } => "PROVIDER_NOT_APPROVED",
+            Refusal::ProviderAlreadyWithdrawn => "PROVIDER_ALREADY_WITHDRAWN",
+            Refusal::ModuleNotFound => "MODULE_NOT_FOUND",
+            Refusal::ModuleAlreadyApproved => "MODULE_ALREADY_APPROVED",
+            Refusal::ModuleNotOfProvider => "MODULE_NOT_OF_PROVIDER",
+            Refusal::ModuleNotApproved { .. } => "MODULE_NOT_APPROVED",
+            Refusal::ModuleAlreadyWithdrawn => "MODULE_ALREADY_WITHDRAWN",
+            Refusal::ThemeNotApprovable { .. } => "THEME_NOT_APPROVABLE",
+            Refusal::VoucherTypeNotAccepted { .. } => "VOUCHER_TYPE_NOT_ACCEPTED",
+            Refusal::TraineeNotEligible { .. } => "TRAINEE_NOT_ELIGIBLE",
+            Refusal::HoursExceedModuleLength { .. } => "HOURS_EXCEED_MODULE_LENGTH",
+            Refusal::InsufficientVouchers { .. } => "INSUFFICIENT_VOUCHERS",
+            Refusal::VouchersExpired { .. } => "VOUCHERS_EXPIRED",
+            Refusal::RedemptionNotFound => "REDEMPTION_NOT_FOUND",
+            Refusal::RedemptionNotOfProvider => "REDEMPTION_NOT_OF_PROVIDER",
+            Refusal::RedemptionAlreadyReversed => "REDEMPTION_ALREADY_REVERSED",
+            Refusal::ProviderBalanceTooLow { .. } => "PROVIDER_BALANCE_TOO_LOW",
+        }
+    }
+}

@@ -1,0 +1,453 @@
+//! The in-memory state the single writer decides against, folded from the events by
+//! [`LedgerState::apply`]. Ordered maps everywhere, so that two replays of the same log give
+//! states that compare (and print) identically.
+
+use std::collections::BTreeMap;
+
+use chrono::NaiveDate;
+use rust_decimal::Decimal;
+use uuid::Uuid;
+
+use crate::event::{Account, BatchDraw, Event};
+use crate::identity::{EnterpriseNumber, Identifier, WorkerPseudonym};
+use crate::types::{LegalForm, Region, SizeClass, Theme, TraineeStatus, VoucherType};
+
+/// The Region's budget of one year.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Budget {
+    pub allocated_eur: Decimal,
+    /// The Region's share of issued vouchers neither redeemed nor expired.
+    pub committed_eur: Decimal,
+    /// The Region's share of redeemed vouchers.
+    pub spent_eur: Decimal,
+    /// The Region's share of expired vouchers, given back to the budget.
+    pub released_eur: Decimal,
+}
+
+impl Budget {
+    pub fn available_eur(&self) -> Decimal {
+        self.allocated_eur - self.committed_eur - self.spent_eur
+    }
+}
+
+/// A dated approval: in force from `from`, through `until` when set, and before `withdrawn_from`
+/// when set.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Approval {
+    pub from: NaiveDate,
+    pub until: Option<NaiveDate>,
+    pub withdrawn_from: Option<NaiveDate>,
+}
+
+impl Approval {
+    pub fn in_force_on(&self, date: NaiveDate) -> bool {
+        self.from <= date
+            && self.until.is_none_or(|until| date <= until)
+            && self
+                .withdrawn_from
+                .is_none_or(|withdrawn_from| date < withdrawn_from)
+    }
+
+    /// The last day the approval is in force; `None` when open-ended.
+    pub fn last_day(&self) -> Option<NaiveDate> {
+        let withdrawn_last = self.withdrawn_from.and_then(|date| date.pred_opt());
+        match (self.until, withdrawn_last) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Whether two approvals share at least one day.
+    pub fn overlaps(&self, other: &Approval) -> bool {
+        let starts_before_other_ends = other.last_day().is_none_or(|last| self.from <= last);
+        let other_starts_before_self_ends = self.last_day().is_none_or(|last| other.from <= last);
+        starts_before_other_ends && other_starts_before_self_ends
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Provider {
+    pub name: String,
+    pub approvals: Vec<Approval>,
+    pub redeemed_hours: u64,
+    /// Face value of redeemed vouchers not reversed and not yet paid.
+    pub owed_eur: Decimal,
+    pub paid_eur: Decimal,
+}
+
+impl Provider {
+    pub fn approved_on(&self, date: NaiveDate) -> bool {
+        self.approvals
+            .iter()
+            .any(|approval| approval.in_force_on(date))
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Module {
+    pub provider_id: Identifier,
+    pub title: String,
+    pub hours_max: u32,
+    pub accepted_voucher_types: Vec<VoucherType>,
+    pub themes: Vec<Theme>,
+    pub approval: Approval,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Registration {
+    pub name: String,
+    pub legal_form: LegalForm,
+    pub region: Region,
+    pub size_class: SizeClass,
+    pub nace_sector: String,
+    pub registered_on: NaiveDate,
+}
+
+/// Vouchers of one type issued together for one payment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Batch {
+    pub batch_id: Uuid,
+    /// Order of issuance across the whole ledger; breaks ties between equal expiries.
+    pub sequence: u64,
+    pub voucher_type: VoucherType,
+    pub quantity: u32,
+    /// Vouchers neither redeemed nor expired.
+    pub remaining: u32,
+    pub payment_date: NaiveDate,
+    pub valid_until: NaiveDate,
+    pub budget_year: i32,
+    pub face_value_eur: Decimal,
+    pub employer_share_eur: Decimal,
+    pub region_share_eur: Decimal,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Company {
+    pub registrations: BTreeMap<i32, Registration>,
+    pub batches: BTreeMap<Uuid, Batch>,
+    /// Vouchers issued per (calendar year of payment, type): what the quotas count.
+    pub issued: BTreeMap<(i32, VoucherType), u32>,
+}
+
+impl Company {
+    /// Vouchers of `voucher_type` left in the wallet, whatever their expiry.
+    pub fn balance(&self, voucher_type: VoucherType) -> u32 {
+        self.batches
+            .values()
+            .filter(|batch| batch.voucher_type == voucher_type)
+            .map(|batch| batch.remaining)
+            .sum()
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Redemption {
+    pub provider_id: Identifier,
+    pub module_id: Identifier,
+    pub enterprise_number: EnterpriseNumber,
+    pub worker: WorkerPseudonym,
+    pub trainee_status: TraineeStatus,
+    pub voucher_type: VoucherType,
+    pub hours: u32,
+    pub training_date: NaiveDate,
+    pub draws: Vec<BatchDraw>,
+    pub amount_eur: Decimal,
+    pub reversed: bool,
+}
+
+/// An event that does not fit the state it is applied to. Only a log that was not written by
+/// this ledger's `decide` can cause it; the engine refuses to start on such a log.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("event {event_type} does not fit the state: {what}")]
+pub struct Inconsistency {
+    pub event_type: &'static str,
+    pub what: &'static str,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LedgerState {
+    pub budgets: BTreeMap<i32, Budget>,
+    pub providers: BTreeMap<Identifier, Provider>,
+    pub modules: BTreeMap<Identifier, Module>,
+    pub companies: BTreeMap<EnterpriseNumber, Company>,
+    pub redemptions: BTreeMap<Uuid, Redemption>,
+    /// Hours redeemed and not reversed per (module, worker): a module's length caps them.
+    pub worker_module_hours: BTreeMap<(Identifier, WorkerPseudonym), u32>,
+    /// The trial balance: each account's debits minus its credits. Always sums to zero.
+    pub balances: BTreeMap<Account, Decimal>,
+    /// Batches issued so far; the next batch's sequence.
+    pub batches_issued: u64,
+}
+
+impl LedgerState {
+    /// Sum of every account's balance; zero in every state reachable through `apply`.
+    pub fn trial_balance_eur(&self) -> Decimal {
+        self.balances.values().copied().sum()
+    }
+
+    /// Folds one event into the state. Checks what `decide` guarantees, so that a foreign or
+    /// damaged log is reported instead of silently producing a wrong state.
+    pub fn apply(&mut self, event: &Event) -> Result<(), Inconsistency> {
+        let event_type = event.type_name();
+        let fail = |what: &'static str| Inconsistency { event_type, what };
+        if !crate::event::postings_balance(event.postings()) {
+            return Err(fail("postings do not balance"));
+        }
+        match event {
+            Event::BudgetOpened(e) => {
+                if self.budgets.contains_key(&e.year) {
+                    return Err(fail("budget already open"));
+                }
+                self.budgets.insert(
+                    e.year,
+                    Budget {
+                        allocated_eur: e.allocated_eur,
+                        ..Budget::default()
+                    },
+                );
+            }
+            Event::BudgetAdjusted(e) => {
+                let budget = self
+                    .budgets
+                    .get_mut(&e.year)
+                    .ok_or(fail("budget not open"))?;
+                budget.allocated_eur = e.allocated_eur;
+            }
+            Event::ProviderApproved(e) => {
+                let approval = Approval {
+                    from: e.approved_from,
+                    until: e.approved_until,
+                    withdrawn_from: None,
+                };
+                let provider = self
+                    .providers
+                    .entry(e.provider_id.clone())
+                    .or_insert_with(|| Provider {
+                        name: e.name.clone(),
+                        approvals: Vec::new(),
+                        redeemed_hours: 0,
+                        owed_eur: Decimal::ZERO,
+                        paid_eur: Decimal::ZERO,
+                    });
+                provider.name = e.name.clone();
+                provider.approvals.push(approval);
+            }
+            Event::ProviderWithdrawn(e) => {
+                let provider = self
+                    .providers
+                    .get_mut(&e.provider_id)
+                    .ok_or(fail("unknown provider"))?;
+                let approval = provider.approvals.last_mut().ok_or(fail("no approval"))?;
+                approval.withdrawn_from = Some(e.withdrawn_from);
+            }
+            Event::ModuleApproved(e) => {
+                if self.modules.contains_key(&e.module_id) {
+                    return Err(fail("module already approved"));
+                }
+                self.modules.insert(
+                    e.module_id.clone(),
+                    Module {
+                        provider_id: e.provider_id.clone(),
+                        title: e.title.clone(),
+                        hours_max: e.hours_max,
+                        accepted_voucher_types: e.accepted_voucher_types.clone(),
+                        themes: e.themes.clone(),
+                        approval: Approval {
+                            from: e.approved_from,
+                            until: e.approved_until,
+                            withdrawn_from: None,
+                        },
+                    },
+                );
+            }
+            Event::ModuleWithdrawn(e) => {
+                let module = self
+                    .modules
+                    .get_mut(&e.module_id)
+                    .ok_or(fail("unknown module"))?;
+                module.approval.withdrawn_from = Some(e.withdrawn_from);
+            }
+            Event::CompanyRegistered(e) => {
+                let company = self
+                    .companies
+                    .entry(e.enterprise_number.clone())
+                    .or_default();
+                company.registrations.insert(
+                    e.year,
+                    Registration {
+                        name: e.name.clone(),
+                        legal_form: e.legal_form,
+                        region: e.region,
+                        size_class: e.size_class,
+                        nace_sector: e.nace_sector.clone(),
+                        registered_on: e.registered_on,
+                    },
+                );
+            }
+            Event::VouchersIssued(e) => {
+                let company = self
+                    .companies
+                    .get_mut(&e.enterprise_number)
+                    .ok_or(fail("unknown company"))?;
+                if company.batches.contains_key(&e.batch_id) {
+                    return Err(fail("batch id already used"));
+                }
+                let sequence = self.batches_issued;
+                self.batches_issued += 1;
+                company.batches.insert(
+                    e.batch_id,
+                    Batch {
+                        batch_id: e.batch_id,
+                        sequence,
+                        voucher_type: e.voucher_type,
+                        quantity: e.quantity,
+                        remaining: e.quantity,
+                        payment_date: e.payment_date,
+                        valid_until: e.valid_until,
+                        budget_year: e.budget_year,
+                        face_value_eur: e.face_value_eur,
+                        employer_share_eur: e.employer_share_eur,
+                        region_share_eur: e.region_share_eur,
+                    },
+                );
+                *company
+                    .issued
+                    .entry((e.budget_year, e.voucher_type))
+                    .or_default() += e.quantity;
+                let budget = self
+                    .budgets
+                    .get_mut(&e.budget_year)
+                    .ok_or(fail("budget not open"))?;
+                budget.committed_eur += e.region_share_eur * Decimal::from(e.quantity);
+            }
+            Event::HoursRedeemed(e) => {
+                let company = self
+                    .companies
+                    .get_mut(&e.enterprise_number)
+                    .ok_or(fail("unknown company"))?;
+                for draw in &e.draws {
+                    let batch = company
+                        .batches
+                        .get_mut(&draw.batch_id)
+                        .ok_or(fail("unknown batch"))?;
+                    batch.remaining = batch
+                        .remaining
+                        .checked_sub(draw.quantity)
+                        .ok_or(fail("batch overdrawn"))?;
+                    let budget = self
+                        .budgets
+                        .get_mut(&draw.budget_year)
+                        .ok_or(fail("budget not open"))?;
+                    let region_share = draw.region_share_eur * Decimal::from(draw.quantity);
+                    budget.committed_eur -= region_share;
+                    budget.spent_eur += region_share;
+                }
+                let provider = self
+                    .providers
+                    .get_mut(&e.provider_id)
+                    .ok_or(fail("unknown provider"))?;
+                provider.redeemed_hours += u64::from(e.hours);
+                provider.owed_eur += e.amount_owed_eur;
+                *self
+                    .worker_module_hours
+                    .entry((e.module_id.clone(), e.worker))
+                    .or_default() += e.hours;
+                self.redemptions.insert(
+                    e.redemption_id,
+                    Redemption {
+                        provider_id: e.provider_id.clone(),
+                        module_id: e.module_id.clone(),
+                        enterprise_number: e.enterprise_number.clone(),
+                        worker: e.worker,
+                        trainee_status: e.trainee_status,
+                        voucher_type: e.voucher_type,
+                        hours: e.hours,
+                        training_date: e.training_date,
+                        draws: e.draws.clone(),
+                        amount_eur: e.amount_owed_eur,
+                        reversed: false,
+                    },
+                );
+            }
+            Event::RedemptionReversed(e) => {
+                let redemption = self
+                    .redemptions
+                    .get_mut(&e.redemption_id)
+                    .ok_or(fail("unknown redemption"))?;
+                if redemption.reversed {
+                    return Err(fail("redemption already reversed"));
+                }
+                redemption.reversed = true;
+                let key = (redemption.module_id.clone(), redemption.worker);
+                let hours = redemption.hours;
+                let company = self
+                    .companies
+                    .get_mut(&e.enterprise_number)
+                    .ok_or(fail("unknown company"))?;
+                for draw in &e.returned {
+                    let batch = company
+                        .batches
+                        .get_mut(&draw.batch_id)
+                        .ok_or(fail("unknown batch"))?;
+                    batch.remaining += draw.quantity;
+                    if batch.remaining > batch.quantity {
+                        return Err(fail("batch over-returned"));
+                    }
+                    let budget = self
+                        .budgets
+                        .get_mut(&draw.budget_year)
+                        .ok_or(fail("budget not open"))?;
+                    let region_share = draw.region_share_eur * Decimal::from(draw.quantity);
+                    budget.spent_eur -= region_share;
+                    budget.committed_eur += region_share;
+                }
+                let worker_hours = self
+                    .worker_module_hours
+                    .get_mut(&key)
+                    .ok_or(fail("unknown worker hours"))?;
+                *worker_hours = worker_hours
+                    .checked_sub(hours)
+                    .ok_or(fail("worker hours negative"))?;
+                let provider = self
+                    .providers
+                    .get_mut(&e.provider_id)
+                    .ok_or(fail("unknown provider"))?;
+                provider.redeemed_hours = provider.redeemed_hours.saturating_sub(u64::from(hours));
+                provider.owed_eur -= e.amount_eur;
+            }
+            Event::VouchersExpired(e) => {
+                let company = self
+                    .companies
+                    .get_mut(&e.enterprise_number)
+                    .ok_or(fail("unknown company"))?;
+                let batch = company
+                    .batches
+                    .get_mut(&e.batch_id)
+                    .ok_or(fail("unknown batch"))?;
+                batch.remaining = batch
+                    .remaining
+                    .checked_sub(e.quantity)
+                    .ok_or(fail("batch overdrawn"))?;
+                let budget = self
+                    .budgets
+                    .get_mut(&e.budget_year)
+                    .ok_or(fail("budget not open"))?;
+                budget.committed_eur -= e.region_share_released_eur;
+                budget.released_eur += e.region_share_released_eur;
+            }
+            Event::PayoutRecorded(e) => {
+                let provider = self
+                    .providers
+                    .get_mut(&e.provider_id)
+                    .ok_or(fail("unknown provider"))?;
+                provider.owed_eur -= e.amount_eur;
+                provider.paid_eur += e.amount_eur;
+            }
+        }
+        for posting in event.postings() {
+            *self.balances.entry(posting.account.clone()).or_default() +=
+                posting.signed_amount_eur();
+        }
+        Ok(())
+    }
+}
