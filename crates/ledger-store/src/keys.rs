@@ -1,0 +1,104 @@
+//! The keys of the one sled tree and the encoding of the head record.
+//!
+//! Every key starts with a one-byte prefix naming what it holds; positions are big-endian so
+//! that sled's byte order is the log's order. Nothing here reads or writes sled.
+
+use uuid::Uuid;
+
+use crate::chain::Head;
+
+/// Prefix of a log entry: `e` ‖ position (u64 big-endian).
+pub(crate) const ENTRY_PREFIX: u8 = b'e';
+/// Prefix of a request record: `r` ‖ request id (16 UUID bytes).
+pub(crate) const REQUEST_PREFIX: u8 = b'r';
+/// Prefix of a stream version: `s` ‖ stream name (UTF-8).
+pub(crate) const STREAM_PREFIX: u8 = b's';
+/// The head record: position (u64 big-endian) ‖ 32-byte hash.
+pub(crate) const HEAD_KEY: &[u8] = b"h";
+
+/// Length of an entry key: the prefix and eight bytes of position.
+const ENTRY_KEY_LEN: usize = 1 + 8;
+/// Length of the head record: eight bytes of position and the 32-byte hash.
+pub(crate) const HEAD_RECORD_LEN: usize = 8 + 32;
+
+pub(crate) fn entry_key(position: u64) -> [u8; ENTRY_KEY_LEN] {
+    let mut key = [0u8; ENTRY_KEY_LEN];
+    key[0] = ENTRY_PREFIX;
+    key[1..].copy_from_slice(&position.to_be_bytes());
+    key
+}
+
+/// The position named by an entry key, or `None` when the key is not `e` ‖ 8 bytes.
+pub(crate) fn entry_position(key: &[u8]) -> Option<u64> {
+    match key {
+        [ENTRY_PREFIX, position @ ..] => {
+            let position: [u8; 8] = position.try_into().ok()?;
+            Some(u64::from_be_bytes(position))
+        }
+        _ => None,
+    }
+}
+
+pub(crate) fn request_key(request_id: Uuid) -> [u8; 17] {
+    let mut key = [0u8; 17];
+    key[0] = REQUEST_PREFIX;
+    key[1..].copy_from_slice(request_id.as_bytes());
+    key
+}
+
+pub(crate) fn stream_key(stream: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(1 + stream.len());
+    key.push(STREAM_PREFIX);
+    key.extend_from_slice(stream.as_bytes());
+    key
+}
+
+pub(crate) fn encode_head(head: Head) -> [u8; HEAD_RECORD_LEN] {
+    let mut record = [0u8; HEAD_RECORD_LEN];
+    record[..8].copy_from_slice(&head.position.to_be_bytes());
+    record[8..].copy_from_slice(&head.hash);
+    record
+}
+
+/// The head in a head record, or `None` when the record is not 40 bytes.
+pub(crate) fn decode_head(record: &[u8]) -> Option<Head> {
+    let record: &[u8; HEAD_RECORD_LEN] = record.try_into().ok()?;
+    let (position, hash) = record.split_at(8);
+    Some(Head {
+        position: u64::from_be_bytes(position.try_into().ok()?),
+        hash: hash.try_into().ok()?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entry_keys_sort_in_position_order() {
+        let positions = [1u64, 2, 255, 256, 65_536, u64::MAX];
+        for pair in positions.windows(2) {
+            assert!(entry_key(pair[0]) < entry_key(pair[1]));
+        }
+        for position in positions {
+            assert_eq!(entry_position(&entry_key(position)), Some(position));
+        }
+    }
+
+    #[test]
+    fn malformed_entry_keys_name_no_position() {
+        assert_eq!(entry_position(b"e"), None);
+        assert_eq!(entry_position(b"e12345678"[..8].as_ref()), None);
+        assert_eq!(entry_position(b"x12345678"), None);
+    }
+
+    #[test]
+    fn head_record_round_trips() {
+        let head = Head {
+            position: 42,
+            hash: [7u8; 32],
+        };
+        assert_eq!(decode_head(&encode_head(head)), Some(head));
+        assert_eq!(decode_head(&encode_head(head)[..39]), None);
+    }
+}

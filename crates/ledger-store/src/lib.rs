@@ -1,0 +1,39 @@
+//! The event log of voucher-ledger: an append-only, hash-chained sequence of protobuf `Event`s
+//! kept in sled, with the request records that make retries idempotent across restarts.
+//!
+//! What it keeps true:
+//! - positions run 1, 2, 3, … with no gap, and each stream's versions run 1, 2, 3, … too;
+//! - every entry carries `hash(n) = SHA-256(hash(n-1) ‖ n as u64 big-endian ‖ event bytes)`,
+//!   with 32 zero bytes before position 1, and the stored head names the last entry;
+//! - a group of commands is written in one sled batch and is acknowledged (returned) only after
+//!   `flush` and an `fdatasync` of sled's data file; a failed write or sync stops the process.
+//!
+//! What it is not: it knows nothing of the scheme's rules (it stores whatever events it is
+//! given, in order), nothing of tonic or async code (the engine calls it from one dedicated
+//! thread), and nothing of the clock or of id generation: recorded times and ids arrive inside
+//! the commands and events.
+//!
+//! Storage layout, all in sled's default tree so that one `sled::Batch` is atomic across
+//! everything a group writes (the `keys` module encodes them):
+//!
+//! | key                              | value                                      |
+//! |----------------------------------|--------------------------------------------|
+//! | `e` ‖ position (u64 BE)          | encoded `LogEntry { event, hash }`         |
+//! | `r` ‖ request id (16 UUID bytes) | encoded `RequestRecord`                    |
+//! | `s` ‖ stream name (UTF-8)        | stream version (u64 BE)                    |
+//! | `h`                              | head: position (u64 BE) ‖ 32-byte hash     |
+//!
+//! Opening: [`Store::open`] refuses a directory whose stored head does not name its last entry
+//! (a truncated or extended tail), so the engine never starts on a damaged log. The full chain
+//! check is [`Store::verify`]; to find the first bad position of a log that `open` refuses, run
+//! [`verify_log_at`] on the directory, which opens sled without that check and appends nothing.
+
+mod chain;
+mod keys;
+mod store;
+
+pub use chain::{chain_hash, ChainBreak, ChainBreakKind, Head, RecordedEvent};
+pub use store::{
+    verify_log_at, LogIter, NewCommand, NewEvent, Store, StoreError, StoreOptions, StoredRequest,
+    EVENT_BYTES_MAX, STREAM_BYTES_MAX,
+};

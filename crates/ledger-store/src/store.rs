@@ -1,0 +1,646 @@
+//! The store itself: opening a log directory, group commit, reads and the full chain check.
+//!
+//! One `Store` owns the sled database of one directory and is its only writer: `append` takes
+//! `&mut self`, so the in-memory head is the stored head. Every method blocks on disk; call them
+//! from a dedicated thread, never from async code.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::path::{Path, PathBuf};
+
+use ledger_proto::event::v1::{event::Payload, Event, LogEntry, RequestRecord};
+use prost::Message;
+use uuid::Uuid;
+
+use crate::chain::{self, ChainBreak, ChainBreakKind, Head, RecordedEvent};
+use crate::keys;
+
+/// The largest encoded event the store accepts, in bytes.
+///
+/// sled 0.34 writes any page larger than a quarter of a segment (128 KiB by default) to a
+/// separate blob file, which it never fsyncs, and which our `fdatasync` of the data file would
+/// not cover. A leaf page holds at most 17 keys, so with events of at most 4 KiB (the largest
+/// event of the scheme is well under 2 KiB) every page stays in the data file that is synced.
+pub const EVENT_BYTES_MAX: usize = 4 * 1024;
+
+/// The longest stream name the store accepts, in bytes. Stream names (`company/0403019261`)
+/// are keys of the `s` records and separators in sled's index pages; this bound keeps those
+/// pages, like the leaves, far below sled's blob threshold (see [`EVENT_BYTES_MAX`]).
+pub const STREAM_BYTES_MAX: usize = 256;
+
+/// The name of sled 0.34's data file inside the log directory, which we `fdatasync`.
+const DATA_FILE_NAME: &str = "db";
+/// The name of sled 0.34's configuration file, synced once at open.
+const CONF_FILE_NAME: &str = "conf";
+
+/// Unexpected failures of the store: the world (disk, sled, damaged records) or a caller that
+/// asked for something the log cannot hold. Nothing is written when `append` returns one.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the event log storage failed")]
+    Sled(#[from] sled::Error),
+    #[error("cannot open or sync {}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("there is no event log at {}", path.display())]
+    LogMissing { path: PathBuf },
+    /// The log does not hold together: at open, the head does not name the last entry; on a
+    /// read, an entry fails the chain check. The server reports it as data loss.
+    #[error(transparent)]
+    ChainBroken(#[from] ChainBreak),
+    #[error("the request record of {request_id} does not decode")]
+    RequestRecordUndecodable {
+        request_id: Uuid,
+        #[source]
+        source: prost::DecodeError,
+    },
+    #[error("the request record of {request_id} has a {length}-byte digest instead of 32")]
+    RequestDigestMalformed { request_id: Uuid, length: usize },
+    #[error("the version of stream {stream} is {length} bytes instead of 8")]
+    StreamVersionMalformed { stream: String, length: usize },
+    /// The engine must answer a known request id from its record, never append it again.
+    #[error("request {request_id} is already recorded")]
+    RequestAlreadyRecorded { request_id: Uuid },
+    #[error("command {request_id} has {event_count} events, more than a request record counts")]
+    CommandTooLarge {
+        request_id: Uuid,
+        event_count: usize,
+    },
+    #[error("an event of command {request_id} is {event_bytes} bytes, over {EVENT_BYTES_MAX}")]
+    EventTooLarge {
+        request_id: Uuid,
+        event_bytes: usize,
+    },
+    #[error(
+        "stream name of {stream_bytes} bytes in command {request_id}, more than {STREAM_BYTES_MAX}"
+    )]
+    StreamNameTooLong {
+        request_id: Uuid,
+        stream_bytes: usize,
+    },
+}
+
+/// How a [`Store`] behaves; `StoreOptions::default()` is what the server uses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// Flush sled and `fdatasync` its data file before `append` returns (default `true`).
+    /// `false` is only for bulk loads and benchmarks, which then call [`Store::sync`]: without
+    /// it, an appended group may be lost by a crash after it was returned.
+    pub flush_every_append: bool,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            flush_every_append: true,
+        }
+    }
+}
+
+/// An event before the store gives it a place in the log.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewEvent {
+    /// The stream, such as `company/0403019261`; not empty, at most [`STREAM_BYTES_MAX`] bytes.
+    pub stream: String,
+    pub event_id: Uuid,
+    /// Must be the request id of the command that carries the event.
+    pub request_id: Uuid,
+    pub principal: String,
+    /// RFC 3339 UTC.
+    pub recorded_at: String,
+    /// ISO 8601 calendar date.
+    pub business_date: String,
+    pub payload: Payload,
+}
+
+/// An accepted command: its request record and the events it wrote (possibly none).
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewCommand {
+    pub request_id: Uuid,
+    /// SHA-256 of the canonical encoding of the command and its principal.
+    pub request_digest: [u8; 32],
+    /// RFC 3339 UTC.
+    pub recorded_at: String,
+    pub events: Vec<NewEvent>,
+}
+
+/// The durable record of an accepted command.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredRequest {
+    pub request_digest: [u8; 32],
+    /// Position of the first event the command wrote; the head + 1 at that time if it wrote none.
+    pub first_position: u64,
+    pub event_count: u32,
+    pub recorded_at: String,
+}
+
+/// The event log of one directory, open for appending. See the crate documentation.
+pub struct Store {
+    db: sled::Db,
+    /// sled's data file, kept open to `fdatasync` it after every flush.
+    data_file: File,
+    data_path: PathBuf,
+    head: Head,
+    options: StoreOptions,
+}
+
+impl Store {
+    /// Creates the log in `dir`, or reopens it, with the default options.
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        Store::open_with_options(dir, StoreOptions::default())
+    }
+
+    /// Creates or reopens the log in `dir`. Refuses, with [`StoreError::ChainBroken`], a log
+    /// whose stored head does not name its last entry; [`verify_log_at`] then finds the first
+    /// bad position. The rest of the chain is not checked here: that is [`Store::verify`].
+    pub fn open_with_options(dir: &Path, options: StoreOptions) -> Result<Store, StoreError> {
+        let db = sled::Config::new().path(dir).open()?;
+        let data_path = dir.join(DATA_FILE_NAME);
+        // Read and write access: some platforms refuse to sync a file opened read-only.
+        let data_file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&data_path)
+            .map_err(|source| StoreError::Io {
+                path: data_path.clone(),
+                source,
+            })?;
+        // The files sled created or recovered, and their names in the directory, become
+        // durable before anything is appended; a failure here stops the start, not a write.
+        sync_once(&data_file, &data_path)?;
+        let conf_path = dir.join(CONF_FILE_NAME);
+        sync_path(&conf_path)?;
+        sync_directory(dir)?;
+
+        let last_entry = last_entry(&db)?;
+        let stored_record = db.get(keys::HEAD_KEY)?;
+        let head = chain::check_head(stored_record.as_deref(), last_entry)?;
+        tracing::info!(
+            path = %dir.display(),
+            position = head.position,
+            hash = %hex::encode(head.hash),
+            "event log opened"
+        );
+        Ok(Store {
+            db,
+            data_file,
+            data_path,
+            head,
+            options,
+        })
+    }
+
+    /// The last position written and its hash.
+    pub fn head(&self) -> Head {
+        self.head
+    }
+
+    /// The version of `stream` after its last event; 0 for a stream with no event.
+    pub fn stream_version(&self, stream: &str) -> Result<u64, StoreError> {
+        stored_stream_version(&self.db, stream)
+    }
+
+    /// The record of an accepted command, if `request_id` was recorded.
+    pub fn request(&self, request_id: Uuid) -> Result<Option<StoredRequest>, StoreError> {
+        let Some(value) = self.db.get(keys::request_key(request_id))? else {
+            return Ok(None);
+        };
+        let record = RequestRecord::decode(value.as_ref())
+            .map_err(|source| StoreError::RequestRecordUndecodable { request_id, source })?;
+        let request_digest = record.request_digest.as_slice().try_into().map_err(|_| {
+            StoreError::RequestDigestMalformed {
+                request_id,
+                length: record.request_digest.len(),
+            }
+        })?;
+        Ok(Some(StoredRequest {
+            request_digest,
+            first_position: record.first_position,
+            event_count: record.event_count,
+            recorded_at: record.recorded_at,
+        }))
+    }
+
+    /// Group commit. Writes every command of `group` in one sled batch, in order: gives the
+    /// events positions head + 1, head + 2, … and their stream versions, fills those into each
+    /// `Event`, encodes and chains them, records each command's request (its first position is
+    /// the head + 1 at that point when it wrote no event) and the new head. Then, unless the
+    /// options say otherwise, flushes sled and `fdatasync`s its data file, and only then
+    /// returns the recorded events of each command, in order.
+    ///
+    /// A refused group (`StoreError`) writes nothing. A failed write, flush or sync stops the
+    /// process (see `stop_after_failed_write`).
+    pub fn append(
+        &mut self,
+        group: Vec<NewCommand>,
+    ) -> Result<Vec<Vec<RecordedEvent>>, StoreError> {
+        if group.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut batch = sled::Batch::default();
+        let mut stream_versions: HashMap<String, u64> = HashMap::new();
+        let mut request_ids: HashSet<Uuid> = HashSet::with_capacity(group.len());
+        let mut head = self.head;
+        let mut recorded_group = Vec::with_capacity(group.len());
+
+        for command in group {
+            let request_id = command.request_id;
+            if !request_ids.insert(request_id)
+                || self.db.contains_key(keys::request_key(request_id))?
+            {
+                return Err(StoreError::RequestAlreadyRecorded { request_id });
+            }
+            let event_count =
+                u32::try_from(command.events.len()).map_err(|_| StoreError::CommandTooLarge {
+                    request_id,
+                    event_count: command.events.len(),
+                })?;
+            let first_position = head.position + 1;
+            let mut recorded_command = Vec::with_capacity(command.events.len());
+
+            for new_event in command.events {
+                assert_eq!(
+                    new_event.request_id, request_id,
+                    "an event must carry the request id of its command"
+                );
+                assert!(
+                    !new_event.stream.is_empty(),
+                    "an event must name its stream"
+                );
+                if new_event.stream.len() > STREAM_BYTES_MAX {
+                    return Err(StoreError::StreamNameTooLong {
+                        request_id,
+                        stream_bytes: new_event.stream.len(),
+                    });
+                }
+                let previous_version = match stream_versions.get(&new_event.stream) {
+                    Some(version) => *version,
+                    None => stored_stream_version(&self.db, &new_event.stream)?,
+                };
+                let stream_version = previous_version + 1;
+                stream_versions.insert(new_event.stream.clone(), stream_version);
+
+                let position = head.position + 1;
+                // Positions must run on from the head with no gap, whatever the group holds.
+                assert_eq!(
+                    position,
+                    first_position + recorded_command.len() as u64,
+                    "positions must be gap-free"
+                );
+                let event = Event {
+                    position,
+                    stream: new_event.stream,
+                    stream_version,
+                    event_id: new_event.event_id.to_string(),
+                    request_id: new_event.request_id.to_string(),
+                    principal: new_event.principal,
+                    recorded_at: new_event.recorded_at,
+                    business_date: new_event.business_date,
+                    payload: Some(new_event.payload),
+                };
+                let event_bytes = event.encode_to_vec();
+                if event_bytes.len() > EVENT_BYTES_MAX {
+                    return Err(StoreError::EventTooLarge {
+                        request_id,
+                        event_bytes: event_bytes.len(),
+                    });
+                }
+                debug_assert_eq!(
+                    Event::decode(event_bytes.as_slice()).ok().as_ref(),
+                    Some(&event),
+                    "an event must decode to itself"
+                );
+                let hash = chain::chain_hash(&head.hash, position, &event_bytes);
+                let entry = LogEntry {
+                    event: event_bytes.clone(),
+                    hash: hash.to_vec(),
+                };
+                batch.insert(&keys::entry_key(position)[..], entry.encode_to_vec());
+                recorded_command.push(RecordedEvent {
+                    position,
+                    hash,
+                    prev_hash: head.hash,
+                    event,
+                    event_bytes,
+                });
+                head = Head { position, hash };
+            }
+
+            assert_eq!(head.position, first_position - 1 + u64::from(event_count));
+            let record = RequestRecord {
+                request_digest: command.request_digest.to_vec(),
+                first_position,
+                event_count,
+                recorded_at: command.recorded_at,
+            };
+            batch.insert(&keys::request_key(request_id)[..], record.encode_to_vec());
+            recorded_group.push(recorded_command);
+        }
+
+        let event_total: usize = recorded_group.iter().map(Vec::len).sum();
+        assert_eq!(
+            head.position,
+            self.head.position + event_total as u64,
+            "the group must extend the head by exactly its events"
+        );
+        for (stream, version) in &stream_versions {
+            batch.insert(keys::stream_key(stream), &version.to_be_bytes()[..]);
+        }
+        batch.insert(keys::HEAD_KEY, &keys::encode_head(head)[..]);
+
+        if let Err(error) = self.db.apply_batch(batch) {
+            stop_after_failed_write("apply_batch", &self.data_path, &error);
+        }
+        if self.options.flush_every_append {
+            self.sync();
+        }
+        self.head = head;
+        Ok(recorded_group)
+    }
+
+    /// Makes everything appended so far durable: flushes sled, then `fdatasync`s its data file.
+    /// Stops the process if either fails. `append` calls it unless the options say otherwise.
+    pub fn sync(&self) {
+        if let Err(error) = self.db.flush() {
+            stop_after_failed_write("flush", &self.data_path, &error);
+        }
+        if let Err(error) = self.data_file.sync_data() {
+            stop_after_failed_write("fdatasync", &self.data_path, &error);
+        }
+    }
+
+    /// At most `limit` events from `from_position` on (position 0 reads from 1), ascending, up
+    /// to the head. Each entry is checked against the chain from the stored hash of the entry
+    /// before `from_position`; a failed check is [`StoreError::ChainBroken`].
+    pub fn read_range(
+        &self,
+        from_position: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let from_position = from_position.max(1);
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let last_position = self
+            .head
+            .position
+            .min(from_position.saturating_add(limit as u64 - 1));
+        LogIter::new(&self.db, from_position, last_position).collect()
+    }
+
+    /// Every event from position 1 to the current head, one at a time, for replay; each entry is
+    /// checked against the chain. The iterator ends after its first error.
+    pub fn read_all(&self) -> LogIter {
+        LogIter::new(&self.db, 1, self.head.position)
+    }
+
+    /// Recomputes the whole chain from position 1; see [`verify_log_at`] for what is checked.
+    pub fn verify(&self) -> Result<Result<Head, ChainBreak>, StoreError> {
+        verify_db(&self.db)
+    }
+}
+
+/// Recomputes the whole chain of the log in `dir` without opening it for appending, so that it
+/// works on a log that [`Store::open`] refuses: the offline `verify` command of the server.
+///
+/// Checks that the entries are positions 1..=N with no gap, that each decodes, that each hash
+/// is `chain_hash` of the one before, that the position inside each `Event` is its key, and that
+/// the stored head is the last entry (a truncated tail is caught here). Returns the head, or the
+/// first break. Fails with `LogMissing` when `dir` holds no sled database, and with
+/// `Sled` while a server holds the log open.
+pub fn verify_log_at(dir: &Path) -> Result<Result<Head, ChainBreak>, StoreError> {
+    let data_path = dir.join(DATA_FILE_NAME);
+    let exists = data_path.try_exists().map_err(|source| StoreError::Io {
+        path: data_path.clone(),
+        source,
+    })?;
+    if !exists {
+        return Err(StoreError::LogMissing {
+            path: dir.to_path_buf(),
+        });
+    }
+    let db = sled::Config::new().path(dir).open()?;
+    verify_db(&db)
+}
+
+fn verify_db(db: &sled::Db) -> Result<Result<Head, ChainBreak>, StoreError> {
+    let mut last_entry = Head::EMPTY;
+    for item in db.scan_prefix([keys::ENTRY_PREFIX]) {
+        let (key, value) = item?;
+        match chain::check_entry(last_entry.position + 1, &last_entry.hash, &key, &value) {
+            Ok(recorded) => {
+                last_entry = Head {
+                    position: recorded.position,
+                    hash: recorded.hash,
+                }
+            }
+            Err(chain_break) => return Ok(Err(chain_break)),
+        }
+    }
+    let stored_record = db.get(keys::HEAD_KEY)?;
+    Ok(chain::check_head(stored_record.as_deref(), last_entry))
+}
+
+/// The position and stored hash of the last entry, without checking its hash against the one
+/// before; `Head::EMPTY` when there is no entry.
+fn last_entry(db: &sled::Db) -> Result<Head, StoreError> {
+    let Some(item) = db.scan_prefix([keys::ENTRY_PREFIX]).next_back() else {
+        return Ok(Head::EMPTY);
+    };
+    let (key, value) = item?;
+    stored_entry_head(&key, &value).map_err(StoreError::ChainBroken)
+}
+
+/// The position and stored hash of one entry, its key and hash field checked for form only.
+fn stored_entry_head(key: &[u8], value: &[u8]) -> Result<Head, ChainBreak> {
+    let Some(position) = keys::entry_position(key) else {
+        return Err(ChainBreak {
+            position: 0,
+            kind: ChainBreakKind::KeyMalformed {
+                key_length: key.len(),
+            },
+        });
+    };
+    let (_, hash) = chain::decode_entry(value).map_err(|kind| ChainBreak { position, kind })?;
+    Ok(Head { position, hash })
+}
+
+fn stored_stream_version(db: &sled::Db, stream: &str) -> Result<u64, StoreError> {
+    let Some(value) = db.get(keys::stream_key(stream))? else {
+        return Ok(0);
+    };
+    let version: [u8; 8] =
+        value
+            .as_ref()
+            .try_into()
+            .map_err(|_| StoreError::StreamVersionMalformed {
+                stream: stream.to_owned(),
+                length: value.len(),
+            })?;
+    Ok(u64::from_be_bytes(version))
+}
+
+/// Stops the process after a write to the log that may or may not have reached the disk.
+///
+/// Never retry. When `fsync` fails, Linux may already have dropped the dirty pages and cleared
+/// the error, so a second `fsync` can succeed although the data never reached the drive; and
+/// after a failed sled write its in-memory tree may hold part of a batch, which a later flush
+/// could make durable under a head that does not match. What is on the disk can only be known
+/// by recovering from the files, so the process stops, nothing more is acknowledged, and the
+/// restart reopens the log from what is durable.
+fn stop_after_failed_write(operation: &'static str, path: &Path, error: &dyn fmt::Display) -> ! {
+    tracing::error!(
+        operation,
+        path = %path.display(),
+        %error,
+        "write to the event log failed, stopping the process"
+    );
+    std::process::abort()
+}
+
+fn sync_once(file: &File, path: &Path) -> Result<(), StoreError> {
+    file.sync_all().map_err(|source| StoreError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn sync_path(path: &Path) -> Result<(), StoreError> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(|source| StoreError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    sync_once(&file, path)
+}
+
+/// Makes the names of the files sled created durable. Directories can only be synced this way
+/// on Unix; elsewhere this does nothing.
+fn sync_directory(dir: &Path) -> Result<(), StoreError> {
+    if cfg!(unix) {
+        let directory = File::open(dir).map_err(|source| StoreError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        sync_once(&directory, dir)?;
+    }
+    Ok(())
+}
+
+/// The events of positions `next_position..=last_position`, read one at a time and each checked
+/// against the chain. Ends after the last position or after the first error.
+pub struct LogIter {
+    entries: sled::Iter,
+    next_position: u64,
+    last_position: u64,
+    prev_hash: [u8; 32],
+    /// An error found before the first entry (the entry before the range), yielded first.
+    pending_error: Option<StoreError>,
+    finished: bool,
+}
+
+impl LogIter {
+    fn new(db: &sled::Db, from_position: u64, last_position: u64) -> LogIter {
+        let entries = db.range(keys::entry_key(from_position)..=keys::entry_key(last_position));
+        let mut log_iter = LogIter {
+            entries,
+            next_position: from_position,
+            last_position,
+            prev_hash: [0u8; 32],
+            pending_error: None,
+            finished: from_position > last_position,
+        };
+        if !log_iter.finished && from_position > 1 {
+            match previous_hash(db, from_position) {
+                Ok(prev_hash) => log_iter.prev_hash = prev_hash,
+                Err(error) => log_iter.pending_error = Some(error),
+            }
+        }
+        log_iter
+    }
+
+    fn finish_with(&mut self, error: StoreError) -> Option<Result<RecordedEvent, StoreError>> {
+        self.finished = true;
+        Some(Err(error))
+    }
+}
+
+/// The stored hash of the entry before `position`, which a read starting at `position` chains
+/// from.
+fn previous_hash(db: &sled::Db, position: u64) -> Result<[u8; 32], StoreError> {
+    let previous = position - 1;
+    let Some(value) = db.get(keys::entry_key(previous))? else {
+        return Err(StoreError::ChainBroken(ChainBreak {
+            position: previous,
+            kind: ChainBreakKind::EntryMissing,
+        }));
+    };
+    let head = stored_entry_head(&keys::entry_key(previous), &value)?;
+    Ok(head.hash)
+}
+
+impl Iterator for LogIter {
+    type Item = Result<RecordedEvent, StoreError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.finished {
+            return None;
+        }
+        if let Some(error) = self.pending_error.take() {
+            return self.finish_with(error);
+        }
+        if self.next_position > self.last_position {
+            self.finished = true;
+            return None;
+        }
+        let (key, value) = match self.entries.next() {
+            Some(Ok(item)) => item,
+            Some(Err(error)) => return self.finish_with(StoreError::Sled(error)),
+            None => {
+                return self.finish_with(StoreError::ChainBroken(ChainBreak {
+                    position: self.next_position,
+                    kind: ChainBreakKind::EntryMissing,
+                }))
+            }
+        };
+        match chain::check_entry(self.next_position, &self.prev_hash, &key, &value) {
+            Ok(recorded) => {
+                self.prev_hash = recorded.hash;
+                self.next_position += 1;
+                Some(Ok(recorded))
+            }
+            Err(chain_break) => self.finish_with(StoreError::ChainBroken(chain_break)),
+        }
+    }
+}
+
+// By hand: sled's own `Debug` for a database walks and prints the whole tree.
+impl fmt::Debug for Store {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter
+            .debug_struct("Store")
+            .field("data_path", &self.data_path)
+            .field("head", &self.head)
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for LogIter {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter
+            .debug_struct("LogIter")
+            .field("next_position", &self.next_position)
+            .field("last_position", &self.last_position)
+            .field("finished", &self.finished)
+            .finish_non_exhaustive()
+    }
+}
