@@ -67,6 +67,12 @@ pub enum Refusal {
     EmptyList { field: &'static str },
     #[error("the period ends on {until} before it starts on {from}")]
     InvalidPeriod { from: NaiveDate, until: NaiveDate },
+    /// The command would record an event larger than the log accepts (a redemption drawing
+    /// from very many small batches); split it.
+    #[error(
+        "the command's event would take {bytes} bytes, more than the {bytes_max} the log accepts"
+    )]
+    EventTooLarge { bytes: usize, bytes_max: usize },
 
     // Authorization.
     #[error("principal {principal} may not {action}")]
@@ -182,6 +188,7 @@ impl Refusal {
             Refusal::InvalidYear { .. } => "INVALID_YEAR",
             Refusal::EmptyList { .. } => "EMPTY_LIST",
             Refusal::InvalidPeriod { .. } => "INVALID_PERIOD",
+            Refusal::EventTooLarge { .. } => "EVENT_TOO_LARGE",
             Refusal::PermissionDenied { .. } => "PERMISSION_DENIED",
             Refusal::RequestIdReused => "REQUEST_ID_REUSED",
             Refusal::PolicyNotInForce { .. } => "POLICY_NOT_IN_FORCE",

@@ -1,0 +1,563 @@
+//! The single writer of the ledger.
+//!
+//! Commands arrive on a bounded channel and are decided one after another, on one dedicated OS
+//! thread, against the in-memory [`LedgerState`]: rules that span a company, a provider and a
+//! budget are checked without locks or races. Whatever queued while the previous group was
+//! being made durable forms the next group: its events are written in one sled batch, made
+//! durable with one flush and one `fdatasync`, and only then is any caller of the group
+//! answered (group commit). Refusals are answered after that flush too, since they were decided
+//! against a state that includes the group's earlier commands.
+//!
+//! Blocking sled calls happen only on the writer thread, never on the async runtime's workers.
+//! At start the writer replays the whole log from position 1 (recomputing the hash chain as it
+//! goes) to rebuild its state, and refuses to start on a log it cannot replay.
+//!
+//! What it is not: it does not parse wire input (the server does), and it serves no reports
+//! beyond [`EngineHandle::read`], a consistent look at the state between groups.
+
+pub mod clock;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use chrono::{DateTime, NaiveDate, SecondsFormat, TimeDelta, Utc};
+use ledger_domain::{
+    decide, Command, Context, Event, LedgerState, PolicyTable, Principal, Refusal,
+};
+use ledger_store::{Head, NewCommand, NewEvent, RecordedEvent, Store, StoreError, StoredRequest};
+use sha2::{Digest, Sha256};
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+
+/// Most commands decided and written as one group: bounds the size of one sled batch and the
+/// latency the first command of a group waits for the last. 1 024 commands of at most a few
+/// events each stay far below a megabyte of batch.
+pub const GROUP_LEN_MAX: usize = 1024;
+
+/// Most commands waiting for the writer: beyond it, `submit` waits (backpressure on callers)
+/// instead of growing memory without bound.
+pub const QUEUE_LEN_MAX: usize = 8192;
+
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    pub data_dir: PathBuf,
+    pub policy: PolicyTable,
+    pub group_len_max: usize,
+    pub queue_len_max: usize,
+}
+
+impl EngineConfig {
+    pub fn new(data_dir: impl Into<PathBuf>, policy: PolicyTable) -> EngineConfig {
+        EngineConfig {
+            data_dir: data_dir.into(),
+            policy,
+            group_len_max: GROUP_LEN_MAX,
+            queue_len_max: QUEUE_LEN_MAX,
+        }
+    }
+}
+
+/// Why the engine did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("event log cannot be opened: {0}")]
+    Store(#[from] StoreError),
+    #[error("event at position {position} cannot be decoded: {source}")]
+    Undecodable {
+        position: u64,
+        source: ledger_codec::DecodeError,
+    },
+    #[error("event at position {position} does not fit the state: {source}")]
+    Inconsistent {
+        position: u64,
+        source: ledger_domain::state::Inconsistency,
+    },
+    #[error("writer thread cannot be started: {0}")]
+    Thread(std::io::Error),
+}
+
+/// An accepted command: the events it recorded, durable before this was sent.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    pub request_id: Uuid,
+    /// Position of the first event, or head + 1 at the time when the command wrote none.
+    pub first_position: u64,
+    pub events: Vec<RecordedEvent>,
+    pub recorded_at: String,
+    /// True when this answers a retry: nothing was written this time.
+    pub replayed: bool,
+}
+
+/// Why a submission did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    /// The ledger refused the command; nothing was written.
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    /// The engine has stopped (shutdown or a fatal store error); the command may not have been
+    /// decided. A retry with the same request id is safe.
+    #[error("the ledger's writer is not running")]
+    Unavailable,
+}
+
+type ReadFn = Box<dyn FnOnce(&LedgerState, &Store) + Send>;
+
+enum Message {
+    Submit(Submission),
+    Read(ReadFn),
+    Shutdown(oneshot::Sender<Head>),
+}
+
+struct Submission {
+    request_id: Uuid,
+    principal: Principal,
+    command: Command,
+    reply: oneshot::Sender<Result<Outcome, SubmitError>>,
+}
+
+/// A cheap, cloneable way to talk to the writer.
+#[derive(Clone, Debug)]
+pub struct EngineHandle {
+    sender: mpsc::Sender<Message>,
+}
+
+impl EngineHandle {
+    /// Decides `command` as `principal`; answers once its events are durable. The same
+    /// `request_id` with the same command and principal answers the original outcome again and
+    /// writes nothing; with anything else it is refused with [`Refusal::RequestIdReused`].
+    pub async fn submit(
+        &self,
+        request_id: Uuid,
+        principal: Principal,
+        command: Command,
+    ) -> Result<Outcome, SubmitError> {
+        let (reply, answer) = oneshot::channel();
+        let submission = Submission {
+            request_id,
+            principal,
+            command,
+            reply,
+        };
+        self.sender
+            .send(Message::Submit(submission))
+            .await
+            .map_err(|_| SubmitError::Unavailable)?;
+        answer.await.map_err(|_| SubmitError::Unavailable)?
+    }
+
+    /// Runs `read` on the writer thread between two groups, so it sees a state where every
+    /// event is durable and no command is half-applied. Keep it short: the writer waits.
+    pub async fn read<T, F>(&self, read: F) -> Result<T, SubmitError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&LedgerState, &Store) -> T + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let read: ReadFn = Box::new(move |state, store| {
+            // The caller may have given up waiting; then there is nobody to tell.
+            let _ = reply.send(read(state, store));
+        });
+        self.sender
+            .send(Message::Read(read))
+            .await
+            .map_err(|_| SubmitError::Unavailable)?;
+        answer.await.map_err(|_| SubmitError::Unavailable)
+    }
+
+    /// The head of the log: position and hash of its last event.
+    pub async fn head(&self) -> Result<Head, SubmitError> {
+        self.read(|_, store| store.head()).await
+    }
+}
+
+/// The running writer.
+#[derive(Debug)]
+pub struct Engine {
+    handle: EngineHandle,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Engine {
+    /// Opens the log in `config.data_dir`, replays it to rebuild the state, and starts the
+    /// writer thread. Blocking: call it before serving, or from `spawn_blocking`.
+    pub fn start(config: EngineConfig, clock: Arc<dyn Clock>) -> Result<Engine, StartError> {
+        let store = Store::open(&config.data_dir)?;
+        let state = replay(&store)?;
+        tracing::info!(
+            head_position = store.head().position,
+            data_dir = %config.data_dir.display(),
+            "ledger state rebuilt from the log"
+        );
+        let (sender, receiver) = mpsc::channel(config.queue_len_max.max(1));
+        let policy = Arc::new(config.policy.clone());
+        let writer = Writer {
+            store,
+            state,
+            policy,
+            config,
+            clock,
+            receiver,
+        };
+        let thread = std::thread::Builder::new()
+            .name("ledger-writer".into())
+            .spawn(move || writer.run())
+            .map_err(StartError::Thread)?;
+        Ok(Engine {
+            handle: EngineHandle { sender },
+            thread: Some(thread),
+        })
+    }
+
+    pub fn handle(&self) -> EngineHandle {
+        self.handle.clone()
+    }
+
+    /// Finishes every command queued before this call, makes it durable, stops the writer and
+    /// returns the final head.
+    pub async fn shutdown(mut self) -> Option<Head> {
+        let (reply, answer) = oneshot::channel();
+        let sent = self
+            .handle
+            .sender
+            .send(Message::Shutdown(reply))
+            .await
+            .is_ok();
+        let head = if sent { answer.await.ok() } else { None };
+        if let Some(thread) = self.thread.take() {
+            // Joining waits at most for the writer to drop its store after the final flush.
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+        head
+    }
+}
+
+/// Rebuilds the state from position 1, recomputing the hash chain on the way (the store's
+/// reads check every hash).
+pub fn replay(store: &Store) -> Result<LedgerState, StartError> {
+    let mut state = LedgerState::default();
+    for recorded in store.read_all() {
+        let recorded = recorded?;
+        let position = recorded.position;
+        let event =
+            decode(&recorded).map_err(|source| StartError::Undecodable { position, source })?;
+        state
+            .apply(&event)
+            .map_err(|source| StartError::Inconsistent { position, source })?;
+    }
+    Ok(state)
+}
+
+/// The domain event of a recorded event.
+pub fn decode(recorded: &RecordedEvent) -> Result<Event, ledger_codec::DecodeError> {
+    let payload = recorded
+        .event
+        .payload
+        .as_ref()
+        .ok_or(ledger_codec::DecodeError { field: "payload" })?;
+    ledger_codec::decode_event(payload)
+}
+
+/// The digest that tells a retry (same digest) from another request under the same id.
+pub fn request_digest(principal: &Principal, command: &Command) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    hasher.update(b"voucher-ledger/request/v1\0");
+    hasher.update(principal.to_string().as_bytes());
+    hasher.update([0]);
+    hasher.update(command.canonical_bytes());
+    hasher.finalize().into()
+}
+
+/// Today's date for the rules. Belgium is UTC+1 in winter and UTC+2 in summer; reading the date
+/// two hours ahead of UTC means a date that is today in Brussels is never refused as being in
+/// the future (at worst a date is accepted up to an hour early in winter).
+pub fn business_today(now: DateTime<Utc>) -> NaiveDate {
+    (now + TimeDelta::hours(2)).date_naive()
+}
+
+struct Writer {
+    store: Store,
+    state: LedgerState,
+    policy: Arc<PolicyTable>,
+    config: EngineConfig,
+    clock: Arc<dyn Clock>,
+    receiver: mpsc::Receiver<Message>,
+}
+
+/// What became of one submission of a group, before the group is durable.
+enum Decision {
+    Accepted {
+        command_index: usize,
+    },
+    Replay(StoredRequest),
+    /// A retry of a command accepted earlier in the same group.
+    ReplayInGroup {
+        command_index: usize,
+    },
+    Refused(Refusal),
+}
+
+impl Writer {
+    fn run(mut self) {
+        let mut held: Option<Message> = None;
+        loop {
+            let message = match held.take() {
+                Some(message) => message,
+                None => match self.receiver.blocking_recv() {
+                    Some(message) => message,
+                    // Every handle is gone: nothing more can arrive.
+                    None => break,
+                },
+            };
+            match message {
+                Message::Submit(first) => {
+                    let mut group = vec![first];
+                    while group.len() < self.config.group_len_max {
+                        match self.receiver.try_recv() {
+                            Ok(Message::Submit(next)) => group.push(next),
+                            Ok(other) => {
+                                held = Some(other);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    self.commit_group(group);
+                }
+                Message::Read(read) => read(&self.state, &self.store),
+                Message::Shutdown(reply) => {
+                    // Commands queued before the shutdown are still decided and made durable.
+                    self.receiver.close();
+                    let mut rest = Vec::new();
+                    while let Ok(message) = self.receiver.try_recv() {
+                        match message {
+                            Message::Submit(submission) => rest.push(submission),
+                            Message::Read(read) => read(&self.state, &self.store),
+                            Message::Shutdown(_) => {}
+                        }
+                    }
+                    for group in chunk(rest, self.config.group_len_max) {
+                        self.commit_group(group);
+                    }
+                    self.store.sync();
+                    let head = self.store.head();
+                    tracing::info!(head_position = head.position, "ledger writer stopped");
+                    let _ = reply.send(head);
+                    return;
+                }
+            }
+        }
+        self.store.sync();
+    }
+
+    fn commit_group(&mut self, group: Vec<Submission>) {
+        let now = self.clock.now();
+        let recorded_at = now.to_rfc3339_opts(SecondsFormat::Micros, true);
+        let policy = Arc::clone(&self.policy);
+        let context = Context {
+            today: business_today(now),
+            policy: &policy,
+        };
+        let mut commands: Vec<NewCommand> = Vec::new();
+        let mut in_group: HashMap<Uuid, usize> = HashMap::new();
+        let mut decisions = Vec::with_capacity(group.len());
+
+        for submission in &group {
+            let digest = request_digest(&submission.principal, &submission.command);
+            let decision = self.decide_one(
+                submission,
+                digest,
+                &context,
+                &recorded_at,
+                &mut commands,
+                &mut in_group,
+            );
+            decisions.push(decision);
+        }
+
+        let recorded = if commands.is_empty() {
+            Vec::new()
+        } else {
+            match self.store.append(commands) {
+                Ok(recorded) => recorded,
+                Err(error) => {
+                    // The state already holds the group's events; it cannot be rolled back, so
+                    // the only safe answer is to stop before anyone sees it.
+                    tracing::error!(%error, "append of a decided group failed; stopping");
+                    std::process::abort();
+                }
+            }
+        };
+
+        for (submission, decision) in group.into_iter().zip(decisions) {
+            let answer = match decision {
+                Decision::Accepted { command_index }
+                | Decision::ReplayInGroup { command_index } => {
+                    let replayed = matches!(decision, Decision::ReplayInGroup { .. });
+                    let events = recorded.get(command_index).cloned().unwrap_or_default();
+                    let first_position = events
+                        .first()
+                        .map_or(self.first_position_of(command_index, &recorded), |e| {
+                            e.position
+                        });
+                    Ok(Outcome {
+                        request_id: submission.request_id,
+                        first_position,
+                        events,
+                        recorded_at: recorded_at.clone(),
+                        replayed,
+                    })
+                }
+                Decision::Replay(stored) => self.replay_outcome(submission.request_id, stored),
+                Decision::Refused(refusal) => Err(SubmitError::Refused(refusal)),
+            };
+            // A caller that stopped waiting (client gone) does not undo a durable command.
+            let _ = submission.reply.send(answer);
+        }
+    }
+
+    /// For a command of the group that wrote no event: head + 1 at its place in the group.
+    fn first_position_of(&self, command_index: usize, recorded: &[Vec<RecordedEvent>]) -> u64 {
+        let events_after: u64 = recorded[command_index..]
+            .iter()
+            .map(|events| events.len() as u64)
+            .sum();
+        self.store.head().position - events_after + 1
+    }
+
+    fn decide_one(
+        &mut self,
+        submission: &Submission,
+        digest: [u8; 32],
+        context: &Context<'_>,
+        recorded_at: &str,
+        commands: &mut Vec<NewCommand>,
+        in_group: &mut HashMap<Uuid, usize>,
+    ) -> Decision {
+        if let Some(&command_index) = in_group.get(&submission.request_id) {
+            return if commands[command_index].request_digest == digest {
+                Decision::ReplayInGroup { command_index }
+            } else {
+                Decision::Refused(Refusal::RequestIdReused)
+            };
+        }
+        match self.store.request(submission.request_id) {
+            Ok(Some(stored)) if stored.request_digest == digest => return Decision::Replay(stored),
+            Ok(Some(_)) => return Decision::Refused(Refusal::RequestIdReused),
+            Ok(None) => {}
+            Err(error) => {
+                tracing::error!(%error, request_id = %submission.request_id, "request record unreadable; stopping");
+                std::process::abort();
+            }
+        }
+        if let Err(refusal) = ledger_domain::authorize(&submission.principal, &submission.command) {
+            return Decision::Refused(refusal);
+        }
+        let events = match decide(&self.state, &submission.command, context) {
+            Ok(events) => events,
+            Err(refusal) => return Decision::Refused(refusal),
+        };
+        let new_events: Vec<NewEvent> = events
+            .iter()
+            .map(|event| NewEvent {
+                stream: event.stream(),
+                event_id: Uuid::new_v4(),
+                request_id: submission.request_id,
+                principal: submission.principal.to_string(),
+                recorded_at: recorded_at.to_owned(),
+                business_date: ledger_codec::encode_date(
+                    event.business_date().unwrap_or(context.today),
+                ),
+                payload: ledger_codec::encode_event(event),
+            })
+            .collect();
+        if let Some(bytes) = new_events
+            .iter()
+            .map(encoded_len)
+            .find(|bytes| *bytes > ledger_store::EVENT_BYTES_MAX)
+        {
+            return Decision::Refused(Refusal::EventTooLarge {
+                bytes,
+                bytes_max: ledger_store::EVENT_BYTES_MAX,
+            });
+        }
+        for event in &events {
+            if let Err(inconsistency) = self.state.apply(event) {
+                // decide() produced an event its own state rejects: a bug, and the state is now
+                // partly changed. Stop before anything is written or answered.
+                tracing::error!(%inconsistency, "decided event does not apply; stopping");
+                std::process::abort();
+            }
+        }
+        in_group.insert(submission.request_id, commands.len());
+        commands.push(NewCommand {
+            request_id: submission.request_id,
+            request_digest: digest,
+            recorded_at: recorded_at.to_owned(),
+            events: new_events,
+        });
+        Decision::Accepted {
+            command_index: commands.len() - 1,
+        }
+    }
+
+    fn replay_outcome(
+        &self,
+        request_id: Uuid,
+        stored: StoredRequest,
+    ) -> Result<Outcome, SubmitError> {
+        let events = match self
+            .store
+            .read_range(stored.first_position, stored.event_count as usize)
+        {
+            Ok(events) => events,
+            Err(error) => {
+                tracing::error!(%error, %request_id, "events of a recorded request unreadable; stopping");
+                std::process::abort();
+            }
+        };
+        Ok(Outcome {
+            request_id,
+            first_position: stored.first_position,
+            events,
+            recorded_at: stored.recorded_at,
+            replayed: true,
+        })
+    }
+}
+
+/// Encoded size of the event the store will write, envelope included (positions at their
+/// widest), so that the store's size limit is checked before the state changes.
+fn encoded_len(event: &NewEvent) -> usize {
+    use ledger_proto::event::v1::Event as StoredEvent;
+    use prost::Message as _;
+    let stored = StoredEvent {
+        position: u64::MAX,
+        stream: event.stream.clone(),
+        stream_version: u64::MAX,
+        event_id: event.event_id.to_string(),
+        request_id: event.request_id.to_string(),
+        principal: event.principal.clone(),
+        recorded_at: event.recorded_at.clone(),
+        business_date: event.business_date.clone(),
+        payload: Some(event.payload.clone()),
+    };
+    stored.encoded_len()
+}
+
+fn chunk<T>(items: Vec<T>, len_max: usize) -> Vec<Vec<T>> {
+    let mut groups = Vec::new();
+    let mut current = Vec::new();
+    for item in items {
+        current.push(item);
+        if current.len() >= len_max.max(1) {
+            groups.push(std::mem::take(&mut current));
+        }
+    }
+    if !current.is_empty() {
+        groups.push(current);
+    }
+    groups
+}
