@@ -1,0 +1,7 @@
+//! Engine tests against the real sled store in temporary directories.
+
+mod support;
+
+mod concurrency;
+mod lifecycle;
+mod model;
