@@ -43,6 +43,14 @@ impl Ineligibility {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
     // Malformed input: the command can never succeed as written.
+    #[error("request id must be a uuid")]
+    InvalidRequestId,
+    #[error("{field} must be an iso date (yyyy-mm-dd)")]
+    InvalidDate { field: &'static str },
+    #[error("{field} has no known value")]
+    UnknownEnumValue { field: &'static str },
+    #[error("{field} must be a decimal number with at most two decimals")]
+    InvalidNumber { field: &'static str },
     #[error("invalid enterprise number")]
     InvalidEnterpriseNumber,
     /// Never carries the number itself: a national register number is personal data.
@@ -178,6 +186,10 @@ impl Refusal {
     /// The stable, machine-readable reason, as sent in `google.rpc.ErrorInfo.reason`.
     pub fn reason(&self) -> &'static str {
         match self {
+            Refusal::InvalidRequestId => "INVALID_REQUEST_ID",
+            Refusal::InvalidDate { .. } => "INVALID_DATE",
+            Refusal::UnknownEnumValue { .. } => "UNKNOWN_ENUM_VALUE",
+            Refusal::InvalidNumber { .. } => "INVALID_NUMBER",
             Refusal::InvalidEnterpriseNumber => "INVALID_ENTERPRISE_NUMBER",
             Refusal::InvalidNationalNumber => "INVALID_NATIONAL_NUMBER",
             Refusal::InvalidAmount { .. } => "INVALID_AMOUNT",

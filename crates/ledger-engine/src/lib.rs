@@ -436,6 +436,10 @@ impl Writer {
         commands: &mut Vec<NewCommand>,
         in_group: &mut HashMap<Uuid, usize>,
     ) -> Decision {
+        // Permission first: who may not act learns nothing about other requests' ids.
+        if let Err(refusal) = ledger_domain::authorize(&submission.principal, &submission.command) {
+            return Decision::Refused(refusal);
+        }
         if let Some(&command_index) = in_group.get(&submission.request_id) {
             return if commands[command_index].request_digest == digest {
                 Decision::ReplayInGroup { command_index }
@@ -451,9 +455,6 @@ impl Writer {
                 tracing::error!(%error, request_id = %submission.request_id, "request record unreadable; stopping");
                 std::process::abort();
             }
-        }
-        if let Err(refusal) = ledger_domain::authorize(&submission.principal, &submission.command) {
-            return Decision::Refused(refusal);
         }
         let events = match decide(&self.state, &submission.command, context) {
             Ok(events) => events,

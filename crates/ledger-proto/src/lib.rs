@@ -14,3 +14,8 @@ pub mod event {
         include!(concat!(env!("OUT_DIR"), "/voucherledger.event.v1.rs"));
     }
 }
+
+/// The wire API, `voucherledger.v1`: messages, clients and servers.
+pub mod v1 {
+    include!(concat!(env!("OUT_DIR"), "/voucherledger.v1.rs"));
+}

@@ -1,0 +1,109 @@
+//! Bearer-token authentication and the role each read needs. Tokens are known only by their
+//! SHA-256 digests; writes are authorized by the domain's `authorize`, reads here.
+
+use std::collections::HashMap;
+
+use ledger_domain::{Identifier, Principal};
+use sha2::{Digest, Sha256};
+use tonic::metadata::MetadataMap;
+use tonic::{Code, Status};
+
+use crate::status::server_status;
+
+/// Longest `authorization` header value accepted, in bytes.
+const AUTHORIZATION_BYTES_MAX: usize = 512;
+
+#[derive(Clone, Debug, Default)]
+pub struct Tokens {
+    by_digest: HashMap<[u8; 32], Principal>,
+}
+
+impl Tokens {
+    pub fn new(entries: &[([u8; 32], Principal)]) -> Tokens {
+        Tokens {
+            by_digest: entries.iter().cloned().collect(),
+        }
+    }
+
+    /// The principal behind the request's bearer token, or UNAUTHENTICATED.
+    pub fn principal(&self, metadata: &MetadataMap) -> Result<Principal, Status> {
+        let unauthenticated = |message: &str| {
+            server_status(Code::Unauthenticated, "UNAUTHENTICATED", message.to_owned())
+        };
+        let header = metadata
+            .get("authorization")
+            .ok_or_else(|| unauthenticated("missing bearer token"))?
+            .to_str()
+            .map_err(|_| unauthenticated("authorization header is not text"))?;
+        if header.len() > AUTHORIZATION_BYTES_MAX {
+            return Err(unauthenticated("authorization header too long"));
+        }
+        let token = header
+            .strip_prefix("Bearer ")
+            .ok_or_else(|| unauthenticated("authorization is not a bearer token"))?;
+        let digest: [u8; 32] = Sha256::digest(token.trim().as_bytes()).into();
+        self.by_digest
+            .get(&digest)
+            .cloned()
+            .ok_or_else(|| unauthenticated("unknown bearer token"))
+    }
+}
+
+/// What a read is about, to decide who may make it.
+#[derive(Clone, Debug)]
+pub enum Read<'a> {
+    Wallet,
+    Statement { provider_id: &'a Identifier },
+    Report,
+    Events,
+    Head,
+}
+
+pub fn may_read(principal: &Principal, read: &Read<'_>) -> Result<(), Status> {
+    use Principal::{Administration, Auditor, Operator, Provider};
+    let allowed = match read {
+        Read::Wallet | Read::Report | Read::Head => {
+            matches!(principal, Administration | Operator | Auditor)
+        }
+        Read::Statement { provider_id } => match principal {
+            Provider(acting) => acting == *provider_id,
+            Administration | Operator | Auditor => true,
+        },
+        Read::Events => matches!(principal, Auditor),
+    };
+    if allowed {
+        return Ok(());
+    }
+    Err(server_status(
+        Code::PermissionDenied,
+        "PERMISSION_DENIED",
+        format!("principal {principal} may not read this"),
+    ))
+}
+
+/// The roles that may call a write RPC at all, checked before its input is parsed so that a
+/// caller without the role learns nothing from validation errors.
+pub fn may_call(principal: &Principal, allowed: &[Role]) -> Result<(), Status> {
+    let role = match principal {
+        Principal::Administration => Role::Administration,
+        Principal::Operator => Role::Operator,
+        Principal::Provider(_) => Role::Provider,
+        Principal::Auditor => Role::Auditor,
+    };
+    if allowed.contains(&role) {
+        return Ok(());
+    }
+    Err(server_status(
+        Code::PermissionDenied,
+        "PERMISSION_DENIED",
+        format!("principal {principal} may not call this"),
+    ))
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Administration,
+    Operator,
+    Provider,
+    Auditor,
+}

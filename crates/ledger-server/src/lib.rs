@@ -1,0 +1,13 @@
+//! The voucher-ledger server: the gRPC API over the single-writer engine, bearer-token
+//! authentication, configuration and tracing.
+//!
+//! Only this crate builds a `tonic::Status` (in [`status`], from the domain's refusals, in one
+//! exhaustive match). Only this crate reads configuration and sees raw national register
+//! numbers, which [`wire`] turns into pseudonyms before anything else sees them.
+
+pub mod auth;
+pub mod serve;
+pub mod services;
+pub mod settings;
+pub mod status;
+pub mod wire;

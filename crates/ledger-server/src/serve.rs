@@ -1,0 +1,154 @@
+//! `voucher-ledger serve`: start the engine, serve gRPC on loopback until SIGTERM or ctrl-c,
+//! then finish the commands in flight, flush and stop.
+
+use std::sync::Arc;
+
+use ledger_engine::{Engine, EngineConfig, SystemClock};
+use ledger_proto::v1::administration_service_server::AdministrationServiceServer;
+use ledger_proto::v1::audit_service_server::AuditServiceServer;
+use ledger_proto::v1::operator_service_server::OperatorServiceServer;
+use ledger_proto::v1::provider_service_server::ProviderServiceServer;
+use ledger_proto::v1::report_service_server::ReportServiceServer;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::auth::Tokens;
+use crate::services::Ledger;
+use crate::settings::Settings;
+
+/// Most concurrent requests on one connection: enough for an operator's batch client, small
+/// enough that one connection cannot queue unbounded work.
+const CONCURRENT_REQUESTS_PER_CONNECTION_MAX: usize = 256;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("data folder {path} cannot be created: {source}")]
+    DataDir {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Start(#[from] ledger_engine::StartError),
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        address: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("reflection service cannot be built: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    #[error("grpc server failed: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    #[error("engine start was interrupted")]
+    Join(#[from] tokio::task::JoinError),
+}
+
+pub async fn serve(settings: Settings) -> Result<(), ServeError> {
+    std::fs::create_dir_all(&settings.data_dir).map_err(|source| ServeError::DataDir {
+        path: settings.data_dir.clone(),
+        source,
+    })?;
+    let engine_config = EngineConfig::new(&settings.data_dir, settings.policy.clone());
+    // Opening and replaying the log is blocking work; keep it off the async workers.
+    let engine =
+        tokio::task::spawn_blocking(move || Engine::start(engine_config, Arc::new(SystemClock)))
+            .await??;
+
+    let ledger = Ledger::new(
+        engine.handle(),
+        Tokens::new(&settings.tokens),
+        settings.pseudonym_key.clone(),
+        settings.request_bytes_max,
+    );
+    // tonic refuses anything beyond this before decoding; between request_bytes_max and it, the
+    // services refuse with INVALID_ARGUMENT and a reason.
+    let decoding_bytes_max = settings.request_bytes_max * 4;
+
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_serving::<AdministrationServiceServer<Ledger>>()
+        .await;
+    health_reporter
+        .set_serving::<OperatorServiceServer<Ledger>>()
+        .await;
+    health_reporter
+        .set_serving::<ProviderServiceServer<Ledger>>()
+        .await;
+    health_reporter
+        .set_serving::<ReportServiceServer<Ledger>>()
+        .await;
+    health_reporter
+        .set_serving::<AuditServiceServer<Ledger>>()
+        .await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(ledger_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .map_err(|source| ServeError::Bind {
+            address: settings.listen,
+            source,
+        })?;
+    let address = listener.local_addr().map_err(|source| ServeError::Bind {
+        address: settings.listen,
+        source,
+    })?;
+    tracing::info!(%address, demo = settings.demo, data_dir = %settings.data_dir.display(), "voucher-ledger serving");
+    // Scripts and tests read the bound address (useful with port 0) from this line.
+    println!("voucher-ledger listening on {address}");
+
+    tonic::transport::Server::builder()
+        .concurrency_limit_per_connection(CONCURRENT_REQUESTS_PER_CONNECTION_MAX)
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(
+            AdministrationServiceServer::new(ledger.clone())
+                .max_decoding_message_size(decoding_bytes_max),
+        )
+        .add_service(
+            OperatorServiceServer::new(ledger.clone())
+                .max_decoding_message_size(decoding_bytes_max),
+        )
+        .add_service(
+            ProviderServiceServer::new(ledger.clone())
+                .max_decoding_message_size(decoding_bytes_max),
+        )
+        .add_service(
+            ReportServiceServer::new(ledger.clone()).max_decoding_message_size(decoding_bytes_max),
+        )
+        .add_service(AuditServiceServer::new(ledger).max_decoding_message_size(decoding_bytes_max))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown_signal())
+        .await?;
+
+    // Requests in flight have been answered; the writer finishes its queue and flushes.
+    let head = engine.shutdown().await;
+    tracing::info!(
+        head_position = head.map(|head| head.position),
+        "voucher-ledger stopped"
+    );
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for ctrl-c");
+            std::future::pending::<()>().await;
+        }
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for sigterm");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => tracing::info!("ctrl-c received; stopping"),
+        () = terminate => tracing::info!("sigterm received; stopping"),
+    }
+}

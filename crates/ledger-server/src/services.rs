@@ -1,0 +1,472 @@
+//! The gRPC services: authenticate, check the caller's role, check the size, parse, then hand
+//! the command to the single writer (or read the state between two groups) and answer.
+
+use std::sync::Arc;
+
+use ledger_domain::{Command, Principal, PseudonymKey, Refusal};
+use ledger_engine::{EngineHandle, Outcome, SubmitError};
+use ledger_proto::v1 as api;
+use ledger_proto::v1::administration_service_server::AdministrationService;
+use ledger_proto::v1::audit_service_server::AuditService;
+use ledger_proto::v1::operator_service_server::OperatorService;
+use ledger_proto::v1::provider_service_server::ProviderService;
+use ledger_proto::v1::report_service_server::ReportService;
+use ledger_store::{ChainBreak, StoreError};
+use prost::Message;
+use tonic::{Code, Request, Response, Status};
+use uuid::Uuid;
+
+use crate::auth::{may_call, may_read, Read, Role, Tokens};
+use crate::status::{refusal_status, server_status};
+use crate::wire;
+
+/// Most events one `ReadEvents` call returns: a page stays a few hundred kilobytes.
+pub const READ_EVENTS_LEN_MAX: u32 = 1000;
+
+/// What every service shares.
+#[derive(Clone, Debug)]
+pub struct Ledger {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    engine: EngineHandle,
+    tokens: Tokens,
+    pseudonym_key: PseudonymKey,
+    request_bytes_max: usize,
+}
+
+/// Write requests all carry a client request id.
+trait WriteRequest: Message {
+    fn request_id(&self) -> &str;
+}
+
+macro_rules! write_requests {
+    ($($request:ty),* $(,)?) => {
+        $(impl WriteRequest for $request {
+            fn request_id(&self) -> &str {
+                &self.request_id
+            }
+        })*
+    };
+}
+
+write_requests!(
+    api::OpenBudgetRequest,
+    api::AdjustBudgetRequest,
+    api::ApproveProviderRequest,
+    api::WithdrawProviderRequest,
+    api::ApproveModuleRequest,
+    api::WithdrawModuleRequest,
+    api::RegisterCompanyRequest,
+    api::IssueVouchersRequest,
+    api::ExpireVouchersRequest,
+    api::RecordPayoutRequest,
+    api::RedeemHoursRequest,
+    api::ReverseRedemptionRequest,
+);
+
+impl Ledger {
+    pub fn new(
+        engine: EngineHandle,
+        tokens: Tokens,
+        pseudonym_key: PseudonymKey,
+        request_bytes_max: usize,
+    ) -> Ledger {
+        Ledger {
+            inner: Arc::new(Inner {
+                engine,
+                tokens,
+                pseudonym_key,
+                request_bytes_max,
+            }),
+        }
+    }
+
+    fn check_size(&self, message: &impl Message) -> Result<(), Status> {
+        let bytes = message.encoded_len();
+        if bytes > self.inner.request_bytes_max {
+            return Err(server_status(
+                Code::InvalidArgument,
+                "REQUEST_TOO_LARGE",
+                format!(
+                    "request of {bytes} bytes is larger than {} bytes",
+                    self.inner.request_bytes_max
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    async fn write<R: WriteRequest>(
+        &self,
+        rpc: &'static str,
+        request: Request<R>,
+        roles: &[Role],
+        build: impl FnOnce(&R, Uuid, &PseudonymKey) -> Result<Command, Refusal>,
+    ) -> Result<Response<api::WriteResponse>, Status> {
+        let principal = self.inner.tokens.principal(request.metadata())?;
+        may_call(&principal, roles)?;
+        let message = request.into_inner();
+        self.check_size(&message)?;
+        let parsed = wire::request_id(message.request_id()).and_then(|request_id| {
+            let command = build(&message, request_id, &self.inner.pseudonym_key)?;
+            ledger_domain::authorize(&principal, &command)?;
+            Ok((request_id, command))
+        });
+        let (request_id, command) = match parsed {
+            Ok(parsed) => parsed,
+            Err(refusal) => return Err(refused(rpc, &principal, None, &refusal)),
+        };
+        match self
+            .inner
+            .engine
+            .submit(request_id, principal.clone(), command)
+            .await
+        {
+            Ok(outcome) => {
+                tracing::info!(
+                    rpc,
+                    principal = %principal,
+                    %request_id,
+                    first_position = outcome.first_position,
+                    events = outcome.events.len(),
+                    replayed = outcome.replayed,
+                    "command accepted"
+                );
+                Ok(Response::new(write_response(outcome)))
+            }
+            Err(SubmitError::Refused(refusal)) => {
+                Err(refused(rpc, &principal, Some(request_id), &refusal))
+            }
+            Err(SubmitError::Unavailable) => Err(unavailable()),
+        }
+    }
+
+    async fn read<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&ledger_domain::LedgerState, &ledger_store::Store) -> T + Send + 'static,
+    ) -> Result<T, Status> {
+        self.inner
+            .engine
+            .read(read)
+            .await
+            .map_err(|_| unavailable())
+    }
+}
+
+fn refused(
+    rpc: &'static str,
+    principal: &Principal,
+    request_id: Option<Uuid>,
+    refusal: &Refusal,
+) -> Status {
+    tracing::info!(
+        rpc,
+        principal = %principal,
+        request_id = request_id.map(|id| id.to_string()).unwrap_or_default(),
+        reason = refusal.reason(),
+        "command refused"
+    );
+    refusal_status(refusal)
+}
+
+fn unavailable() -> Status {
+    server_status(
+        Code::Unavailable,
+        "LEDGER_UNAVAILABLE",
+        "the ledger's writer is not running; retry with the same request id",
+    )
+}
+
+fn store_status(error: &StoreError) -> Status {
+    match error {
+        StoreError::ChainBroken(ChainBreak { position, .. }) => server_status(
+            Code::DataLoss,
+            "CHAIN_BROKEN",
+            format!("the event log's hash chain is broken at position {position}"),
+        ),
+        other => {
+            tracing::error!(error = %other, "event log read failed");
+            server_status(
+                Code::Internal,
+                "STORE_ERROR",
+                "the event log cannot be read",
+            )
+        }
+    }
+}
+
+fn write_response(outcome: Outcome) -> api::WriteResponse {
+    api::WriteResponse {
+        receipt: Some(api::Receipt {
+            request_id: outcome.request_id.to_string(),
+            first_position: outcome.first_position,
+            event_count: u32::try_from(outcome.events.len()).unwrap_or(u32::MAX),
+            recorded_at: outcome.recorded_at,
+            replayed: outcome.replayed,
+        }),
+        events: outcome
+            .events
+            .into_iter()
+            .map(|recorded| recorded.event)
+            .collect(),
+    }
+}
+
+fn head_message(head: ledger_store::Head) -> api::Head {
+    api::Head {
+        position: head.position,
+        hash: hex::encode(head.hash),
+    }
+}
+
+const ADMINISTRATION: &[Role] = &[Role::Administration];
+const OPERATOR: &[Role] = &[Role::Operator];
+const PROVIDER: &[Role] = &[Role::Provider];
+
+#[tonic::async_trait]
+impl AdministrationService for Ledger {
+    async fn open_budget(
+        &self,
+        request: Request<api::OpenBudgetRequest>,
+    ) -> Result<Response<api::WriteResponse>, Status> {
+        self.write("open_budget", request, ADMINISTRATION, |r, _, _| {
+            wire::open_budget(r)
+        })
+        .await
+    }
+
+    async fn adjust_budget(
+        &self,
+        request: Request<api::AdjustBudgetRequest>,
+    ) -> Result<Response<api::WriteResponse>, Status> {
+        self.write("adjust_budget", request, ADMINISTRATION, |r, _, _| {
+            wire::adjust_budget(r)
+        })
+        .await
+    }
+
+    async fn approve_provider(
+        &self,
+        request: Request<api::ApproveProviderRequest>,
+    ) -> Result<Response<api::WriteResponse>, Status> {
+        self.write("approve_provider", request, ADMINISTRATION, |r, _, _| {
+            wire::approve_provider(r)
+        })
+        .await
+    }
+
+    async fn withdraw_provider(
+        &self,
+        request: Request<api::WithdrawProviderRequest>,
+    ) -> Result<Response<api::WriteResponse>, Status> {
+        self.write("withdraw_provider", request, ADMINISTRATION, |r, _, _| {
+            wire::withdraw_provider(r)
+        })
+        .await
+    }
+
+    async fn approve_module(
+        &self,
+        request: Request<api::ApproveModuleRequest>,
+    ) -> Result<Response<api::WriteResponse>, Status> {
+        self.write("approve_module", request, ADMINISTRATION, |r, _, _| {
+            wire::approve_module(r)
+        })
+        .await
+    }
+
+    async fn withdraw_module(
+        &self,
+        request: Request<api::WithdrawModuleRequest>,
+    ) -> Result<Response<api::WriteResponse>, Status> {
+        self.write("withdraw_module", request, ADMINISTRATION, |r, _, _| {
+            wire::withdraw_module(r)
+        })
+        .await
+    }
+}
+
+#[tonic::async_trait]
+impl OperatorService for Ledger {
+    async fn register_company(
+        &self,
+        request: Request<api::RegisterCompanyRequest>,
+    ) -> Result<Response<api::WriteResponse>, Status> {
+        self.write("register_company", request, OPERATOR, |r, _, _| {
+            wire::register_company(r)
+        })
+        .await
+    }
+
+    async fn issue_vouchers(
+        &self,
+        request: Request<api::IssueVouchersRequest>,
+    ) -> Result<Response<api::WriteResponse>, Status> {
+        // The request id names the batch, so a retry cannot issue a second one.
+        self.write("issue_vouchers", request, OPERATOR, |r, request_id, _| {
+            wire::issue_vouchers(r, request_id)
+        })
+        .await
+    }
+
+    async fn expire_vouchers(
+        &self,
+        request: Request<api::ExpireVouchersRequest>,
+    ) -> Result<Response<api::WriteResponse>, Status> {
+        self.write("expire_vouchers", request, OPERATOR, |r, _, _| {
+            wire::expire_vouchers(r)
+        })
+        .await
+    }
+
+    async fn record_payout(
+        &self,
+        request: Request<api::RecordPayoutRequest>,
+    ) -> Result<Response<api::WriteResponse>, Status> {
+        self.write("record_payout", request, OPERATOR, |r, _, _| {
+            wire::record_payout(r)
+        })
+        .await
+    }
+
+    async fn get_wallet(
+        &self,
+        request: Request<api::GetWalletRequest>,
+    ) -> Result<Response<api::Wallet>, Status> {
+        let principal = self.inner.tokens.principal(request.metadata())?;
+        may_read(&principal, &Read::Wallet)?;
+        let number = wire::enterprise_number(&request.get_ref().enterprise_number)
+            .map_err(|r| refusal_status(&r))?;
+        self.read(move |state, store| wire::wallet(state, &number, store.head().position))
+            .await?
+            .map(Response::new)
+            .map_err(|refusal| refusal_status(&refusal))
+    }
+}
+
+#[tonic::async_trait]
+impl ProviderService for Ledger {
+    async fn redeem_hours(
+        &self,
+        request: Request<api::RedeemHoursRequest>,
+    ) -> Result<Response<api::WriteResponse>, Status> {
+        // The request id names the redemption, which the provider quotes to reverse it.
+        self.write("redeem_hours", request, PROVIDER, |r, request_id, key| {
+            wire::redeem_hours(r, request_id, key)
+        })
+        .await
+    }
+
+    async fn reverse_redemption(
+        &self,
+        request: Request<api::ReverseRedemptionRequest>,
+    ) -> Result<Response<api::WriteResponse>, Status> {
+        self.write("reverse_redemption", request, PROVIDER, |r, _, _| {
+            wire::reverse_redemption(r)
+        })
+        .await
+    }
+
+    async fn get_statement(
+        &self,
+        request: Request<api::GetStatementRequest>,
+    ) -> Result<Response<api::Statement>, Status> {
+        let principal = self.inner.tokens.principal(request.metadata())?;
+        let provider_id =
+            wire::provider_id(&request.get_ref().provider_id).map_err(|r| refusal_status(&r))?;
+        may_read(
+            &principal,
+            &Read::Statement {
+                provider_id: &provider_id,
+            },
+        )?;
+        self.read(move |state, store| wire::statement(state, &provider_id, store.head().position))
+            .await?
+            .map(Response::new)
+            .map_err(|refusal| refusal_status(&refusal))
+    }
+}
+
+#[tonic::async_trait]
+impl ReportService for Ledger {
+    async fn get_budget(
+        &self,
+        request: Request<api::GetBudgetRequest>,
+    ) -> Result<Response<api::Budget>, Status> {
+        let principal = self.inner.tokens.principal(request.metadata())?;
+        may_read(&principal, &Read::Report)?;
+        let year = wire::report_year(request.get_ref().year).map_err(|r| refusal_status(&r))?;
+        self.read(move |state, store| {
+            state
+                .budgets
+                .get(&year)
+                .map(|budget| wire::budget(year, budget, store.head().position))
+                .ok_or(Refusal::BudgetNotOpened { year })
+        })
+        .await?
+        .map(Response::new)
+        .map_err(|refusal| refusal_status(&refusal))
+    }
+
+    async fn get_year_summary(
+        &self,
+        request: Request<api::GetYearSummaryRequest>,
+    ) -> Result<Response<api::YearSummary>, Status> {
+        let principal = self.inner.tokens.principal(request.metadata())?;
+        may_read(&principal, &Read::Report)?;
+        let year = wire::report_year(request.get_ref().year).map_err(|r| refusal_status(&r))?;
+        self.read(move |state, store| wire::year_summary(state, year, store.head().position))
+            .await?
+            .map(Response::new)
+            .map_err(|refusal| refusal_status(&refusal))
+    }
+}
+
+#[tonic::async_trait]
+impl AuditService for Ledger {
+    async fn read_events(
+        &self,
+        request: Request<api::ReadEventsRequest>,
+    ) -> Result<Response<api::ReadEventsResponse>, Status> {
+        let principal = self.inner.tokens.principal(request.metadata())?;
+        may_read(&principal, &Read::Events)?;
+        let from_position = request.get_ref().from_position.max(1);
+        let limit = match request.get_ref().limit {
+            0 => READ_EVENTS_LEN_MAX,
+            limit => limit.min(READ_EVENTS_LEN_MAX),
+        };
+        let (events, head) = self
+            .read(move |_, store| {
+                (
+                    store.read_range(from_position, limit as usize),
+                    store.head(),
+                )
+            })
+            .await?;
+        let events = events.map_err(|error| store_status(&error))?;
+        Ok(Response::new(api::ReadEventsResponse {
+            events: events
+                .into_iter()
+                .map(|recorded| api::AuditEvent {
+                    prev_hash: hex::encode(recorded.prev_hash),
+                    hash: hex::encode(recorded.hash),
+                    event: Some(recorded.event),
+                })
+                .collect(),
+            head: Some(head_message(head)),
+        }))
+    }
+
+    async fn get_head(
+        &self,
+        request: Request<api::GetHeadRequest>,
+    ) -> Result<Response<api::Head>, Status> {
+        let principal = self.inner.tokens.principal(request.metadata())?;
+        may_read(&principal, &Read::Head)?;
+        let head = self.read(|_, store| store.head()).await?;
+        Ok(Response::new(head_message(head)))
+    }
+}

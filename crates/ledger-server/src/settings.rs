@@ -1,0 +1,211 @@
+//! The server's configuration: `config/default.toml` (built in), then `--demo`'s
+//! `config/demo.toml`, then `--config FILE`, then `VOUCHER_LEDGER__*` environment variables,
+//! then command-line flags. Checked once at start; a bad setting stops the server with a clear
+//! message rather than serving with a surprise.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use ledger_domain::{Principal, PseudonymKey};
+use serde::Deserialize;
+
+const DEFAULT_TOML: &str = include_str!("../../../config/default.toml");
+const DEMO_TOML: &str = include_str!("../../../config/demo.toml");
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct TokenEntry {
+    pub principal: String,
+    pub sha256: String,
+}
+
+/// The settings as written, before they are checked.
+#[derive(Clone, Debug, Deserialize)]
+struct RawSettings {
+    listen: String,
+    data_dir: PathBuf,
+    policy_file: PathBuf,
+    log_format: LogFormat,
+    request_bytes_max: usize,
+    #[serde(default)]
+    demo: bool,
+    #[serde(default)]
+    pseudonym_key_hex: String,
+    #[serde(default)]
+    pseudonym_key_file: String,
+    #[serde(default)]
+    tokens: Vec<TokenEntry>,
+}
+
+/// Checked settings.
+#[derive(Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub policy: ledger_domain::PolicyTable,
+    pub policy_file: PathBuf,
+    pub log_format: LogFormat,
+    pub request_bytes_max: usize,
+    pub demo: bool,
+    pub pseudonym_key: PseudonymKey,
+    pub tokens: Vec<([u8; 32], Principal)>,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field("policy_file", &self.policy_file)
+            .field("log_format", &self.log_format)
+            .field("request_bytes_max", &self.request_bytes_max)
+            .field("demo", &self.demo)
+            .field("tokens", &self.tokens.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the command line adds.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    pub config_file: Option<PathBuf>,
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub demo: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("configuration cannot be read: {0}")]
+    Load(#[from] config::ConfigError),
+    #[error("listen address {0:?} is not an ip address and port")]
+    Listen(String),
+    #[error("listen address {0} is not loopback; the server serves only 127.0.0.1 or [::1] until tls is configured")]
+    NotLoopback(SocketAddr),
+    #[error("policy file {path} cannot be read: {source}")]
+    PolicyRead {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("policy file {path} is not valid: {source}")]
+    Policy {
+        path: PathBuf,
+        source: ledger_domain::PolicyError,
+    },
+    #[error("no pseudonym key: set VOUCHER_LEDGER__PSEUDONYM_KEY_HEX or pseudonym_key_file (at least 32 bytes)")]
+    PseudonymKeyMissing,
+    #[error("pseudonym key is not hex of at least 32 bytes")]
+    PseudonymKeyInvalid,
+    #[error("pseudonym key file {path} cannot be read: {source}")]
+    PseudonymKeyFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("token entry {index}: principal {principal:?} is not administration, operator, auditor or provider:<id>")]
+    TokenPrincipal { index: usize, principal: String },
+    #[error("token entry {index}: sha256 is not 64 hex digits")]
+    TokenDigest { index: usize },
+    #[error("request_bytes_max must be between 1024 and 4194304")]
+    RequestBytesMax,
+}
+
+impl Settings {
+    pub fn load(overrides: &Overrides) -> Result<Settings, SettingsError> {
+        let mut builder = config::Config::builder().add_source(config::File::from_str(
+            DEFAULT_TOML,
+            config::FileFormat::Toml,
+        ));
+        if overrides.demo {
+            builder =
+                builder.add_source(config::File::from_str(DEMO_TOML, config::FileFormat::Toml));
+        }
+        if let Some(path) = &overrides.config_file {
+            builder = builder.add_source(config::File::from(path.as_path()).required(true));
+        }
+        builder = builder.add_source(
+            config::Environment::with_prefix("VOUCHER_LEDGER")
+                .prefix_separator("__")
+                .separator("__"),
+        );
+        if let Some(listen) = &overrides.listen {
+            builder = builder.set_override("listen", listen.as_str())?;
+        }
+        if let Some(data_dir) = &overrides.data_dir {
+            builder = builder.set_override("data_dir", data_dir.to_string_lossy().as_ref())?;
+        }
+        let raw: RawSettings = builder.build()?.try_deserialize()?;
+        Settings::check(raw)
+    }
+
+    fn check(raw: RawSettings) -> Result<Settings, SettingsError> {
+        let listen: SocketAddr = raw
+            .listen
+            .parse()
+            .map_err(|_| SettingsError::Listen(raw.listen.clone()))?;
+        if !listen.ip().is_loopback() {
+            return Err(SettingsError::NotLoopback(listen));
+        }
+        if !(1024..=4 * 1024 * 1024).contains(&raw.request_bytes_max) {
+            return Err(SettingsError::RequestBytesMax);
+        }
+        let policy = load_policy(&raw.policy_file)?;
+        let pseudonym_key = pseudonym_key(&raw.pseudonym_key_hex, &raw.pseudonym_key_file)?;
+        let mut tokens = Vec::with_capacity(raw.tokens.len());
+        for (index, entry) in raw.tokens.iter().enumerate() {
+            let principal = Principal::parse(&entry.principal).ok_or_else(|| {
+                SettingsError::TokenPrincipal {
+                    index,
+                    principal: entry.principal.clone(),
+                }
+            })?;
+            let mut digest = [0u8; 32];
+            hex::decode_to_slice(entry.sha256.trim(), &mut digest)
+                .map_err(|_| SettingsError::TokenDigest { index })?;
+            tokens.push((digest, principal));
+        }
+        Ok(Settings {
+            listen,
+            data_dir: raw.data_dir,
+            policy,
+            policy_file: raw.policy_file,
+            log_format: raw.log_format,
+            request_bytes_max: raw.request_bytes_max,
+            demo: raw.demo,
+            pseudonym_key,
+            tokens,
+        })
+    }
+}
+
+fn load_policy(path: &Path) -> Result<ledger_domain::PolicyTable, SettingsError> {
+    let text = std::fs::read_to_string(path).map_err(|source| SettingsError::PolicyRead {
+        path: path.to_owned(),
+        source,
+    })?;
+    ledger_domain::PolicyTable::from_toml_str(&text).map_err(|source| SettingsError::Policy {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+fn pseudonym_key(key_hex: &str, key_file: &str) -> Result<PseudonymKey, SettingsError> {
+    let key_hex = if !key_hex.trim().is_empty() {
+        key_hex.trim().to_owned()
+    } else if !key_file.trim().is_empty() {
+        let path = PathBuf::from(key_file.trim());
+        std::fs::read_to_string(&path)
+            .map_err(|source| SettingsError::PseudonymKeyFile { path, source })?
+            .trim()
+            .to_owned()
+    } else {
+        return Err(SettingsError::PseudonymKeyMissing);
+    };
+    let bytes = hex::decode(key_hex).map_err(|_| SettingsError::PseudonymKeyInvalid)?;
+    PseudonymKey::new(bytes).ok_or(SettingsError::PseudonymKeyInvalid)
+}

@@ -1,0 +1,413 @@
+//! Wire requests to domain commands, and domain state to wire answers. Every field from outside
+//! is parsed here into the domain's types; a field that does not parse is refused with the
+//! refusal that names it, and nothing reaches the engine.
+
+use chrono::NaiveDate;
+use ledger_codec::{encode_date, encode_eur};
+use ledger_domain::command::{
+    AdjustBudget, ApproveModule, ApproveProvider, ExpireVouchers, IssueVouchers, OpenBudget,
+    RecordPayout, RedeemHours, RegisterCompany, ReverseRedemption, WithdrawModule,
+    WithdrawProvider,
+};
+use ledger_domain::decide::MODULE_HOURS_MAX;
+use ledger_domain::state::Budget;
+use ledger_domain::{
+    money, Command, EnterpriseNumber, Identifier, LedgerState, NationalNumber, PseudonymKey,
+    Refusal,
+};
+use ledger_proto::v1 as api;
+use rust_decimal::Decimal;
+use uuid::Uuid;
+
+pub fn request_id(text: &str) -> Result<Uuid, Refusal> {
+    match Uuid::parse_str(text) {
+        Ok(id) if !id.is_nil() && text.len() == 36 => Ok(id),
+        _ => Err(Refusal::InvalidRequestId),
+    }
+}
+
+pub fn date(field: &'static str, text: &str) -> Result<NaiveDate, Refusal> {
+    if text.len() != 10 {
+        return Err(Refusal::InvalidDate { field });
+    }
+    NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| Refusal::InvalidDate { field })
+}
+
+fn optional_date(field: &'static str, text: &str) -> Result<Option<NaiveDate>, Refusal> {
+    if text.is_empty() {
+        return Ok(None);
+    }
+    date(field, text).map(Some)
+}
+
+fn amount(field: &'static str, text: &str) -> Result<Decimal, Refusal> {
+    money::parse_eur(text).ok_or(Refusal::InvalidAmount { field })
+}
+
+fn id(field: &'static str, text: &str) -> Result<Identifier, Refusal> {
+    Identifier::parse(text).ok_or(Refusal::InvalidIdentifier { field })
+}
+
+pub fn enterprise_number(text: &str) -> Result<EnterpriseNumber, Refusal> {
+    EnterpriseNumber::parse(text).ok_or(Refusal::InvalidEnterpriseNumber)
+}
+
+/// Whole hours written as digits only: "0", "-1", "1.5", "+2" and "2e1" are all refused.
+fn hours(text: &str) -> Result<u32, Refusal> {
+    let refused = Refusal::InvalidHours {
+        hours_max: MODULE_HOURS_MAX,
+    };
+    if text.is_empty() || text.len() > 5 || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(refused);
+    }
+    match text.parse::<u32>() {
+        Ok(hours) if (1..=MODULE_HOURS_MAX).contains(&hours) => Ok(hours),
+        _ => Err(refused),
+    }
+}
+
+fn fte(text: &str) -> Result<Decimal, Refusal> {
+    let refused = Refusal::InvalidNumber { field: "fte" };
+    if text.is_empty() || text.len() > 12 || !text.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+    {
+        return Err(refused);
+    }
+    let value: Decimal = text.parse().map_err(|_| refused.clone())?;
+    if value.normalize().scale() > 2 {
+        return Err(refused);
+    }
+    Ok(value)
+}
+
+fn year(value: i32) -> Result<i32, Refusal> {
+    if !(ledger_domain::decide::YEAR_MIN..=ledger_domain::decide::YEAR_MAX).contains(&value) {
+        return Err(Refusal::InvalidYear { year: value });
+    }
+    Ok(value)
+}
+
+fn voucher_type(field: &'static str, value: i32) -> Result<ledger_domain::VoucherType, Refusal> {
+    ledger_codec::voucher_type_from_proto(value).ok_or(Refusal::UnknownEnumValue { field })
+}
+
+pub fn open_budget(request: &api::OpenBudgetRequest) -> Result<Command, Refusal> {
+    Ok(Command::OpenBudget(OpenBudget {
+        year: year(request.year)?,
+        allocated_eur: amount("allocated_eur", &request.allocated_eur)?,
+    }))
+}
+
+pub fn adjust_budget(request: &api::AdjustBudgetRequest) -> Result<Command, Refusal> {
+    Ok(Command::AdjustBudget(AdjustBudget {
+        year: year(request.year)?,
+        allocated_eur: amount("allocated_eur", &request.allocated_eur)?,
+        reason: request.reason.clone(),
+    }))
+}
+
+pub fn approve_provider(request: &api::ApproveProviderRequest) -> Result<Command, Refusal> {
+    Ok(Command::ApproveProvider(ApproveProvider {
+        provider_id: id("provider_id", &request.provider_id)?,
+        name: request.name.clone(),
+        approved_from: date("approved_from", &request.approved_from)?,
+        approved_until: optional_date("approved_until", &request.approved_until)?,
+    }))
+}
+
+pub fn withdraw_provider(request: &api::WithdrawProviderRequest) -> Result<Command, Refusal> {
+    Ok(Command::WithdrawProvider(WithdrawProvider {
+        provider_id: id("provider_id", &request.provider_id)?,
+        withdrawn_from: date("withdrawn_from", &request.withdrawn_from)?,
+        reason: request.reason.clone(),
+    }))
+}
+
+/// Most voucher types or themes in one module approval; there are 3 and 11 of them.
+const MODULE_LIST_LEN_MAX: usize = 16;
+
+pub fn approve_module(request: &api::ApproveModuleRequest) -> Result<Command, Refusal> {
+    if request.accepted_voucher_types.len() > MODULE_LIST_LEN_MAX {
+        return Err(Refusal::TextTooLong {
+            field: "accepted_voucher_types",
+            bytes_max: MODULE_LIST_LEN_MAX,
+        });
+    }
+    if request.themes.len() > MODULE_LIST_LEN_MAX {
+        return Err(Refusal::TextTooLong {
+            field: "themes",
+            bytes_max: MODULE_LIST_LEN_MAX,
+        });
+    }
+    let accepted_voucher_types = request
+        .accepted_voucher_types
+        .iter()
+        .map(|value| voucher_type("accepted_voucher_types", *value))
+        .collect::<Result<_, _>>()?;
+    let themes = request
+        .themes
+        .iter()
+        .map(|value| {
+            ledger_codec::theme_from_proto(*value)
+                .ok_or(Refusal::UnknownEnumValue { field: "themes" })
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(Command::ApproveModule(ApproveModule {
+        module_id: id("module_id", &request.module_id)?,
+        provider_id: id("provider_id", &request.provider_id)?,
+        title: request.title.clone(),
+        hours_max: request.hours_max,
+        accepted_voucher_types,
+        themes,
+        approved_from: date("approved_from", &request.approved_from)?,
+        approved_until: optional_date("approved_until", &request.approved_until)?,
+    }))
+}
+
+pub fn withdraw_module(request: &api::WithdrawModuleRequest) -> Result<Command, Refusal> {
+    Ok(Command::WithdrawModule(WithdrawModule {
+        module_id: id("module_id", &request.module_id)?,
+        withdrawn_from: date("withdrawn_from", &request.withdrawn_from)?,
+        reason: request.reason.clone(),
+    }))
+}
+
+pub fn register_company(request: &api::RegisterCompanyRequest) -> Result<Command, Refusal> {
+    Ok(Command::RegisterCompany(RegisterCompany {
+        enterprise_number: enterprise_number(&request.enterprise_number)?,
+        year: year(request.year)?,
+        name: request.name.clone(),
+        legal_form: ledger_codec::legal_form_from_proto(request.legal_form).ok_or(
+            Refusal::UnknownEnumValue {
+                field: "legal_form",
+            },
+        )?,
+        region: ledger_codec::region_from_proto(request.region)
+            .ok_or(Refusal::UnknownEnumValue { field: "region" })?,
+        fte: fte(&request.fte)?,
+        turnover_eur: amount("turnover_eur", &request.turnover_eur)?,
+        balance_sheet_total_eur: amount(
+            "balance_sheet_total_eur",
+            &request.balance_sheet_total_eur,
+        )?,
+        autonomous: request.autonomous,
+        secondary_activity_months: request.secondary_activity_months,
+        nace_sector: request.nace_sector.clone(),
+        registered_on: date("registered_on", &request.registered_on)?,
+    }))
+}
+
+pub fn issue_vouchers(
+    request: &api::IssueVouchersRequest,
+    batch_id: Uuid,
+) -> Result<Command, Refusal> {
+    Ok(Command::IssueVouchers(IssueVouchers {
+        batch_id,
+        enterprise_number: enterprise_number(&request.enterprise_number)?,
+        voucher_type: voucher_type("voucher_type", request.voucher_type)?,
+        quantity: request.quantity,
+        paid_amount_eur: amount("paid_amount_eur", &request.paid_amount_eur)?,
+        payment_date: date("payment_date", &request.payment_date)?,
+        payment_reference: request.payment_reference.clone(),
+    }))
+}
+
+pub fn expire_vouchers(request: &api::ExpireVouchersRequest) -> Result<Command, Refusal> {
+    Ok(Command::ExpireVouchers(ExpireVouchers {
+        as_of: date("as_of", &request.as_of)?,
+    }))
+}
+
+pub fn record_payout(request: &api::RecordPayoutRequest) -> Result<Command, Refusal> {
+    Ok(Command::RecordPayout(RecordPayout {
+        provider_id: id("provider_id", &request.provider_id)?,
+        amount_eur: amount("amount_eur", &request.amount_eur)?,
+        payout_date: date("payout_date", &request.payout_date)?,
+        payout_reference: request.payout_reference.clone(),
+    }))
+}
+
+/// The national register number is validated and replaced by its pseudonym here, at the edge;
+/// it goes no further.
+pub fn redeem_hours(
+    request: &api::RedeemHoursRequest,
+    redemption_id: Uuid,
+    key: &PseudonymKey,
+) -> Result<Command, Refusal> {
+    let worker = NationalNumber::parse(&request.national_number)
+        .ok_or(Refusal::InvalidNationalNumber)?
+        .pseudonymize(key);
+    Ok(Command::RedeemHours(RedeemHours {
+        redemption_id,
+        provider_id: id("provider_id", &request.provider_id)?,
+        module_id: id("module_id", &request.module_id)?,
+        enterprise_number: enterprise_number(&request.enterprise_number)?,
+        worker,
+        trainee_status: ledger_codec::trainee_status_from_proto(request.trainee_status).ok_or(
+            Refusal::UnknownEnumValue {
+                field: "trainee_status",
+            },
+        )?,
+        voucher_type: voucher_type("voucher_type", request.voucher_type)?,
+        hours: hours(&request.hours)?,
+        training_date: date("training_date", &request.training_date)?,
+    }))
+}
+
+pub fn reverse_redemption(request: &api::ReverseRedemptionRequest) -> Result<Command, Refusal> {
+    let redemption_id =
+        Uuid::parse_str(&request.redemption_id).map_err(|_| Refusal::InvalidIdentifier {
+            field: "redemption_id",
+        })?;
+    Ok(Command::ReverseRedemption(ReverseRedemption {
+        redemption_id,
+        provider_id: id("provider_id", &request.provider_id)?,
+        reason: request.reason.clone(),
+        reversed_on: date("reversed_on", &request.reversed_on)?,
+    }))
+}
+
+pub fn provider_id(text: &str) -> Result<Identifier, Refusal> {
+    id("provider_id", text)
+}
+
+pub fn report_year(value: i32) -> Result<i32, Refusal> {
+    year(value)
+}
+
+pub fn wallet(
+    state: &LedgerState,
+    number: &EnterpriseNumber,
+    position: u64,
+) -> Result<api::Wallet, Refusal> {
+    let company = state
+        .companies
+        .get(number)
+        .ok_or(Refusal::CompanyNotFound)?;
+    let balances = ledger_domain::VoucherType::ALL
+        .iter()
+        .map(|voucher_type| api::WalletBalance {
+            voucher_type: ledger_codec::voucher_type_to_proto(*voucher_type) as i32,
+            vouchers: company.balance(*voucher_type),
+        })
+        .collect();
+    let mut batches: Vec<_> = company
+        .batches
+        .values()
+        .filter(|batch| batch.remaining > 0)
+        .collect();
+    batches.sort_by_key(|batch| (batch.valid_until, batch.sequence));
+    Ok(api::Wallet {
+        enterprise_number: number.to_string(),
+        registered_years: company.registrations.keys().copied().collect(),
+        balances,
+        batches: batches
+            .into_iter()
+            .map(|batch| api::WalletBatch {
+                batch_id: batch.batch_id.to_string(),
+                voucher_type: ledger_codec::voucher_type_to_proto(batch.voucher_type) as i32,
+                quantity: batch.quantity,
+                remaining: batch.remaining,
+                payment_date: encode_date(batch.payment_date),
+                valid_until: encode_date(batch.valid_until),
+                budget_year: batch.budget_year,
+            })
+            .collect(),
+        as_of_position: position,
+    })
+}
+
+pub fn statement(
+    state: &LedgerState,
+    provider_id: &Identifier,
+    position: u64,
+) -> Result<api::Statement, Refusal> {
+    let provider = state
+        .providers
+        .get(provider_id)
+        .ok_or(Refusal::ProviderNotFound)?;
+    Ok(api::Statement {
+        provider_id: provider_id.to_string(),
+        name: provider.name.clone(),
+        redeemed_hours: provider.redeemed_hours,
+        owed_eur: encode_eur(provider.owed_eur),
+        paid_eur: encode_eur(provider.paid_eur),
+        as_of_position: position,
+    })
+}
+
+pub fn budget(year: i32, budget: &Budget, position: u64) -> api::Budget {
+    api::Budget {
+        year,
+        allocated_eur: encode_eur(budget.allocated_eur),
+        committed_eur: encode_eur(budget.committed_eur),
+        spent_eur: encode_eur(budget.spent_eur),
+        released_eur: encode_eur(budget.released_eur),
+        available_eur: encode_eur(budget.available_eur()),
+        as_of_position: position,
+    }
+}
+
+pub fn year_summary(
+    state: &LedgerState,
+    year: i32,
+    position: u64,
+) -> Result<api::YearSummary, Refusal> {
+    let budget_of_year = state
+        .budgets
+        .get(&year)
+        .ok_or(Refusal::BudgetNotOpened { year })?;
+    let companies_registered = state
+        .companies
+        .values()
+        .filter(|company| company.registrations.contains_key(&year))
+        .count();
+    let companies_holding_vouchers = state
+        .companies
+        .values()
+        .filter(|company| {
+            company
+                .batches
+                .values()
+                .any(|batch| batch.budget_year == year)
+        })
+        .count();
+    let vouchers_issued: u64 = state
+        .companies
+        .values()
+        .flat_map(|company| company.batches.values())
+        .filter(|batch| batch.budget_year == year)
+        .map(|batch| u64::from(batch.quantity))
+        .sum();
+    let trained: Vec<_> = state
+        .redemptions
+        .values()
+        .filter(|redemption| {
+            !redemption.reversed && chrono::Datelike::year(&redemption.training_date) == year
+        })
+        .collect();
+    let companies_benefiting: std::collections::BTreeSet<_> = trained
+        .iter()
+        .map(|redemption| &redemption.enterprise_number)
+        .collect();
+    let workers: std::collections::BTreeSet<_> =
+        trained.iter().map(|redemption| redemption.worker).collect();
+    let hours_trained: u64 = trained
+        .iter()
+        .map(|redemption| u64::from(redemption.hours))
+        .sum();
+    Ok(api::YearSummary {
+        year,
+        companies_registered: count(companies_registered),
+        companies_holding_vouchers: count(companies_holding_vouchers),
+        companies_benefiting: count(companies_benefiting.len()),
+        workers_trained: count(workers.len()),
+        hours_trained,
+        vouchers_issued,
+        budget: Some(budget(year, budget_of_year, position)),
+        as_of_position: position,
+    })
+}
+
+fn count(value: usize) -> u32 {
+    u32::try_from(value).unwrap_or(u32::MAX)
+}
