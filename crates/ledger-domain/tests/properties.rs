@@ -1,0 +1,622 @@
+//! Random histories against a simple model. Over a small fixed world (two companies, two
+//! providers, three modules, budgets for 2025 and 2026), random issuances, redemptions,
+//! reversals, expiry runs and payouts are decided one after the other; accepted ones are
+//! applied. After every step the ledger's invariants must hold:
+//!
+//! - no batch holds more vouchers than were issued into it (`remaining <= quantity`);
+//! - every voucher that left a batch is either redeemed and not reversed, or expired, as the
+//!   model counts them (a voucher is spent at most once);
+//! - every budget has `committed + spent <= allocated`, none of them negative, and they add up
+//!   to the Region's share of the vouchers outstanding, redeemed and expired;
+//! - what each provider is owed is never negative and is what the model says;
+//! - no worker has more hours in a module than its length;
+//! - the trial balance is zero.
+//!
+//! The model also predicts the outcome of every reversal and payout exactly.
+
+mod support;
+
+use chrono::{Days, NaiveDate};
+use ledger_domain::command::RedeemHours;
+use ledger_domain::event::ModuleApproved;
+use ledger_domain::{
+    decide, Command, Context, Event, Identifier, LedgerState, Refusal, SizeClass, Theme,
+    TraineeStatus, VoucherType,
+};
+use proptest::prelude::*;
+use rust_decimal::Decimal;
+use rust_decimal_macros::dec;
+use support::*;
+use uuid::Uuid;
+
+/// Today for every decision: after every date the steps use.
+const TODAY: &str = "2026-06-30";
+/// Steps are dated from 2025-01-01 to 2026-06-30.
+const DAYS_SPAN: u64 = 545;
+
+const COMPANIES: usize = 2;
+const PROVIDERS: usize = 2;
+
+fn company_at(index: usize) -> ledger_domain::EnterpriseNumber {
+    if index == 0 {
+        acme()
+    } else {
+        globex()
+    }
+}
+
+fn provider_at(index: usize) -> Identifier {
+    if index == 0 {
+        formaform()
+    } else {
+        other_provider()
+    }
+}
+
+fn heat_pump_module() -> Identifier {
+    id("MOD-HEATPUMP")
+}
+
+/// The modules: (id, owner's index, length in hours).
+/// The modules: id, owner's index, and the voucher types each accepts.
+fn modules() -> [(Identifier, usize, Vec<VoucherType>); 3] {
+    [
+        (
+            spreadsheet_module(),
+            0,
+            vec![VoucherType::General, VoucherType::Languages],
+        ),
+        (
+            welding_module(),
+            1,
+            vec![VoucherType::General, VoucherType::EcoClimate],
+        ),
+        (heat_pump_module(), 0, vec![VoucherType::EcoClimate]),
+    ]
+}
+
+/// The fixed world: Acme (2 to 50 FTE) and Globex (micro, small quotas) registered for 2025 and
+/// 2026; budgets of EUR 6 000 a year (the region share of 400 vouchers, so that they can run out); the second
+/// provider's approval withdrawn from 2026-03-01.
+fn fixed_world() -> Vec<Event> {
+    events![
+        world_with_two_providers(),
+        budget_opened(2026, dec!(6000.00)),
+        ModuleApproved {
+            title: "Heat pumps for installers".to_owned(),
+            hours_max: 8,
+            accepted_voucher_types: vec![VoucherType::EcoClimate],
+            themes: vec![Theme::Green],
+            ..module_approved(heat_pump_module(), formaform())
+        },
+        provider_withdrawn(other_provider(), "2026-03-01"),
+        company_registered(acme(), 2026),
+        company_registered_as(globex(), 2025, SizeClass::Micro),
+        company_registered_as(globex(), 2026, SizeClass::Micro),
+    ]
+}
+
+fn initial_state() -> LedgerState {
+    let mut events = fixed_world();
+    // The 2025 budget of `world()` is EUR 1 000 000; bring it down to EUR 6 000 as well.
+    events.push(Event::BudgetAdjusted(
+        ledger_domain::event::BudgetAdjusted {
+            year: 2025,
+            allocated_eur: dec!(6000.00),
+            previous_allocated_eur: dec!(1000000.00),
+            reason: ADJUSTMENT_REASON.to_owned(),
+        },
+    ));
+    let mut state = LedgerState::default();
+    for event in &events {
+        state.apply(event).expect("the fixed world applies");
+    }
+    state
+}
+
+#[derive(Clone, Debug)]
+enum Step {
+    Issue {
+        company: usize,
+        voucher_type: usize,
+        quantity: u32,
+        day: u64,
+        exact_payment: bool,
+    },
+    Redeem {
+        company: usize,
+        module: usize,
+        by_module_owner: bool,
+        worker: u8,
+        trainee: usize,
+        /// Among the types the module accepts, or among all when `any_voucher_type`.
+        voucher_type: usize,
+        any_voucher_type: bool,
+        hours: u32,
+        day: u64,
+    },
+    Reverse {
+        pick: usize,
+        by_other_provider: bool,
+        day: u64,
+    },
+    Expire {
+        day: u64,
+    },
+    Payout {
+        provider: usize,
+        per_mille_of_owed: u32,
+        day: u64,
+    },
+}
+
+const TRAINEES: [TraineeStatus; 9] = [
+    TraineeStatus::Employee,
+    TraineeStatus::TemporaryWorker,
+    TraineeStatus::SelfEmployedManagerOrPartner,
+    TraineeStatus::HelpingSpouse,
+    TraineeStatus::SecondarySelfEmployed,
+    TraineeStatus::PfiTrainee,
+    TraineeStatus::Apprentice,
+    TraineeStatus::Student,
+    TraineeStatus::Intern,
+];
+
+fn step() -> impl Strategy<Value = Step> {
+    let day = 0..=DAYS_SPAN;
+    // Payments lean early and training late, so that wallets have vouchers to redeem.
+    let payment_day = 0..=DAYS_SPAN - 120;
+    let training_day = 30..=DAYS_SPAN;
+    prop_oneof![
+        // General vouchers most often: two of the three modules accept them.
+        4 => (
+            0..COMPANIES,
+            prop_oneof![2 => Just(0usize), 1 => 0..3usize],
+            1..=60u32,
+            payment_day,
+            prop::bool::weighted(0.9),
+        )
+            .prop_map(|(company, voucher_type, quantity, day, exact_payment)| Step::Issue {
+                company,
+                voucher_type,
+                quantity,
+                day,
+                exact_payment,
+            }),
+        4 => (
+            0..COMPANIES,
+            0..3usize,
+            prop::bool::weighted(0.9),
+            0..3u8,
+            // Mostly an employee; now and then any status, eligible or not.
+            prop_oneof![4 => Just(0usize), 1 => 0..TRAINEES.len()],
+            (0..3usize, prop::bool::weighted(0.1)),
+            1..=12u32,
+            training_day,
+        )
+            .prop_map(
+                |(
+                    company,
+                    module,
+                    by_module_owner,
+                    worker,
+                    trainee,
+                    (voucher_type, any_voucher_type),
+                    hours,
+                    day,
+                )| {
+                    Step::Redeem {
+                        company,
+                        module,
+                        by_module_owner,
+                        worker,
+                        trainee,
+                        voucher_type,
+                        any_voucher_type,
+                        hours,
+                        day,
+                    }
+                }
+            ),
+        2 => (any::<usize>(), prop::bool::weighted(0.2), day.clone()).prop_map(
+            |(pick, by_other_provider, day)| Step::Reverse {
+                pick,
+                by_other_provider,
+                day,
+            }
+        ),
+        1 => day.clone().prop_map(|day| Step::Expire { day }),
+        1 => (0..PROVIDERS, 0..=1200u32, day).prop_map(|(provider, per_mille_of_owed, day)| {
+            Step::Payout {
+                provider,
+                per_mille_of_owed,
+                day,
+            }
+        }),
+    ]
+}
+
+#[derive(Debug)]
+struct ModelRedemption {
+    redemption_id: Uuid,
+    provider: usize,
+    hours: u32,
+    reversed: bool,
+}
+
+/// What the ledger should hold, counted the simplest way.
+#[derive(Debug, Default)]
+struct Model {
+    issued: u64,
+    redeemed_not_reversed: u64,
+    expired: u64,
+    owed_eur: [Decimal; PROVIDERS],
+    redemptions: Vec<ModelRedemption>,
+}
+
+fn day(offset: u64) -> NaiveDate {
+    date("2025-01-01")
+        .checked_add_days(Days::new(offset))
+        .expect("a date in 2025 or 2026")
+}
+
+fn apply_all(state: &mut LedgerState, events: &[Event]) {
+    for event in events {
+        if let Err(inconsistency) = state.apply(event) {
+            panic!("a decided event does not apply: {inconsistency}\n{event:#?}");
+        }
+    }
+}
+
+fn run(steps: &[Step]) {
+    let policy = default_policy();
+    let context = Context {
+        today: date(TODAY),
+        policy: &policy,
+    };
+    let mut state = initial_state();
+    let mut model = Model::default();
+    for (index, step) in steps.iter().enumerate() {
+        let number = u128::try_from(index).expect("few steps");
+        match step {
+            Step::Issue {
+                company,
+                voucher_type,
+                quantity,
+                day: offset,
+                exact_payment,
+            } => {
+                let mut command = issue(
+                    company_at(*company),
+                    batch(number),
+                    VoucherType::ALL[*voucher_type],
+                    *quantity,
+                    "2025-01-01",
+                );
+                command.payment_date = day(*offset);
+                if !exact_payment {
+                    command.paid_amount_eur += dec!(0.01);
+                }
+                let outcome = decide(&state, &Command::IssueVouchers(command), &context);
+                if let Ok(events) = outcome {
+                    assert!(exact_payment, "a wrong paid amount was accepted");
+                    apply_all(&mut state, &events);
+                    model.issued += u64::from(*quantity);
+                }
+            }
+            Step::Redeem {
+                company,
+                module,
+                by_module_owner,
+                worker: worker_number,
+                trainee,
+                voucher_type,
+                any_voucher_type,
+                hours,
+                day: offset,
+            } => {
+                let (module_id, owner, accepted) = modules()[*module].clone();
+                let voucher_type = if *any_voucher_type {
+                    VoucherType::ALL[*voucher_type]
+                } else {
+                    accepted[*voucher_type % accepted.len()]
+                };
+                let provider_index = if *by_module_owner { owner } else { 1 - owner };
+                let command = RedeemHours {
+                    redemption_id: redemption(number),
+                    provider_id: provider_at(provider_index),
+                    module_id,
+                    enterprise_number: company_at(*company),
+                    worker: worker(*worker_number),
+                    trainee_status: TRAINEES[*trainee],
+                    voucher_type,
+                    hours: *hours,
+                    training_date: day(*offset),
+                };
+                let outcome = decide(&state, &Command::RedeemHours(command), &context);
+                if let Ok(events) = outcome {
+                    assert!(*by_module_owner, "redeemed in another provider's module");
+                    assert!(
+                        TRAINEES[*trainee].may_be_trained_with_vouchers(),
+                        "redeemed for a trainee who may not be trained with vouchers"
+                    );
+                    let drawn: u32 = the_redemption(&events)
+                        .draws
+                        .iter()
+                        .map(|draw| draw.quantity)
+                        .sum();
+                    assert_eq!(drawn, *hours, "draws add up to the hours");
+                    apply_all(&mut state, &events);
+                    model.redeemed_not_reversed += u64::from(*hours);
+                    model.owed_eur[provider_index] += times(FACE_VALUE_EUR, *hours);
+                    model.redemptions.push(ModelRedemption {
+                        redemption_id: redemption(number),
+                        provider: provider_index,
+                        hours: *hours,
+                        reversed: false,
+                    });
+                }
+            }
+            Step::Reverse {
+                pick,
+                by_other_provider,
+                day: offset,
+            } => {
+                let picked = if model.redemptions.is_empty() {
+                    None
+                } else {
+                    Some(pick % model.redemptions.len())
+                };
+                let (redemption_id, owner) = match picked {
+                    Some(picked) => (
+                        model.redemptions[picked].redemption_id,
+                        model.redemptions[picked].provider,
+                    ),
+                    None => (redemption(u128::MAX / 2), 0),
+                };
+                let acting = if *by_other_provider { 1 - owner } else { owner };
+                let mut command = reverse(redemption_id, provider_at(acting), "2025-01-01");
+                command.reversed_on = day(*offset);
+                let outcome = decide(&state, &Command::ReverseRedemption(command), &context);
+                let redeemed = picked.map(|picked| &model.redemptions[picked]);
+                let amount_eur = times(
+                    FACE_VALUE_EUR,
+                    redeemed.map_or(0, |redeemed| redeemed.hours),
+                );
+                let owed_eur = model.owed_eur[owner];
+                let Some(redeemed) = redeemed else {
+                    assert_eq!(outcome, Err(Refusal::RedemptionNotFound));
+                    check_invariants(&state, &model, step);
+                    continue;
+                };
+                if *by_other_provider {
+                    assert_eq!(outcome, Err(Refusal::RedemptionNotOfProvider));
+                } else if redeemed.reversed {
+                    assert_eq!(outcome, Err(Refusal::RedemptionAlreadyReversed));
+                } else if owed_eur < amount_eur {
+                    assert_eq!(
+                        outcome,
+                        Err(Refusal::ProviderBalanceTooLow {
+                            owed_eur,
+                            amount_eur
+                        })
+                    );
+                } else {
+                    let events = outcome.expect("a reversal the model allows");
+                    apply_all(&mut state, &events);
+                    let picked = picked.expect("a redemption was picked");
+                    let redeemed = &mut model.redemptions[picked];
+                    redeemed.reversed = true;
+                    model.redeemed_not_reversed -= u64::from(redeemed.hours);
+                    model.owed_eur[owner] -= amount_eur;
+                }
+            }
+            Step::Expire { day: offset } => {
+                let command = ledger_domain::command::ExpireVouchers {
+                    as_of: day(*offset),
+                };
+                let events = decide(&state, &Command::ExpireVouchers(command), &context)
+                    .expect("an expiry run dated before today is always accepted");
+                model.expired += the_expiries(&events)
+                    .iter()
+                    .map(|expired| u64::from(expired.quantity))
+                    .sum::<u64>();
+                apply_all(&mut state, &events);
+            }
+            Step::Payout {
+                provider: provider_index,
+                per_mille_of_owed,
+                day: offset,
+            } => {
+                let owed_eur = model.owed_eur[*provider_index];
+                let mut amount_eur =
+                    (owed_eur * Decimal::from(*per_mille_of_owed) / dec!(1000)).round_dp(2);
+                if amount_eur.is_zero() {
+                    amount_eur = dec!(0.01);
+                }
+                let mut command = payout(provider_at(*provider_index), amount_eur, "2025-01-01");
+                command.payout_date = day(*offset);
+                let outcome = decide(&state, &Command::RecordPayout(command), &context);
+                if amount_eur > owed_eur {
+                    assert_eq!(
+                        outcome,
+                        Err(Refusal::ProviderBalanceTooLow {
+                            owed_eur,
+                            amount_eur
+                        })
+                    );
+                } else {
+                    let events = outcome.expect("a payout of at most what is owed");
+                    apply_all(&mut state, &events);
+                    model.owed_eur[*provider_index] -= amount_eur;
+                }
+            }
+        }
+        check_invariants(&state, &model, step);
+    }
+}
+
+fn check_invariants(state: &LedgerState, model: &Model, step: &Step) {
+    let batches: Vec<_> = state
+        .companies
+        .values()
+        .flat_map(|company| company.batches.values())
+        .collect();
+    for batch in &batches {
+        assert!(
+            batch.remaining <= batch.quantity,
+            "after {step:?}: batch {} holds {} of {}",
+            batch.batch_id,
+            batch.remaining,
+            batch.quantity
+        );
+    }
+    let issued: u64 = batches.iter().map(|batch| u64::from(batch.quantity)).sum();
+    let remaining: u64 = batches.iter().map(|batch| u64::from(batch.remaining)).sum();
+    let gone: u64 = batches
+        .iter()
+        .map(|batch| u64::from(batch.quantity - batch.remaining))
+        .sum();
+    assert_eq!(issued, model.issued, "after {step:?}: vouchers issued");
+    assert_eq!(
+        gone,
+        model.redeemed_not_reversed + model.expired,
+        "after {step:?}: vouchers out of the batches are redeemed-not-reversed plus expired"
+    );
+
+    let mut committed_eur = Decimal::ZERO;
+    let mut spent_eur = Decimal::ZERO;
+    let mut released_eur = Decimal::ZERO;
+    for (year, budget) in &state.budgets {
+        assert!(
+            !budget.committed_eur.is_sign_negative()
+                && !budget.spent_eur.is_sign_negative()
+                && !budget.released_eur.is_sign_negative(),
+            "after {step:?}: budget {year} has a negative figure: {budget:?}"
+        );
+        assert!(
+            budget.committed_eur + budget.spent_eur <= budget.allocated_eur,
+            "after {step:?}: budget {year} over-committed: {budget:?}"
+        );
+        committed_eur += budget.committed_eur;
+        spent_eur += budget.spent_eur;
+        released_eur += budget.released_eur;
+    }
+    let region_share = |count: u64| REGION_SHARE_EUR * Decimal::from(count);
+    assert_eq!(
+        committed_eur,
+        region_share(remaining),
+        "after {step:?}: committed"
+    );
+    assert_eq!(
+        spent_eur,
+        region_share(model.redeemed_not_reversed),
+        "after {step:?}: spent"
+    );
+    assert_eq!(
+        released_eur,
+        region_share(model.expired),
+        "after {step:?}: released"
+    );
+
+    for (index, owed_eur) in model.owed_eur.iter().enumerate() {
+        let provider = &state.providers[&provider_at(index)];
+        assert!(
+            !provider.owed_eur.is_sign_negative(),
+            "after {step:?}: provider {index} owed {}",
+            provider.owed_eur
+        );
+        assert_eq!(provider.owed_eur, *owed_eur, "after {step:?}: owed");
+    }
+
+    for ((module_id, _), hours) in &state.worker_module_hours {
+        let hours_max = state.modules[module_id].hours_max;
+        assert!(
+            *hours <= hours_max,
+            "after {step:?}: a worker has {hours} hours in {module_id}, longer than {hours_max}"
+        );
+    }
+
+    assert_eq!(
+        state.trial_balance_eur(),
+        Decimal::ZERO,
+        "after {step:?}: trial balance"
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 64,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn random_histories_keep_the_ledger_invariants(steps in prop::collection::vec(step(), 40)) {
+        run(&steps);
+    }
+}
+
+/// The generator reaches the interesting outcomes: a property that only ever saw refusals
+/// would prove little.
+#[test]
+fn random_histories_accept_every_kind_of_command() {
+    let policy = default_policy();
+    let context = Context {
+        today: date(TODAY),
+        policy: &policy,
+    };
+    let mut state = initial_state();
+    let steps = [
+        issue(acme(), batch(1), VoucherType::General, 30, "2025-01-10").into_command(),
+        redeem(
+            redemption(1),
+            acme(),
+            VoucherType::General,
+            10,
+            "2025-02-01",
+        )
+        .into_command(),
+        redeem(redemption(2), acme(), VoucherType::General, 5, "2025-02-02").into_command(),
+        payout(formaform(), dec!(150.00), "2025-03-01").into_command(),
+        reverse(redemption(1), formaform(), "2025-03-02").into_command(),
+        expire("2026-01-01").into_command(),
+    ];
+    for command in steps {
+        let events = decide(&state, &command, &context)
+            .unwrap_or_else(|refusal| panic!("{command:?} refused: {refusal:?}"));
+        assert!(!events.is_empty(), "{command:?} did nothing");
+        apply_all(&mut state, &events);
+    }
+    run(&[
+        Step::Issue {
+            company: 0,
+            voucher_type: 0,
+            quantity: 30,
+            day: 9,
+            exact_payment: true,
+        },
+        Step::Redeem {
+            company: 0,
+            module: 0,
+            by_module_owner: true,
+            worker: 1,
+            trainee: 0,
+            voucher_type: 0,
+            any_voucher_type: false,
+            hours: 10,
+            day: 31,
+        },
+        Step::Payout {
+            provider: 0,
+            per_mille_of_owed: 500,
+            day: 59,
+        },
+        Step::Reverse {
+            pick: 0,
+            by_other_provider: false,
+            day: 60,
+        },
+        Step::Expire { day: 365 },
+    ]);
+}
