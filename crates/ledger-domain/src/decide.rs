@@ -224,9 +224,24 @@ fn withdraw_provider(
         .providers
         .get(&command.provider_id)
         .ok_or(Refusal::ProviderNotFound)?;
-    match provider.approvals.last() {
-        Some(approval) if approval.withdrawn_from.is_none() => {}
-        _ => return Err(Refusal::ProviderAlreadyWithdrawn),
+    let date = command.withdrawn_from;
+    // The withdrawal ends the approval in force on its date, whichever was recorded last.
+    if !provider
+        .approvals
+        .iter()
+        .any(|approval| approval.in_force_on(date))
+    {
+        let withdrawn_already = provider.approvals.iter().any(|approval| {
+            approval
+                .withdrawn_from
+                .is_some_and(|withdrawn_from| withdrawn_from <= date)
+                && approval.from <= date
+                && approval.until.is_none_or(|until| date <= until)
+        });
+        if withdrawn_already {
+            return Err(Refusal::ProviderAlreadyWithdrawn);
+        }
+        return Err(Refusal::ProviderNotApproved { date });
     }
     Ok(vec![Event::ProviderWithdrawn(ProviderWithdrawn {
         provider_id: command.provider_id.clone(),
@@ -284,7 +299,11 @@ fn withdraw_module(state: &LedgerState, command: &WithdrawModule) -> Result<Vec<
         .modules
         .get(&command.module_id)
         .ok_or(Refusal::ModuleNotFound)?;
-    if module.approval.withdrawn_from.is_some() {
+    let withdrawn_already = module
+        .approval
+        .withdrawn_from
+        .is_some_and(|withdrawn_from| withdrawn_from <= command.withdrawn_from);
+    if withdrawn_already {
         return Err(Refusal::ModuleAlreadyWithdrawn);
     }
     Ok(vec![Event::ModuleWithdrawn(ModuleWithdrawn {
@@ -373,7 +392,7 @@ fn register_company(
         });
     }
     if command.fte.is_sign_negative()
-        || command.fte.scale() > 2
+        || command.fte.normalize().scale() > 2
         || command.fte > Decimal::from(1_000_000)
     {
         return Err(Refusal::InvalidAmount { field: "fte" });
@@ -432,11 +451,16 @@ fn issue_vouchers(
     let year = command.payment_date.year();
     check_year(year)?;
     let policy = context.policy_on(command.payment_date)?;
-    let registration = state
-        .companies
-        .get(&command.enterprise_number)
+    let company = state.companies.get(&command.enterprise_number);
+    // Registration comes before ordering: a payment dated before the registration day was not
+    // made under it.
+    let registration = company
         .and_then(|company| company.registrations.get(&year))
+        .filter(|registration| registration.registered_on <= command.payment_date)
         .ok_or(Refusal::CompanyNotRegistered { year })?;
+    if state.batch_ids.contains(&command.batch_id) {
+        return Err(Refusal::BatchAlreadyExists);
+    }
     let expected_eur = money::times(policy.employer_share_eur, command.quantity);
     if command.paid_amount_eur != expected_eur {
         return Err(Refusal::PaymentAmountMismatch {
@@ -445,9 +469,7 @@ fn issue_vouchers(
         });
     }
     let quota = policy.quota(registration.size_class, command.voucher_type);
-    let issued = state
-        .companies
-        .get(&command.enterprise_number)
+    let issued = company
         .and_then(|company| company.issued.get(&(year, command.voucher_type)))
         .copied()
         .unwrap_or(0);
@@ -508,6 +530,9 @@ fn redeem_hours(
     }
     // Vouchers pay for training already given.
     context.not_after_today(command.training_date)?;
+    if state.redemptions.contains_key(&command.redemption_id) {
+        return Err(Refusal::RedemptionAlreadyExists);
+    }
     let date = command.training_date;
     let provider = state
         .providers

@@ -311,7 +311,7 @@ mod tests {
 
     #[test]
     fn pseudonym_is_keyed_and_stable() {
-        let key_a = PseudonymKey::new(vec![7; 32]).map(|k| k);
+        let key_a = PseudonymKey::new(vec![7; 32]);
         let key_b = PseudonymKey::new(vec![8; 32]);
         let (Some(key_a), Some(key_b)) = (key_a, key_b) else {
             panic!("32-byte keys are accepted")

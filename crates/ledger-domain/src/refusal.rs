@@ -153,11 +153,11 @@ pub enum Refusal {
     ModuleNotApproved { date: NaiveDate },
     #[error("module approval is already withdrawn")]
     ModuleAlreadyWithdrawn,
-    #[error("theme {theme:?} is never approved")]
+    #[error("theme {} is never approved", theme.name())]
     ThemeNotApprovable { theme: Theme },
     #[error("module does not accept {} vouchers", voucher_type.name())]
     VoucherTypeNotAccepted { voucher_type: VoucherType },
-    #[error("trainee status {status:?} may not be trained with vouchers")]
+    #[error("trainee status {} may not be trained with vouchers", status.name())]
     TraineeNotEligible { status: TraineeStatus },
     #[error("module allows {hours_max} hours per worker: {already} already redeemed, {requested} requested")]
     HoursExceedModuleLength {
@@ -171,6 +171,12 @@ pub enum Refusal {
     VouchersExpired { unexpired: u32, requested: u32 },
     #[error("redemption is not known to the ledger")]
     RedemptionNotFound,
+    /// Batch ids are unique across the ledger (the server uses the request id).
+    #[error("batch id is already used")]
+    BatchAlreadyExists,
+    /// Redemption ids are unique across the ledger (the server uses the request id).
+    #[error("redemption id is already used")]
+    RedemptionAlreadyExists,
     #[error("redemption belongs to another provider")]
     RedemptionNotOfProvider,
     #[error("redemption is already reversed")]
@@ -232,6 +238,8 @@ impl Refusal {
             Refusal::InsufficientVouchers { .. } => "INSUFFICIENT_VOUCHERS",
             Refusal::VouchersExpired { .. } => "VOUCHERS_EXPIRED",
             Refusal::RedemptionNotFound => "REDEMPTION_NOT_FOUND",
+            Refusal::BatchAlreadyExists => "BATCH_ALREADY_EXISTS",
+            Refusal::RedemptionAlreadyExists => "REDEMPTION_ALREADY_EXISTS",
             Refusal::RedemptionNotOfProvider => "REDEMPTION_NOT_OF_PROVIDER",
             Refusal::RedemptionAlreadyReversed => "REDEMPTION_ALREADY_REVERSED",
             Refusal::ProviderBalanceTooLow { .. } => "PROVIDER_BALANCE_TOO_LOW",

@@ -177,6 +177,8 @@ pub struct LedgerState {
     pub balances: BTreeMap<Account, Decimal>,
     /// Batches issued so far; the next batch's sequence.
     pub batches_issued: u64,
+    /// Every batch id ever issued, whatever the company: batch ids are unique in the ledger.
+    pub batch_ids: std::collections::BTreeSet<Uuid>,
 }
 
 impl LedgerState {
@@ -186,7 +188,8 @@ impl LedgerState {
     }
 
     /// Folds one event into the state. Checks what `decide` guarantees, so that a foreign or
-    /// damaged log is reported instead of silently producing a wrong state.
+    /// damaged log is reported instead of silently producing a wrong state. After an error the
+    /// state may be partly changed and must be thrown away.
     pub fn apply(&mut self, event: &Event) -> Result<(), Inconsistency> {
         let event_type = event.type_name();
         let fail = |what: &'static str| Inconsistency { event_type, what };
@@ -237,7 +240,11 @@ impl LedgerState {
                     .providers
                     .get_mut(&e.provider_id)
                     .ok_or(fail("unknown provider"))?;
-                let approval = provider.approvals.last_mut().ok_or(fail("no approval"))?;
+                let approval = provider
+                    .approvals
+                    .iter_mut()
+                    .find(|approval| approval.in_force_on(e.withdrawn_from))
+                    .ok_or(fail("no approval in force on the withdrawal date"))?;
                 approval.withdrawn_from = Some(e.withdrawn_from);
             }
             Event::ModuleApproved(e) => {
@@ -289,7 +296,7 @@ impl LedgerState {
                     .companies
                     .get_mut(&e.enterprise_number)
                     .ok_or(fail("unknown company"))?;
-                if company.batches.contains_key(&e.batch_id) {
+                if !self.batch_ids.insert(e.batch_id) {
                     return Err(fail("batch id already used"));
                 }
                 let sequence = self.batches_issued;

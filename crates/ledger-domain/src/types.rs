@@ -109,6 +109,20 @@ pub enum TraineeStatus {
 }
 
 impl TraineeStatus {
+    pub fn name(self) -> &'static str {
+        match self {
+            TraineeStatus::Employee => "employee",
+            TraineeStatus::TemporaryWorker => "temporary_worker",
+            TraineeStatus::SelfEmployedManagerOrPartner => "self_employed_manager_or_partner",
+            TraineeStatus::HelpingSpouse => "helping_spouse",
+            TraineeStatus::SecondarySelfEmployed => "secondary_self_employed",
+            TraineeStatus::PfiTrainee => "pfi_trainee",
+            TraineeStatus::Apprentice => "apprentice",
+            TraineeStatus::Student => "student",
+            TraineeStatus::Intern => "intern",
+        }
+    }
+
     /// Whether vouchers may pay for this person's training (DESIGN §2 rule 10).
     pub fn may_be_trained_with_vouchers(self) -> bool {
         match self {
@@ -143,6 +157,22 @@ pub enum Theme {
 }
 
 impl Theme {
+    pub fn name(self) -> &'static str {
+        match self {
+            Theme::Ai => "ai",
+            Theme::Digital => "digital",
+            Theme::Green => "green",
+            Theme::Languages => "languages",
+            Theme::Management => "management",
+            Theme::Technical => "technical",
+            Theme::Safety => "safety",
+            Theme::Other => "other",
+            Theme::Behavioural => "behavioural",
+            Theme::WellBeing => "well_being",
+            Theme::PersonalDevelopment => "personal_development",
+        }
+    }
+
     /// Behavioural, well-being and personal-development courses are never approved.
     pub fn may_be_approved(self) -> bool {
         !matches!(

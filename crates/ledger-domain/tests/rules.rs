@@ -1982,11 +1982,9 @@ fn rule_16_one_person_written_two_ways_is_one_worker_for_the_module_cap() {
 }
 
 // =============================================================================================
-// Bugs found while writing these tests: each shows what the rules should do, and is ignored
-// until src/ is fixed (run them with `cargo test -p ledger-domain -- --ignored`).
+// Bugs found while writing these tests, now fixed in src/: each shows what the rules do.
 
 #[test]
-#[ignore = "bug: decide accepts an issuance whose batch_id the company already holds; apply then fails with Inconsistency \"batch id already used\""]
 fn rule_05_issuance_with_a_batch_id_already_used_is_refused_before_apply() {
     let when = given(events![
         world(),
@@ -2006,7 +2004,7 @@ fn rule_05_issuance_with_a_batch_id_already_used_is_refused_before_apply() {
 }
 
 #[test]
-#[ignore = "bug: decide accepts a redemption whose redemption_id is already used; apply overwrites the first redemption, which can then never be reversed"]
+
 fn rule_14_redemption_with_an_id_already_used_is_refused() {
     let when = given(events![
         five_general_vouchers(),
@@ -2030,7 +2028,7 @@ fn rule_14_redemption_with_an_id_already_used_is_refused() {
 }
 
 #[test]
-#[ignore = "bug: withdraw_provider withdraws the approval recorded last, not the one in force; once an earlier period is recorded after the current one, the current approval stays in force and can never be withdrawn"]
+
 fn rule_09_provider_withdrawal_ends_the_approval_in_force() {
     let approvals = decided(
         events![],
@@ -2061,7 +2059,6 @@ fn rule_09_provider_withdrawal_ends_the_approval_in_force() {
 }
 
 #[test]
-#[ignore = "bug (reading of DESIGN §2 \"registered once per calendar year, before ordering\"): a payment received before the company's registration day is accepted"]
 fn rule_04_ordering_refused_when_paid_before_the_registration_day() {
     given(events![
         budget_opened(2025, dec!(1000000.00)),

@@ -34,7 +34,9 @@ pub fn classify(refusal: &Refusal) -> (Code, Option<&'static str>) {
         Refusal::CompanyAlreadyRegistered { .. }
         | Refusal::BudgetAlreadyOpened { .. }
         | Refusal::ProviderAlreadyApproved
-        | Refusal::ModuleAlreadyApproved => (Code::AlreadyExists, None),
+        | Refusal::ModuleAlreadyApproved
+        | Refusal::BatchAlreadyExists
+        | Refusal::RedemptionAlreadyExists => (Code::AlreadyExists, None),
         Refusal::CompanyNotFound
         | Refusal::ProviderNotFound
         | Refusal::ModuleNotFound
@@ -86,4 +88,267 @@ pub fn refusal_status(refusal: &Refusal) -> Status {
 pub fn server_status(code: Code, reason: &str, message: impl Into<String>) -> Status {
     let details = ErrorDetails::with_error_info(reason, ERROR_DOMAIN, HashMap::new());
     Status::with_error_details(code, message, details)
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::NaiveDate;
+    use ledger_domain::{Ineligibility, Refusal, Theme, TraineeStatus, VoucherType};
+    use rust_decimal::Decimal;
+    use tonic::Code;
+    use tonic_types::StatusExt;
+
+    use super::{classify, refusal_status, ERROR_DOMAIN};
+
+    const README: &str = include_str!("../../../README.md");
+
+    /// The place of each variant. An exhaustive match: a new variant of `Refusal` does not
+    /// compile here until it is given a place, and then `every_variant_has_an_example` fails
+    /// until `examples` has one of it.
+    fn variant_index(refusal: &Refusal) -> usize {
+        match refusal {
+            Refusal::InvalidRequestId => 0,
+            Refusal::InvalidDate { .. } => 1,
+            Refusal::UnknownEnumValue { .. } => 2,
+            Refusal::InvalidNumber { .. } => 3,
+            Refusal::InvalidEnterpriseNumber => 4,
+            Refusal::InvalidNationalNumber => 5,
+            Refusal::InvalidAmount { .. } => 6,
+            Refusal::InvalidIdentifier { .. } => 7,
+            Refusal::TextTooLong { .. } => 8,
+            Refusal::InvalidQuantity { .. } => 9,
+            Refusal::InvalidHours { .. } => 10,
+            Refusal::InvalidYear { .. } => 11,
+            Refusal::EmptyList { .. } => 12,
+            Refusal::InvalidPeriod { .. } => 13,
+            Refusal::EventTooLarge { .. } => 14,
+            Refusal::PermissionDenied { .. } => 15,
+            Refusal::RequestIdReused => 16,
+            Refusal::PolicyNotInForce { .. } => 17,
+            Refusal::DateInFuture { .. } => 18,
+            Refusal::YearNotOpen { .. } => 19,
+            Refusal::CompanyNotEligible { .. } => 20,
+            Refusal::CompanyAlreadyRegistered { .. } => 21,
+            Refusal::CompanyNotRegistered { .. } => 22,
+            Refusal::CompanyNotFound => 23,
+            Refusal::PaymentAmountMismatch { .. } => 24,
+            Refusal::QuotaExceeded { .. } => 25,
+            Refusal::BudgetNotOpened { .. } => 26,
+            Refusal::BudgetAlreadyOpened { .. } => 27,
+            Refusal::BudgetExhausted { .. } => 28,
+            Refusal::BudgetBelowUsed { .. } => 29,
+            Refusal::ProviderNotFound => 30,
+            Refusal::ProviderAlreadyApproved => 31,
+            Refusal::ProviderNotApproved { .. } => 32,
+            Refusal::ProviderAlreadyWithdrawn => 33,
+            Refusal::ModuleNotFound => 34,
+            Refusal::ModuleAlreadyApproved => 35,
+            Refusal::ModuleNotOfProvider => 36,
+            Refusal::ModuleNotApproved { .. } => 37,
+            Refusal::ModuleAlreadyWithdrawn => 38,
+            Refusal::ThemeNotApprovable { .. } => 39,
+            Refusal::VoucherTypeNotAccepted { .. } => 40,
+            Refusal::TraineeNotEligible { .. } => 41,
+            Refusal::HoursExceedModuleLength { .. } => 42,
+            Refusal::InsufficientVouchers { .. } => 43,
+            Refusal::VouchersExpired { .. } => 44,
+            Refusal::RedemptionNotFound => 45,
+            Refusal::RedemptionNotOfProvider => 46,
+            Refusal::RedemptionAlreadyReversed => 47,
+            Refusal::ProviderBalanceTooLow { .. } => 48,
+            Refusal::BatchAlreadyExists => 49,
+            Refusal::RedemptionAlreadyExists => 50,
+        }
+    }
+    const VARIANT_COUNT: usize = 51;
+
+    fn examples() -> Vec<Refusal> {
+        let day = NaiveDate::from_ymd_opt(2025, 6, 1).unwrap_or_default();
+        let eur = Decimal::new(1500, 2);
+        vec![
+            Refusal::InvalidRequestId,
+            Refusal::InvalidDate {
+                field: "payment_date",
+            },
+            Refusal::UnknownEnumValue {
+                field: "voucher_type",
+            },
+            Refusal::InvalidNumber { field: "fte" },
+            Refusal::InvalidEnterpriseNumber,
+            Refusal::InvalidNationalNumber,
+            Refusal::InvalidAmount {
+                field: "paid_amount_eur",
+            },
+            Refusal::InvalidIdentifier {
+                field: "provider_id",
+            },
+            Refusal::TextTooLong {
+                field: "name",
+                bytes_max: 200,
+            },
+            Refusal::InvalidQuantity {
+                quantity_max: 10_000,
+            },
+            Refusal::InvalidHours { hours_max: 2_000 },
+            Refusal::InvalidYear { year: 1999 },
+            Refusal::EmptyList { field: "themes" },
+            Refusal::InvalidPeriod {
+                from: day,
+                until: day,
+            },
+            Refusal::EventTooLarge {
+                bytes: 5000,
+                bytes_max: 4096,
+            },
+            Refusal::PermissionDenied {
+                principal: "auditor".into(),
+                action: "issue_vouchers",
+            },
+            Refusal::RequestIdReused,
+            Refusal::PolicyNotInForce { date: day },
+            Refusal::DateInFuture {
+                date: day,
+                today: day,
+            },
+            Refusal::YearNotOpen { year: 2030 },
+            Refusal::CompanyNotEligible {
+                why: Ineligibility::NonProfit,
+            },
+            Refusal::CompanyAlreadyRegistered { year: 2025 },
+            Refusal::CompanyNotRegistered { year: 2025 },
+            Refusal::CompanyNotFound,
+            Refusal::PaymentAmountMismatch {
+                expected_eur: eur,
+                paid_eur: eur,
+            },
+            Refusal::QuotaExceeded {
+                voucher_type: VoucherType::General,
+                year: 2025,
+                quota: 400,
+                issued: 400,
+                requested: 1,
+            },
+            Refusal::BudgetNotOpened { year: 2025 },
+            Refusal::BudgetAlreadyOpened { year: 2025 },
+            Refusal::BudgetExhausted {
+                year: 2025,
+                available_eur: eur,
+                needed_eur: eur,
+            },
+            Refusal::BudgetBelowUsed {
+                year: 2025,
+                used_eur: eur,
+            },
+            Refusal::ProviderNotFound,
+            Refusal::ProviderAlreadyApproved,
+            Refusal::ProviderNotApproved { date: day },
+            Refusal::ProviderAlreadyWithdrawn,
+            Refusal::ModuleNotFound,
+            Refusal::ModuleAlreadyApproved,
+            Refusal::ModuleNotOfProvider,
+            Refusal::ModuleNotApproved { date: day },
+            Refusal::ModuleAlreadyWithdrawn,
+            Refusal::ThemeNotApprovable {
+                theme: Theme::WellBeing,
+            },
+            Refusal::VoucherTypeNotAccepted {
+                voucher_type: VoucherType::Languages,
+            },
+            Refusal::TraineeNotEligible {
+                status: TraineeStatus::Intern,
+            },
+            Refusal::HoursExceedModuleLength {
+                hours_max: 40,
+                already: 39,
+                requested: 2,
+            },
+            Refusal::InsufficientVouchers {
+                available: 0,
+                requested: 1,
+            },
+            Refusal::VouchersExpired {
+                unexpired: 0,
+                requested: 1,
+            },
+            Refusal::RedemptionNotFound,
+            Refusal::RedemptionNotOfProvider,
+            Refusal::RedemptionAlreadyReversed,
+            Refusal::ProviderBalanceTooLow {
+                owed_eur: eur,
+                amount_eur: eur,
+            },
+            Refusal::BatchAlreadyExists,
+            Refusal::RedemptionAlreadyExists,
+        ]
+    }
+
+    fn code_name(code: Code) -> &'static str {
+        match code {
+            Code::InvalidArgument => "INVALID_ARGUMENT",
+            Code::FailedPrecondition => "FAILED_PRECONDITION",
+            Code::NotFound => "NOT_FOUND",
+            Code::AlreadyExists => "ALREADY_EXISTS",
+            Code::PermissionDenied => "PERMISSION_DENIED",
+            _ => "OTHER",
+        }
+    }
+
+    #[test]
+    fn every_variant_has_an_example() {
+        let mut seen: Vec<usize> = examples().iter().map(variant_index).collect();
+        seen.sort_unstable();
+        seen.dedup();
+        assert_eq!(seen, (0..VARIANT_COUNT).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn readme_lists_every_reason_with_its_code() {
+        for refusal in examples() {
+            let (code, _) = classify(&refusal);
+            let row = format!("| `{}` | {} |", refusal.reason(), code_name(code));
+            assert!(README.contains(&row), "README.md lacks the row {row}");
+        }
+    }
+
+    #[test]
+    fn every_status_carries_its_reason_and_malformed_input_names_its_field() {
+        for refusal in examples() {
+            let status = refusal_status(&refusal);
+            let (code, field) = classify(&refusal);
+            assert_eq!(status.code(), code);
+            let info = status
+                .get_details_error_info()
+                .expect("every refusal carries ErrorInfo");
+            assert_eq!(info.reason, refusal.reason());
+            assert_eq!(info.domain, ERROR_DOMAIN);
+            let violations = status
+                .get_details_bad_request()
+                .map(|bad| bad.field_violations)
+                .unwrap_or_default();
+            match (code, field) {
+                (Code::InvalidArgument, Some(field)) => {
+                    assert_eq!(violations.len(), 1, "{refusal:?}");
+                    assert_eq!(violations[0].field, field);
+                }
+                _ => assert!(violations.is_empty(), "{refusal:?}"),
+            }
+            let message = status.message();
+            assert!(
+                message.starts_with(|c: char| c.is_ascii_lowercase()) && !message.ends_with('.'),
+                "messages start lowercase and have no trailing period: {message}"
+            );
+        }
+    }
+
+    #[test]
+    fn ineligibility_travels_in_error_info_metadata() {
+        let status = refusal_status(&Refusal::CompanyNotEligible {
+            why: Ineligibility::RegionNotCovered,
+        });
+        let info = status.get_details_error_info().expect("error info");
+        assert_eq!(
+            info.metadata.get("why").map(String::as_str),
+            Some("region_not_covered")
+        );
+    }
 }

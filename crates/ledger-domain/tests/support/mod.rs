@@ -809,7 +809,8 @@ pub fn registration(enterprise_number: EnterpriseNumber, year: i32) -> RegisterC
         autonomous: true,
         secondary_activity_months: 0,
         nace_sector: "62.01".to_owned(),
-        registered_on: NaiveDate::from_ymd_opt(year, 1, 2).expect("2 January exists"),
+        // Companies register before the year's first order: mid-December of the year before.
+        registered_on: NaiveDate::from_ymd_opt(year - 1, 12, 15).expect("15 December exists"),
     }
 }
 

@@ -310,7 +310,21 @@ async fn run_case(steps: Vec<Step>) -> Result<(), TestCaseError> {
                 if recorded.expect("request records readable").is_none() {
                     continue;
                 }
-                let other = open_budget(2030, "1.00");
+                // Other content that the same principal may send, so that the refusal comes
+                // from the request id and not from a permission check.
+                let other = match &principal {
+                    Principal::Provider(provider_id) => {
+                        Command::ReverseRedemption(ReverseRedemption {
+                            redemption_id: Uuid::new_v4(),
+                            provider_id: provider_id.clone(),
+                            reason: "other content".into(),
+                            reversed_on: date("2026-06-01"),
+                        })
+                    }
+                    _ => Command::ExpireVouchers(ExpireVouchers {
+                        as_of: date("2026-01-01"),
+                    }),
+                };
                 let answer = run
                     .engine()
                     .handle()

@@ -107,7 +107,7 @@ pub fn register(company: &EnterpriseNumber, year: i32, fte: &str) -> Command {
         autonomous: true,
         secondary_activity_months: 0,
         nace_sector: "62.01".into(),
-        registered_on: date(&format!("{year}-01-02")),
+        registered_on: date(&format!("{}-12-15", year - 1)),
     })
 }
 
