@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use ledger_domain::{Identifier, Principal};
 use sha2::{Digest, Sha256};
 use tonic::metadata::MetadataMap;
-use tonic::{Code, Status};
+use tonic::{Code, Request, Status};
 
 use crate::status::server_status;
 
@@ -46,6 +46,13 @@ impl Tokens {
             .get(&digest)
             .cloned()
             .ok_or_else(|| unauthenticated("unknown bearer token"))
+    }
+}
+
+impl crate::services::Ledger {
+    /// Who is calling: the one place every RPC learns its principal.
+    pub(crate) fn authenticate<T>(&self, request: &Request<T>) -> Result<Principal, Status> {
+        self.inner.tokens.principal(request.metadata())
     }
 }
 

@@ -26,13 +26,13 @@ pub const READ_EVENTS_LEN_MAX: u32 = 1000;
 /// What every service shares.
 #[derive(Clone, Debug)]
 pub struct Ledger {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 #[derive(Debug)]
-struct Inner {
-    engine: EngineHandle,
-    tokens: Tokens,
+pub(crate) struct Inner {
+    pub(crate) engine: EngineHandle,
+    pub(crate) tokens: Tokens,
     pseudonym_key: PseudonymKey,
     request_bytes_max: usize,
 }
@@ -106,7 +106,7 @@ impl Ledger {
         roles: &[Role],
         build: impl FnOnce(&R, Uuid, &PseudonymKey) -> Result<Command, Refusal>,
     ) -> Result<Response<api::WriteResponse>, Status> {
-        let principal = self.inner.tokens.principal(request.metadata())?;
+        let principal = self.authenticate(&request)?;
         may_call(&principal, roles)?;
         let message = request.into_inner();
         self.check_size(&message)?;
@@ -336,7 +336,7 @@ impl OperatorService for Ledger {
         &self,
         request: Request<api::GetWalletRequest>,
     ) -> Result<Response<api::Wallet>, Status> {
-        let principal = self.inner.tokens.principal(request.metadata())?;
+        let principal = self.authenticate(&request)?;
         may_read(&principal, &Read::Wallet)?;
         let number = wire::enterprise_number(&request.get_ref().enterprise_number)
             .map_err(|r| refusal_status(&r))?;
@@ -374,7 +374,7 @@ impl ProviderService for Ledger {
         &self,
         request: Request<api::GetStatementRequest>,
     ) -> Result<Response<api::Statement>, Status> {
-        let principal = self.inner.tokens.principal(request.metadata())?;
+        let principal = self.authenticate(&request)?;
         let provider_id =
             wire::provider_id(&request.get_ref().provider_id).map_err(|r| refusal_status(&r))?;
         may_read(
@@ -396,7 +396,7 @@ impl ReportService for Ledger {
         &self,
         request: Request<api::GetBudgetRequest>,
     ) -> Result<Response<api::Budget>, Status> {
-        let principal = self.inner.tokens.principal(request.metadata())?;
+        let principal = self.authenticate(&request)?;
         may_read(&principal, &Read::Report)?;
         let year = wire::report_year(request.get_ref().year).map_err(|r| refusal_status(&r))?;
         self.read(move |state, store| {
@@ -415,7 +415,7 @@ impl ReportService for Ledger {
         &self,
         request: Request<api::GetYearSummaryRequest>,
     ) -> Result<Response<api::YearSummary>, Status> {
-        let principal = self.inner.tokens.principal(request.metadata())?;
+        let principal = self.authenticate(&request)?;
         may_read(&principal, &Read::Report)?;
         let year = wire::report_year(request.get_ref().year).map_err(|r| refusal_status(&r))?;
         self.read(move |state, store| wire::year_summary(state, year, store.head().position))
@@ -431,7 +431,7 @@ impl AuditService for Ledger {
         &self,
         request: Request<api::ReadEventsRequest>,
     ) -> Result<Response<api::ReadEventsResponse>, Status> {
-        let principal = self.inner.tokens.principal(request.metadata())?;
+        let principal = self.authenticate(&request)?;
         may_read(&principal, &Read::Events)?;
         let from_position = request.get_ref().from_position.max(1);
         let limit = match request.get_ref().limit {
@@ -464,7 +464,7 @@ impl AuditService for Ledger {
         &self,
         request: Request<api::GetHeadRequest>,
     ) -> Result<Response<api::Head>, Status> {
-        let principal = self.inner.tokens.principal(request.metadata())?;
+        let principal = self.authenticate(&request)?;
         may_read(&principal, &Read::Head)?;
         let head = self.read(|_, store| store.head()).await?;
         Ok(Response::new(head_message(head)))
