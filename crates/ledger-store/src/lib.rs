@@ -22,6 +22,8 @@
 //! | `r` ‖ request id (16 UUID bytes) | encoded `RequestRecord`                    |
 //! | `s` ‖ stream name (UTF-8)        | stream version (u64 BE)                    |
 //! | `h`                              | head: position (u64 BE) ‖ 32-byte hash     |
+//! | `k`                              | checkpoint meta (see the `checkpoint` module) |
+//! | `c` ‖ chunk index (u32 BE)       | one chunk of the checkpoint's bytes        |
 //!
 //! Opening: [`Store::open`] refuses a directory whose stored head does not name its last entry
 //! (a truncated or extended tail), so the engine never starts on a damaged log. The full chain
@@ -29,11 +31,13 @@
 //! [`verify_log_at`] on the directory, which opens sled without that check and appends nothing.
 
 mod chain;
+mod checkpoint;
 mod keys;
 mod store;
 
 pub use chain::{chain_hash, ChainBreak, ChainBreakKind, Head, RecordedEvent};
+pub use checkpoint::{StoredCheckpoint, CHECKPOINT_CHUNK_BYTES};
 pub use store::{
-    verify_log_at, LogIter, NewCommand, NewEvent, Store, StoreError, StoreOptions, StoredRequest,
-    EVENT_BYTES_MAX, STREAM_BYTES_MAX,
+    verify_log_at, LogIter, LogReader, NewCommand, NewEvent, Store, StoreError, StoreOptions,
+    StoredRequest, EVENT_BYTES_MAX, STREAM_BYTES_MAX,
 };

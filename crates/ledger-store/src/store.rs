@@ -15,6 +15,7 @@ use prost::Message;
 use uuid::Uuid;
 
 use crate::chain::{self, ChainBreak, ChainBreakKind, Head, RecordedEvent};
+use crate::checkpoint::{self, CheckpointMeta, StoredCheckpoint};
 use crate::keys;
 
 /// The largest encoded event the store accepts, in bytes.
@@ -239,10 +240,25 @@ impl Store {
         &mut self,
         group: Vec<NewCommand>,
     ) -> Result<Vec<Vec<RecordedEvent>>, StoreError> {
-        if group.is_empty() {
+        self.append_with_checkpoint(group, None)
+    }
+
+    /// [`Store::append`], and in the same sled batch a checkpoint: `checkpoint` is the caller's
+    /// encoded state as of the current head, before this group (see the `checkpoint` module).
+    /// With an empty group and a checkpoint, writes and syncs the checkpoint alone.
+    pub fn append_with_checkpoint(
+        &mut self,
+        group: Vec<NewCommand>,
+        checkpoint: Option<&[u8]>,
+    ) -> Result<Vec<Vec<RecordedEvent>>, StoreError> {
+        if group.is_empty() && checkpoint.is_none() {
             return Ok(Vec::new());
         }
         let mut batch = sled::Batch::default();
+        if let Some(bytes) = checkpoint {
+            let previous_chunk_count = self.checkpoint_meta()?.map_or(0, |meta| meta.chunk_count);
+            checkpoint::write_into(&mut batch, self.head, bytes, previous_chunk_count);
+        }
         let mut stream_versions: HashMap<String, u64> = HashMap::new();
         let mut request_ids: HashSet<Uuid> = HashSet::with_capacity(group.len());
         let mut head = self.head;
@@ -397,6 +413,67 @@ impl Store {
     /// checked against the chain. The iterator ends after its first error.
     pub fn read_all(&self) -> LogIter {
         LogIter::new(&self.db, 1, self.head.position)
+    }
+
+    fn checkpoint_meta(&self) -> Result<Option<CheckpointMeta>, StoreError> {
+        Ok(self
+            .db
+            .get(checkpoint::CHECKPOINT_META_KEY)?
+            .and_then(|record| checkpoint::decode_meta(&record)))
+    }
+
+    /// The latest checkpoint, if there is one whose bytes match their digest and whose position
+    /// and hash are still those of the log. A checkpoint failing a check is reported in the log
+    /// and ignored: the caller then replays from position 1.
+    pub fn load_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
+        let Some(meta) = self.checkpoint_meta()? else {
+            return Ok(None);
+        };
+        let unusable = |why: &str| {
+            tracing::warn!(
+                position = meta.head.position,
+                why,
+                "checkpoint ignored; replaying from position 1"
+            );
+            Ok(None)
+        };
+        if meta.head.position > self.head.position {
+            return unusable("checkpoint is ahead of the log");
+        }
+        let hash_in_log = if meta.head.position == 0 {
+            Some(Head::EMPTY.hash)
+        } else {
+            match self.db.get(keys::entry_key(meta.head.position))? {
+                Some(value) => stored_entry_head(&keys::entry_key(meta.head.position), &value)
+                    .ok()
+                    .map(|head| head.hash),
+                None => None,
+            }
+        };
+        if hash_in_log != Some(meta.head.hash) {
+            return unusable("log has another hash at the checkpoint's position");
+        }
+        let mut bytes = Vec::with_capacity(usize::try_from(meta.byte_len).unwrap_or(0));
+        for index in 0..meta.chunk_count {
+            match self.db.get(checkpoint::chunk_key(index))? {
+                Some(chunk) => bytes.extend_from_slice(&chunk),
+                None => return unusable("a chunk is missing"),
+            }
+        }
+        if bytes.len() as u64 != meta.byte_len || checkpoint::digest(&bytes) != meta.digest {
+            return unusable("bytes do not match their digest");
+        }
+        Ok(Some(StoredCheckpoint {
+            head: meta.head,
+            bytes,
+        }))
+    }
+
+    /// A read-only handle on the log that other threads can use while this one appends.
+    pub fn reader(&self) -> LogReader {
+        LogReader {
+            db: self.db.clone(),
+        }
     }
 
     /// Recomputes the whole chain from position 1; see [`verify_log_at`] for what is checked.
@@ -642,5 +719,34 @@ impl fmt::Debug for LogIter {
             .field("last_position", &self.last_position)
             .field("finished", &self.finished)
             .finish_non_exhaustive()
+    }
+}
+
+/// A read-only handle on an open log, for reads off the writer's thread (point-in-time
+/// reports, audits). It sees every group once its batch is applied.
+#[derive(Clone)]
+pub struct LogReader {
+    db: sled::Db,
+}
+
+impl std::fmt::Debug for LogReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogReader").finish_non_exhaustive()
+    }
+}
+
+impl LogReader {
+    /// The stored head.
+    pub fn head(&self) -> Result<Head, StoreError> {
+        Ok(self
+            .db
+            .get(keys::HEAD_KEY)?
+            .and_then(|record| keys::decode_head(&record))
+            .unwrap_or(Head::EMPTY))
+    }
+
+    /// Events `from_position..=last_position`, each checked against the chain.
+    pub fn iter(&self, from_position: u64, last_position: u64) -> LogIter {
+        LogIter::new(&self.db, from_position.max(1), last_position)
     }
 }

@@ -1,6 +1,7 @@
 //! Tests of the event log against real sled databases in temporary directories.
 
 mod chain_hash;
+mod checkpoint;
 mod common;
 mod properties;
 mod reopen;

@@ -1,0 +1,478 @@
+//! The read models of the ledger, folded from its events one position at a time.
+//!
+//! [`Projections`] holds every report of DESIGN §5 (regional budgets; companies per year by size
+//! class and sector; distinct workers trained; training hours by voucher type, provider, module
+//! theme and sector; wallets; provider statements; the trial balance) and the position of the
+//! last event folded in. Folding is pure and deterministic: ordered maps only, so the same
+//! events always give the same value and the same bytes ([`Projections::to_bytes`]), which is
+//! what lets a rebuild from position 1 be compared byte for byte with a checkpoint.
+//!
+//! This crate reads no log and writes no checkpoint: the engine feeds it events and stores its
+//! bytes. It never sees a national register number, only pseudonyms.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{Datelike, NaiveDate};
+use ledger_domain::{
+    EnterpriseNumber, Event, Identifier, SizeClass, Theme, VoucherType, WorkerPseudonym,
+};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// The Region's budget of one year.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BudgetFigures {
+    pub allocated_eur: Decimal,
+    /// The Region's share of issued vouchers neither redeemed nor expired.
+    pub committed_eur: Decimal,
+    /// The Region's share of redeemed vouchers.
+    pub spent_eur: Decimal,
+    /// The Region's share of expired vouchers, given back to the budget.
+    pub released_eur: Decimal,
+}
+
+impl BudgetFigures {
+    pub fn available_eur(&self) -> Decimal {
+        self.allocated_eur - self.committed_eur - self.spent_eur
+    }
+}
+
+/// Training hours of a year, whole and broken down. A module may have several themes: its hours
+/// count once under each, so the themes may add up to more than the total.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HoursBreakdown {
+    pub total: u64,
+    pub by_voucher_type: BTreeMap<VoucherType, u64>,
+    pub by_provider: BTreeMap<Identifier, u64>,
+    pub by_theme: BTreeMap<Theme, u64>,
+    /// By NACE division (the first two digits of the company's sector code).
+    pub by_sector: BTreeMap<String, u64>,
+}
+
+/// The figures of one calendar year.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct YearFigures {
+    /// Companies registered for the year.
+    pub registered: BTreeSet<EnterpriseNumber>,
+    /// Companies issued vouchers paid in the year.
+    pub holding: BTreeSet<EnterpriseNumber>,
+    /// Companies with redemptions (not reversed) of training in the year, with their count.
+    pub benefiting: BTreeMap<EnterpriseNumber, u32>,
+    /// Workers with redemptions (not reversed) of training in the year, with their count.
+    pub workers: BTreeMap<WorkerPseudonym, u32>,
+    /// Vouchers paid in the year.
+    pub vouchers_issued: u64,
+    pub hours: HoursBreakdown,
+}
+
+/// What a company declared when it registered for a year.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompanyProfile {
+    pub name: String,
+    pub size_class: SizeClass,
+    /// NACE division, the first two digits of the sector code.
+    pub sector: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WalletBatch {
+    pub voucher_type: VoucherType,
+    pub quantity: u32,
+    pub remaining: u32,
+    pub payment_date: NaiveDate,
+    pub valid_until: NaiveDate,
+    pub budget_year: i32,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Wallet {
+    pub batches: BTreeMap<Uuid, WalletBatch>,
+}
+
+impl Wallet {
+    pub fn balance(&self, voucher_type: VoucherType) -> u32 {
+        self.batches
+            .values()
+            .filter(|batch| batch.voucher_type == voucher_type)
+            .map(|batch| batch.remaining)
+            .sum()
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Statement {
+    pub name: String,
+    /// Hours redeemed and not reversed.
+    pub redeemed_hours: u64,
+    /// Owed and not yet paid.
+    pub owed_eur: Decimal,
+    pub paid_eur: Decimal,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct ModuleProfile {
+    themes: Vec<Theme>,
+}
+
+/// What a reversal must take back out of the year figures.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct RedemptionFacts {
+    year: i32,
+    enterprise_number: EnterpriseNumber,
+    worker: WorkerPseudonym,
+    provider_id: Identifier,
+    voucher_type: VoucherType,
+    themes: Vec<Theme>,
+    sector: String,
+    hours: u32,
+}
+
+/// Counts of companies, for one size class or one sector.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CompanyCounts {
+    pub registered: u32,
+    pub holding: u32,
+    pub benefiting: u32,
+}
+
+/// Companies of a year, whole and broken down by size class and by sector.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CompaniesReport {
+    pub total: CompanyCounts,
+    pub by_size_class: BTreeMap<SizeClass, CompanyCounts>,
+    pub by_sector: BTreeMap<String, CompanyCounts>,
+}
+
+/// An event that does not fit the projections: only a log not written by the engine causes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProjectionError {
+    pub position: u64,
+    pub what: &'static str,
+}
+
+impl std::fmt::Display for ProjectionError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "event at position {} does not fit the projections: {}",
+            self.position, self.what
+        )
+    }
+}
+
+impl std::error::Error for ProjectionError {}
+
+/// Every read model, and the log position it reflects.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Projections {
+    /// Every event up to this position is folded in, and none after it.
+    pub position: u64,
+    pub budgets: BTreeMap<i32, BudgetFigures>,
+    pub years: BTreeMap<i32, YearFigures>,
+    pub wallets: BTreeMap<EnterpriseNumber, Wallet>,
+    pub statements: BTreeMap<Identifier, Statement>,
+    /// Each account's debits minus its credits, by account name; sums to zero.
+    pub trial_balance: BTreeMap<String, Decimal>,
+    /// Registrations, per company and year.
+    pub companies: BTreeMap<EnterpriseNumber, BTreeMap<i32, CompanyProfile>>,
+    modules: BTreeMap<Identifier, ModuleProfile>,
+    redemptions: BTreeMap<Uuid, RedemptionFacts>,
+}
+
+/// NACE division of a sector code: "62.01" → "62".
+fn division(nace_sector: &str) -> String {
+    nace_sector.chars().take(2).collect()
+}
+
+impl Projections {
+    /// The deterministic encoding of the projections (postcard over ordered maps).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        // Serializing plain data into a Vec cannot fail.
+        postcard::to_stdvec(self).unwrap_or_default()
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Option<Projections> {
+        postcard::from_bytes(bytes).ok()
+    }
+
+    /// Sum of the trial balance; zero after every event.
+    pub fn trial_balance_total_eur(&self) -> Decimal {
+        self.trial_balance.values().copied().sum()
+    }
+
+    /// Folds the event at `position`, which must be the next one.
+    pub fn apply(&mut self, position: u64, event: &Event) -> Result<(), ProjectionError> {
+        let fail = |what: &'static str| ProjectionError { position, what };
+        if position != self.position + 1 {
+            return Err(fail("position is not the next one"));
+        }
+        match event {
+            Event::BudgetOpened(e) => {
+                self.budgets.entry(e.year).or_default().allocated_eur = e.allocated_eur;
+            }
+            Event::BudgetAdjusted(e) => {
+                self.budgets.entry(e.year).or_default().allocated_eur = e.allocated_eur;
+            }
+            Event::ProviderApproved(e) => {
+                self.statements
+                    .entry(e.provider_id.clone())
+                    .or_default()
+                    .name = e.name.clone();
+            }
+            Event::ProviderWithdrawn(_) | Event::ModuleWithdrawn(_) => {}
+            Event::ModuleApproved(e) => {
+                self.modules.insert(
+                    e.module_id.clone(),
+                    ModuleProfile {
+                        themes: e.themes.clone(),
+                    },
+                );
+            }
+            Event::CompanyRegistered(e) => {
+                self.companies
+                    .entry(e.enterprise_number.clone())
+                    .or_default()
+                    .insert(
+                        e.year,
+                        CompanyProfile {
+                            name: e.name.clone(),
+                            size_class: e.size_class,
+                            sector: division(&e.nace_sector),
+                        },
+                    );
+                self.years
+                    .entry(e.year)
+                    .or_default()
+                    .registered
+                    .insert(e.enterprise_number.clone());
+            }
+            Event::VouchersIssued(e) => {
+                let year = self.years.entry(e.budget_year).or_default();
+                year.holding.insert(e.enterprise_number.clone());
+                year.vouchers_issued += u64::from(e.quantity);
+                self.wallets
+                    .entry(e.enterprise_number.clone())
+                    .or_default()
+                    .batches
+                    .insert(
+                        e.batch_id,
+                        WalletBatch {
+                            voucher_type: e.voucher_type,
+                            quantity: e.quantity,
+                            remaining: e.quantity,
+                            payment_date: e.payment_date,
+                            valid_until: e.valid_until,
+                            budget_year: e.budget_year,
+                        },
+                    );
+                self.budgets.entry(e.budget_year).or_default().committed_eur +=
+                    e.region_share_eur * Decimal::from(e.quantity);
+            }
+            Event::HoursRedeemed(e) => {
+                let wallet = self
+                    .wallets
+                    .get_mut(&e.enterprise_number)
+                    .ok_or(fail("unknown wallet"))?;
+                for draw in &e.draws {
+                    let batch = wallet
+                        .batches
+                        .get_mut(&draw.batch_id)
+                        .ok_or(fail("unknown batch"))?;
+                    batch.remaining = batch
+                        .remaining
+                        .checked_sub(draw.quantity)
+                        .ok_or(fail("batch overdrawn"))?;
+                    let budget = self.budgets.entry(draw.budget_year).or_default();
+                    let region_eur = draw.region_share_eur * Decimal::from(draw.quantity);
+                    budget.committed_eur -= region_eur;
+                    budget.spent_eur += region_eur;
+                }
+                let statement = self.statements.entry(e.provider_id.clone()).or_default();
+                statement.redeemed_hours += u64::from(e.hours);
+                statement.owed_eur += e.amount_owed_eur;
+                let year = e.training_date.year();
+                let facts = RedemptionFacts {
+                    year,
+                    enterprise_number: e.enterprise_number.clone(),
+                    worker: e.worker,
+                    provider_id: e.provider_id.clone(),
+                    voucher_type: e.voucher_type,
+                    themes: self
+                        .modules
+                        .get(&e.module_id)
+                        .map(|m| m.themes.clone())
+                        .unwrap_or_default(),
+                    sector: self.sector_of(&e.enterprise_number, year),
+                    hours: e.hours,
+                };
+                self.count_redemption(&facts, true);
+                self.redemptions.insert(e.redemption_id, facts);
+            }
+            Event::RedemptionReversed(e) => {
+                let wallet = self
+                    .wallets
+                    .get_mut(&e.enterprise_number)
+                    .ok_or(fail("unknown wallet"))?;
+                for draw in &e.returned {
+                    let batch = wallet
+                        .batches
+                        .get_mut(&draw.batch_id)
+                        .ok_or(fail("unknown batch"))?;
+                    batch.remaining += draw.quantity;
+                    let budget = self.budgets.entry(draw.budget_year).or_default();
+                    let region_eur = draw.region_share_eur * Decimal::from(draw.quantity);
+                    budget.spent_eur -= region_eur;
+                    budget.committed_eur += region_eur;
+                }
+                let facts = self
+                    .redemptions
+                    .remove(&e.redemption_id)
+                    .ok_or(fail("unknown redemption"))?;
+                let statement = self.statements.entry(e.provider_id.clone()).or_default();
+                statement.redeemed_hours = statement
+                    .redeemed_hours
+                    .saturating_sub(u64::from(facts.hours));
+                statement.owed_eur -= e.amount_eur;
+                self.count_redemption(&facts, false);
+            }
+            Event::VouchersExpired(e) => {
+                let wallet = self
+                    .wallets
+                    .get_mut(&e.enterprise_number)
+                    .ok_or(fail("unknown wallet"))?;
+                let batch = wallet
+                    .batches
+                    .get_mut(&e.batch_id)
+                    .ok_or(fail("unknown batch"))?;
+                batch.remaining = batch
+                    .remaining
+                    .checked_sub(e.quantity)
+                    .ok_or(fail("batch overdrawn"))?;
+                let budget = self.budgets.entry(e.budget_year).or_default();
+                budget.committed_eur -= e.region_share_released_eur;
+                budget.released_eur += e.region_share_released_eur;
+            }
+            Event::PayoutRecorded(e) => {
+                let statement = self.statements.entry(e.provider_id.clone()).or_default();
+                statement.owed_eur -= e.amount_eur;
+                statement.paid_eur += e.amount_eur;
+            }
+        }
+        for posting in event.postings() {
+            *self
+                .trial_balance
+                .entry(posting.account.to_string())
+                .or_default() += posting.signed_amount_eur();
+        }
+        self.position = position;
+        Ok(())
+    }
+
+    /// The sector a company declared for `year`, or for its latest earlier registration.
+    fn sector_of(&self, enterprise_number: &EnterpriseNumber, year: i32) -> String {
+        self.companies
+            .get(enterprise_number)
+            .and_then(|years| {
+                years
+                    .range(..=year)
+                    .next_back()
+                    .or_else(|| years.iter().next())
+            })
+            .map(|(_, profile)| profile.sector.clone())
+            .unwrap_or_default()
+    }
+
+    /// Adds (or, for a reversal, takes back) a redemption in the figures of its year.
+    fn count_redemption(&mut self, facts: &RedemptionFacts, add: bool) {
+        let year = self.years.entry(facts.year).or_default();
+        let hours = u64::from(facts.hours);
+        bump(&mut year.benefiting, facts.enterprise_number.clone(), add);
+        bump(&mut year.workers, facts.worker, add);
+        let breakdown = &mut year.hours;
+        adjust(&mut breakdown.total, hours, add);
+        adjust(
+            breakdown
+                .by_voucher_type
+                .entry(facts.voucher_type)
+                .or_default(),
+            hours,
+            add,
+        );
+        adjust(
+            breakdown
+                .by_provider
+                .entry(facts.provider_id.clone())
+                .or_default(),
+            hours,
+            add,
+        );
+        adjust(
+            breakdown.by_sector.entry(facts.sector.clone()).or_default(),
+            hours,
+            add,
+        );
+        for theme in &facts.themes {
+            adjust(breakdown.by_theme.entry(*theme).or_default(), hours, add);
+        }
+    }
+
+    /// Companies of `year`: registered, holding vouchers paid in the year, benefiting from a
+    /// redemption; whole, by size class and by sector (as registered for the year).
+    pub fn companies_report(&self, year: i32) -> CompaniesReport {
+        let mut report = CompaniesReport::default();
+        let Some(figures) = self.years.get(&year) else {
+            return report;
+        };
+        let everyone: BTreeSet<&EnterpriseNumber> = figures
+            .registered
+            .iter()
+            .chain(figures.holding.iter())
+            .chain(figures.benefiting.keys())
+            .collect();
+        for company in everyone {
+            let profile = self
+                .companies
+                .get(company)
+                .and_then(|years| years.get(&year));
+            let flags = (
+                figures.registered.contains(company),
+                figures.holding.contains(company),
+                figures.benefiting.contains_key(company),
+            );
+            let mut counts = vec![&mut report.total];
+            let (by_size, by_sector) = (&mut report.by_size_class, &mut report.by_sector);
+            if let Some(profile) = profile {
+                counts.push(by_size.entry(profile.size_class).or_default());
+                counts.push(by_sector.entry(profile.sector.clone()).or_default());
+            }
+            for count in counts {
+                count.registered += u32::from(flags.0);
+                count.holding += u32::from(flags.1);
+                count.benefiting += u32::from(flags.2);
+            }
+        }
+        report
+    }
+}
+
+/// Counts one more (or one less) redemption for `key`; a key whose count falls to zero is
+/// removed, so that "distinct" is the number of keys.
+fn bump<K: Ord>(counts: &mut BTreeMap<K, u32>, key: K, add: bool) {
+    if add {
+        *counts.entry(key).or_default() += 1;
+    } else if let Some(count) = counts.get_mut(&key) {
+        *count = count.saturating_sub(1);
+        if *count == 0 {
+            counts.remove(&key);
+        }
+    }
+}
+
+fn adjust(value: &mut u64, amount: u64, add: bool) {
+    *value = if add {
+        *value + amount
+    } else {
+        value.saturating_sub(amount)
+    };
+}
