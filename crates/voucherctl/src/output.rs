@@ -1,0 +1,881 @@
+//! What voucherctl prints for an answer: a short readable summary, or with `--json` one JSON
+//! object built by hand from the prost message.
+//!
+//! The JSON keeps the proto field names (snake_case) and enum value names
+//! (`"VOUCHER_TYPE_GENERAL"`); numbers are JSON numbers, amounts stay decimal strings. An event
+//! carries its envelope fields and one key named after its payload (`"vouchers_issued": {...}`),
+//! as in the protobuf JSON mapping of a `oneof`. The readable form names enum values as the
+//! command line does (`general`, `eco-climate`). Answers never hold a national register number:
+//! the server keeps only a pseudonym, which the readable form does not show either.
+
+use ledger_proto::event::v1 as event;
+use ledger_proto::event::v1::event::Payload;
+use ledger_proto::v1 as api;
+use serde_json::{json, Value};
+
+/// A successful answer of the server.
+#[derive(Debug)]
+pub enum Answer {
+    Write(api::WriteResponse),
+    Wallet(api::Wallet),
+    Statement(api::Statement),
+    Budget(api::Budget),
+    YearSummary(api::YearSummary),
+    Events(api::ReadEventsResponse),
+    Head(api::Head),
+}
+
+/// The readable form of an answer, lines ending with a line break.
+pub fn human(answer: &Answer) -> String {
+    match answer {
+        Answer::Write(response) => human_write(response),
+        Answer::Wallet(wallet) => human_wallet(wallet),
+        Answer::Statement(statement) => human_statement(statement),
+        Answer::Budget(budget) => human_budget(budget),
+        Answer::YearSummary(summary) => human_year_summary(summary),
+        Answer::Events(response) => human_events(response),
+        Answer::Head(head) => format!(
+            "head of the log: position {}, hash {}\n",
+            head.position, head.hash
+        ),
+    }
+}
+
+/// The `--json` form of an answer.
+pub fn json(answer: &Answer) -> Value {
+    match answer {
+        Answer::Write(response) => json!({
+            "receipt": response.receipt.as_ref().map(json_receipt),
+            "events": response.events.iter().map(json_event).collect::<Vec<_>>(),
+        }),
+        Answer::Wallet(wallet) => json_wallet(wallet),
+        Answer::Statement(statement) => json!({
+            "provider_id": statement.provider_id,
+            "name": statement.name,
+            "redeemed_hours": statement.redeemed_hours,
+            "owed_eur": statement.owed_eur,
+            "paid_eur": statement.paid_eur,
+            "as_of_position": statement.as_of_position,
+        }),
+        Answer::Budget(budget) => json_budget(budget),
+        Answer::YearSummary(summary) => json!({
+            "year": summary.year,
+            "companies_registered": summary.companies_registered,
+            "companies_holding_vouchers": summary.companies_holding_vouchers,
+            "companies_benefiting": summary.companies_benefiting,
+            "workers_trained": summary.workers_trained,
+            "hours_trained": summary.hours_trained,
+            "vouchers_issued": summary.vouchers_issued,
+            "budget": summary.budget.as_ref().map(json_budget),
+            "as_of_position": summary.as_of_position,
+        }),
+        Answer::Events(response) => json!({
+            "events": response.events.iter().map(|audit_event| json!({
+                "event": audit_event.event.as_ref().map(json_event),
+                "prev_hash": audit_event.prev_hash,
+                "hash": audit_event.hash,
+            })).collect::<Vec<_>>(),
+            "head": response.head.as_ref().map(json_head),
+        }),
+        Answer::Head(head) => json_head(head),
+    }
+}
+
+// ---- readable form ----
+
+fn human_write(response: &api::WriteResponse) -> String {
+    let mut text = String::new();
+    for recorded in &response.events {
+        text.push_str(&format!(
+            "{} at position {}\n",
+            event_summary(recorded),
+            recorded.position
+        ));
+    }
+    match &response.receipt {
+        Some(receipt) => text.push_str(&receipt_line(receipt)),
+        None => text.push_str("the server answered without a receipt\n"),
+    }
+    text
+}
+
+fn receipt_line(receipt: &api::Receipt) -> String {
+    let first = receipt.first_position;
+    let written = match receipt.event_count {
+        0 => "no event".to_owned(),
+        1 => format!("1 event at position {first}"),
+        count => format!(
+            "{count} events at positions {first}-{}",
+            first + u64::from(count) - 1
+        ),
+    };
+    let replayed = if receipt.replayed {
+        "yes, an earlier request with this id was answered again and nothing was written now"
+    } else {
+        "no"
+    };
+    format!(
+        "receipt: request {}, {written}, recorded {}, replayed {replayed}\n",
+        receipt.request_id, receipt.recorded_at
+    )
+}
+
+/// One line saying what an event records.
+pub fn event_summary(recorded: &event::Event) -> String {
+    let Some(payload) = &recorded.payload else {
+        return format!(
+            "event {} on {} (unknown payload)",
+            recorded.event_id, recorded.stream
+        );
+    };
+    match payload {
+        Payload::BudgetOpened(opened) => format!(
+            "opened budget {} with EUR {}",
+            opened.year, opened.allocated_eur
+        ),
+        Payload::BudgetAdjusted(adjusted) => format!(
+            "adjusted budget {} from EUR {} to EUR {} ({})",
+            adjusted.year, adjusted.previous_allocated_eur, adjusted.allocated_eur, adjusted.reason
+        ),
+        Payload::ProviderApproved(approved) => format!(
+            "approved provider {} ({}) {}",
+            approved.provider_id,
+            approved.name,
+            period(&approved.approved_from, &approved.approved_until)
+        ),
+        Payload::ProviderWithdrawn(withdrawn) => format!(
+            "withdrew provider {} from {} ({})",
+            withdrawn.provider_id, withdrawn.withdrawn_from, withdrawn.reason
+        ),
+        Payload::ModuleApproved(approved) => format!(
+            "approved module {} of {} ({}): at most {} hours; {} vouchers; themes {}; {}",
+            approved.module_id,
+            approved.provider_id,
+            approved.title,
+            approved.hours_max,
+            approved
+                .accepted_voucher_types
+                .iter()
+                .map(|value| voucher_type_name(*value))
+                .collect::<Vec<_>>()
+                .join(", "),
+            approved
+                .themes
+                .iter()
+                .map(|value| theme_name(*value))
+                .collect::<Vec<_>>()
+                .join(", "),
+            period(&approved.approved_from, &approved.approved_until)
+        ),
+        Payload::ModuleWithdrawn(withdrawn) => format!(
+            "withdrew module {} of {} from {} ({})",
+            withdrawn.module_id, withdrawn.provider_id, withdrawn.withdrawn_from, withdrawn.reason
+        ),
+        Payload::CompanyRegistered(registered) => format!(
+            "registered {} ({}) for {}: size class {}, sector {}",
+            registered.enterprise_number,
+            registered.name,
+            registered.year,
+            size_class_name(registered.size_class),
+            registered.nace_sector
+        ),
+        Payload::VouchersIssued(issued) => format!(
+            "issued {} {} vouchers to {} (batch {}, valid until {}; {} of {} issued in {})",
+            issued.quantity,
+            voucher_type_name(issued.voucher_type),
+            issued.enterprise_number,
+            issued.batch_id,
+            issued.valid_until,
+            issued.issued_in_year,
+            issued.quota,
+            issued.budget_year
+        ),
+        Payload::HoursRedeemed(redeemed) => format!(
+            "redeemed {} hours of {} vouchers of {} for {} module {} on {} (redemption {}, EUR {} owed)",
+            redeemed.hours,
+            voucher_type_name(redeemed.voucher_type),
+            redeemed.enterprise_number,
+            redeemed.provider_id,
+            redeemed.module_id,
+            redeemed.training_date,
+            redeemed.redemption_id,
+            redeemed.amount_owed_eur
+        ),
+        Payload::RedemptionReversed(reversed) => format!(
+            "reversed redemption {} of {} for {} on {}: {} vouchers back, EUR {} ({})",
+            reversed.redemption_id,
+            reversed.provider_id,
+            reversed.enterprise_number,
+            reversed.reversed_on,
+            reversed
+                .returned
+                .iter()
+                .map(|draw| u64::from(draw.quantity))
+                .sum::<u64>(),
+            reversed.amount_eur,
+            reversed.reason
+        ),
+        Payload::VouchersExpired(expired) => format!(
+            "expired {} {} vouchers of {} (batch {}, valid until {}; EUR {} released to budget {}{})",
+            expired.quantity,
+            voucher_type_name(expired.voucher_type),
+            expired.enterprise_number,
+            expired.batch_id,
+            expired.valid_until,
+            expired.region_share_released_eur,
+            expired.budget_year,
+            if expired.employer_share_refunded {
+                format!(", EUR {} refunded to the company", expired.employer_share_eur)
+            } else {
+                String::new()
+            }
+        ),
+        Payload::PayoutRecorded(payout) => format!(
+            "recorded a payout of EUR {} to {} on {}{}",
+            payout.amount_eur,
+            payout.provider_id,
+            payout.payout_date,
+            reference(&payout.payout_reference)
+        ),
+    }
+}
+
+fn period(from: &str, until: &str) -> String {
+    if until.is_empty() {
+        format!("from {from}")
+    } else {
+        format!("from {from} until {until}")
+    }
+}
+
+fn reference(reference: &str) -> String {
+    if reference.is_empty() {
+        String::new()
+    } else {
+        format!(" (reference {reference})")
+    }
+}
+
+fn human_wallet(wallet: &api::Wallet) -> String {
+    let years = if wallet.registered_years.is_empty() {
+        "not registered".to_owned()
+    } else {
+        format!(
+            "registered for {}",
+            wallet
+                .registered_years
+                .iter()
+                .map(i32::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    let mut text = format!(
+        "wallet of {} at position {}, {years}\n",
+        wallet.enterprise_number, wallet.as_of_position
+    );
+    let balances = wallet
+        .balances
+        .iter()
+        .map(|balance| {
+            format!(
+                "{} {}",
+                balance.vouchers,
+                voucher_type_name(balance.voucher_type)
+            )
+        })
+        .collect::<Vec<_>>();
+    if balances.is_empty() {
+        text.push_str("balance: no vouchers\n");
+    } else {
+        text.push_str(&format!("balance: {}\n", balances.join(", ")));
+    }
+    if !wallet.batches.is_empty() {
+        text.push_str(&format!(
+            "{:<36}  {:<11}  {:>8}  {:>9}  {:<10}  {:<11}  {}\n",
+            "batch", "type", "quantity", "remaining", "paid on", "valid until", "budget year"
+        ));
+        for batch in &wallet.batches {
+            text.push_str(&format!(
+                "{:<36}  {:<11}  {:>8}  {:>9}  {:<10}  {:<11}  {}\n",
+                batch.batch_id,
+                voucher_type_name(batch.voucher_type),
+                batch.quantity,
+                batch.remaining,
+                batch.payment_date,
+                batch.valid_until,
+                batch.budget_year
+            ));
+        }
+    }
+    text
+}
+
+fn human_statement(statement: &api::Statement) -> String {
+    format!(
+        "provider {} ({}) at position {}: {} hours redeemed, EUR {} owed, EUR {} paid\n",
+        statement.provider_id,
+        statement.name,
+        statement.as_of_position,
+        statement.redeemed_hours,
+        statement.owed_eur,
+        statement.paid_eur
+    )
+}
+
+fn budget_lines(budget: &api::Budget) -> String {
+    format!(
+        "  allocated  EUR {}\n  committed  EUR {}\n  spent      EUR {}\n  released   EUR {}\n  available  EUR {}\n",
+        budget.allocated_eur,
+        budget.committed_eur,
+        budget.spent_eur,
+        budget.released_eur,
+        budget.available_eur
+    )
+}
+
+fn human_budget(budget: &api::Budget) -> String {
+    format!(
+        "budget {} at position {}\n{}",
+        budget.year,
+        budget.as_of_position,
+        budget_lines(budget)
+    )
+}
+
+fn human_year_summary(summary: &api::YearSummary) -> String {
+    let mut text = format!(
+        "year {} at position {}\n  companies registered        {}\n  companies holding vouchers  {}\n  companies benefiting        {}\n  workers trained             {}\n  hours trained               {}\n  vouchers issued             {}\n",
+        summary.year,
+        summary.as_of_position,
+        summary.companies_registered,
+        summary.companies_holding_vouchers,
+        summary.companies_benefiting,
+        summary.workers_trained,
+        summary.hours_trained,
+        summary.vouchers_issued
+    );
+    if let Some(budget) = &summary.budget {
+        text.push_str(&format!("budget {}\n{}", budget.year, budget_lines(budget)));
+    }
+    text
+}
+
+/// How many hex digits of a chain hash the readable event list shows; the full hash is in the
+/// head line and in `--json`.
+const HASH_PREFIX_LEN: usize = 16;
+
+fn human_events(response: &api::ReadEventsResponse) -> String {
+    let mut text = String::new();
+    for audit_event in &response.events {
+        let Some(recorded) = &audit_event.event else {
+            continue;
+        };
+        let hash_prefix = audit_event
+            .hash
+            .get(..HASH_PREFIX_LEN)
+            .unwrap_or(&audit_event.hash);
+        text.push_str(&format!(
+            "{:>4}  {}  {}  {:<16}  {}\n",
+            recorded.position,
+            hash_prefix,
+            recorded.recorded_at,
+            recorded.principal,
+            event_summary(recorded)
+        ));
+    }
+    if response.events.is_empty() {
+        text.push_str("no events from this position\n");
+    }
+    if let Some(head) = &response.head {
+        text.push_str(&format!(
+            "head of the log: position {}, hash {}\n",
+            head.position, head.hash
+        ));
+    }
+    text
+}
+
+/// The command-line name of an enum value: `VOUCHER_TYPE_ECO_CLIMATE` becomes `eco-climate`.
+fn kebab_name(proto_name: &str, prefix: &str) -> String {
+    proto_name
+        .strip_prefix(prefix)
+        .unwrap_or(proto_name)
+        .to_ascii_lowercase()
+        .replace('_', "-")
+}
+
+fn voucher_type_name(value: i32) -> String {
+    match event::VoucherType::try_from(value) {
+        Ok(known) => kebab_name(known.as_str_name(), "VOUCHER_TYPE_"),
+        Err(_) => format!("voucher-type-{value}"),
+    }
+}
+
+fn theme_name(value: i32) -> String {
+    match event::Theme::try_from(value) {
+        Ok(known) => kebab_name(known.as_str_name(), "THEME_"),
+        Err(_) => format!("theme-{value}"),
+    }
+}
+
+fn size_class_name(value: i32) -> String {
+    match event::SizeClass::try_from(value) {
+        Ok(known) => kebab_name(known.as_str_name(), "SIZE_CLASS_"),
+        Err(_) => format!("size-class-{value}"),
+    }
+}
+
+// ---- JSON form ----
+
+/// An enum value by its proto name, or its number when this build does not know it.
+fn json_enum<E>(value: i32, name: impl Fn(E) -> &'static str) -> Value
+where
+    E: TryFrom<i32>,
+{
+    match E::try_from(value) {
+        Ok(known) => Value::from(name(known)),
+        Err(_) => Value::from(value),
+    }
+}
+
+fn voucher_type_json(value: i32) -> Value {
+    json_enum(value, |known: event::VoucherType| known.as_str_name())
+}
+
+fn json_receipt(receipt: &api::Receipt) -> Value {
+    json!({
+        "request_id": receipt.request_id,
+        "first_position": receipt.first_position,
+        "event_count": receipt.event_count,
+        "recorded_at": receipt.recorded_at,
+        "replayed": receipt.replayed,
+    })
+}
+
+fn json_head(head: &api::Head) -> Value {
+    json!({ "position": head.position, "hash": head.hash })
+}
+
+fn json_budget(budget: &api::Budget) -> Value {
+    json!({
+        "year": budget.year,
+        "allocated_eur": budget.allocated_eur,
+        "committed_eur": budget.committed_eur,
+        "spent_eur": budget.spent_eur,
+        "released_eur": budget.released_eur,
+        "available_eur": budget.available_eur,
+        "as_of_position": budget.as_of_position,
+    })
+}
+
+fn json_wallet(wallet: &api::Wallet) -> Value {
+    json!({
+        "enterprise_number": wallet.enterprise_number,
+        "registered_years": wallet.registered_years,
+        "balances": wallet.balances.iter().map(|balance| json!({
+            "voucher_type": voucher_type_json(balance.voucher_type),
+            "vouchers": balance.vouchers,
+        })).collect::<Vec<_>>(),
+        "batches": wallet.batches.iter().map(|batch| json!({
+            "batch_id": batch.batch_id,
+            "voucher_type": voucher_type_json(batch.voucher_type),
+            "quantity": batch.quantity,
+            "remaining": batch.remaining,
+            "payment_date": batch.payment_date,
+            "valid_until": batch.valid_until,
+            "budget_year": batch.budget_year,
+        })).collect::<Vec<_>>(),
+        "as_of_position": wallet.as_of_position,
+    })
+}
+
+fn json_postings(postings: &[event::Posting]) -> Value {
+    Value::from(
+        postings
+            .iter()
+            .map(|posting| {
+                json!({
+                    "account": posting.account,
+                    "side": json_enum(posting.side, |known: event::Side| known.as_str_name()),
+                    "amount_eur": posting.amount_eur,
+                })
+            })
+            .collect::<Vec<_>>(),
+    )
+}
+
+fn json_draws(draws: &[event::BatchDraw]) -> Value {
+    Value::from(
+        draws
+            .iter()
+            .map(|draw| {
+                json!({
+                    "batch_id": draw.batch_id,
+                    "quantity": draw.quantity,
+                    "budget_year": draw.budget_year,
+                    "face_value_eur": draw.face_value_eur,
+                    "region_share_eur": draw.region_share_eur,
+                    "valid_until": draw.valid_until,
+                })
+            })
+            .collect::<Vec<_>>(),
+    )
+}
+
+/// An event: its envelope, and its payload under the payload's field name.
+pub fn json_event(recorded: &event::Event) -> Value {
+    let mut object = serde_json::Map::new();
+    object.insert("position".to_owned(), recorded.position.into());
+    object.insert("stream".to_owned(), recorded.stream.clone().into());
+    object.insert("stream_version".to_owned(), recorded.stream_version.into());
+    object.insert("event_id".to_owned(), recorded.event_id.clone().into());
+    object.insert("request_id".to_owned(), recorded.request_id.clone().into());
+    object.insert("principal".to_owned(), recorded.principal.clone().into());
+    object.insert(
+        "recorded_at".to_owned(),
+        recorded.recorded_at.clone().into(),
+    );
+    object.insert(
+        "business_date".to_owned(),
+        recorded.business_date.clone().into(),
+    );
+    if let Some(payload) = &recorded.payload {
+        let (name, value) = json_payload(payload);
+        object.insert(name.to_owned(), value);
+    }
+    Value::Object(object)
+}
+
+fn json_payload(payload: &Payload) -> (&'static str, Value) {
+    match payload {
+        Payload::BudgetOpened(opened) => (
+            "budget_opened",
+            json!({ "year": opened.year, "allocated_eur": opened.allocated_eur }),
+        ),
+        Payload::BudgetAdjusted(adjusted) => (
+            "budget_adjusted",
+            json!({
+                "year": adjusted.year,
+                "allocated_eur": adjusted.allocated_eur,
+                "previous_allocated_eur": adjusted.previous_allocated_eur,
+                "reason": adjusted.reason,
+            }),
+        ),
+        Payload::ProviderApproved(approved) => (
+            "provider_approved",
+            json!({
+                "provider_id": approved.provider_id,
+                "name": approved.name,
+                "approved_from": approved.approved_from,
+                "approved_until": approved.approved_until,
+            }),
+        ),
+        Payload::ProviderWithdrawn(withdrawn) => (
+            "provider_withdrawn",
+            json!({
+                "provider_id": withdrawn.provider_id,
+                "withdrawn_from": withdrawn.withdrawn_from,
+                "reason": withdrawn.reason,
+            }),
+        ),
+        Payload::ModuleApproved(approved) => (
+            "module_approved",
+            json!({
+                "module_id": approved.module_id,
+                "provider_id": approved.provider_id,
+                "title": approved.title,
+                "hours_max": approved.hours_max,
+                "accepted_voucher_types": approved
+                    .accepted_voucher_types
+                    .iter()
+                    .map(|value| voucher_type_json(*value))
+                    .collect::<Vec<_>>(),
+                "themes": approved
+                    .themes
+                    .iter()
+                    .map(|value| json_enum(*value, |known: event::Theme| known.as_str_name()))
+                    .collect::<Vec<_>>(),
+                "approved_from": approved.approved_from,
+                "approved_until": approved.approved_until,
+            }),
+        ),
+        Payload::ModuleWithdrawn(withdrawn) => (
+            "module_withdrawn",
+            json!({
+                "module_id": withdrawn.module_id,
+                "provider_id": withdrawn.provider_id,
+                "withdrawn_from": withdrawn.withdrawn_from,
+                "reason": withdrawn.reason,
+            }),
+        ),
+        Payload::CompanyRegistered(registered) => (
+            "company_registered",
+            json!({
+                "enterprise_number": registered.enterprise_number,
+                "year": registered.year,
+                "name": registered.name,
+                "legal_form": json_enum(registered.legal_form, |known: event::LegalForm| known.as_str_name()),
+                "region": json_enum(registered.region, |known: event::Region| known.as_str_name()),
+                "fte": registered.fte,
+                "turnover_eur": registered.turnover_eur,
+                "balance_sheet_total_eur": registered.balance_sheet_total_eur,
+                "autonomous": registered.autonomous,
+                "secondary_activity_months": registered.secondary_activity_months,
+                "nace_sector": registered.nace_sector,
+                "size_class": json_enum(registered.size_class, |known: event::SizeClass| known.as_str_name()),
+                "registered_on": registered.registered_on,
+            }),
+        ),
+        Payload::VouchersIssued(issued) => (
+            "vouchers_issued",
+            json!({
+                "enterprise_number": issued.enterprise_number,
+                "batch_id": issued.batch_id,
+                "voucher_type": voucher_type_json(issued.voucher_type),
+                "quantity": issued.quantity,
+                "payment_date": issued.payment_date,
+                "payment_reference": issued.payment_reference,
+                "paid_amount_eur": issued.paid_amount_eur,
+                "face_value_eur": issued.face_value_eur,
+                "employer_share_eur": issued.employer_share_eur,
+                "region_share_eur": issued.region_share_eur,
+                "budget_year": issued.budget_year,
+                "valid_until": issued.valid_until,
+                "quota": issued.quota,
+                "issued_in_year": issued.issued_in_year,
+                "postings": json_postings(&issued.postings),
+            }),
+        ),
+        Payload::HoursRedeemed(redeemed) => (
+            "hours_redeemed",
+            json!({
+                "redemption_id": redeemed.redemption_id,
+                "provider_id": redeemed.provider_id,
+                "module_id": redeemed.module_id,
+                "enterprise_number": redeemed.enterprise_number,
+                "worker_pseudonym": redeemed.worker_pseudonym,
+                "trainee_status": json_enum(redeemed.trainee_status, |known: event::TraineeStatus| known.as_str_name()),
+                "voucher_type": voucher_type_json(redeemed.voucher_type),
+                "hours": redeemed.hours,
+                "training_date": redeemed.training_date,
+                "draws": json_draws(&redeemed.draws),
+                "amount_owed_eur": redeemed.amount_owed_eur,
+                "postings": json_postings(&redeemed.postings),
+            }),
+        ),
+        Payload::RedemptionReversed(reversed) => (
+            "redemption_reversed",
+            json!({
+                "redemption_id": reversed.redemption_id,
+                "provider_id": reversed.provider_id,
+                "enterprise_number": reversed.enterprise_number,
+                "returned": json_draws(&reversed.returned),
+                "amount_eur": reversed.amount_eur,
+                "reason": reversed.reason,
+                "postings": json_postings(&reversed.postings),
+                "reversed_on": reversed.reversed_on,
+            }),
+        ),
+        Payload::VouchersExpired(expired) => (
+            "vouchers_expired",
+            json!({
+                "enterprise_number": expired.enterprise_number,
+                "batch_id": expired.batch_id,
+                "voucher_type": voucher_type_json(expired.voucher_type),
+                "quantity": expired.quantity,
+                "budget_year": expired.budget_year,
+                "valid_until": expired.valid_until,
+                "region_share_released_eur": expired.region_share_released_eur,
+                "employer_share_eur": expired.employer_share_eur,
+                "employer_share_refunded": expired.employer_share_refunded,
+                "postings": json_postings(&expired.postings),
+                "expired_on": expired.expired_on,
+            }),
+        ),
+        Payload::PayoutRecorded(payout) => (
+            "payout_recorded",
+            json!({
+                "provider_id": payout.provider_id,
+                "amount_eur": payout.amount_eur,
+                "payout_date": payout.payout_date,
+                "payout_reference": payout.payout_reference,
+                "postings": json_postings(&payout.postings),
+            }),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn issued_event() -> event::Event {
+        event::Event {
+            position: 5,
+            stream: "company/0403019261".to_owned(),
+            stream_version: 2,
+            event_id: "e5".to_owned(),
+            request_id: "6f1c3b0e-8d2a-4c55-9b0e-2f4a7d9c1e30".to_owned(),
+            principal: "operator".to_owned(),
+            recorded_at: "2026-11-22T10:00:00Z".to_owned(),
+            business_date: "2025-03-10".to_owned(),
+            payload: Some(Payload::VouchersIssued(event::VouchersIssued {
+                enterprise_number: "0403019261".to_owned(),
+                batch_id: "6f1c3b0e-8d2a-4c55-9b0e-2f4a7d9c1e30".to_owned(),
+                voucher_type: event::VoucherType::General as i32,
+                quantity: 10,
+                payment_date: "2025-03-10".to_owned(),
+                payment_reference: String::new(),
+                paid_amount_eur: "150.00".to_owned(),
+                face_value_eur: "30.00".to_owned(),
+                employer_share_eur: "15.00".to_owned(),
+                region_share_eur: "15.00".to_owned(),
+                budget_year: 2025,
+                valid_until: "2026-02-28".to_owned(),
+                quota: 400,
+                issued_in_year: 10,
+                postings: vec![event::Posting {
+                    account: "vouchers_outstanding".to_owned(),
+                    side: event::Side::Credit as i32,
+                    amount_eur: "300.00".to_owned(),
+                }],
+            })),
+        }
+    }
+
+    fn issued_response(replayed: bool) -> Answer {
+        Answer::Write(api::WriteResponse {
+            receipt: Some(api::Receipt {
+                request_id: "6f1c3b0e-8d2a-4c55-9b0e-2f4a7d9c1e30".to_owned(),
+                first_position: 5,
+                event_count: 1,
+                recorded_at: "2026-11-22T10:00:00Z".to_owned(),
+                replayed,
+            }),
+            events: vec![issued_event()],
+        })
+    }
+
+    #[test]
+    fn a_write_prints_one_line_per_event_and_the_receipt() {
+        assert_eq!(
+            human(&issued_response(false)),
+            "issued 10 general vouchers to 0403019261 (batch 6f1c3b0e-8d2a-4c55-9b0e-2f4a7d9c1e30, \
+             valid until 2026-02-28; 10 of 400 issued in 2025) at position 5\n\
+             receipt: request 6f1c3b0e-8d2a-4c55-9b0e-2f4a7d9c1e30, 1 event at position 5, \
+             recorded 2026-11-22T10:00:00Z, replayed no\n"
+        );
+        assert!(human(&issued_response(true)).contains("replayed yes"));
+    }
+
+    #[test]
+    fn a_write_with_no_event_says_so() {
+        let answer = Answer::Write(api::WriteResponse {
+            receipt: Some(api::Receipt {
+                request_id: "r".to_owned(),
+                first_position: 9,
+                event_count: 0,
+                recorded_at: "t".to_owned(),
+                replayed: false,
+            }),
+            events: Vec::new(),
+        });
+        assert_eq!(
+            human(&answer),
+            "receipt: request r, no event, recorded t, replayed no\n"
+        );
+    }
+
+    #[test]
+    fn a_write_in_json_keeps_proto_names() {
+        let value = json(&issued_response(false));
+        assert_eq!(value["receipt"]["first_position"], 5);
+        assert_eq!(value["receipt"]["replayed"], false);
+        let issued = &value["events"][0]["vouchers_issued"];
+        assert_eq!(issued["voucher_type"], "VOUCHER_TYPE_GENERAL");
+        assert_eq!(issued["paid_amount_eur"], "150.00");
+        assert_eq!(issued["postings"][0]["side"], "SIDE_CREDIT");
+        assert_eq!(value["events"][0]["stream"], "company/0403019261");
+    }
+
+    #[test]
+    fn an_unknown_enum_value_is_shown_as_its_number() {
+        assert_eq!(voucher_type_json(42), Value::from(42));
+        assert_eq!(voucher_type_name(42), "voucher-type-42");
+        assert_eq!(
+            voucher_type_name(event::VoucherType::EcoClimate as i32),
+            "eco-climate"
+        );
+    }
+
+    #[test]
+    fn a_wallet_is_a_small_table() {
+        let wallet = Answer::Wallet(api::Wallet {
+            enterprise_number: "0403019261".to_owned(),
+            registered_years: vec![2025],
+            balances: vec![api::WalletBalance {
+                voucher_type: event::VoucherType::General as i32,
+                vouchers: 7,
+            }],
+            batches: vec![api::WalletBatch {
+                batch_id: "6f1c3b0e-8d2a-4c55-9b0e-2f4a7d9c1e30".to_owned(),
+                voucher_type: event::VoucherType::General as i32,
+                quantity: 10,
+                remaining: 7,
+                payment_date: "2025-03-10".to_owned(),
+                valid_until: "2026-02-28".to_owned(),
+                budget_year: 2025,
+            }],
+            as_of_position: 6,
+        });
+        assert_eq!(
+            human(&wallet),
+            "wallet of 0403019261 at position 6, registered for 2025\n\
+             balance: 7 general\n\
+             batch                                 type         quantity  remaining  paid on     valid until  budget year\n\
+             6f1c3b0e-8d2a-4c55-9b0e-2f4a7d9c1e30  general            10          7  2025-03-10  2026-02-28   2025\n"
+        );
+        let value = json(&wallet);
+        assert_eq!(value["balances"][0]["vouchers"], 7);
+        assert_eq!(value["batches"][0]["remaining"], 7);
+    }
+
+    #[test]
+    fn a_redemption_never_shows_the_pseudonym_in_the_readable_form() {
+        let redeemed = event::Event {
+            position: 6,
+            payload: Some(Payload::HoursRedeemed(event::HoursRedeemed {
+                redemption_id: "r1".to_owned(),
+                provider_id: "AG-0012".to_owned(),
+                module_id: "M-1".to_owned(),
+                enterprise_number: "0403019261".to_owned(),
+                worker_pseudonym: "ab12cd34".to_owned(),
+                trainee_status: event::TraineeStatus::Employee as i32,
+                voucher_type: event::VoucherType::General as i32,
+                hours: 3,
+                training_date: "2025-06-01".to_owned(),
+                draws: Vec::new(),
+                amount_owed_eur: "90.00".to_owned(),
+                postings: Vec::new(),
+            })),
+            ..event::Event::default()
+        };
+        let summary = event_summary(&redeemed);
+        assert_eq!(
+            summary,
+            "redeemed 3 hours of general vouchers of 0403019261 for AG-0012 module M-1 on \
+             2025-06-01 (redemption r1, EUR 90.00 owed)"
+        );
+        assert!(!summary.contains("ab12cd34"));
+    }
+
+    #[test]
+    fn head_in_json_has_position_and_hash() {
+        let value = json(&Answer::Head(api::Head {
+            position: 6,
+            hash: "ab".repeat(32),
+        }));
+        assert_eq!(value, json!({ "position": 6, "hash": "ab".repeat(32) }));
+    }
+}
