@@ -6,13 +6,14 @@ use std::fmt;
 
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::identity::{EnterpriseNumber, Identifier, WorkerPseudonym};
 use crate::types::{LegalForm, Region, SizeClass, Theme, TraineeStatus, VoucherType};
 
 /// The accounts of the double entry. Money moves from the credited account to the debited one.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Account {
     /// What companies paid for their vouchers.
     CompanyContributions,
@@ -200,7 +201,7 @@ pub struct VouchersIssued {
 }
 
 /// Vouchers taken from one batch by a redemption, or given back to it by a reversal.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BatchDraw {
     pub batch_id: Uuid,
     pub quantity: u32,

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::event::{Account, BatchDraw, Event};
@@ -13,7 +14,7 @@ use crate::identity::{EnterpriseNumber, Identifier, WorkerPseudonym};
 use crate::types::{LegalForm, Region, SizeClass, Theme, TraineeStatus, VoucherType};
 
 /// The Region's budget of one year.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Budget {
     pub allocated_eur: Decimal,
     /// The Region's share of issued vouchers neither redeemed nor expired.
@@ -32,7 +33,7 @@ impl Budget {
 
 /// A dated approval: in force from `from`, through `until` when set, and before `withdrawn_from`
 /// when set.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Approval {
     pub from: NaiveDate,
     pub until: Option<NaiveDate>,
@@ -65,7 +66,7 @@ impl Approval {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Provider {
     pub name: String,
     pub approvals: Vec<Approval>,
@@ -83,7 +84,7 @@ impl Provider {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Module {
     pub provider_id: Identifier,
     pub title: String,
@@ -93,7 +94,7 @@ pub struct Module {
     pub approval: Approval,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Registration {
     pub name: String,
     pub legal_form: LegalForm,
@@ -104,7 +105,7 @@ pub struct Registration {
 }
 
 /// Vouchers of one type issued together for one payment.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Batch {
     pub batch_id: Uuid,
     /// Order of issuance across the whole ledger; breaks ties between equal expiries.
@@ -121,7 +122,7 @@ pub struct Batch {
     pub region_share_eur: Decimal,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Company {
     pub registrations: BTreeMap<i32, Registration>,
     pub batches: BTreeMap<Uuid, Batch>,
@@ -140,7 +141,7 @@ impl Company {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Redemption {
     pub provider_id: Identifier,
     pub module_id: Identifier,
@@ -164,7 +165,7 @@ pub struct Inconsistency {
     pub what: &'static str,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LedgerState {
     pub budgets: BTreeMap<i32, Budget>,
     pub providers: BTreeMap<Identifier, Provider>,

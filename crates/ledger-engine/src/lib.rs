@@ -16,6 +16,7 @@
 //! beyond [`EngineHandle::read`], a consistent look at the state between groups.
 
 pub mod clock;
+pub mod recovery;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -25,12 +26,16 @@ use chrono::{DateTime, NaiveDate, SecondsFormat, TimeDelta, Utc};
 use ledger_domain::{
     decide, Command, Context, Event, LedgerState, PolicyTable, Principal, Refusal,
 };
-use ledger_store::{Head, NewCommand, NewEvent, RecordedEvent, Store, StoreError, StoredRequest};
+use ledger_projections::{ProjectionError, Projections};
+use ledger_store::{
+    Head, LogReader, NewCommand, NewEvent, RecordedEvent, Store, StoreError, StoredRequest,
+};
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use recovery::{rebuild, recover, replay_to, RebuildReport, Recovered};
 
 /// Most commands decided and written as one group: bounds the size of one sled batch and the
 /// latency the first command of a group waits for the last. 1 024 commands of at most a few
@@ -41,12 +46,18 @@ pub const GROUP_LEN_MAX: usize = 1024;
 /// instead of growing memory without bound.
 pub const QUEUE_LEN_MAX: usize = 8192;
 
+/// Events between two checkpoints. Encoding a checkpoint costs time in proportion to the state
+/// (a few megabytes for a whole year of the scheme), so it is done at most every 50 000 events;
+/// a restart then replays at most that many events after the checkpoint, well under a second.
+pub const CHECKPOINT_INTERVAL_EVENTS: u64 = 50_000;
+
 #[derive(Clone, Debug)]
 pub struct EngineConfig {
     pub data_dir: PathBuf,
     pub policy: PolicyTable,
     pub group_len_max: usize,
     pub queue_len_max: usize,
+    pub checkpoint_interval_events: u64,
 }
 
 impl EngineConfig {
@@ -56,6 +67,7 @@ impl EngineConfig {
             policy,
             group_len_max: GROUP_LEN_MAX,
             queue_len_max: QUEUE_LEN_MAX,
+            checkpoint_interval_events: CHECKPOINT_INTERVAL_EVENTS,
         }
     }
 }
@@ -75,6 +87,8 @@ pub enum StartError {
         position: u64,
         source: ledger_domain::state::Inconsistency,
     },
+    #[error("{source}")]
+    Projection { source: ProjectionError },
     #[error("writer thread cannot be started: {0}")]
     Thread(std::io::Error),
 }
@@ -103,7 +117,15 @@ pub enum SubmitError {
     Unavailable,
 }
 
-type ReadFn = Box<dyn FnOnce(&LedgerState, &Store) + Send>;
+/// What a read sees: the decision state, the projections and the log, all at the same position.
+#[derive(Debug)]
+pub struct View<'a> {
+    pub state: &'a LedgerState,
+    pub projections: &'a Projections,
+    pub store: &'a Store,
+}
+
+type ReadFn = Box<dyn FnOnce(&View<'_>) + Send>;
 
 enum Message {
     Submit(Submission),
@@ -122,6 +144,7 @@ struct Submission {
 #[derive(Clone, Debug)]
 pub struct EngineHandle {
     sender: mpsc::Sender<Message>,
+    reader: LogReader,
 }
 
 impl EngineHandle {
@@ -153,12 +176,12 @@ impl EngineHandle {
     pub async fn read<T, F>(&self, read: F) -> Result<T, SubmitError>
     where
         T: Send + 'static,
-        F: FnOnce(&LedgerState, &Store) -> T + Send + 'static,
+        F: FnOnce(&View<'_>) -> T + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
-        let read: ReadFn = Box::new(move |state, store| {
+        let read: ReadFn = Box::new(move |view| {
             // The caller may have given up waiting; then there is nobody to tell.
-            let _ = reply.send(read(state, store));
+            let _ = reply.send(read(view));
         });
         self.sender
             .send(Message::Read(read))
@@ -169,7 +192,13 @@ impl EngineHandle {
 
     /// The head of the log: position and hash of its last event.
     pub async fn head(&self) -> Result<Head, SubmitError> {
-        self.read(|_, store| store.head()).await
+        self.read(|view| view.store.head()).await
+    }
+
+    /// A read-only handle on the log, for long reads (point-in-time reports, audits) that must
+    /// not hold up the writer.
+    pub fn reader(&self) -> &LogReader {
+        &self.reader
     }
 }
 
@@ -185,7 +214,7 @@ impl Engine {
     /// writer thread. Blocking: call it before serving, or from `spawn_blocking`.
     pub fn start(config: EngineConfig, clock: Arc<dyn Clock>) -> Result<Engine, StartError> {
         let store = Store::open(&config.data_dir)?;
-        let state = replay(&store)?;
+        let Recovered { state, projections } = recover(&store)?;
         tracing::info!(
             head_position = store.head().position,
             data_dir = %config.data_dir.display(),
@@ -193,9 +222,12 @@ impl Engine {
         );
         let (sender, receiver) = mpsc::channel(config.queue_len_max.max(1));
         let policy = Arc::new(config.policy.clone());
+        let reader = store.reader();
         let writer = Writer {
             store,
             state,
+            projections,
+            events_since_checkpoint: 0,
             policy,
             config,
             clock,
@@ -206,7 +238,7 @@ impl Engine {
             .spawn(move || writer.run())
             .map_err(StartError::Thread)?;
         Ok(Engine {
-            handle: EngineHandle { sender },
+            handle: EngineHandle { sender, reader },
             thread: Some(thread),
         })
     }
@@ -234,20 +266,10 @@ impl Engine {
     }
 }
 
-/// Rebuilds the state from position 1, recomputing the hash chain on the way (the store's
-/// reads check every hash).
+/// Rebuilds the decision state from position 1, ignoring any checkpoint, recomputing the hash
+/// chain on the way (the store's reads check every hash).
 pub fn replay(store: &Store) -> Result<LedgerState, StartError> {
-    let mut state = LedgerState::default();
-    for recorded in store.read_all() {
-        let recorded = recorded?;
-        let position = recorded.position;
-        let event =
-            decode(&recorded).map_err(|source| StartError::Undecodable { position, source })?;
-        state
-            .apply(&event)
-            .map_err(|source| StartError::Inconsistent { position, source })?;
-    }
-    Ok(state)
+    Ok(replay_to(&store.reader(), store.head().position)?.state)
 }
 
 /// The domain event of a recorded event.
@@ -280,6 +302,9 @@ pub fn business_today(now: DateTime<Utc>) -> NaiveDate {
 struct Writer {
     store: Store,
     state: LedgerState,
+    projections: Projections,
+    /// Events appended since the last checkpoint was written.
+    events_since_checkpoint: u64,
     policy: Arc<PolicyTable>,
     config: EngineConfig,
     clock: Arc<dyn Clock>,
@@ -326,7 +351,7 @@ impl Writer {
                     }
                     self.commit_group(group);
                 }
-                Message::Read(read) => read(&self.state, &self.store),
+                Message::Read(read) => read(&self.view()),
                 Message::Shutdown(reply) => {
                     // Commands queued before the shutdown are still decided and made durable.
                     self.receiver.close();
@@ -334,14 +359,14 @@ impl Writer {
                     while let Ok(message) = self.receiver.try_recv() {
                         match message {
                             Message::Submit(submission) => rest.push(submission),
-                            Message::Read(read) => read(&self.state, &self.store),
+                            Message::Read(read) => read(&self.view()),
                             Message::Shutdown(_) => {}
                         }
                     }
                     for group in chunk(rest, self.config.group_len_max) {
                         self.commit_group(group);
                     }
-                    self.store.sync();
+                    self.write_final_checkpoint();
                     let head = self.store.head();
                     tracing::info!(head_position = head.position, "ledger writer stopped");
                     let _ = reply.send(head);
@@ -349,7 +374,7 @@ impl Writer {
                 }
             }
         }
-        self.store.sync();
+        self.write_final_checkpoint();
     }
 
     fn commit_group(&mut self, group: Vec<Submission>) {
@@ -361,8 +386,13 @@ impl Writer {
             policy: &policy,
         };
         let mut commands: Vec<NewCommand> = Vec::new();
+        let mut decided: Vec<Vec<Event>> = Vec::new();
         let mut in_group: HashMap<Uuid, usize> = HashMap::new();
         let mut decisions = Vec::with_capacity(group.len());
+        // A due checkpoint is taken before the group changes the state, so it reflects the
+        // head exactly; it is written in the group's batch.
+        let checkpoint = (self.events_since_checkpoint >= self.config.checkpoint_interval_events)
+            .then(|| recovery::checkpoint_bytes(&self.state, &self.projections));
 
         for submission in &group {
             let digest = request_digest(&submission.principal, &submission.command);
@@ -372,6 +402,7 @@ impl Writer {
                 &context,
                 &recorded_at,
                 &mut commands,
+                &mut decided,
                 &mut in_group,
             );
             decisions.push(decision);
@@ -380,7 +411,10 @@ impl Writer {
         let recorded = if commands.is_empty() {
             Vec::new()
         } else {
-            match self.store.append(commands) {
+            match self
+                .store
+                .append_with_checkpoint(commands, checkpoint.as_deref())
+            {
                 Ok(recorded) => recorded,
                 Err(error) => {
                     // The state already holds the group's events; it cannot be rolled back, so
@@ -390,6 +424,22 @@ impl Writer {
                 }
             }
         };
+
+        let appended: u64 = recorded.iter().map(|events| events.len() as u64).sum();
+        if checkpoint.is_some() && appended > 0 {
+            self.events_since_checkpoint = 0;
+        }
+        self.events_since_checkpoint += appended;
+        for (events, recorded_events) in decided.iter().zip(&recorded) {
+            for (event, recorded_event) in events.iter().zip(recorded_events) {
+                if let Err(error) = self.projections.apply(recorded_event.position, event) {
+                    // The projections follow the same events as the state; a refusal here is a
+                    // bug, and answering would publish figures that do not follow the log.
+                    tracing::error!(%error, "durable event does not fit the projections; stopping");
+                    std::process::abort();
+                }
+            }
+        }
 
         for (submission, decision) in group.into_iter().zip(decisions) {
             let answer = match decision {
@@ -434,6 +484,7 @@ impl Writer {
         context: &Context<'_>,
         recorded_at: &str,
         commands: &mut Vec<NewCommand>,
+        decided: &mut Vec<Vec<Event>>,
         in_group: &mut HashMap<Uuid, usize>,
     ) -> Decision {
         // Permission first: who may not act learns nothing about other requests' ids.
@@ -499,8 +550,32 @@ impl Writer {
             recorded_at: recorded_at.to_owned(),
             events: new_events,
         });
+        decided.push(events);
         Decision::Accepted {
             command_index: commands.len() - 1,
+        }
+    }
+
+    fn view(&self) -> View<'_> {
+        View {
+            state: &self.state,
+            projections: &self.projections,
+            store: &self.store,
+        }
+    }
+
+    /// At shutdown: a checkpoint at the head when events came after the last one, so the next
+    /// start replays nothing; otherwise just the final flush.
+    fn write_final_checkpoint(&mut self) {
+        if self.events_since_checkpoint == 0 {
+            self.store.sync();
+            return;
+        }
+        let bytes = recovery::checkpoint_bytes(&self.state, &self.projections);
+        match self.store.append_with_checkpoint(Vec::new(), Some(&bytes)) {
+            Ok(_) => self.events_since_checkpoint = 0,
+            // A missing checkpoint costs a longer replay at the next start, nothing more.
+            Err(error) => tracing::warn!(%error, "final checkpoint not written"),
         }
     }
 

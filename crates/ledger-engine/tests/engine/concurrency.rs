@@ -46,8 +46,8 @@ async fn a_hundred_concurrent_redemptions_race_for_the_last_ten_vouchers() {
     assert_eq!(head_after.position, head_before.position + 10);
     let balance = engine
         .handle()
-        .read(move |state, _| {
-            state.companies[&company].balance(ledger_domain::VoucherType::General)
+        .read(move |view| {
+            view.state.companies[&company].balance(ledger_domain::VoucherType::General)
         })
         .await
         .expect("read");

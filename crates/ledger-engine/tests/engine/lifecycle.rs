@@ -23,7 +23,7 @@ async fn accepted_commands_survive_a_restart_with_the_same_state_and_head() {
     assert_eq!(redeemed.events.len(), 1);
     let before = engine
         .handle()
-        .read(|state, store| (state.clone(), store.head()))
+        .read(|view| (view.state.clone(), view.store.head()))
         .await
         .expect("read");
     engine.shutdown().await;
@@ -31,7 +31,7 @@ async fn accepted_commands_survive_a_restart_with_the_same_state_and_head() {
     let engine = start(dir.path(), &clock);
     let after = engine
         .handle()
-        .read(|state, store| (state.clone(), store.head()))
+        .read(|view| (view.state.clone(), view.store.head()))
         .await
         .expect("read");
     assert_eq!(
@@ -89,8 +89,8 @@ async fn a_retry_returns_the_original_outcome_and_writes_nothing_even_after_a_re
     );
     let balance = engine
         .handle()
-        .read(move |state, _| {
-            state
+        .read(move |view| {
+            view.state
                 .companies
                 .get(&company)
                 .map(|c| c.balance(ledger_domain::VoucherType::General))
@@ -281,7 +281,7 @@ async fn a_whole_year_balances_and_replays_identically() {
 
     let (state, head) = engine
         .handle()
-        .read(|state, store| (state.clone(), store.head()))
+        .read(|view| (view.state.clone(), view.store.head()))
         .await
         .expect("read");
     assert_eq!(state.trial_balance_eur(), eur("0"));
