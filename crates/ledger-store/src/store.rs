@@ -160,7 +160,7 @@ impl Store {
     /// whose stored head does not name its last entry; [`verify_log_at`] then finds the first
     /// bad position. The rest of the chain is not checked here: that is [`Store::verify`].
     pub fn open_with_options(dir: &Path, options: StoreOptions) -> Result<Store, StoreError> {
-        let db = sled::Config::new().path(dir).open()?;
+        let db = sled_config(dir).open()?;
         let data_path = dir.join(DATA_FILE_NAME);
         // Read and write access: some platforms refuse to sync a file opened read-only.
         let data_file = OpenOptions::new()
@@ -482,6 +482,13 @@ impl Store {
     }
 }
 
+/// sled's configuration for a log in `dir`. Its periodic background flush is off: every append
+/// flushes and `fdatasync`s explicitly, and a background flusher would only keep the database
+/// (and its file lock) alive for a while after the store is dropped.
+fn sled_config(dir: &Path) -> sled::Config {
+    sled::Config::new().path(dir).flush_every_ms(None)
+}
+
 /// Recomputes the whole chain of the log in `dir` without opening it for appending, so that it
 /// works on a log that [`Store::open`] refuses: the offline `verify` command of the server.
 ///
@@ -501,7 +508,7 @@ pub fn verify_log_at(dir: &Path) -> Result<Result<Head, ChainBreak>, StoreError>
             path: dir.to_path_buf(),
         });
     }
-    let db = sled::Config::new().path(dir).open()?;
+    let db = sled_config(dir).open()?;
     verify_db(&db)
 }
 

@@ -2,6 +2,7 @@
 
 mod support;
 
+mod checkpoints;
 mod concurrency;
 mod lifecycle;
 mod model;
