@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use ledger_domain::{Command, Principal, PseudonymKey, Refusal};
 use ledger_engine::{EngineHandle, Outcome, SubmitError};
+use ledger_projections::Projections;
 use ledger_proto::v1 as api;
 use ledger_proto::v1::administration_service_server::AdministrationService;
 use ledger_proto::v1::audit_service_server::AuditService;
@@ -146,13 +147,61 @@ impl Ledger {
 
     async fn read<T: Send + 'static>(
         &self,
-        read: impl FnOnce(&ledger_domain::LedgerState, &ledger_store::Store) -> T + Send + 'static,
+        read: impl FnOnce(&ledger_engine::View<'_>) -> T + Send + 'static,
     ) -> Result<T, Status> {
         self.inner
             .engine
             .read(read)
             .await
             .map_err(|_| unavailable())
+    }
+
+    /// Answers a report from the projections: the live ones, between two groups of the writer;
+    /// or, for an `as_of` in the past, projections rebuilt up to that position on a blocking
+    /// thread, so that the writer never waits for a replay.
+    async fn report<T: Send + 'static>(
+        &self,
+        as_of: Option<api::AsOf>,
+        answer: impl FnOnce(&Projections) -> Result<T, Refusal> + Send + 'static,
+    ) -> Result<T, Status> {
+        let Some(as_of) =
+            wire::as_of(as_of.as_ref()).map_err(|refusal| refusal_status(&refusal))?
+        else {
+            return self
+                .read(move |view| answer(view.projections))
+                .await?
+                .map_err(|r| refusal_status(&r));
+        };
+        let reader = self.inner.engine.reader().clone();
+        let rebuilt = tokio::task::spawn_blocking(move || -> Result<Projections, Status> {
+            let head = reader.head().map_err(|error| store_status(&error))?;
+            let position = match as_of {
+                wire::AsOf::Position(position) => position.min(head.position),
+                wire::AsOf::Date(date) => {
+                    ledger_engine::recovery::last_position_on(&reader, date, head.position)
+                        .map_err(|error| store_status(&error))?
+                }
+            };
+            ledger_engine::replay_to(&reader, position)
+                .map(|recovered| recovered.projections)
+                .map_err(|error| {
+                    tracing::error!(%error, position, "point-in-time replay failed");
+                    server_status(
+                        Code::DataLoss,
+                        "REPLAY_FAILED",
+                        format!("the log cannot be replayed to position {position}"),
+                    )
+                })
+        })
+        .await
+        .map_err(|_| {
+            server_status(
+                Code::Internal,
+                "REPLAY_FAILED",
+                "the point-in-time replay stopped",
+            )
+        })??;
+        answer(&rebuilt).map_err(|refusal| refusal_status(&refusal))
     }
 }
 
@@ -340,10 +389,10 @@ impl OperatorService for Ledger {
         may_read(&principal, &Read::Wallet)?;
         let number = wire::enterprise_number(&request.get_ref().enterprise_number)
             .map_err(|r| refusal_status(&r))?;
-        self.read(move |state, store| wire::wallet(state, &number, store.head().position))
-            .await?
+        let as_of = request.get_ref().as_of.clone();
+        self.report(as_of, move |projections| wire::wallet(projections, &number))
+            .await
             .map(Response::new)
-            .map_err(|refusal| refusal_status(&refusal))
     }
 }
 
@@ -383,10 +432,12 @@ impl ProviderService for Ledger {
                 provider_id: &provider_id,
             },
         )?;
-        self.read(move |state, store| wire::statement(state, &provider_id, store.head().position))
-            .await?
-            .map(Response::new)
-            .map_err(|refusal| refusal_status(&refusal))
+        let as_of = request.get_ref().as_of.clone();
+        self.report(as_of, move |projections| {
+            wire::statement(projections, &provider_id)
+        })
+        .await
+        .map(Response::new)
     }
 }
 
@@ -399,16 +450,10 @@ impl ReportService for Ledger {
         let principal = self.authenticate(&request)?;
         may_read(&principal, &Read::Report)?;
         let year = wire::report_year(request.get_ref().year).map_err(|r| refusal_status(&r))?;
-        self.read(move |state, store| {
-            state
-                .budgets
-                .get(&year)
-                .map(|budget| wire::budget(year, budget, store.head().position))
-                .ok_or(Refusal::BudgetNotOpened { year })
-        })
-        .await?
-        .map(Response::new)
-        .map_err(|refusal| refusal_status(&refusal))
+        let as_of = request.get_ref().as_of.clone();
+        self.report(as_of, move |projections| wire::budget(projections, year))
+            .await
+            .map(Response::new)
     }
 
     async fn get_year_summary(
@@ -418,10 +463,54 @@ impl ReportService for Ledger {
         let principal = self.authenticate(&request)?;
         may_read(&principal, &Read::Report)?;
         let year = wire::report_year(request.get_ref().year).map_err(|r| refusal_status(&r))?;
-        self.read(move |state, store| wire::year_summary(state, year, store.head().position))
-            .await?
+        let as_of = request.get_ref().as_of.clone();
+        self.report(as_of, move |projections| {
+            wire::year_summary(projections, year)
+        })
+        .await
+        .map(Response::new)
+    }
+
+    async fn get_companies(
+        &self,
+        request: Request<api::GetCompaniesRequest>,
+    ) -> Result<Response<api::CompaniesReport>, Status> {
+        let principal = self.authenticate(&request)?;
+        may_read(&principal, &Read::Report)?;
+        let year = wire::report_year(request.get_ref().year).map_err(|r| refusal_status(&r))?;
+        let as_of = request.get_ref().as_of.clone();
+        self.report(as_of, move |projections| {
+            Ok(wire::companies(projections, year))
+        })
+        .await
+        .map(Response::new)
+    }
+
+    async fn get_training_hours(
+        &self,
+        request: Request<api::GetTrainingHoursRequest>,
+    ) -> Result<Response<api::TrainingHours>, Status> {
+        let principal = self.authenticate(&request)?;
+        may_read(&principal, &Read::Report)?;
+        let year = wire::report_year(request.get_ref().year).map_err(|r| refusal_status(&r))?;
+        let as_of = request.get_ref().as_of.clone();
+        self.report(as_of, move |projections| {
+            Ok(wire::training_hours(projections, year))
+        })
+        .await
+        .map(Response::new)
+    }
+
+    async fn get_trial_balance(
+        &self,
+        request: Request<api::GetTrialBalanceRequest>,
+    ) -> Result<Response<api::TrialBalance>, Status> {
+        let principal = self.authenticate(&request)?;
+        may_read(&principal, &Read::Report)?;
+        let as_of = request.get_ref().as_of.clone();
+        self.report(as_of, |projections| Ok(wire::trial_balance(projections)))
+            .await
             .map(Response::new)
-            .map_err(|refusal| refusal_status(&refusal))
     }
 }
 
@@ -439,10 +528,10 @@ impl AuditService for Ledger {
             limit => limit.min(READ_EVENTS_LEN_MAX),
         };
         let (events, head) = self
-            .read(move |_, store| {
+            .read(move |view| {
                 (
-                    store.read_range(from_position, limit as usize),
-                    store.head(),
+                    view.store.read_range(from_position, limit as usize),
+                    view.store.head(),
                 )
             })
             .await?;
@@ -466,7 +555,7 @@ impl AuditService for Ledger {
     ) -> Result<Response<api::Head>, Status> {
         let principal = self.authenticate(&request)?;
         may_read(&principal, &Read::Head)?;
-        let head = self.read(|_, store| store.head()).await?;
+        let head = self.read(|view| view.store.head()).await?;
         Ok(Response::new(head_message(head)))
     }
 }

@@ -10,11 +10,10 @@ use ledger_domain::command::{
     WithdrawProvider,
 };
 use ledger_domain::decide::MODULE_HOURS_MAX;
-use ledger_domain::state::Budget;
 use ledger_domain::{
-    money, Command, EnterpriseNumber, Identifier, LedgerState, NationalNumber, PseudonymKey,
-    Refusal,
+    money, Command, EnterpriseNumber, Identifier, NationalNumber, PseudonymKey, Refusal,
 };
+use ledger_projections::{Projections, YearFigures};
 use ledger_proto::v1 as api;
 use rust_decimal::Decimal;
 use uuid::Uuid;
@@ -275,35 +274,41 @@ pub fn report_year(value: i32) -> Result<i32, Refusal> {
 }
 
 pub fn wallet(
-    state: &LedgerState,
+    projections: &Projections,
     number: &EnterpriseNumber,
-    position: u64,
 ) -> Result<api::Wallet, Refusal> {
-    let company = state
+    let registered_years: Vec<i32> = projections
         .companies
         .get(number)
-        .ok_or(Refusal::CompanyNotFound)?;
+        .map(|years| years.keys().copied().collect())
+        .unwrap_or_default();
+    let wallet = projections.wallets.get(number);
+    if wallet.is_none() && registered_years.is_empty() {
+        return Err(Refusal::CompanyNotFound);
+    }
+    let empty = ledger_projections::Wallet::default();
+    let wallet = wallet.unwrap_or(&empty);
     let balances = ledger_domain::VoucherType::ALL
         .iter()
         .map(|voucher_type| api::WalletBalance {
             voucher_type: ledger_codec::voucher_type_to_proto(*voucher_type) as i32,
-            vouchers: company.balance(*voucher_type),
+            vouchers: wallet.balance(*voucher_type),
         })
         .collect();
-    let mut batches: Vec<_> = company
+    let mut batches: Vec<_> = wallet
         .batches
-        .values()
-        .filter(|batch| batch.remaining > 0)
+        .iter()
+        .filter(|(_, batch)| batch.remaining > 0)
         .collect();
-    batches.sort_by_key(|batch| (batch.valid_until, batch.sequence));
+    batches.sort_by_key(|(batch_id, batch)| (batch.valid_until, batch.payment_date, **batch_id));
     Ok(api::Wallet {
         enterprise_number: number.to_string(),
-        registered_years: company.registrations.keys().copied().collect(),
+        registered_years,
         balances,
         batches: batches
             .into_iter()
-            .map(|batch| api::WalletBatch {
-                batch_id: batch.batch_id.to_string(),
+            .map(|(batch_id, batch)| api::WalletBatch {
+                batch_id: batch_id.to_string(),
                 voucher_type: ledger_codec::voucher_type_to_proto(batch.voucher_type) as i32,
                 quantity: batch.quantity,
                 remaining: batch.remaining,
@@ -312,100 +317,144 @@ pub fn wallet(
                 budget_year: batch.budget_year,
             })
             .collect(),
-        as_of_position: position,
+        as_of_position: projections.position,
     })
 }
 
 pub fn statement(
-    state: &LedgerState,
+    projections: &Projections,
     provider_id: &Identifier,
-    position: u64,
 ) -> Result<api::Statement, Refusal> {
-    let provider = state
-        .providers
+    let statement = projections
+        .statements
         .get(provider_id)
         .ok_or(Refusal::ProviderNotFound)?;
     Ok(api::Statement {
         provider_id: provider_id.to_string(),
-        name: provider.name.clone(),
-        redeemed_hours: provider.redeemed_hours,
-        owed_eur: encode_eur(provider.owed_eur),
-        paid_eur: encode_eur(provider.paid_eur),
-        as_of_position: position,
+        name: statement.name.clone(),
+        redeemed_hours: statement.redeemed_hours,
+        owed_eur: encode_eur(statement.owed_eur),
+        paid_eur: encode_eur(statement.paid_eur),
+        as_of_position: projections.position,
     })
 }
 
-pub fn budget(year: i32, budget: &Budget, position: u64) -> api::Budget {
-    api::Budget {
+pub fn budget(projections: &Projections, year: i32) -> Result<api::Budget, Refusal> {
+    let budget = projections
+        .budgets
+        .get(&year)
+        .ok_or(Refusal::BudgetNotOpened { year })?;
+    Ok(api::Budget {
         year,
         allocated_eur: encode_eur(budget.allocated_eur),
         committed_eur: encode_eur(budget.committed_eur),
         spent_eur: encode_eur(budget.spent_eur),
         released_eur: encode_eur(budget.released_eur),
         available_eur: encode_eur(budget.available_eur()),
-        as_of_position: position,
+        as_of_position: projections.position,
+    })
+}
+
+pub fn year_summary(projections: &Projections, year: i32) -> Result<api::YearSummary, Refusal> {
+    let budget = budget(projections, year)?;
+    let empty = YearFigures::default();
+    let figures = projections.years.get(&year).unwrap_or(&empty);
+    Ok(api::YearSummary {
+        year,
+        companies_registered: count(figures.registered.len()),
+        companies_holding_vouchers: count(figures.holding.len()),
+        companies_benefiting: count(figures.benefiting.len()),
+        workers_trained: count(figures.workers.len()),
+        hours_trained: figures.hours.total,
+        vouchers_issued: figures.vouchers_issued,
+        budget: Some(budget),
+        as_of_position: projections.position,
+    })
+}
+
+fn company_counts(key: &str, counts: &ledger_projections::CompanyCounts) -> api::CompanyCounts {
+    api::CompanyCounts {
+        key: key.to_owned(),
+        registered: counts.registered,
+        holding: counts.holding,
+        benefiting: counts.benefiting,
     }
 }
 
-pub fn year_summary(
-    state: &LedgerState,
-    year: i32,
-    position: u64,
-) -> Result<api::YearSummary, Refusal> {
-    let budget_of_year = state
-        .budgets
-        .get(&year)
-        .ok_or(Refusal::BudgetNotOpened { year })?;
-    let companies_registered = state
-        .companies
-        .values()
-        .filter(|company| company.registrations.contains_key(&year))
-        .count();
-    let companies_holding_vouchers = state
-        .companies
-        .values()
-        .filter(|company| {
-            company
-                .batches
-                .values()
-                .any(|batch| batch.budget_year == year)
-        })
-        .count();
-    let vouchers_issued: u64 = state
-        .companies
-        .values()
-        .flat_map(|company| company.batches.values())
-        .filter(|batch| batch.budget_year == year)
-        .map(|batch| u64::from(batch.quantity))
-        .sum();
-    let trained: Vec<_> = state
-        .redemptions
-        .values()
-        .filter(|redemption| {
-            !redemption.reversed && chrono::Datelike::year(&redemption.training_date) == year
-        })
-        .collect();
-    let companies_benefiting: std::collections::BTreeSet<_> = trained
-        .iter()
-        .map(|redemption| &redemption.enterprise_number)
-        .collect();
-    let workers: std::collections::BTreeSet<_> =
-        trained.iter().map(|redemption| redemption.worker).collect();
-    let hours_trained: u64 = trained
-        .iter()
-        .map(|redemption| u64::from(redemption.hours))
-        .sum();
-    Ok(api::YearSummary {
+pub fn companies(projections: &Projections, year: i32) -> api::CompaniesReport {
+    let report = projections.companies_report(year);
+    api::CompaniesReport {
         year,
-        companies_registered: count(companies_registered),
-        companies_holding_vouchers: count(companies_holding_vouchers),
-        companies_benefiting: count(companies_benefiting.len()),
-        workers_trained: count(workers.len()),
-        hours_trained,
-        vouchers_issued,
-        budget: Some(budget(year, budget_of_year, position)),
-        as_of_position: position,
-    })
+        total: Some(company_counts("total", &report.total)),
+        by_size_class: report
+            .by_size_class
+            .iter()
+            .map(|(size_class, counts)| company_counts(size_class.name(), counts))
+            .collect(),
+        by_sector: report
+            .by_sector
+            .iter()
+            .map(|(sector, counts)| company_counts(sector, counts))
+            .collect(),
+        as_of_position: projections.position,
+    }
+}
+
+fn hours_counts<'a, K: 'a>(
+    counts: impl IntoIterator<Item = (&'a K, &'a u64)>,
+    key: impl Fn(&K) -> String,
+) -> Vec<api::HoursCount> {
+    counts
+        .into_iter()
+        .map(|(k, hours)| api::HoursCount {
+            key: key(k),
+            hours: *hours,
+        })
+        .collect()
+}
+
+pub fn training_hours(projections: &Projections, year: i32) -> api::TrainingHours {
+    let empty = YearFigures::default();
+    let hours = &projections.years.get(&year).unwrap_or(&empty).hours;
+    api::TrainingHours {
+        year,
+        total: hours.total,
+        by_voucher_type: hours_counts(&hours.by_voucher_type, |t| t.name().to_owned()),
+        by_provider: hours_counts(&hours.by_provider, |p| p.to_string()),
+        by_theme: hours_counts(&hours.by_theme, |t| t.name().to_owned()),
+        by_sector: hours_counts(&hours.by_sector, |s| s.clone()),
+        as_of_position: projections.position,
+    }
+}
+
+pub fn trial_balance(projections: &Projections) -> api::TrialBalance {
+    api::TrialBalance {
+        accounts: projections
+            .trial_balance
+            .iter()
+            .map(|(account, balance)| api::AccountBalance {
+                account: account.clone(),
+                balance_eur: encode_eur(*balance),
+            })
+            .collect(),
+        total_eur: encode_eur(projections.trial_balance_total_eur()),
+        as_of_position: projections.position,
+    }
+}
+
+/// The point of history a report is asked for, parsed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AsOf {
+    Position(u64),
+    Date(NaiveDate),
+}
+
+pub fn as_of(as_of: Option<&api::AsOf>) -> Result<Option<AsOf>, Refusal> {
+    match as_of.and_then(|as_of| as_of.point.as_ref()) {
+        None => Ok(None),
+        Some(api::as_of::Point::Position(position)) => Ok(Some(AsOf::Position(*position))),
+        Some(api::as_of::Point::Date(text)) => Ok(Some(AsOf::Date(date("as_of.date", text)?))),
+    }
 }
 
 fn count(value: usize) -> u32 {
