@@ -163,6 +163,38 @@ pub enum ReportCommand {
     Budget(ReportYearArgs),
     /// The summary of a year: companies, workers, hours, vouchers and the budget.
     Year(ReportYearArgs),
+    /// Companies of a year (registered, holding vouchers, benefiting) by size class and sector.
+    Companies(ReportYearArgs),
+    /// Training hours of a year by voucher type, provider, module theme and company sector.
+    Hours(ReportYearArgs),
+    /// The balance of every double-entry account; the total is always zero.
+    TrialBalance(AsOfArgs),
+}
+
+/// A point in the ledger's history for a read; without either flag, now.
+#[derive(Clone, Debug, Default, Args)]
+pub struct AsOfArgs {
+    /// Answer as the ledger stood once the event at this position was recorded.
+    #[arg(
+        long = "as-of-position",
+        value_name = "POSITION",
+        conflicts_with = "as_of_date"
+    )]
+    pub as_of_position: Option<u64>,
+    /// Answer as the ledger stood at the end of this day (UTC, by recorded time).
+    #[arg(long = "as-of-date", value_name = "DATE")]
+    pub as_of_date: Option<String>,
+}
+
+impl AsOfArgs {
+    fn to_proto(&self) -> Option<api::AsOf> {
+        let point = match (&self.as_of_position, &self.as_of_date) {
+            (Some(position), _) => api::as_of::Point::Position(*position),
+            (None, Some(date)) => api::as_of::Point::Date(date.clone()),
+            (None, None) => return None,
+        };
+        Some(api::AsOf { point: Some(point) })
+    }
 }
 
 /// The request id every write carries.
@@ -404,6 +436,8 @@ pub struct WalletArgs {
     /// BCE/KBO enterprise number, dotted (0403.019.261) or plain (0403019261).
     #[arg(long, alias = "enterprise-number", value_name = "NUMBER")]
     pub enterprise: String,
+    #[command(flatten)]
+    pub as_of: AsOfArgs,
 }
 
 #[derive(Args)]
@@ -478,6 +512,8 @@ pub struct StatementArgs {
     /// SPW approval id of the provider, such as AG-0012.
     #[arg(long, alias = "provider-id", value_name = "ID")]
     pub provider: String,
+    #[command(flatten)]
+    pub as_of: AsOfArgs,
 }
 
 #[derive(Debug, Args)]
@@ -485,6 +521,8 @@ pub struct ReportYearArgs {
     /// Calendar year.
     #[arg(long)]
     pub year: i32,
+    #[command(flatten)]
+    pub as_of: AsOfArgs,
 }
 
 #[derive(Debug, Args)]
@@ -661,6 +699,9 @@ pub enum Call {
     GetStatement(api::GetStatementRequest),
     GetBudget(api::GetBudgetRequest),
     GetYearSummary(api::GetYearSummaryRequest),
+    GetCompanies(api::GetCompaniesRequest),
+    GetTrainingHours(api::GetTrainingHoursRequest),
+    GetTrialBalance(api::GetTrialBalanceRequest),
     ReadEvents(api::ReadEventsRequest),
     GetHead(api::GetHeadRequest),
 }
@@ -685,6 +726,9 @@ impl Call {
             Call::GetStatement(_) => "GetStatement",
             Call::GetBudget(_) => "GetBudget",
             Call::GetYearSummary(_) => "GetYearSummary",
+            Call::GetCompanies(_) => "GetCompanies",
+            Call::GetTrainingHours(_) => "GetTrainingHours",
+            Call::GetTrialBalance(_) => "GetTrialBalance",
             Call::ReadEvents(_) => "ReadEvents",
             Call::GetHead(_) => "GetHead",
         }
@@ -830,6 +874,7 @@ impl Command {
             }),
             Command::Wallet(args) => read(Call::GetWallet(api::GetWalletRequest {
                 enterprise_number: args.enterprise.clone(),
+                as_of: args.as_of.to_proto(),
             })),
             Command::Redeem(args) => write(&args.request_id, |request_id| {
                 Call::RedeemHours(api::RedeemHoursRequest {
@@ -855,13 +900,35 @@ impl Command {
             }),
             Command::Statement(args) => read(Call::GetStatement(api::GetStatementRequest {
                 provider_id: args.provider.clone(),
+                as_of: args.as_of.to_proto(),
             })),
             Command::Report(ReportCommand::Budget(args)) => {
-                read(Call::GetBudget(api::GetBudgetRequest { year: args.year }))
+                read(Call::GetBudget(api::GetBudgetRequest {
+                    year: args.year,
+                    as_of: args.as_of.to_proto(),
+                }))
             }
             Command::Report(ReportCommand::Year(args)) => {
                 read(Call::GetYearSummary(api::GetYearSummaryRequest {
                     year: args.year,
+                    as_of: args.as_of.to_proto(),
+                }))
+            }
+            Command::Report(ReportCommand::Companies(args)) => {
+                read(Call::GetCompanies(api::GetCompaniesRequest {
+                    year: args.year,
+                    as_of: args.as_of.to_proto(),
+                }))
+            }
+            Command::Report(ReportCommand::Hours(args)) => {
+                read(Call::GetTrainingHours(api::GetTrainingHoursRequest {
+                    year: args.year,
+                    as_of: args.as_of.to_proto(),
+                }))
+            }
+            Command::Report(ReportCommand::TrialBalance(args)) => {
+                read(Call::GetTrialBalance(api::GetTrialBalanceRequest {
+                    as_of: args.to_proto(),
                 }))
             }
             Command::Events(args) => read(Call::ReadEvents(api::ReadEventsRequest {
@@ -1380,6 +1447,37 @@ mod tests {
             panic!("not GetStatement")
         };
         assert_eq!(request.provider_id, "AG-0012");
+        let Call::GetCompanies(request) = plan(&[
+            "report",
+            "companies",
+            "--year",
+            "2024",
+            "--as-of-position",
+            "42",
+        ])
+        .call
+        else {
+            panic!("report companies calls GetCompanies");
+        };
+        assert_eq!(request.year, 2024);
+        assert_eq!(
+            request.as_of.and_then(|as_of| as_of.point),
+            Some(api::as_of::Point::Position(42))
+        );
+        let Call::GetTrialBalance(request) =
+            plan(&["report", "trial-balance", "--as-of-date", "2025-06-30"]).call
+        else {
+            panic!("report trial-balance calls GetTrialBalance");
+        };
+        assert_eq!(
+            request.as_of.and_then(|as_of| as_of.point),
+            Some(api::as_of::Point::Date("2025-06-30".into()))
+        );
+        let Call::GetTrainingHours(request) = plan(&["report", "hours", "--year", "2024"]).call
+        else {
+            panic!("report hours calls GetTrainingHours");
+        };
+        assert_eq!(request.as_of, None, "without a flag a report is about now");
         let Call::GetBudget(request) = plan(&["report", "budget", "--year", "2025"]).call else {
             panic!("not GetBudget")
         };

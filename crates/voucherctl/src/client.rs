@@ -104,6 +104,18 @@ pub async fn execute(
             .get_year_summary(authorize(request, token))
             .await
             .map(|response| Answer::YearSummary(response.into_inner())),
+        Call::GetCompanies(request) => ReportServiceClient::new(channel)
+            .get_companies(authorize(request, token))
+            .await
+            .map(|response| Answer::Companies(response.into_inner())),
+        Call::GetTrainingHours(request) => ReportServiceClient::new(channel)
+            .get_training_hours(authorize(request, token))
+            .await
+            .map(|response| Answer::TrainingHours(response.into_inner())),
+        Call::GetTrialBalance(request) => ReportServiceClient::new(channel)
+            .get_trial_balance(authorize(request, token))
+            .await
+            .map(|response| Answer::TrialBalance(response.into_inner())),
         Call::ReadEvents(request) => AuditServiceClient::new(channel)
             .read_events(authorize(request, token))
             .await

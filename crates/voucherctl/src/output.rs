@@ -21,6 +21,9 @@ pub enum Answer {
     Statement(api::Statement),
     Budget(api::Budget),
     YearSummary(api::YearSummary),
+    Companies(api::CompaniesReport),
+    TrainingHours(api::TrainingHours),
+    TrialBalance(api::TrialBalance),
     Events(api::ReadEventsResponse),
     Head(api::Head),
 }
@@ -33,6 +36,9 @@ pub fn human(answer: &Answer) -> String {
         Answer::Statement(statement) => human_statement(statement),
         Answer::Budget(budget) => human_budget(budget),
         Answer::YearSummary(summary) => human_year_summary(summary),
+        Answer::Companies(report) => human_companies(report),
+        Answer::TrainingHours(report) => human_training_hours(report),
+        Answer::TrialBalance(report) => human_trial_balance(report),
         Answer::Events(response) => human_events(response),
         Answer::Head(head) => format!(
             "head of the log: position {}, hash {}\n",
@@ -68,6 +74,30 @@ pub fn json(answer: &Answer) -> Value {
             "vouchers_issued": summary.vouchers_issued,
             "budget": summary.budget.as_ref().map(json_budget),
             "as_of_position": summary.as_of_position,
+        }),
+        Answer::Companies(report) => json!({
+            "year": report.year,
+            "total": report.total.as_ref().map(json_company_counts),
+            "by_size_class": report.by_size_class.iter().map(json_company_counts).collect::<Vec<_>>(),
+            "by_sector": report.by_sector.iter().map(json_company_counts).collect::<Vec<_>>(),
+            "as_of_position": report.as_of_position,
+        }),
+        Answer::TrainingHours(report) => json!({
+            "year": report.year,
+            "total": report.total,
+            "by_voucher_type": json_hours(&report.by_voucher_type),
+            "by_provider": json_hours(&report.by_provider),
+            "by_theme": json_hours(&report.by_theme),
+            "by_sector": json_hours(&report.by_sector),
+            "as_of_position": report.as_of_position,
+        }),
+        Answer::TrialBalance(report) => json!({
+            "accounts": report.accounts.iter().map(|account| json!({
+                "account": account.account,
+                "balance_eur": account.balance_eur,
+            })).collect::<Vec<_>>(),
+            "total_eur": report.total_eur,
+            "as_of_position": report.as_of_position,
         }),
         Answer::Events(response) => json!({
             "events": response.events.iter().map(|audit_event| json!({
@@ -341,6 +371,82 @@ fn human_budget(budget: &api::Budget) -> String {
         budget.as_of_position,
         budget_lines(budget)
     )
+}
+
+fn json_company_counts(counts: &api::CompanyCounts) -> Value {
+    json!({
+        "key": counts.key,
+        "registered": counts.registered,
+        "holding": counts.holding,
+        "benefiting": counts.benefiting,
+    })
+}
+
+fn json_hours(counts: &[api::HoursCount]) -> Value {
+    Value::Array(
+        counts
+            .iter()
+            .map(|count| json!({ "key": count.key, "hours": count.hours }))
+            .collect(),
+    )
+}
+
+fn human_companies(report: &api::CompaniesReport) -> String {
+    let mut text = format!(
+        "companies of {} at position {}\n{:<26}{:>11}{:>9}{:>12}\n",
+        report.year, report.as_of_position, "", "registered", "holding", "benefiting"
+    );
+    let mut row = |label: &str, counts: &api::CompanyCounts| {
+        text.push_str(&format!(
+            "{label:<26}{:>11}{:>9}{:>12}\n",
+            counts.registered, counts.holding, counts.benefiting
+        ));
+    };
+    if let Some(total) = &report.total {
+        row("all companies", total);
+    }
+    for counts in &report.by_size_class {
+        row(&format!("size {}", counts.key), counts);
+    }
+    for counts in &report.by_sector {
+        row(&format!("sector {}", counts.key), counts);
+    }
+    text
+}
+
+fn human_training_hours(report: &api::TrainingHours) -> String {
+    let mut text = format!(
+        "training hours of {} at position {}: {} in all\n",
+        report.year, report.as_of_position, report.total
+    );
+    let sections = [
+        ("by voucher type", &report.by_voucher_type),
+        ("by provider", &report.by_provider),
+        (
+            "by theme (a module with several themes counts under each)",
+            &report.by_theme,
+        ),
+        ("by sector (NACE division)", &report.by_sector),
+    ];
+    for (title, counts) in sections {
+        text.push_str(&format!("{title}\n"));
+        for count in counts {
+            text.push_str(&format!("  {:<24}{:>10}\n", count.key, count.hours));
+        }
+    }
+    text
+}
+
+fn human_trial_balance(report: &api::TrialBalance) -> String {
+    let mut text = format!("trial balance at position {}\n", report.as_of_position);
+    for account in &report.accounts {
+        text.push_str(&format!(
+            "  {:<32}EUR {:>16}\n",
+            account.account, account.balance_eur
+        ));
+    }
+    text.push_str(&format!("  {:<32}EUR {:>16}\n", "total", report.total_eur));
+    text
 }
 
 fn human_year_summary(summary: &api::YearSummary) -> String {
