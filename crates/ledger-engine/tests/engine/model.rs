@@ -149,6 +149,8 @@ async fn run_case(steps: Vec<Step>) -> Result<(), TestCaseError> {
         last: None,
     };
     let mut model = Model::default();
+    // The projections' bytes after each step, by position, to check point-in-time replays.
+    let mut history: Vec<(u64, Vec<u8>)> = Vec::new();
     let provider = provider_principal("AG-1");
 
     for step in steps {
@@ -372,6 +374,26 @@ async fn run_case(steps: Vec<Step>) -> Result<(), TestCaseError> {
             }
         }
         check_invariants(&run, &model).await?;
+        history.push(
+            run.engine()
+                .handle()
+                .read(|view| (view.projections.position, view.projections.to_bytes()))
+                .await
+                .expect("read"),
+        );
+    }
+    // As the ledger stood at several earlier positions: a replay to each gives the projections
+    // the writer had then, byte for byte.
+    let reader = run.engine().handle().reader().clone();
+    for (position, bytes) in history.iter().step_by(5) {
+        let replayed = ledger_engine::replay_to(&reader, *position)
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+        prop_assert_eq!(
+            &replayed.projections.to_bytes(),
+            bytes,
+            "as of position {}",
+            position
+        );
     }
     if let Some(engine) = run.engine.take() {
         engine.shutdown().await;
