@@ -99,6 +99,59 @@ pub(crate) fn write_into(
     batch.insert(CHECKPOINT_META_KEY, &encode_meta(&meta)[..]);
 }
 
+/// What the checkpoint records of a log hold, before anyone compares it with the log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CheckpointFound {
+    /// No checkpoint was ever written.
+    Absent,
+    /// The meta record and every chunk are there and the bytes match their digest. Whether the
+    /// log still has `head.hash` at `head.position` is for the caller to check.
+    Intact(StoredCheckpoint),
+    /// The records do not hold together: a malformed meta record, a missing chunk, or bytes
+    /// that do not match their digest. `position` is the one the meta record claims, if any.
+    Damaged {
+        position: Option<u64>,
+        why: &'static str,
+    },
+}
+
+/// Reads the checkpoint records of `db` and checks them against their own digest.
+pub(crate) fn read_stored(db: &sled::Db) -> Result<CheckpointFound, sled::Error> {
+    let Some(record) = db.get(CHECKPOINT_META_KEY)? else {
+        return Ok(CheckpointFound::Absent);
+    };
+    let Some(meta) = decode_meta(&record) else {
+        return Ok(CheckpointFound::Damaged {
+            position: None,
+            why: "the meta record is malformed",
+        });
+    };
+    let damaged = |why| {
+        Ok(CheckpointFound::Damaged {
+            position: Some(meta.head.position),
+            why,
+        })
+    };
+    // The meta record's length is not trusted for the allocation: a damaged one could claim
+    // terabytes. Beyond this, the vector grows with the chunks actually found.
+    const PREALLOCATED_BYTES_MAX: u64 = 64 * 1024 * 1024;
+    let capacity = meta.byte_len.min(PREALLOCATED_BYTES_MAX);
+    let mut bytes = Vec::with_capacity(usize::try_from(capacity).unwrap_or(0));
+    for index in 0..meta.chunk_count {
+        match db.get(chunk_key(index))? {
+            Some(chunk) => bytes.extend_from_slice(&chunk),
+            None => return damaged("a chunk is missing"),
+        }
+    }
+    if bytes.len() as u64 != meta.byte_len || digest(&bytes) != meta.digest {
+        return damaged("bytes do not match their digest");
+    }
+    Ok(CheckpointFound::Intact(StoredCheckpoint {
+        head: meta.head,
+        bytes,
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

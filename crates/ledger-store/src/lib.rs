@@ -29,14 +29,22 @@
 //! (a truncated or extended tail), so the engine never starts on a damaged log. The full chain
 //! check is [`Store::verify`]; to find the first bad position of a log that `open` refuses, run
 //! [`verify_log_at`] on the directory, which opens sled without that check and appends nothing.
+//! [`OfflineLog`] is that read-only view for the auditors' offline commands: a [`ChainWalk`]
+//! over every entry, reads by position, and the stored checkpoint.
+//!
+//! Backup: [`Store::backup_to`] copies every record into a new database, between two appends.
 
+mod backup;
 mod chain;
 mod checkpoint;
 mod keys;
+mod offline;
 mod store;
 
+pub use backup::BackupReport;
 pub use chain::{chain_hash, ChainBreak, ChainBreakKind, Head, RecordedEvent};
-pub use checkpoint::{StoredCheckpoint, CHECKPOINT_CHUNK_BYTES};
+pub use checkpoint::{CheckpointFound, StoredCheckpoint, CHECKPOINT_CHUNK_BYTES};
+pub use offline::{ChainWalk, OfflineLog};
 pub use store::{
     verify_log_at, LogIter, LogReader, NewCommand, NewEvent, Store, StoreError, StoreOptions,
     StoredRequest, EVENT_BYTES_MAX, STREAM_BYTES_MAX,

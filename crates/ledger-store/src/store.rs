@@ -17,6 +17,7 @@ use uuid::Uuid;
 use crate::chain::{self, ChainBreak, ChainBreakKind, Head, RecordedEvent};
 use crate::checkpoint::{self, CheckpointMeta, StoredCheckpoint};
 use crate::keys;
+use crate::offline::{ChainWalk, OfflineLog};
 
 /// The largest encoded event the store accepts, in bytes.
 ///
@@ -32,9 +33,9 @@ pub const EVENT_BYTES_MAX: usize = 4 * 1024;
 pub const STREAM_BYTES_MAX: usize = 256;
 
 /// The name of sled 0.34's data file inside the log directory, which we `fdatasync`.
-const DATA_FILE_NAME: &str = "db";
+pub(crate) const DATA_FILE_NAME: &str = "db";
 /// The name of sled 0.34's configuration file, synced once at open.
-const CONF_FILE_NAME: &str = "conf";
+pub(crate) const CONF_FILE_NAME: &str = "conf";
 
 /// Unexpected failures of the store: the world (disk, sled, damaged records) or a caller that
 /// asked for something the log cannot hold. Nothing is written when `append` returns one.
@@ -64,6 +65,16 @@ pub enum StoreError {
     RequestDigestMalformed { request_id: Uuid, length: usize },
     #[error("the version of stream {stream} is {length} bytes instead of 8")]
     StreamVersionMalformed { stream: String, length: usize },
+    /// A backup goes into a new folder, or an empty one, never over another store.
+    #[error("backup folder {} exists and is not empty", path.display())]
+    BackupTargetNotEmpty { path: PathBuf },
+    /// The copy, read back, does not end at the head of the log it was copied from.
+    #[error("the backup in {} ends at {found} instead of {expected}", path.display())]
+    BackupIncomplete {
+        path: PathBuf,
+        expected: Head,
+        found: Head,
+    },
     /// The engine must answer a known request id from its record, never append it again.
     #[error("request {request_id} is already recorded")]
     RequestAlreadyRecorded { request_id: Uuid },
@@ -142,11 +153,11 @@ pub struct StoredRequest {
 
 /// The event log of one directory, open for appending. See the crate documentation.
 pub struct Store {
-    db: sled::Db,
+    pub(crate) db: sled::Db,
     /// sled's data file, kept open to `fdatasync` it after every flush.
     data_file: File,
     data_path: PathBuf,
-    head: Head,
+    pub(crate) head: Head,
     options: StoreOptions,
 }
 
@@ -426,47 +437,43 @@ impl Store {
     /// and hash are still those of the log. A checkpoint failing a check is reported in the log
     /// and ignored: the caller then replays from position 1.
     pub fn load_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
-        let Some(meta) = self.checkpoint_meta()? else {
-            return Ok(None);
+        let stored = match checkpoint::read_stored(&self.db)? {
+            checkpoint::CheckpointFound::Absent => return Ok(None),
+            checkpoint::CheckpointFound::Intact(stored) => stored,
+            checkpoint::CheckpointFound::Damaged { position, why } => {
+                tracing::warn!(
+                    position,
+                    why,
+                    "checkpoint ignored; replaying from position 1"
+                );
+                return Ok(None);
+            }
         };
         let unusable = |why: &str| {
             tracing::warn!(
-                position = meta.head.position,
+                position = stored.head.position,
                 why,
                 "checkpoint ignored; replaying from position 1"
             );
             Ok(None)
         };
-        if meta.head.position > self.head.position {
+        if stored.head.position > self.head.position {
             return unusable("checkpoint is ahead of the log");
         }
-        let hash_in_log = if meta.head.position == 0 {
+        let hash_in_log = if stored.head.position == 0 {
             Some(Head::EMPTY.hash)
         } else {
-            match self.db.get(keys::entry_key(meta.head.position))? {
-                Some(value) => stored_entry_head(&keys::entry_key(meta.head.position), &value)
+            match self.db.get(keys::entry_key(stored.head.position))? {
+                Some(value) => stored_entry_head(&keys::entry_key(stored.head.position), &value)
                     .ok()
                     .map(|head| head.hash),
                 None => None,
             }
         };
-        if hash_in_log != Some(meta.head.hash) {
+        if hash_in_log != Some(stored.head.hash) {
             return unusable("log has another hash at the checkpoint's position");
         }
-        let mut bytes = Vec::with_capacity(usize::try_from(meta.byte_len).unwrap_or(0));
-        for index in 0..meta.chunk_count {
-            match self.db.get(checkpoint::chunk_key(index))? {
-                Some(chunk) => bytes.extend_from_slice(&chunk),
-                None => return unusable("a chunk is missing"),
-            }
-        }
-        if bytes.len() as u64 != meta.byte_len || checkpoint::digest(&bytes) != meta.digest {
-            return unusable("bytes do not match their digest");
-        }
-        Ok(Some(StoredCheckpoint {
-            head: meta.head,
-            bytes,
-        }))
+        Ok(Some(stored))
     }
 
     /// A read-only handle on the log that other threads can use while this one appends.
@@ -478,14 +485,14 @@ impl Store {
 
     /// Recomputes the whole chain from position 1; see [`verify_log_at`] for what is checked.
     pub fn verify(&self) -> Result<Result<Head, ChainBreak>, StoreError> {
-        verify_db(&self.db)
+        ChainWalk::new(&self.db).finish()
     }
 }
 
 /// sled's configuration for a log in `dir`. Its periodic background flush is off: every append
 /// flushes and `fdatasync`s explicitly, and a background flusher would only keep the database
 /// (and its file lock) alive for a while after the store is dropped.
-fn sled_config(dir: &Path) -> sled::Config {
+pub(crate) fn sled_config(dir: &Path) -> sled::Config {
     sled::Config::new().path(dir).flush_every_ms(None)
 }
 
@@ -498,41 +505,12 @@ fn sled_config(dir: &Path) -> sled::Config {
 /// first break. Fails with `LogMissing` when `dir` holds no sled database, and with
 /// `Sled` while a server holds the log open.
 pub fn verify_log_at(dir: &Path) -> Result<Result<Head, ChainBreak>, StoreError> {
-    let data_path = dir.join(DATA_FILE_NAME);
-    let exists = data_path.try_exists().map_err(|source| StoreError::Io {
-        path: data_path.clone(),
-        source,
-    })?;
-    if !exists {
-        return Err(StoreError::LogMissing {
-            path: dir.to_path_buf(),
-        });
-    }
-    let db = sled_config(dir).open()?;
-    verify_db(&db)
-}
-
-fn verify_db(db: &sled::Db) -> Result<Result<Head, ChainBreak>, StoreError> {
-    let mut last_entry = Head::EMPTY;
-    for item in db.scan_prefix([keys::ENTRY_PREFIX]) {
-        let (key, value) = item?;
-        match chain::check_entry(last_entry.position + 1, &last_entry.hash, &key, &value) {
-            Ok(recorded) => {
-                last_entry = Head {
-                    position: recorded.position,
-                    hash: recorded.hash,
-                }
-            }
-            Err(chain_break) => return Ok(Err(chain_break)),
-        }
-    }
-    let stored_record = db.get(keys::HEAD_KEY)?;
-    Ok(chain::check_head(stored_record.as_deref(), last_entry))
+    OfflineLog::open(dir)?.verify()
 }
 
 /// The position and stored hash of the last entry, without checking its hash against the one
 /// before; `Head::EMPTY` when there is no entry.
-fn last_entry(db: &sled::Db) -> Result<Head, StoreError> {
+pub(crate) fn last_entry(db: &sled::Db) -> Result<Head, StoreError> {
     let Some(item) = db.scan_prefix([keys::ENTRY_PREFIX]).next_back() else {
         return Ok(Head::EMPTY);
     };
@@ -587,14 +565,14 @@ fn stop_after_failed_write(operation: &'static str, path: &Path, error: &dyn fmt
     std::process::abort()
 }
 
-fn sync_once(file: &File, path: &Path) -> Result<(), StoreError> {
+pub(crate) fn sync_once(file: &File, path: &Path) -> Result<(), StoreError> {
     file.sync_all().map_err(|source| StoreError::Io {
         path: path.to_path_buf(),
         source,
     })
 }
 
-fn sync_path(path: &Path) -> Result<(), StoreError> {
+pub(crate) fn sync_path(path: &Path) -> Result<(), StoreError> {
     let file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -608,7 +586,7 @@ fn sync_path(path: &Path) -> Result<(), StoreError> {
 
 /// Makes the names of the files sled created durable. Directories can only be synced this way
 /// on Unix; elsewhere this does nothing.
-fn sync_directory(dir: &Path) -> Result<(), StoreError> {
+pub(crate) fn sync_directory(dir: &Path) -> Result<(), StoreError> {
     if cfg!(unix) {
         let directory = File::open(dir).map_err(|source| StoreError::Io {
             path: dir.to_path_buf(),
@@ -733,7 +711,7 @@ impl fmt::Debug for LogIter {
 /// reports, audits). It sees every group once its batch is applied.
 #[derive(Clone)]
 pub struct LogReader {
-    db: sled::Db,
+    pub(crate) db: sled::Db,
 }
 
 impl std::fmt::Debug for LogReader {

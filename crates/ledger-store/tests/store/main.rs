@@ -1,5 +1,6 @@
 //! Tests of the event log against real sled databases in temporary directories.
 
+mod backup;
 mod chain_hash;
 mod checkpoint;
 mod common;

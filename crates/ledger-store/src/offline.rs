@@ -1,0 +1,170 @@
+//! A log directory opened to be read and checked, never appended to: what the auditors' offline
+//! commands (`verify`, `export`) work on, a stopped server's folder or a backup.
+//!
+//! Unlike [`Store::open`](crate::Store::open), opening refuses nothing but a missing or locked
+//! database, so a damaged log can still be walked to its first bad position. Nothing here
+//! writes: sled 0.34 has no read-only mode, so the database is opened, read and dropped without
+//! a single insert.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use crate::chain::{self, ChainBreak, Head, RecordedEvent};
+use crate::checkpoint::{self, CheckpointFound};
+use crate::keys;
+use crate::store::{sled_config, LogReader, StoreError, DATA_FILE_NAME};
+
+/// A stopped ledger's log directory, or a backup of one, open for reading.
+pub struct OfflineLog {
+    db: sled::Db,
+    path: PathBuf,
+}
+
+impl OfflineLog {
+    /// Opens the log in `dir` without checking it. Fails with `LogMissing` when `dir` holds no
+    /// sled database, and with `Sled` while a server holds it open (sled locks its folder).
+    pub fn open(dir: &Path) -> Result<OfflineLog, StoreError> {
+        let data_path = dir.join(DATA_FILE_NAME);
+        let exists = data_path.try_exists().map_err(|source| StoreError::Io {
+            path: data_path.clone(),
+            source,
+        })?;
+        if !exists {
+            return Err(StoreError::LogMissing {
+                path: dir.to_path_buf(),
+            });
+        }
+        Ok(OfflineLog {
+            db: sled_config(dir).open()?,
+            path: dir.to_path_buf(),
+        })
+    }
+
+    /// Every entry from position 1, in order, each checked against the one before it (see
+    /// [`ChainWalk`]); then [`ChainWalk::finish`] checks the head record.
+    pub fn walk(&self) -> ChainWalk {
+        ChainWalk::new(&self.db)
+    }
+
+    /// Recomputes the whole chain; see [`crate::verify_log_at`].
+    pub fn verify(&self) -> Result<Result<Head, ChainBreak>, StoreError> {
+        self.walk().finish()
+    }
+
+    /// The stored head record, unchecked; `None` when there is none or it is malformed.
+    pub fn stored_head(&self) -> Result<Option<Head>, StoreError> {
+        Ok(self
+            .db
+            .get(keys::HEAD_KEY)?
+            .and_then(|record| keys::decode_head(&record)))
+    }
+
+    /// Reads by position, each entry checked against the chain from the one before the range.
+    pub fn reader(&self) -> LogReader {
+        LogReader {
+            db: self.db.clone(),
+        }
+    }
+
+    /// The stored checkpoint, checked against its own digest but not against the log: the
+    /// caller compares `head` with the hash the log has at that position.
+    pub fn checkpoint(&self) -> Result<CheckpointFound, StoreError> {
+        Ok(checkpoint::read_stored(&self.db)?)
+    }
+}
+
+impl fmt::Debug for OfflineLog {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter
+            .debug_struct("OfflineLog")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The entries of a log from position 1 in key order, each checked with the chain's rules:
+/// the key names the next position (a gap or a renumbering breaks), the hash is recomputed over
+/// the exact bytes, and the event says it is at its key's position. Yields
+/// [`StoreError::ChainBroken`] at the first break and then ends.
+pub struct ChainWalk {
+    entries: sled::Iter,
+    db: sled::Db,
+    last_entry: Head,
+    finished: bool,
+}
+
+impl ChainWalk {
+    pub(crate) fn new(db: &sled::Db) -> ChainWalk {
+        ChainWalk {
+            entries: db.scan_prefix([keys::ENTRY_PREFIX]),
+            db: db.clone(),
+            last_entry: Head::EMPTY,
+            finished: false,
+        }
+    }
+
+    /// The last entry walked so far (`Head::EMPTY` before the first).
+    pub fn last_entry(&self) -> Head {
+        self.last_entry
+    }
+
+    /// After the walk: whether the stored head record names the last entry, which catches a
+    /// truncated tail (the head is ahead) and entries added without the head. Walks the rest
+    /// first if the caller stopped early.
+    pub fn finish(mut self) -> Result<Result<Head, ChainBreak>, StoreError> {
+        for recorded in self.by_ref() {
+            match recorded {
+                Ok(_) => {}
+                Err(StoreError::ChainBroken(chain_break)) => return Ok(Err(chain_break)),
+                Err(other) => return Err(other),
+            }
+        }
+        let stored_record = self.db.get(keys::HEAD_KEY)?;
+        Ok(chain::check_head(stored_record.as_deref(), self.last_entry))
+    }
+}
+
+impl Iterator for ChainWalk {
+    type Item = Result<RecordedEvent, StoreError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.finished {
+            return None;
+        }
+        let (key, value) = match self.entries.next() {
+            None => {
+                self.finished = true;
+                return None;
+            }
+            Some(Err(error)) => {
+                self.finished = true;
+                return Some(Err(StoreError::Sled(error)));
+            }
+            Some(Ok(item)) => item,
+        };
+        let expected_position = self.last_entry.position + 1;
+        match chain::check_entry(expected_position, &self.last_entry.hash, &key, &value) {
+            Ok(recorded) => {
+                self.last_entry = Head {
+                    position: recorded.position,
+                    hash: recorded.hash,
+                };
+                Some(Ok(recorded))
+            }
+            Err(chain_break) => {
+                self.finished = true;
+                Some(Err(StoreError::ChainBroken(chain_break)))
+            }
+        }
+    }
+}
+
+impl fmt::Debug for ChainWalk {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter
+            .debug_struct("ChainWalk")
+            .field("last_entry", &self.last_entry)
+            .field("finished", &self.finished)
+            .finish_non_exhaustive()
+    }
+}
