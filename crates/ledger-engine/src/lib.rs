@@ -17,6 +17,7 @@
 
 pub mod clock;
 pub mod recovery;
+pub mod subscription;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -31,11 +32,12 @@ use ledger_store::{
     Head, LogReader, NewCommand, NewEvent, RecordedEvent, Store, StoreError, StoredRequest,
 };
 use sha2::{Digest, Sha256};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot};
 use uuid::Uuid;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use recovery::{rebuild, recover, replay_to, RebuildReport, Recovered};
+pub use subscription::{Published, Subscription, SubscriptionError};
 
 /// Most commands decided and written as one group: bounds the size of one sled batch and the
 /// latency the first command of a group waits for the last. 1 024 commands of at most a few
@@ -51,6 +53,15 @@ pub const QUEUE_LEN_MAX: usize = 8192;
 /// a restart then replays at most that many events after the checkpoint, well under a second.
 pub const CHECKPOINT_INTERVAL_EVENTS: u64 = 50_000;
 
+/// Durable groups kept for live subscribers that have not read them yet (tokio rounds it up to
+/// a power of two). A subscriber more than this many groups behind is dropped and told to
+/// resume from its last position: `send` never waits for it, so the writer never slows down.
+/// Memory is bounded too: a group is held only until every subscriber has read it, and never
+/// more than this many groups (of at most [`GROUP_LEN_MAX`] commands); subscribers that keep
+/// up hold a handful. 1 024 groups is several seconds of the heaviest load, room for a
+/// subscriber's network to hiccup.
+pub const BROADCAST_CAPACITY_GROUPS: usize = 1024;
+
 #[derive(Clone, Debug)]
 pub struct EngineConfig {
     pub data_dir: PathBuf,
@@ -58,6 +69,8 @@ pub struct EngineConfig {
     pub group_len_max: usize,
     pub queue_len_max: usize,
     pub checkpoint_interval_events: u64,
+    /// See [`BROADCAST_CAPACITY_GROUPS`]; tests make it small to see a subscriber fall behind.
+    pub broadcast_capacity_groups: usize,
 }
 
 impl EngineConfig {
@@ -68,6 +81,7 @@ impl EngineConfig {
             group_len_max: GROUP_LEN_MAX,
             queue_len_max: QUEUE_LEN_MAX,
             checkpoint_interval_events: CHECKPOINT_INTERVAL_EVENTS,
+            broadcast_capacity_groups: BROADCAST_CAPACITY_GROUPS,
         }
     }
 }
@@ -145,6 +159,8 @@ struct Submission {
 pub struct EngineHandle {
     sender: mpsc::Sender<Message>,
     reader: LogReader,
+    /// Weak, so that the channel closes (and subscribers learn it) when the writer stops.
+    published: broadcast::WeakSender<Published>,
 }
 
 impl EngineHandle {
@@ -200,6 +216,17 @@ impl EngineHandle {
     pub fn reader(&self) -> &LogReader {
         &self.reader
     }
+
+    /// Every event from `from_position` on (0 means 1), in order, each once: first from the
+    /// log, then live as the writer makes groups durable. See [`Subscription`].
+    pub fn subscribe(&self, from_position: u64) -> Subscription {
+        Subscription::new(self.clone(), from_position)
+    }
+
+    /// A receiver of every group made durable from now on, or `None` once the writer stopped.
+    pub(crate) fn subscribe_live(&self) -> Option<broadcast::Receiver<Published>> {
+        self.published.upgrade().map(|sender| sender.subscribe())
+    }
 }
 
 /// The running writer.
@@ -221,9 +248,16 @@ impl Engine {
             "ledger state rebuilt from the log"
         );
         let (sender, receiver) = mpsc::channel(config.queue_len_max.max(1));
+        let (published, _) = broadcast::channel(config.broadcast_capacity_groups.max(1));
         let policy = Arc::new(config.policy.clone());
         let reader = store.reader();
+        let handle = EngineHandle {
+            sender,
+            reader,
+            published: published.downgrade(),
+        };
         let writer = Writer {
+            published,
             store,
             state,
             projections,
@@ -238,7 +272,7 @@ impl Engine {
             .spawn(move || writer.run())
             .map_err(StartError::Thread)?;
         Ok(Engine {
-            handle: EngineHandle { sender, reader },
+            handle,
             thread: Some(thread),
         })
     }
@@ -300,6 +334,8 @@ pub fn business_today(now: DateTime<Utc>) -> NaiveDate {
 }
 
 struct Writer {
+    /// Each durable group's events, for live subscribers; the only strong sender.
+    published: broadcast::Sender<Published>,
     store: Store,
     state: LedgerState,
     projections: Projections,
@@ -439,6 +475,13 @@ impl Writer {
                     std::process::abort();
                 }
             }
+        }
+
+        // Durable now: live subscribers may see the group, before any caller of it is answered.
+        // `send` never waits; it fails only when nobody listens, and then nothing is copied.
+        if appended > 0 && self.published.receiver_count() > 0 {
+            let events: Published = recorded.iter().flatten().cloned().collect();
+            let _ = self.published.send(events);
         }
 
         for (submission, decision) in group.into_iter().zip(decisions) {

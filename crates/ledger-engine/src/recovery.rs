@@ -8,7 +8,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use ledger_domain::LedgerState;
+use ledger_domain::{Event, LedgerState};
 use ledger_projections::Projections;
 use ledger_store::{Head, LogIter, LogReader, Store, StoreError};
 use serde::{Deserialize, Serialize};
@@ -46,14 +46,19 @@ impl Recovered {
             let position = recorded.position;
             let event =
                 decode(&recorded).map_err(|source| StartError::Undecodable { position, source })?;
-            self.state
-                .apply(&event)
-                .map_err(|source| StartError::Inconsistent { position, source })?;
-            self.projections
-                .apply(position, &event)
-                .map_err(|source| StartError::Projection { source })?;
+            self.apply(position, &event)?;
         }
         Ok(())
+    }
+
+    /// Folds one decoded event, recorded at `position`, into the state and the projections.
+    pub fn apply(&mut self, position: u64, event: &Event) -> Result<(), StartError> {
+        self.state
+            .apply(event)
+            .map_err(|source| StartError::Inconsistent { position, source })?;
+        self.projections
+            .apply(position, event)
+            .map_err(|source| StartError::Projection { source })
     }
 }
 

@@ -6,3 +6,4 @@ mod checkpoints;
 mod concurrency;
 mod lifecycle;
 mod model;
+mod subscription;
