@@ -1,9 +1,12 @@
 //! Translation between the domain's [`Event`]s and the stored protobuf messages of
-//! `voucherledger.event.v1`, in both directions, and nothing else: no IO, no rules.
+//! `voucherledger.event.v1`, in both directions, and nothing else: no IO, no rules. Its
+//! [`json`] module writes the stored messages as JSON for auditors' tools.
 //!
 //! Encoding is total. Decoding checks everything a protobuf reader cannot (enums in range,
 //! decimal strings with two decimals, ISO dates, UUIDs, identifiers) and reports the first
 //! field that is wrong, so that a damaged or foreign log is named, never half-read.
+
+pub mod json;
 
 use chrono::NaiveDate;
 use ledger_domain::event::{

@@ -520,6 +520,9 @@ impl Writer {
         self.store.head().position - events_after + 1
     }
 
+    // The group's accumulators are separate borrows of `commit_group`'s locals; bundling them
+    // in a struct would only move the same eight names elsewhere.
+    #[allow(clippy::too_many_arguments)]
     fn decide_one(
         &mut self,
         submission: &Submission,

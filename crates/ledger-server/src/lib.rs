@@ -5,6 +5,7 @@
 //! exhaustive match). Only this crate reads configuration and sees raw national register
 //! numbers, which [`wire`] turns into pseudonyms before anything else sees them.
 
+pub mod audit;
 pub mod auth;
 pub mod serve;
 pub mod services;

@@ -1,5 +1,6 @@
 //! The gRPC services: authenticate, check the caller's role, check the size, parse, then hand
-//! the command to the single writer (or read the state between two groups) and answer.
+//! the command to the single writer (or read the state between two groups) and answer. The
+//! auditors' service, with its streams, is in `audit`.
 
 use std::sync::Arc;
 
@@ -8,7 +9,6 @@ use ledger_engine::{EngineHandle, Outcome, SubmitError};
 use ledger_projections::Projections;
 use ledger_proto::v1 as api;
 use ledger_proto::v1::administration_service_server::AdministrationService;
-use ledger_proto::v1::audit_service_server::AuditService;
 use ledger_proto::v1::operator_service_server::OperatorService;
 use ledger_proto::v1::provider_service_server::ProviderService;
 use ledger_proto::v1::report_service_server::ReportService;
@@ -20,9 +20,6 @@ use uuid::Uuid;
 use crate::auth::{may_call, may_read, Read, Role, Tokens};
 use crate::status::{refusal_status, server_status};
 use crate::wire;
-
-/// Most events one `ReadEvents` call returns: a page stays a few hundred kilobytes.
-pub const READ_EVENTS_LEN_MAX: u32 = 1000;
 
 /// What every service shares.
 #[derive(Clone, Debug)]
@@ -36,6 +33,8 @@ pub(crate) struct Inner {
     pub(crate) tokens: Tokens,
     pseudonym_key: PseudonymKey,
     request_bytes_max: usize,
+    /// Set when the server begins to stop: every audit stream ends (see `audit`).
+    pub(crate) streams_closing: tokio::sync::watch::Sender<bool>,
 }
 
 /// Write requests all carry a client request id.
@@ -81,6 +80,7 @@ impl Ledger {
                 tokens,
                 pseudonym_key,
                 request_bytes_max,
+                streams_closing: tokio::sync::watch::Sender::new(false),
             }),
         }
     }
@@ -145,7 +145,7 @@ impl Ledger {
         }
     }
 
-    async fn read<T: Send + 'static>(
+    pub(crate) async fn read<T: Send + 'static>(
         &self,
         read: impl FnOnce(&ledger_engine::View<'_>) -> T + Send + 'static,
     ) -> Result<T, Status> {
@@ -221,7 +221,7 @@ fn refused(
     refusal_status(refusal)
 }
 
-fn unavailable() -> Status {
+pub(crate) fn unavailable() -> Status {
     server_status(
         Code::Unavailable,
         "LEDGER_UNAVAILABLE",
@@ -229,7 +229,7 @@ fn unavailable() -> Status {
     )
 }
 
-fn store_status(error: &StoreError) -> Status {
+pub(crate) fn store_status(error: &StoreError) -> Status {
     match error {
         StoreError::ChainBroken(ChainBreak { position, .. }) => server_status(
             Code::DataLoss,
@@ -264,7 +264,7 @@ fn write_response(outcome: Outcome) -> api::WriteResponse {
     }
 }
 
-fn head_message(head: ledger_store::Head) -> api::Head {
+pub(crate) fn head_message(head: ledger_store::Head) -> api::Head {
     api::Head {
         position: head.position,
         hash: hex::encode(head.hash),
@@ -511,51 +511,5 @@ impl ReportService for Ledger {
         self.report(as_of, |projections| Ok(wire::trial_balance(projections)))
             .await
             .map(Response::new)
-    }
-}
-
-#[tonic::async_trait]
-impl AuditService for Ledger {
-    async fn read_events(
-        &self,
-        request: Request<api::ReadEventsRequest>,
-    ) -> Result<Response<api::ReadEventsResponse>, Status> {
-        let principal = self.authenticate(&request)?;
-        may_read(&principal, &Read::Events)?;
-        let from_position = request.get_ref().from_position.max(1);
-        let limit = match request.get_ref().limit {
-            0 => READ_EVENTS_LEN_MAX,
-            limit => limit.min(READ_EVENTS_LEN_MAX),
-        };
-        let (events, head) = self
-            .read(move |view| {
-                (
-                    view.store.read_range(from_position, limit as usize),
-                    view.store.head(),
-                )
-            })
-            .await?;
-        let events = events.map_err(|error| store_status(&error))?;
-        Ok(Response::new(api::ReadEventsResponse {
-            events: events
-                .into_iter()
-                .map(|recorded| api::AuditEvent {
-                    prev_hash: hex::encode(recorded.prev_hash),
-                    hash: hex::encode(recorded.hash),
-                    event: Some(recorded.event),
-                })
-                .collect(),
-            head: Some(head_message(head)),
-        }))
-    }
-
-    async fn get_head(
-        &self,
-        request: Request<api::GetHeadRequest>,
-    ) -> Result<Response<api::Head>, Status> {
-        let principal = self.authenticate(&request)?;
-        may_read(&principal, &Read::Head)?;
-        let head = self.read(|view| view.store.head()).await?;
-        Ok(Response::new(head_message(head)))
     }
 }

@@ -129,8 +129,13 @@ pub enum Command {
     Report(ReportCommand),
     /// Read the event log in position order, with its chain hashes (auditor).
     Events(EventsArgs),
+    /// Follow the event log: the events from a position on, then each new one as it is recorded,
+    /// until interrupted (auditor). Resumes by itself when the server says it fell behind.
+    Subscribe(SubscribeArgs),
     /// Show the head of the event log: its last position and chain hash.
     Head,
+    /// Copy the whole store, consistently, into a new folder on the server's machine (auditor).
+    Backup(BackupArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -535,9 +540,39 @@ pub struct EventsArgs {
         default_value_t = 1
     )]
     pub from: u64,
-    /// At most this many events (the server answers at most 1000 a call).
+    /// At most this many events (a page of the server is at most 1000).
     #[arg(long, default_value_t = 100)]
     pub limit: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct SubscribeArgs {
+    /// First position to send (to resume: the last position received + 1).
+    #[arg(
+        long,
+        alias = "from-position",
+        value_name = "POSITION",
+        default_value_t = 1
+    )]
+    pub from: u64,
+    /// Only events of streams starting with this prefix, such as company/0403019261 or
+    /// provider/ (repeat for several).
+    #[arg(long = "stream", value_name = "PREFIX")]
+    pub stream_prefixes: Vec<String>,
+    /// Only events of this type, such as HoursRedeemed (repeat for several).
+    #[arg(long = "type", value_name = "EVENT_TYPE")]
+    pub event_types: Vec<String>,
+    /// Stop once the log has been followed up to this position (default: never).
+    #[arg(long, value_name = "POSITION")]
+    pub until: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// New or empty folder on the server's machine; a relative path is taken from the current
+    /// folder, which only makes sense with a server on this machine.
+    #[arg(value_name = "DIR")]
+    pub dir: std::path::PathBuf,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -703,7 +738,12 @@ pub enum Call {
     GetTrainingHours(api::GetTrainingHoursRequest),
     GetTrialBalance(api::GetTrialBalanceRequest),
     ReadEvents(api::ReadEventsRequest),
+    Subscribe {
+        request: api::SubscribeRequest,
+        until: Option<u64>,
+    },
     GetHead(api::GetHeadRequest),
+    Backup(api::BackupRequest),
 }
 
 impl Call {
@@ -730,7 +770,9 @@ impl Call {
             Call::GetTrainingHours(_) => "GetTrainingHours",
             Call::GetTrialBalance(_) => "GetTrialBalance",
             Call::ReadEvents(_) => "ReadEvents",
+            Call::Subscribe { .. } => "Subscribe",
             Call::GetHead(_) => "GetHead",
+            Call::Backup(_) => "Backup",
         }
     }
 }
@@ -935,7 +977,32 @@ impl Command {
                 from_position: args.from,
                 limit: args.limit,
             })),
+            Command::Subscribe(args) => read(Call::Subscribe {
+                request: api::SubscribeRequest {
+                    from_position: args.from,
+                    filter: (!args.stream_prefixes.is_empty() || !args.event_types.is_empty())
+                        .then(|| api::SubscribeFilter {
+                            stream_prefixes: args.stream_prefixes.clone(),
+                            event_types: args.event_types.clone(),
+                        }),
+                },
+                until: args.until,
+            }),
             Command::Head => read(Call::GetHead(api::GetHeadRequest {})),
+            Command::Backup(args) => {
+                let dir = if args.dir.is_absolute() {
+                    args.dir.clone()
+                } else {
+                    // The server refuses a relative path; for a server on this machine, the
+                    // folder the user means is relative to here.
+                    std::env::current_dir()
+                        .map(|here| here.join(&args.dir))
+                        .unwrap_or_else(|_| args.dir.clone())
+                };
+                read(Call::Backup(api::BackupRequest {
+                    target_dir: dir.display().to_string(),
+                }))
+            }
         }
     }
 }
@@ -1499,6 +1566,55 @@ mod tests {
             panic!("not ReadEvents")
         };
         assert_eq!((request.from_position, request.limit), (7, 2));
+    }
+
+    #[test]
+    fn subscribe_maps_its_filter_and_stops_only_when_asked() {
+        let Call::Subscribe { request, until } = plan(&["subscribe"]).call else {
+            panic!("not Subscribe")
+        };
+        assert_eq!(
+            (request.from_position, request.filter, until),
+            (1, None, None)
+        );
+        let Call::Subscribe { request, until } = plan(&[
+            "subscribe",
+            "--from",
+            "42",
+            "--stream",
+            "company/0403019261",
+            "--stream",
+            "provider/",
+            "--type",
+            "HoursRedeemed",
+            "--until",
+            "100",
+        ])
+        .call
+        else {
+            panic!("not Subscribe")
+        };
+        assert_eq!(request.from_position, 42);
+        let filter = request.filter.expect("a filter");
+        assert_eq!(
+            filter.stream_prefixes,
+            vec!["company/0403019261", "provider/"]
+        );
+        assert_eq!(filter.event_types, vec!["HoursRedeemed"]);
+        assert_eq!(until, Some(100));
+    }
+
+    #[test]
+    fn backup_sends_an_absolute_folder() {
+        let Call::Backup(request) = plan(&["backup", "/var/backups/ledger"]).call else {
+            panic!("not Backup")
+        };
+        assert_eq!(request.target_dir, "/var/backups/ledger");
+        let Call::Backup(request) = plan(&["backup", "ledger-copy"]).call else {
+            panic!("not Backup")
+        };
+        assert!(std::path::Path::new(&request.target_dir).is_absolute());
+        assert!(request.target_dir.ends_with("ledger-copy"));
     }
 
     #[test]

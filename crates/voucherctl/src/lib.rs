@@ -40,9 +40,16 @@ pub fn run(cli: Cli) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let outcome = runtime.block_on(client::execute(&cli.server, cli.token.as_ref(), plan.call));
+    let outcome = runtime.block_on(client::execute(
+        &cli.server,
+        cli.token.as_ref(),
+        plan.call,
+        cli.json,
+    ));
     let mut stdout = std::io::stdout().lock();
     match outcome {
+        // A subscription printed its messages as they came.
+        Ok(output::Answer::Done) => ExitCode::SUCCESS,
         Ok(answer) => {
             let written = if cli.json {
                 writeln!(stdout, "{:#}", output::json(&answer))

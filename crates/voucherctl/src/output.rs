@@ -8,6 +8,7 @@
 //! command line does (`general`, `eco-climate`). Answers never hold a national register number:
 //! the server keeps only a pseudonym, which the readable form does not show either.
 
+use ledger_codec::json;
 use ledger_proto::event::v1 as event;
 use ledger_proto::event::v1::event::Payload;
 use ledger_proto::v1 as api;
@@ -24,8 +25,12 @@ pub enum Answer {
     Companies(api::CompaniesReport),
     TrainingHours(api::TrainingHours),
     TrialBalance(api::TrialBalance),
-    Events(api::ReadEventsResponse),
+    /// The events of one `ReadEvents` page, in position order.
+    Events(Vec<api::AuditEvent>),
     Head(api::Head),
+    Backup(api::BackupResponse),
+    /// A subscription that ended as asked, its messages already printed as they came.
+    Done,
 }
 
 /// The readable form of an answer, lines ending with a line break.
@@ -39,11 +44,13 @@ pub fn human(answer: &Answer) -> String {
         Answer::Companies(report) => human_companies(report),
         Answer::TrainingHours(report) => human_training_hours(report),
         Answer::TrialBalance(report) => human_trial_balance(report),
-        Answer::Events(response) => human_events(response),
+        Answer::Events(events) => human_events(events),
         Answer::Head(head) => format!(
             "head of the log: position {}, hash {}\n",
             head.position, head.hash
         ),
+        Answer::Backup(backup) => human_backup(backup),
+        Answer::Done => String::new(),
     }
 }
 
@@ -52,7 +59,7 @@ pub fn json(answer: &Answer) -> Value {
     match answer {
         Answer::Write(response) => json!({
             "receipt": response.receipt.as_ref().map(json_receipt),
-            "events": response.events.iter().map(json_event).collect::<Vec<_>>(),
+            "events": response.events.iter().map(json::event).collect::<Vec<_>>(),
         }),
         Answer::Wallet(wallet) => json_wallet(wallet),
         Answer::Statement(statement) => json!({
@@ -99,16 +106,55 @@ pub fn json(answer: &Answer) -> Value {
             "total_eur": report.total_eur,
             "as_of_position": report.as_of_position,
         }),
-        Answer::Events(response) => json!({
-            "events": response.events.iter().map(|audit_event| json!({
-                "event": audit_event.event.as_ref().map(json_event),
-                "prev_hash": audit_event.prev_hash,
-                "hash": audit_event.hash,
-            })).collect::<Vec<_>>(),
-            "head": response.head.as_ref().map(json_head),
+        Answer::Events(events) => json!({
+            "events": events.iter().map(json_audit_event).collect::<Vec<_>>(),
         }),
         Answer::Head(head) => json_head(head),
+        Answer::Backup(backup) => json!({
+            "target_dir": backup.target_dir,
+            "head": backup.head.as_ref().map(json_head),
+            "records": backup.records,
+            "bytes": backup.bytes,
+        }),
+        Answer::Done => Value::Null,
     }
+}
+
+fn json_audit_event(audit_event: &api::AuditEvent) -> Value {
+    json!({
+        "event": audit_event.event.as_ref().map(json::event),
+        "prev_hash": audit_event.prev_hash,
+        "hash": audit_event.hash,
+    })
+}
+
+/// One message of a subscription, as `voucherctl subscribe` prints it: in the readable form an
+/// event is one line (as `events` prints it) and a heartbeat is `None` (voucherctl tells it on
+/// stderr); with `--json`, one JSON object per line, `{"event": …}` or `{"heartbeat": …}`.
+pub fn subscription_line(message: &api::SubscribeResponse, as_json: bool) -> Option<String> {
+    use api::subscribe_response::Message;
+    match (&message.message, as_json) {
+        (Some(Message::Event(audit_event)), false) => Some(event_line(audit_event)),
+        (Some(Message::Event(audit_event)), true) => {
+            Some(format!("{}\n", json_audit_event(audit_event)))
+        }
+        (Some(Message::Heartbeat(heartbeat)), true) => Some(format!(
+            "{}\n",
+            json!({ "heartbeat": {
+                "head": heartbeat.head.as_ref().map(json_head),
+                "next_position": heartbeat.next_position,
+            }})
+        )),
+        (Some(Message::Heartbeat(_)), false) | (None, _) => None,
+    }
+}
+
+fn human_backup(backup: &api::BackupResponse) -> String {
+    let head = backup.head.clone().unwrap_or_default();
+    format!(
+        "backup written to {} on the server's machine: {} records, {} bytes\nhead of the backup: position {}, hash {}\n",
+        backup.target_dir, backup.records, backup.bytes, head.position, head.hash
+    )
 }
 
 // ---- readable form ----
@@ -471,35 +517,36 @@ fn human_year_summary(summary: &api::YearSummary) -> String {
 /// head line and in `--json`.
 const HASH_PREFIX_LEN: usize = 16;
 
-fn human_events(response: &api::ReadEventsResponse) -> String {
-    let mut text = String::new();
-    for audit_event in &response.events {
-        let Some(recorded) = &audit_event.event else {
-            continue;
-        };
-        let hash_prefix = audit_event
-            .hash
-            .get(..HASH_PREFIX_LEN)
-            .unwrap_or(&audit_event.hash);
-        text.push_str(&format!(
-            "{:>4}  {}  {}  {:<16}  {}\n",
-            recorded.position,
-            hash_prefix,
-            recorded.recorded_at,
-            recorded.principal,
-            event_summary(recorded)
-        ));
-    }
-    if response.events.is_empty() {
-        text.push_str("no events from this position\n");
-    }
-    if let Some(head) = &response.head {
-        text.push_str(&format!(
-            "head of the log: position {}, hash {}\n",
-            head.position, head.hash
-        ));
+fn human_events(events: &[api::AuditEvent]) -> String {
+    let mut text: String = events.iter().map(event_line).collect();
+    match events.last().and_then(|last| last.event.as_ref()) {
+        Some(last) => text.push_str(&format!(
+            "{} events; the next page starts at position {}\n",
+            events.len(),
+            last.position + 1
+        )),
+        None => text.push_str("no events from this position\n"),
     }
     text
+}
+
+/// Position, the first hex digits of the chain hash, time recorded, principal, what happened.
+fn event_line(audit_event: &api::AuditEvent) -> String {
+    let Some(recorded) = &audit_event.event else {
+        return String::new();
+    };
+    let hash_prefix = audit_event
+        .hash
+        .get(..HASH_PREFIX_LEN)
+        .unwrap_or(&audit_event.hash);
+    format!(
+        "{:>4}  {}  {}  {:<16}  {}\n",
+        recorded.position,
+        hash_prefix,
+        recorded.recorded_at,
+        recorded.principal,
+        event_summary(recorded)
+    )
 }
 
 /// The command-line name of an enum value: `VOUCHER_TYPE_ECO_CLIMATE` becomes `eco-climate`.
@@ -534,21 +581,6 @@ fn size_class_name(value: i32) -> String {
 
 // ---- JSON form ----
 
-/// An enum value by its proto name, or its number when this build does not know it.
-fn json_enum<E>(value: i32, name: impl Fn(E) -> &'static str) -> Value
-where
-    E: TryFrom<i32>,
-{
-    match E::try_from(value) {
-        Ok(known) => Value::from(name(known)),
-        Err(_) => Value::from(value),
-    }
-}
-
-fn voucher_type_json(value: i32) -> Value {
-    json_enum(value, |known: event::VoucherType| known.as_str_name())
-}
-
 fn json_receipt(receipt: &api::Receipt) -> Value {
     json!({
         "request_id": receipt.request_id,
@@ -580,12 +612,12 @@ fn json_wallet(wallet: &api::Wallet) -> Value {
         "enterprise_number": wallet.enterprise_number,
         "registered_years": wallet.registered_years,
         "balances": wallet.balances.iter().map(|balance| json!({
-            "voucher_type": voucher_type_json(balance.voucher_type),
+            "voucher_type": json::voucher_type(balance.voucher_type),
             "vouchers": balance.vouchers,
         })).collect::<Vec<_>>(),
         "batches": wallet.batches.iter().map(|batch| json!({
             "batch_id": batch.batch_id,
-            "voucher_type": voucher_type_json(batch.voucher_type),
+            "voucher_type": json::voucher_type(batch.voucher_type),
             "quantity": batch.quantity,
             "remaining": batch.remaining,
             "payment_date": batch.payment_date,
@@ -594,222 +626,6 @@ fn json_wallet(wallet: &api::Wallet) -> Value {
         })).collect::<Vec<_>>(),
         "as_of_position": wallet.as_of_position,
     })
-}
-
-fn json_postings(postings: &[event::Posting]) -> Value {
-    Value::from(
-        postings
-            .iter()
-            .map(|posting| {
-                json!({
-                    "account": posting.account,
-                    "side": json_enum(posting.side, |known: event::Side| known.as_str_name()),
-                    "amount_eur": posting.amount_eur,
-                })
-            })
-            .collect::<Vec<_>>(),
-    )
-}
-
-fn json_draws(draws: &[event::BatchDraw]) -> Value {
-    Value::from(
-        draws
-            .iter()
-            .map(|draw| {
-                json!({
-                    "batch_id": draw.batch_id,
-                    "quantity": draw.quantity,
-                    "budget_year": draw.budget_year,
-                    "face_value_eur": draw.face_value_eur,
-                    "region_share_eur": draw.region_share_eur,
-                    "valid_until": draw.valid_until,
-                })
-            })
-            .collect::<Vec<_>>(),
-    )
-}
-
-/// An event: its envelope, and its payload under the payload's field name.
-pub fn json_event(recorded: &event::Event) -> Value {
-    let mut object = serde_json::Map::new();
-    object.insert("position".to_owned(), recorded.position.into());
-    object.insert("stream".to_owned(), recorded.stream.clone().into());
-    object.insert("stream_version".to_owned(), recorded.stream_version.into());
-    object.insert("event_id".to_owned(), recorded.event_id.clone().into());
-    object.insert("request_id".to_owned(), recorded.request_id.clone().into());
-    object.insert("principal".to_owned(), recorded.principal.clone().into());
-    object.insert(
-        "recorded_at".to_owned(),
-        recorded.recorded_at.clone().into(),
-    );
-    object.insert(
-        "business_date".to_owned(),
-        recorded.business_date.clone().into(),
-    );
-    if let Some(payload) = &recorded.payload {
-        let (name, value) = json_payload(payload);
-        object.insert(name.to_owned(), value);
-    }
-    Value::Object(object)
-}
-
-fn json_payload(payload: &Payload) -> (&'static str, Value) {
-    match payload {
-        Payload::BudgetOpened(opened) => (
-            "budget_opened",
-            json!({ "year": opened.year, "allocated_eur": opened.allocated_eur }),
-        ),
-        Payload::BudgetAdjusted(adjusted) => (
-            "budget_adjusted",
-            json!({
-                "year": adjusted.year,
-                "allocated_eur": adjusted.allocated_eur,
-                "previous_allocated_eur": adjusted.previous_allocated_eur,
-                "reason": adjusted.reason,
-            }),
-        ),
-        Payload::ProviderApproved(approved) => (
-            "provider_approved",
-            json!({
-                "provider_id": approved.provider_id,
-                "name": approved.name,
-                "approved_from": approved.approved_from,
-                "approved_until": approved.approved_until,
-            }),
-        ),
-        Payload::ProviderWithdrawn(withdrawn) => (
-            "provider_withdrawn",
-            json!({
-                "provider_id": withdrawn.provider_id,
-                "withdrawn_from": withdrawn.withdrawn_from,
-                "reason": withdrawn.reason,
-            }),
-        ),
-        Payload::ModuleApproved(approved) => (
-            "module_approved",
-            json!({
-                "module_id": approved.module_id,
-                "provider_id": approved.provider_id,
-                "title": approved.title,
-                "hours_max": approved.hours_max,
-                "accepted_voucher_types": approved
-                    .accepted_voucher_types
-                    .iter()
-                    .map(|value| voucher_type_json(*value))
-                    .collect::<Vec<_>>(),
-                "themes": approved
-                    .themes
-                    .iter()
-                    .map(|value| json_enum(*value, |known: event::Theme| known.as_str_name()))
-                    .collect::<Vec<_>>(),
-                "approved_from": approved.approved_from,
-                "approved_until": approved.approved_until,
-            }),
-        ),
-        Payload::ModuleWithdrawn(withdrawn) => (
-            "module_withdrawn",
-            json!({
-                "module_id": withdrawn.module_id,
-                "provider_id": withdrawn.provider_id,
-                "withdrawn_from": withdrawn.withdrawn_from,
-                "reason": withdrawn.reason,
-            }),
-        ),
-        Payload::CompanyRegistered(registered) => (
-            "company_registered",
-            json!({
-                "enterprise_number": registered.enterprise_number,
-                "year": registered.year,
-                "name": registered.name,
-                "legal_form": json_enum(registered.legal_form, |known: event::LegalForm| known.as_str_name()),
-                "region": json_enum(registered.region, |known: event::Region| known.as_str_name()),
-                "fte": registered.fte,
-                "turnover_eur": registered.turnover_eur,
-                "balance_sheet_total_eur": registered.balance_sheet_total_eur,
-                "autonomous": registered.autonomous,
-                "secondary_activity_months": registered.secondary_activity_months,
-                "nace_sector": registered.nace_sector,
-                "size_class": json_enum(registered.size_class, |known: event::SizeClass| known.as_str_name()),
-                "registered_on": registered.registered_on,
-            }),
-        ),
-        Payload::VouchersIssued(issued) => (
-            "vouchers_issued",
-            json!({
-                "enterprise_number": issued.enterprise_number,
-                "batch_id": issued.batch_id,
-                "voucher_type": voucher_type_json(issued.voucher_type),
-                "quantity": issued.quantity,
-                "payment_date": issued.payment_date,
-                "payment_reference": issued.payment_reference,
-                "paid_amount_eur": issued.paid_amount_eur,
-                "face_value_eur": issued.face_value_eur,
-                "employer_share_eur": issued.employer_share_eur,
-                "region_share_eur": issued.region_share_eur,
-                "budget_year": issued.budget_year,
-                "valid_until": issued.valid_until,
-                "quota": issued.quota,
-                "issued_in_year": issued.issued_in_year,
-                "postings": json_postings(&issued.postings),
-            }),
-        ),
-        Payload::HoursRedeemed(redeemed) => (
-            "hours_redeemed",
-            json!({
-                "redemption_id": redeemed.redemption_id,
-                "provider_id": redeemed.provider_id,
-                "module_id": redeemed.module_id,
-                "enterprise_number": redeemed.enterprise_number,
-                "worker_pseudonym": redeemed.worker_pseudonym,
-                "trainee_status": json_enum(redeemed.trainee_status, |known: event::TraineeStatus| known.as_str_name()),
-                "voucher_type": voucher_type_json(redeemed.voucher_type),
-                "hours": redeemed.hours,
-                "training_date": redeemed.training_date,
-                "draws": json_draws(&redeemed.draws),
-                "amount_owed_eur": redeemed.amount_owed_eur,
-                "postings": json_postings(&redeemed.postings),
-            }),
-        ),
-        Payload::RedemptionReversed(reversed) => (
-            "redemption_reversed",
-            json!({
-                "redemption_id": reversed.redemption_id,
-                "provider_id": reversed.provider_id,
-                "enterprise_number": reversed.enterprise_number,
-                "returned": json_draws(&reversed.returned),
-                "amount_eur": reversed.amount_eur,
-                "reason": reversed.reason,
-                "postings": json_postings(&reversed.postings),
-                "reversed_on": reversed.reversed_on,
-            }),
-        ),
-        Payload::VouchersExpired(expired) => (
-            "vouchers_expired",
-            json!({
-                "enterprise_number": expired.enterprise_number,
-                "batch_id": expired.batch_id,
-                "voucher_type": voucher_type_json(expired.voucher_type),
-                "quantity": expired.quantity,
-                "budget_year": expired.budget_year,
-                "valid_until": expired.valid_until,
-                "region_share_released_eur": expired.region_share_released_eur,
-                "employer_share_eur": expired.employer_share_eur,
-                "employer_share_refunded": expired.employer_share_refunded,
-                "postings": json_postings(&expired.postings),
-                "expired_on": expired.expired_on,
-            }),
-        ),
-        Payload::PayoutRecorded(payout) => (
-            "payout_recorded",
-            json!({
-                "provider_id": payout.provider_id,
-                "amount_eur": payout.amount_eur,
-                "payout_date": payout.payout_date,
-                "payout_reference": payout.payout_reference,
-                "postings": json_postings(&payout.postings),
-            }),
-        ),
-    }
 }
 
 #[cfg(test)]
@@ -907,7 +723,7 @@ mod tests {
 
     #[test]
     fn an_unknown_enum_value_is_shown_as_its_number() {
-        assert_eq!(voucher_type_json(42), Value::from(42));
+        assert_eq!(json::voucher_type(42), Value::from(42));
         assert_eq!(voucher_type_name(42), "voucher-type-42");
         assert_eq!(
             voucher_type_name(event::VoucherType::EcoClimate as i32),
