@@ -10,5 +10,6 @@ pub mod auth;
 pub mod serve;
 pub mod services;
 pub mod settings;
+pub mod simulate;
 pub mod status;
 pub mod wire;

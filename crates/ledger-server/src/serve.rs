@@ -1,6 +1,11 @@
 //! `voucher-ledger serve`: start the engine, serve gRPC on loopback until SIGTERM or ctrl-c,
 //! then finish the commands in flight, flush and stop.
+//!
+//! [`serve_with`] is the same server on a listener bound by the caller and stopped by the
+//! caller's future; `simulate` uses it to run a server in its own process.
 
+use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use ledger_engine::{Engine, EngineConfig, SystemClock};
@@ -42,6 +47,31 @@ pub enum ServeError {
 }
 
 pub async fn serve(settings: Settings) -> Result<(), ServeError> {
+    let listener = bind(settings.listen).await?;
+    serve_with(settings, listener, shutdown_signal(), |address| {
+        // Scripts and tests read the bound address (useful with port 0) from this line.
+        println!("voucher-ledger listening on {address}");
+    })
+    .await
+}
+
+/// Binds `address` (port 0 picks a free port).
+pub async fn bind(address: SocketAddr) -> Result<tokio::net::TcpListener, ServeError> {
+    tokio::net::TcpListener::bind(address)
+        .await
+        .map_err(|source| ServeError::Bind { address, source })
+}
+
+/// Starts the engine on `settings.data_dir`, calls `ready` with the listener's address once
+/// the engine has replayed the log, serves on `listener` until `shutdown` completes, then
+/// answers the requests in flight, lets the writer finish its queue and flush, and returns.
+/// `settings.listen` is not used: the listener is already bound.
+pub async fn serve_with(
+    settings: Settings,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()>,
+    ready: impl FnOnce(SocketAddr),
+) -> Result<(), ServeError> {
     std::fs::create_dir_all(&settings.data_dir).map_err(|source| ServeError::DataDir {
         path: settings.data_dir.clone(),
         source,
@@ -83,19 +113,12 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
 
-    let listener = tokio::net::TcpListener::bind(settings.listen)
-        .await
-        .map_err(|source| ServeError::Bind {
-            address: settings.listen,
-            source,
-        })?;
     let address = listener.local_addr().map_err(|source| ServeError::Bind {
         address: settings.listen,
         source,
     })?;
     tracing::info!(%address, demo = settings.demo, data_dir = %settings.data_dir.display(), "voucher-ledger serving");
-    // Scripts and tests read the bound address (useful with port 0) from this line.
-    println!("voucher-ledger listening on {address}");
+    ready(address);
 
     tonic::transport::Server::builder()
         .concurrency_limit_per_connection(CONCURRENT_REQUESTS_PER_CONNECTION_MAX)
@@ -117,7 +140,7 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
             ReportServiceServer::new(ledger.clone()).max_decoding_message_size(decoding_bytes_max),
         )
         .add_service(AuditServiceServer::new(ledger).max_decoding_message_size(decoding_bytes_max))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown_signal())
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await?;
 
     // Requests in flight have been answered; the writer finishes its queue and flushes.
