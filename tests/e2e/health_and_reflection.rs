@@ -1,0 +1,122 @@
+//! The standard gRPC health service and server reflection, so that generic tools (grpcurl,
+//! grpc-health-probe, load balancers) work without the proto files. Neither needs a token.
+
+use prost::Message;
+use tonic::Code;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+use tonic_reflection::pb::v1::{ServerReflectionRequest, ServerReflectionResponse};
+
+use crate::support::*;
+
+const API_SERVICES: [&str; 5] = [
+    "voucherledger.v1.AdministrationService",
+    "voucherledger.v1.OperatorService",
+    "voucherledger.v1.ProviderService",
+    "voucherledger.v1.ReportService",
+    "voucherledger.v1.AuditService",
+];
+
+#[tokio::test]
+async fn health_is_serving_for_the_server_and_each_service() {
+    let server = Server::start().await;
+    let mut health = HealthClient::new(server.channel());
+    for service in std::iter::once("").chain(API_SERVICES) {
+        let response = health
+            .check(HealthCheckRequest {
+                service: service.to_owned(),
+            })
+            .await
+            .unwrap_or_else(|status| panic!("health of {service:?}: {status:?}"))
+            .into_inner();
+        assert_eq!(
+            response.status,
+            ServingStatus::Serving as i32,
+            "health of {service:?}"
+        );
+    }
+    let unknown = health
+        .check(HealthCheckRequest {
+            service: "voucherledger.v1.NoSuchService".to_owned(),
+        })
+        .await
+        .expect_err("an unknown service has no health");
+    assert_eq!(unknown.code(), Code::NotFound);
+}
+
+/// One request on a reflection stream, and its answer.
+async fn reflect(server: &Server, request: MessageRequest) -> MessageResponse {
+    let mut client = ServerReflectionClient::new(server.channel());
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(request),
+    };
+    let mut responses = client
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await
+        .expect("the reflection stream opens")
+        .into_inner();
+    let response: ServerReflectionResponse = responses
+        .message()
+        .await
+        .expect("the reflection stream answers")
+        .expect("one answer");
+    response.message_response.expect("an answer has a response")
+}
+
+#[tokio::test]
+async fn reflection_lists_the_five_services_and_health_and_describes_them() {
+    let server = Server::start().await;
+    let MessageResponse::ListServicesResponse(listed) =
+        reflect(&server, MessageRequest::ListServices(String::new())).await
+    else {
+        panic!("list_services answers a service list");
+    };
+    let names: Vec<&str> = listed
+        .service
+        .iter()
+        .map(|service| service.name.as_str())
+        .collect();
+    for expected in API_SERVICES.into_iter().chain(["grpc.health.v1.Health"]) {
+        assert!(
+            names.contains(&expected),
+            "{expected} missing from {names:?}"
+        );
+    }
+
+    // A generic client can learn the API from the server alone.
+    let MessageResponse::FileDescriptorResponse(files) = reflect(
+        &server,
+        MessageRequest::FileContainingSymbol("voucherledger.v1.OperatorService".to_owned()),
+    )
+    .await
+    else {
+        panic!("file_containing_symbol answers file descriptors");
+    };
+    let methods: Vec<String> = files
+        .file_descriptor_proto
+        .iter()
+        .map(|bytes| {
+            prost_types::FileDescriptorProto::decode(bytes.as_slice())
+                .expect("a file descriptor decodes")
+        })
+        .flat_map(|file| file.service)
+        .filter(|service| service.name() == "OperatorService")
+        .flat_map(|service| service.method)
+        .map(|method| method.name().to_owned())
+        .collect();
+    assert_eq!(
+        methods,
+        [
+            "RegisterCompany",
+            "IssueVouchers",
+            "ExpireVouchers",
+            "RecordPayout",
+            "GetWallet"
+        ]
+    );
+}

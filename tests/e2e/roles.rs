@@ -1,0 +1,399 @@
+//! Who may call what: every RPC of the five services with every role's token, without a token and
+//! with an unknown one (DESIGN §5 "Roles"); a provider acts and reads only as itself.
+
+use std::path::Path;
+
+use ledger_proto::v1::{BackupRequest, GetHeadRequest, ReadEventsRequest, SubscribeRequest};
+use prost::Message;
+use tonic::{Code, Status};
+
+use crate::requests::*;
+use crate::support::*;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Role {
+    Administration,
+    Operator,
+    /// Provider AG-0012, asking as itself.
+    Provider,
+    Auditor,
+}
+
+const ROLES: [Role; 4] = [
+    Role::Administration,
+    Role::Operator,
+    Role::Provider,
+    Role::Auditor,
+];
+
+impl Role {
+    fn token(self) -> &'static str {
+        match self {
+            Role::Administration => ADMINISTRATION,
+            Role::Operator => OPERATOR,
+            Role::Provider => PROVIDER_AG_0012,
+            Role::Auditor => AUDITOR,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Rpc {
+    OpenBudget,
+    AdjustBudget,
+    ApproveProvider,
+    WithdrawProvider,
+    ApproveModule,
+    WithdrawModule,
+    RegisterCompany,
+    IssueVouchers,
+    ExpireVouchers,
+    RecordPayout,
+    GetWallet,
+    RedeemHours,
+    ReverseRedemption,
+    GetStatement,
+    GetBudget,
+    GetYearSummary,
+    GetCompanies,
+    GetTrainingHours,
+    GetTrialBalance,
+    ReadEvents,
+    Subscribe,
+    GetHead,
+    Backup,
+}
+
+use Role::{Administration, Auditor, Operator, Provider};
+
+/// The roles that may call each RPC. Every other role is refused with PERMISSION_DENIED; a
+/// role listed here may still be refused by a rule of the scheme.
+const MAY_CALL: &[(Rpc, &[Role])] = &[
+    (Rpc::OpenBudget, &[Administration]),
+    (Rpc::AdjustBudget, &[Administration]),
+    (Rpc::ApproveProvider, &[Administration]),
+    (Rpc::WithdrawProvider, &[Administration]),
+    (Rpc::ApproveModule, &[Administration]),
+    (Rpc::WithdrawModule, &[Administration]),
+    (Rpc::RegisterCompany, &[Operator]),
+    (Rpc::IssueVouchers, &[Operator]),
+    (Rpc::ExpireVouchers, &[Operator]),
+    (Rpc::RecordPayout, &[Operator]),
+    (Rpc::GetWallet, &[Administration, Operator, Auditor]),
+    (Rpc::RedeemHours, &[Provider]),
+    (Rpc::ReverseRedemption, &[Provider]),
+    (
+        Rpc::GetStatement,
+        &[Administration, Operator, Provider, Auditor],
+    ),
+    (Rpc::GetBudget, &[Administration, Operator, Auditor]),
+    (Rpc::GetYearSummary, &[Administration, Operator, Auditor]),
+    (Rpc::GetCompanies, &[Administration, Operator, Auditor]),
+    (Rpc::GetTrainingHours, &[Administration, Operator, Auditor]),
+    (Rpc::GetTrialBalance, &[Administration, Operator, Auditor]),
+    (Rpc::ReadEvents, &[Auditor]),
+    (Rpc::Subscribe, &[Auditor]),
+    (Rpc::GetHead, &[Administration, Operator, Auditor]),
+    (Rpc::Backup, &[Auditor]),
+];
+
+impl Rpc {
+    /// `Service/Method`, as in the proto file.
+    fn name(self) -> &'static str {
+        match self {
+            Rpc::OpenBudget => "AdministrationService/OpenBudget",
+            Rpc::AdjustBudget => "AdministrationService/AdjustBudget",
+            Rpc::ApproveProvider => "AdministrationService/ApproveProvider",
+            Rpc::WithdrawProvider => "AdministrationService/WithdrawProvider",
+            Rpc::ApproveModule => "AdministrationService/ApproveModule",
+            Rpc::WithdrawModule => "AdministrationService/WithdrawModule",
+            Rpc::RegisterCompany => "OperatorService/RegisterCompany",
+            Rpc::IssueVouchers => "OperatorService/IssueVouchers",
+            Rpc::ExpireVouchers => "OperatorService/ExpireVouchers",
+            Rpc::RecordPayout => "OperatorService/RecordPayout",
+            Rpc::GetWallet => "OperatorService/GetWallet",
+            Rpc::RedeemHours => "ProviderService/RedeemHours",
+            Rpc::ReverseRedemption => "ProviderService/ReverseRedemption",
+            Rpc::GetStatement => "ProviderService/GetStatement",
+            Rpc::GetBudget => "ReportService/GetBudget",
+            Rpc::GetYearSummary => "ReportService/GetYearSummary",
+            Rpc::GetCompanies => "ReportService/GetCompanies",
+            Rpc::GetTrainingHours => "ReportService/GetTrainingHours",
+            Rpc::GetTrialBalance => "ReportService/GetTrialBalance",
+            Rpc::ReadEvents => "AuditService/ReadEvents",
+            Rpc::Subscribe => "AuditService/Subscribe",
+            Rpc::GetHead => "AuditService/GetHead",
+            Rpc::Backup => "AuditService/Backup",
+        }
+    }
+
+    /// Calls the RPC with a well-formed request (each time with a fresh request id), so that
+    /// only the caller decides between PERMISSION_DENIED and the rules. A backup goes to a new
+    /// folder under `scratch`.
+    async fn call(self, client: &Client, scratch: &Path) -> Result<(), Status> {
+        let module = "AG-0012-DIGI-01";
+        match self {
+            Rpc::OpenBudget => client
+                .open_budget(open_budget(2025, "1000.00"))
+                .await
+                .map(drop),
+            Rpc::AdjustBudget => client
+                .adjust_budget(adjust_budget(2025, "2000.00"))
+                .await
+                .map(drop),
+            Rpc::ApproveProvider => client
+                .approve_provider(approve_provider("AG-0012", "2025-01-01"))
+                .await
+                .map(drop),
+            Rpc::WithdrawProvider => client
+                .withdraw_provider(withdraw_provider("AG-0012", "2026-01-01"))
+                .await
+                .map(drop),
+            Rpc::ApproveModule => client
+                .approve_module(approve_module(module, "AG-0012", "2025-01-01"))
+                .await
+                .map(drop),
+            Rpc::WithdrawModule => client
+                .withdraw_module(withdraw_module(module, "2026-01-01"))
+                .await
+                .map(drop),
+            Rpc::RegisterCompany => client
+                .register_company(register_company(COMPANY_A, 2025))
+                .await
+                .map(drop),
+            Rpc::IssueVouchers => client
+                .issue_vouchers(issue_vouchers(COMPANY_A, 10, "2025-03-10"))
+                .await
+                .map(drop),
+            Rpc::ExpireVouchers => client
+                .expire_vouchers(expire_vouchers("2025-01-01"))
+                .await
+                .map(drop),
+            Rpc::RecordPayout => client
+                .record_payout(record_payout("AG-0012", "30.00", "2025-06-01"))
+                .await
+                .map(drop),
+            Rpc::GetWallet => client.get_wallet(get_wallet(COMPANY_A)).await.map(drop),
+            Rpc::RedeemHours => client
+                .redeem_hours(redeem_hours(
+                    "AG-0012",
+                    module,
+                    COMPANY_A,
+                    WORKER_1,
+                    "1",
+                    "2025-04-15",
+                ))
+                .await
+                .map(drop),
+            Rpc::ReverseRedemption => client
+                .reverse_redemption(reverse_redemption(
+                    "AG-0012",
+                    &new_request_id(),
+                    "2025-04-20",
+                ))
+                .await
+                .map(drop),
+            Rpc::GetStatement => client
+                .get_statement(get_statement("AG-0012"))
+                .await
+                .map(drop),
+            Rpc::GetBudget => client.get_budget(get_budget(2025)).await.map(drop),
+            Rpc::GetYearSummary => client
+                .get_year_summary(get_year_summary(2025))
+                .await
+                .map(drop),
+            Rpc::GetCompanies => client.get_companies(get_companies(2025)).await.map(drop),
+            Rpc::GetTrainingHours => client
+                .get_training_hours(get_training_hours(2025))
+                .await
+                .map(drop),
+            Rpc::GetTrialBalance => client
+                .get_trial_balance(get_trial_balance())
+                .await
+                .map(drop),
+            Rpc::ReadEvents => client
+                .read_events(ReadEventsRequest::default())
+                .await
+                .map(drop),
+            Rpc::Subscribe => client
+                .subscribe(SubscribeRequest::default())
+                .await
+                .map(drop),
+            Rpc::GetHead => client.get_head(GetHeadRequest {}).await.map(drop),
+            Rpc::Backup => client
+                .backup(BackupRequest {
+                    target_dir: scratch.join(new_request_id()).display().to_string(),
+                })
+                .await
+                .map(drop),
+        }
+    }
+}
+
+/// `Some(what went wrong)` unless `result` is a refusal with `code` and `reason`.
+fn mismatch(result: &Result<(), Status>, code: Code, reason: &str) -> Option<String> {
+    match result {
+        Ok(()) => Some(format!("accepted, expected {code:?}")),
+        Err(status) => {
+            let found = tonic_types::StatusExt::get_details_error_info(status)
+                .map(|info| (info.reason, info.domain));
+            let expected = Some((reason.to_owned(), ERROR_DOMAIN.to_owned()));
+            (status.code() != code || found != expected).then(|| {
+                format!(
+                    "got {:?} {found:?}, expected {code:?} {reason}",
+                    status.code()
+                )
+            })
+        }
+    }
+}
+
+#[tokio::test]
+async fn role_matrix_every_rpc_with_every_role_without_a_token_and_with_an_unknown_token() {
+    let server = Server::start().await;
+    let scratch = tempfile::tempdir().expect("a folder for backups");
+    let scratch = scratch.path();
+    let mut failures = Vec::new();
+    for &(rpc, allowed) in MAY_CALL {
+        for role in ROLES {
+            let result = rpc.call(&server.client(role.token()), scratch).await;
+            let problem = if allowed.contains(&role) {
+                match &result {
+                    Err(status)
+                        if matches!(
+                            status.code(),
+                            Code::PermissionDenied | Code::Unauthenticated
+                        ) =>
+                    {
+                        Some(format!("may call it, but got {status:?}"))
+                    }
+                    _ => None,
+                }
+            } else {
+                mismatch(&result, Code::PermissionDenied, "PERMISSION_DENIED")
+            };
+            if let Some(problem) = problem {
+                failures.push(format!("{} as {role:?}: {problem}", rpc.name()));
+            }
+        }
+        let without_token = rpc.call(&server.client_without_token(), scratch).await;
+        if let Some(problem) = mismatch(&without_token, Code::Unauthenticated, "UNAUTHENTICATED") {
+            failures.push(format!("{} without a token: {problem}", rpc.name()));
+        }
+        let unknown_token = rpc
+            .call(&server.client("not-a-token-of-this-ledger"), scratch)
+            .await;
+        if let Some(problem) = mismatch(&unknown_token, Code::Unauthenticated, "UNAUTHENTICATED") {
+            failures.push(format!("{} with an unknown token: {problem}", rpc.name()));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The matrix lists every RPC of the API's five services: a new RPC fails this test until it
+/// is put in the table.
+#[test]
+fn role_matrix_covers_every_rpc_of_the_api() {
+    let descriptors = prost_types::FileDescriptorSet::decode(ledger_proto::FILE_DESCRIPTOR_SET)
+        .expect("the descriptor set decodes");
+    let mut in_proto: Vec<String> = descriptors
+        .file
+        .iter()
+        .filter(|file| file.package() == "voucherledger.v1")
+        .flat_map(|file| &file.service)
+        .flat_map(|service| {
+            service
+                .method
+                .iter()
+                .map(move |method| format!("{}/{}", service.name(), method.name()))
+        })
+        .collect();
+    in_proto.sort();
+    let mut in_table: Vec<String> = MAY_CALL
+        .iter()
+        .map(|(rpc, _)| rpc.name().to_owned())
+        .collect();
+    in_table.sort();
+    assert_eq!(in_table, in_proto);
+}
+
+#[tokio::test]
+async fn a_provider_redeems_reverses_and_reads_only_as_itself() {
+    let server = Server::start().await;
+    let administration = server.client(ADMINISTRATION);
+    let operator = server.client(OPERATOR);
+    let module = "AG-0012-DIGI-01";
+    administration
+        .open_budget(open_budget(2025, "1000.00"))
+        .await
+        .expect("budget");
+    for provider_id in ["AG-0012", "AG-0099"] {
+        administration
+            .approve_provider(approve_provider(provider_id, "2025-01-01"))
+            .await
+            .expect("provider");
+    }
+    administration
+        .approve_module(approve_module(module, "AG-0012", "2025-01-01"))
+        .await
+        .expect("module");
+    operator
+        .register_company(register_company(COMPANY_A, 2025))
+        .await
+        .expect("company");
+    operator
+        .issue_vouchers(issue_vouchers(COMPANY_A, 10, "2025-03-10"))
+        .await
+        .expect("issuance");
+    let other_provider = server.client(PROVIDER_AG_0099);
+    let head = server.head().await;
+
+    // AG-0099 redeeming in AG-0012's name: a redemption AG-0012 itself may make.
+    let redemption = redeem_hours("AG-0012", module, COMPANY_A, WORKER_1, "2", "2025-04-15");
+    let status = refused(other_provider.redeem_hours(redemption.clone()).await);
+    assert_status(&status, Code::PermissionDenied, "PERMISSION_DENIED");
+    assert_eq!(server.head().await, head);
+    server
+        .client(PROVIDER_AG_0012)
+        .redeem_hours(redemption.clone())
+        .await
+        .expect("AG-0012 makes the same redemption itself");
+    let head = server.head().await;
+
+    let reversal = reverse_redemption("AG-0012", &redemption.request_id, "2025-04-20");
+    let status = refused(other_provider.reverse_redemption(reversal).await);
+    assert_status(&status, Code::PermissionDenied, "PERMISSION_DENIED");
+    let status = refused(other_provider.get_statement(get_statement("AG-0012")).await);
+    assert_status(&status, Code::PermissionDenied, "PERMISSION_DENIED");
+    assert_eq!(server.head().await, head);
+
+    let own = other_provider
+        .get_statement(get_statement("AG-0099"))
+        .await
+        .expect("AG-0099 reads its own statement");
+    assert_eq!(own.redeemed_hours, 0);
+}
+
+#[tokio::test]
+async fn an_authorization_that_is_not_a_bearer_token_is_unauthenticated() {
+    use ledger_proto::v1::operator_service_client::OperatorServiceClient;
+    let server = Server::start().await;
+    for value in [
+        format!("Basic {OPERATOR}"),
+        OPERATOR.to_owned(),
+        "Bearer ".to_owned(),
+        format!("Bearer {}", "x".repeat(600)),
+    ] {
+        let mut request = tonic::Request::new(get_wallet(COMPANY_A));
+        request.metadata_mut().insert(
+            "authorization",
+            value.parse().expect("ascii metadata value"),
+        );
+        let status = refused(
+            OperatorServiceClient::new(server.channel())
+                .get_wallet(request)
+                .await,
+        );
+        assert_status(&status, Code::Unauthenticated, "UNAUTHENTICATED");
+    }
+}

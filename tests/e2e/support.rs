@@ -1,0 +1,432 @@
+//! The harness: the real `voucher-ledger` binary, started with the demo configuration on
+//! 127.0.0.1:0 and a data folder of its own, a client per caller, and the assertions every test
+//! makes on a refusal (code, `ErrorInfo` reason and domain, `BadRequest` fields).
+//!
+//! It never reaches into the server's crates: what it knows of the server is the command line,
+//! the `voucher-ledger listening on ADDR` line and the gRPC API, as a deployment script would.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use ledger_proto::v1::administration_service_client::AdministrationServiceClient;
+use ledger_proto::v1::audit_service_client::AuditServiceClient;
+use ledger_proto::v1::operator_service_client::OperatorServiceClient;
+use ledger_proto::v1::provider_service_client::ProviderServiceClient;
+use ledger_proto::v1::report_service_client::ReportServiceClient;
+use ledger_proto::v1::{self as api, GetHeadRequest, Head};
+use tempfile::TempDir;
+use tonic::metadata::MetadataValue;
+use tonic::transport::Channel;
+use tonic::{Code, Request, Status};
+use tonic_types::{FieldViolation, StatusExt};
+
+/// The demo configuration's bearer tokens (`config/demo.toml`).
+pub const ADMINISTRATION: &str = "demo-administration-token";
+pub const OPERATOR: &str = "demo-operator-token";
+pub const PROVIDER_AG_0012: &str = "demo-provider-AG-0012-token";
+pub const PROVIDER_AG_0099: &str = "demo-provider-AG-0099-token";
+pub const AUDITOR: &str = "demo-auditor-token";
+
+/// The `ErrorInfo.domain` of every error of the API.
+pub const ERROR_DOMAIN: &str = "voucherledger.v1";
+
+/// Longest wait for the server to print its address. A start takes well under a second; the
+/// margin is for a 2-core machine busy with other builds.
+const START_WAIT: Duration = Duration::from_secs(30);
+/// Longest wait for the server to exit after SIGTERM: it finishes the requests in flight and
+/// flushes, which takes milliseconds.
+const STOP_WAIT: Duration = Duration::from_secs(30);
+/// How often the exit of the process is polled while waiting for it.
+const EXIT_POLL_INTERVAL: Duration = Duration::from_millis(10);
+
+const LISTENING_PREFIX: &str = "voucher-ledger listening on ";
+
+fn workspace_root() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+}
+
+/// A running `voucher-ledger serve --demo` process. Dropping it kills the process if it still
+/// runs; [`Server::stop`] stops it the way an operator would, with SIGTERM.
+#[derive(Debug)]
+pub struct Server {
+    process: Child,
+    /// Holds `data/` (the store) and `server-N.log` (the stderr of the N-th start). `None` only
+    /// once `stop` has handed it back.
+    home: Option<TempDir>,
+    generation: u32,
+    channel: Channel,
+}
+
+impl Server {
+    /// Starts a server on a fresh, empty data folder.
+    pub async fn start() -> Server {
+        let home = tempfile::Builder::new()
+            .prefix("voucher-ledger-e2e-")
+            .tempdir()
+            .expect("a temporary folder for the server");
+        Server::start_in(home, 1).await
+    }
+
+    /// Starts a server on `home/data`, which may hold a store (a backup, for one).
+    pub async fn start_on(home: TempDir) -> Server {
+        Server::start_in(home, 1).await
+    }
+
+    /// Starts a server on `home/data`, which may hold the store of an earlier run.
+    async fn start_in(home: TempDir, generation: u32) -> Server {
+        let log_path = home.path().join(format!("server-{generation}.log"));
+        let log = File::create(&log_path).expect("the server's log file can be created");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_voucher-ledger"));
+        command
+            .arg("serve")
+            .arg("--demo")
+            .args(["--listen", "127.0.0.1:0"])
+            .arg("--data")
+            .arg(home.path().join("data"))
+            .env(
+                "VOUCHER_LEDGER__POLICY_FILE",
+                workspace_root().join("config/policy.toml"),
+            )
+            .current_dir(home.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            // A file rather than a pipe: nobody has to drain it, and it is read back when a
+            // test fails or looks for what the server logged.
+            .stderr(Stdio::from(log));
+        // Settings of the environment the tests run in must not leak into the server.
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("VOUCHER_LEDGER__")
+                && name != "VOUCHER_LEDGER__POLICY_FILE"
+            {
+                command.env_remove(name);
+            }
+        }
+        let mut process = command
+            .spawn()
+            .expect("the voucher-ledger binary can be started");
+
+        let stdout = process.stdout.take().expect("stdout is piped");
+        let (sender, receiver) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            for line in lines.by_ref() {
+                let Ok(line) = line else { return };
+                if let Some(address) = line.strip_prefix(LISTENING_PREFIX) {
+                    let _ = sender.send(address.trim().to_owned());
+                    break;
+                }
+            }
+            // Keep draining, so that the server never blocks on a full pipe.
+            lines.for_each(drop);
+        });
+        // Ends early when the process exits (the sender is dropped with the thread).
+        let address = tokio::task::spawn_blocking(move || receiver.recv_timeout(START_WAIT))
+            .await
+            .expect("the wait for the server's address does not panic");
+        let address = match address {
+            Ok(address) => address,
+            Err(_) => {
+                let _ = process.kill();
+                let status = process.wait();
+                panic!(
+                    "voucher-ledger did not print `{LISTENING_PREFIX}ADDR` within {START_WAIT:?} \
+                     (exit: {status:?}); its stderr:\n{}",
+                    read_log(&log_path)
+                );
+            }
+        };
+        let channel = Channel::from_shared(format!("http://{address}"))
+            .expect("the printed address makes a valid uri")
+            .connect()
+            .await
+            .expect("the server accepts a connection on the address it printed");
+        Server {
+            process,
+            home: Some(home),
+            generation,
+            channel,
+        }
+    }
+
+    /// A client that sends `token` as its bearer token.
+    pub fn client(&self, token: &str) -> Client {
+        Client {
+            channel: self.channel.clone(),
+            token: Some(token.to_owned()),
+        }
+    }
+
+    /// A client that sends no `authorization` metadata at all.
+    pub fn client_without_token(&self) -> Client {
+        Client {
+            channel: self.channel.clone(),
+            token: None,
+        }
+    }
+
+    /// A fresh connection, for the standard services (health, reflection), which need no token.
+    pub fn channel(&self) -> Channel {
+        self.channel.clone()
+    }
+
+    /// The head of the log, as an auditor sees it.
+    pub async fn head(&self) -> Head {
+        self.client(AUDITOR)
+            .get_head(GetHeadRequest {})
+            .await
+            .expect("an auditor may read the head")
+    }
+
+    /// Sends SIGTERM, as systemd or an operator would. The `kill` command rather than a crate:
+    /// the workspace forbids unsafe code and has no signal crate, and `kill` is on every Unix.
+    pub fn send_sigterm(&self) {
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.process.id().to_string())
+            .status()
+            .expect("the kill command runs");
+        assert!(status.success(), "kill -TERM failed: {status}");
+    }
+
+    /// Waits for the process to exit after [`Server::send_sigterm`], at most `STOP_WAIT`.
+    pub async fn wait_for_exit(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + STOP_WAIT;
+        loop {
+            if let Some(status) = self
+                .process
+                .try_wait()
+                .expect("the server's exit status can be read")
+            {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "voucher-ledger still runs {STOP_WAIT:?} after SIGTERM; its stderr:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(EXIT_POLL_INTERVAL).await;
+        }
+    }
+
+    /// Stops the server with SIGTERM, checks that it exits with status 0, and hands back its
+    /// folder for a restart.
+    pub async fn stop(mut self) -> StoppedServer {
+        self.send_sigterm();
+        let status = self.wait_for_exit().await;
+        assert!(
+            status.success(),
+            "voucher-ledger exited with {status} after SIGTERM; its stderr:\n{}",
+            self.log()
+        );
+        self.into_stopped()
+    }
+
+    /// The folder of a server that has exited, for a restart.
+    pub fn into_stopped(mut self) -> StoppedServer {
+        let exited = self
+            .process
+            .try_wait()
+            .expect("the server's exit status can be read");
+        assert!(exited.is_some(), "the server still runs");
+        StoppedServer {
+            home: self.home.take().expect("a server owns its folder"),
+            generation: self.generation,
+        }
+    }
+
+    /// Stops the server (status 0 checked) and starts it again on the same data.
+    pub async fn restart(self) -> Server {
+        self.stop().await.start_again().await
+    }
+
+    /// What the server has written to stderr so far, in this start.
+    pub fn log(&self) -> String {
+        match &self.home {
+            Some(home) => read_log(&home.path().join(format!("server-{}.log", self.generation))),
+            None => String::new(),
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.process.try_wait() {
+            let _ = self.process.kill();
+            let _ = self.process.wait();
+        }
+    }
+}
+
+/// The folder of a server stopped cleanly, ready to be started again.
+#[derive(Debug)]
+pub struct StoppedServer {
+    home: TempDir,
+    generation: u32,
+}
+
+impl StoppedServer {
+    pub async fn start_again(self) -> Server {
+        Server::start_in(self.home, self.generation + 1).await
+    }
+
+    /// Everything the server wrote to stderr in its last run, up to its exit.
+    pub fn log(&self) -> String {
+        read_log(
+            &self
+                .home
+                .path()
+                .join(format!("server-{}.log", self.generation)),
+        )
+    }
+
+    /// The folder of the store.
+    pub fn data_dir(&self) -> PathBuf {
+        self.home.path().join("data")
+    }
+}
+
+fn read_log(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|error| format!("<{path:?} unreadable: {error}>"))
+}
+
+/// `message` with `authorization: Bearer <token>` metadata.
+pub fn with_token<T>(message: T, token: &str) -> Request<T> {
+    let mut request = Request::new(message);
+    let value =
+        MetadataValue::try_from(format!("Bearer {token}")).expect("a demo token is valid metadata");
+    request.metadata_mut().insert("authorization", value);
+    request
+}
+
+/// One caller of the five services: a connection and the token it sends, if any.
+#[derive(Clone, Debug)]
+pub struct Client {
+    channel: Channel,
+    token: Option<String>,
+}
+
+impl Client {
+    fn request<T>(&self, message: T) -> Request<T> {
+        match &self.token {
+            Some(token) => with_token(message, token),
+            None => Request::new(message),
+        }
+    }
+}
+
+/// One method per RPC of the API, named as in the generated clients, answering the response
+/// message itself.
+macro_rules! rpcs {
+    ($($client:ident :: $method:ident($request:ty) -> $response:ty;)*) => {
+        impl Client {
+            $(
+                pub async fn $method(&self, message: $request) -> Result<$response, Status> {
+                    $client::new(self.channel.clone())
+                        .$method(self.request(message))
+                        .await
+                        .map(tonic::Response::into_inner)
+                }
+            )*
+        }
+    };
+}
+
+rpcs! {
+    AdministrationServiceClient::open_budget(api::OpenBudgetRequest) -> api::WriteResponse;
+    AdministrationServiceClient::adjust_budget(api::AdjustBudgetRequest) -> api::WriteResponse;
+    AdministrationServiceClient::approve_provider(api::ApproveProviderRequest) -> api::WriteResponse;
+    AdministrationServiceClient::withdraw_provider(api::WithdrawProviderRequest) -> api::WriteResponse;
+    AdministrationServiceClient::approve_module(api::ApproveModuleRequest) -> api::WriteResponse;
+    AdministrationServiceClient::withdraw_module(api::WithdrawModuleRequest) -> api::WriteResponse;
+    OperatorServiceClient::register_company(api::RegisterCompanyRequest) -> api::WriteResponse;
+    OperatorServiceClient::issue_vouchers(api::IssueVouchersRequest) -> api::WriteResponse;
+    OperatorServiceClient::expire_vouchers(api::ExpireVouchersRequest) -> api::WriteResponse;
+    OperatorServiceClient::record_payout(api::RecordPayoutRequest) -> api::WriteResponse;
+    OperatorServiceClient::get_wallet(api::GetWalletRequest) -> api::Wallet;
+    ProviderServiceClient::redeem_hours(api::RedeemHoursRequest) -> api::WriteResponse;
+    ProviderServiceClient::reverse_redemption(api::ReverseRedemptionRequest) -> api::WriteResponse;
+    ProviderServiceClient::get_statement(api::GetStatementRequest) -> api::Statement;
+    ReportServiceClient::get_budget(api::GetBudgetRequest) -> api::Budget;
+    ReportServiceClient::get_year_summary(api::GetYearSummaryRequest) -> api::YearSummary;
+    ReportServiceClient::get_companies(api::GetCompaniesRequest) -> api::CompaniesReport;
+    ReportServiceClient::get_training_hours(api::GetTrainingHoursRequest) -> api::TrainingHours;
+    ReportServiceClient::get_trial_balance(api::GetTrialBalanceRequest) -> api::TrialBalance;
+    AuditServiceClient::get_head(api::GetHeadRequest) -> api::Head;
+    AuditServiceClient::backup(api::BackupRequest) -> api::BackupResponse;
+}
+
+impl Client {
+    /// One page of events, read to its end.
+    pub async fn read_events(
+        &self,
+        message: api::ReadEventsRequest,
+    ) -> Result<Vec<api::AuditEvent>, Status> {
+        let mut page = AuditServiceClient::new(self.channel.clone())
+            .read_events(self.request(message))
+            .await?
+            .into_inner();
+        let mut events = Vec::new();
+        while let Some(event) = page.message().await? {
+            events.push(event);
+        }
+        Ok(events)
+    }
+
+    /// A live subscription, open until it is dropped or the server ends it.
+    pub async fn subscribe(
+        &self,
+        message: api::SubscribeRequest,
+    ) -> Result<tonic::Streaming<api::SubscribeResponse>, Status> {
+        AuditServiceClient::new(self.channel.clone())
+            .subscribe(self.request(message))
+            .await
+            .map(tonic::Response::into_inner)
+    }
+}
+
+/// The status of a call that must have been refused.
+#[track_caller]
+pub fn refused<T: std::fmt::Debug>(result: Result<T, Status>) -> Status {
+    match result {
+        Ok(response) => panic!("expected a refusal, the call was accepted: {response:?}"),
+        Err(status) => status,
+    }
+}
+
+/// Checks that `status` has `code`, an `ErrorInfo` with `reason` in this API's domain, and
+/// answers the `BadRequest` field violations it carries (none when it has no `BadRequest`).
+#[track_caller]
+pub fn assert_status(status: &Status, code: Code, reason: &str) -> Vec<FieldViolation> {
+    assert_eq!(
+        status.code(),
+        code,
+        "code of {status:?} (expected {code:?} {reason})"
+    );
+    let error_info = status
+        .get_details_error_info()
+        .unwrap_or_else(|| panic!("no google.rpc.ErrorInfo in {status:?}"));
+    assert_eq!(error_info.reason, reason, "ErrorInfo.reason of {status:?}");
+    assert_eq!(
+        error_info.domain, ERROR_DOMAIN,
+        "ErrorInfo.domain of {status:?}"
+    );
+    status
+        .get_details_bad_request()
+        .map(|bad_request| bad_request.field_violations)
+        .unwrap_or_default()
+}
+
+/// Checks that `status` is INVALID_ARGUMENT with `reason`, and that its `BadRequest` names
+/// `field`.
+#[track_caller]
+pub fn assert_invalid_field(status: &Status, reason: &str, field: &str) {
+    let violations = assert_status(status, Code::InvalidArgument, reason);
+    let fields: Vec<&str> = violations
+        .iter()
+        .map(|violation| violation.field.as_str())
+        .collect();
+    assert_eq!(fields, [field], "BadRequest field violations of {status:?}");
+}
