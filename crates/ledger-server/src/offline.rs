@@ -1,7 +1,21 @@
-//! Commands that work on a stopped ledger's data folder, without serving: `rebuild` replays the
-//! whole log into fresh projections and checks them against the stored checkpoint.
+//! Commands that work on a stopped ledger's data folder (or a backup of one), without serving:
+//! [`verify`](verify::verify) proves the log whole and the checkpoint a consequence of it,
+//! [`export`](export::export) writes the events as JSON Lines or the yearly reports as CSV,
+//! and [`rebuild`] replays the whole log into fresh projections and checks them against the
+//! stored checkpoint.
+//!
+//! `verify` and `export` never write to the folder: they open the log with
+//! [`ledger_store::OfflineLog`], read and drop it (sled 0.34 has no read-only mode; nothing is
+//! inserted). `rebuild` writes a new checkpoint at the head. Each needs the server stopped:
+//! sled locks its folder.
+
+pub mod export;
+pub mod verify;
 
 use std::path::Path;
+
+pub use export::{export, ExportFormat, ExportReport};
+pub use verify::{verify, ExpectedHead, VerifyReport};
 
 /// What `voucher-ledger rebuild` prints, and whether it found the checkpoint sound.
 #[derive(Debug)]
@@ -17,6 +31,37 @@ pub enum OfflineError {
     Missing(String),
     #[error(transparent)]
     Start(#[from] ledger_engine::StartError),
+    /// The folder cannot be opened or read: most often, a server holds it open.
+    #[error("the log in {path} cannot be read (is a server running on it?): {source}")]
+    Store {
+        path: String,
+        source: Box<ledger_store::StoreError>,
+    },
+    /// The log breaks while it is exported; what was written before stands.
+    #[error("{0}")]
+    Chain(ledger_store::ChainBreak),
+    /// An event cannot be folded into the projections while the reports are rebuilt.
+    #[error("the reports cannot be rebuilt: {0}")]
+    Replay(ledger_engine::StartError),
+    #[error("--from applies to the jsonl export only: the reports always start at position 1")]
+    CsvFrom,
+    #[error("cannot write the export: {0}")]
+    Output(#[from] std::io::Error),
+}
+
+impl OfflineError {
+    fn store(data_dir: &Path, source: ledger_store::StoreError) -> OfflineError {
+        match source {
+            ledger_store::StoreError::LogMissing { .. } => {
+                OfflineError::Missing(data_dir.display().to_string())
+            }
+            ledger_store::StoreError::ChainBroken(chain_break) => OfflineError::Chain(chain_break),
+            source => OfflineError::Store {
+                path: data_dir.display().to_string(),
+                source: Box::new(source),
+            },
+        }
+    }
 }
 
 /// Rebuilds every projection of the ledger in `data_dir` from position 1, compares the result
@@ -28,18 +73,26 @@ pub fn rebuild(data_dir: &Path) -> Result<RebuildOutcome, OfflineError> {
     }
     let report = ledger_engine::rebuild(data_dir)?;
     let seconds = report.elapsed.as_secs_f64();
-    let rate = if seconds > 0.0 { report.events as f64 / seconds } else { 0.0 };
+    let rate = if seconds > 0.0 {
+        report.events as f64 / seconds
+    } else {
+        0.0
+    };
     let mut lines = vec![format!(
         "rebuilt {} events from position 1 in {seconds:.3} s ({rate:.0} events/s)",
         report.events
     )];
     let sound = match (report.checkpoint_position, report.matches_checkpoint) {
         (Some(position), Some(true)) => {
-            lines.push(format!("checkpoint at position {position}: identical to the rebuild, byte for byte"));
+            lines.push(format!(
+                "checkpoint at position {position}: identical to the rebuild, byte for byte"
+            ));
             true
         }
         (Some(position), _) => {
-            lines.push(format!("checkpoint at position {position}: DIFFERS from the rebuild"));
+            lines.push(format!(
+                "checkpoint at position {position}: DIFFERS from the rebuild"
+            ));
             false
         }
         (None, _) => {
@@ -53,5 +106,8 @@ pub fn rebuild(data_dir: &Path) -> Result<RebuildOutcome, OfflineError> {
         report.checkpoint_bytes,
         hex::encode(report.head.hash)
     ));
-    Ok(RebuildOutcome { summary: lines.join("\n"), sound })
+    Ok(RebuildOutcome {
+        summary: lines.join("\n"),
+        sound,
+    })
 }

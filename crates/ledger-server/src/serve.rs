@@ -113,6 +113,7 @@ pub async fn serve_with(
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
 
+    let streams = ledger.clone();
     let address = listener.local_addr().map_err(|source| ServeError::Bind {
         address: settings.listen,
         source,
@@ -140,7 +141,12 @@ pub async fn serve_with(
             ReportServiceServer::new(ledger.clone()).max_decoding_message_size(decoding_bytes_max),
         )
         .add_service(AuditServiceServer::new(ledger).max_decoding_message_size(decoding_bytes_max))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+            shutdown.await;
+            // A graceful stop waits for every open call: end the audit streams, or a
+            // subscriber would keep the server up.
+            streams.close_streams();
+        })
         .await?;
 
     // Requests in flight have been answered; the writer finishes its queue and flushes.

@@ -1,0 +1,354 @@
+//! `voucher-ledger verify`: everything an auditor can check from the folder alone, in one pass
+//! over the log, stopping at the first bad position.
+//!
+//! - the chain: positions 1, 2, 3, … without a gap, every hash recomputed over the exact bytes,
+//!   each event at the position of its key, and the head record naming the last event;
+//! - every event decodes, each stream's versions run 1, 2, 3, …, every event's postings
+//!   balance, every event fits the state and the projections (so the trial balance is zero);
+//! - the stored checkpoint: the log still has its hash at its position, and the projections
+//!   rebuilt from position 1 to there are identical to it, byte for byte;
+//! - with `--expect-head POSITION:HASH`, a head the auditor recorded earlier: the log reaches
+//!   that position and has that hash there. This is what catches a log rewritten from some
+//!   point on with every later hash recomputed (and its checkpoint removed), which is otherwise
+//!   a perfectly sound chain.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use ledger_domain::event::postings_balance;
+use ledger_engine::Recovered;
+use ledger_store::{CheckpointFound, Head, OfflineLog, RecordedEvent, StoreError};
+
+use super::OfflineError;
+
+/// A head recorded earlier, `POSITION:HASH` on the command line (the hash in hex, as GetHead
+/// and `voucherctl head` print it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExpectedHead(pub Head);
+
+impl FromStr for ExpectedHead {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<ExpectedHead, String> {
+        let usage = || format!("{text:?} is not POSITION:HASH (a number, a colon, 64 hex digits)");
+        let (position, hash) = text.split_once(':').ok_or_else(usage)?;
+        let position: u64 = position.trim().parse().map_err(|_| usage())?;
+        let hash: [u8; 32] = hex::decode(hash.trim())
+            .ok()
+            .and_then(|bytes| bytes.try_into().ok())
+            .ok_or_else(usage)?;
+        Ok(ExpectedHead(Head { position, hash }))
+    }
+}
+
+/// The first thing found wrong.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure {
+    /// The first position that cannot be trusted; `None` for damaged checkpoint records that
+    /// do not say which position they are about.
+    pub position: Option<u64>,
+    pub what: String,
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.position {
+            Some(position) => write!(formatter, "FAILED at position {position}: {}", self.what),
+            None => write!(formatter, "FAILED: {}", self.what),
+        }
+    }
+}
+
+fn failure(position: u64, what: impl Into<String>) -> Failure {
+    Failure {
+        position: Some(position),
+        what: what.into(),
+    }
+}
+
+/// What `verify` found: the checks passed, and the first failure if any.
+#[derive(Debug)]
+pub struct VerifyReport {
+    /// The last event that passed every check (the head of a sound log).
+    pub last_checked: Head,
+    pub elapsed: Duration,
+    /// One line per check passed.
+    pub passed: Vec<String>,
+    pub failure: Option<Failure>,
+}
+
+impl VerifyReport {
+    pub fn sound(&self) -> bool {
+        self.failure.is_none()
+    }
+
+    /// What `voucher-ledger verify` prints: the checks passed, then the failure if any.
+    pub fn summary(&self) -> String {
+        let mut lines = self.passed.clone();
+        let seconds = self.elapsed.as_secs_f64();
+        let rate = if seconds > 0.0 {
+            self.last_checked.position as f64 / seconds
+        } else {
+            0.0
+        };
+        lines.push(format!(
+            "checked {} events in {seconds:.3} s ({rate:.0} events/s)",
+            self.last_checked.position
+        ));
+        match &self.failure {
+            Some(failure) => lines.push(failure.to_string()),
+            None => lines.push(format!(
+                "sound: head position {} hash {}",
+                self.last_checked.position,
+                hex::encode(self.last_checked.hash)
+            )),
+        }
+        lines.join("\n")
+    }
+}
+
+/// Verifies the ledger in `data_dir`; see the module documentation. An `Err` means the folder
+/// could not be read at all (no log, or a server holds it); a broken log is an `Ok` report
+/// with a failure.
+pub fn verify(
+    data_dir: &Path,
+    expected: Option<ExpectedHead>,
+) -> Result<VerifyReport, OfflineError> {
+    let started = Instant::now();
+    let log = OfflineLog::open(data_dir).map_err(|error| OfflineError::store(data_dir, error))?;
+    let checkpoint = log
+        .checkpoint()
+        .map_err(|error| OfflineError::store(data_dir, error))?;
+    let mut checks = Checks {
+        recovered: Recovered::default(),
+        stream_versions: HashMap::new(),
+        checkpoint,
+        checkpoint_matched: None,
+        expected: expected.map(|expected| expected.0),
+    };
+
+    let mut walk = log.walk();
+    let mut found = None;
+    // The last event that passed every check.
+    let mut checked = Head::EMPTY;
+    for recorded in walk.by_ref() {
+        let recorded = match recorded {
+            Ok(recorded) => recorded,
+            Err(StoreError::ChainBroken(chain_break)) => {
+                found = Some(failure(chain_break.position, chain_break.to_string()));
+                break;
+            }
+            Err(error) => return Err(OfflineError::store(data_dir, error)),
+        };
+        if let Err(bad) = checks.event(&recorded) {
+            found = Some(bad);
+            break;
+        }
+        checked = Head {
+            position: recorded.position,
+            hash: recorded.hash,
+        };
+    }
+    if found.is_none() {
+        found = match walk
+            .finish()
+            .map_err(|error| OfflineError::store(data_dir, error))?
+        {
+            Ok(_) => checks.after_the_last_event(checked).err(),
+            Err(chain_break) => Some(failure(chain_break.position, chain_break.to_string())),
+        };
+    }
+    Ok(VerifyReport {
+        last_checked: checked,
+        elapsed: started.elapsed(),
+        passed: if found.is_none() {
+            checks.passed(checked)
+        } else {
+            Vec::new()
+        },
+        failure: found,
+    })
+}
+
+struct Checks {
+    recovered: Recovered,
+    stream_versions: HashMap<String, u64>,
+    checkpoint: CheckpointFound,
+    /// Whether the rebuild matched the checkpoint, once its position was passed.
+    checkpoint_matched: Option<u64>,
+    expected: Option<Head>,
+}
+
+impl Checks {
+    /// The checks of one event, after the chain's (done by the walk).
+    fn event(&mut self, recorded: &RecordedEvent) -> Result<(), Failure> {
+        let position = recorded.position;
+        let stream = &recorded.event.stream;
+        let version = self.stream_versions.entry(stream.clone()).or_insert(0);
+        if recorded.event.stream_version != *version + 1 {
+            return Err(failure(
+                position,
+                format!(
+                    "stream {stream} is at version {}, expected {}",
+                    recorded.event.stream_version,
+                    *version + 1
+                ),
+            ));
+        }
+        *version += 1;
+        let event = ledger_engine::decode(recorded)
+            .map_err(|error| failure(position, format!("the event does not decode: {error}")))?;
+        if !postings_balance(event.postings()) {
+            return Err(failure(position, "the event's postings do not balance"));
+        }
+        self.recovered
+            .apply(position, &event)
+            .map_err(|error| failure(position, error.to_string()))?;
+
+        if let CheckpointFound::Intact(checkpoint) = &self.checkpoint {
+            if checkpoint.head.position == position {
+                if checkpoint.head.hash != recorded.hash {
+                    return Err(failure(
+                        position,
+                        format!(
+                            "the checkpoint records hash {} here, the log has {}: the log was rewritten at or before this position",
+                            hex::encode(checkpoint.head.hash),
+                            hex::encode(recorded.hash)
+                        ),
+                    ));
+                }
+                if self.recovered.to_checkpoint() != checkpoint.bytes {
+                    return Err(failure(
+                        position,
+                        "the projections rebuilt from position 1 differ from the checkpoint stored here",
+                    ));
+                }
+                self.checkpoint_matched = Some(position);
+            }
+        }
+        if let Some(expected) = self.expected {
+            if expected.position == position && expected.hash != recorded.hash {
+                return Err(failure(
+                    position,
+                    format!(
+                        "the expected head has hash {} here, the log has {}: the log was changed at or before this position",
+                        hex::encode(expected.hash),
+                        hex::encode(recorded.hash)
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// What can only be checked once the whole log was walked to its head.
+    fn after_the_last_event(&mut self, head: Head) -> Result<(), Failure> {
+        match &self.checkpoint {
+            CheckpointFound::Absent => {}
+            CheckpointFound::Damaged { position, why } => {
+                return Err(Failure {
+                    position: *position,
+                    what: format!("the stored checkpoint is damaged: {why}"),
+                })
+            }
+            CheckpointFound::Intact(checkpoint) if checkpoint.head.position > head.position => {
+                return Err(failure(
+                    head.position + 1,
+                    format!(
+                        "the checkpoint is at position {}, after the last event: the log lost its tail",
+                        checkpoint.head.position
+                    ),
+                ))
+            }
+            CheckpointFound::Intact(checkpoint) if checkpoint.head.position == 0 => {
+                if checkpoint.head != Head::EMPTY
+                    || checkpoint.bytes != Recovered::default().to_checkpoint()
+                {
+                    return Err(failure(0, "the checkpoint of the empty log is not empty"));
+                }
+                self.checkpoint_matched = Some(0);
+            }
+            CheckpointFound::Intact(_) => {}
+        }
+        if let Some(expected) = self.expected {
+            if expected.position > head.position {
+                return Err(failure(
+                    head.position + 1,
+                    format!(
+                        "the log ends at position {}, before the expected head at {}: its tail is missing",
+                        head.position, expected.position
+                    ),
+                ));
+            }
+            if expected.position == 0 && expected.hash != Head::EMPTY.hash {
+                return Err(failure(
+                    0,
+                    "the expected head at position 0 must have the zero hash",
+                ));
+            }
+        }
+        let total = self.recovered.projections.trial_balance_total_eur();
+        if !total.is_zero() {
+            return Err(failure(
+                head.position,
+                format!("the trial balance totals {total} instead of 0.00"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The lines of a sound log.
+    fn passed(&self, head: Head) -> Vec<String> {
+        let mut lines = vec![
+            format!(
+                "chain: positions 1 to {} without a gap, every hash recomputed, the head record names the last event",
+                head.position
+            ),
+            format!(
+                "events: every one decodes and fits the ledger, every event's postings balance, \
+                 the versions of each of {} streams run 1, 2, 3; trial balance total 0.00",
+                self.stream_versions.len()
+            ),
+        ];
+        lines.push(match (&self.checkpoint, self.checkpoint_matched) {
+            (CheckpointFound::Intact(_), Some(position)) => format!(
+                "checkpoint at position {position}: the projections rebuilt from position 1 are identical to it, byte for byte"
+            ),
+            _ => "checkpoint: none stored (a restart would replay the whole log)".to_owned(),
+        });
+        if let Some(expected) = self.expected {
+            lines.push(format!(
+                "expected head: the log has hash {} at position {}",
+                hex::encode(expected.hash),
+                expected.position
+            ));
+        }
+        lines
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_expected_head_is_a_position_a_colon_and_64_hex_digits() {
+        let hash = "5ad264fbfd536df6c221ed925d69c2fa0a8d50d86ed6364125a3451b352ff0fa";
+        let expected: ExpectedHead = format!("10:{hash}").parse().expect("well formed");
+        assert_eq!(expected.0.position, 10);
+        assert_eq!(hex::encode(expected.0.hash), hash);
+        for refused in [
+            "10",
+            "10:",
+            "ten:00",
+            &format!("10:{}", &hash[..62]),
+            &format!("-1:{hash}"),
+            &format!("10:{hash}00"),
+        ] {
+            assert!(refused.parse::<ExpectedHead>().is_err(), "{refused}");
+        }
+    }
+}
