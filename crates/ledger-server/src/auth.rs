@@ -1,5 +1,8 @@
-//! Bearer-token authentication and the role each read needs. Tokens are known only by their
-//! SHA-256 digests; writes are authorized by the domain's `authorize`, reads here.
+//! Authentication, and the role each read needs. [`Ledger::authenticate`] is the one place a
+//! request's principal is found: from a bearer token (known only by its SHA-256 digest) or,
+//! with `auth_mode = "mtls"`, from the client certificate the TLS layer verified (see
+//! [`crate::transport`] for the SAN URI convention). Writes are authorized by the domain's
+//! `authorize`, reads here.
 
 use std::collections::HashMap;
 
@@ -49,10 +52,51 @@ impl Tokens {
     }
 }
 
+/// Where principals come from, as configured by `auth_mode`.
+#[derive(Clone, Debug)]
+pub enum Authentication {
+    /// `authorization: Bearer <token>`, looked up by digest.
+    Tokens(Tokens),
+    /// The verified client certificate of the TLS connection names the principal. Bearer
+    /// tokens are not read: a stolen token is worth nothing without the certificate's key.
+    ClientCertificates,
+}
+
+impl Authentication {
+    pub fn from_settings(settings: &crate::settings::Settings) -> Authentication {
+        match settings.auth_mode {
+            crate::settings::AuthMode::Token => {
+                Authentication::Tokens(Tokens::new(&settings.tokens))
+            }
+            crate::settings::AuthMode::Mtls => Authentication::ClientCertificates,
+        }
+    }
+}
+
+/// The principal of a mutual-TLS caller: the leaf of the chain that rustls verified against
+/// the client CA during the handshake.
+fn certificate_principal<T>(request: &Request<T>) -> Result<Principal, Status> {
+    let unauthenticated =
+        |message: String| server_status(Code::Unauthenticated, "UNAUTHENTICATED", message);
+    let chain = request
+        .peer_certs()
+        .ok_or_else(|| unauthenticated("no client certificate".to_owned()))?;
+    let leaf = chain
+        .first()
+        .ok_or_else(|| unauthenticated("no client certificate".to_owned()))?;
+    crate::transport::principal_from_certificate(leaf).map_err(|error| {
+        tracing::info!(%error, "client certificate refused");
+        unauthenticated(error.to_string())
+    })
+}
+
 impl crate::services::Ledger {
     /// Who is calling: the one place every RPC learns its principal.
     pub(crate) fn authenticate<T>(&self, request: &Request<T>) -> Result<Principal, Status> {
-        self.inner.tokens.principal(request.metadata())
+        match &self.inner.authentication {
+            Authentication::Tokens(tokens) => tokens.principal(request.metadata()),
+            Authentication::ClientCertificates => certificate_principal(request),
+        }
     }
 }
 

@@ -1,5 +1,5 @@
-//! The voucher-ledger server: the gRPC API over the single-writer engine, bearer-token
-//! authentication, configuration and tracing.
+//! The voucher-ledger server: the gRPC API over the single-writer engine, authentication (bearer
+//! tokens or mutual TLS), configuration and tracing.
 //!
 //! Only this crate builds a `tonic::Status` (in [`status`], from the domain's refusals, in one
 //! exhaustive match). Only this crate reads configuration and sees raw national register
@@ -13,4 +13,5 @@ pub mod services;
 pub mod settings;
 pub mod simulate;
 pub mod status;
+pub mod transport;
 pub mod wire;

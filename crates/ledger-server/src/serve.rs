@@ -1,5 +1,5 @@
-//! `voucher-ledger serve`: start the engine, serve gRPC on loopback until SIGTERM or ctrl-c,
-//! then finish the commands in flight, flush and stop.
+//! `voucher-ledger serve`: start the engine, serve gRPC (over TLS when configured) until SIGTERM
+//! or ctrl-c, then finish the commands in flight, flush and stop.
 //!
 //! [`serve_with`] is the same server on a listener bound by the caller and stopped by the
 //! caller's future; `simulate` uses it to run a server in its own process.
@@ -16,13 +16,9 @@ use ledger_proto::v1::provider_service_server::ProviderServiceServer;
 use ledger_proto::v1::report_service_server::ReportServiceServer;
 use tokio_stream::wrappers::TcpListenerStream;
 
-use crate::auth::Tokens;
+use crate::auth::Authentication;
 use crate::services::Ledger;
 use crate::settings::Settings;
-
-/// Most concurrent requests on one connection: enough for an operator's batch client, small
-/// enough that one connection cannot queue unbounded work.
-const CONCURRENT_REQUESTS_PER_CONNECTION_MAX: usize = 256;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -84,7 +80,7 @@ pub async fn serve_with(
 
     let ledger = Ledger::new(
         engine.handle(),
-        Tokens::new(&settings.tokens),
+        Authentication::from_settings(&settings),
         settings.pseudonym_key.clone(),
         settings.request_bytes_max,
     );
@@ -118,11 +114,12 @@ pub async fn serve_with(
         address: settings.listen,
         source,
     })?;
-    tracing::info!(%address, demo = settings.demo, data_dir = %settings.data_dir.display(), "voucher-ledger serving");
+    // Connection limits, and TLS when configured (see `transport`).
+    let mut server = crate::transport::server_builder(settings.tls.as_ref())?;
+    tracing::info!(%address, demo = settings.demo, auth_mode = %settings.auth_mode, tls = settings.tls.is_some(), data_dir = %settings.data_dir.display(), "voucher-ledger serving");
     ready(address);
 
-    tonic::transport::Server::builder()
-        .concurrency_limit_per_connection(CONCURRENT_REQUESTS_PER_CONNECTION_MAX)
+    server
         .add_service(health_service)
         .add_service(reflection)
         .add_service(

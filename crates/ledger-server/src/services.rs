@@ -17,7 +17,7 @@ use prost::Message;
 use tonic::{Code, Request, Response, Status};
 use uuid::Uuid;
 
-use crate::auth::{may_call, may_read, Read, Role, Tokens};
+use crate::auth::{may_call, may_read, Authentication, Read, Role};
 use crate::status::{refusal_status, server_status};
 use crate::wire;
 
@@ -30,7 +30,7 @@ pub struct Ledger {
 #[derive(Debug)]
 pub(crate) struct Inner {
     pub(crate) engine: EngineHandle,
-    pub(crate) tokens: Tokens,
+    pub(crate) authentication: Authentication,
     pseudonym_key: PseudonymKey,
     request_bytes_max: usize,
     /// Set when the server begins to stop: every audit stream ends (see `audit`).
@@ -70,14 +70,14 @@ write_requests!(
 impl Ledger {
     pub fn new(
         engine: EngineHandle,
-        tokens: Tokens,
+        authentication: Authentication,
         pseudonym_key: PseudonymKey,
         request_bytes_max: usize,
     ) -> Ledger {
         Ledger {
             inner: Arc::new(Inner {
                 engine,
-                tokens,
+                authentication,
                 pseudonym_key,
                 request_bytes_max,
                 streams_closing: tokio::sync::watch::Sender::new(false),

@@ -9,6 +9,9 @@ use std::path::{Path, PathBuf};
 use ledger_domain::{Principal, PseudonymKey};
 use serde::Deserialize;
 
+pub use crate::transport::AuthMode;
+use crate::transport::{ListenRefused, TlsFiles, TlsFilesError};
+
 const DEFAULT_TOML: &str = include_str!("../../../config/default.toml");
 const DEMO_TOML: &str = include_str!("../../../config/demo.toml");
 
@@ -41,6 +44,18 @@ struct RawSettings {
     pseudonym_key_file: String,
     #[serde(default)]
     tokens: Vec<TokenEntry>,
+    #[serde(default = "default_auth_mode")]
+    auth_mode: AuthMode,
+    #[serde(default)]
+    tls_cert_file: String,
+    #[serde(default)]
+    tls_key_file: String,
+    #[serde(default)]
+    tls_client_ca_file: String,
+}
+
+fn default_auth_mode() -> AuthMode {
+    AuthMode::Token
 }
 
 /// Checked settings.
@@ -55,6 +70,11 @@ pub struct Settings {
     pub demo: bool,
     pub pseudonym_key: PseudonymKey,
     pub tokens: Vec<([u8; 32], Principal)>,
+    /// Where the principal comes from: bearer tokens or client certificates.
+    pub auth_mode: AuthMode,
+    /// The server's certificate and key, and the CA of client certificates; `None` serves
+    /// plain HTTP/2, which is accepted only on loopback.
+    pub tls: Option<TlsFiles>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -67,6 +87,8 @@ impl std::fmt::Debug for Settings {
             .field("request_bytes_max", &self.request_bytes_max)
             .field("demo", &self.demo)
             .field("tokens", &self.tokens.len())
+            .field("auth_mode", &self.auth_mode)
+            .field("tls", &self.tls)
             .finish_non_exhaustive()
     }
 }
@@ -85,9 +107,13 @@ pub enum SettingsError {
     #[error("configuration cannot be read: {0}")]
     Load(#[from] config::ConfigError),
     #[error("listen address {0:?} is not an ip address and port")]
-    Listen(String),
-    #[error("listen address {0} is not loopback; the server serves only 127.0.0.1 or [::1] until tls is configured")]
-    NotLoopback(SocketAddr),
+    ListenAddress(String),
+    #[error(transparent)]
+    Listen(#[from] ListenRefused),
+    #[error(transparent)]
+    Tls(#[from] TlsFilesError),
+    #[error("auth_mode = \"mtls\" needs tls_cert_file, tls_key_file and tls_client_ca_file: the principal comes from a client certificate that ca signed")]
+    MtlsWithoutClientCa,
     #[error("policy file {path} cannot be read: {source}")]
     PolicyRead {
         path: PathBuf,
@@ -147,9 +173,18 @@ impl Settings {
         let listen: SocketAddr = raw
             .listen
             .parse()
-            .map_err(|_| SettingsError::Listen(raw.listen.clone()))?;
-        if !listen.ip().is_loopback() {
-            return Err(SettingsError::NotLoopback(listen));
+            .map_err(|_| SettingsError::ListenAddress(raw.listen.clone()))?;
+        let tls = TlsFiles::load(
+            &raw.tls_cert_file,
+            &raw.tls_key_file,
+            &raw.tls_client_ca_file,
+        )?;
+        crate::transport::check_listen(listen, tls.is_some(), raw.demo)?;
+        let client_certificates = tls
+            .as_ref()
+            .is_some_and(TlsFiles::requires_client_certificates);
+        if raw.auth_mode == AuthMode::Mtls && !client_certificates {
+            return Err(SettingsError::MtlsWithoutClientCa);
         }
         if !(1024..=4 * 1024 * 1024).contains(&raw.request_bytes_max) {
             return Err(SettingsError::RequestBytesMax);
@@ -179,6 +214,8 @@ impl Settings {
             demo: raw.demo,
             pseudonym_key,
             tokens,
+            auth_mode: raw.auth_mode,
+            tls,
         })
     }
 }
