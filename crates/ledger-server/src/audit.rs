@@ -302,6 +302,16 @@ async fn run_subscription(
                         )
                     }
                 };
+                let reason = status
+                    .get_details_error_info()
+                    .map(|info| info.reason)
+                    .unwrap_or_default();
+                tracing::info!(
+                    reason,
+                    last_delivered_position,
+                    resume_from_position,
+                    "subscription ended"
+                );
                 // The last message of the stream; dropped only if the client went away, or if the
                 // server is stopping and the client is not reading.
                 send(&output, &mut closing, Err(status)).await;
