@@ -7,6 +7,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod bench;
 pub mod offline;
 pub mod serve;
 pub mod services;

@@ -50,6 +50,19 @@ enum CliCommand {
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
         scale: u32,
     },
+    /// Measure durable redemptions over gRPC against an in-process demo server on a temporary
+    /// folder, the raw store ceiling of this machine, and a full rebuild (see BENCHMARKS.md).
+    Bench {
+        /// Concurrent clients.
+        #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..))]
+        clients: u64,
+        /// Duration of each timed phase, in seconds.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Requests of each timed phase, instead of a duration.
+        #[arg(long, conflicts_with = "seconds")]
+        requests: Option<u64>,
+    },
     /// Check a stopped ledger's folder, or a backup, without trusting the service: the hash
     /// chain, gap-free positions, balanced postings, and the stored checkpoint against the
     /// projections rebuilt from position 1. Writes nothing. Exit status 0 when sound, 1 naming
@@ -114,6 +127,15 @@ fn main() -> ExitCode {
             data_dir: data,
             seed,
             scale,
+        }),
+        CliCommand::Bench {
+            clients,
+            seconds,
+            requests,
+        } => bench(ledger_server::bench::Options {
+            clients: usize::try_from(clients).unwrap_or(usize::MAX),
+            seconds,
+            requests,
         }),
         CliCommand::Verify { data, expect_head } => {
             init_tracing(LogFormat::Human, "warn");
@@ -248,6 +270,24 @@ fn simulate(options: ledger_server::simulate::Options) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("voucher-ledger: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn bench(options: ledger_server::bench::Options) -> ExitCode {
+    // The in-process server logs every command at info: only warnings and errors here.
+    init_tracing(LogFormat::Human, "warn");
+    let Some(runtime) = runtime() else {
+        return ExitCode::FAILURE;
+    };
+    match runtime.block_on(ledger_server::bench::bench(options)) {
+        Ok(report) => {
+            print!("{report}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("voucher-ledger: bench stopped: {error}");
             ExitCode::FAILURE
         }
     }

@@ -1,0 +1,683 @@
+//! `voucher-ledger bench`: how fast durable redemptions go on this machine, and how far that is
+//! from what the machine's storage allows.
+//!
+//! One run measures, on one machine, in one process:
+//! - (a) the raw store ceiling: sled inserts of records the size of an encoded redemption event,
+//!   grouped the way the engine groups commands (N concurrent writers feeding one flusher thread
+//!   that applies a batch, flushes and `fdatasync`s per group). Nothing can be durable faster.
+//! - (b) durable redemptions over gRPC against a server started in this process on a fresh
+//!   temporary folder, from N concurrent clients, each waiting for its answer before sending the
+//!   next (unary).
+//! - (c) a full rebuild of the projections from the log (b) wrote, after stopping the server,
+//!   and the process's peak resident memory.
+//!
+//! It prints each throughput with its latency percentiles and as a ratio to (a): on a shared or
+//! noisy machine the ratios mean more than the absolute figures.
+//!
+//! What it is not: a test of the rules (every request is planned to be accepted; a refusal stops
+//! the run), nor a benchmark of reads.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use ledger_codec::{
+    encode_date, encode_eur, legal_form_to_proto, region_to_proto, theme_to_proto,
+    trainee_status_to_proto, voucher_type_to_proto,
+};
+use ledger_domain::{LegalForm, Region, Theme, TraineeStatus, VoucherType};
+use ledger_engine::GROUP_LEN_MAX;
+use ledger_proto::v1 as api;
+use ledger_proto::v1::administration_service_client::AdministrationServiceClient;
+use ledger_proto::v1::operator_service_client::OperatorServiceClient;
+use ledger_proto::v1::provider_service_client::ProviderServiceClient;
+use rust_decimal::Decimal;
+use tokio::task::JoinSet;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Request};
+use tonic_types::StatusExt;
+use uuid::Uuid;
+
+use crate::serve::{bind, serve_with, ServeError};
+use crate::settings::{Overrides, Settings, SettingsError};
+
+/// General vouchers a year of a company of 201 to 250 FTE (config/policy.toml): each bench
+/// company is one of those, and each redemption uses one voucher (one hour).
+const VOUCHERS_PER_COMPANY: u64 = 800;
+/// Vouchers issued ahead of a timed run of `--seconds`: per second, above the issue's target of
+/// 25 000 redemptions a second, so that a run never starves for vouchers.
+const VOUCHERS_PER_SECOND_MAX: u64 = 30_000;
+/// The provider of `config/demo.toml` whose token the bench plays.
+const PROVIDER_ID: &str = "AG-0012";
+const PROVIDER_TOKEN: &str = "demo-provider-AG-0012-token";
+const ADMINISTRATION_TOKEN: &str = "demo-administration-token";
+const OPERATOR_TOKEN: &str = "demo-operator-token";
+const MODULE_ID: &str = "BENCH-0001";
+/// The year of the registrations, payments and training dates.
+const YEAR: i32 = 2025;
+/// Setup requests (registrations, issuances) in flight at once.
+const SETUP_IN_FLIGHT_MAX: usize = 64;
+/// Latencies are recorded from 1 µs to 60 s with 3 significant digits (0.1 % error).
+const LATENCY_US_MAX: u64 = 60_000_000;
+
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Concurrent clients (and concurrent writers of the store ceiling).
+    pub clients: usize,
+    /// How long each timed phase runs, unless `requests` is given.
+    pub seconds: u64,
+    /// Requests of each timed phase, instead of a duration.
+    pub requests: Option<u64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error("--clients must be at least 1")]
+    NoClients,
+    #[error("settings: {0}")]
+    Settings(#[from] SettingsError),
+    #[error("temporary folder {path}: {source}")]
+    TempDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("in-process server: {0}")]
+    Serve(#[from] ServeError),
+    #[error("in-process server stopped before it was ready")]
+    ServerGone,
+    #[error("cannot connect to the in-process server: {0}")]
+    Connect(#[from] tonic::transport::Error),
+    #[error("{request} was refused: {code:?} {reason}: {message}")]
+    Refused {
+        request: String,
+        code: Code,
+        reason: String,
+        message: String,
+    },
+    #[error("a task failed: {0}")]
+    Task(String),
+    #[error("store: {0}")]
+    Store(#[from] ledger_store::StoreError),
+    #[error("sled: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("rebuild: {0}")]
+    Rebuild(#[from] ledger_engine::StartError),
+}
+
+/// One timed phase: how many, how long, and the latency of each.
+#[derive(Debug)]
+pub struct Throughput {
+    pub requests: u64,
+    pub elapsed: Duration,
+    pub latency_us: Histogram<u64>,
+}
+
+impl Throughput {
+    pub fn per_second(&self) -> f64 {
+        self.requests as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+/// Everything a run measured.
+#[derive(Debug)]
+pub struct Report {
+    pub options: Options,
+    pub event_bytes: usize,
+    pub store_ceiling: Throughput,
+    pub unary: Throughput,
+    pub rebuild_events: u64,
+    pub rebuild_elapsed: Duration,
+    pub setup_elapsed: Duration,
+    pub peak_resident_kib: Option<u64>,
+}
+
+/// Runs the three measurements in a fresh temporary folder, removed at the end.
+pub async fn bench(options: Options) -> Result<Report, BenchError> {
+    if options.clients == 0 {
+        return Err(BenchError::NoClients);
+    }
+    let root = std::env::temp_dir().join(format!("voucher-ledger-bench-{}", Uuid::new_v4()));
+    let outcome = bench_in(&root, options).await;
+    // Best effort: a leftover temporary folder is not worth failing a finished run for.
+    let _ = std::fs::remove_dir_all(&root);
+    outcome
+}
+
+async fn bench_in(root: &Path, options: Options) -> Result<Report, BenchError> {
+    let data_dir = root.join("ledger");
+    std::fs::create_dir_all(&data_dir).map_err(|source| BenchError::TempDir {
+        path: data_dir.clone(),
+        source,
+    })?;
+    let settings = Settings::load(&Overrides {
+        config_file: None,
+        listen: Some("127.0.0.1:0".to_owned()),
+        data_dir: Some(data_dir.clone()),
+        demo: true,
+    })?;
+    let capacity = options
+        .requests
+        .unwrap_or(options.seconds.max(1) * VOUCHERS_PER_SECOND_MAX);
+
+    // (b) the server, set up then driven.
+    let listener = bind(settings.listen).await?;
+    let (ready_sender, ready) = tokio::sync::oneshot::channel();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(serve_with(
+        settings,
+        listener,
+        async {
+            let _ = stopped.await;
+        },
+        move |address| {
+            let _ = ready_sender.send(address);
+        },
+    ));
+    let outcome = match ready.await {
+        Ok(address) => drive(address, &options, capacity).await,
+        Err(_) => Err(BenchError::ServerGone),
+    };
+    let _ = stop.send(());
+    let served = server
+        .await
+        .map_err(|error| BenchError::Task(error.to_string()))?;
+    let (setup_elapsed, unary) = outcome?;
+    served?;
+
+    // The size of one encoded redemption event: the last event of the log is one.
+    let event_bytes = {
+        let store = ledger_store::Store::open(&data_dir)?;
+        let head = store.head().position;
+        let events = store.read_range(head, 1)?;
+        events.first().map_or(0, |event| event.event_bytes.len())
+    };
+
+    // (c) a full rebuild of the projections.
+    let rebuilt = tokio::task::spawn_blocking({
+        let data_dir = data_dir.clone();
+        move || ledger_engine::rebuild(&data_dir)
+    })
+    .await
+    .map_err(|error| BenchError::Task(error.to_string()))??;
+
+    // (a) the raw store ceiling, with records of that size.
+    let ceiling_dir = root.join("ceiling");
+    let store_ceiling = tokio::task::spawn_blocking({
+        let options = options.clone();
+        move || store_ceiling(&ceiling_dir, event_bytes.max(1), &options)
+    })
+    .await
+    .map_err(|error| BenchError::Task(error.to_string()))??;
+
+    Ok(Report {
+        options,
+        event_bytes,
+        store_ceiling,
+        unary,
+        rebuild_events: rebuilt.events,
+        rebuild_elapsed: rebuilt.elapsed,
+        setup_elapsed,
+        peak_resident_kib: peak_resident_kib(),
+    })
+}
+
+fn bearer(token: &str) -> MetadataValue<Ascii> {
+    // The demo tokens are ASCII letters, digits and dashes, always valid in a header.
+    MetadataValue::try_from(format!("Bearer {token}"))
+        .expect("an ascii bearer token is a valid header value")
+}
+
+fn authorized<T>(message: T, token: &MetadataValue<Ascii>) -> Request<T> {
+    let mut request = Request::new(message);
+    request
+        .metadata_mut()
+        .insert("authorization", token.clone());
+    request
+}
+
+fn refused(request: &str, status: &tonic::Status) -> BenchError {
+    BenchError::Refused {
+        request: request.to_owned(),
+        code: status.code(),
+        reason: status
+            .get_details_error_info()
+            .map(|info| info.reason)
+            .unwrap_or_default(),
+        message: status.message().to_owned(),
+    }
+}
+
+fn date(month: u32, day: u32) -> String {
+    encode_date(
+        chrono::NaiveDate::from_ymd_opt(YEAR, month, day).expect("a fixed date of the bench year"),
+    )
+}
+
+/// A valid BCE/KBO number for the `index`th company: eight digits, then `97 - (them mod 97)`.
+fn enterprise_number(index: u64) -> String {
+    let body = 2_000_000 + index;
+    format!("{body:08}{:02}", 97 - body % 97)
+}
+
+/// A valid national register number, distinct for each `index` below 13 million: born
+/// 1960–1999 (two-digit year, month, day up to 28), then a sequence number from 1 to 997.
+fn national_number(index: u64) -> String {
+    let sequence = 1 + index % 997;
+    let day = 1 + (index / 997) % 28;
+    let month = 1 + (index / (997 * 28)) % 12;
+    let year = 60 + (index / (997 * 28 * 12)) % 40;
+    let body = year * 10_000_000 + month * 100_000 + day * 1_000 + sequence;
+    format!("{body:09}{:02}", 97 - body % 97)
+}
+
+/// Sets the ledger up for `capacity` redemptions, then sends them; the setup's duration and
+/// the timed phase.
+async fn drive(
+    address: std::net::SocketAddr,
+    options: &Options,
+    capacity: u64,
+) -> Result<(Duration, Throughput), BenchError> {
+    let setup_started = Instant::now();
+    let channel = Endpoint::from_shared(format!("http://{address}"))?
+        .connect()
+        .await?;
+    setup(&channel, capacity).await?;
+    let setup_elapsed = setup_started.elapsed();
+    let unary = redeem_unary(&channel, options, capacity).await?;
+    Ok((setup_elapsed, unary))
+}
+
+async fn setup(channel: &Channel, capacity: u64) -> Result<(), BenchError> {
+    let administration = bearer(ADMINISTRATION_TOKEN);
+    let operator = bearer(OPERATOR_TOKEN);
+    let mut admin = AdministrationServiceClient::new(channel.clone());
+    let region_share_eur = Decimal::from(15);
+    admin
+        .open_budget(authorized(
+            api::OpenBudgetRequest {
+                request_id: Uuid::new_v4().to_string(),
+                year: YEAR,
+                // Far more than the run uses: the budget never refuses a bench redemption.
+                allocated_eur: encode_eur(region_share_eur * Decimal::from(capacity * 10 + 1_000)),
+            },
+            &administration,
+        ))
+        .await
+        .map_err(|status| refused("OpenBudget", &status))?;
+    admin
+        .approve_provider(authorized(
+            api::ApproveProviderRequest {
+                request_id: Uuid::new_v4().to_string(),
+                provider_id: PROVIDER_ID.to_owned(),
+                name: "Bench Formation".to_owned(),
+                approved_from: date(1, 1),
+                approved_until: String::new(),
+            },
+            &administration,
+        ))
+        .await
+        .map_err(|status| refused("ApproveProvider", &status))?;
+    admin
+        .approve_module(authorized(
+            api::ApproveModuleRequest {
+                request_id: Uuid::new_v4().to_string(),
+                module_id: MODULE_ID.to_owned(),
+                provider_id: PROVIDER_ID.to_owned(),
+                title: "Bench module".to_owned(),
+                hours_max: 2_000,
+                accepted_voucher_types: vec![voucher_type_to_proto(VoucherType::General) as i32],
+                themes: vec![theme_to_proto(Theme::Digital) as i32],
+                approved_from: date(1, 1),
+                approved_until: String::new(),
+            },
+            &administration,
+        ))
+        .await
+        .map_err(|status| refused("ApproveModule", &status))?;
+
+    let companies = capacity.div_ceil(VOUCHERS_PER_COMPANY);
+    let mut in_flight = JoinSet::new();
+    for company in 0..companies {
+        if in_flight.len() >= SETUP_IN_FLIGHT_MAX {
+            joined(in_flight.join_next().await)?;
+        }
+        let mut client = OperatorServiceClient::new(channel.clone());
+        let operator = operator.clone();
+        in_flight.spawn(async move {
+            let enterprise_number = enterprise_number(company);
+            client
+                .register_company(authorized(
+                    api::RegisterCompanyRequest {
+                        request_id: Uuid::new_v4().to_string(),
+                        enterprise_number: enterprise_number.clone(),
+                        year: YEAR,
+                        name: format!("Bench company {company}"),
+                        legal_form: legal_form_to_proto(LegalForm::CommercialCompany) as i32,
+                        region: region_to_proto(Region::WalloniaFrenchSpeaking) as i32,
+                        fte: "220".to_owned(),
+                        turnover_eur: encode_eur(Decimal::from(20_000_000)),
+                        balance_sheet_total_eur: encode_eur(Decimal::from(15_000_000)),
+                        autonomous: true,
+                        secondary_activity_months: 0,
+                        nace_sector: "62.01".to_owned(),
+                        registered_on: date(1, 1),
+                    },
+                    &operator,
+                ))
+                .await
+                .map_err(|status| refused("RegisterCompany", &status))?;
+            client
+                .issue_vouchers(authorized(
+                    api::IssueVouchersRequest {
+                        request_id: Uuid::new_v4().to_string(),
+                        enterprise_number,
+                        voucher_type: voucher_type_to_proto(VoucherType::General) as i32,
+                        quantity: u32::try_from(VOUCHERS_PER_COMPANY)
+                            .expect("800 vouchers fit in u32"),
+                        paid_amount_eur: encode_eur(
+                            Decimal::from(15) * Decimal::from(VOUCHERS_PER_COMPANY),
+                        ),
+                        payment_date: date(1, 2),
+                        payment_reference: format!("BENCH-{company}"),
+                    },
+                    &operator,
+                ))
+                .await
+                .map_err(|status| refused("IssueVouchers", &status))?;
+            Ok(())
+        });
+    }
+    while let Some(result) = in_flight.join_next().await {
+        joined(Some(result))?;
+    }
+    Ok(())
+}
+
+fn joined(
+    result: Option<Result<Result<(), BenchError>, tokio::task::JoinError>>,
+) -> Result<(), BenchError> {
+    match result {
+        Some(Ok(outcome)) => outcome,
+        Some(Err(error)) => Err(BenchError::Task(error.to_string())),
+        None => Ok(()),
+    }
+}
+
+fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, LATENCY_US_MAX, 3).expect("fixed, valid histogram bounds")
+}
+
+fn record(histogram: &mut Histogram<u64>, elapsed: Duration) {
+    let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+    histogram.saturating_record(micros.clamp(1, LATENCY_US_MAX));
+}
+
+/// Whether the timed phase is over for the request of index `index`.
+fn over(index: u64, limit: u64, started: Instant, seconds: Option<u64>) -> bool {
+    index >= limit
+        || seconds.is_some_and(|seconds| started.elapsed() >= Duration::from_secs(seconds))
+}
+
+/// N clients, each sending one redemption at a time, each redemption of its own worker.
+async fn redeem_unary(
+    channel: &Channel,
+    options: &Options,
+    capacity: u64,
+) -> Result<Throughput, BenchError> {
+    let next = Arc::new(AtomicU64::new(0));
+    let seconds = options.requests.is_none().then_some(options.seconds);
+    let provider = bearer(PROVIDER_TOKEN);
+    let started = Instant::now();
+    let mut clients = JoinSet::new();
+    for _ in 0..options.clients {
+        let mut client = ProviderServiceClient::new(channel.clone());
+        let next = Arc::clone(&next);
+        let provider = provider.clone();
+        clients.spawn(async move {
+            let mut histogram = new_histogram();
+            loop {
+                let index = next.fetch_add(1, Ordering::Relaxed);
+                if over(index, capacity, started, seconds) {
+                    return Ok::<_, BenchError>(histogram);
+                }
+                let request = api::RedeemHoursRequest {
+                    request_id: Uuid::new_v4().to_string(),
+                    provider_id: PROVIDER_ID.to_owned(),
+                    module_id: MODULE_ID.to_owned(),
+                    enterprise_number: enterprise_number(index / VOUCHERS_PER_COMPANY),
+                    national_number: national_number(index),
+                    trainee_status: trainee_status_to_proto(TraineeStatus::Employee) as i32,
+                    voucher_type: voucher_type_to_proto(VoucherType::General) as i32,
+                    hours: "1".to_owned(),
+                    training_date: date(6, 16),
+                };
+                let sent = Instant::now();
+                client
+                    .redeem_hours(authorized(request, &provider))
+                    .await
+                    .map_err(|status| refused("RedeemHours", &status))?;
+                record(&mut histogram, sent.elapsed());
+            }
+        });
+    }
+    let mut latency_us = new_histogram();
+    while let Some(result) = clients.join_next().await {
+        let histogram = result.map_err(|error| BenchError::Task(error.to_string()))??;
+        latency_us
+            .add(&histogram)
+            .map_err(|error| BenchError::Task(error.to_string()))?;
+    }
+    let elapsed = started.elapsed();
+    Ok(Throughput {
+        requests: latency_us.len(),
+        elapsed,
+        latency_us,
+    })
+}
+
+/// A record for the flusher, and where to say it is durable.
+struct Pending {
+    record: Vec<u8>,
+    durable: mpsc::SyncSender<()>,
+}
+
+/// (a): `options.clients` threads each insert one record at a time and wait until it is
+/// durable; one flusher thread takes whatever is waiting (up to [`GROUP_LEN_MAX`]), applies it
+/// as one sled batch, flushes, `fdatasync`s sled's data file, then answers them all. This is
+/// the engine's group commit without deciding, hashing or encoding anything.
+fn store_ceiling(
+    dir: &Path,
+    record_bytes: usize,
+    options: &Options,
+) -> Result<Throughput, BenchError> {
+    let db = sled::Config::new().path(dir).open()?;
+    let data_path = dir.join("db");
+    let data_file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&data_path)
+        .map_err(|source| BenchError::TempDir {
+            path: data_path.clone(),
+            source,
+        })?;
+    let (sender, receiver) = mpsc::sync_channel::<Pending>(ledger_engine::QUEUE_LEN_MAX);
+    let flusher = std::thread::spawn(move || -> Result<(), BenchError> {
+        let mut key = 0_u64;
+        while let Ok(first) = receiver.recv() {
+            let mut group = vec![first];
+            while group.len() < GROUP_LEN_MAX {
+                match receiver.try_recv() {
+                    Ok(next) => group.push(next),
+                    Err(_) => break,
+                }
+            }
+            let mut batch = sled::Batch::default();
+            for pending in &group {
+                key += 1;
+                batch.insert(&key.to_be_bytes(), pending.record.as_slice());
+            }
+            db.apply_batch(batch)?;
+            db.flush()?;
+            data_file
+                .sync_data()
+                .map_err(|source| BenchError::TempDir {
+                    path: data_path.clone(),
+                    source,
+                })?;
+            for pending in group {
+                let _ = pending.durable.send(());
+            }
+        }
+        Ok(())
+    });
+
+    let limit = options.requests.unwrap_or(u64::MAX);
+    let seconds = options.requests.is_none().then_some(options.seconds);
+    let next = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let writers: Vec<_> = (0..options.clients)
+        .map(|_| {
+            let sender = sender.clone();
+            let next = Arc::clone(&next);
+            std::thread::spawn(move || {
+                let mut histogram = new_histogram();
+                let (durable, wait) = mpsc::sync_channel(1);
+                loop {
+                    let index = next.fetch_add(1, Ordering::Relaxed);
+                    if over(index, limit, started, seconds) {
+                        return histogram;
+                    }
+                    let mut bytes = vec![0x5a_u8; record_bytes];
+                    let prefix = 8.min(record_bytes);
+                    bytes[..prefix].copy_from_slice(&index.to_be_bytes()[..prefix]);
+                    let sent = Instant::now();
+                    let pending = Pending {
+                        record: bytes,
+                        durable: durable.clone(),
+                    };
+                    if sender.send(pending).is_err() || wait.recv().is_err() {
+                        // The flusher stopped on an error, which its join reports.
+                        return histogram;
+                    }
+                    record(&mut histogram, sent.elapsed());
+                }
+            })
+        })
+        .collect();
+    drop(sender);
+    let mut latency_us = new_histogram();
+    for writer in writers {
+        let histogram = writer
+            .join()
+            .map_err(|_| BenchError::Task("a store writer panicked".to_owned()))?;
+        latency_us
+            .add(&histogram)
+            .map_err(|error| BenchError::Task(error.to_string()))?;
+    }
+    let elapsed = started.elapsed();
+    flusher
+        .join()
+        .map_err(|_| BenchError::Task("the store flusher panicked".to_owned()))??;
+    Ok(Throughput {
+        requests: latency_us.len(),
+        elapsed,
+        latency_us,
+    })
+}
+
+/// The process's peak resident memory (VmHWM), in KiB; `None` off Linux.
+fn peak_resident_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+fn milliseconds(histogram: &Histogram<u64>, quantile: f64) -> f64 {
+    histogram.value_at_quantile(quantile) as f64 / 1_000.0
+}
+
+fn throughput_line(
+    f: &mut fmt::Formatter<'_>,
+    name: &str,
+    throughput: &Throughput,
+    ceiling: f64,
+) -> fmt::Result {
+    let per_second = throughput.per_second();
+    writeln!(
+        f,
+        "{name:<24} {:>10.0} /s  p50 {:>7.2} ms  p99 {:>7.2} ms  p999 {:>7.2} ms  \
+         ({} in {:.2} s; {:.3} of the store ceiling)",
+        per_second,
+        milliseconds(&throughput.latency_us, 0.5),
+        milliseconds(&throughput.latency_us, 0.99),
+        milliseconds(&throughput.latency_us, 0.999),
+        throughput.requests,
+        throughput.elapsed.as_secs_f64(),
+        per_second / ceiling.max(1e-9),
+    )
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ceiling = self.store_ceiling.per_second();
+        writeln!(
+            f,
+            "voucher-ledger bench: {} clients, {}; encoded redemption event {} bytes",
+            self.options.clients,
+            match self.options.requests {
+                Some(requests) => format!("{requests} requests per phase"),
+                None => format!("{} s per phase", self.options.seconds),
+            },
+            self.event_bytes,
+        )?;
+        throughput_line(f, "store ceiling (a)", &self.store_ceiling, ceiling)?;
+        throughput_line(f, "unary redemptions (b)", &self.unary, ceiling)?;
+        let rebuild_per_second =
+            self.rebuild_events as f64 / self.rebuild_elapsed.as_secs_f64().max(1e-9);
+        writeln!(
+            f,
+            "{:<24} {:>10.0} events/s  ({} events in {:.3} s)",
+            "rebuild (c)",
+            rebuild_per_second,
+            self.rebuild_events,
+            self.rebuild_elapsed.as_secs_f64(),
+        )?;
+        writeln!(
+            f,
+            "{:<24} {:.2} s (budget, provider, module, companies and vouchers)",
+            "setup",
+            self.setup_elapsed.as_secs_f64(),
+        )?;
+        match self.peak_resident_kib {
+            Some(kib) => writeln!(
+                f,
+                "{:<24} {:.1} MiB (VmHWM)",
+                "peak memory",
+                kib as f64 / 1024.0
+            ),
+            None => writeln!(f, "{:<24} unknown (no /proc/self/status)", "peak memory"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_carry_their_check_digits() {
+        let number = national_number(0);
+        assert_eq!(number.len(), 11);
+        let body: u64 = number[..9].parse().expect("digits");
+        let check: u64 = number[9..].parse().expect("digits");
+        assert_eq!(check, 97 - body % 97);
+        assert_ne!(national_number(1), national_number(997 * 28 * 12 * 40 - 1));
+        assert_eq!(enterprise_number(0), "0200000043");
+    }
+}
