@@ -1022,3 +1022,75 @@ async fn national_numbers_are_written_nowhere() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// voucherctl over mutual TLS
+
+/// What voucherctl does with `arguments`: its TLS setup, then the one call.
+async fn voucherctl(
+    arguments: &[&str],
+) -> Result<voucherctl::output::Answer, voucherctl::failure::Failure> {
+    use clap::Parser;
+    let cli = voucherctl::cli::Cli::try_parse_from(
+        std::iter::once("voucherctl").chain(arguments.iter().copied()),
+    )
+    .expect("a valid voucherctl command line");
+    let options = voucherctl::tls::TlsOptions {
+        ca: cli.ca.clone(),
+        cert: cli.cert.clone(),
+        key: cli.key.clone(),
+    };
+    let endpoint =
+        voucherctl::tls::configure(&cli.server, &options).expect("voucherctl's tls options fit");
+    voucherctl::client::execute(&endpoint, cli.token.as_ref(), cli.plan().call, false).await
+}
+
+#[tokio::test]
+async fn voucherctl_speaks_mutual_tls() {
+    let ledger = MtlsLedger::start();
+    let folder = tempfile::tempdir().expect("a temporary folder");
+    let write = |name: &str, text: &str| -> String {
+        let path = folder.path().join(name);
+        std::fs::write(&path, text).expect("written");
+        path.to_string_lossy().into_owned()
+    };
+    let auditor = ledger.authority.client("auditor");
+    let ca = write("ca.pem", &ledger.ca_pem);
+    let cert = write("auditor.pem", &auditor.cert_pem);
+    let key = write("auditor.key", &auditor.key_pem);
+    let server = format!("https://{}", ledger.server.address);
+    let tls = [
+        "--server", &server, "--ca", &ca, "--cert", &cert, "--key", &key,
+    ];
+
+    let head = voucherctl(&[&["head"][..], &tls[..]].concat()).await;
+    assert!(
+        matches!(&head, Ok(voucherctl::output::Answer::Head(head)) if head.position == 0),
+        "{head:?}"
+    );
+    let refused = voucherctl(
+        &[
+            &["budget", "open", "--year", "2026", "--allocated", "1.00"][..],
+            &tls[..],
+        ]
+        .concat(),
+    )
+    .await;
+    match refused {
+        Err(voucherctl::failure::Failure::Refused(status)) => {
+            assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+        }
+        other => panic!("an auditor's write is refused, not {other:?}"),
+    }
+    // Without a client certificate the handshake fails: voucherctl says the server is
+    // unreachable (exit status 3), not that it refused.
+    let without_certificate = voucherctl(&["head", "--server", &server, "--ca", &ca]).await;
+    assert!(
+        matches!(
+            without_certificate,
+            Err(voucherctl::failure::Failure::Unreachable { .. })
+        ),
+        "{without_certificate:?}"
+    );
+    ledger.server.stop().await;
+}

@@ -49,6 +49,37 @@ pub struct Cli {
     )]
     pub token: Option<BearerToken>,
 
+    /// CA certificate (PEM) that signed the server's certificate; needed for an https:// server.
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        env = "VOUCHERCTL_CA",
+        value_name = "FILE"
+    )]
+    pub ca: Option<std::path::PathBuf>,
+
+    /// Client certificate (PEM) for mutual TLS; its SAN URI voucherledger:<principal> says who
+    /// the caller is. Goes with --key.
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        env = "VOUCHERCTL_CERT",
+        value_name = "FILE"
+    )]
+    pub cert: Option<std::path::PathBuf>,
+
+    /// Private key (PEM) of the client certificate.
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        env = "VOUCHERCTL_KEY",
+        value_name = "FILE"
+    )]
+    pub key: Option<std::path::PathBuf>,
+
     /// Print one JSON object on stdout instead of a readable summary.
     #[arg(long, global = true, help_heading = "Global options")]
     pub json: bool,
@@ -88,11 +119,8 @@ fn parse_server(url: &str) -> Result<Endpoint, String> {
     let endpoint = Endpoint::from_shared(url.to_owned())
         .map_err(|_| format!("{url:?} is not a url such as {DEFAULT_SERVER}"))?;
     match endpoint.uri().scheme_str() {
-        Some("http") if endpoint.uri().host().is_some() => Ok(endpoint),
-        Some("https") => Err(
-            "https is not supported: the server serves plain http on loopback until tls is configured"
-                .to_owned(),
-        ),
+        // https: TLS is configured from --ca, --cert and --key (see `tls`).
+        Some("http" | "https") if endpoint.uri().host().is_some() => Ok(endpoint),
         _ => Err(format!("{url:?} is not a url such as {DEFAULT_SERVER}")),
     }
 }
@@ -1695,7 +1723,7 @@ mod tests {
                 ErrorKind::ValueValidation,
             ),
             (
-                &["head", "--server", "https://ledger.example"],
+                &["head", "--server", "ftp://ledger.example"],
                 ErrorKind::ValueValidation,
             ),
             (

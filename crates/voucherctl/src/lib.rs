@@ -11,6 +11,7 @@ pub mod cli;
 pub mod client;
 pub mod failure;
 pub mod output;
+pub mod tls;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -20,6 +21,19 @@ use cli::Cli;
 /// Runs one parsed command line to its exit status, printing the answer on stdout and errors on
 /// stderr (and, with `--json`, the error object on stdout too).
 pub fn run(cli: Cli) -> ExitCode {
+    // TLS options that do not fit are a bad command line, found before anything is sent.
+    let tls = tls::TlsOptions {
+        ca: cli.ca.clone(),
+        cert: cli.cert.clone(),
+        key: cli.key.clone(),
+    };
+    let server = match tls::configure(&cli.server, &tls) {
+        Ok(server) => server,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(2);
+        }
+    };
     let plan = cli.plan();
     let request_id = plan.request_id.map(|request_id| request_id.id.to_string());
     if let Some(generated) = plan.request_id.filter(|request_id| request_id.generated) {
@@ -41,7 +55,7 @@ pub fn run(cli: Cli) -> ExitCode {
         }
     };
     let outcome = runtime.block_on(client::execute(
-        &cli.server,
+        &server,
         cli.token.as_ref(),
         plan.call,
         cli.json,
