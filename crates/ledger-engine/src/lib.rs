@@ -17,6 +17,7 @@
 
 pub mod clock;
 pub mod recovery;
+pub mod stats;
 pub mod subscription;
 
 use std::collections::HashMap;
@@ -37,6 +38,7 @@ use uuid::Uuid;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use recovery::{rebuild, recover, replay_to, RebuildReport, Recovered};
+pub use stats::GroupStats;
 pub use subscription::{Published, Subscription, SubscriptionError};
 
 /// Most commands decided and written as one group: bounds the size of one sled batch and the
@@ -161,6 +163,7 @@ pub struct EngineHandle {
     reader: LogReader,
     /// Weak, so that the channel closes (and subscribers learn it) when the writer stops.
     published: broadcast::WeakSender<Published>,
+    counters: Arc<stats::Counters>,
 }
 
 impl EngineHandle {
@@ -204,6 +207,12 @@ impl EngineHandle {
             .await
             .map_err(|_| SubmitError::Unavailable)?;
         answer.await.map_err(|_| SubmitError::Unavailable)
+    }
+
+    /// The writer's group-commit counters since it started, and the queue's length now.
+    pub fn stats(&self) -> GroupStats {
+        let queue_len = self.sender.max_capacity() - self.sender.capacity();
+        self.counters.snapshot(queue_len)
     }
 
     /// The head of the log: position and hash of its last event.
@@ -251,10 +260,12 @@ impl Engine {
         let (published, _) = broadcast::channel(config.broadcast_capacity_groups.max(1));
         let policy = Arc::new(config.policy.clone());
         let reader = store.reader();
+        let counters = Arc::new(stats::Counters::default());
         let handle = EngineHandle {
             sender,
             reader,
             published: published.downgrade(),
+            counters: Arc::clone(&counters),
         };
         let writer = Writer {
             published,
@@ -266,6 +277,7 @@ impl Engine {
             config,
             clock,
             receiver,
+            counters,
         };
         let thread = std::thread::Builder::new()
             .name("ledger-writer".into())
@@ -345,6 +357,7 @@ struct Writer {
     config: EngineConfig,
     clock: Arc<dyn Clock>,
     receiver: mpsc::Receiver<Message>,
+    counters: Arc<stats::Counters>,
 }
 
 /// What became of one submission of a group, before the group is durable.
@@ -444,6 +457,7 @@ impl Writer {
             decisions.push(decision);
         }
 
+        let flush_started = std::time::Instant::now();
         let recorded = if commands.is_empty() {
             Vec::new()
         } else {
@@ -462,6 +476,8 @@ impl Writer {
         };
 
         let appended: u64 = recorded.iter().map(|events| events.len() as u64).sum();
+        self.counters
+            .record_group(group.len(), appended, flush_started.elapsed());
         if checkpoint.is_some() && appended > 0 {
             self.events_since_checkpoint = 0;
         }

@@ -29,7 +29,7 @@ use ledger_codec::{
     trainee_status_to_proto, voucher_type_to_proto,
 };
 use ledger_domain::{LegalForm, Region, Theme, TraineeStatus, VoucherType};
-use ledger_engine::GROUP_LEN_MAX;
+use ledger_engine::{EngineHandle, GroupStats, GROUP_LEN_MAX};
 use ledger_proto::v1 as api;
 use ledger_proto::v1::administration_service_client::AdministrationServiceClient;
 use ledger_proto::v1::operator_service_client::OperatorServiceClient;
@@ -42,7 +42,7 @@ use tonic::{Code, Request};
 use tonic_types::StatusExt;
 use uuid::Uuid;
 
-use crate::serve::{bind, serve_with, ServeError};
+use crate::serve::{bind, serve_with_engine, ServeError};
 use crate::settings::{Overrides, Settings, SettingsError};
 
 /// General vouchers a year of a company of 201 to 250 FTE (config/policy.toml): each bench
@@ -129,6 +129,8 @@ pub struct Report {
     pub event_bytes: usize,
     pub store_ceiling: Throughput,
     pub unary: Throughput,
+    /// The writer's group commit during (b).
+    pub unary_groups: WriterFigures,
     pub rebuild_events: u64,
     pub rebuild_elapsed: Duration,
     pub setup_elapsed: Duration,
@@ -167,25 +169,25 @@ async fn bench_in(root: &Path, options: Options) -> Result<Report, BenchError> {
     let listener = bind(settings.listen).await?;
     let (ready_sender, ready) = tokio::sync::oneshot::channel();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(serve_with(
+    let server = tokio::spawn(serve_with_engine(
         settings,
         listener,
         async {
             let _ = stopped.await;
         },
-        move |address| {
-            let _ = ready_sender.send(address);
+        move |address, engine| {
+            let _ = ready_sender.send((address, engine));
         },
     ));
     let outcome = match ready.await {
-        Ok(address) => drive(address, &options, capacity).await,
+        Ok((address, engine)) => drive(address, engine, &options, capacity).await,
         Err(_) => Err(BenchError::ServerGone),
     };
     let _ = stop.send(());
     let served = server
         .await
         .map_err(|error| BenchError::Task(error.to_string()))?;
-    let (setup_elapsed, unary) = outcome?;
+    let (setup_elapsed, unary, unary_groups) = outcome?;
     served?;
 
     // The size of one encoded redemption event: the last event of the log is one.
@@ -218,6 +220,7 @@ async fn bench_in(root: &Path, options: Options) -> Result<Report, BenchError> {
         event_bytes,
         store_ceiling,
         unary,
+        unary_groups,
         rebuild_events: rebuilt.events,
         rebuild_elapsed: rebuilt.elapsed,
         setup_elapsed,
@@ -274,21 +277,55 @@ fn national_number(index: u64) -> String {
     format!("{body:09}{:02}", 97 - body % 97)
 }
 
-/// Sets the ledger up for `capacity` redemptions, then sends them; the setup's duration and
-/// the timed phase.
+/// The writer's group commit during a timed phase.
+#[derive(Clone, Copy, Debug)]
+pub struct WriterFigures {
+    pub groups: GroupStats,
+    /// Most commands seen waiting for the writer, sampled every [`QUEUE_SAMPLE_MS`].
+    pub queue_len_max: u64,
+}
+
+/// How often the queue's length is sampled during a timed phase.
+const QUEUE_SAMPLE_MS: u64 = 5;
+
+/// Sets the ledger up for `capacity` redemptions, then sends them; the setup's duration, the
+/// timed phase and the writer's figures during it.
 async fn drive(
     address: std::net::SocketAddr,
+    engine: EngineHandle,
     options: &Options,
     capacity: u64,
-) -> Result<(Duration, Throughput), BenchError> {
+) -> Result<(Duration, Throughput, WriterFigures), BenchError> {
     let setup_started = Instant::now();
     let channel = Endpoint::from_shared(format!("http://{address}"))?
         .connect()
         .await?;
     setup(&channel, capacity).await?;
     let setup_elapsed = setup_started.elapsed();
-    let unary = redeem_unary(&channel, options, capacity).await?;
-    Ok((setup_elapsed, unary))
+    let before = engine.stats();
+    let queue_len_max = Arc::new(AtomicU64::new(0));
+    let sampler = {
+        let engine = engine.clone();
+        let queue_len_max = Arc::clone(&queue_len_max);
+        tokio::spawn(async move {
+            loop {
+                queue_len_max.fetch_max(engine.stats().queue_len, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(QUEUE_SAMPLE_MS)).await;
+            }
+        })
+    };
+    let unary = redeem_unary(&channel, options, capacity).await;
+    sampler.abort();
+    let groups = engine.stats().since(&before);
+    let unary = unary?;
+    Ok((
+        setup_elapsed,
+        unary,
+        WriterFigures {
+            groups,
+            queue_len_max: queue_len_max.load(Ordering::Relaxed),
+        },
+    ))
 }
 
 async fn setup(channel: &Channel, capacity: u64) -> Result<(), BenchError> {
@@ -647,6 +684,21 @@ impl fmt::Display for Report {
             rebuild_per_second,
             self.rebuild_events,
             self.rebuild_elapsed.as_secs_f64(),
+        )?;
+        let groups = &self.unary_groups.groups;
+        let seconds = self.unary.elapsed.as_secs_f64().max(1e-9);
+        writeln!(
+            f,
+            "{:<24} {} groups, {:.1} commands per flush (max {}), flush mean {:.2} ms \
+             (max {:.2} ms), {:.0} commands/s, queue max {}",
+            "writer during (b)",
+            groups.groups,
+            groups.commands_per_group(),
+            groups.group_len_max,
+            groups.flush_mean().as_secs_f64() * 1_000.0,
+            groups.flush_max.as_secs_f64() * 1_000.0,
+            groups.commands as f64 / seconds,
+            self.unary_groups.queue_len_max,
         )?;
         writeln!(
             f,

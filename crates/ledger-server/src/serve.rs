@@ -67,6 +67,17 @@ pub async fn serve_with(
     shutdown: impl Future<Output = ()>,
     ready: impl FnOnce(SocketAddr),
 ) -> Result<(), ServeError> {
+    serve_with_engine(settings, listener, shutdown, |address, _| ready(address)).await
+}
+
+/// [`serve_with`], whose `ready` also gets a handle on the engine (for `bench` to read the
+/// writer's group-commit counters while the server runs).
+pub async fn serve_with_engine(
+    settings: Settings,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()>,
+    ready: impl FnOnce(SocketAddr, ledger_engine::EngineHandle),
+) -> Result<(), ServeError> {
     std::fs::create_dir_all(&settings.data_dir).map_err(|source| ServeError::DataDir {
         path: settings.data_dir.clone(),
         source,
@@ -116,7 +127,7 @@ pub async fn serve_with(
     // Connection limits, and TLS when configured (see `transport`).
     let mut server = crate::transport::server_builder(settings.tls.as_ref())?;
     tracing::info!(%address, demo = settings.demo, auth_mode = %settings.auth_mode, tls = settings.tls.is_some(), data_dir = %settings.data_dir.display(), "voucher-ledger serving");
-    ready(address);
+    ready(address, engine.handle());
 
     server
         .add_service(health_service)
