@@ -82,7 +82,8 @@ pub async fn serve_with_engine(
         path: settings.data_dir.clone(),
         source,
     })?;
-    let engine_config = EngineConfig::new(&settings.data_dir, settings.policy.clone());
+    let mut engine_config = EngineConfig::new(&settings.data_dir, settings.policy.clone());
+    engine_config.checkpoint_interval_events = settings.checkpoint_interval_events;
     // Opening and replaying the log is blocking work; keep it off the async workers.
     let engine =
         tokio::task::spawn_blocking(move || Engine::start(engine_config, Arc::new(SystemClock)))

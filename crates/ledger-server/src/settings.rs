@@ -36,6 +36,7 @@ struct RawSettings {
     policy_file: PathBuf,
     log_format: LogFormat,
     request_bytes_max: usize,
+    checkpoint_interval_events: u64,
     #[serde(default)]
     demo: bool,
     #[serde(default)]
@@ -67,6 +68,8 @@ pub struct Settings {
     pub policy_file: PathBuf,
     pub log_format: LogFormat,
     pub request_bytes_max: usize,
+    /// Events between two checkpoints of the engine's state (`EngineConfig`).
+    pub checkpoint_interval_events: u64,
     pub demo: bool,
     pub pseudonym_key: PseudonymKey,
     pub tokens: Vec<([u8; 32], Principal)>,
@@ -85,6 +88,10 @@ impl std::fmt::Debug for Settings {
             .field("policy_file", &self.policy_file)
             .field("log_format", &self.log_format)
             .field("request_bytes_max", &self.request_bytes_max)
+            .field(
+                "checkpoint_interval_events",
+                &self.checkpoint_interval_events,
+            )
             .field("demo", &self.demo)
             .field("tokens", &self.tokens.len())
             .field("auth_mode", &self.auth_mode)
@@ -139,6 +146,8 @@ pub enum SettingsError {
     TokenDigest { index: usize },
     #[error("request_bytes_max must be between 1024 and 4194304")]
     RequestBytesMax,
+    #[error("checkpoint_interval_events must be between 1 and 10000000")]
+    CheckpointIntervalEvents,
 }
 
 impl Settings {
@@ -189,6 +198,9 @@ impl Settings {
         if !(1024..=4 * 1024 * 1024).contains(&raw.request_bytes_max) {
             return Err(SettingsError::RequestBytesMax);
         }
+        if !(1..=10_000_000).contains(&raw.checkpoint_interval_events) {
+            return Err(SettingsError::CheckpointIntervalEvents);
+        }
         let policy = load_policy(&raw.policy_file)?;
         let pseudonym_key = pseudonym_key(&raw.pseudonym_key_hex, &raw.pseudonym_key_file)?;
         let mut tokens = Vec::with_capacity(raw.tokens.len());
@@ -211,6 +223,7 @@ impl Settings {
             policy_file: raw.policy_file,
             log_format: raw.log_format,
             request_bytes_max: raw.request_bytes_max,
+            checkpoint_interval_events: raw.checkpoint_interval_events,
             demo: raw.demo,
             pseudonym_key,
             tokens,
