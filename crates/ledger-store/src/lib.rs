@@ -47,5 +47,5 @@ pub use checkpoint::{CheckpointFound, StoredCheckpoint, CHECKPOINT_CHUNK_BYTES};
 pub use offline::{ChainWalk, OfflineLog};
 pub use store::{
     verify_log_at, LogIter, LogReader, NewCommand, NewEvent, Store, StoreError, StoreOptions,
-    StoredRequest, EVENT_BYTES_MAX, STREAM_BYTES_MAX,
+    StoredRequest, EVENT_BYTES_MAX, FAIL_FDATASYNC_AFTER_VARIABLE, STREAM_BYTES_MAX,
 };

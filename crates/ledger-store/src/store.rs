@@ -9,6 +9,7 @@ use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use ledger_proto::event::v1::{event::Payload, Event, LogEntry, RequestRecord};
 use prost::Message;
@@ -36,6 +37,13 @@ pub const STREAM_BYTES_MAX: usize = 256;
 pub(crate) const DATA_FILE_NAME: &str = "db";
 /// The name of sled 0.34's configuration file, synced once at open.
 pub(crate) const CONF_FILE_NAME: &str = "conf";
+
+/// Fault injection for the crash tests, read only by builds with debug assertions: with
+/// `VOUCHER_LEDGER_TEST_FAIL_FDATASYNC_AFTER=N`, the store's `fdatasync`s after the first N
+/// (counted from its opening) fail with an injected I/O error instead of syncing, as on a
+/// failing or full disk, and the store stops the process as it would then. Release builds
+/// never read the variable.
+pub const FAIL_FDATASYNC_AFTER_VARIABLE: &str = "VOUCHER_LEDGER_TEST_FAIL_FDATASYNC_AFTER";
 
 /// Unexpected failures of the store: the world (disk, sled, damaged records) or a caller that
 /// asked for something the log cannot hold. Nothing is written when `append` returns one.
@@ -159,6 +167,9 @@ pub struct Store {
     data_path: PathBuf,
     pub(crate) head: Head,
     options: StoreOptions,
+    /// `fdatasync`s left before the injected failures begin; `u64::MAX` when none is injected
+    /// (see [`FAIL_FDATASYNC_AFTER_VARIABLE`]).
+    syncs_before_injected_failure: AtomicU64,
 }
 
 impl Store {
@@ -204,6 +215,7 @@ impl Store {
             data_path,
             head,
             options,
+            syncs_before_injected_failure: AtomicU64::new(syncs_before_injected_failure()),
         })
     }
 
@@ -396,9 +408,30 @@ impl Store {
         if let Err(error) = self.db.flush() {
             stop_after_failed_write("flush", &self.data_path, &error);
         }
-        if let Err(error) = self.data_file.sync_data() {
+        let synced = if self.sync_failure_injected() {
+            Err(io::Error::other(format!(
+                "injected fdatasync failure ({FAIL_FDATASYNC_AFTER_VARIABLE})"
+            )))
+        } else {
+            self.data_file.sync_data()
+        };
+        if let Err(error) = synced {
             stop_after_failed_write("fdatasync", &self.data_path, &error);
         }
+    }
+
+    /// Whether this `fdatasync` is to fail (see [`FAIL_FDATASYNC_AFTER_VARIABLE`]).
+    fn sync_failure_injected(&self) -> bool {
+        let left = self.syncs_before_injected_failure.load(Ordering::Relaxed);
+        if left == u64::MAX {
+            return false;
+        }
+        if left == 0 {
+            return true;
+        }
+        self.syncs_before_injected_failure
+            .store(left - 1, Ordering::Relaxed);
+        false
     }
 
     /// At most `limit` events from `from_position` on (position 0 reads from 1), ascending, up
@@ -487,6 +520,25 @@ impl Store {
     pub fn verify(&self) -> Result<Result<Head, ChainBreak>, StoreError> {
         ChainWalk::new(&self.db).finish()
     }
+}
+
+/// The `fdatasync`s that succeed before the injected failures, from the environment of a build
+/// with debug assertions; `u64::MAX` (no failure) otherwise.
+fn syncs_before_injected_failure() -> u64 {
+    if !cfg!(debug_assertions) {
+        return u64::MAX;
+    }
+    let Some(after) = std::env::var(FAIL_FDATASYNC_AFTER_VARIABLE)
+        .ok()
+        .and_then(|value| value.trim().parse::<u64>().ok())
+    else {
+        return u64::MAX;
+    };
+    tracing::warn!(
+        after,
+        "test fault injection: fdatasync will fail after {after} syncs"
+    );
+    after.min(u64::MAX - 1)
 }
 
 /// sled's configuration for a log in `dir`. Its periodic background flush is off: every append
