@@ -250,7 +250,7 @@ impl Engine {
     /// writer thread. Blocking: call it before serving, or from `spawn_blocking`.
     pub fn start(config: EngineConfig, clock: Arc<dyn Clock>) -> Result<Engine, StartError> {
         let store = Store::open(&config.data_dir)?;
-        let Recovered { state, projections } = recover(&store)?;
+        let (Recovered { state, projections }, replayed_events) = recover(&store)?;
         tracing::info!(
             head_position = store.head().position,
             data_dir = %config.data_dir.display(),
@@ -272,7 +272,8 @@ impl Engine {
             store,
             state,
             projections,
-            events_since_checkpoint: 0,
+            // The events replayed are not in any checkpoint yet.
+            events_since_checkpoint: replayed_events,
             policy,
             config,
             clock,

@@ -72,8 +72,10 @@ pub fn checkpoint_bytes(state: &LedgerState, projections: &Projections) -> Vec<u
 }
 
 /// The state at the store's head: from the latest usable checkpoint and the events after it,
-/// or from position 1 when there is none.
-pub fn recover(store: &Store) -> Result<Recovered, StartError> {
+/// or from position 1 when there is none; and the number of events replayed, which the writer
+/// counts towards its next checkpoint (otherwise a server that crashes before every checkpoint
+/// would replay a longer tail at each start).
+pub fn recover(store: &Store) -> Result<(Recovered, u64), StartError> {
     let head = store.head();
     let reader = store.reader();
     if let Some(checkpoint) = store.load_checkpoint()? {
@@ -85,7 +87,7 @@ pub fn recover(store: &Store) -> Result<Recovered, StartError> {
                     "replaying the log after the checkpoint"
                 );
                 recovered.fold(reader.iter(checkpoint.head.position + 1, head.position))?;
-                return Ok(recovered);
+                return Ok((recovered, head.position - checkpoint.head.position));
             }
             _ => tracing::warn!(
                 checkpoint_position = checkpoint.head.position,
@@ -93,7 +95,7 @@ pub fn recover(store: &Store) -> Result<Recovered, StartError> {
             ),
         }
     }
-    replay_to(&reader, head.position)
+    Ok((replay_to(&reader, head.position)?, head.position))
 }
 
 /// The state and projections as they stood once the event at `position` was recorded, from

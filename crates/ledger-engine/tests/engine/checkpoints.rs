@@ -149,12 +149,13 @@ async fn a_damaged_checkpoint_is_ignored_and_the_state_comes_from_the_log() {
         .await
         .expect("read");
     assert_eq!(after, before);
-    engine.shutdown().await;
+    let head = engine.shutdown().await.expect("head");
+    // The start replayed the whole log, which no checkpoint held: the shutdown wrote a sound
+    // checkpoint over the damaged one.
+    let report = ledger_engine::rebuild(dir.path()).expect("rebuilds");
     assert_eq!(
-        ledger_engine::rebuild(dir.path())
-            .expect("rebuilds")
-            .matches_checkpoint,
-        None,
-        "the damaged checkpoint is not used"
+        (report.checkpoint_position, report.matches_checkpoint),
+        (Some(head.position), Some(true)),
+        "the damaged checkpoint is replaced at the next shutdown"
     );
 }
