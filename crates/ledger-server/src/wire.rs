@@ -9,7 +9,9 @@ use ledger_domain::command::{
     RecordPayout, RedeemHours, RegisterCompany, ReverseRedemption, WithdrawModule,
     WithdrawProvider,
 };
-use ledger_domain::decide::MODULE_HOURS_MAX;
+use ledger_domain::decide::{
+    MODULE_HOURS_MAX, NAME_BYTES_MAX, REASON_BYTES_MAX, REFERENCE_BYTES_MAX,
+};
 use ledger_domain::{
     money, Command, EnterpriseNumber, Identifier, NationalNumber, PseudonymKey, Refusal,
 };
@@ -38,6 +40,31 @@ fn optional_date(field: &'static str, text: &str) -> Result<Option<NaiveDate>, R
     }
     date(field, text).map(Some)
 }
+
+/// Free text (a name, a reason, a reference), refused at the edge when it is over the domain's
+/// limit, with the refusal the domain would give: it is neither copied nor queued for the writer.
+fn text(field: &'static str, value: &str, bytes_max: usize) -> Result<String, Refusal> {
+    if value.len() > bytes_max {
+        return Err(Refusal::TextTooLong { field, bytes_max });
+    }
+    Ok(value.to_owned())
+}
+
+/// Longest NACE-BEL code, in bytes ("62.010"); the domain checks its shape.
+const NACE_SECTOR_BYTES_MAX: usize = 6;
+
+fn nace_sector(value: &str) -> Result<String, Refusal> {
+    if value.len() > NACE_SECTOR_BYTES_MAX {
+        return Err(Refusal::InvalidIdentifier {
+            field: "nace_sector",
+        });
+    }
+    Ok(value.to_owned())
+}
+
+/// Longest text of a UUID, in bytes: the URN form (`urn:uuid:` and 36 characters) is the
+/// longest `Uuid::parse_str` accepts.
+const UUID_TEXT_BYTES_MAX: usize = 45;
 
 fn amount(field: &'static str, text: &str) -> Result<Decimal, Refusal> {
     money::parse_eur(text).ok_or(Refusal::InvalidAmount { field })
@@ -100,14 +127,14 @@ pub fn adjust_budget(request: &api::AdjustBudgetRequest) -> Result<Command, Refu
     Ok(Command::AdjustBudget(AdjustBudget {
         year: year(request.year)?,
         allocated_eur: amount("allocated_eur", &request.allocated_eur)?,
-        reason: request.reason.clone(),
+        reason: text("reason", &request.reason, REASON_BYTES_MAX)?,
     }))
 }
 
 pub fn approve_provider(request: &api::ApproveProviderRequest) -> Result<Command, Refusal> {
     Ok(Command::ApproveProvider(ApproveProvider {
         provider_id: id("provider_id", &request.provider_id)?,
-        name: request.name.clone(),
+        name: text("name", &request.name, NAME_BYTES_MAX)?,
         approved_from: date("approved_from", &request.approved_from)?,
         approved_until: optional_date("approved_until", &request.approved_until)?,
     }))
@@ -117,7 +144,7 @@ pub fn withdraw_provider(request: &api::WithdrawProviderRequest) -> Result<Comma
     Ok(Command::WithdrawProvider(WithdrawProvider {
         provider_id: id("provider_id", &request.provider_id)?,
         withdrawn_from: date("withdrawn_from", &request.withdrawn_from)?,
-        reason: request.reason.clone(),
+        reason: text("reason", &request.reason, REASON_BYTES_MAX)?,
     }))
 }
 
@@ -153,7 +180,7 @@ pub fn approve_module(request: &api::ApproveModuleRequest) -> Result<Command, Re
     Ok(Command::ApproveModule(ApproveModule {
         module_id: id("module_id", &request.module_id)?,
         provider_id: id("provider_id", &request.provider_id)?,
-        title: request.title.clone(),
+        title: text("title", &request.title, NAME_BYTES_MAX)?,
         hours_max: request.hours_max,
         accepted_voucher_types,
         themes,
@@ -166,7 +193,7 @@ pub fn withdraw_module(request: &api::WithdrawModuleRequest) -> Result<Command, 
     Ok(Command::WithdrawModule(WithdrawModule {
         module_id: id("module_id", &request.module_id)?,
         withdrawn_from: date("withdrawn_from", &request.withdrawn_from)?,
-        reason: request.reason.clone(),
+        reason: text("reason", &request.reason, REASON_BYTES_MAX)?,
     }))
 }
 
@@ -174,7 +201,7 @@ pub fn register_company(request: &api::RegisterCompanyRequest) -> Result<Command
     Ok(Command::RegisterCompany(RegisterCompany {
         enterprise_number: enterprise_number(&request.enterprise_number)?,
         year: year(request.year)?,
-        name: request.name.clone(),
+        name: text("name", &request.name, NAME_BYTES_MAX)?,
         legal_form: ledger_codec::legal_form_from_proto(request.legal_form).ok_or(
             Refusal::UnknownEnumValue {
                 field: "legal_form",
@@ -190,7 +217,7 @@ pub fn register_company(request: &api::RegisterCompanyRequest) -> Result<Command
         )?,
         autonomous: request.autonomous,
         secondary_activity_months: request.secondary_activity_months,
-        nace_sector: request.nace_sector.clone(),
+        nace_sector: nace_sector(&request.nace_sector)?,
         registered_on: date("registered_on", &request.registered_on)?,
     }))
 }
@@ -206,7 +233,11 @@ pub fn issue_vouchers(
         quantity: request.quantity,
         paid_amount_eur: amount("paid_amount_eur", &request.paid_amount_eur)?,
         payment_date: date("payment_date", &request.payment_date)?,
-        payment_reference: request.payment_reference.clone(),
+        payment_reference: text(
+            "payment_reference",
+            &request.payment_reference,
+            REFERENCE_BYTES_MAX,
+        )?,
     }))
 }
 
@@ -221,7 +252,11 @@ pub fn record_payout(request: &api::RecordPayoutRequest) -> Result<Command, Refu
         provider_id: id("provider_id", &request.provider_id)?,
         amount_eur: amount("amount_eur", &request.amount_eur)?,
         payout_date: date("payout_date", &request.payout_date)?,
-        payout_reference: request.payout_reference.clone(),
+        payout_reference: text(
+            "payout_reference",
+            &request.payout_reference,
+            REFERENCE_BYTES_MAX,
+        )?,
     }))
 }
 
@@ -253,14 +288,17 @@ pub fn redeem_hours(
 }
 
 pub fn reverse_redemption(request: &api::ReverseRedemptionRequest) -> Result<Command, Refusal> {
-    let redemption_id =
-        Uuid::parse_str(&request.redemption_id).map_err(|_| Refusal::InvalidIdentifier {
-            field: "redemption_id",
-        })?;
+    let invalid = Refusal::InvalidIdentifier {
+        field: "redemption_id",
+    };
+    if request.redemption_id.len() > UUID_TEXT_BYTES_MAX {
+        return Err(invalid);
+    }
+    let redemption_id = Uuid::parse_str(&request.redemption_id).map_err(|_| invalid)?;
     Ok(Command::ReverseRedemption(ReverseRedemption {
         redemption_id,
         provider_id: id("provider_id", &request.provider_id)?,
-        reason: request.reason.clone(),
+        reason: text("reason", &request.reason, REASON_BYTES_MAX)?,
         reversed_on: date("reversed_on", &request.reversed_on)?,
     }))
 }
