@@ -1094,3 +1094,230 @@ async fn voucherctl_speaks_mutual_tls() {
     );
     ledger.server.stop().await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Hostile bytes through the real server
+
+/// A codec that sends a request body as it is and takes the answer's bytes as they are, to put
+/// bytes that are no valid message on the wire.
+#[derive(Clone, Copy, Debug, Default)]
+struct RawCodec;
+
+#[derive(Clone, Copy, Debug, Default)]
+struct RawEncoder;
+
+#[derive(Clone, Copy, Debug, Default)]
+struct RawDecoder;
+
+impl tonic::codec::Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = RawEncoder;
+    type Decoder = RawDecoder;
+    fn encoder(&mut self) -> RawEncoder {
+        RawEncoder
+    }
+    fn decoder(&mut self) -> RawDecoder {
+        RawDecoder
+    }
+}
+
+impl tonic::codec::Encoder for RawEncoder {
+    type Item = Vec<u8>;
+    type Error = Status;
+    fn encode(
+        &mut self,
+        item: Vec<u8>,
+        dst: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), Status> {
+        prost::bytes::BufMut::put_slice(dst, &item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Decoder for RawDecoder {
+    type Item = Vec<u8>;
+    type Error = Status;
+    fn decode(&mut self, src: &mut tonic::codec::DecodeBuf<'_>) -> Result<Option<Vec<u8>>, Status> {
+        let bytes = prost::bytes::Buf::copy_to_bytes(src, prost::bytes::Buf::remaining(src));
+        Ok(Some(bytes.to_vec()))
+    }
+}
+
+/// splitmix64: the same bodies on every run, without a dependency.
+struct Random(u64);
+
+impl Random {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, bound: usize) -> usize {
+        (self.next() % bound.max(1) as u64) as usize
+    }
+
+    fn bytes(&mut self, len: usize) -> Vec<u8> {
+        (0..len).map(|_| self.next() as u8).collect()
+    }
+}
+
+/// Bodies for one RPC: random bytes, bytes that break the protobuf framing on purpose, and
+/// mutations of `valid`.
+fn hostile_bodies(random: &mut Random, valid: &[u8], count: usize) -> Vec<Vec<u8>> {
+    let mut bodies = vec![
+        Vec::new(),
+        // A length-delimited field 1 announcing 2^35 bytes.
+        vec![0x0a, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01],
+        // A varint that never ends.
+        vec![
+            0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        ],
+        // Field number 0, and a group start without its end.
+        vec![0x00, 0x01],
+        vec![0x0b, 0x10, 0x01],
+        // Field 1 as a string that is not UTF-8.
+        vec![0x0a, 0x02, 0xc3, 0x28],
+        // A thousand unknown fields.
+        [0xf8u8, 0xff, 0x7f, 0x01].repeat(1000),
+    ];
+    for _ in 0..count {
+        if random.below(2) == 0 {
+            let len = random.below(300);
+            bodies.push(random.bytes(len));
+        } else {
+            let mut body = valid.to_vec();
+            for _ in 0..1 + random.below(3) {
+                let at = random.below(body.len() + 1);
+                match random.below(4) {
+                    0 if at < body.len() => body[at] = random.next() as u8,
+                    1 if at < body.len() => body[at] ^= 1 << random.below(8),
+                    2 => body.insert(at, random.next() as u8),
+                    _ => body.truncate(at),
+                }
+            }
+            bodies.push(body);
+        }
+    }
+    bodies
+}
+
+#[tokio::test]
+async fn hostile_bytes_to_the_real_server_always_get_a_status() {
+    use prost::Message;
+    let home = tempfile::Builder::new()
+        .prefix("voucher-ledger-hostile-")
+        .tempdir()
+        .expect("a temporary folder");
+    let server = Server::start(home, &["--demo"], &[])
+        .unwrap_or_else(|failure| panic!("the demo server starts: {failure:?}"));
+    let channel = Channel::from_shared(format!("http://{}", server.address))
+        .expect("a valid uri")
+        .connect()
+        .await
+        .expect("the server accepts a connection");
+    set_up_year(
+        (channel.clone(), Some("demo-administration-token")),
+        (channel.clone(), Some("demo-operator-token")),
+    )
+    .await;
+
+    const ADMINISTRATION: &str = "demo-administration-token";
+    const OPERATOR: &str = "demo-operator-token";
+    const PROVIDER_TOKEN: &str = "demo-provider-AG-0012-token";
+    const AUDITOR: &str = "demo-auditor-token";
+    let valid_redemption = redeem(PROVIDER, "85.07.30-033.28", "1").encode_to_vec();
+    let valid_year = api::GetYearSummaryRequest {
+        year: 2025,
+        as_of: None,
+    }
+    .encode_to_vec();
+    // Every unary RPC, and ReadEvents. Not Subscribe (it follows the log until the client
+    // leaves) nor Backup (a body that decodes may name a real folder to write a copy into).
+    let rpcs: [(&str, &str, &[u8]); 21] = [
+        ("AdministrationService/OpenBudget", ADMINISTRATION, &[]),
+        ("AdministrationService/AdjustBudget", ADMINISTRATION, &[]),
+        ("AdministrationService/ApproveProvider", ADMINISTRATION, &[]),
+        (
+            "AdministrationService/WithdrawProvider",
+            ADMINISTRATION,
+            &[],
+        ),
+        ("AdministrationService/ApproveModule", ADMINISTRATION, &[]),
+        ("AdministrationService/WithdrawModule", ADMINISTRATION, &[]),
+        ("OperatorService/RegisterCompany", OPERATOR, &[]),
+        ("OperatorService/IssueVouchers", OPERATOR, &[]),
+        ("OperatorService/ExpireVouchers", OPERATOR, &[]),
+        ("OperatorService/RecordPayout", OPERATOR, &[]),
+        ("OperatorService/GetWallet", OPERATOR, &[]),
+        (
+            "ProviderService/RedeemHours",
+            PROVIDER_TOKEN,
+            &valid_redemption,
+        ),
+        ("ProviderService/ReverseRedemption", PROVIDER_TOKEN, &[]),
+        ("ProviderService/GetStatement", PROVIDER_TOKEN, &[]),
+        ("ReportService/GetBudget", AUDITOR, &valid_year),
+        ("ReportService/GetYearSummary", AUDITOR, &valid_year),
+        ("ReportService/GetCompanies", AUDITOR, &valid_year),
+        ("ReportService/GetTrainingHours", AUDITOR, &valid_year),
+        ("ReportService/GetTrialBalance", AUDITOR, &[]),
+        ("AuditService/GetHead", AUDITOR, &[]),
+        ("AuditService/ReadEvents", AUDITOR, &[]),
+    ];
+    let mut random = Random(0x5eed_0006);
+    let mut calls = 0;
+    for (rpc, token, valid) in rpcs {
+        let path: tonic::codegen::http::uri::PathAndQuery = format!("/voucherledger.v1.{rpc}")
+            .parse()
+            .expect("a valid path");
+        for body in hostile_bodies(&mut random, valid, 40) {
+            let mut grpc = tonic::client::Grpc::new(channel.clone());
+            grpc.ready().await.expect("the connection is ready");
+            let request = with_token(body, Some(token));
+            let outcome = if rpc.ends_with("ReadEvents") {
+                match grpc.server_streaming(request, path.clone(), RawCodec).await {
+                    Ok(response) => {
+                        let mut stream = response.into_inner();
+                        loop {
+                            match stream.message().await {
+                                Ok(Some(_)) => {}
+                                Ok(None) => break Ok(()),
+                                Err(status) => break Err(status),
+                            }
+                        }
+                    }
+                    Err(status) => Err(status),
+                }
+            } else {
+                grpc.unary::<Vec<u8>, Vec<u8>, _>(request, path.clone(), RawCodec)
+                    .await
+                    .map(drop)
+            };
+            calls += 1;
+            if let Err(status) = outcome {
+                // The server answered: either the ledger refused (its ErrorInfo), or tonic could
+                // not decode the body (INTERNAL, before any handler ran). Never a dropped
+                // connection, a reset stream or a crash.
+                let decode_failure =
+                    status.code() == Code::Internal && status.message().contains("decode");
+                assert!(
+                    from_the_ledger(&status) || decode_failure,
+                    "{rpc}: not an answer: {status:?}"
+                );
+            }
+        }
+    }
+    assert!(calls > 800, "{calls} calls");
+    // Still serving, and it stops cleanly.
+    let head = AuditServiceClient::new(channel)
+        .get_head(with_token(api::GetHeadRequest {}, Some(AUDITOR)))
+        .await
+        .expect("the server still answers")
+        .into_inner();
+    assert!(head.position >= 6, "{head:?}");
+    server.stop().await;
+}
