@@ -3,8 +3,8 @@
 //! The server's statuses carry a `google.rpc.ErrorInfo` with a stable reason (`QUOTA_EXCEEDED`)
 //! and, for malformed input, a `google.rpc.BadRequest` naming the fields; both are shown. A
 //! status without an `ErrorInfo` whose code means that no answer came back (UNAVAILABLE,
-//! DEADLINE_EXCEEDED, CANCELLED) is the transport's, not the server's: the server could not be
-//! reached, and the exit status says so.
+//! DEADLINE_EXCEEDED, CANCELLED, or UNKNOWN with a transport error behind it) is the
+//! transport's, not the server's: the server could not be reached, and the exit status says so.
 
 use std::process::ExitCode;
 
@@ -35,10 +35,16 @@ pub enum Failure {
 impl Failure {
     /// Sorts a status from a call: the server's own, or the transport's.
     pub fn from_status(status: Status, server: &str) -> Failure {
-        let transport_code = matches!(
-            status.code(),
-            Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled
-        );
+        // UNKNOWN with a transport error behind it: the connection broke during the call, as
+        // when a server in mutual TLS refuses the client's certificate (or its absence) just
+        // after the handshake.
+        let broken_connection =
+            status.code() == Code::Unknown && std::error::Error::source(&status).is_some();
+        let transport_code = broken_connection
+            || matches!(
+                status.code(),
+                Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled
+            );
         if transport_code && status.get_details_error_info().is_none() {
             let mut detail = status.message().to_owned();
             if let Some(source) = std::error::Error::source(&status) {
@@ -296,6 +302,22 @@ mod tests {
                 .message
                 .starts_with("no answer from the server at http://127.0.0.1:50051/"));
         }
+    }
+
+    #[test]
+    fn a_connection_broken_during_the_call_means_unreachable() {
+        let error = std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "received fatal alert: CertificateRequired",
+        );
+        let status = Status::from_error(Box::new(error));
+        assert_eq!(status.code(), Code::Unknown);
+        let failure = Failure::from_status(status, SERVER);
+        assert_eq!(failure.exit_code(), ExitCode::from(EXIT_UNREACHABLE));
+        assert!(failure.report().message.contains("CertificateRequired"));
+        // The server's own UNKNOWN, without a source, stays a refusal.
+        let failure = Failure::from_status(Status::unknown("something odd"), SERVER);
+        assert_eq!(failure.exit_code(), ExitCode::from(EXIT_REFUSED));
     }
 
     #[test]
