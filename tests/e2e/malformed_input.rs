@@ -518,9 +518,6 @@ async fn audit_input_errors_are_invalid_argument_with_their_reason() {
 }
 
 #[tokio::test]
-#[ignore = "bug: UNKNOWN_EVENT_TYPE (Subscribe) and INVALID_BACKUP_DIR (Backup) are \
-            INVALID_ARGUMENT without the google.rpc.BadRequest naming the field that \
-            ledger.proto's conventions promise for malformed input"]
 async fn audit_input_errors_name_their_field() {
     let server = Server::start().await;
     for (call, reason, field) in audit_input_errors(&server) {

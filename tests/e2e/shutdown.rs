@@ -141,9 +141,6 @@ async fn every_write_acknowledged_while_stopping_is_there_after_restart() {
 /// LEDGER_UNAVAILABLE, told where to resume, and the server exits with status 0 (ledger.proto,
 /// `Subscribe`; `audit.rs` module doc).
 #[tokio::test]
-#[ignore = "bug: with a Subscribe call open, SIGTERM never stops the server: serve.rs never \
-            calls Ledger::close_streams, so tonic's graceful shutdown waits for the subscription, \
-            which keeps sending heartbeats every 5 s; the process does not exit"]
 async fn sigterm_ends_a_live_subscription_with_where_to_resume_and_exits_with_status_0() {
     let mut server = Server::start().await;
     server

@@ -94,11 +94,13 @@ impl EventFilter {
         let Some(filter) = filter else {
             return Ok(EventFilter::default());
         };
-        let invalid =
-            |reason: &str, message: String| server_status(Code::InvalidArgument, reason, message);
+        let invalid = |reason: &str, field: &str, message: String| {
+            crate::status::invalid_field_status(reason, field, message)
+        };
         if filter.stream_prefixes.len() > SUBSCRIBE_STREAM_PREFIXES_MAX {
             return Err(invalid(
                 "TEXT_TOO_LONG",
+                "filter.stream_prefixes",
                 format!(
                     "a filter has at most {SUBSCRIBE_STREAM_PREFIXES_MAX} stream prefixes, not {}",
                     filter.stream_prefixes.len()
@@ -112,6 +114,7 @@ impl EventFilter {
         {
             return Err(invalid(
                 "TEXT_TOO_LONG",
+                "filter.stream_prefixes",
                 format!(
                     "a stream prefix of {} bytes is longer than a stream name ({STREAM_BYTES_MAX})",
                     prefix.len()
@@ -124,6 +127,7 @@ impl EventFilter {
                 let shown: String = name.chars().take(64).collect();
                 return Err(invalid(
                     "UNKNOWN_EVENT_TYPE",
+                    "filter.event_types",
                     format!(
                         "unknown event type {shown:?}; known: {}",
                         EVENT_TYPES.join(", ")
@@ -348,11 +352,7 @@ const BACKUP_PATH_BYTES_MAX: usize = 4096;
 
 fn backup_target(text: &str) -> Result<PathBuf, Status> {
     let invalid = |message: &str| {
-        server_status(
-            Code::InvalidArgument,
-            "INVALID_BACKUP_DIR",
-            message.to_owned(),
-        )
+        crate::status::invalid_field_status("INVALID_BACKUP_DIR", "target_dir", message.to_owned())
     };
     if text.is_empty() {
         return Err(invalid("the backup folder is empty"));

@@ -84,6 +84,14 @@ pub fn refusal_status(refusal: &Refusal) -> Status {
     Status::with_error_details(code, message, details)
 }
 
+/// INVALID_ARGUMENT with a reason of the server's own and a `BadRequest` naming the field, for
+/// malformed input that is not a domain refusal (subscription filters, backup folders).
+pub fn invalid_field_status(reason: &str, field: &str, message: String) -> Status {
+    let mut details = ErrorDetails::with_error_info(reason, ERROR_DOMAIN, HashMap::new());
+    details.add_bad_request_violation(field, message.clone());
+    Status::with_error_details(Code::InvalidArgument, message, details)
+}
+
 /// A status with a reason of the server's own (authentication, size, availability).
 pub fn server_status(code: Code, reason: &str, message: impl Into<String>) -> Status {
     let details = ErrorDetails::with_error_info(reason, ERROR_DOMAIN, HashMap::new());
