@@ -133,6 +133,8 @@ pub enum SettingsError {
     },
     #[error("no pseudonym key: set VOUCHER_LEDGER__PSEUDONYM_KEY_HEX or pseudonym_key_file (at least 32 bytes)")]
     PseudonymKeyMissing,
+    #[error("configuration file {0} holds pseudonym_key_hex; a configuration file is shared and often committed: put the key in pseudonym_key_file or VOUCHER_LEDGER__PSEUDONYM_KEY_HEX")]
+    PseudonymKeyInConfigFile(PathBuf),
     #[error("pseudonym key is not hex of at least 32 bytes")]
     PseudonymKeyInvalid,
     #[error("pseudonym key file {path} cannot be read: {source}")]
@@ -161,6 +163,7 @@ impl Settings {
                 builder.add_source(config::File::from_str(DEMO_TOML, config::FileFormat::Toml));
         }
         if let Some(path) = &overrides.config_file {
+            refuse_key_in_file(path)?;
             builder = builder.add_source(config::File::from(path.as_path()).required(true));
         }
         builder = builder.add_source(
@@ -230,6 +233,20 @@ impl Settings {
             auth_mode: raw.auth_mode,
             tls,
         })
+    }
+}
+
+/// The pseudonym key never comes from a configuration file (only the demo's, whose key is
+/// public): a file of its own, readable by the service alone, or the environment.
+fn refuse_key_in_file(path: &Path) -> Result<(), SettingsError> {
+    let file = config::Config::builder()
+        .add_source(config::File::from(path).required(true))
+        .build()?;
+    match file.get_string("pseudonym_key_hex") {
+        Ok(key) if !key.trim().is_empty() => {
+            Err(SettingsError::PseudonymKeyInConfigFile(path.to_owned()))
+        }
+        _ => Ok(()),
     }
 }
 

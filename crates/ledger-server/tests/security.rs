@@ -723,6 +723,22 @@ fn unsafe_starts_are_refused() {
     assert_eq!(failure.exit_code, Some(2), "{failure:?}");
     assert!(failure.stderr.contains("tls_client_ca_file"), "{failure:?}");
 
+    // A pseudonym key written in a configuration file.
+    let folder = tempfile::tempdir().expect("a temporary folder");
+    let config = folder.path().join("ledger.toml");
+    std::fs::write(
+        &config,
+        format!("pseudonym_key_hex = \"{TEST_PSEUDONYM_KEY_HEX}\"\n"),
+    )
+    .expect("written");
+    let config = config.to_string_lossy().into_owned();
+    let failure = start_failure(&["--config", &config], &[], "127.0.0.1:0");
+    assert_eq!(failure.exit_code, Some(2), "{failure:?}");
+    assert!(
+        failure.stderr.contains("holds pseudonym_key_hex"),
+        "{failure:?}"
+    );
+
     // No pseudonym key outside the demo.
     let failure = start_failure(&[], &[], "127.0.0.1:0");
     assert_eq!(failure.exit_code, Some(2), "{failure:?}");
