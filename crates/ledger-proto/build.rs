@@ -22,7 +22,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         out_dir.join("voucherledger_descriptor.bin"),
         descriptors.encode_to_vec(),
     )?;
-    tonic_prost_build::configure().compile_fds(descriptors)?;
+    // google.rpc.Status (the per-item error of the batch calls) is vendored under proto/google
+    // for the compiler; its Rust type is tonic-types', so that the richer-error helpers apply.
+    tonic_prost_build::configure()
+        .extern_path(".google.rpc", "::tonic_types::pb")
+        .compile_fds(descriptors)?;
     Ok(())
 }
 

@@ -7,6 +7,7 @@
 mod requests;
 mod support;
 
+mod batches;
 mod health_and_reflection;
 mod lifecycle;
 mod malformed_input;

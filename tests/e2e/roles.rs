@@ -3,7 +3,10 @@
 
 use std::path::Path;
 
-use ledger_proto::v1::{BackupRequest, GetHeadRequest, ReadEventsRequest, SubscribeRequest};
+use ledger_proto::v1::{
+    BackupRequest, GetHeadRequest, IssueVouchersBatchRequest, ReadEventsRequest,
+    RedeemHoursBatchRequest, SubscribeRequest,
+};
 use prost::Message;
 use tonic::{Code, Status};
 
@@ -47,10 +50,12 @@ enum Rpc {
     WithdrawModule,
     RegisterCompany,
     IssueVouchers,
+    IssueVouchersBatch,
     ExpireVouchers,
     RecordPayout,
     GetWallet,
     RedeemHours,
+    RedeemHoursBatch,
     ReverseRedemption,
     GetStatement,
     GetBudget,
@@ -77,10 +82,12 @@ const MAY_CALL: &[(Rpc, &[Role])] = &[
     (Rpc::WithdrawModule, &[Administration]),
     (Rpc::RegisterCompany, &[Operator]),
     (Rpc::IssueVouchers, &[Operator]),
+    (Rpc::IssueVouchersBatch, &[Operator]),
     (Rpc::ExpireVouchers, &[Operator]),
     (Rpc::RecordPayout, &[Operator]),
     (Rpc::GetWallet, &[Administration, Operator, Auditor]),
     (Rpc::RedeemHours, &[Provider]),
+    (Rpc::RedeemHoursBatch, &[Provider]),
     (Rpc::ReverseRedemption, &[Provider]),
     (
         Rpc::GetStatement,
@@ -109,10 +116,12 @@ impl Rpc {
             Rpc::WithdrawModule => "AdministrationService/WithdrawModule",
             Rpc::RegisterCompany => "OperatorService/RegisterCompany",
             Rpc::IssueVouchers => "OperatorService/IssueVouchers",
+            Rpc::IssueVouchersBatch => "OperatorService/IssueVouchersBatch",
             Rpc::ExpireVouchers => "OperatorService/ExpireVouchers",
             Rpc::RecordPayout => "OperatorService/RecordPayout",
             Rpc::GetWallet => "OperatorService/GetWallet",
             Rpc::RedeemHours => "ProviderService/RedeemHours",
+            Rpc::RedeemHoursBatch => "ProviderService/RedeemHoursBatch",
             Rpc::ReverseRedemption => "ProviderService/ReverseRedemption",
             Rpc::GetStatement => "ProviderService/GetStatement",
             Rpc::GetBudget => "ReportService/GetBudget",
@@ -165,6 +174,12 @@ impl Rpc {
                 .issue_vouchers(issue_vouchers(COMPANY_A, 10, "2025-03-10"))
                 .await
                 .map(drop),
+            Rpc::IssueVouchersBatch => client
+                .issue_vouchers_batch(IssueVouchersBatchRequest {
+                    items: vec![issue_vouchers(COMPANY_A, 10, "2025-03-10")],
+                })
+                .await
+                .map(drop),
             Rpc::ExpireVouchers => client
                 .expire_vouchers(expire_vouchers("2025-01-01"))
                 .await
@@ -183,6 +198,19 @@ impl Rpc {
                     "1",
                     "2025-04-15",
                 ))
+                .await
+                .map(drop),
+            Rpc::RedeemHoursBatch => client
+                .redeem_hours_batch(RedeemHoursBatchRequest {
+                    items: vec![redeem_hours(
+                        "AG-0012",
+                        module,
+                        COMPANY_A,
+                        WORKER_1,
+                        "1",
+                        "2025-04-15",
+                    )],
+                })
                 .await
                 .map(drop),
             Rpc::ReverseRedemption => client

@@ -343,10 +343,12 @@ rpcs! {
     AdministrationServiceClient::withdraw_module(api::WithdrawModuleRequest) -> api::WriteResponse;
     OperatorServiceClient::register_company(api::RegisterCompanyRequest) -> api::WriteResponse;
     OperatorServiceClient::issue_vouchers(api::IssueVouchersRequest) -> api::WriteResponse;
+    OperatorServiceClient::issue_vouchers_batch(api::IssueVouchersBatchRequest) -> api::BatchWriteResponse;
     OperatorServiceClient::expire_vouchers(api::ExpireVouchersRequest) -> api::WriteResponse;
     OperatorServiceClient::record_payout(api::RecordPayoutRequest) -> api::WriteResponse;
     OperatorServiceClient::get_wallet(api::GetWalletRequest) -> api::Wallet;
     ProviderServiceClient::redeem_hours(api::RedeemHoursRequest) -> api::WriteResponse;
+    ProviderServiceClient::redeem_hours_batch(api::RedeemHoursBatchRequest) -> api::BatchWriteResponse;
     ProviderServiceClient::reverse_redemption(api::ReverseRedemptionRequest) -> api::WriteResponse;
     ProviderServiceClient::get_statement(api::GetStatementRequest) -> api::Statement;
     ReportServiceClient::get_budget(api::GetBudgetRequest) -> api::Budget;

@@ -50,6 +50,12 @@ pub const GROUP_LEN_MAX: usize = 1024;
 /// instead of growing memory without bound.
 pub const QUEUE_LEN_MAX: usize = 8192;
 
+/// Most commands in one [`EngineHandle::submit_batch`]: a batch always fits one group, so its
+/// commands are decided together and made durable by one flush.
+pub const BATCH_LEN_MAX: usize = 1000;
+
+const _: () = assert!(BATCH_LEN_MAX <= GROUP_LEN_MAX);
+
 /// Events between two checkpoints. Encoding a checkpoint costs time in proportion to the state
 /// (a few megabytes for a whole year of the scheme), so it is done at most every 50 000 events;
 /// a restart then replays at most that many events after the checkpoint, well under a second.
@@ -145,6 +151,8 @@ type ReadFn = Box<dyn FnOnce(&View<'_>) + Send>;
 
 enum Message {
     Submit(Submission),
+    /// Commands of one batch call, kept together in one group and in this order.
+    SubmitBatch(Vec<Submission>),
     Read(ReadFn),
     Shutdown(oneshot::Sender<Head>),
 }
@@ -188,6 +196,42 @@ impl EngineHandle {
             .await
             .map_err(|_| SubmitError::Unavailable)?;
         answer.await.map_err(|_| SubmitError::Unavailable)?
+    }
+
+    /// Decides every command of `batch`, in order, each on its own as [`submit`](Self::submit)
+    /// would (a refused one refuses none of the others; a request id repeated in the batch is a
+    /// retry of its first occurrence), in one group: the answers come back together, in the
+    /// batch's order, once that group is durable. At most [`BATCH_LEN_MAX`] commands (more
+    /// are still decided, split over several groups). The outer error means the writer is
+    /// not running: some of the batch may have been written, and a retry is safe.
+    pub async fn submit_batch(
+        &self,
+        batch: Vec<(Uuid, Principal, Command)>,
+    ) -> Result<Vec<Result<Outcome, SubmitError>>, SubmitError> {
+        let mut submissions = Vec::with_capacity(batch.len());
+        let mut answers = Vec::with_capacity(batch.len());
+        for (request_id, principal, command) in batch {
+            let (reply, answer) = oneshot::channel();
+            submissions.push(Submission {
+                request_id,
+                principal,
+                command,
+                reply,
+            });
+            answers.push(answer);
+        }
+        if submissions.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.sender
+            .send(Message::SubmitBatch(submissions))
+            .await
+            .map_err(|_| SubmitError::Unavailable)?;
+        let mut outcomes = Vec::with_capacity(answers.len());
+        for answer in answers {
+            outcomes.push(answer.await.map_err(|_| SubmitError::Unavailable)?);
+        }
+        Ok(outcomes)
     }
 
     /// Runs `read` on the writer thread between two groups, so it sees a state where every
@@ -387,19 +431,17 @@ impl Writer {
                 },
             };
             match message {
-                Message::Submit(first) => {
-                    let mut group = vec![first];
-                    while group.len() < self.config.group_len_max {
-                        match self.receiver.try_recv() {
-                            Ok(Message::Submit(next)) => group.push(next),
-                            Ok(other) => {
-                                held = Some(other);
-                                break;
-                            }
-                            Err(_) => break,
+                Message::Submit(first) => self.commit_queued(vec![first], &mut held),
+                Message::SubmitBatch(batch) => {
+                    let len_max = self.config.group_len_max.max(1);
+                    if batch.len() > len_max {
+                        // Only a configuration with groups shorter than a batch gets here.
+                        for group in chunk(batch, len_max) {
+                            self.commit_group(group);
                         }
+                    } else {
+                        self.commit_queued(batch, &mut held);
                     }
-                    self.commit_group(group);
                 }
                 Message::Read(read) => read(&self.view()),
                 Message::Shutdown(reply) => {
@@ -409,6 +451,7 @@ impl Writer {
                     while let Ok(message) = self.receiver.try_recv() {
                         match message {
                             Message::Submit(submission) => rest.push(submission),
+                            Message::SubmitBatch(batch) => rest.extend(batch),
                             Message::Read(read) => read(&self.view()),
                             Message::Shutdown(_) => {}
                         }
@@ -425,6 +468,27 @@ impl Writer {
             }
         }
         self.write_final_checkpoint();
+    }
+
+    /// Adds to `group` whatever commands wait in the queue, up to the group's length limit,
+    /// and commits them as one group. A read, a shutdown, or a batch that does not fit whole
+    /// is left in `held` for the next turn: a batch is never split between groups.
+    fn commit_queued(&mut self, mut group: Vec<Submission>, held: &mut Option<Message>) {
+        let len_max = self.config.group_len_max.max(1);
+        while group.len() < len_max {
+            match self.receiver.try_recv() {
+                Ok(Message::Submit(next)) => group.push(next),
+                Ok(Message::SubmitBatch(batch)) if group.len() + batch.len() <= len_max => {
+                    group.extend(batch);
+                }
+                Ok(other) => {
+                    *held = Some(other);
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        self.commit_group(group);
     }
 
     fn commit_group(&mut self, group: Vec<Submission>) {

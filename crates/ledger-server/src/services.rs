@@ -18,8 +18,21 @@ use tonic::{Code, Request, Response, Status};
 use uuid::Uuid;
 
 use crate::auth::{may_call, may_read, Authentication, Read, Role};
-use crate::status::{refusal_status, server_status};
+use crate::status::{invalid_field_status, item_status, refusal_status, server_status};
 use crate::wire;
+
+/// Most items in one batch call (`IssueVouchersBatch`, `RedeemHoursBatch`): a batch is decided
+/// as one group of the writer, so it is bounded by the engine's own limit.
+pub const BATCH_LEN_MAX: usize = ledger_engine::BATCH_LEN_MAX;
+
+/// Most bytes of one batch call, all items together; each item is also held to
+/// `request_bytes_max`. 1 000 redemptions or issuances take about 200 KiB.
+pub const BATCH_REQUEST_BYTES_MAX: usize = 1024 * 1024;
+
+/// Batch calls handed to the writer at the same time; more wait for a turn. The writer's queue
+/// bounds messages, and a batch is one message of up to 1 000 commands: this bounds the
+/// commands batches can queue (and the memory they hold) to 16 000.
+const BATCH_CALLS_CONCURRENT_MAX: usize = 16;
 
 /// What every service shares.
 #[derive(Clone, Debug)]
@@ -33,6 +46,8 @@ pub(crate) struct Inner {
     pub(crate) authentication: Authentication,
     pseudonym_key: PseudonymKey,
     request_bytes_max: usize,
+    /// Turns of the batch calls, see [`BATCH_CALLS_CONCURRENT_MAX`].
+    batch_turns: tokio::sync::Semaphore,
     /// Set when the server begins to stop: every audit stream ends (see `audit`).
     pub(crate) streams_closing: tokio::sync::watch::Sender<bool>,
 }
@@ -80,6 +95,7 @@ impl Ledger {
                 authentication,
                 pseudonym_key,
                 request_bytes_max,
+                batch_turns: tokio::sync::Semaphore::new(BATCH_CALLS_CONCURRENT_MAX),
                 streams_closing: tokio::sync::watch::Sender::new(false),
             }),
         }
@@ -143,6 +159,129 @@ impl Ledger {
             }
             Err(SubmitError::Unavailable) => Err(unavailable()),
         }
+    }
+
+    /// A batch call: every item is checked, parsed and authorized on its own, as the single
+    /// call would be; those that pass are decided by the writer in one group and in order.
+    /// The answer has one result per item, at the item's index. Only what concerns the whole
+    /// call (authentication, role, size, length, an unavailable writer) fails the call.
+    async fn write_batch<B: Message, R: WriteRequest>(
+        &self,
+        rpc: &'static str,
+        request: Request<B>,
+        roles: &[Role],
+        items: impl FnOnce(B) -> Vec<R>,
+        build: impl Fn(&R, Uuid, &PseudonymKey) -> Result<Command, Refusal>,
+    ) -> Result<Response<api::BatchWriteResponse>, Status> {
+        let principal = self.authenticate(&request)?;
+        may_call(&principal, roles)?;
+        let message = request.into_inner();
+        let bytes = message.encoded_len();
+        if bytes > BATCH_REQUEST_BYTES_MAX {
+            return Err(server_status(
+                Code::InvalidArgument,
+                "REQUEST_TOO_LARGE",
+                format!("batch of {bytes} bytes is larger than {BATCH_REQUEST_BYTES_MAX} bytes"),
+            ));
+        }
+        let items = items(message);
+        if items.is_empty() {
+            return Err(invalid_field_status(
+                "BATCH_EMPTY",
+                "items",
+                "a batch holds at least one item".to_owned(),
+            ));
+        }
+        if items.len() > BATCH_LEN_MAX {
+            return Err(invalid_field_status(
+                "BATCH_TOO_LONG",
+                "items",
+                format!(
+                    "batch of {} items is longer than {BATCH_LEN_MAX} items",
+                    items.len()
+                ),
+            ));
+        }
+
+        let mut results: Vec<Option<api::batch_item_result::Result>> = vec![None; items.len()];
+        let mut submitted = Vec::with_capacity(items.len());
+        let mut submitted_at = Vec::with_capacity(items.len());
+        for (index, item) in items.iter().enumerate() {
+            if let Err(status) = self.check_size(item) {
+                results[index] = Some(api::batch_item_result::Result::Refused(item_status(
+                    &status,
+                )));
+                continue;
+            }
+            let parsed = wire::request_id(item.request_id()).and_then(|request_id| {
+                let command = build(item, request_id, &self.inner.pseudonym_key)?;
+                ledger_domain::authorize(&principal, &command)?;
+                Ok((request_id, command))
+            });
+            match parsed {
+                Ok((request_id, command)) => {
+                    submitted.push((request_id, principal.clone(), command));
+                    submitted_at.push(index);
+                }
+                Err(refusal) => {
+                    let status = refused(rpc, &principal, None, &refusal);
+                    results[index] = Some(api::batch_item_result::Result::Refused(item_status(
+                        &status,
+                    )));
+                }
+            }
+        }
+
+        let mut accepted = 0_usize;
+        let mut first_position = None;
+        if !submitted.is_empty() {
+            // A turn is held only while the writer decides; parsing above needs none.
+            let _turn = self
+                .inner
+                .batch_turns
+                .acquire()
+                .await
+                .map_err(|_| unavailable())?;
+            let outcomes = self
+                .inner
+                .engine
+                .submit_batch(submitted)
+                .await
+                .map_err(|_| unavailable())?;
+            for (index, outcome) in submitted_at.into_iter().zip(outcomes) {
+                results[index] = Some(match outcome {
+                    Ok(outcome) => {
+                        accepted += 1;
+                        first_position.get_or_insert(outcome.first_position);
+                        api::batch_item_result::Result::Accepted(write_response(outcome))
+                    }
+                    Err(SubmitError::Refused(refusal)) => {
+                        let request_id = wire::request_id(items[index].request_id()).ok();
+                        let status = refused(rpc, &principal, request_id, &refusal);
+                        api::batch_item_result::Result::Refused(item_status(&status))
+                    }
+                    Err(SubmitError::Unavailable) => return Err(unavailable()),
+                });
+            }
+        }
+        tracing::info!(
+            rpc,
+            principal = %principal,
+            items = items.len(),
+            accepted,
+            refused = items.len() - accepted,
+            first_position = first_position.unwrap_or_default(),
+            "batch decided"
+        );
+        let results = items
+            .iter()
+            .zip(results)
+            .map(|(item, result)| api::BatchItemResult {
+                request_id: item.request_id().to_owned(),
+                result,
+            })
+            .collect();
+        Ok(Response::new(api::BatchWriteResponse { results }))
     }
 
     pub(crate) async fn read<T: Send + 'static>(
@@ -361,6 +500,20 @@ impl OperatorService for Ledger {
         .await
     }
 
+    async fn issue_vouchers_batch(
+        &self,
+        request: Request<api::IssueVouchersBatchRequest>,
+    ) -> Result<Response<api::BatchWriteResponse>, Status> {
+        self.write_batch(
+            "issue_vouchers_batch",
+            request,
+            OPERATOR,
+            |batch| batch.items,
+            |r, request_id, _| wire::issue_vouchers(r, request_id),
+        )
+        .await
+    }
+
     async fn expire_vouchers(
         &self,
         request: Request<api::ExpireVouchersRequest>,
@@ -406,6 +559,20 @@ impl ProviderService for Ledger {
         self.write("redeem_hours", request, PROVIDER, |r, request_id, key| {
             wire::redeem_hours(r, request_id, key)
         })
+        .await
+    }
+
+    async fn redeem_hours_batch(
+        &self,
+        request: Request<api::RedeemHoursBatchRequest>,
+    ) -> Result<Response<api::BatchWriteResponse>, Status> {
+        self.write_batch(
+            "redeem_hours_batch",
+            request,
+            PROVIDER,
+            |batch| batch.items,
+            wire::redeem_hours,
+        )
         .await
     }
 

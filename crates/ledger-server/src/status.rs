@@ -92,6 +92,21 @@ pub fn invalid_field_status(reason: &str, field: &str, message: String) -> Statu
     Status::with_error_details(Code::InvalidArgument, message, details)
 }
 
+/// The `google.rpc.Status` of one item of a batch: the code, message and details (ErrorInfo,
+/// BadRequest) the same request alone would have been answered with.
+pub fn item_status(status: &Status) -> tonic_types::pb::Status {
+    // tonic carries a status with details as an encoded `google.rpc.Status`; one built without
+    // details (none in this crate) still gets its code and message.
+    match <tonic_types::pb::Status as prost::Message>::decode(status.details()) {
+        Ok(encoded) if !status.details().is_empty() => encoded,
+        _ => tonic_types::pb::Status {
+            code: status.code() as i32,
+            message: status.message().to_owned(),
+            details: Vec::new(),
+        },
+    }
+}
+
 /// A status with a reason of the server's own (authentication, size, availability).
 pub fn server_status(code: Code, reason: &str, message: impl Into<String>) -> Status {
     let details = ErrorDetails::with_error_info(reason, ERROR_DOMAIN, HashMap::new());

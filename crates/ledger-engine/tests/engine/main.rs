@@ -2,6 +2,7 @@
 
 mod support;
 
+mod batches;
 mod checkpoints;
 mod concurrency;
 mod lifecycle;
