@@ -33,6 +33,10 @@ enum CliCommand {
         /// Use the demo configuration: known tokens and pseudonym key, loopback only.
         #[arg(long)]
         demo: bool,
+        /// Serve Prometheus metrics on GET /metrics at this address, such as 127.0.0.1:9464
+        /// (port 0 picks a free port; loopback only unless metrics_allow_non_loopback).
+        #[arg(long, value_name = "ADDRESS")]
+        metrics_listen: Option<String>,
     },
     /// Simulate a year of the scheme through the API of an in-process demo server, reproducing
     /// the year's published figures exactly, and print the year's report.
@@ -111,12 +115,16 @@ fn main() -> ExitCode {
             listen,
             data,
             demo,
-        } => serve(Overrides {
-            config_file: config,
-            listen,
-            data_dir: data,
-            demo,
-        }),
+            metrics_listen,
+        } => serve(
+            Overrides {
+                config_file: config,
+                listen,
+                data_dir: data,
+                demo,
+            },
+            metrics_listen.as_deref(),
+        ),
         CliCommand::Simulate {
             year,
             data,
@@ -204,8 +212,8 @@ fn offline_error(error: &ledger_server::offline::OfflineError) -> ExitCode {
     }
 }
 
-fn serve(overrides: Overrides) -> ExitCode {
-    let settings = match Settings::load(&overrides) {
+fn serve(overrides: Overrides, metrics_listen: Option<&str>) -> ExitCode {
+    let settings = match Settings::load_with_metrics(&overrides, metrics_listen) {
         Ok(settings) => settings,
         Err(error) => {
             eprintln!("voucher-ledger: {error}");

@@ -1,8 +1,10 @@
-//! `voucher-ledger serve`: start the engine, serve gRPC (over TLS when configured) until SIGTERM
-//! or ctrl-c, then finish the commands in flight, flush and stop.
+//! `voucher-ledger serve`: start the engine, serve gRPC (over TLS when configured) and, when
+//! `metrics_listen` is set, Prometheus metrics on a listener of their own, until SIGTERM or
+//! ctrl-c, then finish the commands in flight, flush and stop.
 //!
 //! [`serve_with`] is the same server on a listener bound by the caller and stopped by the
-//! caller's future; `simulate` uses it to run a server in its own process.
+//! caller's future; `simulate` uses it to run a server in its own process. It serves no
+//! metrics: `bench` reads the engine's counters directly.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -43,10 +45,31 @@ pub enum ServeError {
 
 pub async fn serve(settings: Settings) -> Result<(), ServeError> {
     let listener = bind(settings.listen).await?;
-    serve_with(settings, listener, shutdown_signal(), |address| {
-        // Scripts and tests read the bound address (useful with port 0) from this line.
-        println!("voucher-ledger listening on {address}");
-    })
+    let metrics = match settings.metrics_listen {
+        Some(address) => {
+            let listener = bind(address).await?;
+            let bound = listener
+                .local_addr()
+                .map_err(|source| ServeError::Bind { address, source })?;
+            Some((listener, bound))
+        }
+        None => None,
+    };
+    let metrics_address = metrics.as_ref().map(|(_, bound)| *bound);
+    serve_inner(
+        settings,
+        listener,
+        metrics.map(|(listener, _)| listener),
+        shutdown_signal(),
+        move |address, _| {
+            // Scripts and tests read the bound addresses (useful with port 0) from these lines;
+            // the metrics line comes first, so a reader may stop at "listening on".
+            if let Some(metrics_address) = metrics_address {
+                println!("voucher-ledger metrics on http://{metrics_address}/metrics");
+            }
+            println!("voucher-ledger listening on {address}");
+        },
+    )
     .await
 }
 
@@ -75,6 +98,18 @@ pub async fn serve_with(
 pub async fn serve_with_engine(
     settings: Settings,
     listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()>,
+    ready: impl FnOnce(SocketAddr, ledger_engine::EngineHandle),
+) -> Result<(), ServeError> {
+    serve_inner(settings, listener, None, shutdown, ready).await
+}
+
+/// [`serve_with_engine`], with the metrics served on `metrics` when given: from when the
+/// engine has started until the graceful stop begins.
+async fn serve_inner(
+    settings: Settings,
+    listener: tokio::net::TcpListener,
+    metrics: Option<tokio::net::TcpListener>,
     shutdown: impl Future<Output = ()>,
     ready: impl FnOnce(SocketAddr, ledger_engine::EngineHandle),
 ) -> Result<(), ServeError> {
@@ -127,10 +162,17 @@ pub async fn serve_with_engine(
     })?;
     // Connection limits, and TLS when configured (see `transport`).
     let mut server = crate::transport::server_builder(settings.tls.as_ref())?;
+    let metrics = metrics.map(|listener| {
+        if let Ok(metrics_address) = listener.local_addr() {
+            tracing::info!(%metrics_address, "metrics serving on /metrics");
+        }
+        crate::metrics::MetricsServer::start(listener, engine.handle())
+    });
+    let metrics_stop = metrics.as_ref().map(crate::metrics::MetricsServer::stopper);
     tracing::info!(%address, demo = settings.demo, auth_mode = %settings.auth_mode, tls = settings.tls.is_some(), data_dir = %settings.data_dir.display(), "voucher-ledger serving");
     ready(address, engine.handle());
 
-    server
+    let served = server
         .add_service(health_service)
         .add_service(reflection)
         .add_service(
@@ -158,9 +200,18 @@ pub async fn serve_with_engine(
                 // A graceful stop waits for every open call: end the audit streams, or a
                 // subscriber would keep the server up.
                 streams.close_streams();
+                // Scrapes stop with the API: a stopping ledger has nothing more to report.
+                if let Some(metrics_stop) = metrics_stop {
+                    metrics_stop.stop();
+                }
             },
         )
-        .await?;
+        .await;
+    // Also when the gRPC server failed: the listener must not outlive it.
+    if let Some(metrics) = metrics {
+        metrics.stop().await;
+    }
+    served?;
 
     // Requests in flight have been answered; the writer finishes its queue and flushes.
     let head = engine.shutdown().await;

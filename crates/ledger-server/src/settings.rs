@@ -53,6 +53,10 @@ struct RawSettings {
     tls_key_file: String,
     #[serde(default)]
     tls_client_ca_file: String,
+    #[serde(default)]
+    metrics_listen: String,
+    #[serde(default)]
+    metrics_allow_non_loopback: bool,
 }
 
 fn default_auth_mode() -> AuthMode {
@@ -78,6 +82,9 @@ pub struct Settings {
     /// The server's certificate and key, and the CA of client certificates; `None` serves
     /// plain HTTP/2, which is accepted only on loopback.
     pub tls: Option<TlsFiles>,
+    /// Where `serve` answers `GET /metrics` (Prometheus text); `None` (the default) serves no
+    /// metrics. Loopback unless `metrics_allow_non_loopback` (see [`check_metrics_listen`]).
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -96,6 +103,7 @@ impl std::fmt::Debug for Settings {
             .field("tokens", &self.tokens.len())
             .field("auth_mode", &self.auth_mode)
             .field("tls", &self.tls)
+            .field("metrics_listen", &self.metrics_listen)
             .finish_non_exhaustive()
     }
 }
@@ -115,6 +123,14 @@ pub enum SettingsError {
     Load(#[from] config::ConfigError),
     #[error("listen address {0:?} is not an ip address and port")]
     ListenAddress(String),
+    #[error("metrics_listen {0:?} is not an ip address and port (or empty, for no metrics)")]
+    MetricsListenAddress(String),
+    #[error("metrics_listen {0} is not loopback; the metrics endpoint has no authentication nor tls: set metrics_allow_non_loopback = true to serve it there anyway (behind a firewall or a proxy that authenticates)")]
+    MetricsListenNotLoopback(SocketAddr),
+    #[error(
+        "metrics_listen {0} is not loopback; the demo configuration serves only 127.0.0.1 or [::1]"
+    )]
+    MetricsListenDemo(SocketAddr),
     #[error(transparent)]
     Listen(#[from] ListenRefused),
     #[error(transparent)]
@@ -154,6 +170,15 @@ pub enum SettingsError {
 
 impl Settings {
     pub fn load(overrides: &Overrides) -> Result<Settings, SettingsError> {
+        Settings::load_with_metrics(overrides, None)
+    }
+
+    /// [`Settings::load`] with `--metrics-listen`, over every other layer. Apart from
+    /// [`Overrides`] because `simulate` and `bench` build those too and serve no metrics.
+    pub fn load_with_metrics(
+        overrides: &Overrides,
+        metrics_listen: Option<&str>,
+    ) -> Result<Settings, SettingsError> {
         let mut builder = config::Config::builder().add_source(config::File::from_str(
             DEFAULT_TOML,
             config::FileFormat::Toml,
@@ -177,6 +202,9 @@ impl Settings {
         if let Some(data_dir) = &overrides.data_dir {
             builder = builder.set_override("data_dir", data_dir.to_string_lossy().as_ref())?;
         }
+        if let Some(metrics_listen) = metrics_listen {
+            builder = builder.set_override("metrics_listen", metrics_listen)?;
+        }
         let raw: RawSettings = builder.build()?.try_deserialize()?;
         Settings::check(raw)
     }
@@ -192,6 +220,11 @@ impl Settings {
             &raw.tls_client_ca_file,
         )?;
         crate::transport::check_listen(listen, tls.is_some(), raw.demo)?;
+        let metrics_listen = check_metrics_listen(
+            &raw.metrics_listen,
+            raw.metrics_allow_non_loopback,
+            raw.demo,
+        )?;
         let client_certificates = tls
             .as_ref()
             .is_some_and(TlsFiles::requires_client_certificates);
@@ -232,8 +265,37 @@ impl Settings {
             tokens,
             auth_mode: raw.auth_mode,
             tls,
+            metrics_listen,
         })
     }
+}
+
+/// The metrics address: none when empty. The endpoint holds no secret and no national number
+/// (counters of the writer and the head position), but it has neither authentication nor TLS,
+/// and how busy the ledger is, is nobody else's business: like the gRPC port without TLS it
+/// stays on loopback (a local Prometheus or agent scrapes it) unless
+/// `metrics_allow_non_loopback` says otherwise. The demo never leaves loopback.
+pub fn check_metrics_listen(
+    text: &str,
+    allow_non_loopback: bool,
+    demo: bool,
+) -> Result<Option<SocketAddr>, SettingsError> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    let address: SocketAddr = text
+        .parse()
+        .map_err(|_| SettingsError::MetricsListenAddress(text.to_owned()))?;
+    if !address.ip().is_loopback() {
+        if demo {
+            return Err(SettingsError::MetricsListenDemo(address));
+        }
+        if !allow_non_loopback {
+            return Err(SettingsError::MetricsListenNotLoopback(address));
+        }
+    }
+    Ok(Some(address))
 }
 
 /// The pseudonym key never comes from a configuration file (only the demo's, whose key is
@@ -275,4 +337,43 @@ fn pseudonym_key(key_hex: &str, key_file: &str) -> Result<PseudonymKey, Settings
     };
     let bytes = hex::decode(key_hex).map_err(|_| SettingsError::PseudonymKeyInvalid)?;
     PseudonymKey::new(bytes).ok_or(SettingsError::PseudonymKeyInvalid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_are_off_unless_an_address_is_set() {
+        assert!(matches!(check_metrics_listen("", false, false), Ok(None)));
+        assert!(matches!(check_metrics_listen("  ", true, true), Ok(None)));
+        assert!(matches!(
+            check_metrics_listen("localhost:9464", false, false),
+            Err(SettingsError::MetricsListenAddress(_))
+        ));
+    }
+
+    #[test]
+    fn metrics_stay_on_loopback_unless_allowed_and_never_leave_it_in_the_demo() {
+        for loopback in ["127.0.0.1:9464", "[::1]:0"] {
+            for (allow, demo) in [(false, false), (true, false), (false, true), (true, true)] {
+                assert!(matches!(
+                    check_metrics_listen(loopback, allow, demo),
+                    Ok(Some(address)) if address.ip().is_loopback()
+                ));
+            }
+        }
+        assert!(matches!(
+            check_metrics_listen("0.0.0.0:9464", false, false),
+            Err(SettingsError::MetricsListenNotLoopback(_))
+        ));
+        assert!(matches!(
+            check_metrics_listen("10.0.0.5:9464", true, false),
+            Ok(Some(_))
+        ));
+        assert!(matches!(
+            check_metrics_listen("10.0.0.5:9464", true, true),
+            Err(SettingsError::MetricsListenDemo(_))
+        ));
+    }
 }

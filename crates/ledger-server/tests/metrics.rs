@@ -1,0 +1,533 @@
+//! The Prometheus endpoint of the real `voucher-ledger serve`: off by default, and with
+//! `--metrics-listen` a `GET /metrics` whose counters follow the writes done over gRPC.
+//!
+//! Servers run with the demo configuration on 127.0.0.1:0 and folders of their own; the
+//! metrics listener too is on port 0, its address read from the line `serve` prints.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ledger_proto::v1 as api;
+use ledger_proto::v1::administration_service_client::AdministrationServiceClient;
+use ledger_proto::v1::audit_service_client::AuditServiceClient;
+use tonic::metadata::MetadataValue;
+use tonic::transport::Channel;
+use tonic::Request;
+
+const ADMINISTRATION: &str = "demo-administration-token";
+const AUDITOR: &str = "demo-auditor-token";
+
+/// Longest wait for a server to start or stop: generous, for a 2-core machine busy with other
+/// builds.
+const WAIT_MAX: Duration = Duration::from_secs(120);
+
+const METRICS_PREFIX: &str = "voucher-ledger metrics on http://";
+const LISTENING_PREFIX: &str = "voucher-ledger listening on ";
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("the workspace root exists")
+}
+
+/// `voucher-ledger ARGS` with the environment's `VOUCHER_LEDGER__*` settings removed.
+fn voucher_ledger(args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_voucher-ledger"));
+    command
+        .args(args)
+        .env(
+            "VOUCHER_LEDGER__POLICY_FILE",
+            workspace_root().join("config/policy.toml"),
+        )
+        .env_remove("VOUCHER_LEDGER_LOG");
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("VOUCHER_LEDGER__")
+            && name != "VOUCHER_LEDGER__POLICY_FILE"
+        {
+            command.env_remove(name);
+        }
+    }
+    command
+}
+
+/// A running `voucher-ledger serve --demo`, with what it printed before it was ready.
+struct Server {
+    process: Child,
+    channel: Channel,
+    /// `host:port` of the metrics listener, when `serve` announced one.
+    metrics: Option<String>,
+    log_path: PathBuf,
+}
+
+impl Server {
+    /// With `extra` arguments after the usual ones, and `env` added to the environment.
+    async fn start(data: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
+        let log_path = data.with_extension("server.log");
+        let log = File::create(&log_path).expect("a log file");
+        let mut process = voucher_ledger(&["serve", "--demo", "--listen", "127.0.0.1:0"])
+            .arg("--data")
+            .arg(data)
+            .args(extra)
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("voucher-ledger starts");
+        let stdout = process.stdout.take().expect("stdout is piped");
+        let (sender, receiver) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            let mut before = Vec::new();
+            for line in lines.by_ref() {
+                let Ok(line) = line else { return };
+                if let Some(address) = line.strip_prefix(LISTENING_PREFIX) {
+                    let _ = sender.send((address.trim().to_owned(), before));
+                    break;
+                }
+                before.push(line);
+            }
+            lines.for_each(drop);
+        });
+        let (address, before) =
+            tokio::task::spawn_blocking(move || receiver.recv_timeout(WAIT_MAX))
+                .await
+                .expect("the wait does not panic")
+                .unwrap_or_else(|_| {
+                    panic!(
+                        "no address printed; stderr:\n{}",
+                        std::fs::read_to_string(&log_path).unwrap_or_default()
+                    )
+                });
+        let metrics = before.iter().find_map(|line| {
+            line.strip_prefix(METRICS_PREFIX)
+                .and_then(|rest| rest.strip_suffix("/metrics"))
+                .map(str::to_owned)
+        });
+        let channel = Channel::from_shared(format!("http://{address}"))
+            .expect("a valid uri")
+            .connect()
+            .await
+            .expect("the server accepts a connection");
+        Server {
+            process,
+            channel,
+            metrics,
+            log_path: data.with_extension("server.log"),
+        }
+    }
+
+    fn metrics_address(&self) -> &str {
+        self.metrics
+            .as_deref()
+            .expect("serve announced its metrics address")
+    }
+
+    /// SIGTERM, then waits for a clean exit.
+    async fn stop(mut self) {
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.process.id().to_string())
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+        let deadline = Instant::now() + WAIT_MAX;
+        loop {
+            if let Some(status) = self.process.try_wait().expect("exit status") {
+                assert!(
+                    status.success(),
+                    "voucher-ledger exited with {status}; stderr:\n{}",
+                    std::fs::read_to_string(&self.log_path).unwrap_or_default()
+                );
+                return;
+            }
+            assert!(Instant::now() < deadline, "the server does not stop");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.process.try_wait() {
+            let _ = self.process.kill();
+            let _ = self.process.wait();
+        }
+    }
+}
+
+fn with_token<T>(message: T, token: &str) -> Request<T> {
+    let mut request = Request::new(message);
+    let value = MetadataValue::try_from(format!("Bearer {token}")).expect("ascii token");
+    request.metadata_mut().insert("authorization", value);
+    request
+}
+
+/// An HTTP/1.1 answer: status code, headers (names lowercase), body.
+struct Answer {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Answer {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(header, _)| header == name)
+            .map(|(_, value)| value.as_str())
+    }
+}
+
+/// `METHOD PATH` on a connection of its own, closed after the answer, read to its end.
+async fn http(address: &str, method: &str, path: &str) -> Answer {
+    let address = address.to_owned();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+    );
+    tokio::task::spawn_blocking(move || {
+        let mut stream = TcpStream::connect(&address).expect("the metrics listener accepts");
+        stream
+            .set_read_timeout(Some(WAIT_MAX))
+            .expect("a read timeout");
+        stream.write_all(request.as_bytes()).expect("request sent");
+        let mut bytes = Vec::new();
+        stream.read_to_end(&mut bytes).expect("answer read");
+        let text = String::from_utf8(bytes).expect("an utf-8 answer");
+        let (head, body) = text.split_once("\r\n\r\n").expect("headers then body");
+        let mut lines = head.split("\r\n");
+        let status_line = lines.next().expect("a status line");
+        let status = status_line
+            .split(' ')
+            .nth(1)
+            .and_then(|code| code.parse().ok())
+            .unwrap_or_else(|| panic!("a status code in {status_line:?}"));
+        let headers = lines
+            .map(|line| {
+                let (name, value) = line.split_once(':').expect("name: value");
+                (name.trim().to_ascii_lowercase(), value.trim().to_owned())
+            })
+            .collect();
+        Answer {
+            status,
+            headers,
+            body: body.to_owned(),
+        }
+    })
+    .await
+    .expect("the request does not panic")
+}
+
+/// The exposition's samples, each line checked to be `name{labels} value`, and the families
+/// declared by `# HELP` and `# TYPE`.
+struct Exposition {
+    samples: Vec<(String, f64)>,
+    help: Vec<String>,
+    types: Vec<(String, String)>,
+}
+
+fn parse(text: &str) -> Exposition {
+    let mut exposition = Exposition {
+        samples: Vec::new(),
+        help: Vec::new(),
+        types: Vec::new(),
+    };
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            let (name, help) = rest.split_once(' ').expect("# HELP name text");
+            assert!(!help.trim().is_empty(), "{line}");
+            exposition.help.push(name.to_owned());
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').expect("# TYPE name kind");
+            assert!(
+                ["counter", "gauge", "histogram", "summary", "untyped"].contains(&kind),
+                "{line}"
+            );
+            exposition.types.push((name.to_owned(), kind.to_owned()));
+            continue;
+        }
+        assert!(
+            !line.starts_with('#'),
+            "only HELP and TYPE comments: {line}"
+        );
+        let (series, value) = line.rsplit_once(' ').expect("a name and a value");
+        let name_end = series.find('{').unwrap_or(series.len());
+        let (name, labels) = series.split_at(name_end);
+        assert!(
+            !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+                && !name.starts_with(|c: char| c.is_ascii_digit()),
+            "a metric name: {line}"
+        );
+        if !labels.is_empty() {
+            let inner = labels
+                .strip_prefix('{')
+                .and_then(|labels| labels.strip_suffix('}'))
+                .unwrap_or_else(|| panic!("labels in braces: {line}"));
+            for label in inner.split(',') {
+                let (label, value) = label.split_once('=').expect("label=value");
+                assert!(
+                    label.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+                    "{line}"
+                );
+                assert!(
+                    value.len() >= 2 && value.starts_with('"') && value.ends_with('"'),
+                    "a quoted label value: {line}"
+                );
+            }
+        }
+        let value: f64 = match value {
+            "+Inf" => f64::INFINITY,
+            "-Inf" => f64::NEG_INFINITY,
+            value => value.parse().unwrap_or_else(|_| panic!("a number: {line}")),
+        };
+        exposition.samples.push((series.to_owned(), value));
+    }
+    exposition
+}
+
+impl Exposition {
+    fn value(&self, series: &str) -> f64 {
+        self.samples
+            .iter()
+            .find(|(name, _)| name == series)
+            .unwrap_or_else(|| panic!("no sample {series}"))
+            .1
+    }
+
+    fn kind(&self, family: &str) -> &str {
+        self.types
+            .iter()
+            .find(|(name, _)| name == family)
+            .map(|(_, kind)| kind.as_str())
+            .unwrap_or_else(|| panic!("no # TYPE of {family}"))
+    }
+}
+
+async fn scrape(server: &Server) -> Exposition {
+    let answer = http(server.metrics_address(), "GET", "/metrics").await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(
+        answer.header("content-type"),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    parse(&answer.body)
+}
+
+/// Approves modules `M-1` … `M-<count>` of AG-0012 (approved first), one event and one
+/// command each, from `callers` concurrent callers so that the writer groups them.
+async fn approve_modules(channel: &Channel, count: u32, callers: u32) {
+    AdministrationServiceClient::new(channel.clone())
+        .approve_provider(with_token(
+            api::ApproveProviderRequest {
+                request_id: uuid::Uuid::new_v4().to_string(),
+                provider_id: "AG-0012".into(),
+                name: "Formations Meuse".into(),
+                approved_from: "2025-01-01".into(),
+                approved_until: String::new(),
+            },
+            ADMINISTRATION,
+        ))
+        .await
+        .expect("provider approved");
+    let mut tasks = Vec::new();
+    for caller in 0..callers {
+        let mut client = AdministrationServiceClient::new(channel.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut number = 1 + caller;
+            while number <= count {
+                client
+                    .approve_module(with_token(
+                        api::ApproveModuleRequest {
+                            request_id: uuid::Uuid::new_v4().to_string(),
+                            module_id: format!("M-{number}"),
+                            provider_id: "AG-0012".into(),
+                            title: format!("module {number}"),
+                            hours_max: 8,
+                            accepted_voucher_types: vec![
+                                ledger_proto::event::v1::VoucherType::General as i32,
+                            ],
+                            themes: vec![ledger_proto::event::v1::Theme::Digital as i32],
+                            approved_from: "2025-01-01".into(),
+                            approved_until: String::new(),
+                        },
+                        ADMINISTRATION,
+                    ))
+                    .await
+                    .expect("a new module is approved");
+                number += callers;
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.expect("caller finished");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn metrics_count_the_writes_done_over_grpc() {
+    let home = tempfile::tempdir().expect("temp dir");
+    let server = Server::start(
+        &home.path().join("data"),
+        &["--metrics-listen", "127.0.0.1:0"],
+        &[],
+    )
+    .await;
+
+    let before = scrape(&server).await;
+    for (family, kind) in [
+        ("voucher_ledger_groups_total", "counter"),
+        ("voucher_ledger_commands_total", "counter"),
+        ("voucher_ledger_events_appended_total", "counter"),
+        ("voucher_ledger_flush_seconds_total", "counter"),
+        ("voucher_ledger_flush_seconds_max", "gauge"),
+        ("voucher_ledger_group_commands_max", "gauge"),
+        ("voucher_ledger_queue_length", "gauge"),
+        ("voucher_ledger_head_position", "gauge"),
+        ("voucher_ledger_group_flush_seconds", "histogram"),
+        ("voucher_ledger_group_commands", "histogram"),
+    ] {
+        assert_eq!(before.kind(family), kind, "{family}");
+        assert!(
+            before.help.iter().any(|name| name == family),
+            "# HELP {family}"
+        );
+    }
+    assert_eq!(before.value("voucher_ledger_commands_total"), 0.0);
+    assert_eq!(before.value("voucher_ledger_head_position"), 0.0);
+
+    // One provider and 200 modules: 201 commands, each accepted with one event.
+    let modules = 200;
+    approve_modules(&server.channel, modules, 8).await;
+    let written = f64::from(modules + 1);
+
+    let after = scrape(&server).await;
+    let head = AuditServiceClient::new(server.channel.clone())
+        .get_head(with_token(api::GetHeadRequest {}, AUDITOR))
+        .await
+        .expect("an auditor reads the head")
+        .into_inner();
+    let commands = after.value("voucher_ledger_commands_total");
+    let groups = after.value("voucher_ledger_groups_total");
+    let events = after.value("voucher_ledger_events_appended_total");
+    assert!(
+        commands >= written,
+        "{commands} commands for {written} writes"
+    );
+    assert_eq!(events, written);
+    assert_eq!(events, after.value("voucher_ledger_head_position"));
+    assert_eq!(events, head.position as f64);
+    assert!(groups >= 1.0 && groups <= commands, "{groups} groups");
+    assert!(after.value("voucher_ledger_group_commands_max") >= 1.0);
+    assert!(after.value("voucher_ledger_flush_seconds_total") > 0.0);
+    assert!(
+        after.value("voucher_ledger_flush_seconds_max")
+            <= after.value("voucher_ledger_flush_seconds_total")
+    );
+    // Every group is in one bucket of each histogram, and their sums are the totals.
+    assert_eq!(
+        after.value("voucher_ledger_group_flush_seconds_bucket{le=\"+Inf\"}"),
+        groups
+    );
+    assert_eq!(
+        after.value("voucher_ledger_group_flush_seconds_count"),
+        groups
+    );
+    assert_eq!(after.value("voucher_ledger_group_commands_count"), groups);
+    assert_eq!(after.value("voucher_ledger_group_commands_sum"), commands);
+    assert_eq!(
+        after.value("voucher_ledger_group_flush_seconds_sum"),
+        after.value("voucher_ledger_flush_seconds_total")
+    );
+    // No command is waiting once every caller has its answer (reads are not counted as
+    // commands, and the head read above was answered too).
+    assert_eq!(after.value("voucher_ledger_queue_length"), 0.0);
+
+    // Counters only grow: a scrape changes nothing.
+    let again = scrape(&server).await;
+    assert_eq!(again.value("voucher_ledger_commands_total"), commands);
+    assert_eq!(again.value("voucher_ledger_groups_total"), groups);
+
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_get_metrics_is_served() {
+    let home = tempfile::tempdir().expect("temp dir");
+    let server = Server::start(
+        &home.path().join("data"),
+        &["--metrics-listen", "127.0.0.1:0"],
+        &[],
+    )
+    .await;
+    let address = server.metrics_address().to_owned();
+
+    for path in ["/", "/metric", "/metrics/", "/health"] {
+        let answer = http(&address, "GET", path).await;
+        assert_eq!(answer.status, 404, "{path}");
+    }
+    for method in ["POST", "PUT", "DELETE"] {
+        let answer = http(&address, method, "/metrics").await;
+        assert_eq!(answer.status, 405, "{method}");
+        assert_eq!(answer.header("allow"), Some("GET"));
+    }
+    // A query string is not part of the path.
+    let answer = http(&address, "GET", "/metrics?x=1").await;
+    assert_eq!(answer.status, 200);
+
+    server.stop().await;
+    // Stopped with the server.
+    assert!(
+        TcpStream::connect(&address).is_err(),
+        "the metrics listener is closed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_metrics_listen_nothing_is_served() {
+    let home = tempfile::tempdir().expect("temp dir");
+    let server = Server::start(&home.path().join("data"), &[], &[]).await;
+    assert_eq!(server.metrics, None, "serve announced no metrics address");
+    let log = std::fs::read_to_string(&server.log_path).unwrap_or_default();
+    assert!(!log.contains("metrics serving"), "{log}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_environment_turns_metrics_on_and_a_public_address_is_refused() {
+    let home = tempfile::tempdir().expect("temp dir");
+    // VOUCHER_LEDGER__METRICS_LISTEN, as a service manager would set it.
+    let server = Server::start(
+        &home.path().join("env"),
+        &[],
+        &[("VOUCHER_LEDGER__METRICS_LISTEN", "127.0.0.1:0")],
+    )
+    .await;
+    let exposition = scrape(&server).await;
+    assert_eq!(exposition.value("voucher_ledger_groups_total"), 0.0);
+    server.stop().await;
+
+    // Not loopback: refused at start, before anything listens (the demo never leaves it).
+    let output = voucher_ledger(&["serve", "--demo", "--listen", "127.0.0.1:0"])
+        .arg("--data")
+        .arg(home.path().join("public"))
+        .args(["--metrics-listen", "0.0.0.0:0"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("voucher-ledger runs");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("metrics_listen 0.0.0.0:0 is not loopback"),
+        "{stderr}"
+    );
+}
