@@ -222,26 +222,41 @@ async fn serve_inner(
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(error) = tokio::signal::ctrl_c().await {
-            tracing::error!(%error, "cannot listen for ctrl-c");
-            std::future::pending::<()>().await;
-        }
-    };
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
+/// Registers the ctrl-c (SIGINT) and SIGTERM handlers now, not when the server first polls
+/// its shutdown future: `serve` announces its address before that, and a signal in between
+/// (a script or a test stopping the server as soon as it reads the address) would otherwise
+/// meet the default action and kill the process without a graceful stop. A signal during the
+/// engine's start is kept, and stops the server gracefully as soon as it serves.
+fn shutdown_signal() -> impl Future<Output = ()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let interrupt = signal(SignalKind::interrupt());
+    let terminate = signal(SignalKind::terminate());
+    async move {
+        let interrupt = async {
+            match interrupt {
+                Ok(mut interrupt) => {
+                    interrupt.recv().await;
+                }
+                Err(error) => {
+                    tracing::error!(%error, "cannot listen for ctrl-c");
+                    std::future::pending::<()>().await;
+                }
             }
-            Err(error) => {
-                tracing::error!(%error, "cannot listen for sigterm");
-                std::future::pending::<()>().await;
+        };
+        let terminate = async {
+            match terminate {
+                Ok(mut terminate) => {
+                    terminate.recv().await;
+                }
+                Err(error) => {
+                    tracing::error!(%error, "cannot listen for sigterm");
+                    std::future::pending::<()>().await;
+                }
             }
+        };
+        tokio::select! {
+            () = interrupt => tracing::info!("ctrl-c received; stopping"),
+            () = terminate => tracing::info!("sigterm received; stopping"),
         }
-    };
-    tokio::select! {
-        () = ctrl_c => tracing::info!("ctrl-c received; stopping"),
-        () = terminate => tracing::info!("sigterm received; stopping"),
     }
 }
