@@ -6,8 +6,10 @@
 //!   grouped the way the engine groups commands (N concurrent writers feeding one flusher thread
 //!   that applies a batch, flushes and `fdatasync`s per group). Nothing can be durable faster.
 //! - (b) durable redemptions over gRPC against a server started in this process on a fresh
-//!   temporary folder, from N concurrent clients, each waiting for its answer before sending the
-//!   next (unary).
+//!   temporary folder: from N concurrent clients, each waiting for its answer before sending the
+//!   next (unary); from one client alone (the latency of a lone caller); and from N clients each
+//!   sending `RedeemHoursBatch` calls of B items (batched). The ceiling of the batched phase is
+//!   measured too, with each store writer handing B records at a time.
 //! - (c) a full rebuild of the projections from the log (b) wrote, after stopping the server,
 //!   and the process's peak resident memory.
 //!
@@ -29,7 +31,7 @@ use ledger_codec::{
     trainee_status_to_proto, voucher_type_to_proto,
 };
 use ledger_domain::{LegalForm, Region, Theme, TraineeStatus, VoucherType};
-use ledger_engine::{EngineHandle, GroupStats, GROUP_LEN_MAX};
+use ledger_engine::{EngineHandle, GroupStats, BATCH_LEN_MAX, GROUP_LEN_MAX};
 use ledger_proto::v1 as api;
 use ledger_proto::v1::administration_service_client::AdministrationServiceClient;
 use ledger_proto::v1::operator_service_client::OperatorServiceClient;
@@ -51,6 +53,8 @@ const VOUCHERS_PER_COMPANY: u64 = 800;
 /// Vouchers issued ahead of a timed run of `--seconds`: per second, above the issue's target of
 /// 25 000 redemptions a second, so that a run never starves for vouchers.
 const VOUCHERS_PER_SECOND_MAX: u64 = 30_000;
+/// The same for the batched phase, above its target of 100 000 redemptions a second.
+const BATCHED_VOUCHERS_PER_SECOND_MAX: u64 = 150_000;
 /// The provider of `config/demo.toml` whose token the bench plays.
 const PROVIDER_ID: &str = "AG-0012";
 const PROVIDER_TOKEN: &str = "demo-provider-AG-0012-token";
@@ -70,14 +74,18 @@ pub struct Options {
     pub clients: usize,
     /// How long each timed phase runs, unless `requests` is given.
     pub seconds: u64,
-    /// Requests of each timed phase, instead of a duration.
+    /// Requests of each timed phase, instead of a duration (items, for the batched phase).
     pub requests: Option<u64>,
+    /// Items of each `RedeemHoursBatch` call of the batched phase, 1 to [`BATCH_LEN_MAX`].
+    pub batch_len: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum BenchError {
     #[error("--clients must be at least 1")]
     NoClients,
+    #[error("--batch-len must be between 1 and {BATCH_LEN_MAX}")]
+    BatchLen,
     #[error("settings: {0}")]
     Settings(#[from] SettingsError),
     #[error("temporary folder {path}: {source}")]
@@ -108,11 +116,13 @@ pub enum BenchError {
     Rebuild(#[from] ledger_engine::StartError),
 }
 
-/// One timed phase: how many, how long, and the latency of each.
+/// One timed phase: how many, how long, and the latency of each call.
 #[derive(Debug)]
 pub struct Throughput {
+    /// Durable writes: requests, or the items of batch calls.
     pub requests: u64,
     pub elapsed: Duration,
+    /// The latency of each call (a batch call counts once).
     pub latency_us: Histogram<u64>,
 }
 
@@ -128,9 +138,14 @@ pub struct Report {
     pub options: Options,
     pub event_bytes: usize,
     pub store_ceiling: Throughput,
-    pub unary: Throughput,
-    /// The writer's group commit during (b).
-    pub unary_groups: WriterFigures,
+    /// The store ceiling when each writer hands `batch_len` records at a time.
+    pub store_ceiling_batched: Throughput,
+    /// (b) with `clients` clients, one call at a time each, and the writer meanwhile.
+    pub unary: Phase,
+    /// (b) with one client.
+    pub single: Phase,
+    /// (b) with `clients` clients sending batch calls.
+    pub batched: Phase,
     pub rebuild_events: u64,
     pub rebuild_elapsed: Duration,
     pub setup_elapsed: Duration,
@@ -141,6 +156,9 @@ pub struct Report {
 pub async fn bench(options: Options) -> Result<Report, BenchError> {
     if options.clients == 0 {
         return Err(BenchError::NoClients);
+    }
+    if !(1..=BATCH_LEN_MAX).contains(&options.batch_len) {
+        return Err(BenchError::BatchLen);
     }
     let root = std::env::temp_dir().join(format!("voucher-ledger-bench-{}", Uuid::new_v4()));
     let outcome = bench_in(&root, options).await;
@@ -161,9 +179,7 @@ async fn bench_in(root: &Path, options: Options) -> Result<Report, BenchError> {
         data_dir: Some(data_dir.clone()),
         demo: true,
     })?;
-    let capacity = options
-        .requests
-        .unwrap_or(options.seconds.max(1) * VOUCHERS_PER_SECOND_MAX);
+    let capacity = Capacity::of(&options);
 
     // (b) the server, set up then driven.
     let listener = bind(settings.listen).await?;
@@ -187,7 +203,7 @@ async fn bench_in(root: &Path, options: Options) -> Result<Report, BenchError> {
     let served = server
         .await
         .map_err(|error| BenchError::Task(error.to_string()))?;
-    let (setup_elapsed, unary, unary_groups) = outcome?;
+    let (setup_elapsed, [unary, single, batched]) = outcome?;
     served?;
 
     // The size of one encoded redemption event: the last event of the log is one.
@@ -208,9 +224,23 @@ async fn bench_in(root: &Path, options: Options) -> Result<Report, BenchError> {
 
     // (a) the raw store ceiling, with records of that size.
     let ceiling_dir = root.join("ceiling");
-    let store_ceiling = tokio::task::spawn_blocking({
+    let ceiling = tokio::task::spawn_blocking({
         let options = options.clone();
-        move || store_ceiling(&ceiling_dir, event_bytes.max(1), &options)
+        move || store_ceiling(&ceiling_dir, event_bytes.max(1), &options, 1)
+    })
+    .await
+    .map_err(|error| BenchError::Task(error.to_string()))??;
+    let ceiling_dir = root.join("ceiling-batched");
+    let store_ceiling_batched = tokio::task::spawn_blocking({
+        let options = options.clone();
+        move || {
+            store_ceiling(
+                &ceiling_dir,
+                event_bytes.max(1),
+                &options,
+                options.batch_len,
+            )
+        }
     })
     .await
     .map_err(|error| BenchError::Task(error.to_string()))??;
@@ -218,9 +248,11 @@ async fn bench_in(root: &Path, options: Options) -> Result<Report, BenchError> {
     Ok(Report {
         options,
         event_bytes,
-        store_ceiling,
+        store_ceiling: ceiling,
+        store_ceiling_batched,
         unary,
-        unary_groups,
+        single,
+        batched,
         rebuild_events: rebuilt.events,
         rebuild_elapsed: rebuilt.elapsed,
         setup_elapsed,
@@ -288,20 +320,100 @@ pub struct WriterFigures {
 /// How often the queue's length is sampled during a timed phase.
 const QUEUE_SAMPLE_MS: u64 = 5;
 
-/// Sets the ledger up for `capacity` redemptions, then sends them; the setup's duration, the
-/// timed phase and the writer's figures during it.
+/// Redemptions (and vouchers set up for them) of each timed phase. Each phase redeems its own
+/// range of vouchers, so that every redemption of a run is accepted.
+#[derive(Clone, Copy, Debug)]
+struct Capacity {
+    unary: u64,
+    single: u64,
+    batched: u64,
+}
+
+impl Capacity {
+    fn of(options: &Options) -> Capacity {
+        let seconds = options.seconds.max(1);
+        match options.requests {
+            Some(requests) => Capacity {
+                unary: requests,
+                single: requests,
+                batched: requests,
+            },
+            None => Capacity {
+                unary: seconds * VOUCHERS_PER_SECOND_MAX,
+                single: seconds * VOUCHERS_PER_SECOND_MAX,
+                batched: seconds * BATCHED_VOUCHERS_PER_SECOND_MAX,
+            },
+        }
+    }
+
+    fn total(&self) -> u64 {
+        // Whole companies per phase, so that no company is shared by two phases.
+        [self.unary, self.single, self.batched]
+            .iter()
+            .map(|phase| phase.div_ceil(VOUCHERS_PER_COMPANY) * VOUCHERS_PER_COMPANY)
+            .sum()
+    }
+}
+
+/// One timed phase of (b): the throughput, and the writer's group commit meanwhile.
+#[derive(Debug)]
+pub struct Phase {
+    pub throughput: Throughput,
+    pub writer: WriterFigures,
+}
+
+/// Sets the ledger up for every phase's redemptions, then runs the three phases of (b) in
+/// turn: unary from every client, unary from one client, batched from every client.
 async fn drive(
     address: std::net::SocketAddr,
     engine: EngineHandle,
     options: &Options,
-    capacity: u64,
-) -> Result<(Duration, Throughput, WriterFigures), BenchError> {
+    capacity: Capacity,
+) -> Result<(Duration, [Phase; 3]), BenchError> {
     let setup_started = Instant::now();
     let channel = Endpoint::from_shared(format!("http://{address}"))?
         .connect()
         .await?;
-    setup(&channel, capacity).await?;
+    setup(&channel, capacity.total()).await?;
     let setup_elapsed = setup_started.elapsed();
+    let seconds = options.requests.is_none().then_some(options.seconds);
+
+    let mut first = 0;
+    let mut range = |len: u64| {
+        let start = first;
+        first += len.div_ceil(VOUCHERS_PER_COMPANY) * VOUCHERS_PER_COMPANY;
+        start..start + len
+    };
+    let (unary_range, single_range, batched_range) = (
+        range(capacity.unary),
+        range(capacity.single),
+        range(capacity.batched),
+    );
+    let unary = timed(
+        &engine,
+        redeem(&channel, options.clients, 1, unary_range, seconds),
+    )
+    .await?;
+    let single = timed(&engine, redeem(&channel, 1, 1, single_range, seconds)).await?;
+    let batched = timed(
+        &engine,
+        redeem(
+            &channel,
+            options.clients,
+            options.batch_len,
+            batched_range,
+            seconds,
+        ),
+    )
+    .await?;
+    Ok((setup_elapsed, [unary, single, batched]))
+}
+
+/// Runs `phase`, sampling the writer's queue meanwhile, and its counters before and after.
+async fn timed(
+    engine: &EngineHandle,
+    phase: impl std::future::Future<Output = Result<Throughput, BenchError>>,
+) -> Result<Phase, BenchError> {
     let before = engine.stats();
     let queue_len_max = Arc::new(AtomicU64::new(0));
     let sampler = {
@@ -314,18 +426,16 @@ async fn drive(
             }
         })
     };
-    let unary = redeem_unary(&channel, options, capacity).await;
+    let throughput = phase.await;
     sampler.abort();
     let groups = engine.stats().since(&before);
-    let unary = unary?;
-    Ok((
-        setup_elapsed,
-        unary,
-        WriterFigures {
+    Ok(Phase {
+        throughput: throughput?,
+        writer: WriterFigures {
             groups,
             queue_len_max: queue_len_max.load(Ordering::Relaxed),
         },
-    ))
+    })
 }
 
 async fn setup(channel: &Channel, capacity: u64) -> Result<(), BenchError> {
@@ -459,77 +569,119 @@ fn over(index: u64, limit: u64, started: Instant, seconds: Option<u64>) -> bool 
         || seconds.is_some_and(|seconds| started.elapsed() >= Duration::from_secs(seconds))
 }
 
-/// N clients, each sending one redemption at a time, each redemption of its own worker.
-async fn redeem_unary(
+/// The redemption of voucher `index`: one hour, by a worker of its own, from the company that
+/// holds that voucher.
+fn redemption(index: u64) -> api::RedeemHoursRequest {
+    api::RedeemHoursRequest {
+        request_id: Uuid::new_v4().to_string(),
+        provider_id: PROVIDER_ID.to_owned(),
+        module_id: MODULE_ID.to_owned(),
+        enterprise_number: enterprise_number(index / VOUCHERS_PER_COMPANY),
+        national_number: national_number(index),
+        trainee_status: trainee_status_to_proto(TraineeStatus::Employee) as i32,
+        voucher_type: voucher_type_to_proto(VoucherType::General) as i32,
+        hours: "1".to_owned(),
+        training_date: date(6, 16),
+    }
+}
+
+/// `clients` clients on one connection, each sending one call at a time and waiting for its
+/// answer: `RedeemHours` when `batch_len` is 1, else `RedeemHoursBatch` calls of `batch_len`
+/// items. Together they redeem the vouchers of `range`, in order, until the range or the
+/// `seconds` are over; every redemption must be accepted.
+async fn redeem(
     channel: &Channel,
-    options: &Options,
-    capacity: u64,
+    clients: usize,
+    batch_len: usize,
+    range: std::ops::Range<u64>,
+    seconds: Option<u64>,
 ) -> Result<Throughput, BenchError> {
-    let next = Arc::new(AtomicU64::new(0));
-    let seconds = options.requests.is_none().then_some(options.seconds);
+    let next = Arc::new(AtomicU64::new(range.start));
     let provider = bearer(PROVIDER_TOKEN);
+    let step = u64::try_from(batch_len.max(1)).unwrap_or(1);
     let started = Instant::now();
-    let mut clients = JoinSet::new();
-    for _ in 0..options.clients {
+    let mut tasks = JoinSet::new();
+    for _ in 0..clients {
         let mut client = ProviderServiceClient::new(channel.clone());
         let next = Arc::clone(&next);
         let provider = provider.clone();
-        clients.spawn(async move {
+        let end = range.end;
+        tasks.spawn(async move {
             let mut histogram = new_histogram();
+            let mut redeemed = 0_u64;
             loop {
-                let index = next.fetch_add(1, Ordering::Relaxed);
-                if over(index, capacity, started, seconds) {
-                    return Ok::<_, BenchError>(histogram);
+                let first = next.fetch_add(step, Ordering::Relaxed);
+                if over(first, end, started, seconds) {
+                    return Ok::<_, BenchError>((histogram, redeemed));
                 }
-                let request = api::RedeemHoursRequest {
-                    request_id: Uuid::new_v4().to_string(),
-                    provider_id: PROVIDER_ID.to_owned(),
-                    module_id: MODULE_ID.to_owned(),
-                    enterprise_number: enterprise_number(index / VOUCHERS_PER_COMPANY),
-                    national_number: national_number(index),
-                    trainee_status: trainee_status_to_proto(TraineeStatus::Employee) as i32,
-                    voucher_type: voucher_type_to_proto(VoucherType::General) as i32,
-                    hours: "1".to_owned(),
-                    training_date: date(6, 16),
-                };
+                let indexes = first..(first + step).min(end);
                 let sent = Instant::now();
-                client
-                    .redeem_hours(authorized(request, &provider))
-                    .await
-                    .map_err(|status| refused("RedeemHours", &status))?;
+                if step == 1 {
+                    client
+                        .redeem_hours(authorized(redemption(first), &provider))
+                        .await
+                        .map_err(|status| refused("RedeemHours", &status))?;
+                } else {
+                    let items = indexes.clone().map(redemption).collect();
+                    let answer = client
+                        .redeem_hours_batch(authorized(
+                            api::RedeemHoursBatchRequest { items },
+                            &provider,
+                        ))
+                        .await
+                        .map_err(|status| refused("RedeemHoursBatch", &status))?
+                        .into_inner();
+                    for result in answer.results {
+                        if let Some(api::batch_item_result::Result::Refused(status)) = result.result
+                        {
+                            let status = tonic::Status::with_details(
+                                Code::from_i32(status.code),
+                                status.message.clone(),
+                                prost::Message::encode_to_vec(&status).into(),
+                            );
+                            return Err(refused("RedeemHoursBatch item", &status));
+                        }
+                    }
+                }
                 record(&mut histogram, sent.elapsed());
+                redeemed += indexes.end - indexes.start;
             }
         });
     }
     let mut latency_us = new_histogram();
-    while let Some(result) = clients.join_next().await {
-        let histogram = result.map_err(|error| BenchError::Task(error.to_string()))??;
+    let mut requests = 0;
+    while let Some(result) = tasks.join_next().await {
+        let (histogram, redeemed) =
+            result.map_err(|error| BenchError::Task(error.to_string()))??;
+        requests += redeemed;
         latency_us
             .add(&histogram)
             .map_err(|error| BenchError::Task(error.to_string()))?;
     }
     let elapsed = started.elapsed();
     Ok(Throughput {
-        requests: latency_us.len(),
+        requests,
         elapsed,
         latency_us,
     })
 }
 
-/// A record for the flusher, and where to say it is durable.
+/// Records for the flusher, and where to say they are durable.
 struct Pending {
-    record: Vec<u8>,
+    records: Vec<Vec<u8>>,
     durable: mpsc::SyncSender<()>,
 }
 
-/// (a): `options.clients` threads each insert one record at a time and wait until it is
-/// durable; one flusher thread takes whatever is waiting (up to [`GROUP_LEN_MAX`]), applies it
-/// as one sled batch, flushes, `fdatasync`s sled's data file, then answers them all. This is
-/// the engine's group commit without deciding, hashing or encoding anything.
+/// (a): `options.clients` threads each insert `records_per_write` records at a time and wait
+/// until they are durable; one flusher thread takes whatever is waiting (up to
+/// [`GROUP_LEN_MAX`] records, never splitting one writer's records, as the engine never splits
+/// a batch), applies it as one sled batch, flushes, `fdatasync`s sled's data file, then answers
+/// them all. This is the engine's group commit without deciding, hashing or encoding anything.
 fn store_ceiling(
     dir: &Path,
     record_bytes: usize,
     options: &Options,
+    records_per_write: usize,
 ) -> Result<Throughput, BenchError> {
     let db = sled::Config::new().path(dir).open()?;
     let data_path = dir.join("db");
@@ -544,18 +696,34 @@ fn store_ceiling(
     let (sender, receiver) = mpsc::sync_channel::<Pending>(ledger_engine::QUEUE_LEN_MAX);
     let flusher = std::thread::spawn(move || -> Result<(), BenchError> {
         let mut key = 0_u64;
-        while let Ok(first) = receiver.recv() {
+        let mut held: Option<Pending> = None;
+        loop {
+            let first = match held.take() {
+                Some(first) => first,
+                None => match receiver.recv() {
+                    Ok(first) => first,
+                    Err(_) => break,
+                },
+            };
+            let mut records = first.records.len();
             let mut group = vec![first];
-            while group.len() < GROUP_LEN_MAX {
+            while records < GROUP_LEN_MAX {
                 match receiver.try_recv() {
-                    Ok(next) => group.push(next),
+                    Ok(next) if records + next.records.len() <= GROUP_LEN_MAX => {
+                        records += next.records.len();
+                        group.push(next);
+                    }
+                    Ok(next) => {
+                        held = Some(next);
+                        break;
+                    }
                     Err(_) => break,
                 }
             }
             let mut batch = sled::Batch::default();
-            for pending in &group {
+            for record in group.iter().flat_map(|pending| &pending.records) {
                 key += 1;
-                batch.insert(&key.to_be_bytes(), pending.record.as_slice());
+                batch.insert(&key.to_be_bytes(), record.as_slice());
             }
             db.apply_batch(batch)?;
             db.flush()?;
@@ -574,6 +742,7 @@ fn store_ceiling(
 
     let limit = options.requests.unwrap_or(u64::MAX);
     let seconds = options.requests.is_none().then_some(options.seconds);
+    let step = u64::try_from(records_per_write.max(1)).unwrap_or(1);
     let next = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let writers: Vec<_> = (0..options.clients)
@@ -582,35 +751,45 @@ fn store_ceiling(
             let next = Arc::clone(&next);
             std::thread::spawn(move || {
                 let mut histogram = new_histogram();
+                let mut written = 0_u64;
                 let (durable, wait) = mpsc::sync_channel(1);
                 loop {
-                    let index = next.fetch_add(1, Ordering::Relaxed);
-                    if over(index, limit, started, seconds) {
-                        return histogram;
+                    let first = next.fetch_add(step, Ordering::Relaxed);
+                    if over(first, limit, started, seconds) {
+                        return (histogram, written);
                     }
-                    let mut bytes = vec![0x5a_u8; record_bytes];
-                    let prefix = 8.min(record_bytes);
-                    bytes[..prefix].copy_from_slice(&index.to_be_bytes()[..prefix]);
+                    let records: Vec<Vec<u8>> = (first..(first + step).min(limit))
+                        .map(|index| {
+                            let mut bytes = vec![0x5a_u8; record_bytes];
+                            let prefix = 8.min(record_bytes);
+                            bytes[..prefix].copy_from_slice(&index.to_be_bytes()[..prefix]);
+                            bytes
+                        })
+                        .collect();
+                    let count = records.len() as u64;
                     let sent = Instant::now();
                     let pending = Pending {
-                        record: bytes,
+                        records,
                         durable: durable.clone(),
                     };
                     if sender.send(pending).is_err() || wait.recv().is_err() {
                         // The flusher stopped on an error, which its join reports.
-                        return histogram;
+                        return (histogram, written);
                     }
                     record(&mut histogram, sent.elapsed());
+                    written += count;
                 }
             })
         })
         .collect();
     drop(sender);
     let mut latency_us = new_histogram();
+    let mut requests = 0;
     for writer in writers {
-        let histogram = writer
+        let (histogram, written) = writer
             .join()
             .map_err(|_| BenchError::Task("a store writer panicked".to_owned()))?;
+        requests += written;
         latency_us
             .add(&histogram)
             .map_err(|error| BenchError::Task(error.to_string()))?;
@@ -620,7 +799,7 @@ fn store_ceiling(
         .join()
         .map_err(|_| BenchError::Task("the store flusher panicked".to_owned()))??;
     Ok(Throughput {
-        requests: latency_us.len(),
+        requests,
         elapsed,
         latency_us,
     })
@@ -660,12 +839,33 @@ fn throughput_line(
     )
 }
 
+/// One line of the writer's group commit during a phase.
+fn writer_line(f: &mut fmt::Formatter<'_>, name: &str, phase: &Phase) -> fmt::Result {
+    let groups = &phase.writer.groups;
+    let seconds = phase.throughput.elapsed.as_secs_f64().max(1e-9);
+    writeln!(
+        f,
+        "{name:<24} {} groups, {:.1} commands per flush (max {}), flush mean {:.2} ms \
+         (max {:.2} ms), {:.0} commands/s, queue max {}",
+        groups.groups,
+        groups.commands_per_group(),
+        groups.group_len_max,
+        groups.flush_mean().as_secs_f64() * 1_000.0,
+        groups.flush_max.as_secs_f64() * 1_000.0,
+        groups.commands as f64 / seconds,
+        phase.writer.queue_len_max,
+    )
+}
+
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ceiling = self.store_ceiling.per_second();
+        let ceiling_batched = self.store_ceiling_batched.per_second();
+        let batch_len = self.options.batch_len;
         writeln!(
             f,
-            "voucher-ledger bench: {} clients, {}; encoded redemption event {} bytes",
+            "voucher-ledger bench: {} clients, batches of {batch_len}, {}; encoded redemption \
+             event {} bytes",
             self.options.clients,
             match self.options.requests {
                 Some(requests) => format!("{requests} requests per phase"),
@@ -673,8 +873,26 @@ impl fmt::Display for Report {
             },
             self.event_bytes,
         )?;
+        writeln!(
+            f,
+            "(latencies are per call; a batch call is one call; ratios are to the ceiling of \
+             the same shape)"
+        )?;
         throughput_line(f, "store ceiling (a)", &self.store_ceiling, ceiling)?;
-        throughput_line(f, "unary redemptions (b)", &self.unary, ceiling)?;
+        throughput_line(
+            f,
+            &format!("store ceiling ×{batch_len} (a)"),
+            &self.store_ceiling_batched,
+            ceiling_batched,
+        )?;
+        throughput_line(f, "unary redemptions (b)", &self.unary.throughput, ceiling)?;
+        throughput_line(f, "1 client, unary (b)", &self.single.throughput, ceiling)?;
+        throughput_line(
+            f,
+            &format!("batched ×{batch_len} (b)"),
+            &self.batched.throughput,
+            ceiling_batched,
+        )?;
         let rebuild_per_second =
             self.rebuild_events as f64 / self.rebuild_elapsed.as_secs_f64().max(1e-9);
         writeln!(
@@ -685,21 +903,9 @@ impl fmt::Display for Report {
             self.rebuild_events,
             self.rebuild_elapsed.as_secs_f64(),
         )?;
-        let groups = &self.unary_groups.groups;
-        let seconds = self.unary.elapsed.as_secs_f64().max(1e-9);
-        writeln!(
-            f,
-            "{:<24} {} groups, {:.1} commands per flush (max {}), flush mean {:.2} ms \
-             (max {:.2} ms), {:.0} commands/s, queue max {}",
-            "writer during (b)",
-            groups.groups,
-            groups.commands_per_group(),
-            groups.group_len_max,
-            groups.flush_mean().as_secs_f64() * 1_000.0,
-            groups.flush_max.as_secs_f64() * 1_000.0,
-            groups.commands as f64 / seconds,
-            self.unary_groups.queue_len_max,
-        )?;
+        writer_line(f, "writer, unary", &self.unary)?;
+        writer_line(f, "writer, 1 client", &self.single)?;
+        writer_line(f, "writer, batched", &self.batched)?;
         writeln!(
             f,
             "{:<24} {:.2} s (budget, provider, module, companies and vouchers)",

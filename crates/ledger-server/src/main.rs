@@ -66,6 +66,9 @@ enum CliCommand {
         /// Requests of each timed phase, instead of a duration.
         #[arg(long, conflicts_with = "seconds")]
         requests: Option<u64>,
+        /// Items of each RedeemHoursBatch call of the batched phase (1 to 1000).
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=1000))]
+        batch_len: u64,
     },
     /// Check a stopped ledger's folder, or a backup, without trusting the service: the hash
     /// chain, gap-free positions, balanced postings, and the stored checkpoint against the
@@ -140,10 +143,12 @@ fn main() -> ExitCode {
             clients,
             seconds,
             requests,
+            batch_len,
         } => bench(ledger_server::bench::Options {
             clients: usize::try_from(clients).unwrap_or(usize::MAX),
             seconds,
             requests,
+            batch_len: usize::try_from(batch_len).unwrap_or(usize::MAX),
         }),
         CliCommand::Verify { data, expect_head } => {
             init_tracing(LogFormat::Human, "warn");

@@ -133,6 +133,10 @@ async fn serve_inner(
     // tonic refuses anything beyond this before decoding; between request_bytes_max and it, the
     // services refuse with INVALID_ARGUMENT and a reason.
     let decoding_bytes_max = settings.request_bytes_max * 4;
+    // The operator's and the provider's services take batch calls too, up to a megabyte (the
+    // services refuse one of up to twice that with a reason).
+    let batch_decoding_bytes_max =
+        decoding_bytes_max.max(2 * crate::services::BATCH_REQUEST_BYTES_MAX);
 
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter
@@ -181,11 +185,11 @@ async fn serve_inner(
         )
         .add_service(
             OperatorServiceServer::new(ledger.clone())
-                .max_decoding_message_size(decoding_bytes_max),
+                .max_decoding_message_size(batch_decoding_bytes_max),
         )
         .add_service(
             ProviderServiceServer::new(ledger.clone())
-                .max_decoding_message_size(decoding_bytes_max),
+                .max_decoding_message_size(batch_decoding_bytes_max),
         )
         .add_service(
             ReportServiceServer::new(ledger.clone()).max_decoding_message_size(decoding_bytes_max),

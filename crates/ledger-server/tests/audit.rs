@@ -995,3 +995,144 @@ async fn a_backup_taken_during_writes_verifies_and_serves_its_head() {
     assert_eq!(restored.head().await, backup_head);
     restored.stop().await;
 }
+
+// ---- a subscriber too slow for the broadcast ----
+
+/// An in-process server whose engine keeps only two groups for live subscribers, so that a
+/// subscriber that stops reading falls behind after a few hundred events. Answers its URI.
+async fn server_with_a_tiny_broadcast(
+    data: &Path,
+) -> (
+    String,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+) {
+    use ledger_domain::{PolicyTable, Principal, PseudonymKey};
+    use ledger_engine::{Engine, EngineConfig, SystemClock};
+    use ledger_proto::v1::administration_service_server::AdministrationServiceServer;
+    use ledger_proto::v1::audit_service_server::AuditServiceServer;
+    use ledger_server::auth::{Authentication, Tokens};
+    use ledger_server::services::Ledger;
+
+    let policy = PolicyTable::from_toml_str(
+        &std::fs::read_to_string(workspace_root().join("config/policy.toml")).expect("policy"),
+    )
+    .expect("the policy parses");
+    let mut config = EngineConfig::new(data, policy);
+    config.broadcast_capacity_groups = 2;
+    let engine = Engine::start(config, std::sync::Arc::new(SystemClock)).expect("engine starts");
+    let digest = |token: &str| -> [u8; 32] { Sha256::digest(token.as_bytes()).into() };
+    let tokens = Tokens::new(&[
+        (digest(ADMINISTRATION), Principal::Administration),
+        (digest(AUDITOR), Principal::Auditor),
+    ]);
+    let ledger = Ledger::new(
+        engine.handle(),
+        Authentication::Tokens(tokens),
+        PseudonymKey::new(vec![7; 32]).expect("a long enough key"),
+        64 * 1024,
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a free port");
+    let address = listener.local_addr().expect("an address");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let streams = ledger.clone();
+    let serving = tokio::spawn(async move {
+        tonic::transport::Server::builder()
+            .add_service(AdministrationServiceServer::new(ledger.clone()))
+            .add_service(AuditServiceServer::new(ledger))
+            .serve_with_incoming_shutdown(
+                tokio_stream::wrappers::TcpListenerStream::new(listener),
+                async move {
+                    let _ = stopped.await;
+                    streams.close_streams();
+                },
+            )
+            .await
+            .expect("the server ran");
+        engine.shutdown().await;
+    });
+    (format!("http://{address}"), stop, serving)
+}
+
+/// A connection whose HTTP/2 windows are the protocol's smallest (64 KiB), instead of the
+/// megabytes tonic offers by default: an unread stream fills them after a few hundred events.
+async fn connect_with_small_windows(uri: &str) -> Channel {
+    Channel::from_shared(uri.to_owned())
+        .expect("a valid uri")
+        .initial_stream_window_size(65_535)
+        .initial_connection_window_size(65_535)
+        .connect()
+        .await
+        .expect("the server accepts a connection")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_that_falls_behind_is_told_so_and_resumes_where_it_says() {
+    let home = tempfile::tempdir().expect("temp dir");
+    let (uri, stop, serving) = server_with_a_tiny_broadcast(&home.path().join("data")).await;
+    // Two connections: the subscription that is not read fills its connection's HTTP/2 flow
+    // control window, which would stall the writes' answers on the same connection.
+    let channel = connect_with_small_windows(&uri).await;
+    let subscriber = connect_with_small_windows(&uri).await;
+    let mut admin = AdministrationServiceClient::new(channel.clone());
+    admin
+        .approve_provider(with_token(
+            api::ApproveProviderRequest {
+                request_id: request_id(),
+                provider_id: "AG-0012".into(),
+                name: "Formations Meuse".into(),
+                approved_from: "2025-01-01".into(),
+                approved_until: String::new(),
+            },
+            ADMINISTRATION,
+        ))
+        .await
+        .expect("provider");
+
+    // Subscribed, then not read while 600 groups are written one after another: more than the
+    // connection's window, the stream's buffer and the broadcast's two groups hold.
+    let mut stream = AuditServiceClient::new(subscriber.clone())
+        .subscribe(with_token(api::SubscribeRequest::default(), AUDITOR))
+        .await
+        .expect("an auditor subscribes")
+        .into_inner();
+    approve_modules(&channel, 1, 600, 1).await;
+
+    let mut positions = Vec::new();
+    let status = loop {
+        let message = tokio::time::timeout(WAIT_MAX, stream.message())
+            .await
+            .expect("the subscriber is told it fell behind");
+        match message {
+            Ok(Some(message)) => {
+                if let Some(Streamed::Event(audit_event)) = message.message {
+                    positions.push(audit_event.event.expect("an event").position);
+                }
+            }
+            Ok(None) => panic!("the stream ended without a status"),
+            Err(status) => break status,
+        }
+    };
+    let (reason, metadata) = error_info(&status);
+    assert_eq!(
+        (status.code(), reason.as_str()),
+        (Code::ResourceExhausted, "SUBSCRIBER_TOO_SLOW")
+    );
+    let delivered = *positions.last().expect("some events came first");
+    assert_eq!(positions, (1..=delivered).collect::<Vec<u64>>());
+    assert!(delivered < 601, "it fell behind before the end");
+    assert_eq!(metadata["last_delivered_position"], delivered.to_string());
+    let resume_from: u64 = metadata["resume_from_position"]
+        .parse()
+        .expect("a position");
+    assert_eq!(resume_from, delivered + 1);
+
+    let (rest, resumed) = follow(subscriber, resume_from, 601).await;
+    assert_eq!(resumed, 0, "a reading subscriber keeps up");
+    assert_eq!(rest, (resume_from..=601).collect::<Vec<u64>>());
+
+    let _ = stop.send(());
+    serving.await.expect("the server stopped");
+}

@@ -6,7 +6,15 @@ use std::process::Command;
 #[test]
 fn bench_runs_and_prints_every_figure() {
     let output = Command::new(env!("CARGO_BIN_EXE_voucher-ledger"))
-        .args(["bench", "--requests", "400", "--clients", "4"])
+        .args([
+            "bench",
+            "--requests",
+            "400",
+            "--clients",
+            "4",
+            "--batch-len",
+            "50",
+        ])
         // The demo settings name config/policy.toml relative to the workspace root.
         .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
         .output()
@@ -20,7 +28,11 @@ fn bench_runs_and_prints_every_figure() {
     );
     for figure in [
         "store ceiling (a)",
+        "store ceiling ×50 (a)",
         "unary redemptions (b)",
+        "1 client, unary (b)",
+        "batched ×50 (b)",
+        "writer, batched",
         "rebuild (c)",
         "peak memory",
         "p50",
@@ -30,8 +42,9 @@ fn bench_runs_and_prints_every_figure() {
     ] {
         assert!(stdout.contains(figure), "no {figure:?} in:\n{stdout}");
     }
-    assert!(
-        stdout.contains("(400 in"),
-        "each timed phase sends the 400 requests asked for:\n{stdout}"
+    assert_eq!(
+        stdout.matches("(400 in").count(),
+        5,
+        "each of the five timed phases writes the 400 records or redemptions asked for:\n{stdout}"
     );
 }

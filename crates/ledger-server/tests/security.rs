@@ -1246,6 +1246,13 @@ async fn hostile_bytes_to_the_real_server_always_get_a_status() {
     const PROVIDER_TOKEN: &str = "demo-provider-AG-0012-token";
     const AUDITOR: &str = "demo-auditor-token";
     let valid_redemption = redeem(PROVIDER, "85.07.30-033.28", "1").encode_to_vec();
+    let valid_redemption_batch = api::RedeemHoursBatchRequest {
+        items: vec![
+            redeem(PROVIDER, "85.07.30-033.28", "1"),
+            redeem(PROVIDER, "85.07.30-033.28", "2"),
+        ],
+    }
+    .encode_to_vec();
     let valid_year = api::GetYearSummaryRequest {
         year: 2025,
         as_of: None,
@@ -1253,7 +1260,7 @@ async fn hostile_bytes_to_the_real_server_always_get_a_status() {
     .encode_to_vec();
     // Every unary RPC, and ReadEvents. Not Subscribe (it follows the log until the client
     // leaves) nor Backup (a body that decodes may name a real folder to write a copy into).
-    let rpcs: [(&str, &str, &[u8]); 21] = [
+    let rpcs: [(&str, &str, &[u8]); 23] = [
         ("AdministrationService/OpenBudget", ADMINISTRATION, &[]),
         ("AdministrationService/AdjustBudget", ADMINISTRATION, &[]),
         ("AdministrationService/ApproveProvider", ADMINISTRATION, &[]),
@@ -1266,6 +1273,7 @@ async fn hostile_bytes_to_the_real_server_always_get_a_status() {
         ("AdministrationService/WithdrawModule", ADMINISTRATION, &[]),
         ("OperatorService/RegisterCompany", OPERATOR, &[]),
         ("OperatorService/IssueVouchers", OPERATOR, &[]),
+        ("OperatorService/IssueVouchersBatch", OPERATOR, &[]),
         ("OperatorService/ExpireVouchers", OPERATOR, &[]),
         ("OperatorService/RecordPayout", OPERATOR, &[]),
         ("OperatorService/GetWallet", OPERATOR, &[]),
@@ -1273,6 +1281,11 @@ async fn hostile_bytes_to_the_real_server_always_get_a_status() {
             "ProviderService/RedeemHours",
             PROVIDER_TOKEN,
             &valid_redemption,
+        ),
+        (
+            "ProviderService/RedeemHoursBatch",
+            PROVIDER_TOKEN,
+            &valid_redemption_batch,
         ),
         ("ProviderService/ReverseRedemption", PROVIDER_TOKEN, &[]),
         ("ProviderService/GetStatement", PROVIDER_TOKEN, &[]),
