@@ -6,6 +6,7 @@
 //! so a rebuild from position 1 must give the same bytes; `rebuild` checks exactly that.
 
 use std::path::Path;
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use ledger_domain::{Event, LedgerState};
@@ -51,6 +52,88 @@ impl Recovered {
         Ok(())
     }
 
+    /// Folds the events of positions `from_position..=last_position` of `reader`, as
+    /// [`Recovered::fold`] does with `reader.iter(from_position, last_position)`, with the same
+    /// result and the same first error; a long range in a pipeline of threads (see
+    /// [`Recovered::fold_range_pipelined`]).
+    pub fn fold_range(
+        &mut self,
+        reader: &LogReader,
+        from_position: u64,
+        last_position: u64,
+    ) -> Result<(), StartError> {
+        let from_position = from_position.max(1);
+        if last_position.saturating_sub(from_position - 1) < PIPELINE_EVENTS_MIN {
+            return self.fold(reader.iter(from_position, last_position));
+        }
+        self.fold_range_pipelined(reader, from_position, last_position)
+    }
+
+    /// [`Recovered::fold_range`] in a pipeline whatever the length of the range.
+    ///
+    /// Why: reading an entry through sled, recomputing its chain hash and decoding it take
+    /// about as long as folding the event into the state, and that again about as long as
+    /// folding it into the projections; the three need nothing from one another but the
+    /// decoded events, so they run on three threads and overlap. One thread reads, checks and
+    /// decodes batches of events in position order and hands each batch to both folds over
+    /// bounded channels (memory stays bounded however long the log); this thread folds the
+    /// state, a third the projections. Each stage stops at its first error (the reader after
+    /// handing it over in place of the next event); a stopped fold drops its channel, which
+    /// stops the reader. Of the errors found, the one reported is the one the sequential fold
+    /// meets first: the lowest position, and at one position the read before the state before
+    /// the projections.
+    pub fn fold_range_pipelined(
+        &mut self,
+        reader: &LogReader,
+        from_position: u64,
+        last_position: u64,
+    ) -> Result<(), StartError> {
+        let from_position = from_position.max(1);
+        let Recovered { state, projections } = self;
+        let outcome = std::thread::scope(|scope| {
+            let (state_sender, state_batches) = mpsc::sync_channel(PIPELINE_BATCHES_IN_FLIGHT);
+            let (projection_sender, projection_batches) =
+                mpsc::sync_channel(PIPELINE_BATCHES_IN_FLIGHT);
+            let events = reader.iter(from_position, last_position);
+            let read = std::thread::Builder::new()
+                .name("ledger-replay-read".to_owned())
+                .spawn_scoped(scope, move || {
+                    read_batches(events, from_position, &state_sender, &projection_sender)
+                });
+            let projected = std::thread::Builder::new()
+                .name("ledger-replay-project".to_owned())
+                .spawn_scoped(scope, move || {
+                    fold_projections(projections, projection_batches)
+                });
+            let (Ok(read), Ok(projected)) = (read, projected) else {
+                // Nothing was folded yet; dropping the channels stops a thread that did start.
+                return None;
+            };
+            let state_error = fold_state(state, state_batches);
+            // A panic in a stage is a bug of this process, not of the log: carry it on here.
+            let projection_error = projected
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            let read_error = read
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            Some(
+                [read_error, state_error, projection_error]
+                    .into_iter()
+                    .flatten()
+                    .min_by_key(|(order, _)| *order),
+            )
+        });
+        match outcome {
+            Some(Some((_, error))) => Err(error),
+            Some(None) => Ok(()),
+            None => {
+                tracing::warn!("replay threads cannot be started; replaying on one thread");
+                self.fold(reader.iter(from_position, last_position))
+            }
+        }
+    }
+
     /// Folds one decoded event, recorded at `position`, into the state and the projections.
     pub fn apply(&mut self, position: u64, event: &Event) -> Result<(), StartError> {
         self.state
@@ -60,6 +143,97 @@ impl Recovered {
             .apply(position, event)
             .map_err(|source| StartError::Projection { source })
     }
+}
+
+/// Replays of at least this many events read the log on a second thread (see
+/// [`Recovered::fold_range`]); shorter ones, like the tail after a checkpoint, stay on the
+/// caller's thread, where a thread and a channel would cost more than they save.
+const PIPELINE_EVENTS_MIN: u64 = 4_096;
+/// Events handed over at a time: enough to make the channel's cost per event negligible.
+const PIPELINE_BATCH_EVENTS: usize = 512;
+/// Batches read ahead of the fold at most, which bounds the memory the pipeline holds.
+const PIPELINE_BATCHES_IN_FLIGHT: usize = 4;
+
+/// Events read, checked and decoded, in position order.
+type ReadBatch = Vec<(u64, Event)>;
+
+/// Where an error of the pipeline stands in the order the sequential fold would meet it: its
+/// position, then the stage (0 read, 1 state, 2 projections).
+type ErrorOrder = (u64, u8);
+
+/// The reader of [`Recovered::fold_range_pipelined`]: reads, checks and decodes `events` (the
+/// first at `from_position`) in order and sends them in batches to both folds. Returns the
+/// read's first error, after sending every event before it, or nothing when the log ends or a
+/// fold stops listening.
+fn read_batches(
+    events: LogIter,
+    from_position: u64,
+    to_state: &mpsc::SyncSender<Arc<ReadBatch>>,
+    to_projections: &mpsc::SyncSender<Arc<ReadBatch>>,
+) -> Option<(ErrorOrder, StartError)> {
+    let send = |batch: ReadBatch| {
+        let batch = Arc::new(batch);
+        to_state.send(Arc::clone(&batch)).is_ok() && to_projections.send(batch).is_ok()
+    };
+    let mut batch = Vec::with_capacity(PIPELINE_BATCH_EVENTS);
+    for (expected_position, recorded) in (from_position..).zip(events) {
+        let decoded = recorded.map_err(StartError::from).and_then(|recorded| {
+            let position = recorded.position;
+            decode(&recorded)
+                .map(|event| (position, event))
+                .map_err(|source| StartError::Undecodable { position, source })
+        });
+        match decoded {
+            Ok(event) => batch.push(event),
+            Err(error) => {
+                // Sent even if a fold stopped: its own error then comes first anyway.
+                send(batch);
+                return Some(((expected_position, 0), error));
+            }
+        }
+        if batch.len() == PIPELINE_BATCH_EVENTS {
+            let full = std::mem::replace(&mut batch, Vec::with_capacity(PIPELINE_BATCH_EVENTS));
+            if !send(full) {
+                return None;
+            }
+        }
+    }
+    if !batch.is_empty() {
+        send(batch);
+    }
+    None
+}
+
+/// The state's fold of [`Recovered::fold_range_pipelined`]; the first error and its order.
+fn fold_state(
+    state: &mut LedgerState,
+    batches: mpsc::Receiver<Arc<ReadBatch>>,
+) -> Option<(ErrorOrder, StartError)> {
+    for batch in batches {
+        for (position, event) in batch.iter() {
+            if let Err(source) = state.apply(event) {
+                let position = *position;
+                return Some(((position, 1), StartError::Inconsistent { position, source }));
+            }
+        }
+    }
+    None
+}
+
+/// The projections' fold of [`Recovered::fold_range_pipelined`]; the first error and its
+/// order.
+fn fold_projections(
+    projections: &mut Projections,
+    batches: mpsc::Receiver<Arc<ReadBatch>>,
+) -> Option<(ErrorOrder, StartError)> {
+    for batch in batches {
+        for (position, event) in batch.iter() {
+            if let Err(source) = projections.apply(*position, event) {
+                return Some(((*position, 2), StartError::Projection { source }));
+            }
+        }
+    }
+    None
 }
 
 /// The checkpoint bytes of a state and its projections, without copying them: postcard encodes
@@ -86,7 +260,7 @@ pub fn recover(store: &Store) -> Result<(Recovered, u64), StartError> {
                     tail_events = head.position - checkpoint.head.position,
                     "replaying the log after the checkpoint"
                 );
-                recovered.fold(reader.iter(checkpoint.head.position + 1, head.position))?;
+                recovered.fold_range(&reader, checkpoint.head.position + 1, head.position)?;
                 return Ok((recovered, head.position - checkpoint.head.position));
             }
             _ => tracing::warn!(
@@ -102,7 +276,7 @@ pub fn recover(store: &Store) -> Result<(Recovered, u64), StartError> {
 /// position 1. Used for point-in-time reports, off the writer's thread.
 pub fn replay_to(reader: &LogReader, position: u64) -> Result<Recovered, StartError> {
     let mut recovered = Recovered::default();
-    recovered.fold(reader.iter(1, position))?;
+    recovered.fold_range(reader, 1, position)?;
     Ok(recovered)
 }
 
@@ -132,15 +306,24 @@ pub fn rebuild(data_dir: &Path) -> Result<RebuildReport, StartError> {
     let started = Instant::now();
     let mut recovered = Recovered::default();
     let mut matches_checkpoint = None;
+    // The bytes of the state at the head, when they were already encoded for the comparison
+    // (the checkpoint is at the head, as after a graceful stop): encoding them again would
+    // cost as much as a tenth of the replay.
+    let mut bytes_at_head = None;
     if let Some(checkpoint) = &checkpoint {
-        recovered.fold(reader.iter(1, checkpoint.head.position))?;
-        matches_checkpoint = Some(recovered.to_checkpoint() == checkpoint.bytes);
-        recovered.fold(reader.iter(checkpoint.head.position + 1, head.position))?;
+        recovered.fold_range(&reader, 1, checkpoint.head.position)?;
+        let bytes = recovered.to_checkpoint();
+        matches_checkpoint = Some(bytes == checkpoint.bytes);
+        if checkpoint.head.position == head.position {
+            bytes_at_head = Some(bytes);
+        } else {
+            recovered.fold_range(&reader, checkpoint.head.position + 1, head.position)?;
+        }
     } else {
-        recovered.fold(reader.iter(1, head.position))?;
+        recovered.fold_range(&reader, 1, head.position)?;
     }
     let elapsed = started.elapsed();
-    let bytes = recovered.to_checkpoint();
+    let bytes = bytes_at_head.unwrap_or_else(|| recovered.to_checkpoint());
     store
         .append_with_checkpoint(Vec::new(), Some(&bytes))
         .map_err(StartError::Store)?;

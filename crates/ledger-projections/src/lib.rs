@@ -11,6 +11,7 @@
 //! bytes. It never sees a national register number, only pseudonyms.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
 
 use chrono::{Datelike, NaiveDate};
 use ledger_domain::{
@@ -288,9 +289,10 @@ impl Projections {
                     budget.committed_eur -= region_eur;
                     budget.spent_eur += region_eur;
                 }
-                let statement = self.statements.entry(e.provider_id.clone()).or_default();
-                statement.redeemed_hours += u64::from(e.hours);
-                statement.owed_eur += e.amount_owed_eur;
+                update_entry(&mut self.statements, &e.provider_id, |statement| {
+                    statement.redeemed_hours += u64::from(e.hours);
+                    statement.owed_eur += e.amount_owed_eur;
+                });
                 let year = e.training_date.year();
                 let facts = RedemptionFacts {
                     year,
@@ -329,11 +331,12 @@ impl Projections {
                     .redemptions
                     .remove(&e.redemption_id)
                     .ok_or(fail("unknown redemption"))?;
-                let statement = self.statements.entry(e.provider_id.clone()).or_default();
-                statement.redeemed_hours = statement
-                    .redeemed_hours
-                    .saturating_sub(u64::from(facts.hours));
-                statement.owed_eur -= e.amount_eur;
+                update_entry(&mut self.statements, &e.provider_id, |statement| {
+                    statement.redeemed_hours = statement
+                        .redeemed_hours
+                        .saturating_sub(u64::from(facts.hours));
+                    statement.owed_eur -= e.amount_eur;
+                });
                 self.count_redemption(&facts, false);
             }
             Event::VouchersExpired(e) => {
@@ -354,16 +357,31 @@ impl Projections {
                 budget.released_eur += e.region_share_released_eur;
             }
             Event::PayoutRecorded(e) => {
-                let statement = self.statements.entry(e.provider_id.clone()).or_default();
-                statement.owed_eur -= e.amount_eur;
-                statement.paid_eur += e.amount_eur;
+                update_entry(&mut self.statements, &e.provider_id, |statement| {
+                    statement.owed_eur -= e.amount_eur;
+                    statement.paid_eur += e.amount_eur;
+                });
             }
         }
         for posting in event.postings() {
-            *self
-                .trial_balance
-                .entry(posting.account.to_string())
-                .or_default() += posting.signed_amount_eur();
+            let amount = posting.signed_amount_eur();
+            // The account's name is written on the stack: a `String` per posting was one of
+            // the rebuild's largest allocation sources. Only a new account allocates its key.
+            let mut name = AccountName::default();
+            match fmt::Write::write_fmt(&mut name, format_args!("{}", posting.account))
+                .ok()
+                .and_then(|()| name.as_str())
+            {
+                Some(name) => {
+                    update_entry(&mut self.trial_balance, name, |balance| *balance += amount)
+                }
+                None => {
+                    *self
+                        .trial_balance
+                        .entry(posting.account.to_string())
+                        .or_default() += amount
+                }
+            }
         }
         self.position = position;
         Ok(())
@@ -387,8 +405,8 @@ impl Projections {
     fn count_redemption(&mut self, facts: &RedemptionFacts, add: bool) {
         let year = self.years.entry(facts.year).or_default();
         let hours = u64::from(facts.hours);
-        bump(&mut year.benefiting, facts.enterprise_number.clone(), add);
-        bump(&mut year.workers, facts.worker, add);
+        bump(&mut year.benefiting, &facts.enterprise_number, add);
+        bump(&mut year.workers, &facts.worker, add);
         let breakdown = &mut year.hours;
         adjust(&mut breakdown.total, hours, add);
         adjust(
@@ -399,19 +417,12 @@ impl Projections {
             hours,
             add,
         );
-        adjust(
-            breakdown
-                .by_provider
-                .entry(facts.provider_id.clone())
-                .or_default(),
-            hours,
-            add,
-        );
-        adjust(
-            breakdown.by_sector.entry(facts.sector.clone()).or_default(),
-            hours,
-            add,
-        );
+        update_entry(&mut breakdown.by_provider, &facts.provider_id, |value| {
+            adjust(value, hours, add)
+        });
+        update_entry(&mut breakdown.by_sector, facts.sector.as_str(), |value| {
+            adjust(value, hours, add)
+        });
         for theme in &facts.themes {
             adjust(breakdown.by_theme.entry(*theme).or_default(), hours, add);
         }
@@ -458,14 +469,67 @@ impl Projections {
 
 /// Counts one more (or one less) redemption for `key`; a key whose count falls to zero is
 /// removed, so that "distinct" is the number of keys.
-fn bump<K: Ord>(counts: &mut BTreeMap<K, u32>, key: K, add: bool) {
+fn bump<K: Ord + Clone>(counts: &mut BTreeMap<K, u32>, key: &K, add: bool) {
     if add {
-        *counts.entry(key).or_default() += 1;
-    } else if let Some(count) = counts.get_mut(&key) {
+        update_entry(counts, key, |count| *count += 1);
+    } else if let Some(count) = counts.get_mut(key) {
         *count = count.saturating_sub(1);
         if *count == 0 {
-            counts.remove(&key);
+            counts.remove(key);
         }
+    }
+}
+
+/// `f(map.entry(key.to_owned()).or_default())`, but the key is copied only when it is new:
+/// most events touch keys already there, and copying them (strings) cost more than the lookup.
+/// A closure rather than a returned `&mut V`: the borrow checker cannot yet return the borrow of
+/// a successful `get_mut` and insert on the other branch, and a second lookup costs as much as
+/// the copy saved.
+fn update_entry<K, Q, V>(map: &mut BTreeMap<K, V>, key: &Q, f: impl FnOnce(&mut V))
+where
+    K: Ord + std::borrow::Borrow<Q>,
+    Q: Ord + ToOwned<Owned = K> + ?Sized,
+    V: Default,
+{
+    if let Some(value) = map.get_mut(key) {
+        f(value);
+        return;
+    }
+    let mut value = V::default();
+    f(&mut value);
+    map.insert(key.to_owned(), value);
+}
+
+/// An account's name, written on the stack: the longest, `provider_payable/` and an
+/// identifier of `Identifier::BYTES_MAX` bytes, is 81 bytes. Writing a longer one fails and the
+/// caller falls back to a `String`.
+struct AccountName {
+    bytes: [u8; 96],
+    length: usize,
+}
+
+impl Default for AccountName {
+    fn default() -> Self {
+        AccountName {
+            bytes: [0; 96],
+            length: 0,
+        }
+    }
+}
+
+impl AccountName {
+    fn as_str(&self) -> Option<&str> {
+        std::str::from_utf8(self.bytes.get(..self.length)?).ok()
+    }
+}
+
+impl fmt::Write for AccountName {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        let end = self.length + text.len();
+        let slot = self.bytes.get_mut(self.length..end).ok_or(fmt::Error)?;
+        slot.copy_from_slice(text.as_bytes());
+        self.length = end;
+        Ok(())
     }
 }
 
