@@ -36,6 +36,10 @@ enum Step {
         hours: u32,
         day: u32,
     },
+    /// Redemptions sent in one `submit_batch`: decided in order, each as if alone.
+    RedeemBatch {
+        items: Vec<(usize, u8, u32, u32)>,
+    },
     Reverse {
         pick: usize,
     },
@@ -52,6 +56,8 @@ fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
         4 => (0..2usize, 1..200u32, 1..=3u32).prop_map(|(company, quantity, month)| Step::Issue { company, quantity, month }),
         6 => (0..2usize, 0..6u8, 1..40u32, 1..=28u32).prop_map(|(company, worker, hours, day)| Step::Redeem { company, worker, hours, day }),
+        2 => prop::collection::vec((0..2usize, 0..6u8, 1..40u32, 1..=28u32), 1..12)
+            .prop_map(|items| Step::RedeemBatch { items }),
         2 => any::<usize>().prop_map(|pick| Step::Reverse { pick }),
         1 => Just(Step::Expire),
         2 => (1..200_000u32).prop_map(|cents| Step::Payout { cents }),
@@ -119,6 +125,32 @@ impl Run {
             .submit(request_id, principal, command)
             .await
     }
+}
+
+/// Checks a redemption's answer against the model, and follows it in the model when accepted.
+fn model_redemption(
+    model: &mut Model,
+    company: usize,
+    hours: u32,
+    answer: &Result<Outcome, SubmitError>,
+) -> Result<(), TestCaseError> {
+    let expected = (model.usable[company] < hours).then_some("INSUFFICIENT_VOUCHERS");
+    check_answer(answer, expected)?;
+    if let Ok(outcome) = answer {
+        let Ok(Event::HoursRedeemed(event)) = ledger_engine::decode(&outcome.events[0]) else {
+            return Err(TestCaseError::fail("a redemption records HoursRedeemed"));
+        };
+        prop_assert_eq!(event.draws.iter().map(|d| d.quantity).sum::<u32>(), hours);
+        model.usable[company] -= hours;
+        model.owed_cents += u64::from(hours) * 3000;
+        model.redemptions.push(ModelRedemption {
+            id: event.redemption_id,
+            company,
+            hours,
+            reversed: false,
+        });
+    }
+    Ok(())
 }
 
 fn month_date(month: u32, day: u32) -> String {
@@ -191,22 +223,39 @@ async fn run_case(steps: Vec<Step>) -> Result<(), TestCaseError> {
                     &month_date(4 + day % 3, day),
                 );
                 let answer = run.submit(provider.clone(), command).await;
-                let expected = (model.usable[company] < hours).then_some("INSUFFICIENT_VOUCHERS");
-                check_answer(&answer, expected)?;
-                if let Ok(outcome) = answer {
-                    let Ok(Event::HoursRedeemed(event)) = ledger_engine::decode(&outcome.events[0])
-                    else {
-                        return Err(TestCaseError::fail("a redemption records HoursRedeemed"));
-                    };
-                    prop_assert_eq!(event.draws.iter().map(|d| d.quantity).sum::<u32>(), hours);
-                    model.usable[company] -= hours;
-                    model.owed_cents += u64::from(hours) * 3000;
-                    model.redemptions.push(ModelRedemption {
-                        id: event.redemption_id,
-                        company,
-                        hours,
-                        reversed: false,
-                    });
+                model_redemption(&mut model, company, hours, &answer)?;
+            }
+            Step::RedeemBatch { items } => {
+                let batch: Vec<(Uuid, Principal, Command)> = items
+                    .iter()
+                    .map(|&(company, who, hours, day)| {
+                        let command = redeem(
+                            &run.companies[company],
+                            "AG-1",
+                            "M-1",
+                            who,
+                            hours,
+                            &month_date(4 + day % 3, day),
+                        );
+                        (Uuid::new_v4(), provider.clone(), command)
+                    })
+                    .collect();
+                run.last = batch.last().cloned();
+                let before = run.engine().handle().stats();
+                let answers = run
+                    .engine()
+                    .handle()
+                    .submit_batch(batch)
+                    .await
+                    .map_err(|error| TestCaseError::fail(format!("batch: {error}")))?;
+                prop_assert_eq!(answers.len(), items.len());
+                prop_assert_eq!(
+                    run.engine().handle().stats().since(&before).groups,
+                    1,
+                    "a batch is one group"
+                );
+                for (&(company, _, hours, _), answer) in items.iter().zip(&answers) {
+                    model_redemption(&mut model, company, hours, answer)?;
                 }
             }
             Step::Reverse { pick } => {
