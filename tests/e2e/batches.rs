@@ -66,7 +66,10 @@ fn accepted(result: &api::BatchItemResult) -> &api::Receipt {
         Some(batch_item_result::Result::Accepted(response)) => {
             response.receipt.as_ref().expect("a receipt")
         }
-        other => panic!("item {} expected accepted, got {other:?}", result.request_id),
+        other => panic!(
+            "item {} expected accepted, got {other:?}",
+            result.request_id
+        ),
     }
 }
 
@@ -277,12 +280,7 @@ async fn a_batch_is_one_to_a_thousand_items_and_at_most_a_megabyte() {
     let accepted_count = response
         .results
         .iter()
-        .filter(|result| {
-            matches!(
-                result.result,
-                Some(batch_item_result::Result::Accepted(_))
-            )
-        })
+        .filter(|result| matches!(result.result, Some(batch_item_result::Result::Accepted(_))))
         .count();
     assert_eq!(accepted_count, 10);
     for result in &response.results[10..] {

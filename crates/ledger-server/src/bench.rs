@@ -149,6 +149,10 @@ pub struct Report {
     pub rebuild_events: u64,
     pub rebuild_elapsed: Duration,
     pub setup_elapsed: Duration,
+    /// The process's peak resident memory when the server had stopped: the server with the
+    /// state of every phase of (b), and the clients (same process).
+    pub server_peak_resident_kib: Option<u64>,
+    /// The same after the rebuild of (c); the store ceiling runs after, and is not counted.
     pub peak_resident_kib: Option<u64>,
 }
 
@@ -205,6 +209,9 @@ async fn bench_in(root: &Path, options: Options) -> Result<Report, BenchError> {
         .map_err(|error| BenchError::Task(error.to_string()))?;
     let (setup_elapsed, [unary, single, batched]) = outcome?;
     served?;
+    // VmHWM only grows: read now, it is the server's peak; after (c), the rebuild's. The
+    // store ceiling comes last so that its own sled caches are in neither figure.
+    let server_peak_resident_kib = peak_resident_kib();
 
     // The size of one encoded redemption event: the last event of the log is one.
     let event_bytes = {
@@ -221,6 +228,8 @@ async fn bench_in(root: &Path, options: Options) -> Result<Report, BenchError> {
     })
     .await
     .map_err(|error| BenchError::Task(error.to_string()))??;
+
+    let rebuild_peak_resident_kib = peak_resident_kib();
 
     // (a) the raw store ceiling, with records of that size.
     let ceiling_dir = root.join("ceiling");
@@ -256,7 +265,8 @@ async fn bench_in(root: &Path, options: Options) -> Result<Report, BenchError> {
         rebuild_events: rebuilt.events,
         rebuild_elapsed: rebuilt.elapsed,
         setup_elapsed,
-        peak_resident_kib: peak_resident_kib(),
+        server_peak_resident_kib,
+        peak_resident_kib: rebuild_peak_resident_kib,
     })
 }
 
@@ -912,14 +922,17 @@ impl fmt::Display for Report {
             "setup",
             self.setup_elapsed.as_secs_f64(),
         )?;
-        match self.peak_resident_kib {
-            Some(kib) => writeln!(
+        match (self.server_peak_resident_kib, self.peak_resident_kib) {
+            (Some(server), Some(rebuild)) => writeln!(
                 f,
-                "{:<24} {:.1} MiB (VmHWM)",
+                "{:<24} {:.1} MiB after (b), server and clients; {:.1} MiB after (c), the \
+                 rebuild (VmHWM, one process; {} events in the log)",
                 "peak memory",
-                kib as f64 / 1024.0
+                server as f64 / 1024.0,
+                rebuild as f64 / 1024.0,
+                self.rebuild_events,
             ),
-            None => writeln!(f, "{:<24} unknown (no /proc/self/status)", "peak memory"),
+            _ => writeln!(f, "{:<24} unknown (no /proc/self/status)", "peak memory"),
         }
     }
 }
