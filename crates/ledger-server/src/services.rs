@@ -47,7 +47,7 @@ pub(crate) struct Inner {
     pseudonym_key: PseudonymKey,
     request_bytes_max: usize,
     /// Turns of the batch calls, see [`BATCH_CALLS_CONCURRENT_MAX`].
-    batch_turns: tokio::sync::Semaphore,
+    batch_turns: Arc<tokio::sync::Semaphore>,
     /// Set when the server begins to stop: every audit stream ends (see `audit`).
     pub(crate) streams_closing: tokio::sync::watch::Sender<bool>,
 }
@@ -95,7 +95,7 @@ impl Ledger {
                 authentication,
                 pseudonym_key,
                 request_bytes_max,
-                batch_turns: tokio::sync::Semaphore::new(BATCH_CALLS_CONCURRENT_MAX),
+                batch_turns: Arc::new(tokio::sync::Semaphore::new(BATCH_CALLS_CONCURRENT_MAX)),
                 streams_closing: tokio::sync::watch::Sender::new(false),
             }),
         }
@@ -235,19 +235,22 @@ impl Ledger {
         let mut accepted = 0_usize;
         let mut first_position = None;
         if !submitted.is_empty() {
-            // A turn is held only while the writer decides; parsing above needs none.
-            let _turn = self
-                .inner
-                .batch_turns
-                .acquire()
+            // A turn is held only while the writer decides; parsing above needs none. The task
+            // owns it until the writer has answered, even if the caller goes away meanwhile:
+            // a caller that cancels and sends again cannot queue more than the turns allow.
+            let turn = Arc::clone(&self.inner.batch_turns)
+                .acquire_owned()
                 .await
                 .map_err(|_| unavailable())?;
-            let outcomes = self
-                .inner
-                .engine
-                .submit_batch(submitted)
-                .await
-                .map_err(|_| unavailable())?;
+            let engine = self.inner.engine.clone();
+            let outcomes = tokio::spawn(async move {
+                let outcomes = engine.submit_batch(submitted).await;
+                drop(turn);
+                outcomes
+            })
+            .await
+            .map_err(|_| unavailable())?
+            .map_err(|_| unavailable())?;
             for (index, outcome) in submitted_at.into_iter().zip(outcomes) {
                 results[index] = Some(match outcome {
                     Ok(outcome) => {
