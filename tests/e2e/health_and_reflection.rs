@@ -114,6 +114,7 @@ async fn reflection_lists_the_five_services_and_health_and_describes_them() {
         [
             "RegisterCompany",
             "IssueVouchers",
+            "IssueVouchersBatch",
             "ExpireVouchers",
             "RecordPayout",
             "GetWallet"

@@ -447,16 +447,39 @@ async fn a_bad_national_number_is_refused_without_being_echoed() {
 }
 
 /// Beyond 4 × request_bytes_max, tonic refuses the message before it is decoded (OUT_OF_RANGE,
-/// without the API's details); nothing is written and the server keeps serving.
+/// without the API's details); nothing is written and the server keeps serving. The operator's
+/// and provider's services, which take batch calls, decode up to 2 MiB: there a request of
+/// that size is refused after decoding, with the API's reason.
 #[tokio::test]
 async fn a_request_beyond_the_transport_limit_is_refused_before_decoding() {
     let server = given_world().await;
     let head = server.head().await;
     let status = refused(
         server
+            .client(ADMINISTRATION)
+            .approve_provider(ApproveProviderRequest {
+                name: "n".repeat(4 * REQUEST_BYTES_MAX + 1),
+                ..approve_provider("AG-0077", "2025-01-01")
+            })
+            .await,
+    );
+    assert_eq!(status.code(), Code::OutOfRange, "{status:?}");
+
+    let status = refused(
+        server
             .client(OPERATOR)
             .register_company(RegisterCompanyRequest {
                 name: "n".repeat(4 * REQUEST_BYTES_MAX + 1),
+                ..registration()
+            })
+            .await,
+    );
+    assert_status(&status, Code::InvalidArgument, "REQUEST_TOO_LARGE");
+    let status = refused(
+        server
+            .client(OPERATOR)
+            .register_company(RegisterCompanyRequest {
+                name: "n".repeat(2 * 1024 * 1024 + 1),
                 ..registration()
             })
             .await,
