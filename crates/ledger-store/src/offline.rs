@@ -4,7 +4,8 @@
 //! Unlike [`Store::open`](crate::Store::open), opening refuses nothing but a missing or locked
 //! database, so a damaged log can still be walked to its first bad position. Nothing here
 //! writes: sled 0.34 has no read-only mode, so the database is opened, read and dropped without
-//! a single insert.
+//! a single insert. The one file opening may remove is a sled snapshot cut short by a crash
+//! (`snap.*.generating`), without which sled cannot open the folder (see `store::open_sled`).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -12,7 +13,7 @@ use std::path::{Path, PathBuf};
 use crate::chain::{self, ChainBreak, Head, RecordedEvent};
 use crate::checkpoint::{self, CheckpointFound};
 use crate::keys;
-use crate::store::{sled_config, LogReader, StoreError, DATA_FILE_NAME};
+use crate::store::{open_sled, LogReader, StoreError, DATA_FILE_NAME};
 
 /// A stopped ledger's log directory, or a backup of one, open for reading.
 pub struct OfflineLog {
@@ -35,7 +36,7 @@ impl OfflineLog {
             });
         }
         Ok(OfflineLog {
-            db: sled_config(dir).open()?,
+            db: open_sled(dir)?,
             path: dir.to_path_buf(),
         })
     }

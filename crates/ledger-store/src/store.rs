@@ -49,7 +49,7 @@ pub const FAIL_FDATASYNC_AFTER_VARIABLE: &str = "VOUCHER_LEDGER_TEST_FAIL_FDATAS
 /// asked for something the log cannot hold. Nothing is written when `append` returns one.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("the event log storage failed")]
+    #[error("the event log storage failed: {0}")]
     Sled(#[from] sled::Error),
     #[error("cannot open or sync {}", path.display())]
     Io {
@@ -182,7 +182,7 @@ impl Store {
     /// whose stored head does not name its last entry; [`verify_log_at`] then finds the first
     /// bad position. The rest of the chain is not checked here: that is [`Store::verify`].
     pub fn open_with_options(dir: &Path, options: StoreOptions) -> Result<Store, StoreError> {
-        let db = sled_config(dir).open()?;
+        let db = open_sled(dir)?;
         let data_path = dir.join(DATA_FILE_NAME);
         // Read and write access: some platforms refuse to sync a file opened read-only.
         let data_file = OpenOptions::new()
@@ -546,6 +546,54 @@ fn syncs_before_injected_failure() -> u64 {
 /// (and its file lock) alive for a while after the store is dropped.
 pub(crate) fn sled_config(dir: &Path) -> sled::Config {
     sled::Config::new().path(dir).flush_every_ms(None)
+}
+
+/// Opens sled in `dir` after removing the snapshot sled was writing when the process died, if
+/// any.
+///
+/// sled 0.34 writes a snapshot of its page table every million operations to
+/// `snap.<lsn>.generating`, syncs it, then renames it `snap.<lsn>`. But when it opens a
+/// database it takes the last of *every* file whose name starts with `snap.`, the unfinished
+/// one included, and refuses to open when that one fails its CRC ("corrupt snapshot file
+/// found"). A SIGKILL in the middle of writing a snapshot thus left a log that would not open
+/// (the 500-cycle crash campaign hit it). A `.generating` file is never a snapshot sled
+/// finished (the rename comes after the sync), and the snapshot before it is still there (old
+/// ones are removed after the rename), so removing it loses nothing: sled starts from the
+/// previous snapshot and replays its log from there.
+pub(crate) fn open_sled(dir: &Path) -> Result<sled::Db, StoreError> {
+    discard_unfinished_snapshots(dir)?;
+    Ok(sled_config(dir).open()?)
+}
+
+fn discard_unfinished_snapshots(dir: &Path) -> Result<(), StoreError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        // A new log: sled creates the folder.
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(source) => {
+            return Err(StoreError::Io {
+                path: dir.to_path_buf(),
+                source,
+            })
+        }
+    };
+    for entry in entries {
+        let entry = entry.map_err(|source| StoreError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("snap.") && name.ends_with(".generating") {
+            let path = entry.path();
+            tracing::warn!(
+                path = %path.display(),
+                "removing an unfinished sled snapshot left by a crash"
+            );
+            std::fs::remove_file(&path).map_err(|source| StoreError::Io { path, source })?;
+        }
+    }
+    Ok(())
 }
 
 /// Recomputes the whole chain of the log in `dir` without opening it for appending, so that it

@@ -238,3 +238,31 @@ fn oversized_events_and_stream_names_are_refused() {
     assert_eq!(store.head(), Head::EMPTY);
     assert_eq!(store.request(uuid(1)).expect("request"), None);
 }
+
+/// A SIGKILL while sled writes its periodic snapshot leaves `snap.<lsn>.generating`, cut short.
+/// sled 0.34 takes it for the latest snapshot and refuses to open; the store removes it first
+/// and opens the log as it was (the 500-cycle crash campaign found this).
+#[test]
+fn an_unfinished_sled_snapshot_left_by_a_crash_does_not_stop_the_log_from_opening() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let recorded = write_log(dir.path(), 40);
+    let head = Store::open(dir.path()).expect("reopen").head();
+    let unfinished = dir.path().join("snap.FFFFFFFFFFFFFFFF.generating");
+    std::fs::write(&unfinished, [0x5a_u8; 100]).expect("write a cut-short snapshot");
+
+    // What sled alone does with it: the reason for the store's clean-up.
+    let refused = sled::Config::new().path(dir.path()).open();
+    assert!(
+        refused.is_err(),
+        "sled 0.34 refuses a folder with an unfinished snapshot"
+    );
+    drop(refused);
+
+    let offline = ledger_store::OfflineLog::open(dir.path()).expect("the offline view opens");
+    drop(offline);
+    std::fs::write(&unfinished, [0x5a_u8; 100]).expect("write a cut-short snapshot again");
+    let store = Store::open(dir.path()).expect("the store opens");
+    assert_eq!(store.head(), head);
+    assert_eq!(store.read_range(1, 100).expect("read"), recorded);
+    assert!(!unfinished.exists(), "the unfinished snapshot is removed");
+}
