@@ -472,7 +472,8 @@ impl Writer {
 
     /// Adds to `group` whatever commands wait in the queue, up to the group's length limit,
     /// and commits them as one group. A read, a shutdown, or a batch that does not fit whole
-    /// is left in `held` for the next turn: a batch is never split between groups.
+    /// is left in `held` for the next turn: a batch is not split between groups (only the
+    /// commands left when the writer stops are cut into groups regardless of their batches).
     fn commit_queued(&mut self, mut group: Vec<Submission>, held: &mut Option<Message>) {
         let len_max = self.config.group_len_max.max(1);
         while group.len() < len_max {
