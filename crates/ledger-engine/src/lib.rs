@@ -3,14 +3,17 @@
 //! Commands arrive on a bounded channel and are decided one after another, on one dedicated OS
 //! thread, against the in-memory [`LedgerState`]: rules that span a company, a provider and a
 //! budget are checked without locks or races. Whatever queued while the previous group was
-//! being made durable forms the next group: its events are written in one sled batch, made
-//! durable with one flush and one `fdatasync`, and only then is any caller of the group
-//! answered (group commit). Refusals are answered after that flush too, since they were decided
-//! against a state that includes the group's earlier commands.
+//! being decided forms the next group: its events are encoded and chained into one sled batch
+//! (`Store::prepare_append`), which a second thread, the committer, applies, flushes and
+//! `fdatasync`s. While it does, the writer decides the next group against the state that
+//! already holds the one being synced (a pipeline of depth one). Only once a group is durable
+//! are its callers answered (group commit), in order; refusals too, since they were decided
+//! against a state that includes every earlier group. A read, a checkpoint or a retry of a
+//! command of the group in flight first waits for that group to be durable and answered.
 //!
-//! Blocking sled calls happen only on the writer thread, never on the async runtime's workers.
-//! At start the writer replays the whole log from position 1 (recomputing the hash chain as it
-//! goes) to rebuild its state, and refuses to start on a log it cannot replay.
+//! Blocking sled calls happen only on the writer and committer threads, never on the async
+//! runtime's workers. At start the writer loads the latest checkpoint and replays the log after
+//! it (recomputing the hash chain as it goes), and refuses to start on a log it cannot replay.
 //!
 //! What it is not: it does not parse wire input (the server does), and it serves no reports
 //! beyond [`EngineHandle::read`], a consistent look at the state between groups.
@@ -20,7 +23,7 @@ pub mod recovery;
 pub mod stats;
 pub mod subscription;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -311,7 +314,29 @@ impl Engine {
             published: published.downgrade(),
             counters: Arc::clone(&counters),
         };
+        let (commit_jobs, commit_job_receiver) = std::sync::mpsc::channel();
+        let (commit_done_sender, commit_done) = std::sync::mpsc::channel();
+        let committer = store.committer();
+        let flush = store.flushes_every_append();
+        let committer_thread = std::thread::Builder::new()
+            .name("ledger-commit".into())
+            .spawn(move || {
+                // Ends when the writer drops its sender; a failed write stops the process.
+                for prepared in commit_job_receiver {
+                    let recorded = committer.commit(prepared, flush);
+                    if commit_done_sender.send(recorded).is_err() {
+                        break;
+                    }
+                }
+            })
+            .map_err(StartError::Thread)?;
         let writer = Writer {
+            commit_jobs: Some(commit_jobs),
+            committer_thread: Some(committer_thread),
+            commit_done,
+            pending: None,
+            checkpoint_encoding: None,
+            checkpoint_ready: None,
             published,
             store,
             state,
@@ -403,6 +428,46 @@ struct Writer {
     clock: Arc<dyn Clock>,
     receiver: mpsc::Receiver<Message>,
     counters: Arc<stats::Counters>,
+    /// Prepared groups for the committer thread, which applies, flushes and syncs them in
+    /// order and sends each one's recorded events back on `commit_done`.
+    /// `None` only while the writer is dropped.
+    commit_jobs: Option<std::sync::mpsc::Sender<ledger_store::PreparedAppend>>,
+    committer_thread: Option<std::thread::JoinHandle<()>>,
+    commit_done: std::sync::mpsc::Receiver<Vec<Vec<RecordedEvent>>>,
+    /// The group handed to the committer and not yet answered; at most one.
+    pending: Option<InFlight>,
+    /// A checkpoint snapshot being encoded on its own thread: its head and bytes arrive here.
+    checkpoint_encoding: Option<std::sync::mpsc::Receiver<(Head, Vec<u8>)>>,
+    /// An encoded checkpoint waiting for a group's batch to be written in.
+    checkpoint_ready: Option<(Head, Vec<u8>)>,
+}
+
+impl Drop for Writer {
+    /// The committer thread holds a handle on sled: it is stopped and joined before the store
+    /// is dropped, so that the log's file lock is let go when the writer thread ends (a restart
+    /// in the same process opens it right after).
+    fn drop(&mut self) {
+        self.commit_jobs.take();
+        if let Some(thread) = self.committer_thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// A group decided and prepared, being made durable by the committer thread: its callers are
+/// answered by [`Writer::finish_pending`] once it is.
+struct InFlight {
+    group: Vec<Submission>,
+    decisions: Vec<Decision>,
+    decided: Vec<Vec<Event>>,
+    /// The request ids the group accepted, and their index in it.
+    accepted: HashMap<Uuid, usize>,
+    first_positions: Vec<u64>,
+    recorded_at: String,
+    appended: u64,
+    /// Whether a batch was handed to the committer (a group of refusals and retries has none).
+    committing: bool,
+    started: std::time::Instant,
 }
 
 /// What became of one submission of a group, before the group is durable.
@@ -424,10 +489,18 @@ impl Writer {
         loop {
             let message = match held.take() {
                 Some(message) => message,
-                None => match self.receiver.blocking_recv() {
-                    Some(message) => message,
-                    // Every handle is gone: nothing more can arrive.
-                    None => break,
+                None => match self.receiver.try_recv() {
+                    Ok(message) => message,
+                    Err(mpsc::error::TryRecvError::Empty) => {
+                        // Nothing to decide meanwhile: answer the group in flight, then wait.
+                        self.finish_pending();
+                        match self.receiver.blocking_recv() {
+                            Some(message) => message,
+                            // Every handle is gone: nothing more can arrive.
+                            None => break,
+                        }
+                    }
+                    Err(mpsc::error::TryRecvError::Disconnected) => break,
                 },
             };
             match message {
@@ -443,7 +516,11 @@ impl Writer {
                         self.commit_queued(batch, &mut held);
                     }
                 }
-                Message::Read(read) => read(&self.view()),
+                Message::Read(read) => {
+                    // A read sees only durable state: the group in flight is finished first.
+                    self.finish_pending();
+                    read(&self.view());
+                }
                 Message::Shutdown(reply) => {
                     // Commands queued before the shutdown are still decided and made durable.
                     self.receiver.close();
@@ -452,7 +529,10 @@ impl Writer {
                         match message {
                             Message::Submit(submission) => rest.push(submission),
                             Message::SubmitBatch(batch) => rest.extend(batch),
-                            Message::Read(read) => read(&self.view()),
+                            Message::Read(read) => {
+                                self.finish_pending();
+                                read(&self.view());
+                            }
                             Message::Shutdown(_) => {}
                         }
                     }
@@ -492,6 +572,11 @@ impl Writer {
         self.commit_group(group);
     }
 
+    /// Decides `group` against the state (which already holds the group in flight, if any),
+    /// prepares its batch, then finishes the group in flight and hands this one to the
+    /// committer thread: deciding group N+1 overlaps with making group N durable, and answers
+    /// still go out in order, each only once its own group (and so every earlier one) is
+    /// durable.
     fn commit_group(&mut self, group: Vec<Submission>) {
         let now = self.clock.now();
         let recorded_at = now.to_rfc3339_opts(SecondsFormat::Micros, true);
@@ -504,10 +589,14 @@ impl Writer {
         let mut decided: Vec<Vec<Event>> = Vec::new();
         let mut in_group: HashMap<Uuid, usize> = HashMap::new();
         let mut decisions = Vec::with_capacity(group.len());
-        // A due checkpoint is taken before the group changes the state, so it reflects the
-        // head exactly; it is written in the group's batch.
-        let checkpoint = (self.events_since_checkpoint >= self.config.checkpoint_interval_events)
-            .then(|| recovery::checkpoint_bytes(&self.state, &self.projections));
+        // A due checkpoint is a snapshot taken before the group changes the state (the
+        // projections reach the head only once the group in flight is finished), encoded on a
+        // thread of its own and written in the batch of a later group, with the position it
+        // reflects. A start then replays from that position.
+        if self.events_since_checkpoint >= self.config.checkpoint_interval_events {
+            self.snapshot_for_checkpoint();
+        }
+        let checkpoint = self.ready_checkpoint();
 
         for submission in &group {
             let digest = request_digest(&submission.principal, &submission.command);
@@ -523,15 +612,14 @@ impl Writer {
             decisions.push(decision);
         }
 
-        let flush_started = std::time::Instant::now();
-        let recorded = if commands.is_empty() {
-            Vec::new()
+        let prepared = if commands.is_empty() {
+            None
         } else {
-            match self
-                .store
-                .append_with_checkpoint(commands, checkpoint.as_deref())
-            {
-                Ok(recorded) => recorded,
+            let checkpoint = checkpoint
+                .as_ref()
+                .map(|(head, bytes)| (*head, bytes.as_slice()));
+            match self.store.prepare_append(commands, checkpoint) {
+                Ok(prepared) => Some(prepared),
                 Err(error) => {
                     // The state already holds the group's events; it cannot be rolled back, so
                     // the only safe answer is to stop before anyone sees it.
@@ -540,14 +628,143 @@ impl Writer {
                 }
             }
         };
-
-        let appended: u64 = recorded.iter().map(|events| events.len() as u64).sum();
-        self.counters
-            .record_group(group.len(), appended, flush_started.elapsed());
-        if checkpoint.is_some() && appended > 0 {
-            self.events_since_checkpoint = 0;
+        let (appended, first_positions) = match &prepared {
+            Some(prepared) => {
+                let recorded = prepared.recorded();
+                let first_positions = (0..recorded.len())
+                    .map(|command_index| match recorded[command_index].first() {
+                        Some(event) => event.position,
+                        None => self.first_position_of(command_index, recorded),
+                    })
+                    .collect();
+                (
+                    recorded.iter().map(|events| events.len() as u64).sum(),
+                    first_positions,
+                )
+            }
+            None => (0, Vec::new()),
+        };
+        if prepared.is_none() {
+            // Nothing is written this time: the checkpoint waits for the next group's batch.
+            self.checkpoint_ready = checkpoint;
         }
         self.events_since_checkpoint += appended;
+
+        // The group before is answered first; then this one goes to the committer, and the
+        // writer is free to decide the next while it is written and synced.
+        self.finish_pending();
+        let started = std::time::Instant::now();
+        let committing = match prepared {
+            Some(prepared) => {
+                let sent = self
+                    .commit_jobs
+                    .as_ref()
+                    .is_some_and(|jobs| jobs.send(prepared).is_ok());
+                if !sent {
+                    tracing::error!("the committer thread is gone; stopping");
+                    std::process::abort();
+                }
+                true
+            }
+            None => false,
+        };
+        self.pending = Some(InFlight {
+            group,
+            decisions,
+            decided,
+            accepted: in_group,
+            first_positions,
+            recorded_at,
+            appended,
+            committing,
+            started,
+        });
+    }
+
+    /// Takes a snapshot of the state and the projections at the head for a checkpoint, and
+    /// hands it to a thread that encodes it. A snapshot still being encoded from the previous
+    /// due point is waited for first, so a checkpoint is never more than two intervals old.
+    fn snapshot_for_checkpoint(&mut self) {
+        if let Some(encoding) = self.checkpoint_encoding.take() {
+            match encoding.recv() {
+                Ok(encoded) => self.checkpoint_ready = Some(encoded),
+                Err(_) => tracing::warn!("checkpoint encoding thread stopped; no checkpoint"),
+            }
+        }
+        self.finish_pending();
+        let head = self.store.head();
+        let snapshot = Recovered {
+            state: self.state.clone(),
+            projections: self.projections.clone(),
+        };
+        let (sender, receiver) = std::sync::mpsc::sync_channel(1);
+        let spawned = std::thread::Builder::new()
+            .name("ledger-checkpoint".into())
+            .spawn(move || {
+                let _ = sender.send((head, snapshot.to_checkpoint()));
+            });
+        match spawned {
+            Ok(_) => {
+                self.checkpoint_encoding = Some(receiver);
+                self.events_since_checkpoint = 0;
+            }
+            // A missing checkpoint costs a longer replay at the next start, nothing more.
+            Err(error) => tracing::warn!(%error, "checkpoint thread cannot be started"),
+        }
+    }
+
+    /// The encoded checkpoint to write with the next batch, if one is ready.
+    fn ready_checkpoint(&mut self) -> Option<(Head, Vec<u8>)> {
+        if let Some(ready) = self.checkpoint_ready.take() {
+            return Some(ready);
+        }
+        let encoding = self.checkpoint_encoding.as_ref()?;
+        match encoding.try_recv() {
+            Ok(encoded) => {
+                self.checkpoint_encoding = None;
+                Some(encoded)
+            }
+            Err(std::sync::mpsc::TryRecvError::Empty) => None,
+            Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                self.checkpoint_encoding = None;
+                tracing::warn!("checkpoint encoding thread stopped; no checkpoint");
+                None
+            }
+        }
+    }
+
+    /// Waits until the group in flight, if any, is durable, then folds it into the
+    /// projections, publishes it to live subscribers and answers its callers.
+    fn finish_pending(&mut self) {
+        let Some(in_flight) = self.pending.take() else {
+            return;
+        };
+        let mut recorded = if in_flight.committing {
+            match self.commit_done.recv() {
+                Ok(recorded) => recorded,
+                Err(_) => {
+                    // The committer stops the process on a failed write; a vanished one is a
+                    // bug, and nobody of the group may be told it is durable.
+                    tracing::error!("the committer thread stopped; stopping");
+                    std::process::abort();
+                }
+            }
+        } else {
+            Vec::new()
+        };
+        let InFlight {
+            group,
+            decisions,
+            decided,
+            accepted: _,
+            first_positions,
+            recorded_at,
+            appended,
+            committing: _,
+            started,
+        } = in_flight;
+        self.counters
+            .record_group(group.len(), appended, started.elapsed());
         for (events, recorded_events) in decided.iter().zip(&recorded) {
             for (event, recorded_event) in events.iter().zip(recorded_events) {
                 if let Err(error) = self.projections.apply(recorded_event.position, event) {
@@ -566,17 +783,32 @@ impl Writer {
             let _ = self.published.send(events);
         }
 
+        // Each command's events go to its caller by move; only a command that a retry in the
+        // same group also answers (rare) is copied.
+        let retried_in_group: HashSet<usize> = decisions
+            .iter()
+            .filter_map(|decision| match decision {
+                Decision::ReplayInGroup { command_index } => Some(*command_index),
+                _ => None,
+            })
+            .collect();
         for (submission, decision) in group.into_iter().zip(decisions) {
             let answer = match decision {
                 Decision::Accepted { command_index }
                 | Decision::ReplayInGroup { command_index } => {
                     let replayed = matches!(decision, Decision::ReplayInGroup { .. });
-                    let events = recorded.get(command_index).cloned().unwrap_or_default();
-                    let first_position = events
-                        .first()
-                        .map_or(self.first_position_of(command_index, &recorded), |e| {
-                            e.position
-                        });
+                    let events = match recorded.get_mut(command_index) {
+                        Some(events) if retried_in_group.contains(&command_index) => events.clone(),
+                        Some(events) => std::mem::take(events),
+                        None => Vec::new(),
+                    };
+                    let Some(&first_position) = first_positions.get(command_index) else {
+                        tracing::error!(
+                            command_index,
+                            "accepted command has no position; stopping"
+                        );
+                        std::process::abort();
+                    };
                     Ok(Outcome {
                         request_id: submission.request_id,
                         first_position,
@@ -625,6 +857,15 @@ impl Writer {
             } else {
                 Decision::Refused(Refusal::RequestIdReused)
             };
+        }
+        // A retry of a command of the group in flight: its record is not in sled until that
+        // group is committed, so finish it first; the store then answers as for any retry.
+        if self
+            .pending
+            .as_ref()
+            .is_some_and(|in_flight| in_flight.accepted.contains_key(&submission.request_id))
+        {
+            self.finish_pending();
         }
         match self.store.request(submission.request_id) {
             Ok(Some(stored)) if stored.request_digest == digest => return Decision::Replay(stored),
@@ -695,11 +936,22 @@ impl Writer {
     /// At shutdown: a checkpoint at the head when events came after the last one, so the next
     /// start replays nothing; otherwise just the final flush.
     fn write_final_checkpoint(&mut self) {
-        if self.events_since_checkpoint == 0 {
+        self.finish_pending();
+        // A snapshot taken since the last event is the checkpoint at the head already.
+        let snapshot = match self.checkpoint_encoding.take() {
+            Some(encoding) => encoding.recv().ok(),
+            None => self.checkpoint_ready.take(),
+        };
+        let head = self.store.head();
+        let checkpoint = match snapshot {
+            Some((at, bytes)) if at == head => Some(bytes),
+            _ if self.events_since_checkpoint == 0 => None,
+            _ => Some(recovery::checkpoint_bytes(&self.state, &self.projections)),
+        };
+        let Some(bytes) = checkpoint else {
             self.store.sync();
             return;
-        }
-        let bytes = recovery::checkpoint_bytes(&self.state, &self.projections);
+        };
         match self.store.append_with_checkpoint(Vec::new(), Some(&bytes)) {
             Ok(_) => self.events_since_checkpoint = 0,
             // A missing checkpoint costs a longer replay at the next start, nothing more.
@@ -733,22 +985,29 @@ impl Writer {
 }
 
 /// Encoded size of the event the store will write, envelope included (positions at their
-/// widest), so that the store's size limit is checked before the state changes.
+/// widest), so that the store's size limit is checked before the state changes. Counted field
+/// by field as prost encodes them, without building (and copying the payload into) a message.
 fn encoded_len(event: &NewEvent) -> usize {
-    use ledger_proto::event::v1::Event as StoredEvent;
-    use prost::Message as _;
-    let stored = StoredEvent {
-        position: u64::MAX,
-        stream: event.stream.clone(),
-        stream_version: u64::MAX,
-        event_id: event.event_id.to_string(),
-        request_id: event.request_id.to_string(),
-        principal: event.principal.clone(),
-        recorded_at: event.recorded_at.clone(),
-        business_date: event.business_date.clone(),
-        payload: Some(event.payload.clone()),
+    use prost::encoding::{encoded_len_varint, key_len};
+    // proto3 leaves empty strings out.
+    let string = |tag: u32, len: usize| {
+        if len == 0 {
+            0
+        } else {
+            key_len(tag) + encoded_len_varint(len as u64) + len
+        }
     };
-    stored.encoded_len()
+    let widest_u64 = |tag: u32| key_len(tag) + encoded_len_varint(u64::MAX);
+    const UUID_TEXT_BYTES: usize = 36;
+    widest_u64(1)
+        + string(2, event.stream.len())
+        + widest_u64(3)
+        + string(4, UUID_TEXT_BYTES)
+        + string(5, UUID_TEXT_BYTES)
+        + string(6, event.principal.len())
+        + string(7, event.recorded_at.len())
+        + string(8, event.business_date.len())
+        + event.payload.encoded_len()
 }
 
 fn chunk<T>(items: Vec<T>, len_max: usize) -> Vec<Vec<T>> {

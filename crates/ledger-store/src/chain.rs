@@ -173,6 +173,28 @@ pub(crate) fn check_entry(
     })
 }
 
+/// The encoded `LogEntry { event, hash }`, byte for byte what prost writes for it, without
+/// copying the event bytes into a message first (the writer stores every event this way).
+pub(crate) fn encode_entry(event_bytes: &[u8], hash: &[u8; 32]) -> Vec<u8> {
+    use prost::encoding::{encode_key, encode_varint, encoded_len_varint, key_len, WireType};
+    let len = key_len(1)
+        + encoded_len_varint(event_bytes.len() as u64)
+        + event_bytes.len()
+        + key_len(2)
+        + encoded_len_varint(hash.len() as u64)
+        + hash.len();
+    let mut buf = Vec::with_capacity(len);
+    // proto3 leaves an empty `bytes` field out, as prost does.
+    for (tag, bytes) in [(1, event_bytes), (2, hash.as_slice())] {
+        if !bytes.is_empty() {
+            encode_key(tag, WireType::LengthDelimited, &mut buf);
+            encode_varint(bytes.len() as u64, &mut buf);
+            buf.extend_from_slice(bytes);
+        }
+    }
+    buf
+}
+
 /// The event bytes and the stored hash of an encoded `LogEntry`, unchecked against the chain.
 pub(crate) fn decode_entry(value: &[u8]) -> Result<(Vec<u8>, [u8; 32]), ChainBreakKind> {
     let entry =
@@ -226,4 +248,22 @@ pub(crate) fn check_head(
             last_entry,
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_are_encoded_as_prost_encodes_them() {
+        for event_bytes in [Vec::new(), vec![7u8; 3], vec![1u8; 300]] {
+            let hash = [9u8; 32];
+            let expected = LogEntry {
+                event: event_bytes.clone(),
+                hash: hash.to_vec(),
+            }
+            .encode_to_vec();
+            assert_eq!(encode_entry(&event_bytes, &hash), expected);
+        }
+    }
 }

@@ -75,13 +75,13 @@ pub(crate) fn decode_meta(record: &[u8]) -> Option<CheckpointMeta> {
 }
 
 /// Adds the writes of a checkpoint to `batch`: its chunks, the removal of the previous
-/// checkpoint's extra chunks, and its meta record.
+/// checkpoint's extra chunks, and its meta record. Returns its chunk count.
 pub(crate) fn write_into(
     batch: &mut sled::Batch,
     head: Head,
     bytes: &[u8],
     previous_chunk_count: u32,
-) {
+) -> u32 {
     let chunk_count = u32::try_from(bytes.len().div_ceil(CHECKPOINT_CHUNK_BYTES))
         .expect("a checkpoint of more than 8 TiB cannot be held in memory");
     for (index, chunk) in (0u32..).zip(bytes.chunks(CHECKPOINT_CHUNK_BYTES)) {
@@ -97,6 +97,7 @@ pub(crate) fn write_into(
         chunk_count,
     };
     batch.insert(CHECKPOINT_META_KEY, &encode_meta(&meta)[..]);
+    chunk_count
 }
 
 /// What the checkpoint records of a log hold, before anyone compares it with the log.

@@ -46,6 +46,14 @@ pub(crate) fn request_key(request_id: Uuid) -> [u8; 17] {
     key
 }
 
+/// The request id of a request record's key; `None` for a key of another shape.
+pub(crate) fn request_id_of(key: &[u8]) -> Option<Uuid> {
+    match key {
+        [REQUEST_PREFIX, rest @ ..] => Uuid::from_slice(rest).ok(),
+        _ => None,
+    }
+}
+
 pub(crate) fn stream_key(stream: &str) -> Vec<u8> {
     let mut key = Vec::with_capacity(1 + stream.len());
     key.push(STREAM_PREFIX);

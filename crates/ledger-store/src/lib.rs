@@ -46,6 +46,7 @@ pub use chain::{chain_hash, ChainBreak, ChainBreakKind, Head, RecordedEvent};
 pub use checkpoint::{CheckpointFound, StoredCheckpoint, CHECKPOINT_CHUNK_BYTES};
 pub use offline::{ChainWalk, OfflineLog};
 pub use store::{
-    verify_log_at, LogIter, LogReader, NewCommand, NewEvent, Store, StoreError, StoreOptions,
-    StoredRequest, EVENT_BYTES_MAX, FAIL_FDATASYNC_AFTER_VARIABLE, STREAM_BYTES_MAX,
+    verify_log_at, Committer, LogIter, LogReader, NewCommand, NewEvent, PreparedAppend, Store,
+    StoreError, StoreOptions, StoredRequest, EVENT_BYTES_MAX, FAIL_FDATASYNC_AFTER_VARIABLE,
+    STREAM_BYTES_MAX,
 };

@@ -10,8 +10,9 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
-use ledger_proto::event::v1::{event::Payload, Event, LogEntry, RequestRecord};
+use ledger_proto::event::v1::{event::Payload, Event, RequestRecord};
 use prost::Message;
 use uuid::Uuid;
 
@@ -159,17 +160,143 @@ pub struct StoredRequest {
     pub recorded_at: String,
 }
 
+/// A group checked, encoded and positioned by [`Store::prepare_append`], waiting for
+/// [`Committer::commit`] to write it.
+#[derive(Debug)]
+pub struct PreparedAppend {
+    /// `None` when there was nothing to write.
+    batch: Option<sled::Batch>,
+    recorded: Vec<Vec<RecordedEvent>>,
+}
+
+impl PreparedAppend {
+    /// The events the group will have once committed, per command, in order.
+    pub fn recorded(&self) -> &[Vec<RecordedEvent>] {
+        &self.recorded
+    }
+}
+
+/// Applies prepared batches to sled and makes them durable; cheap to clone and `Send`, so a
+/// thread of its own can sync one group while the writer decides the next.
+#[derive(Clone)]
+pub struct Committer {
+    db: sled::Db,
+    data_file: Arc<File>,
+    data_path: PathBuf,
+    syncs_before_injected_failure: Arc<AtomicU64>,
+}
+
+impl fmt::Debug for Committer {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter
+            .debug_struct("Committer")
+            .field("data_path", &self.data_path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Committer {
+    /// Writes a prepared group in one sled batch, then (with `flush`) flushes sled and
+    /// `fdatasync`s its data file, and only then returns the group's recorded events. A failed
+    /// write, flush or sync stops the process (see `stop_after_failed_write`).
+    pub fn commit(&self, prepared: PreparedAppend, flush: bool) -> Vec<Vec<RecordedEvent>> {
+        let Some(batch) = prepared.batch else {
+            return prepared.recorded;
+        };
+        if let Err(error) = self.db.apply_batch(batch) {
+            stop_after_failed_write("apply_batch", &self.data_path, &error);
+        }
+        if flush {
+            self.sync();
+        }
+        prepared.recorded
+    }
+
+    /// Flushes sled, then `fdatasync`s its data file; stops the process if either fails.
+    pub fn sync(&self) {
+        if let Err(error) = self.db.flush() {
+            stop_after_failed_write("flush", &self.data_path, &error);
+        }
+        let synced = if self.sync_failure_injected() {
+            Err(io::Error::other(format!(
+                "injected fdatasync failure ({FAIL_FDATASYNC_AFTER_VARIABLE})"
+            )))
+        } else {
+            self.data_file.sync_data()
+        };
+        if let Err(error) = synced {
+            stop_after_failed_write("fdatasync", &self.data_path, &error);
+        }
+    }
+
+    /// Whether this `fdatasync` is to fail (see [`FAIL_FDATASYNC_AFTER_VARIABLE`]).
+    fn sync_failure_injected(&self) -> bool {
+        let left = self.syncs_before_injected_failure.load(Ordering::Relaxed);
+        if left == u64::MAX {
+            return false;
+        }
+        if left == 0 {
+            return true;
+        }
+        self.syncs_before_injected_failure
+            .store(left - 1, Ordering::Relaxed);
+        false
+    }
+}
+
 /// The event log of one directory, open for appending. See the crate documentation.
 pub struct Store {
     pub(crate) db: sled::Db,
     /// sled's data file, kept open to `fdatasync` it after every flush.
-    data_file: File,
+    data_file: Arc<File>,
     data_path: PathBuf,
     pub(crate) head: Head,
     options: StoreOptions,
     /// `fdatasync`s left before the injected failures begin; `u64::MAX` when none is injected
     /// (see [`FAIL_FDATASYNC_AFTER_VARIABLE`]).
-    syncs_before_injected_failure: AtomicU64,
+    syncs_before_injected_failure: Arc<AtomicU64>,
+    /// The chunk count of the stored checkpoint once known, so that the next checkpoint
+    /// removes the chunks it does not overwrite without reading the meta record.
+    checkpoint_chunks: Option<u32>,
+    /// Which request ids may have a record: see [`RequestFilter`].
+    requests: RequestFilter,
+    /// Every stream's version, as stored: a group reads and bumps them here instead of in sled.
+    /// Streams are companies, providers and budget years, so this grows with the entities of
+    /// the scheme, not with its history.
+    stream_versions: HashMap<String, u64>,
+}
+
+/// The request ids recorded in the log, as 64-bit fingerprints, so that the common case of an
+/// idempotency check (a new request id) costs no sled read: a fingerprint that is absent proves
+/// the record is absent; one that is present sends the lookup to sled, which answers exactly
+/// (a retry, or in about one case in 2^64 per recorded id, another request id).
+///
+/// Request ids come from clients, so the set keeps std's randomly keyed SipHash: a caller who
+/// chose ids to collide could not slow the table down. About 16 bytes per recorded request.
+#[derive(Debug, Default)]
+struct RequestFilter {
+    fingerprints: HashSet<u64>,
+}
+
+impl RequestFilter {
+    fn fingerprint(request_id: Uuid) -> u64 {
+        let bytes = request_id.as_bytes();
+        let mut high = [0u8; 8];
+        let mut low = [0u8; 8];
+        high.copy_from_slice(&bytes[..8]);
+        low.copy_from_slice(&bytes[8..]);
+        u64::from_le_bytes(high) ^ u64::from_le_bytes(low).rotate_left(29)
+    }
+
+    fn may_hold(&self, request_id: Uuid) -> bool {
+        self.fingerprints
+            .contains(&RequestFilter::fingerprint(request_id))
+    }
+
+    fn insert(&mut self, request_id: Uuid) {
+        self.fingerprints
+            .insert(RequestFilter::fingerprint(request_id));
+    }
 }
 
 impl Store {
@@ -203,19 +330,28 @@ impl Store {
         let last_entry = last_entry(&db)?;
         let stored_record = db.get(keys::HEAD_KEY)?;
         let head = chain::check_head(stored_record.as_deref(), last_entry)?;
+        let requests = load_request_filter(&db)?;
+        let stream_versions = load_stream_versions(&db)?;
         tracing::info!(
             path = %dir.display(),
             position = head.position,
             hash = %hex::encode(head.hash),
+            requests = requests.fingerprints.len(),
+            streams = stream_versions.len(),
             "event log opened"
         );
         Ok(Store {
             db,
-            data_file,
+            data_file: Arc::new(data_file),
             data_path,
             head,
             options,
-            syncs_before_injected_failure: AtomicU64::new(syncs_before_injected_failure()),
+            syncs_before_injected_failure: Arc::new(
+                AtomicU64::new(syncs_before_injected_failure()),
+            ),
+            checkpoint_chunks: None,
+            requests,
+            stream_versions,
         })
     }
 
@@ -226,11 +362,15 @@ impl Store {
 
     /// The version of `stream` after its last event; 0 for a stream with no event.
     pub fn stream_version(&self, stream: &str) -> Result<u64, StoreError> {
-        stored_stream_version(&self.db, stream)
+        Ok(self.stream_versions.get(stream).copied().unwrap_or(0))
     }
 
-    /// The record of an accepted command, if `request_id` was recorded.
+    /// The record of an accepted command, if `request_id` was recorded. A request id never
+    /// recorded (the common case) is answered from memory, without a read.
     pub fn request(&self, request_id: Uuid) -> Result<Option<StoredRequest>, StoreError> {
+        if !self.requests.may_hold(request_id) {
+            return Ok(None);
+        }
         let Some(value) = self.db.get(keys::request_key(request_id))? else {
             return Ok(None);
         };
@@ -274,13 +414,49 @@ impl Store {
         group: Vec<NewCommand>,
         checkpoint: Option<&[u8]>,
     ) -> Result<Vec<Vec<RecordedEvent>>, StoreError> {
-        if group.is_empty() && checkpoint.is_none() {
-            return Ok(Vec::new());
-        }
+        let head = self.head;
+        let prepared = self.prepare_append(group, checkpoint.map(|bytes| (head, bytes)))?;
+        let flush = self.options.flush_every_append;
+        Ok(self.committer().commit(prepared, flush))
+    }
+
+    /// The first half of an append, for a writer that overlaps deciding a group with making
+    /// the previous one durable: checks and encodes `group` (and a checkpoint of the state at
+    /// `checkpoint.0`, a position at or before the head) into one sled batch, gives the events
+    /// their positions, and moves the store's head, stream versions and request index past the
+    /// group as if it were written. Nothing reaches sled until [`Committer::commit`] applies the
+    /// batch; until then, reads through sled do not see the group, so the caller must commit
+    /// every prepared batch, in the order they were prepared, before it trusts a read again
+    /// (and must not prepare a group that repeats a request id of one not yet committed).
+    /// A refused group (`StoreError`) changes nothing.
+    pub fn prepare_append(
+        &mut self,
+        group: Vec<NewCommand>,
+        checkpoint: Option<(Head, &[u8])>,
+    ) -> Result<PreparedAppend, StoreError> {
         let mut batch = sled::Batch::default();
-        if let Some(bytes) = checkpoint {
-            let previous_chunk_count = self.checkpoint_meta()?.map_or(0, |meta| meta.chunk_count);
-            checkpoint::write_into(&mut batch, self.head, bytes, previous_chunk_count);
+        if group.is_empty() && checkpoint.is_none() {
+            return Ok(PreparedAppend {
+                batch: None,
+                recorded: Vec::new(),
+            });
+        }
+        let mut checkpoint_chunks = self.checkpoint_chunks;
+        if let Some((checkpoint_head, bytes)) = checkpoint {
+            assert!(
+                checkpoint_head.position <= self.head.position,
+                "a checkpoint cannot be ahead of the log"
+            );
+            let previous_chunk_count = match self.checkpoint_chunks {
+                Some(count) => count,
+                None => self.checkpoint_meta()?.map_or(0, |meta| meta.chunk_count),
+            };
+            checkpoint_chunks = Some(checkpoint::write_into(
+                &mut batch,
+                checkpoint_head,
+                bytes,
+                previous_chunk_count,
+            ));
         }
         let mut stream_versions: HashMap<String, u64> = HashMap::new();
         let mut request_ids: HashSet<Uuid> = HashSet::with_capacity(group.len());
@@ -290,7 +466,8 @@ impl Store {
         for command in group {
             let request_id = command.request_id;
             if !request_ids.insert(request_id)
-                || self.db.contains_key(keys::request_key(request_id))?
+                || (self.requests.may_hold(request_id)
+                    && self.db.contains_key(keys::request_key(request_id))?)
             {
                 return Err(StoreError::RequestAlreadyRecorded { request_id });
             }
@@ -317,12 +494,20 @@ impl Store {
                         stream_bytes: new_event.stream.len(),
                     });
                 }
-                let previous_version = match stream_versions.get(&new_event.stream) {
-                    Some(version) => *version,
-                    None => stored_stream_version(&self.db, &new_event.stream)?,
+                let stream_version = match stream_versions.get_mut(new_event.stream.as_str()) {
+                    Some(version) => {
+                        *version += 1;
+                        *version
+                    }
+                    None => {
+                        let version = self
+                            .stream_versions
+                            .get(new_event.stream.as_str())
+                            .map_or(1, |stored| stored + 1);
+                        stream_versions.insert(new_event.stream.clone(), version);
+                        version
+                    }
                 };
-                let stream_version = previous_version + 1;
-                stream_versions.insert(new_event.stream.clone(), stream_version);
 
                 let position = head.position + 1;
                 // Positions must run on from the head with no gap, whatever the group holds.
@@ -355,11 +540,10 @@ impl Store {
                     "an event must decode to itself"
                 );
                 let hash = chain::chain_hash(&head.hash, position, &event_bytes);
-                let entry = LogEntry {
-                    event: event_bytes.clone(),
-                    hash: hash.to_vec(),
-                };
-                batch.insert(&keys::entry_key(position)[..], entry.encode_to_vec());
+                batch.insert(
+                    &keys::entry_key(position)[..],
+                    chain::encode_entry(&event_bytes, &hash),
+                );
                 recorded_command.push(RecordedEvent {
                     position,
                     hash,
@@ -392,46 +576,41 @@ impl Store {
         }
         batch.insert(keys::HEAD_KEY, &keys::encode_head(head)[..]);
 
-        if let Err(error) = self.db.apply_batch(batch) {
-            stop_after_failed_write("apply_batch", &self.data_path, &error);
+        // The batch is prepared: the in-memory indexes follow it, since the next group is
+        // decided against the log as it will be once this one is committed.
+        for request_id in request_ids {
+            self.requests.insert(request_id);
         }
-        if self.options.flush_every_append {
-            self.sync();
+        for (stream, version) in stream_versions {
+            self.stream_versions.insert(stream, version);
         }
         self.head = head;
-        Ok(recorded_group)
+        self.checkpoint_chunks = checkpoint_chunks;
+        Ok(PreparedAppend {
+            batch: Some(batch),
+            recorded: recorded_group,
+        })
+    }
+
+    /// What makes prepared appends durable, for another thread than the one that prepares.
+    pub fn committer(&self) -> Committer {
+        Committer {
+            db: self.db.clone(),
+            data_file: Arc::clone(&self.data_file),
+            data_path: self.data_path.clone(),
+            syncs_before_injected_failure: Arc::clone(&self.syncs_before_injected_failure),
+        }
     }
 
     /// Makes everything appended so far durable: flushes sled, then `fdatasync`s its data file.
     /// Stops the process if either fails. `append` calls it unless the options say otherwise.
     pub fn sync(&self) {
-        if let Err(error) = self.db.flush() {
-            stop_after_failed_write("flush", &self.data_path, &error);
-        }
-        let synced = if self.sync_failure_injected() {
-            Err(io::Error::other(format!(
-                "injected fdatasync failure ({FAIL_FDATASYNC_AFTER_VARIABLE})"
-            )))
-        } else {
-            self.data_file.sync_data()
-        };
-        if let Err(error) = synced {
-            stop_after_failed_write("fdatasync", &self.data_path, &error);
-        }
+        self.committer().sync();
     }
 
-    /// Whether this `fdatasync` is to fail (see [`FAIL_FDATASYNC_AFTER_VARIABLE`]).
-    fn sync_failure_injected(&self) -> bool {
-        let left = self.syncs_before_injected_failure.load(Ordering::Relaxed);
-        if left == u64::MAX {
-            return false;
-        }
-        if left == 0 {
-            return true;
-        }
-        self.syncs_before_injected_failure
-            .store(left - 1, Ordering::Relaxed);
-        false
+    /// Whether [`Store::append`] flushes and syncs before it returns (see [`StoreOptions`]).
+    pub fn flushes_every_append(&self) -> bool {
+        self.options.flush_every_append
     }
 
     /// At most `limit` events from `from_position` on (position 0 reads from 1), ascending, up
@@ -632,19 +811,36 @@ fn stored_entry_head(key: &[u8], value: &[u8]) -> Result<Head, ChainBreak> {
     Ok(Head { position, hash })
 }
 
-fn stored_stream_version(db: &sled::Db, stream: &str) -> Result<u64, StoreError> {
-    let Some(value) = db.get(keys::stream_key(stream))? else {
-        return Ok(0);
-    };
-    let version: [u8; 8] =
-        value
-            .as_ref()
-            .try_into()
-            .map_err(|_| StoreError::StreamVersionMalformed {
-                stream: stream.to_owned(),
-                length: value.len(),
-            })?;
-    Ok(u64::from_be_bytes(version))
+/// The fingerprints of every recorded request id, read once at open (keys only matter; a
+/// key that is not a request id's is skipped, and `verify` is where damage is reported).
+fn load_request_filter(db: &sled::Db) -> Result<RequestFilter, StoreError> {
+    let mut requests = RequestFilter::default();
+    for item in db.scan_prefix([keys::REQUEST_PREFIX]) {
+        let (key, _) = item?;
+        if let Some(request_id) = keys::request_id_of(&key) {
+            requests.insert(request_id);
+        }
+    }
+    Ok(requests)
+}
+
+/// Every stream's stored version, read once at open.
+fn load_stream_versions(db: &sled::Db) -> Result<HashMap<String, u64>, StoreError> {
+    let mut versions = HashMap::new();
+    for item in db.scan_prefix([keys::STREAM_PREFIX]) {
+        let (key, value) = item?;
+        let stream = String::from_utf8_lossy(&key[1..]).into_owned();
+        let version: [u8; 8] =
+            value
+                .as_ref()
+                .try_into()
+                .map_err(|_| StoreError::StreamVersionMalformed {
+                    stream: stream.clone(),
+                    length: value.len(),
+                })?;
+        versions.insert(stream, u64::from_be_bytes(version));
+    }
+    Ok(versions)
 }
 
 /// Stops the process after a write to the log that may or may not have reached the disk.
