@@ -498,7 +498,7 @@ async fn lifecycle_figures_wallet_and_head_survive_a_restart_and_a_retry_is_repl
     assert_chain_ends_at_head(&from_backup, &head).await;
 }
 
-/// DESIGN §2 rule 16: the ledger keeps only a pseudonym; the number reaches neither the log of
+/// docs/RULES.md rule 16: the ledger keeps only a pseudonym; the number reaches neither the log of
 /// the service, nor the store, nor the events an auditor reads.
 #[tokio::test]
 async fn a_national_number_reaches_neither_the_service_log_nor_the_store_nor_the_events() {

@@ -1,5 +1,5 @@
 //! Who may call what: every RPC of the five services with every role's token, without a token and
-//! with an unknown one (DESIGN §5 "Roles"); a provider acts and reads only as itself.
+//! with an unknown one (docs/RULES.md §4.1); a provider acts and reads only as itself.
 
 use std::path::Path;
 

@@ -1,5 +1,5 @@
 //! Graceful stop: on SIGTERM the server answers what is in flight, flushes, and exits with
-//! status 0; every write it acknowledged is there after a restart (DESIGN §4: a command is
+//! status 0; every write it acknowledged is there after a restart (docs/RULES.md §14: a command is
 //! acknowledged only once its events are durable).
 
 use std::collections::BTreeSet;

@@ -2,7 +2,7 @@
 //! context to the events the command causes, or the one reason it is refused.
 //!
 //! Checks run in a fixed order: the shape of the input first (a malformed command is refused
-//! the same way whatever the state), then the rules in the order DESIGN §2 gives them.
+//! the same way whatever the state), then the rules in the order `docs/RULES.md` lists them.
 
 use chrono::{Datelike, NaiveDate};
 use rust_decimal::Decimal;
@@ -326,7 +326,7 @@ fn is_nace_code(text: &str) -> bool {
     division_ok && rest_ok
 }
 
-/// The size class of an eligible company, or why it is not eligible (DESIGN §2 rules 2 and 3).
+/// The size class of an eligible company, or why it is not eligible (docs/RULES.md rules 2, 3).
 pub fn eligibility(command: &RegisterCompany, policy: &Policy) -> Result<SizeClass, Ineligibility> {
     match command.legal_form {
         LegalForm::NonProfit => return Err(Ineligibility::NonProfit),

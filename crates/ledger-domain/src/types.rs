@@ -123,7 +123,7 @@ impl TraineeStatus {
         }
     }
 
-    /// Whether vouchers may pay for this person's training (DESIGN §2 rule 10).
+    /// Whether vouchers may pay for this person's training (docs/RULES.md rule 10).
     pub fn may_be_trained_with_vouchers(self) -> bool {
         match self {
             TraineeStatus::Employee

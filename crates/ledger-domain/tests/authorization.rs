@@ -1,4 +1,4 @@
-//! Who may send which command (DESIGN §5, roles), as one table over every principal and every
+//! Who may send which command (docs/RULES.md §4.1), as one table over every principal and every
 //! command: the administration opens and adjusts budgets and approves and withdraws providers
 //! and modules; the operator registers companies, issues, expires and pays out; a provider
 //! redeems and reverses only as itself; the auditor changes nothing.
@@ -27,7 +27,7 @@ fn every_command() -> Vec<Command> {
     ]
 }
 
-/// Whether `principal` may send `command`, as DESIGN §5 says.
+/// Whether `principal` may send `command`, as docs/RULES.md §4.1 says.
 fn allowed_by_design(principal: &Principal, command: &Command) -> bool {
     let action = command.action();
     match principal {

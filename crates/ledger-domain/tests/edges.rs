@@ -13,9 +13,9 @@ use support::*;
 use VoucherType::{EcoClimate, General, Languages};
 
 // =============================================================================================
-// Quotas (DESIGN §2, table and rule 6).
+// Quotas (docs/RULES.md rule 6 and its table).
 
-/// The quota table of DESIGN §2, written out to check the policy file against it.
+/// The quota table of docs/RULES.md rule 6, written out to check the policy file against it.
 const DESIGN_QUOTAS: [(SizeClass, [u32; 3]); 6] = [
     (SizeClass::SecondarySelfEmployed, [80, 20, 200]),
     (SizeClass::Micro, [100, 25, 200]),
@@ -762,7 +762,7 @@ fn enterprise_number_vectors_invalid() {
 // =============================================================================================
 // National register numbers (rule 16).
 
-/// A NISS from its birth date and serial, with the check digits of DESIGN §2 rule 16: over the
+/// A NISS from its birth date and serial, with the check digits of docs/RULES.md rule 16: over the
 /// nine digits, prefixed by 2 for people born from 2000 on.
 fn niss(year: u32, month: u32, day: u32, serial: u32, born_from_2000: bool) -> String {
     let body = u64::from(year % 100) * 10_000_000

@@ -1,5 +1,5 @@
 //! Malformed commands: each is refused with the variant that names what is wrong, whatever the
-//! state, before any rule of DESIGN §2 is looked at. Each limit is tried at its last allowed
+//! state, before any rule of docs/RULES.md is looked at. Each limit is tried at its last allowed
 //! value and one past it.
 
 mod support;

@@ -1,5 +1,5 @@
-//! The rules of DESIGN §2, one by one: for each, the cases it allows and the cases it refuses,
-//! with the exact refusal. Tests are named `rule_NN_…` after the rule's number in DESIGN §2.
+//! The rules of docs/RULES.md, one by one: for each, the cases it allows and the cases it
+//! refuses, with the exact refusal. Tests are named `rule_NN_…` after the rule's number there.
 //!
 //! Boundaries that need tables (every quota, every expiry edge, FIFO across batches, identifier
 //! vectors) live in `edges.rs`; malformed input in `input.rs`; who may do what in

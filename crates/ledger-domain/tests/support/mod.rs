@@ -13,7 +13,7 @@
 //! balance and that the trial balance is still zero. The builders fill every field a rule does
 //! not look at with one fixed, plausible value; a test names only what its rule is about.
 //!
-//! Nothing here re-implements a rule: amounts and expiries are written out from DESIGN §2 and §3
+//! Nothing here re-implements a rule: amounts and expiries are written out from docs/RULES.md
 //! (EUR 15.00 + 15.00 = 30.00, valid until the last day of month M + 11).
 
 #![allow(dead_code)]
@@ -44,8 +44,8 @@ pub const DEFAULT_POLICY: &str = include_str!("../../../../config/policy.toml");
 /// The day the tests decide on unless they say otherwise.
 pub const DEFAULT_TODAY: &str = "2025-06-30";
 
-/// The amounts of DESIGN §1, written out rather than read from the policy, so that a policy file
-/// that drifted from the design is caught.
+/// The amounts of docs/RULES.md §1, written out rather than read from the policy, so that a
+/// policy file that drifted from the rules is caught.
 pub const FACE_VALUE_EUR: Decimal = dec!(30.00);
 pub const EMPLOYER_SHARE_EUR: Decimal = dec!(15.00);
 pub const REGION_SHARE_EUR: Decimal = dec!(15.00);
@@ -381,7 +381,7 @@ pub fn times(unit: Decimal, count: u32) -> Decimal {
     amount
 }
 
-/// The last day of month M + 11 for a payment in month M (DESIGN §2 rule 8).
+/// The last day of month M + 11 for a payment in month M (docs/RULES.md rule 8).
 pub fn valid_until(payment_date: &str) -> NaiveDate {
     let paid = date(payment_date);
     // The month after M + 11, counted from year 0; its first day's eve is the answer.
@@ -402,7 +402,7 @@ pub fn enterprise(text: &str) -> EnterpriseNumber {
     EnterpriseNumber::parse(text).unwrap_or_else(|| panic!("{text} is a valid enterprise number"))
 }
 
-/// The company most tests are about: 0403.019.261, the valid example of DESIGN §2 rule 1.
+/// The company most tests are about: 0403.019.261, the valid example of docs/RULES.md rule 1.
 pub fn acme() -> EnterpriseNumber {
     enterprise("0403.019.261")
 }

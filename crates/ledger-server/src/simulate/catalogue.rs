@@ -16,7 +16,7 @@ pub struct ThemeOffer {
     pub hours: &'static [u32],
 }
 
-/// Technical and digital courses lead; AI grew 85% from 2023 to 2024 (DESIGN §1).
+/// Technical and digital courses lead; AI grew 85% from 2023 to 2024 (docs/RULES.md §1).
 pub const OFFERS: [ThemeOffer; 8] = [
     ThemeOffer {
         theme: Theme::Technical,

@@ -3,9 +3,9 @@
 //!
 //! Pure and deterministic: a plan depends only on the year, the seed, the targets and the
 //! policy in force, never on a clock, the network or a crate's random-number stream. It is built
-//! so that every request it leads to passes the ledger's rules (DESIGN §2) whatever the order of
-//! the requests within one phase of one month, and so that its own totals equal the targets
-//! exactly; [`Plan::check`] verifies both without a server.
+//! so that every request it leads to passes the ledger's rules (docs/RULES.md) whatever the
+//! order of the requests within one phase of one month, and so that its own totals equal the
+//! targets exactly; [`Plan::check`] verifies both without a server.
 //!
 //! The shape that makes concurrency safe: every payment is received on day 2 to 4 of a month
 //! and every training is given from day 5 on, so within a month all the month's payments precede
@@ -45,7 +45,7 @@ pub struct Targets {
 }
 
 impl Targets {
-    /// The published figures of 2024 (DESIGN §1).
+    /// The published figures of 2024 (docs/RULES.md §1).
     pub const PUBLISHED_2024: Targets = Targets {
         budget_cents: 765_700_000,
         companies_benefiting: 9_539,
@@ -234,14 +234,14 @@ pub struct Totals {
     pub ai_modules_before_year: u32,
 }
 
-/// Most providers: the scheme had 259 active approved providers (2016, DESIGN §1).
+/// Most providers: the scheme had 259 active approved providers (2016, docs/RULES.md §1).
 const PROVIDERS_MAX: u32 = 259;
 /// Fewest providers, so that every theme of [`OFFERS`] has a provider at any scale.
 const PROVIDERS_MIN: u32 = OFFERS.len() as u32;
 /// Most hours one worker trains in the year: about two months of full-time training, the
 /// length of the longest language paths.
 const WORKER_HOURS_MAX: u32 = 300;
-/// Growth of the AI-related course offer over the year, in percent (DESIGN §1).
+/// Growth of the AI-related course offer over the year, in percent (docs/RULES.md §1).
 const AI_OFFER_GROWTH_PERCENT: u32 = 85;
 /// Share of the other modules first approved during the year, per mille.
 const OTHER_MODULES_NEW_PER_MILLE: u32 = 60;
