@@ -9,7 +9,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::event::{Account, BatchDraw, Event};
+use crate::event::{Account, BatchDraw, Event, HoursRedeemed};
 use crate::identity::{EnterpriseNumber, Identifier, WorkerPseudonym};
 use crate::types::{LegalForm, Region, SizeClass, Theme, TraineeStatus, VoucherType};
 
@@ -171,6 +171,11 @@ pub struct LedgerState {
     pub providers: BTreeMap<Identifier, Provider>,
     pub modules: BTreeMap<Identifier, Module>,
     pub companies: BTreeMap<EnterpriseNumber, Company>,
+    /// The redemptions the rules can see. Redemptions are as many as the log's events, so the
+    /// engine does not keep them all: it loads one from the log ([`LedgerState::load_redemption`])
+    /// before deciding a command that names it or applying its reversal, and forgets it
+    /// ([`LedgerState::forget_redemption`]) once that is durable. A state folded on its own (the
+    /// domain's tests) keeps them all, and the rules read the same either way.
     pub redemptions: BTreeMap<Uuid, Redemption>,
     /// Hours redeemed and not reversed per (module, worker): a module's length caps them.
     pub worker_module_hours: BTreeMap<(Identifier, WorkerPseudonym), u32>,
@@ -182,7 +187,39 @@ pub struct LedgerState {
     pub batch_ids: std::collections::BTreeSet<Uuid>,
 }
 
+impl Redemption {
+    /// The redemption an `HoursRedeemed` event recorded; `reversed` when a reversal of it
+    /// followed.
+    pub fn of_event(event: &HoursRedeemed, reversed: bool) -> Redemption {
+        Redemption {
+            provider_id: event.provider_id.clone(),
+            module_id: event.module_id.clone(),
+            enterprise_number: event.enterprise_number.clone(),
+            worker: event.worker,
+            trainee_status: event.trainee_status,
+            voucher_type: event.voucher_type,
+            hours: event.hours,
+            training_date: event.training_date,
+            draws: event.draws.clone(),
+            amount_eur: event.amount_owed_eur,
+            reversed,
+        }
+    }
+}
+
 impl LedgerState {
+    /// Makes a redemption read back from the log visible to the rules again (see
+    /// [`LedgerState::redemptions`]).
+    pub fn load_redemption(&mut self, event: &HoursRedeemed, reversed: bool) {
+        self.redemptions
+            .insert(event.redemption_id, Redemption::of_event(event, reversed));
+    }
+
+    /// Drops a redemption that the log holds durably; nothing else of the state changes.
+    pub fn forget_redemption(&mut self, redemption_id: Uuid) {
+        self.redemptions.remove(&redemption_id);
+    }
+
     /// Sum of every account's balance; zero in every state reachable through `apply`.
     pub fn trial_balance_eur(&self) -> Decimal {
         self.balances.values().copied().sum()
@@ -360,22 +397,8 @@ impl LedgerState {
                     .worker_module_hours
                     .entry((e.module_id.clone(), e.worker))
                     .or_default() += e.hours;
-                self.redemptions.insert(
-                    e.redemption_id,
-                    Redemption {
-                        provider_id: e.provider_id.clone(),
-                        module_id: e.module_id.clone(),
-                        enterprise_number: e.enterprise_number.clone(),
-                        worker: e.worker,
-                        trainee_status: e.trainee_status,
-                        voucher_type: e.voucher_type,
-                        hours: e.hours,
-                        training_date: e.training_date,
-                        draws: e.draws.clone(),
-                        amount_eur: e.amount_owed_eur,
-                        reversed: false,
-                    },
-                );
+                self.redemptions
+                    .insert(e.redemption_id, Redemption::of_event(e, false));
             }
             Event::RedemptionReversed(e) => {
                 let redemption = self
@@ -462,5 +485,30 @@ impl LedgerState {
             }
         }
         Ok(())
+    }
+}
+
+impl crate::Command {
+    /// The redemption the command names, which must be loaded into the state before it is
+    /// decided (see [`LedgerState::redemptions`]): the new one a `RedeemHours` would create
+    /// (its id must be unused), or the one a `ReverseRedemption` takes back.
+    pub fn redemption_named(&self) -> Option<Uuid> {
+        match self {
+            crate::Command::RedeemHours(command) => Some(command.redemption_id),
+            crate::Command::ReverseRedemption(command) => Some(command.redemption_id),
+            _ => None,
+        }
+    }
+}
+
+impl Event {
+    /// The redemption the event records or takes back, by which the log is indexed so that a
+    /// redemption can be read back when it is needed again.
+    pub fn redemption_named(&self) -> Option<Uuid> {
+        match self {
+            Event::HoursRedeemed(event) => Some(event.redemption_id),
+            Event::RedemptionReversed(event) => Some(event.redemption_id),
+            _ => None,
+        }
     }
 }

@@ -296,7 +296,8 @@ impl Engine {
     /// Opens the log in `config.data_dir`, replays it to rebuild the state, and starts the
     /// writer thread. Blocking: call it before serving, or from `spawn_blocking`.
     pub fn start(config: EngineConfig, clock: Arc<dyn Clock>) -> Result<Engine, StartError> {
-        let store = Store::open(&config.data_dir)?;
+        let mut store = Store::open(&config.data_dir)?;
+        recovery::index_names_if_needed(&mut store)?;
         let (Recovered { state, projections }, replayed_events) = recover(&store)?;
         tracing::info!(
             head_position = store.head().position,
@@ -337,6 +338,8 @@ impl Engine {
             pending: None,
             checkpoint_encoding: None,
             checkpoint_ready: None,
+            group_sequence: 0,
+            loaded_redemptions: HashMap::new(),
             published,
             store,
             state,
@@ -440,6 +443,11 @@ struct Writer {
     checkpoint_encoding: Option<std::sync::mpsc::Receiver<(Head, Vec<u8>)>>,
     /// An encoded checkpoint waiting for a group's batch to be written in.
     checkpoint_ready: Option<(Head, Vec<u8>)>,
+    /// Groups committed so far; the sequence number of the group being decided.
+    group_sequence: u64,
+    /// The redemptions loaded into the state, each with the last group that needed it: it is
+    /// forgotten once that group is durable and answered (see `LedgerState::redemptions`).
+    loaded_redemptions: HashMap<Uuid, u64>,
 }
 
 impl Drop for Writer {
@@ -468,6 +476,8 @@ struct InFlight {
     /// Whether a batch was handed to the committer (a group of refusals and retries has none).
     committing: bool,
     started: std::time::Instant,
+    /// Its sequence number (see `Writer::group_sequence`).
+    sequence: u64,
 }
 
 /// What became of one submission of a group, before the group is durable.
@@ -678,7 +688,57 @@ impl Writer {
             appended,
             committing,
             started,
+            sequence: self.group_sequence,
         });
+        self.group_sequence += 1;
+    }
+
+    /// Makes redemption `id` visible to the rules for the group being decided: loaded from the
+    /// log when the log holds it and the state does not (a redemption of a group not yet
+    /// durable is still in the state, since only durable ones are forgotten).
+    fn load_redemption(&mut self, redemption_id: Uuid) {
+        self.loaded_redemptions
+            .insert(redemption_id, self.group_sequence);
+        if self.state.redemptions.contains_key(&redemption_id) {
+            return;
+        }
+        if let Some((original, reversed)) = self.read_redemption(redemption_id) {
+            self.state.load_redemption(&original, reversed);
+        }
+    }
+
+    /// The `HoursRedeemed` event of redemption `id` as the durable log holds it, and whether a
+    /// reversal of it followed; `None` when the log holds no redemption of that id.
+    fn read_redemption(
+        &self,
+        redemption_id: Uuid,
+    ) -> Option<(ledger_domain::event::HoursRedeemed, bool)> {
+        let found =
+            self.store
+                .positions_naming(redemption_id)
+                .and_then(|positions| match positions.first() {
+                    Some(&first) => Ok(Some((self.store.read_range(first, 1)?, positions.len()))),
+                    None => Ok(None),
+                });
+        let (recorded, named_times) = match found {
+            Ok(Some(found)) => found,
+            Ok(None) => return None,
+            Err(error) => {
+                tracing::error!(%error, %redemption_id, "redemption unreadable; stopping");
+                std::process::abort();
+            }
+        };
+        match recorded.first().map(decode) {
+            Some(Ok(Event::HoursRedeemed(original))) => Some((original, named_times > 1)),
+            other => {
+                tracing::error!(
+                    %redemption_id,
+                    found = ?other.map(|decoded| decoded.map(|event| event.type_name())),
+                    "the index names an event that is not the redemption; stopping"
+                );
+                std::process::abort();
+            }
+        }
     }
 
     /// Takes a snapshot of the state and the projections at the head for a checkpoint, and
@@ -762,11 +822,35 @@ impl Writer {
             appended,
             committing: _,
             started,
+            sequence,
         } = in_flight;
+        // The redemptions only this group (or earlier ones) needed are durable in the log now.
+        let state = &mut self.state;
+        self.loaded_redemptions
+            .retain(|redemption_id, last_needed_by| {
+                let keep = *last_needed_by > sequence;
+                if !keep {
+                    state.forget_redemption(*redemption_id);
+                }
+                keep
+            });
         self.counters
             .record_group(group.len(), appended, started.elapsed());
         for (events, recorded_events) in decided.iter().zip(&recorded) {
             for (event, recorded_event) in events.iter().zip(recorded_events) {
+                if let Event::RedemptionReversed(reversal) = event {
+                    let original = self.read_redemption(reversal.redemption_id);
+                    match original {
+                        Some((original, _)) => self.projections.load_redemption(&original),
+                        None => {
+                            tracing::error!(
+                                redemption_id = %reversal.redemption_id,
+                                "a reversal was decided for a redemption the log does not hold; stopping"
+                            );
+                            std::process::abort();
+                        }
+                    }
+                }
                 if let Err(error) = self.projections.apply(recorded_event.position, event) {
                     // The projections follow the same events as the state; a refusal here is a
                     // bug, and answering would publish figures that do not follow the log.
@@ -876,6 +960,9 @@ impl Writer {
                 std::process::abort();
             }
         }
+        if let Some(redemption_id) = submission.command.redemption_named() {
+            self.load_redemption(redemption_id);
+        }
         let events = match decide(&self.state, &submission.command, context) {
             Ok(events) => events,
             Err(refusal) => return Decision::Refused(refusal),
@@ -892,6 +979,7 @@ impl Writer {
                     event.business_date().unwrap_or(context.today),
                 ),
                 payload: ledger_codec::encode_event(event),
+                names: event.redemption_named(),
             })
             .collect();
         if let Some(bytes) = new_events

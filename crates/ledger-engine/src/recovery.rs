@@ -9,6 +9,8 @@ use std::path::Path;
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
+use ledger_domain::event::HoursRedeemed;
+use ledger_domain::state::Inconsistency;
 use ledger_domain::{Event, LedgerState};
 use ledger_projections::Projections;
 use ledger_store::{Head, LogIter, LogReader, Store, StoreError};
@@ -18,7 +20,9 @@ use crate::{decode, StartError};
 
 /// First byte of every checkpoint: the version of its encoding. A checkpoint of another version
 /// is ignored (the state is rebuilt from position 1), never misread.
-const CHECKPOINT_FORMAT: u8 = 1;
+/// Version 2: the state and the projections keep no redemption (they are read back from the
+/// log when a reversal needs one); a version 1 checkpoint held every redemption ever made.
+const CHECKPOINT_FORMAT: u8 = 2;
 
 /// The decision state and the projections at the same position.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,14 +44,16 @@ impl Recovered {
         }
     }
 
-    /// Folds every event of `events` into both the state and the projections.
-    pub fn fold(&mut self, events: LogIter) -> Result<(), StartError> {
+    /// Folds every event of `events` into both the state and the projections; `reader` is
+    /// the same log, where a reversal's redemption is read back.
+    pub fn fold(&mut self, reader: &LogReader, events: LogIter) -> Result<(), StartError> {
         for recorded in events {
             let recorded = recorded?;
             let position = recorded.position;
             let event =
                 decode(&recorded).map_err(|source| StartError::Undecodable { position, source })?;
-            self.apply(position, &event)?;
+            let original = original_of(reader, position, &event)?;
+            self.apply(position, &event, original.as_ref())?;
         }
         Ok(())
     }
@@ -64,7 +70,7 @@ impl Recovered {
     ) -> Result<(), StartError> {
         let from_position = from_position.max(1);
         if last_position.saturating_sub(from_position - 1) < PIPELINE_EVENTS_MIN {
-            return self.fold(reader.iter(from_position, last_position));
+            return self.fold(reader, reader.iter(from_position, last_position));
         }
         self.fold_range_pipelined(reader, from_position, last_position)
     }
@@ -98,7 +104,13 @@ impl Recovered {
             let read = std::thread::Builder::new()
                 .name("ledger-replay-read".to_owned())
                 .spawn_scoped(scope, move || {
-                    read_batches(events, from_position, &state_sender, &projection_sender)
+                    read_batches(
+                        reader,
+                        events,
+                        from_position,
+                        &state_sender,
+                        &projection_sender,
+                    )
                 });
             let projected = std::thread::Builder::new()
                 .name("ledger-replay-project".to_owned())
@@ -129,19 +141,91 @@ impl Recovered {
             Some(None) => Ok(()),
             None => {
                 tracing::warn!("replay threads cannot be started; replaying on one thread");
-                self.fold(reader.iter(from_position, last_position))
+                self.fold(reader, reader.iter(from_position, last_position))
             }
         }
     }
 
     /// Folds one decoded event, recorded at `position`, into the state and the projections.
-    pub fn apply(&mut self, position: u64, event: &Event) -> Result<(), StartError> {
-        self.state
-            .apply(event)
-            .map_err(|source| StartError::Inconsistent { position, source })?;
-        self.projections
-            .apply(position, event)
-            .map_err(|source| StartError::Projection { source })
+    /// A reversal needs `original`, the event of the redemption it takes back, read from the
+    /// log ([`original_of`]): neither keeps redemptions once they are folded.
+    pub fn apply(
+        &mut self,
+        position: u64,
+        event: &Event,
+        original: Option<&HoursRedeemed>,
+    ) -> Result<(), StartError> {
+        apply_to_state(&mut self.state, position, event, original)?;
+        apply_to_projections(&mut self.projections, position, event, original)
+    }
+}
+
+/// Folds one event into the state, with the redemption a reversal takes back loaded for it;
+/// the redemption is forgotten again once folded (see [`LedgerState::redemptions`]).
+fn apply_to_state(
+    state: &mut LedgerState,
+    position: u64,
+    event: &Event,
+    original: Option<&HoursRedeemed>,
+) -> Result<(), StartError> {
+    if let Some(original) = original {
+        state.load_redemption(original, false);
+    }
+    state
+        .apply(event)
+        .map_err(|source| StartError::Inconsistent { position, source })?;
+    if let Some(redemption_id) = event.redemption_named() {
+        state.forget_redemption(redemption_id);
+    }
+    Ok(())
+}
+
+fn apply_to_projections(
+    projections: &mut Projections,
+    position: u64,
+    event: &Event,
+    original: Option<&HoursRedeemed>,
+) -> Result<(), StartError> {
+    if let Some(original) = original {
+        projections.load_redemption(original);
+    }
+    projections
+        .apply(position, event)
+        .map_err(|source| StartError::Projection { source })
+}
+
+/// The event of the redemption that `event`, a reversal at `position`, takes back, read from
+/// the log through its index by name; `None` for any other event.
+pub fn original_of(
+    reader: &LogReader,
+    position: u64,
+    event: &Event,
+) -> Result<Option<HoursRedeemed>, StartError> {
+    let Event::RedemptionReversed(reversal) = event else {
+        return Ok(None);
+    };
+    let unknown = || StartError::Inconsistent {
+        position,
+        source: Inconsistency {
+            event_type: event.type_name(),
+            what: "the log holds no redemption of that id before it",
+        },
+    };
+    let positions = reader.positions_naming(reversal.redemption_id)?;
+    let Some(&first) = positions.first().filter(|first| **first < position) else {
+        return Err(unknown());
+    };
+    let recorded = reader.read_at(first)?;
+    match decode(&recorded) {
+        // The index is not chained: what it points at is checked, never trusted.
+        Ok(Event::HoursRedeemed(original)) if original.redemption_id == reversal.redemption_id => {
+            Ok(Some(original))
+        }
+        Ok(_) => Err(unknown()),
+        Err(source) => Err(StartError::Undecodable {
+            position: first,
+            source,
+        }),
     }
 }
 
@@ -154,8 +238,9 @@ const PIPELINE_BATCH_EVENTS: usize = 512;
 /// Batches read ahead of the fold at most, which bounds the memory the pipeline holds.
 const PIPELINE_BATCHES_IN_FLIGHT: usize = 4;
 
-/// Events read, checked and decoded, in position order.
-type ReadBatch = Vec<(u64, Event)>;
+/// Events read, checked and decoded, in position order, each reversal with the event of the
+/// redemption it takes back.
+type ReadBatch = Vec<(u64, Event, Option<HoursRedeemed>)>;
 
 /// Where an error of the pipeline stands in the order the sequential fold would meet it: its
 /// position, then the stage (0 read, 1 state, 2 projections).
@@ -166,6 +251,7 @@ type ErrorOrder = (u64, u8);
 /// read's first error, after sending every event before it, or nothing when the log ends or a
 /// fold stops listening.
 fn read_batches(
+    reader: &LogReader,
     events: LogIter,
     from_position: u64,
     to_state: &mpsc::SyncSender<Arc<ReadBatch>>,
@@ -179,9 +265,10 @@ fn read_batches(
     for (expected_position, recorded) in (from_position..).zip(events) {
         let decoded = recorded.map_err(StartError::from).and_then(|recorded| {
             let position = recorded.position;
-            decode(&recorded)
-                .map(|event| (position, event))
-                .map_err(|source| StartError::Undecodable { position, source })
+            let event =
+                decode(&recorded).map_err(|source| StartError::Undecodable { position, source })?;
+            let original = original_of(reader, position, &event)?;
+            Ok((position, event, original))
         });
         match decoded {
             Ok(event) => batch.push(event),
@@ -210,10 +297,9 @@ fn fold_state(
     batches: mpsc::Receiver<Arc<ReadBatch>>,
 ) -> Option<(ErrorOrder, StartError)> {
     for batch in batches {
-        for (position, event) in batch.iter() {
-            if let Err(source) = state.apply(event) {
-                let position = *position;
-                return Some(((position, 1), StartError::Inconsistent { position, source }));
+        for (position, event, original) in batch.iter() {
+            if let Err(error) = apply_to_state(state, *position, event, original.as_ref()) {
+                return Some(((*position, 1), error));
             }
         }
     }
@@ -227,9 +313,11 @@ fn fold_projections(
     batches: mpsc::Receiver<Arc<ReadBatch>>,
 ) -> Option<(ErrorOrder, StartError)> {
     for batch in batches {
-        for (position, event) in batch.iter() {
-            if let Err(source) = projections.apply(*position, event) {
-                return Some(((*position, 2), StartError::Projection { source }));
+        for (position, event, original) in batch.iter() {
+            if let Err(error) =
+                apply_to_projections(projections, *position, event, original.as_ref())
+            {
+                return Some(((*position, 2), error));
             }
         }
     }
@@ -243,6 +331,31 @@ pub fn checkpoint_bytes(state: &LedgerState, projections: &Projections) -> Vec<u
     // Serializing plain data into a Vec cannot fail.
     bytes.extend(postcard::to_stdvec(&(state, projections)).unwrap_or_default());
     bytes
+}
+
+/// Gives a log written before the index by name existed its index: every redemption and
+/// reversal, found by reading the log once. Nothing to do on a log that has it.
+pub fn index_names_if_needed(store: &mut Store) -> Result<(), StartError> {
+    if store.names_indexed()? {
+        return Ok(());
+    }
+    let head = store.head();
+    tracing::info!(
+        head_position = head.position,
+        "indexing the log's redemptions by id (a log written before the index existed)"
+    );
+    let mut names = Vec::new();
+    for recorded in store.reader().iter(1, head.position) {
+        let recorded = recorded?;
+        let position = recorded.position;
+        let event =
+            decode(&recorded).map_err(|source| StartError::Undecodable { position, source })?;
+        if let Some(id) = event.redemption_named() {
+            names.push((id, position));
+        }
+    }
+    store.index_names(names)?;
+    Ok(())
 }
 
 /// The state at the store's head: from the latest usable checkpoint and the events after it,
@@ -300,6 +413,7 @@ pub struct RebuildReport {
 /// writes a fresh checkpoint at the head.
 pub fn rebuild(data_dir: &Path) -> Result<RebuildReport, StartError> {
     let mut store = Store::open(data_dir)?;
+    index_names_if_needed(&mut store)?;
     let head = store.head();
     let reader = store.reader();
     let checkpoint = store.load_checkpoint()?;

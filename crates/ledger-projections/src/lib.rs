@@ -1,6 +1,6 @@
 //! The read models of the ledger, folded from its events one position at a time.
 //!
-//! [`Projections`] holds every report of DESIGN §5 (regional budgets; companies per year by size
+//! [`Projections`] holds every report of docs/RULES.md §16 (regional budgets; companies per year by size
 //! class and sector; distinct workers trained; training hours by voucher type, provider, module
 //! theme and sector; wallets; provider statements; the trial balance) and the position of the
 //! last event folded in. Folding is pure and deterministic: ordered maps only, so the same
@@ -14,6 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use chrono::{Datelike, NaiveDate};
+use ledger_domain::event::HoursRedeemed;
 use ledger_domain::{
     EnterpriseNumber, Event, Identifier, SizeClass, Theme, VoucherType, WorkerPseudonym,
 };
@@ -178,6 +179,8 @@ pub struct Projections {
     /// Registrations, per company and year.
     pub companies: BTreeMap<EnterpriseNumber, BTreeMap<i32, CompanyProfile>>,
     modules: BTreeMap<Identifier, ModuleProfile>,
+    /// Only a redemption loaded for its reversal, between [`Projections::load_redemption`] and
+    /// the reversal's [`Projections::apply`]: empty otherwise.
     redemptions: BTreeMap<Uuid, RedemptionFacts>,
 }
 
@@ -293,23 +296,8 @@ impl Projections {
                     statement.redeemed_hours += u64::from(e.hours);
                     statement.owed_eur += e.amount_owed_eur;
                 });
-                let year = e.training_date.year();
-                let facts = RedemptionFacts {
-                    year,
-                    enterprise_number: e.enterprise_number.clone(),
-                    worker: e.worker,
-                    provider_id: e.provider_id.clone(),
-                    voucher_type: e.voucher_type,
-                    themes: self
-                        .modules
-                        .get(&e.module_id)
-                        .map(|m| m.themes.clone())
-                        .unwrap_or_default(),
-                    sector: self.sector_of(&e.enterprise_number, year),
-                    hours: e.hours,
-                };
+                let facts = self.redemption_facts(e);
                 self.count_redemption(&facts, true);
-                self.redemptions.insert(e.redemption_id, facts);
             }
             Event::RedemptionReversed(e) => {
                 let wallet = self
@@ -385,6 +373,36 @@ impl Projections {
         }
         self.position = position;
         Ok(())
+    }
+
+    /// What the figures counted of a redemption, found again from its event: its module's
+    /// themes (fixed when the module is approved) and its company's sector for the training's
+    /// year.
+    fn redemption_facts(&self, e: &HoursRedeemed) -> RedemptionFacts {
+        let year = e.training_date.year();
+        RedemptionFacts {
+            year,
+            enterprise_number: e.enterprise_number.clone(),
+            worker: e.worker,
+            provider_id: e.provider_id.clone(),
+            voucher_type: e.voucher_type,
+            themes: self
+                .modules
+                .get(&e.module_id)
+                .map(|m| m.themes.clone())
+                .unwrap_or_default(),
+            sector: self.sector_of(&e.enterprise_number, year),
+            hours: e.hours,
+        }
+    }
+
+    /// Makes a redemption read back from the log known again, right before its reversal is
+    /// applied. The projections keep nothing per redemption (they are as many as the log's
+    /// events): a reversal finds what to take back out of the figures from the redemption's
+    /// own event, which the caller reads from the log.
+    pub fn load_redemption(&mut self, e: &HoursRedeemed) {
+        let facts = self.redemption_facts(e);
+        self.redemptions.insert(e.redemption_id, facts);
     }
 
     /// The sector a company declared for `year`, or for its latest earlier registration.

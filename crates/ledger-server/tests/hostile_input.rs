@@ -12,7 +12,10 @@
 //! so the three properties take seconds.
 
 use chrono::NaiveDate;
-use ledger_domain::{Command, Context, LedgerState, PolicyTable, Principal, PseudonymKey, Refusal};
+use ledger_domain::event::HoursRedeemed;
+use ledger_domain::{
+    Command, Context, Event, LedgerState, PolicyTable, Principal, PseudonymKey, Refusal,
+};
 use ledger_projections::Projections;
 use ledger_proto::event::v1::{LegalForm, Region, Theme, TraineeStatus, VoucherType};
 use ledger_proto::v1 as api;
@@ -666,6 +669,25 @@ impl Ledger {
             let decoded = ledger_codec::decode_event(&stored)
                 .unwrap_or_else(|error| panic!("{rpc:?}: a decided event decodes: {error:?}"));
             assert_eq!(&decoded, event, "{rpc:?}: the stored encoding round-trips");
+            if let Event::RedemptionReversed(reversal) = event {
+                // The writer reads the redemption's event back from the log; this small
+                // ledger's state keeps every redemption, which holds the same facts.
+                let redemption = &self.state.redemptions[&reversal.redemption_id];
+                projections.load_redemption(&HoursRedeemed {
+                    redemption_id: reversal.redemption_id,
+                    provider_id: redemption.provider_id.clone(),
+                    module_id: redemption.module_id.clone(),
+                    enterprise_number: redemption.enterprise_number.clone(),
+                    worker: redemption.worker,
+                    trainee_status: redemption.trainee_status,
+                    voucher_type: redemption.voucher_type,
+                    hours: redemption.hours,
+                    training_date: redemption.training_date,
+                    draws: redemption.draws.clone(),
+                    amount_owed_eur: redemption.amount_eur,
+                    postings: Vec::new(),
+                });
+            }
             state
                 .apply(event)
                 .unwrap_or_else(|error| panic!("{rpc:?}: a decided event applies: {error:?}"));

@@ -15,6 +15,13 @@ pub(crate) const REQUEST_PREFIX: u8 = b'r';
 pub(crate) const STREAM_PREFIX: u8 = b's';
 /// The head record: position (u64 big-endian) ‖ 32-byte hash.
 pub(crate) const HEAD_KEY: &[u8] = b"h";
+/// Prefix of the index by name: `n` ‖ id (16 UUID bytes) ‖ position (u64 big-endian), with an
+/// empty value: one key per event that names the id, so that appending never reads a key back.
+pub(crate) const NAME_PREFIX: u8 = b'n';
+/// Present, with the index's version, once every event of the log is in the index by name.
+pub(crate) const NAME_INDEX_KEY: &[u8] = b"N";
+/// The version of the index by name that this code writes.
+pub(crate) const NAME_INDEX_VERSION: u8 = 1;
 
 /// Length of an entry key: the prefix and eight bytes of position.
 const ENTRY_KEY_LEN: usize = 1 + 8;
@@ -50,6 +57,33 @@ pub(crate) fn request_key(request_id: Uuid) -> [u8; 17] {
 pub(crate) fn request_id_of(key: &[u8]) -> Option<Uuid> {
     match key {
         [REQUEST_PREFIX, rest @ ..] => Uuid::from_slice(rest).ok(),
+        _ => None,
+    }
+}
+
+pub(crate) fn name_key(id: Uuid, position: u64) -> [u8; 25] {
+    let mut key = [0u8; 25];
+    key[0] = NAME_PREFIX;
+    key[1..17].copy_from_slice(id.as_bytes());
+    key[17..].copy_from_slice(&position.to_be_bytes());
+    key
+}
+
+pub(crate) fn name_prefix(id: Uuid) -> [u8; 17] {
+    let mut key = [0u8; 17];
+    key[0] = NAME_PREFIX;
+    key[1..].copy_from_slice(id.as_bytes());
+    key
+}
+
+/// The id and position of an index-by-name key; `None` for a key of another shape.
+pub(crate) fn name_of(key: &[u8]) -> Option<(Uuid, u64)> {
+    match key {
+        [NAME_PREFIX, rest @ ..] if rest.len() == 24 => {
+            let id = Uuid::from_slice(&rest[..16]).ok()?;
+            let position: [u8; 8] = rest[16..].try_into().ok()?;
+            Some((id, u64::from_be_bytes(position)))
+        }
         _ => None,
     }
 }

@@ -137,6 +137,10 @@ pub struct NewEvent {
     /// ISO 8601 calendar date.
     pub business_date: String,
     pub payload: Payload,
+    /// The id of what the event is about, when the engine will need to find it again by that
+    /// id (a redemption, which a reversal names): the store keeps an index from each id to the
+    /// positions of the events naming it (see [`Store::positions_naming`]).
+    pub names: Option<Uuid>,
 }
 
 /// An accepted command: its request record and the events it wrote (possibly none).
@@ -260,6 +264,8 @@ pub struct Store {
     checkpoint_chunks: Option<u32>,
     /// Which request ids may have a record: see [`RequestFilter`].
     requests: RequestFilter,
+    /// Which ids may be in the index by name, the same way.
+    names: RequestFilter,
     /// Every stream's version, as stored: a group reads and bumps them here instead of in sled.
     /// Streams are companies, providers and budget years, so this grows with the entities of
     /// the scheme, not with its history.
@@ -331,7 +337,14 @@ impl Store {
         let stored_record = db.get(keys::HEAD_KEY)?;
         let head = chain::check_head(stored_record.as_deref(), last_entry)?;
         let requests = load_request_filter(&db)?;
+        let names = load_name_filter(&db)?;
         let stream_versions = load_stream_versions(&db)?;
+        if head.position == 0 && db.get(keys::NAME_INDEX_KEY)?.is_none() {
+            // A new log: every event it will hold goes through the index by name.
+            db.insert(keys::NAME_INDEX_KEY, &[keys::NAME_INDEX_VERSION][..])?;
+            db.flush()?;
+            sync_once(&data_file, &data_path)?;
+        }
         tracing::info!(
             path = %dir.display(),
             position = head.position,
@@ -351,6 +364,7 @@ impl Store {
             ),
             checkpoint_chunks: None,
             requests,
+            names,
             stream_versions,
         })
     }
@@ -363,6 +377,40 @@ impl Store {
     /// The version of `stream` after its last event; 0 for a stream with no event.
     pub fn stream_version(&self, stream: &str) -> Result<u64, StoreError> {
         Ok(self.stream_versions.get(stream).copied().unwrap_or(0))
+    }
+
+    /// The positions of the events that name `id` (see [`NewEvent::names`]), ascending, as far
+    /// as they are committed; empty for an id never named, which is answered from memory.
+    pub fn positions_naming(&self, id: Uuid) -> Result<Vec<u64>, StoreError> {
+        if !self.names.may_hold(id) {
+            return Ok(Vec::new());
+        }
+        positions_naming(&self.db, id)
+    }
+
+    /// Whether the index by name covers every event of the log. A log written before the
+    /// index existed does not, until [`Store::index_names`] has been given its names.
+    pub fn names_indexed(&self) -> Result<bool, StoreError> {
+        Ok(self.db.get(keys::NAME_INDEX_KEY)?.as_deref() == Some(&[keys::NAME_INDEX_VERSION][..]))
+    }
+
+    /// Adds `(id, position)` pairs of events already in the log to the index by name, then
+    /// records that the index is complete, flushed and synced: for a log written before the
+    /// index existed, whose names the caller found by reading it.
+    pub fn index_names(&mut self, names: Vec<(Uuid, u64)>) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for (id, position) in &names {
+            batch.insert(&keys::name_key(*id, *position)[..], &[][..]);
+        }
+        batch.insert(keys::NAME_INDEX_KEY, &[keys::NAME_INDEX_VERSION][..]);
+        if let Err(error) = self.db.apply_batch(batch) {
+            stop_after_failed_write("apply_batch", &self.data_path, &error);
+        }
+        for (id, _) in names {
+            self.names.insert(id);
+        }
+        self.sync();
+        Ok(())
     }
 
     /// The record of an accepted command, if `request_id` was recorded. A request id never
@@ -460,6 +508,7 @@ impl Store {
         }
         let mut stream_versions: HashMap<String, u64> = HashMap::new();
         let mut request_ids: HashSet<Uuid> = HashSet::with_capacity(group.len());
+        let mut named: Vec<Uuid> = Vec::new();
         let mut head = self.head;
         let mut recorded_group = Vec::with_capacity(group.len());
 
@@ -539,6 +588,10 @@ impl Store {
                     Some(&event),
                     "an event must decode to itself"
                 );
+                if let Some(id) = new_event.names {
+                    batch.insert(&keys::name_key(id, position)[..], &[][..]);
+                    named.push(id);
+                }
                 let hash = chain::chain_hash(&head.hash, position, &event_bytes);
                 batch.insert(
                     &keys::entry_key(position)[..],
@@ -580,6 +633,9 @@ impl Store {
         // decided against the log as it will be once this one is committed.
         for request_id in request_ids {
             self.requests.insert(request_id);
+        }
+        for id in named {
+            self.names.insert(id);
         }
         for (stream, version) in stream_versions {
             self.stream_versions.insert(stream, version);
@@ -824,6 +880,30 @@ fn load_request_filter(db: &sled::Db) -> Result<RequestFilter, StoreError> {
     Ok(requests)
 }
 
+/// The ids in the index by name, read once at open.
+fn load_name_filter(db: &sled::Db) -> Result<RequestFilter, StoreError> {
+    let mut names = RequestFilter::default();
+    for item in db.scan_prefix([keys::NAME_PREFIX]) {
+        let (key, _) = item?;
+        if let Some((id, _)) = keys::name_of(&key) {
+            names.insert(id);
+        }
+    }
+    Ok(names)
+}
+
+/// The positions under `id` in the index by name, ascending.
+fn positions_naming(db: &sled::Db, id: Uuid) -> Result<Vec<u64>, StoreError> {
+    let mut positions = Vec::new();
+    for item in db.scan_prefix(keys::name_prefix(id)) {
+        let (key, _) = item?;
+        if let Some((_, position)) = keys::name_of(&key) {
+            positions.push(position);
+        }
+    }
+    Ok(positions)
+}
+
 /// Every stream's stored version, read once at open.
 fn load_stream_versions(db: &sled::Db) -> Result<HashMap<String, u64>, StoreError> {
     let mut versions = HashMap::new();
@@ -1017,6 +1097,23 @@ impl std::fmt::Debug for LogReader {
 }
 
 impl LogReader {
+    /// The positions of the events naming `id`, ascending, as far as they are committed (see
+    /// [`Store::positions_naming`]); this reads sled every time.
+    pub fn positions_naming(&self, id: Uuid) -> Result<Vec<u64>, StoreError> {
+        positions_naming(&self.db, id)
+    }
+
+    /// The event at `position`, checked against the chain from the entry before it.
+    pub fn read_at(&self, position: u64) -> Result<RecordedEvent, StoreError> {
+        match LogIter::new(&self.db, position.max(1), position).next() {
+            Some(result) => result,
+            None => Err(StoreError::ChainBroken(ChainBreak {
+                position,
+                kind: ChainBreakKind::EntryMissing,
+            })),
+        }
+    }
+
     /// The stored head.
     pub fn head(&self) -> Result<Head, StoreError> {
         Ok(self

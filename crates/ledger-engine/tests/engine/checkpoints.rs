@@ -177,7 +177,7 @@ async fn a_pipelined_replay_equals_the_sequential_fold_and_breaks_at_the_same_pl
         for last in [1, middle, head.position] {
             let mut sequential = ledger_engine::Recovered::default();
             sequential
-                .fold(reader.iter(1, last))
+                .fold(&reader, reader.iter(1, last))
                 .expect("the sequential fold");
             let mut pipelined = ledger_engine::Recovered::default();
             pipelined
@@ -188,7 +188,7 @@ async fn a_pipelined_replay_equals_the_sequential_fold_and_breaks_at_the_same_pl
             // From a later position, on top of the state before it, as after a checkpoint.
             let mut resumed = ledger_engine::Recovered::default();
             resumed
-                .fold(reader.iter(1, middle))
+                .fold(&reader, reader.iter(1, middle))
                 .expect("the first half");
             resumed
                 .fold_range_pipelined(&reader, middle + 1, last.max(middle))
@@ -216,7 +216,7 @@ async fn a_pipelined_replay_equals_the_sequential_fold_and_breaks_at_the_same_pl
     let store = ledger_store::Store::open(dir.path()).expect("reopen");
     let reader = store.reader();
     let sequential = ledger_engine::Recovered::default()
-        .fold(reader.iter(1, head.position))
+        .fold(&reader, reader.iter(1, head.position))
         .expect_err("the sequential fold stops at the damage");
     let pipelined = ledger_engine::Recovered::default()
         .fold_range_pipelined(&reader, 1, head.position)

@@ -5,6 +5,7 @@ mod support;
 mod batches;
 mod checkpoints;
 mod concurrency;
+mod history;
 mod lifecycle;
 mod model;
 mod subscription;

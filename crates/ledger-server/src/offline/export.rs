@@ -102,8 +102,9 @@ pub fn export(
                 return Err(OfflineError::CsvFrom);
             }
             let mut recovered = Recovered::default();
+            let reader = log.reader();
             recovered
-                .fold(log.reader().iter(1, last_position))
+                .fold(&reader, reader.iter(1, last_position))
                 .map_err(|error| match error {
                     ledger_engine::StartError::Store(error) => OfflineError::store(data_dir, error),
                     other => OfflineError::Replay(other),

@@ -123,6 +123,7 @@ pub fn verify(
         .checkpoint()
         .map_err(|error| OfflineError::store(data_dir, error))?;
     let mut checks = Checks {
+        reader: log.reader(),
         recovered: Recovered::default(),
         stream_versions: HashMap::new(),
         checkpoint,
@@ -174,6 +175,8 @@ pub fn verify(
 }
 
 struct Checks {
+    /// The same log, where a reversal's redemption is read back (positions already checked).
+    reader: ledger_store::LogReader,
     recovered: Recovered,
     stream_versions: HashMap<String, u64>,
     checkpoint: CheckpointFound,
@@ -204,8 +207,10 @@ impl Checks {
         if !postings_balance(event.postings()) {
             return Err(failure(position, "the event's postings do not balance"));
         }
+        let original = ledger_engine::recovery::original_of(&self.reader, position, &event)
+            .map_err(|error| failure(position, error.to_string()))?;
         self.recovered
-            .apply(position, &event)
+            .apply(position, &event, original.as_ref())
             .map_err(|error| failure(position, error.to_string()))?;
 
         if let CheckpointFound::Intact(checkpoint) = &self.checkpoint {

@@ -24,6 +24,7 @@ pub fn event(request_id: Uuid, stream: &str, seed: u128) -> NewEvent {
             year: 2025,
             allocated_eur: format!("{seed}.00"),
         }),
+        names: None,
     }
 }
 
