@@ -778,10 +778,19 @@ fn syncs_before_injected_failure() -> u64 {
 
 /// sled's configuration for a log in `dir`. Its periodic background flush is off: every append
 /// flushes and `fdatasync`s explicitly, and a background flusher would only keep the database
-/// (and its file lock) alive for a while after the store is dropped.
+/// (and its file lock) alive for a while after the store is dropped. Its page cache is capped
+/// at [`SLED_CACHE_BYTES_MAX`] instead of sled's default of 1 GiB.
 pub(crate) fn sled_config(dir: &Path) -> sled::Config {
-    sled::Config::new().path(dir).flush_every_ms(None)
+    sled::Config::new()
+        .path(dir)
+        .flush_every_ms(None)
+        .cache_capacity(SLED_CACHE_BYTES_MAX)
 }
+
+/// The most memory sled's page cache holds, in bytes. The writer appends at the end of the log
+/// and reads back only what a retry or a reversal names, so a small cache serves it; sled's
+/// default (1 GiB) let the process grow with the history.
+pub const SLED_CACHE_BYTES_MAX: u64 = 128 * 1024 * 1024;
 
 /// Opens sled in `dir` after removing the snapshot sled was writing when the process died, if
 /// any.
