@@ -18,14 +18,14 @@ use tonic_types::StatusExt;
 use crate::requests::*;
 use crate::support::*;
 
-const MODULE: &str = "AG-0012-DIGI-01";
+pub(crate) const MODULE: &str = "AG-0012-DIGI-01";
 /// A national register number whose check digits are wrong (valid: 85073003328).
 const BAD_NATIONAL_NUMBER: &str = "85073003399";
 /// The request size limit of the demo configuration (`request_bytes_max`), in bytes.
 const REQUEST_BYTES_MAX: usize = 64 * 1024;
 
 /// Budget 2025, provider AG-0012 and its module, company A with 20 vouchers paid 2025-03-10.
-async fn given_world() -> Server {
+pub(crate) async fn given_world() -> Server {
     let server = Server::start().await;
     let administration = server.client(ADMINISTRATION);
     let operator = server.client(OPERATOR);
@@ -382,7 +382,7 @@ async fn malformed_input_is_invalid_argument_naming_the_field_and_writes_nothing
 
 /// `Some(what is wrong)` unless `status` is INVALID_ARGUMENT with `reason` and a BadRequest
 /// naming exactly `field` (no BadRequest when `field` is `None`).
-fn check(status: &Status, reason: &str, field: Option<&str>) -> Option<String> {
+pub(crate) fn check(status: &Status, reason: &str, field: Option<&str>) -> Option<String> {
     let info = status.get_details_error_info();
     let fields: Vec<String> = status
         .get_details_bad_request()

@@ -65,6 +65,10 @@ pub enum Refusal {
         field: &'static str,
         bytes_max: usize,
     },
+    /// A C0 or C1 control character (NUL, ESC, CR, DEL, …) in free text: it would reach
+    /// auditors' terminals and logs as it was sent.
+    #[error("{field} holds a control character")]
+    TextHasControlCharacters { field: &'static str },
     #[error("quantity must be between 1 and {quantity_max}")]
     InvalidQuantity { quantity_max: u32 },
     #[error("hours must be a whole number between 1 and {hours_max}")]
@@ -201,6 +205,7 @@ impl Refusal {
             Refusal::InvalidAmount { .. } => "INVALID_AMOUNT",
             Refusal::InvalidIdentifier { .. } => "INVALID_IDENTIFIER",
             Refusal::TextTooLong { .. } => "TEXT_TOO_LONG",
+            Refusal::TextHasControlCharacters { .. } => "TEXT_HAS_CONTROL_CHARACTERS",
             Refusal::InvalidQuantity { .. } => "INVALID_QUANTITY",
             Refusal::InvalidHours { .. } => "INVALID_HOURS",
             Refusal::InvalidYear { .. } => "INVALID_YEAR",

@@ -21,6 +21,7 @@ pub fn classify(refusal: &Refusal) -> (Code, Option<&'static str>) {
         | Refusal::InvalidAmount { field }
         | Refusal::InvalidIdentifier { field }
         | Refusal::TextTooLong { field, .. }
+        | Refusal::TextHasControlCharacters { field }
         | Refusal::EmptyList { field } => (Code::InvalidArgument, Some(field)),
         Refusal::InvalidEnterpriseNumber => (Code::InvalidArgument, Some("enterprise_number")),
         Refusal::InvalidNationalNumber => (Code::InvalidArgument, Some("national_number")),
@@ -76,6 +77,11 @@ pub fn refusal_status(refusal: &Refusal) -> Status {
     let mut metadata = HashMap::new();
     if let Refusal::CompanyNotEligible { why } = refusal {
         metadata.insert("why".to_owned(), why.name().to_owned());
+    }
+    // Malformed input names its field twice: in `ErrorInfo.metadata.field`, for clients that
+    // read only the reason, and in the `BadRequest`.
+    if let (Code::InvalidArgument, Some(field)) = (code, field) {
+        metadata.insert("field".to_owned(), field.to_owned());
     }
     let mut details = ErrorDetails::with_error_info(refusal.reason(), ERROR_DOMAIN, metadata);
     if let (Code::InvalidArgument, Some(field)) = (code, field) {
@@ -139,51 +145,52 @@ mod tests {
             Refusal::InvalidAmount { .. } => 6,
             Refusal::InvalidIdentifier { .. } => 7,
             Refusal::TextTooLong { .. } => 8,
-            Refusal::InvalidQuantity { .. } => 9,
-            Refusal::InvalidHours { .. } => 10,
-            Refusal::InvalidYear { .. } => 11,
-            Refusal::EmptyList { .. } => 12,
-            Refusal::InvalidPeriod { .. } => 13,
-            Refusal::EventTooLarge { .. } => 14,
-            Refusal::PermissionDenied { .. } => 15,
-            Refusal::RequestIdReused => 16,
-            Refusal::PolicyNotInForce { .. } => 17,
-            Refusal::DateInFuture { .. } => 18,
-            Refusal::YearNotOpen { .. } => 19,
-            Refusal::CompanyNotEligible { .. } => 20,
-            Refusal::CompanyAlreadyRegistered { .. } => 21,
-            Refusal::CompanyNotRegistered { .. } => 22,
-            Refusal::CompanyNotFound => 23,
-            Refusal::PaymentAmountMismatch { .. } => 24,
-            Refusal::QuotaExceeded { .. } => 25,
-            Refusal::BudgetNotOpened { .. } => 26,
-            Refusal::BudgetAlreadyOpened { .. } => 27,
-            Refusal::BudgetExhausted { .. } => 28,
-            Refusal::BudgetBelowUsed { .. } => 29,
-            Refusal::ProviderNotFound => 30,
-            Refusal::ProviderAlreadyApproved => 31,
-            Refusal::ProviderNotApproved { .. } => 32,
-            Refusal::ProviderAlreadyWithdrawn => 33,
-            Refusal::ModuleNotFound => 34,
-            Refusal::ModuleAlreadyApproved => 35,
-            Refusal::ModuleNotOfProvider => 36,
-            Refusal::ModuleNotApproved { .. } => 37,
-            Refusal::ModuleAlreadyWithdrawn => 38,
-            Refusal::ThemeNotApprovable { .. } => 39,
-            Refusal::VoucherTypeNotAccepted { .. } => 40,
-            Refusal::TraineeNotEligible { .. } => 41,
-            Refusal::HoursExceedModuleLength { .. } => 42,
-            Refusal::InsufficientVouchers { .. } => 43,
-            Refusal::VouchersExpired { .. } => 44,
-            Refusal::RedemptionNotFound => 45,
-            Refusal::RedemptionNotOfProvider => 46,
-            Refusal::RedemptionAlreadyReversed => 47,
-            Refusal::ProviderBalanceTooLow { .. } => 48,
-            Refusal::BatchAlreadyExists => 49,
-            Refusal::RedemptionAlreadyExists => 50,
+            Refusal::TextHasControlCharacters { .. } => 9,
+            Refusal::InvalidQuantity { .. } => 10,
+            Refusal::InvalidHours { .. } => 11,
+            Refusal::InvalidYear { .. } => 12,
+            Refusal::EmptyList { .. } => 13,
+            Refusal::InvalidPeriod { .. } => 14,
+            Refusal::EventTooLarge { .. } => 15,
+            Refusal::PermissionDenied { .. } => 16,
+            Refusal::RequestIdReused => 17,
+            Refusal::PolicyNotInForce { .. } => 18,
+            Refusal::DateInFuture { .. } => 19,
+            Refusal::YearNotOpen { .. } => 20,
+            Refusal::CompanyNotEligible { .. } => 21,
+            Refusal::CompanyAlreadyRegistered { .. } => 22,
+            Refusal::CompanyNotRegistered { .. } => 23,
+            Refusal::CompanyNotFound => 24,
+            Refusal::PaymentAmountMismatch { .. } => 25,
+            Refusal::QuotaExceeded { .. } => 26,
+            Refusal::BudgetNotOpened { .. } => 27,
+            Refusal::BudgetAlreadyOpened { .. } => 28,
+            Refusal::BudgetExhausted { .. } => 29,
+            Refusal::BudgetBelowUsed { .. } => 30,
+            Refusal::ProviderNotFound => 31,
+            Refusal::ProviderAlreadyApproved => 32,
+            Refusal::ProviderNotApproved { .. } => 33,
+            Refusal::ProviderAlreadyWithdrawn => 34,
+            Refusal::ModuleNotFound => 35,
+            Refusal::ModuleAlreadyApproved => 36,
+            Refusal::ModuleNotOfProvider => 37,
+            Refusal::ModuleNotApproved { .. } => 38,
+            Refusal::ModuleAlreadyWithdrawn => 39,
+            Refusal::ThemeNotApprovable { .. } => 40,
+            Refusal::VoucherTypeNotAccepted { .. } => 41,
+            Refusal::TraineeNotEligible { .. } => 42,
+            Refusal::HoursExceedModuleLength { .. } => 43,
+            Refusal::InsufficientVouchers { .. } => 44,
+            Refusal::VouchersExpired { .. } => 45,
+            Refusal::RedemptionNotFound => 46,
+            Refusal::RedemptionNotOfProvider => 47,
+            Refusal::RedemptionAlreadyReversed => 48,
+            Refusal::ProviderBalanceTooLow { .. } => 49,
+            Refusal::BatchAlreadyExists => 50,
+            Refusal::RedemptionAlreadyExists => 51,
         }
     }
-    const VARIANT_COUNT: usize = 51;
+    const VARIANT_COUNT: usize = 52;
 
     fn examples() -> Vec<Refusal> {
         let day = NaiveDate::from_ymd_opt(2025, 6, 1).unwrap_or_default();
@@ -209,6 +216,7 @@ mod tests {
                 field: "name",
                 bytes_max: 200,
             },
+            Refusal::TextHasControlCharacters { field: "reason" },
             Refusal::InvalidQuantity {
                 quantity_max: 10_000,
             },

@@ -41,12 +41,11 @@ fn optional_date(field: &'static str, text: &str) -> Result<Option<NaiveDate>, R
     date(field, text).map(Some)
 }
 
-/// Free text (a name, a reason, a reference), refused at the edge when it is over the domain's
-/// limit, with the refusal the domain would give: it is neither copied nor queued for the writer.
+/// Free text (a name, a title, a reason, a reference), refused at the edge when it is over the
+/// domain's limit or holds a control character, with the refusal the domain would give: it is
+/// neither copied nor queued for the writer.
 fn text(field: &'static str, value: &str, bytes_max: usize) -> Result<String, Refusal> {
-    if value.len() > bytes_max {
-        return Err(Refusal::TextTooLong { field, bytes_max });
-    }
+    ledger_domain::decide::check_free_text(field, value, bytes_max)?;
     Ok(value.to_owned())
 }
 

@@ -1111,6 +1111,79 @@ async fn voucherctl_speaks_mutual_tls() {
     ledger.server.stop().await;
 }
 
+/// A log written before the server refused control characters: one provider approval whose
+/// name holds a screen clear, a carriage return, a forged line and a bell.
+const OLD_HOSTILE_NAME: &str = "Meuse\u{1b}[2J\rforged\nreceipt: replayed yes\u{7}";
+
+fn write_log_with_a_hostile_name(data: &Path) {
+    use ledger_proto::event::v1::{event::Payload, ProviderApproved};
+    let request_id = uuid::Uuid::new_v4();
+    let mut store = ledger_store::Store::open(data).expect("a new log");
+    store
+        .append(vec![ledger_store::NewCommand {
+            request_id,
+            request_digest: [7; 32],
+            recorded_at: "2025-01-02T09:00:00Z".to_owned(),
+            events: vec![ledger_store::NewEvent {
+                stream: "provider/AG-0012".to_owned(),
+                event_id: uuid::Uuid::new_v4(),
+                request_id,
+                principal: "administration".to_owned(),
+                recorded_at: "2025-01-02T09:00:00Z".to_owned(),
+                business_date: "2025-01-02".to_owned(),
+                payload: Payload::ProviderApproved(ProviderApproved {
+                    provider_id: "AG-0012".to_owned(),
+                    name: OLD_HOSTILE_NAME.to_owned(),
+                    approved_from: "2025-01-01".to_owned(),
+                    approved_until: String::new(),
+                }),
+            }],
+        }])
+        .expect("the old event is written");
+}
+
+/// voucherctl prints what came from the ledger with its control characters escaped: an old
+/// event's ESC never reaches the auditor's terminal, nor does a stored line break forge a line.
+#[tokio::test]
+async fn voucherctl_escapes_control_characters_that_came_from_the_ledger() {
+    let home = tempfile::tempdir().expect("a temporary folder");
+    write_log_with_a_hostile_name(&home.path().join("data"));
+    let server = Server::start(home, &["--demo"], &[]).expect("the server starts on the old log");
+    let url = format!("http://{}", server.address);
+    let readable = |answer: &voucherctl::output::Answer| voucherctl::output::human(answer);
+    let mut shown = Vec::new();
+    for arguments in [
+        vec!["events", "--from", "1", "--token", "demo-auditor-token"],
+        vec![
+            "statement",
+            "--provider",
+            "AG-0012",
+            "--token",
+            "demo-auditor-token",
+        ],
+    ] {
+        let answer = voucherctl(&[&arguments[..], &["--server", &url][..]].concat())
+            .await
+            .unwrap_or_else(|failure| panic!("{arguments:?} is answered: {failure:?}"));
+        shown.push(readable(&answer));
+    }
+    for text in &shown {
+        assert!(
+            !text.chars().any(|c| c.is_control() && c != '\n'),
+            "a control character reaches the terminal: {text:?}"
+        );
+        assert!(
+            text.contains("Meuse\\x1b[2J\\x0dforged\\x0areceipt: replayed yes\\x07"),
+            "{text}"
+        );
+        assert!(
+            !text.lines().any(|line| line.starts_with("receipt:")),
+            "a stored line break forged a line: {text}"
+        );
+    }
+    server.stop().await;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Hostile bytes through the real server
 
