@@ -180,3 +180,162 @@ async fn control_characters_are_refused_in_every_free_text_field_naming_it() {
     assert_eq!(control_refusal_problem(&status, "name"), None, "{status:?}");
     assert_eq!(status.code(), Code::InvalidArgument);
 }
+
+#[tokio::test]
+async fn dates_before_the_scheme_and_amounts_with_more_than_two_decimals_are_refused() {
+    let server = given_world().await;
+    let administration = server.client(ADMINISTRATION);
+    let operator = server.client(OPERATOR);
+    let provider = server.client(PROVIDER_AG_0012);
+    let head = server.head().await;
+    let mut failures = Vec::new();
+    let mut expect = |name: String, answer: Result<(), tonic::Status>, reason, field| {
+        let problem = match answer {
+            Ok(()) => Some("accepted".to_owned()),
+            Err(status) => check(&status, reason, Some(field)),
+        };
+        if let Some(problem) = problem {
+            failures.push(format!("{name}: {problem}"));
+        }
+    };
+    for day in ["0000-01-01", "1999-06-01", "2003-12-31", "2101-01-01"] {
+        let owned = day.to_owned();
+        expect(
+            format!("provider approved from {day}"),
+            administration
+                .approve_provider(approve_provider("AG-0013", day))
+                .await
+                .map(|_| ()),
+            "DATE_OUT_OF_RANGE",
+            "approved_from",
+        );
+        expect(
+            format!("provider approved until {day}"),
+            administration
+                .approve_provider(ApproveProviderRequest {
+                    approved_until: owned.clone(),
+                    ..approve_provider("AG-0013", "2025-01-01")
+                })
+                .await
+                .map(|_| ()),
+            "DATE_OUT_OF_RANGE",
+            "approved_until",
+        );
+        expect(
+            format!("module approved from {day}"),
+            administration
+                .approve_module(approve_module("AG-0012-NEW", "AG-0012", day))
+                .await
+                .map(|_| ()),
+            "DATE_OUT_OF_RANGE",
+            "approved_from",
+        );
+        expect(
+            format!("provider withdrawn from {day}"),
+            administration
+                .withdraw_provider(withdraw_provider("AG-0012", day))
+                .await
+                .map(|_| ()),
+            "DATE_OUT_OF_RANGE",
+            "withdrawn_from",
+        );
+        expect(
+            format!("module withdrawn from {day}"),
+            administration
+                .withdraw_module(withdraw_module(MODULE, day))
+                .await
+                .map(|_| ()),
+            "DATE_OUT_OF_RANGE",
+            "withdrawn_from",
+        );
+        expect(
+            format!("payout on {day}"),
+            operator
+                .record_payout(record_payout("AG-0012", "0.00", day))
+                .await
+                .map(|_| ()),
+            "DATE_OUT_OF_RANGE",
+            "payout_date",
+        );
+        expect(
+            format!("reversal on {day}"),
+            provider
+                .reverse_redemption(reverse_redemption("AG-0012", &new_request_id(), day))
+                .await
+                .map(|_| ()),
+            "DATE_OUT_OF_RANGE",
+            "reversed_on",
+        );
+    }
+    for amount in ["15.", "15.000", "15.100", ".5", "1.2.3", "15.00 "] {
+        expect(
+            format!("paid amount {amount:?}"),
+            operator
+                .issue_vouchers(IssueVouchersRequest {
+                    paid_amount_eur: amount.into(),
+                    ..issue_vouchers(COMPANY_A, 1, "2025-04-01")
+                })
+                .await
+                .map(|_| ()),
+            "INVALID_AMOUNT",
+            "paid_amount_eur",
+        );
+    }
+    for fte in ["12.", "12.500", ".5"] {
+        expect(
+            format!("fte {fte:?}"),
+            operator
+                .register_company(RegisterCompanyRequest {
+                    fte: fte.into(),
+                    ..register_company(COMPANY_B, 2025)
+                })
+                .await
+                .map(|_| ()),
+            "INVALID_NUMBER",
+            "fte",
+        );
+    }
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+    assert_eq!(server.head().await, head, "nothing is written");
+
+    // One decimal and none are amounts too.
+    operator
+        .issue_vouchers(IssueVouchersRequest {
+            paid_amount_eur: "15".into(),
+            ..issue_vouchers(COMPANY_A, 1, "2025-04-01")
+        })
+        .await
+        .expect("\"15\" is an amount");
+}
+
+#[tokio::test]
+async fn a_reversal_dated_before_its_training_is_refused() {
+    let server = given_world().await;
+    let provider = server.client(PROVIDER_AG_0012);
+    let redemption = redeem_hours("AG-0012", MODULE, COMPANY_A, WORKER_1, "2", "2025-04-15");
+    let redemption_id = redemption.request_id.clone();
+    provider
+        .redeem_hours(redemption)
+        .await
+        .expect("the redemption is accepted");
+    let head = server.head().await;
+    let status = refused(
+        provider
+            .reverse_redemption(reverse_redemption("AG-0012", &redemption_id, "2025-04-14"))
+            .await,
+    );
+    assert_status(
+        &status,
+        Code::FailedPrecondition,
+        "REVERSAL_BEFORE_TRAINING",
+    );
+    assert!(
+        status.message().contains("2025-04-14") && status.message().contains("2025-04-15"),
+        "{status:?}"
+    );
+    assert_eq!(server.head().await, head, "nothing is written");
+    provider
+        .reverse_redemption(reverse_redemption("AG-0012", &redemption_id, "2025-04-15"))
+        .await
+        .expect("a reversal on the day of the training is accepted");
+}

@@ -680,6 +680,14 @@ fn reverse_redemption(
     if redemption.reversed {
         return Err(Refusal::RedemptionAlreadyReversed);
     }
+    // Training cannot be cancelled before it was given: such a date is a typing error that
+    // would put the reversal before its redemption in every dated report.
+    if command.reversed_on < redemption.training_date {
+        return Err(Refusal::ReversalBeforeTraining {
+            reversed_on: command.reversed_on,
+            training_date: redemption.training_date,
+        });
+    }
     let owed_eur = state
         .providers
         .get(&command.provider_id)

@@ -47,6 +47,13 @@ pub enum Refusal {
     InvalidRequestId,
     #[error("{field} must be an iso date (yyyy-mm-dd)")]
     InvalidDate { field: &'static str },
+    /// A well-formed date outside the years the ledger knows (the scheme began in 2004).
+    #[error(
+        "{field} must be a date in the years {} to {}",
+        crate::decide::YEAR_MIN,
+        crate::decide::YEAR_MAX
+    )]
+    DateOutOfRange { field: &'static str },
     #[error("{field} has no known value")]
     UnknownEnumValue { field: &'static str },
     #[error("{field} must be a decimal number with at most two decimals")]
@@ -185,6 +192,13 @@ pub enum Refusal {
     RedemptionNotOfProvider,
     #[error("redemption is already reversed")]
     RedemptionAlreadyReversed,
+    #[error(
+        "a reversal dated {reversed_on} is before the training it reverses on {training_date}"
+    )]
+    ReversalBeforeTraining {
+        reversed_on: NaiveDate,
+        training_date: NaiveDate,
+    },
     #[error("provider is owed {owed_eur}, less than the {amount_eur} asked")]
     ProviderBalanceTooLow {
         owed_eur: Decimal,
@@ -198,6 +212,7 @@ impl Refusal {
         match self {
             Refusal::InvalidRequestId => "INVALID_REQUEST_ID",
             Refusal::InvalidDate { .. } => "INVALID_DATE",
+            Refusal::DateOutOfRange { .. } => "DATE_OUT_OF_RANGE",
             Refusal::UnknownEnumValue { .. } => "UNKNOWN_ENUM_VALUE",
             Refusal::InvalidNumber { .. } => "INVALID_NUMBER",
             Refusal::InvalidEnterpriseNumber => "INVALID_ENTERPRISE_NUMBER",
@@ -247,6 +262,7 @@ impl Refusal {
             Refusal::RedemptionAlreadyExists => "REDEMPTION_ALREADY_EXISTS",
             Refusal::RedemptionNotOfProvider => "REDEMPTION_NOT_OF_PROVIDER",
             Refusal::RedemptionAlreadyReversed => "REDEMPTION_ALREADY_REVERSED",
+            Refusal::ReversalBeforeTraining { .. } => "REVERSAL_BEFORE_TRAINING",
             Refusal::ProviderBalanceTooLow { .. } => "PROVIDER_BALANCE_TOO_LOW",
         }
     }

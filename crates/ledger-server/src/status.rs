@@ -16,6 +16,7 @@ pub fn classify(refusal: &Refusal) -> (Code, Option<&'static str>) {
     match refusal {
         Refusal::InvalidRequestId => (Code::InvalidArgument, Some("request_id")),
         Refusal::InvalidDate { field }
+        | Refusal::DateOutOfRange { field }
         | Refusal::UnknownEnumValue { field }
         | Refusal::InvalidNumber { field }
         | Refusal::InvalidAmount { field }
@@ -65,6 +66,7 @@ pub fn classify(refusal: &Refusal) -> (Code, Option<&'static str>) {
         | Refusal::VouchersExpired { .. }
         | Refusal::RedemptionNotOfProvider
         | Refusal::RedemptionAlreadyReversed
+        | Refusal::ReversalBeforeTraining { .. }
         | Refusal::ProviderBalanceTooLow { .. } => (Code::FailedPrecondition, None),
     }
 }
@@ -138,59 +140,61 @@ mod tests {
         match refusal {
             Refusal::InvalidRequestId => 0,
             Refusal::InvalidDate { .. } => 1,
-            Refusal::UnknownEnumValue { .. } => 2,
-            Refusal::InvalidNumber { .. } => 3,
-            Refusal::InvalidEnterpriseNumber => 4,
-            Refusal::InvalidNationalNumber => 5,
-            Refusal::InvalidAmount { .. } => 6,
-            Refusal::InvalidIdentifier { .. } => 7,
-            Refusal::TextTooLong { .. } => 8,
-            Refusal::TextHasControlCharacters { .. } => 9,
-            Refusal::InvalidQuantity { .. } => 10,
-            Refusal::InvalidHours { .. } => 11,
-            Refusal::InvalidYear { .. } => 12,
-            Refusal::EmptyList { .. } => 13,
-            Refusal::InvalidPeriod { .. } => 14,
-            Refusal::EventTooLarge { .. } => 15,
-            Refusal::PermissionDenied { .. } => 16,
-            Refusal::RequestIdReused => 17,
-            Refusal::PolicyNotInForce { .. } => 18,
-            Refusal::DateInFuture { .. } => 19,
-            Refusal::YearNotOpen { .. } => 20,
-            Refusal::CompanyNotEligible { .. } => 21,
-            Refusal::CompanyAlreadyRegistered { .. } => 22,
-            Refusal::CompanyNotRegistered { .. } => 23,
-            Refusal::CompanyNotFound => 24,
-            Refusal::PaymentAmountMismatch { .. } => 25,
-            Refusal::QuotaExceeded { .. } => 26,
-            Refusal::BudgetNotOpened { .. } => 27,
-            Refusal::BudgetAlreadyOpened { .. } => 28,
-            Refusal::BudgetExhausted { .. } => 29,
-            Refusal::BudgetBelowUsed { .. } => 30,
-            Refusal::ProviderNotFound => 31,
-            Refusal::ProviderAlreadyApproved => 32,
-            Refusal::ProviderNotApproved { .. } => 33,
-            Refusal::ProviderAlreadyWithdrawn => 34,
-            Refusal::ModuleNotFound => 35,
-            Refusal::ModuleAlreadyApproved => 36,
-            Refusal::ModuleNotOfProvider => 37,
-            Refusal::ModuleNotApproved { .. } => 38,
-            Refusal::ModuleAlreadyWithdrawn => 39,
-            Refusal::ThemeNotApprovable { .. } => 40,
-            Refusal::VoucherTypeNotAccepted { .. } => 41,
-            Refusal::TraineeNotEligible { .. } => 42,
-            Refusal::HoursExceedModuleLength { .. } => 43,
-            Refusal::InsufficientVouchers { .. } => 44,
-            Refusal::VouchersExpired { .. } => 45,
-            Refusal::RedemptionNotFound => 46,
-            Refusal::RedemptionNotOfProvider => 47,
-            Refusal::RedemptionAlreadyReversed => 48,
-            Refusal::ProviderBalanceTooLow { .. } => 49,
-            Refusal::BatchAlreadyExists => 50,
-            Refusal::RedemptionAlreadyExists => 51,
+            Refusal::DateOutOfRange { .. } => 2,
+            Refusal::UnknownEnumValue { .. } => 3,
+            Refusal::InvalidNumber { .. } => 4,
+            Refusal::InvalidEnterpriseNumber => 5,
+            Refusal::InvalidNationalNumber => 6,
+            Refusal::InvalidAmount { .. } => 7,
+            Refusal::InvalidIdentifier { .. } => 8,
+            Refusal::TextTooLong { .. } => 9,
+            Refusal::TextHasControlCharacters { .. } => 10,
+            Refusal::InvalidQuantity { .. } => 11,
+            Refusal::InvalidHours { .. } => 12,
+            Refusal::InvalidYear { .. } => 13,
+            Refusal::EmptyList { .. } => 14,
+            Refusal::InvalidPeriod { .. } => 15,
+            Refusal::EventTooLarge { .. } => 16,
+            Refusal::PermissionDenied { .. } => 17,
+            Refusal::RequestIdReused => 18,
+            Refusal::PolicyNotInForce { .. } => 19,
+            Refusal::DateInFuture { .. } => 20,
+            Refusal::YearNotOpen { .. } => 21,
+            Refusal::CompanyNotEligible { .. } => 22,
+            Refusal::CompanyAlreadyRegistered { .. } => 23,
+            Refusal::CompanyNotRegistered { .. } => 24,
+            Refusal::CompanyNotFound => 25,
+            Refusal::PaymentAmountMismatch { .. } => 26,
+            Refusal::QuotaExceeded { .. } => 27,
+            Refusal::BudgetNotOpened { .. } => 28,
+            Refusal::BudgetAlreadyOpened { .. } => 29,
+            Refusal::BudgetExhausted { .. } => 30,
+            Refusal::BudgetBelowUsed { .. } => 31,
+            Refusal::ProviderNotFound => 32,
+            Refusal::ProviderAlreadyApproved => 33,
+            Refusal::ProviderNotApproved { .. } => 34,
+            Refusal::ProviderAlreadyWithdrawn => 35,
+            Refusal::ModuleNotFound => 36,
+            Refusal::ModuleAlreadyApproved => 37,
+            Refusal::ModuleNotOfProvider => 38,
+            Refusal::ModuleNotApproved { .. } => 39,
+            Refusal::ModuleAlreadyWithdrawn => 40,
+            Refusal::ThemeNotApprovable { .. } => 41,
+            Refusal::VoucherTypeNotAccepted { .. } => 42,
+            Refusal::TraineeNotEligible { .. } => 43,
+            Refusal::HoursExceedModuleLength { .. } => 44,
+            Refusal::InsufficientVouchers { .. } => 45,
+            Refusal::VouchersExpired { .. } => 46,
+            Refusal::RedemptionNotFound => 47,
+            Refusal::RedemptionNotOfProvider => 48,
+            Refusal::RedemptionAlreadyReversed => 49,
+            Refusal::ProviderBalanceTooLow { .. } => 50,
+            Refusal::BatchAlreadyExists => 51,
+            Refusal::RedemptionAlreadyExists => 52,
+            Refusal::ReversalBeforeTraining { .. } => 53,
         }
     }
-    const VARIANT_COUNT: usize = 52;
+    const VARIANT_COUNT: usize = 54;
 
     fn examples() -> Vec<Refusal> {
         let day = NaiveDate::from_ymd_opt(2025, 6, 1).unwrap_or_default();
@@ -199,6 +203,9 @@ mod tests {
             Refusal::InvalidRequestId,
             Refusal::InvalidDate {
                 field: "payment_date",
+            },
+            Refusal::DateOutOfRange {
+                field: "approved_from",
             },
             Refusal::UnknownEnumValue {
                 field: "voucher_type",
@@ -310,6 +317,10 @@ mod tests {
             },
             Refusal::BatchAlreadyExists,
             Refusal::RedemptionAlreadyExists,
+            Refusal::ReversalBeforeTraining {
+                reversed_on: day,
+                training_date: day,
+            },
         ]
     }
 
