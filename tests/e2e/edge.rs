@@ -2,12 +2,15 @@
 //! amounts that make no sense, the `authorization` header, bodies that do not decode and
 //! messages over every size limit, each against the real binary.
 
+use ledger_proto::v1::audit_service_client::AuditServiceClient;
+use ledger_proto::v1::GetHeadRequest;
 use ledger_proto::v1::{
     AdjustBudgetRequest, ApproveModuleRequest, ApproveProviderRequest, BackupRequest,
     IssueVouchersRequest, RecordPayoutRequest, RegisterCompanyRequest, ReverseRedemptionRequest,
     WithdrawModuleRequest, WithdrawProviderRequest,
 };
-use tonic::Code;
+use tonic::metadata::MetadataValue;
+use tonic::{Code, Request};
 use tonic_types::StatusExt;
 
 use crate::malformed_input::{check, given_world, MODULE};
@@ -338,4 +341,59 @@ async fn a_reversal_dated_before_its_training_is_refused() {
         .reverse_redemption(reverse_redemption("AG-0012", &redemption_id, "2025-04-15"))
         .await
         .expect("a reversal on the day of the training is accepted");
+}
+
+/// `GetHead` with exactly the given `authorization` values, one header each.
+async fn get_head_with(server: &Server, values: &[&str]) -> Result<u64, tonic::Status> {
+    let mut request = Request::new(GetHeadRequest {});
+    for value in values {
+        let value = MetadataValue::try_from(*value).expect("the value is valid metadata");
+        request.metadata_mut().append("authorization", value);
+    }
+    AuditServiceClient::new(server.channel())
+        .get_head(request)
+        .await
+        .map(|head| head.into_inner().position)
+}
+
+#[tokio::test]
+async fn only_one_authorization_header_of_exactly_bearer_and_the_token_is_accepted() {
+    let server = Server::start().await;
+    let exact = format!("Bearer {AUDITOR}");
+    get_head_with(&server, &[&exact])
+        .await
+        .expect("`Bearer <token>` is accepted");
+    let cases: Vec<(&str, Vec<String>)> = vec![
+        ("the same header twice", vec![exact.clone(), exact.clone()]),
+        (
+            "a second, unknown token",
+            vec![exact.clone(), "Bearer unknown".into()],
+        ),
+        ("a trailing space", vec![format!("{exact} ")]),
+        ("two spaces", vec![format!("Bearer  {AUDITOR}")]),
+        ("a tab", vec![format!("Bearer\t{AUDITOR}")]),
+        ("a tab inside the token", vec![format!("{exact}\tx")]),
+        ("lowercase scheme", vec![format!("bearer {AUDITOR}")]),
+        ("no token", vec!["Bearer ".into()]),
+        ("no space", vec!["Bearer".into()]),
+        ("another scheme", vec![format!("Basic {AUDITOR}")]),
+        ("the token alone", vec![AUDITOR.into()]),
+    ];
+    let mut failures = Vec::new();
+    for (name, values) in cases {
+        let values: Vec<&str> = values.iter().map(String::as_str).collect();
+        match get_head_with(&server, &values).await {
+            Ok(position) => failures.push(format!("{name}: answered head {position}")),
+            Err(status) => {
+                if status.code() != Code::Unauthenticated
+                    || status
+                        .get_details_error_info()
+                        .is_none_or(|info| info.reason != "UNAUTHENTICATED")
+                {
+                    failures.push(format!("{name}: {status:?}"));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
 }

@@ -29,22 +29,37 @@ impl Tokens {
     }
 
     /// The principal behind the request's bearer token, or UNAUTHENTICATED.
+    ///
+    /// Strict on purpose: exactly one `authorization` header, whose value is `Bearer`, one
+    /// space and the token, with no other space or control character anywhere. Two headers
+    /// could be read differently by a proxy in front and by us; a value we would have to
+    /// trim is a client bug to surface, not to guess around.
     pub fn principal(&self, metadata: &MetadataMap) -> Result<Principal, Status> {
         let unauthenticated = |message: &str| {
             server_status(Code::Unauthenticated, "UNAUTHENTICATED", message.to_owned())
         };
-        let header = metadata
-            .get("authorization")
-            .ok_or_else(|| unauthenticated("missing bearer token"))?
-            .to_str()
-            .map_err(|_| unauthenticated("authorization header is not text"))?;
+        let mut headers = metadata.get_all("authorization").iter();
+        let header = headers
+            .next()
+            .ok_or_else(|| unauthenticated("missing bearer token"))?;
+        if headers.next().is_some() {
+            return Err(unauthenticated("more than one authorization header"));
+        }
         if header.len() > AUTHORIZATION_BYTES_MAX {
             return Err(unauthenticated("authorization header too long"));
         }
+        let header = header
+            .to_str()
+            .map_err(|_| unauthenticated("authorization header is not text"))?;
         let token = header
             .strip_prefix("Bearer ")
-            .ok_or_else(|| unauthenticated("authorization is not a bearer token"))?;
-        let digest: [u8; 32] = Sha256::digest(token.trim().as_bytes()).into();
+            .ok_or_else(|| unauthenticated("authorization is not `Bearer <token>`"))?;
+        if token.is_empty() || token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(unauthenticated(
+                "authorization is not `Bearer <token>`: the token is empty or holds a space",
+            ));
+        }
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         self.by_digest
             .get(&digest)
             .cloned()
