@@ -5,12 +5,16 @@
 //! `authorize`, reads here.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use ledger_domain::{Identifier, Principal};
 use sha2::{Digest, Sha256};
 use tonic::metadata::MetadataMap;
+use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+use tonic::transport::CertificateDer;
 use tonic::{Code, Request, Status};
 
+use crate::edge::Authenticated;
 use crate::status::server_status;
 
 /// Longest `authorization` header value accepted, in bytes.
@@ -88,14 +92,17 @@ impl Authentication {
     }
 }
 
+/// The certificates a mutual-TLS caller presented, as rustls verified them during the
+/// handshake (the leaf first).
+type PeerCertificates = Option<Arc<Vec<CertificateDer<'static>>>>;
+
 /// The principal of a mutual-TLS caller: the leaf of the chain that rustls verified against
 /// the client CA during the handshake.
-fn certificate_principal<T>(request: &Request<T>) -> Result<Principal, Status> {
+fn certificate_principal(peer_certificates: PeerCertificates) -> Result<Principal, Status> {
     let unauthenticated =
         |message: String| server_status(Code::Unauthenticated, "UNAUTHENTICATED", message);
-    let chain = request
-        .peer_certs()
-        .ok_or_else(|| unauthenticated("no client certificate".to_owned()))?;
+    let chain =
+        peer_certificates.ok_or_else(|| unauthenticated("no client certificate".to_owned()))?;
     let leaf = chain
         .first()
         .ok_or_else(|| unauthenticated("no client certificate".to_owned()))?;
@@ -106,11 +113,42 @@ fn certificate_principal<T>(request: &Request<T>) -> Result<Principal, Status> {
 }
 
 impl crate::services::Ledger {
-    /// Who is calling: the one place every RPC learns its principal.
+    /// Who is calling: the one place every RPC learns its principal. Behind the edge
+    /// ([`crate::edge`]) the principal was found before the body was read, and is taken from
+    /// the request's extensions.
     pub(crate) fn authenticate<T>(&self, request: &Request<T>) -> Result<Principal, Status> {
+        if let Some(Authenticated(principal)) = request.extensions().get::<Authenticated>() {
+            return Ok(principal.clone());
+        }
+        self.principal_of(request.metadata(), request.peer_certs())
+    }
+
+    /// [`Self::authenticate`] on the HTTP request, before tonic reads its body.
+    pub(crate) fn authenticate_http<B>(
+        &self,
+        request: &tonic::codegen::http::Request<B>,
+    ) -> Result<Principal, Status> {
         match &self.inner.authentication {
-            Authentication::Tokens(tokens) => tokens.principal(request.metadata()),
-            Authentication::ClientCertificates => certificate_principal(request),
+            Authentication::Tokens(tokens) => {
+                tokens.principal(&MetadataMap::from_headers(request.headers().clone()))
+            }
+            Authentication::ClientCertificates => certificate_principal(
+                request
+                    .extensions()
+                    .get::<TlsConnectInfo<TcpConnectInfo>>()
+                    .and_then(TlsConnectInfo::peer_certs),
+            ),
+        }
+    }
+
+    fn principal_of(
+        &self,
+        metadata: &MetadataMap,
+        peer_certificates: PeerCertificates,
+    ) -> Result<Principal, Status> {
+        match &self.inner.authentication {
+            Authentication::Tokens(tokens) => tokens.principal(metadata),
+            Authentication::ClientCertificates => certificate_principal(peer_certificates),
         }
     }
 }

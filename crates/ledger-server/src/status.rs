@@ -115,6 +115,38 @@ pub fn item_status(status: &Status) -> tonic_types::pb::Status {
     }
 }
 
+/// INVALID_ARGUMENT / REQUEST_TOO_LARGE, with the limit in `ErrorInfo.metadata.bytes_max` and,
+/// when known, the request's size in `metadata.bytes`: the same answer whether the API's own
+/// check or tonic's decoding cap found the request too large.
+pub fn request_too_large_status(bytes: Option<usize>, bytes_max: usize) -> Status {
+    let mut metadata = HashMap::new();
+    metadata.insert("bytes_max".to_owned(), bytes_max.to_string());
+    let message = match bytes {
+        Some(bytes) => {
+            metadata.insert("bytes".to_owned(), bytes.to_string());
+            format!("request of {bytes} bytes is larger than {bytes_max} bytes")
+        }
+        None => format!("request is larger than {bytes_max} bytes"),
+    };
+    let details = ErrorDetails::with_error_info("REQUEST_TOO_LARGE", ERROR_DOMAIN, metadata);
+    Status::with_error_details(Code::InvalidArgument, message, details)
+}
+
+/// INVALID_ARGUMENT / MALFORMED_REQUEST: the body is not an encoded message of the call's type.
+/// `detail` is what the decoder said (it never holds the body's bytes).
+pub fn malformed_request_status(detail: &str) -> Status {
+    let detail = detail.trim_end_matches('.');
+    let details = ErrorDetails::with_error_info("MALFORMED_REQUEST", ERROR_DOMAIN, HashMap::new());
+    Status::with_error_details(
+        Code::InvalidArgument,
+        format!(
+            "the request body cannot be decoded: {}",
+            detail.to_lowercase()
+        ),
+        details,
+    )
+}
+
 /// A status with a reason of the server's own (authentication, size, availability).
 pub fn server_status(code: Code, reason: &str, message: impl Into<String>) -> Status {
     let details = ErrorDetails::with_error_info(reason, ERROR_DOMAIN, HashMap::new());

@@ -1372,6 +1372,7 @@ async fn hostile_bytes_to_the_real_server_always_get_a_status() {
     ];
     let mut random = Random(0x5eed_0006);
     let mut calls = 0;
+    let mut malformed = 0;
     for (rpc, token, valid) in rpcs {
         let path: tonic::codegen::http::uri::PathAndQuery = format!("/voucherledger.v1.{rpc}")
             .parse()
@@ -1401,19 +1402,21 @@ async fn hostile_bytes_to_the_real_server_always_get_a_status() {
             };
             calls += 1;
             if let Err(status) = outcome {
-                // The server answered: either the ledger refused (its ErrorInfo), or tonic could
-                // not decode the body (INTERNAL, before any handler ran). Never a dropped
-                // connection, a reset stream or a crash.
-                let decode_failure =
-                    status.code() == Code::Internal && status.message().contains("decode");
-                assert!(
-                    from_the_ledger(&status) || decode_failure,
-                    "{rpc}: not an answer: {status:?}"
-                );
+                // The server answered with the API's details, every time: a refusal of the
+                // ledger, or a body that does not decode (INVALID_ARGUMENT /
+                // MALFORMED_REQUEST, never tonic's bare INTERNAL). Never a dropped connection,
+                // a reset stream or a crash.
+                assert!(from_the_ledger(&status), "{rpc}: not an answer: {status:?}");
+                assert_ne!(status.code(), Code::Internal, "{rpc}: {status:?}");
+                if reason(&status) == "MALFORMED_REQUEST" {
+                    malformed += 1;
+                    assert_eq!(status.code(), Code::InvalidArgument, "{rpc}: {status:?}");
+                }
             }
         }
     }
     assert!(calls > 800, "{calls} calls");
+    assert!(malformed > 100, "{malformed} bodies refused as malformed");
     // Still serving, and it stops cleanly.
     let head = AuditServiceClient::new(channel)
         .get_head(with_token(api::GetHeadRequest {}, Some(AUDITOR)))
@@ -1421,5 +1424,104 @@ async fn hostile_bytes_to_the_real_server_always_get_a_status() {
         .expect("the server still answers")
         .into_inner();
     assert!(head.position >= 6, "{head:?}");
+    server.stop().await;
+}
+
+/// Authentication comes before decoding: a caller without a valid token gets UNAUTHENTICATED
+/// whatever its body, even one that does not decode or announces a huge message.
+#[tokio::test]
+async fn an_unauthenticated_caller_is_refused_before_its_body_is_decoded() {
+    let home = tempfile::tempdir().expect("a temporary folder");
+    let server = Server::start(home, &["--demo"], &[])
+        .unwrap_or_else(|failure| panic!("the demo server starts: {failure:?}"));
+    let channel = Channel::from_shared(format!("http://{}", server.address))
+        .expect("a valid uri")
+        .connect()
+        .await
+        .expect("the server accepts a connection");
+    let bodies: [Vec<u8>; 4] = [
+        // A varint that never ends.
+        vec![
+            0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        ],
+        // Field 1 as a fixed64 where a string is expected (wrong wire type).
+        vec![0x09, 1, 2, 3, 4, 5, 6, 7, 8],
+        // Deep nesting: a length-delimited field opened a thousand times.
+        [0x0au8, 0x7f].repeat(1000),
+        // Over every decoding cap.
+        vec![b'n'; 3 * 1024 * 1024],
+    ];
+    for path in [
+        "/voucherledger.v1.AdministrationService/OpenBudget",
+        "/voucherledger.v1.ProviderService/RedeemHoursBatch",
+        "/voucherledger.v1.AuditService/GetHead",
+    ] {
+        let path: tonic::codegen::http::uri::PathAndQuery = path.parse().expect("a valid path");
+        for (index, body) in bodies.iter().enumerate() {
+            for token in [None, Some("not-a-token")] {
+                let mut grpc =
+                    tonic::client::Grpc::new(channel.clone()).max_encoding_message_size(usize::MAX);
+                grpc.ready().await.expect("the connection is ready");
+                let status = grpc
+                    .unary::<Vec<u8>, Vec<u8>, _>(
+                        with_token(body.clone(), token),
+                        path.clone(),
+                        RawCodec,
+                    )
+                    .await
+                    .expect_err("an unauthenticated call is refused");
+                assert_eq!(
+                    (status.code(), reason(&status)),
+                    (Code::Unauthenticated, "UNAUTHENTICATED".to_owned()),
+                    "{path} body {index} token {token:?}: {status:?}"
+                );
+            }
+        }
+    }
+    server.stop().await;
+}
+
+/// With a valid token, a body that does not decode is INVALID_ARGUMENT / MALFORMED_REQUEST.
+#[tokio::test]
+async fn an_undecodable_body_is_invalid_argument_malformed_request() {
+    let home = tempfile::tempdir().expect("a temporary folder");
+    let server = Server::start(home, &["--demo"], &[])
+        .unwrap_or_else(|failure| panic!("the demo server starts: {failure:?}"));
+    let channel = Channel::from_shared(format!("http://{}", server.address))
+        .expect("a valid uri")
+        .connect()
+        .await
+        .expect("the server accepts a connection");
+    let bodies: [(&str, Vec<u8>); 4] = [
+        ("a truncated varint", vec![0x10, 0xff, 0xff]),
+        ("a wrong wire type", vec![0x09, 1, 2, 3, 4, 5, 6, 7, 8]),
+        ("deep nesting", [0x0au8, 0x7f].repeat(1000)),
+        ("a string that is not utf-8", vec![0x0a, 0x02, 0xc3, 0x28]),
+    ];
+    for (what, body) in bodies {
+        let mut grpc = tonic::client::Grpc::new(channel.clone());
+        grpc.ready().await.expect("the connection is ready");
+        let status = grpc
+            .unary::<Vec<u8>, Vec<u8>, _>(
+                with_token(body, Some("demo-administration-token")),
+                "/voucherledger.v1.AdministrationService/OpenBudget"
+                    .parse()
+                    .expect("a valid path"),
+                RawCodec,
+            )
+            .await
+            .expect_err("an undecodable body is refused");
+        assert_eq!(
+            (status.code(), reason(&status)),
+            (Code::InvalidArgument, "MALFORMED_REQUEST".to_owned()),
+            "{what}: {status:?}"
+        );
+        assert!(
+            status
+                .message()
+                .starts_with("the request body cannot be decoded"),
+            "{what}: {status:?}"
+        );
+    }
     server.stop().await;
 }
