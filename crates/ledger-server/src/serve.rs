@@ -156,10 +156,15 @@ async fn serve_inner(
     health_reporter
         .set_serving::<AuditServiceServer<Ledger>>()
         .await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(ledger_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
+    // Server reflection in both versions clients speak: grpcurl and recent tools ask
+    // `grpc.reflection.v1`, Python's grpcio-reflection and older tools only `v1alpha`.
+    let reflection_builder = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(ledger_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection = reflection_builder().build_v1()?;
+    let reflection_v1alpha = reflection_builder().build_v1alpha()?;
 
     let streams = ledger.clone();
     let address = listener.local_addr().map_err(|source| ServeError::Bind {
@@ -181,6 +186,7 @@ async fn serve_inner(
     let served = server
         .add_service(health_service)
         .add_service(reflection)
+        .add_service(reflection_v1alpha)
         // Every API service sits behind the edge: authentication before the body is read, and
         // the API's reasons for tonic's own refusals of a body (see `edge`).
         .add_service(Edge::new(
