@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use ledger_proto::event::v1::{event::Payload, Event, LogEntry};
+use ledger_proto::event::v1::{event::Payload, Event, LogEntry, RequestRecord};
 use ledger_proto::v1::administration_service_client::AdministrationServiceClient;
 use ledger_proto::v1::audit_service_client::AuditServiceClient;
 use ledger_proto::v1::operator_service_client::OperatorServiceClient;
@@ -703,7 +703,8 @@ async fn verify_finds_every_kind_of_tampering_and_names_its_first_position() {
                 rewrite_head(db, last - 4);
                 db.remove(b"k").expect("remove the checkpoint");
             }),
-            None,
+            // The request records of the removed events still name their positions.
+            Some(last - 3),
             Some(last - 3),
         ),
         (
@@ -713,6 +714,31 @@ async fn verify_finds_every_kind_of_tampering_and_names_its_first_position() {
             }),
             Some(last),
             Some(last),
+        ),
+        (
+            "every request record deleted",
+            tampered_copy(&data, &copy("no-requests"), |db| {
+                for key in db.scan_prefix(b"r").keys() {
+                    db.remove(key.expect("a key")).expect("remove");
+                }
+            }),
+            Some(1),
+            Some(1),
+        ),
+        (
+            "a request record pointing one position further",
+            tampered_copy(&data, &copy("request-moved"), |db| {
+                let key = request_key_of(db, 5);
+                let value = db
+                    .get(&key)
+                    .expect("readable")
+                    .expect("the record is there");
+                let mut record = RequestRecord::decode(value.as_ref()).expect("a record");
+                record.first_position += 1;
+                db.insert(key, record.encode_to_vec()).expect("write");
+            }),
+            Some(5),
+            Some(5),
         ),
         (
             "an event rewritten, every later hash recomputed, checkpoint removed",
@@ -739,6 +765,15 @@ async fn verify_finds_every_kind_of_tampering_and_names_its_first_position() {
 
     let missing = verify(&home.path().join("nothing-here"), None);
     assert_eq!(missing.status.code(), Some(2), "no ledger in the folder");
+}
+
+/// The key of the request record of the command that wrote the event at `position`.
+fn request_key_of(db: &sled::Db, position: u64) -> Vec<u8> {
+    let event = Event::decode(read_entry(db, position).event.as_slice()).expect("an event");
+    let request_id = uuid::Uuid::parse_str(&event.request_id).expect("a uuid");
+    let mut key = vec![b'r'];
+    key.extend_from_slice(request_id.as_bytes());
+    key
 }
 
 /// Renames the company registered at `position`, then recomputes the hash of every entry from

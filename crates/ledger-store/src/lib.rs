@@ -45,7 +45,7 @@ mod store;
 pub use backup::BackupReport;
 pub use chain::{chain_hash, ChainBreak, ChainBreakKind, Head, RecordedEvent};
 pub use checkpoint::{CheckpointFound, StoredCheckpoint, CHECKPOINT_CHUNK_BYTES};
-pub use offline::{ChainWalk, OfflineLog};
+pub use offline::{ChainWalk, DamagedRequestRecord, OfflineLog};
 pub use reopen::REOPEN_LOCK_WAIT_MS;
 pub use store::{
     verify_log_at, LogIter, LogReader, NewCommand, NewEvent, Store, StoreError, StoreOptions,
