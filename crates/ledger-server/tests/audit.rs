@@ -651,7 +651,34 @@ async fn verify_finds_every_kind_of_tampering_and_names_its_first_position() {
     );
 
     let copy = |name: &str| home.path().join(name);
+    // A redemption's hours raised to 9, its draws and amount left alone, every later hash
+    // recomputed and the checkpoint removed: a sound chain whose postings still balance, but
+    // whose event says something the ledger never did.
+    let mut redeemed_at = 0;
+    let hours_raised = tampered_copy(&data, &copy("hours-raised"), |db| {
+        redeemed_at = (1..=last)
+            .find(|position| {
+                let event =
+                    Event::decode(read_entry(db, *position).event.as_slice()).expect("an event");
+                matches!(event.payload, Some(Payload::HoursRedeemed(_)))
+            })
+            .expect("the year has a redemption");
+        rewrite_event_from(db, redeemed_at, last, |event| {
+            let Some(Payload::HoursRedeemed(redeemed)) = event.payload.as_mut() else {
+                panic!("a redemption");
+            };
+            assert_ne!(redeemed.hours, 9);
+            redeemed.hours = 9;
+        });
+        db.remove(b"k").expect("remove the checkpoint");
+    });
     let cases: Vec<(&str, PathBuf, Option<u64>, Option<u64>)> = vec![
+        (
+            "a redemption's hours raised, re-chained, checkpoint removed",
+            hours_raised,
+            Some(redeemed_at),
+            Some(redeemed_at),
+        ),
         (
             "a flipped byte in an event",
             tampered_copy(&data, &copy("flipped"), |db| {
@@ -779,12 +806,20 @@ fn request_key_of(db: &sled::Db, position: u64) -> Vec<u8> {
 /// Renames the company registered at `position`, then recomputes the hash of every entry from
 /// there to `last` and the head record: a chain that holds, telling another story.
 fn rewrite_from(db: &sled::Db, position: u64, last: u64) {
+    rewrite_event_from(db, position, last, |event| {
+        let Some(Payload::CompanyRegistered(registered)) = event.payload.as_mut() else {
+            panic!("position {position} is the registration");
+        };
+        registered.name = "Another Company SA".into();
+    });
+}
+
+/// Edits the event at `position`, then recomputes the hash of every entry from there to
+/// `last` and the head record.
+fn rewrite_event_from(db: &sled::Db, position: u64, last: u64, edit: impl FnOnce(&mut Event)) {
     let mut entry = read_entry(db, position);
     let mut event = Event::decode(entry.event.as_slice()).expect("an event");
-    let Some(Payload::CompanyRegistered(registered)) = event.payload.as_mut() else {
-        panic!("position {position} is the registration");
-    };
-    registered.name = "Another Company SA".into();
+    edit(&mut event);
     entry.event = event.encode_to_vec();
     let mut prev = read_entry(db, position - 1).hash;
     for current in position..=last {

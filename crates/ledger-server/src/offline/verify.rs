@@ -5,6 +5,11 @@
 //!   each event at the position of its key, and the head record naming the last event;
 //! - every event decodes, each stream's versions run 1, 2, 3, …, every event's postings
 //!   balance, every event fits the state and the projections (so the trial balance is zero);
+//! - what every event means (`meaning`): a redemption's hours equal its draws, its amount the
+//!   draws at their batches' face value, and it draws only from batches of the company, of its
+//!   voucher type, that hold the vouchers; a reversal gives back exactly what its redemption
+//!   drew; an issuance was paid the employer's share; after every event no budget uses more
+//!   than its allocation and no provider is owed a negative amount;
 //! - the stored checkpoint: the log still has its hash at its position, and the projections
 //!   rebuilt from position 1 to there are identical to it, byte for byte;
 //! - the request records that make retries idempotent: each names exactly the events that
@@ -250,9 +255,17 @@ impl Checks {
         if !postings_balance(event.postings()) {
             return Err(failure(position, "the event's postings do not balance"));
         }
+        super::meaning::before(&self.recovered.state, &event).map_err(|what| {
+            failure(
+                position,
+                format!("the event does not fit the ledger before it: {what}"),
+            )
+        })?;
         self.recovered
             .apply(position, &event)
             .map_err(|error| failure(position, error.to_string()))?;
+        super::meaning::after(&self.recovered.state)
+            .map_err(|what| failure(position, format!("after this event, {what}")))?;
 
         if let CheckpointFound::Intact(checkpoint) = &self.checkpoint {
             if checkpoint.head.position == position {
@@ -437,6 +450,8 @@ impl Checks {
             ),
             format!(
                 "events: every one decodes and fits the ledger, every event's postings balance, \
+                 every redemption, reversal and issuance agrees with itself and with the ledger \
+                 before it, no budget over its allocation, \
                  the versions of each of {} streams run 1, 2, 3; trial balance total 0.00",
                 self.stream_versions.len()
             ),
