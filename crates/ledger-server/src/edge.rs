@@ -13,12 +13,19 @@
 //!    missing message) is `INVALID_ARGUMENT` / `MALFORMED_REQUEST` (tonic says `INTERNAL`);
 //! 4. then the handler: the caller's role, the API's own size limit, each field (`wire`).
 //!
+//! And one answer tonic would give without guidance: when a write's deadline (`grpc-timeout`)
+//! passes, tonic ends the call with `CANCELLED` / "Timeout expired", though the command may be
+//! written all the same. The edge answers a little before that deadline instead, with
+//! `DEADLINE_EXCEEDED` / `LEDGER_OUTCOME_UNKNOWN`: the write may have been made, retry with the
+//! same request id. (A client whose own timer fires first still sees its library's status.)
+//!
 //! What this is not: it reads no body and knows no message type. It tells tonic's refusals
 //! from the API's by the details: every status the API builds carries a `google.rpc.Status`
 //! in `grpc-status-details-bin`, and tonic's transport and codec errors never do.
 
 use std::convert::Infallible;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use ledger_domain::Principal;
 use tonic::body::Body;
@@ -27,7 +34,12 @@ use tonic::server::NamedService;
 use tonic::{Code, Status};
 
 use crate::services::Ledger;
-use crate::status::{malformed_request_status, request_too_large_status};
+use crate::status::{malformed_request_status, request_too_large_status, server_status};
+
+/// How much earlier than the client's deadline the edge answers a write, at most, in
+/// milliseconds: its answer must cross the network before the client's own timer fires (a
+/// tenth of the deadline when that is less, so that short deadlines keep most of their time).
+const DEADLINE_MARGIN_MS_MAX: u64 = 250;
 
 /// The principal the edge found, handed to the handler in the request's extensions so that it
 /// is not looked up twice. Extensions never come from the wire.
@@ -69,6 +81,14 @@ where
 
     fn call(&mut self, mut request: http::Request<Body>) -> Self::Future {
         let bytes_max = self.ledger.message_bytes_max(request.uri().path());
+        let answer_within = is_write(request.uri().path())
+            .then(|| grpc_timeout(request.headers()))
+            .flatten()
+            .map(|deadline| {
+                deadline.saturating_sub(
+                    (deadline / 10).min(Duration::from_millis(DEADLINE_MARGIN_MS_MAX)),
+                )
+            });
         match self.ledger.authenticate_http(&request) {
             Ok(principal) => {
                 request.extensions_mut().insert(Authenticated(principal));
@@ -85,7 +105,14 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         Box::pin(async move {
-            let response = inner.call(request).await?;
+            let call = inner.call(request);
+            let response = match answer_within {
+                None => call.await?,
+                Some(within) => match tokio::time::timeout(within, call).await {
+                    Ok(response) => response?,
+                    Err(_) => return Ok(outcome_unknown().into_http()),
+                },
+            };
             Ok(with_the_apis_reason(response, bytes_max))
         })
     }
@@ -117,6 +144,50 @@ fn with_the_apis_reason(response: http::Response<Body>, bytes_max: usize) -> htt
     }
 }
 
+/// Whether the call at `path` is a write: every method of the administration's, operator's and
+/// provider's services but their reads (`Get…`).
+fn is_write(path: &str) -> bool {
+    let Some((service, method)) = path.trim_start_matches('/').split_once('/') else {
+        return false;
+    };
+    matches!(
+        service,
+        "voucherledger.v1.AdministrationService"
+            | "voucherledger.v1.OperatorService"
+            | "voucherledger.v1.ProviderService"
+    ) && !method.starts_with("Get")
+}
+
+/// The client's deadline from `grpc-timeout` (at most 8 digits and a unit, as tonic reads it).
+fn grpc_timeout(headers: &http::HeaderMap) -> Option<Duration> {
+    let text = headers.get("grpc-timeout")?.to_str().ok()?;
+    let split = text.len().checked_sub(1)?;
+    let (digits, unit) = text.split_at(split);
+    if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let value: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(value * 3600),
+        "M" => Duration::from_secs(value * 60),
+        "S" => Duration::from_secs(value),
+        "m" => Duration::from_millis(value),
+        "u" => Duration::from_micros(value),
+        "n" => Duration::from_nanos(value),
+        _ => return None,
+    })
+}
+
+/// DEADLINE_EXCEEDED / LEDGER_OUTCOME_UNKNOWN: the write's deadline passed before its answer.
+fn outcome_unknown() -> Status {
+    tracing::info!("a write's deadline passed before its answer; its outcome is unknown");
+    server_status(
+        Code::DeadlineExceeded,
+        "LEDGER_OUTCOME_UNKNOWN",
+        "the call's deadline passed before the write was answered; it may have been made: retry with the same request id",
+    )
+}
+
 /// The length tonic read in the frame header, from its message ("found N bytes").
 fn announced_bytes(message: &str) -> Option<usize> {
     let after = message.split("found ").nth(1)?;
@@ -125,7 +196,39 @@ fn announced_bytes(message: &str) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
-    use super::announced_bytes;
+    use super::{announced_bytes, grpc_timeout, is_write};
+    use std::time::Duration;
+    use tonic::codegen::http::{HeaderMap, HeaderValue};
+
+    #[test]
+    fn writes_are_the_three_write_services_but_their_reads() {
+        assert!(is_write("/voucherledger.v1.ProviderService/RedeemHours"));
+        assert!(is_write(
+            "/voucherledger.v1.OperatorService/IssueVouchersBatch"
+        ));
+        assert!(!is_write("/voucherledger.v1.OperatorService/GetWallet"));
+        assert!(!is_write("/voucherledger.v1.AuditService/Backup"));
+        assert!(!is_write("/voucherledger.v1.ReportService/GetBudget"));
+    }
+
+    #[test]
+    fn the_grpc_timeout_header_is_read_as_tonic_reads_it() {
+        let read = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                "grpc-timeout",
+                HeaderValue::from_str(value).expect("a header value"),
+            );
+            grpc_timeout(&headers)
+        };
+        assert_eq!(read("100m"), Some(Duration::from_millis(100)));
+        assert_eq!(read("2S"), Some(Duration::from_secs(2)));
+        assert_eq!(read("5u"), Some(Duration::from_micros(5)));
+        assert_eq!(read("123456789m"), None);
+        assert_eq!(read("m"), None);
+        assert_eq!(read("10x"), None);
+        assert_eq!(grpc_timeout(&HeaderMap::new()), None);
+    }
 
     #[test]
     fn the_announced_length_is_read_from_tonics_message() {

@@ -1525,3 +1525,86 @@ async fn an_undecodable_body_is_invalid_argument_malformed_request() {
     }
     server.stop().await;
 }
+
+/// A write whose deadline passes before it is answered (here: its body arrives after the
+/// deadline) is answered DEADLINE_EXCEEDED / LEDGER_OUTCOME_UNKNOWN a little before the
+/// deadline, not tonic's bare CANCELLED; the retry with the same request id settles it, once.
+#[tokio::test]
+async fn a_write_past_its_deadline_is_told_to_retry_with_the_same_id() {
+    use prost::Message;
+    const ADMINISTRATION: &str = "demo-administration-token";
+    let home = tempfile::tempdir().expect("a temporary folder");
+    let server = Server::start(home, &["--demo"], &[])
+        .unwrap_or_else(|failure| panic!("the demo server starts: {failure:?}"));
+    let channel = Channel::from_shared(format!("http://{}", server.address))
+        .expect("a valid uri")
+        .connect()
+        .await
+        .expect("the server accepts a connection");
+    let message = api::OpenBudgetRequest {
+        request_id: request_id(),
+        year: 2025,
+        allocated_eur: "1000.00".into(),
+    };
+    let (sender, receiver) = tokio::sync::mpsc::channel(1);
+    let body = message.encode_to_vec();
+    let late = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let _ = sender.send(body).await;
+    });
+    let mut request = with_token(
+        tokio_stream::wrappers::ReceiverStream::new(receiver),
+        Some(ADMINISTRATION),
+    );
+    request.set_timeout(Duration::from_millis(300));
+    let mut grpc = tonic::client::Grpc::new(channel.clone());
+    grpc.ready().await.expect("the connection is ready");
+    let started = Instant::now();
+    let status = grpc
+        .client_streaming::<_, Vec<u8>, Vec<u8>, _>(
+            request,
+            "/voucherledger.v1.AdministrationService/OpenBudget"
+                .parse()
+                .expect("a valid path"),
+            RawCodec,
+        )
+        .await
+        .expect_err("the deadline passes first");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "answered before the body came"
+    );
+    assert_eq!(
+        (status.code(), reason(&status)),
+        (Code::DeadlineExceeded, "LEDGER_OUTCOME_UNKNOWN".to_owned()),
+        "{status:?}"
+    );
+    assert!(status.message().contains("same request id"), "{status:?}");
+    late.abort();
+
+    let retried = AdministrationServiceClient::new(channel.clone())
+        .open_budget(with_token(message.clone(), Some(ADMINISTRATION)))
+        .await
+        .expect("the retry with the same id is answered")
+        .into_inner();
+    let again = AdministrationServiceClient::new(channel.clone())
+        .open_budget(with_token(message, Some(ADMINISTRATION)))
+        .await
+        .expect("and again")
+        .into_inner();
+    assert_eq!(
+        again.receipt.map(|receipt| receipt.replayed),
+        Some(true),
+        "{retried:?}"
+    );
+    let head = AuditServiceClient::new(channel)
+        .get_head(with_token(
+            api::GetHeadRequest {},
+            Some("demo-auditor-token"),
+        ))
+        .await
+        .expect("the head")
+        .into_inner();
+    assert_eq!(head.position, 1, "the budget is written once");
+    server.stop().await;
+}
