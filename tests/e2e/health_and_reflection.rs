@@ -121,3 +121,82 @@ async fn reflection_lists_the_five_services_and_health_and_describes_them() {
         ]
     );
 }
+
+/// Python's grpcio-reflection and other older tools speak only `grpc.reflection.v1alpha`: the
+/// server answers it too, with the same services and descriptors.
+#[tokio::test]
+async fn reflection_v1alpha_answers_for_older_clients() {
+    use tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient as V1AlphaClient;
+    use tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest as V1AlphaRequest;
+    use tonic_reflection::pb::v1alpha::server_reflection_response::MessageResponse as V1AlphaResponse;
+    use tonic_reflection::pb::v1alpha::ServerReflectionRequest as V1AlphaMessage;
+
+    let server = Server::start().await;
+    let mut client = V1AlphaClient::new(server.channel());
+    let requests = [
+        V1AlphaMessage {
+            host: String::new(),
+            message_request: Some(V1AlphaRequest::ListServices(String::new())),
+        },
+        V1AlphaMessage {
+            host: String::new(),
+            message_request: Some(V1AlphaRequest::FileContainingSymbol(
+                "voucherledger.v1.ProviderService".to_owned(),
+            )),
+        },
+    ];
+    let mut responses = client
+        .server_reflection_info(tokio_stream::iter(requests))
+        .await
+        .expect("the v1alpha reflection stream opens")
+        .into_inner();
+    let first = responses
+        .message()
+        .await
+        .expect("the stream answers")
+        .and_then(|response| response.message_response);
+    let Some(V1AlphaResponse::ListServicesResponse(listed)) = first else {
+        panic!("list_services answers a service list: {first:?}");
+    };
+    let names: Vec<&str> = listed
+        .service
+        .iter()
+        .map(|service| service.name.as_str())
+        .collect();
+    for expected in API_SERVICES {
+        assert!(
+            names.contains(&expected),
+            "{expected} missing from {names:?}"
+        );
+    }
+    let second = responses
+        .message()
+        .await
+        .expect("the stream answers")
+        .and_then(|response| response.message_response);
+    let Some(V1AlphaResponse::FileDescriptorResponse(files)) = second else {
+        panic!("file_containing_symbol answers file descriptors: {second:?}");
+    };
+    let has_the_service = files
+        .file_descriptor_proto
+        .iter()
+        .filter_map(|bytes| prost_types::FileDescriptorProto::decode(bytes.as_slice()).ok())
+        .flat_map(|file| file.service)
+        .any(|service| service.name() == "ProviderService");
+    assert!(has_the_service, "the descriptor holds ProviderService");
+}
+
+/// stderr is a file here, not a terminal: the human log holds no ANSI colour codes.
+#[tokio::test]
+async fn the_human_log_has_no_colour_codes_when_stderr_is_not_a_terminal() {
+    let server = Server::start().await;
+    let refused = server
+        .client("not-a-token")
+        .get_head(ledger_proto::v1::GetHeadRequest {})
+        .await;
+    assert!(refused.is_err(), "an unknown token is refused");
+    let stopped = server.stop().await;
+    let log = stopped.log();
+    assert!(log.contains("voucher-ledger serving"), "{log}");
+    assert!(!log.contains('\u{1b}'), "colour codes in the log: {log:?}");
+}

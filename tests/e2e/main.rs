@@ -8,6 +8,7 @@ mod requests;
 mod support;
 
 mod batches;
+mod edge;
 mod health_and_reflection;
 mod lifecycle;
 mod malformed_input;

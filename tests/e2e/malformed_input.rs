@@ -9,8 +9,8 @@ use std::pin::Pin;
 use ledger_proto::event::v1::VoucherType;
 use ledger_proto::v1::{
     as_of, AdjustBudgetRequest, ApproveModuleRequest, ApproveProviderRequest, AsOf, BackupRequest,
-    GetBudgetRequest, IssueVouchersRequest, RedeemHoursRequest, RegisterCompanyRequest,
-    ReverseRedemptionRequest, SubscribeFilter, SubscribeRequest,
+    GetBudgetRequest, IssueVouchersBatchRequest, IssueVouchersRequest, RedeemHoursRequest,
+    RegisterCompanyRequest, ReverseRedemptionRequest, SubscribeFilter, SubscribeRequest,
 };
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
@@ -18,14 +18,14 @@ use tonic_types::StatusExt;
 use crate::requests::*;
 use crate::support::*;
 
-const MODULE: &str = "AG-0012-DIGI-01";
+pub(crate) const MODULE: &str = "AG-0012-DIGI-01";
 /// A national register number whose check digits are wrong (valid: 85073003328).
 const BAD_NATIONAL_NUMBER: &str = "85073003399";
 /// The request size limit of the demo configuration (`request_bytes_max`), in bytes.
 const REQUEST_BYTES_MAX: usize = 64 * 1024;
 
 /// Budget 2025, provider AG-0012 and its module, company A with 20 vouchers paid 2025-03-10.
-async fn given_world() -> Server {
+pub(crate) async fn given_world() -> Server {
     let server = Server::start().await;
     let administration = server.client(ADMINISTRATION);
     let operator = server.client(OPERATOR);
@@ -382,7 +382,7 @@ async fn malformed_input_is_invalid_argument_naming_the_field_and_writes_nothing
 
 /// `Some(what is wrong)` unless `status` is INVALID_ARGUMENT with `reason` and a BadRequest
 /// naming exactly `field` (no BadRequest when `field` is `None`).
-fn check(status: &Status, reason: &str, field: Option<&str>) -> Option<String> {
+pub(crate) fn check(status: &Status, reason: &str, field: Option<&str>) -> Option<String> {
     let info = status.get_details_error_info();
     let fields: Vec<String> = status
         .get_details_bad_request()
@@ -446,24 +446,36 @@ async fn a_bad_national_number_is_refused_without_being_echoed() {
     );
 }
 
-/// Beyond 4 × request_bytes_max, tonic refuses the message before it is decoded (OUT_OF_RANGE,
-/// without the API's details); nothing is written and the server keeps serving. The operator's
-/// and provider's services, which take batch calls, decode up to 2 MiB: there a request of
-/// that size is refused after decoding, with the API's reason.
+/// Whether the API refuses a request above `request_bytes_max` after decoding it, or tonic
+/// refuses it before (beyond 4 × request_bytes_max, 2 MiB for the services that take batch
+/// calls), the answer is the same: INVALID_ARGUMENT / REQUEST_TOO_LARGE with the limit in
+/// `ErrorInfo.metadata.bytes_max`. Nothing is written and the server keeps serving.
 #[tokio::test]
 async fn a_request_beyond_the_transport_limit_is_refused_before_decoding() {
     let server = given_world().await;
     let head = server.head().await;
-    let status = refused(
-        server
-            .client(ADMINISTRATION)
-            .approve_provider(ApproveProviderRequest {
-                name: "n".repeat(4 * REQUEST_BYTES_MAX + 1),
-                ..approve_provider("AG-0077", "2025-01-01")
-            })
-            .await,
-    );
-    assert_eq!(status.code(), Code::OutOfRange, "{status:?}");
+    let bytes_max = |status: &Status| {
+        status
+            .get_details_error_info()
+            .and_then(|info| info.metadata.get("bytes_max").cloned())
+    };
+    for name_bytes in [REQUEST_BYTES_MAX + 1, 4 * REQUEST_BYTES_MAX + 1] {
+        let status = refused(
+            server
+                .client(ADMINISTRATION)
+                .approve_provider(ApproveProviderRequest {
+                    name: "n".repeat(name_bytes),
+                    ..approve_provider("AG-0077", "2025-01-01")
+                })
+                .await,
+        );
+        assert_status(&status, Code::InvalidArgument, "REQUEST_TOO_LARGE");
+        assert_eq!(
+            bytes_max(&status),
+            Some(REQUEST_BYTES_MAX.to_string()),
+            "{status:?}"
+        );
+    }
 
     let status = refused(
         server
@@ -484,7 +496,31 @@ async fn a_request_beyond_the_transport_limit_is_refused_before_decoding() {
             })
             .await,
     );
-    assert_eq!(status.code(), Code::OutOfRange, "{status:?}");
+    assert_status(&status, Code::InvalidArgument, "REQUEST_TOO_LARGE");
+    assert_eq!(
+        bytes_max(&status),
+        Some(REQUEST_BYTES_MAX.to_string()),
+        "{status:?}"
+    );
+    // A batch call over the 2 MiB cap: the limit named is the batch's, 1 MiB.
+    let items = (0..40)
+        .map(|_| IssueVouchersRequest {
+            payment_reference: "r".repeat(60 * 1000),
+            ..issuance()
+        })
+        .collect();
+    let status = refused(
+        server
+            .client(OPERATOR)
+            .issue_vouchers_batch(IssueVouchersBatchRequest { items })
+            .await,
+    );
+    assert_status(&status, Code::InvalidArgument, "REQUEST_TOO_LARGE");
+    assert_eq!(
+        bytes_max(&status),
+        Some((1024 * 1024).to_string()),
+        "{status:?}"
+    );
     assert_eq!(server.head().await, head);
     server
         .client(OPERATOR)

@@ -621,6 +621,16 @@ mod tests {
     }
 
     proptest! {
+        // A failing case's seed goes to the crate's proptest-regressions/, committed on
+        // purpose so that every later run tries it first.
+        #![proptest_config(ProptestConfig {
+            failure_persistence: Some(Box::new(
+                proptest::test_runner::FileFailurePersistence::Direct(
+                    "proptest-regressions/date-decoding.txt",
+                ),
+            )),
+            ..ProptestConfig::default()
+        })]
         #[test]
         fn any_ten_characters_decode_as_chrono_reads_them(
             text in "[0-9]{4}-[0-9]{2}-[0-9]{2}|[0-9+ -]{8,11}"

@@ -204,11 +204,263 @@ impl Command {
         }
     }
 
-    /// A canonical encoding of the command, for the request digest that tells a retry from a
-    /// different request under the same id. serde_json writes struct fields in declaration
-    /// order, so the same command always gives the same bytes.
+    /// The command's canonical encoding, for the request digest that tells a retry from a
+    /// different request under the same id (the engine hashes it with the principal, and the
+    /// digest is stored in the request record, for ever).
+    ///
+    /// An explicit format, fixed by [`CANONICAL_ENCODING_TAG`] (its version) and written here
+    /// field by field, so that renaming, reordering or adding a field of a Rust type, or
+    /// changing a serializer, cannot change the bytes of a command: a change of the bytes is a
+    /// new version, made on purpose. See [`canonical`] for the rules; the golden digests of
+    /// `tests/canonical.rs` keep each kind's bytes fixed. It cannot fail.
     pub fn canonical_bytes(&self) -> Vec<u8> {
-        // Serializing plain data with string keys cannot fail.
+        canonical::encode(self)
+    }
+
+    /// The request digest's bytes before version 2 ([`CANONICAL_ENCODING_TAG`]): the command as
+    /// serde_json wrote it. Request records written before the upgrade hold digests of these
+    /// bytes; kept so that the engine may accept a retry of such a request (see the commit
+    /// that introduced version 2). Never use it for new records.
+    pub fn canonical_bytes_json_v1(&self) -> Vec<u8> {
         serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
+/// The first bytes of every [`Command::canonical_bytes`]: the format and its version. Version 1
+/// was serde_json's output, which had no tag.
+pub const CANONICAL_ENCODING_TAG: &[u8] = b"voucher-ledger/command/v2\0";
+
+/// The canonical encoding of commands, version 2.
+///
+/// The tag, then the command's kind as text, then its fields in the order written below
+/// (declaration order today, but fixed here, not by the type):
+/// - text (names, identifiers, the enterprise number, enum values): its length as a u64,
+///   big-endian, then its UTF-8 bytes; enum values by the stable names written here;
+/// - whole numbers: big-endian, at their width (`i32` years, `u32` quantities and hours);
+/// - amounts and FTE: the decimal's text normalized (no trailing zeros: `15.00` is `15`), as
+///   text, so that `15`, `15.0` and `15.00` are one amount;
+/// - dates: `yyyy-mm-dd` as text; an optional date: a byte 0 (absent) or 1 and the date;
+/// - uuids: their 16 bytes; a pseudonym: its 32 bytes; booleans: a byte 0 or 1;
+/// - lists: their length as a u64, big-endian, then each element.
+///
+/// Every length is written before what it measures, so no two commands share bytes.
+pub mod canonical {
+    use chrono::NaiveDate;
+    use rust_decimal::Decimal;
+    use uuid::Uuid;
+
+    use super::{Command, CANONICAL_ENCODING_TAG};
+    use crate::types::{LegalForm, Region, Theme, TraineeStatus, VoucherType};
+
+    struct Writer(Vec<u8>);
+
+    impl Writer {
+        fn text(&mut self, text: &str) -> &mut Self {
+            self.length(text.len());
+            self.0.extend_from_slice(text.as_bytes());
+            self
+        }
+        fn length(&mut self, length: usize) -> &mut Self {
+            self.0.extend_from_slice(&(length as u64).to_be_bytes());
+            self
+        }
+        fn year(&mut self, value: i32) -> &mut Self {
+            self.0.extend_from_slice(&value.to_be_bytes());
+            self
+        }
+        fn count(&mut self, value: u32) -> &mut Self {
+            self.0.extend_from_slice(&value.to_be_bytes());
+            self
+        }
+        fn decimal(&mut self, value: Decimal) -> &mut Self {
+            self.text(&value.normalize().to_string())
+        }
+        fn date(&mut self, value: NaiveDate) -> &mut Self {
+            self.text(&value.format("%Y-%m-%d").to_string())
+        }
+        fn optional_date(&mut self, value: Option<NaiveDate>) -> &mut Self {
+            match value {
+                None => self.flag(false),
+                Some(date) => self.flag(true).date(date),
+            }
+        }
+        fn flag(&mut self, value: bool) -> &mut Self {
+            self.0.push(u8::from(value));
+            self
+        }
+        fn uuid(&mut self, value: Uuid) -> &mut Self {
+            self.0.extend_from_slice(value.as_bytes());
+            self
+        }
+        fn raw(&mut self, bytes: &[u8]) -> &mut Self {
+            self.0.extend_from_slice(bytes);
+            self
+        }
+    }
+
+    fn voucher_type(value: VoucherType) -> &'static str {
+        match value {
+            VoucherType::General => "general",
+            VoucherType::Languages => "languages",
+            VoucherType::EcoClimate => "eco_climate",
+        }
+    }
+
+    fn theme(value: Theme) -> &'static str {
+        match value {
+            Theme::Ai => "ai",
+            Theme::Digital => "digital",
+            Theme::Green => "green",
+            Theme::Languages => "languages",
+            Theme::Management => "management",
+            Theme::Technical => "technical",
+            Theme::Safety => "safety",
+            Theme::Other => "other",
+            Theme::Behavioural => "behavioural",
+            Theme::WellBeing => "well_being",
+            Theme::PersonalDevelopment => "personal_development",
+        }
+    }
+
+    fn legal_form(value: LegalForm) -> &'static str {
+        match value {
+            LegalForm::CommercialCompany => "commercial_company",
+            LegalForm::SelfEmployedMain => "self_employed_main",
+            LegalForm::SelfEmployedSecondary => "self_employed_secondary",
+            LegalForm::NonProfit => "non_profit",
+            LegalForm::PublicBody => "public_body",
+        }
+    }
+
+    fn region(value: Region) -> &'static str {
+        match value {
+            Region::WalloniaFrenchSpeaking => "wallonia_french_speaking",
+            Region::WalloniaGermanSpeaking => "wallonia_german_speaking",
+            Region::Brussels => "brussels",
+            Region::Flanders => "flanders",
+        }
+    }
+
+    fn trainee_status(value: TraineeStatus) -> &'static str {
+        match value {
+            TraineeStatus::Employee => "employee",
+            TraineeStatus::TemporaryWorker => "temporary_worker",
+            TraineeStatus::SelfEmployedManagerOrPartner => "self_employed_manager_or_partner",
+            TraineeStatus::HelpingSpouse => "helping_spouse",
+            TraineeStatus::SecondarySelfEmployed => "secondary_self_employed",
+            TraineeStatus::PfiTrainee => "pfi_trainee",
+            TraineeStatus::Apprentice => "apprentice",
+            TraineeStatus::Student => "student",
+            TraineeStatus::Intern => "intern",
+        }
+    }
+
+    pub(super) fn encode(command: &Command) -> Vec<u8> {
+        let mut out = Writer(Vec::with_capacity(256));
+        out.raw(CANONICAL_ENCODING_TAG);
+        match command {
+            Command::OpenBudget(fields) => {
+                out.text("open_budget")
+                    .year(fields.year)
+                    .decimal(fields.allocated_eur);
+            }
+            Command::AdjustBudget(fields) => {
+                out.text("adjust_budget")
+                    .year(fields.year)
+                    .decimal(fields.allocated_eur)
+                    .text(&fields.reason);
+            }
+            Command::ApproveProvider(fields) => {
+                out.text("approve_provider")
+                    .text(fields.provider_id.as_str())
+                    .text(&fields.name)
+                    .date(fields.approved_from)
+                    .optional_date(fields.approved_until);
+            }
+            Command::WithdrawProvider(fields) => {
+                out.text("withdraw_provider")
+                    .text(fields.provider_id.as_str())
+                    .date(fields.withdrawn_from)
+                    .text(&fields.reason);
+            }
+            Command::ApproveModule(fields) => {
+                out.text("approve_module")
+                    .text(fields.module_id.as_str())
+                    .text(fields.provider_id.as_str())
+                    .text(&fields.title)
+                    .count(fields.hours_max)
+                    .length(fields.accepted_voucher_types.len());
+                for value in &fields.accepted_voucher_types {
+                    out.text(voucher_type(*value));
+                }
+                out.length(fields.themes.len());
+                for value in &fields.themes {
+                    out.text(theme(*value));
+                }
+                out.date(fields.approved_from)
+                    .optional_date(fields.approved_until);
+            }
+            Command::WithdrawModule(fields) => {
+                out.text("withdraw_module")
+                    .text(fields.module_id.as_str())
+                    .date(fields.withdrawn_from)
+                    .text(&fields.reason);
+            }
+            Command::RegisterCompany(fields) => {
+                out.text("register_company")
+                    .text(fields.enterprise_number.as_str())
+                    .year(fields.year)
+                    .text(&fields.name)
+                    .text(legal_form(fields.legal_form))
+                    .text(region(fields.region))
+                    .decimal(fields.fte)
+                    .decimal(fields.turnover_eur)
+                    .decimal(fields.balance_sheet_total_eur)
+                    .flag(fields.autonomous)
+                    .count(fields.secondary_activity_months)
+                    .text(&fields.nace_sector)
+                    .date(fields.registered_on);
+            }
+            Command::IssueVouchers(fields) => {
+                out.text("issue_vouchers")
+                    .uuid(fields.batch_id)
+                    .text(fields.enterprise_number.as_str())
+                    .text(voucher_type(fields.voucher_type))
+                    .count(fields.quantity)
+                    .decimal(fields.paid_amount_eur)
+                    .date(fields.payment_date)
+                    .text(&fields.payment_reference);
+            }
+            Command::RedeemHours(fields) => {
+                out.text("redeem_hours")
+                    .uuid(fields.redemption_id)
+                    .text(fields.provider_id.as_str())
+                    .text(fields.module_id.as_str())
+                    .text(fields.enterprise_number.as_str())
+                    .raw(fields.worker.as_bytes())
+                    .text(trainee_status(fields.trainee_status))
+                    .text(voucher_type(fields.voucher_type))
+                    .count(fields.hours)
+                    .date(fields.training_date);
+            }
+            Command::ReverseRedemption(fields) => {
+                out.text("reverse_redemption")
+                    .uuid(fields.redemption_id)
+                    .text(fields.provider_id.as_str())
+                    .text(&fields.reason)
+                    .date(fields.reversed_on);
+            }
+            Command::ExpireVouchers(fields) => {
+                out.text("expire_vouchers").date(fields.as_of);
+            }
+            Command::RecordPayout(fields) => {
+                out.text("record_payout")
+                    .text(fields.provider_id.as_str())
+                    .decimal(fields.amount_eur)
+                    .date(fields.payout_date)
+                    .text(&fields.payout_reference);
+            }
+        }
+        out.0
     }
 }

@@ -128,8 +128,19 @@ pub fn decide(
 }
 
 fn check_text(field: &'static str, text: &str, bytes_max: usize) -> Result<(), Refusal> {
+    check_free_text(field, text, bytes_max)
+}
+
+/// Free text (a name, a title, a reason, a reference): at most `bytes_max` bytes, and no C0 or
+/// C1 control character (`char::is_control`: U+0000–U+001F, U+007F–U+009F), which would reach
+/// terminals and logs as sent (an ESC clears a screen). The length is checked first, so that
+/// a huge text is refused without being scanned.
+pub fn check_free_text(field: &'static str, text: &str, bytes_max: usize) -> Result<(), Refusal> {
     if text.len() > bytes_max {
         return Err(Refusal::TextTooLong { field, bytes_max });
+    }
+    if text.chars().any(char::is_control) {
+        return Err(Refusal::TextHasControlCharacters { field });
     }
     Ok(())
 }
@@ -668,6 +679,14 @@ fn reverse_redemption(
     }
     if redemption.reversed {
         return Err(Refusal::RedemptionAlreadyReversed);
+    }
+    // Training cannot be cancelled before it was given: such a date is a typing error that
+    // would put the reversal before its redemption in every dated report.
+    if command.reversed_on < redemption.training_date {
+        return Err(Refusal::ReversalBeforeTraining {
+            reversed_on: command.reversed_on,
+            training_date: redemption.training_date,
+        });
     }
     let owed_eur = state
         .providers

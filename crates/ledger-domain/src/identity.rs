@@ -177,6 +177,11 @@ impl WorkerPseudonym {
     pub fn to_hex(&self) -> String {
         hex::encode(self.0)
     }
+
+    /// The pseudonym's 32 bytes (an HMAC-SHA-256 output, never the NISS).
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
 }
 
 impl TryFrom<String> for WorkerPseudonym {

@@ -31,11 +31,34 @@ pub fn times(unit: Decimal, count: u32) -> Decimal {
     to_cents(unit * Decimal::from(count))
 }
 
-/// Parses a decimal string such as "15.00" or "15" into a euro amount; `None` when it is not a
-/// number, is negative, has more than two decimals or is too large.
+/// Longest decimal text read from outside, in bytes: the largest amount (EUR 10 billion) with
+/// its cents takes 14; the margin is for leading zeros.
+const DECIMAL_TEXT_BYTES_MAX: usize = 24;
+
+/// Whether `text` is written as digits, optionally followed by a point and one or two digits
+/// ("15", "15.5", "15.00"): not "15.", ".5", "15.000" (more than two decimals, even zeros),
+/// "1e3", "+1" or "-1".
+pub fn is_plain_decimal_text(text: &str) -> bool {
+    if text.is_empty() || text.len() > DECIMAL_TEXT_BYTES_MAX {
+        return false;
+    }
+    let (whole, fraction) = match text.split_once('.') {
+        Some((whole, fraction)) => (whole, Some(fraction)),
+        None => (text, None),
+    };
+    let all_digits = |part: &str| part.bytes().all(|b| b.is_ascii_digit());
+    !whole.is_empty()
+        && all_digits(whole)
+        && fraction.is_none_or(|fraction| {
+            (1..=EUR_SCALE as usize).contains(&fraction.len()) && all_digits(fraction)
+        })
+}
+
+/// Parses a decimal string such as "15.00", "15.5" or "15" into a euro amount; `None` when it
+/// is not written as [`is_plain_decimal_text`] says (so "15." and "15.000" are refused), or is
+/// too large.
 pub fn parse_eur(text: &str) -> Option<Decimal> {
-    if text.is_empty() || text.len() > 24 || !text.bytes().all(|b| b.is_ascii_digit() || b == b'.')
-    {
+    if !is_plain_decimal_text(text) {
         return None;
     }
     let amount: Decimal = text.parse().ok()?;
@@ -58,6 +81,11 @@ mod tests {
             Some("15.50".into())
         );
         assert_eq!(parse_eur("15.001"), None);
+        assert_eq!(parse_eur("15.000"), None);
+        assert_eq!(parse_eur("15."), None);
+        assert_eq!(parse_eur(".5"), None);
+        assert_eq!(parse_eur("1.2.3"), None);
+        assert_eq!(parse_eur("0").map(|a| a.to_string()), Some("0.00".into()));
         assert_eq!(parse_eur("abc"), None);
         assert_eq!(parse_eur("-1.00"), None);
         assert_eq!(parse_eur(""), None);

@@ -47,6 +47,13 @@ pub enum Refusal {
     InvalidRequestId,
     #[error("{field} must be an iso date (yyyy-mm-dd)")]
     InvalidDate { field: &'static str },
+    /// A well-formed date outside the years the ledger knows (the scheme began in 2004).
+    #[error(
+        "{field} must be a date in the years {} to {}",
+        crate::decide::YEAR_MIN,
+        crate::decide::YEAR_MAX
+    )]
+    DateOutOfRange { field: &'static str },
     #[error("{field} has no known value")]
     UnknownEnumValue { field: &'static str },
     #[error("{field} must be a decimal number with at most two decimals")]
@@ -65,6 +72,10 @@ pub enum Refusal {
         field: &'static str,
         bytes_max: usize,
     },
+    /// A C0 or C1 control character (NUL, ESC, CR, DEL, …) in free text: it would reach
+    /// auditors' terminals and logs as it was sent.
+    #[error("{field} holds a control character")]
+    TextHasControlCharacters { field: &'static str },
     #[error("quantity must be between 1 and {quantity_max}")]
     InvalidQuantity { quantity_max: u32 },
     #[error("hours must be a whole number between 1 and {hours_max}")]
@@ -181,6 +192,13 @@ pub enum Refusal {
     RedemptionNotOfProvider,
     #[error("redemption is already reversed")]
     RedemptionAlreadyReversed,
+    #[error(
+        "a reversal dated {reversed_on} is before the training it reverses on {training_date}"
+    )]
+    ReversalBeforeTraining {
+        reversed_on: NaiveDate,
+        training_date: NaiveDate,
+    },
     #[error("provider is owed {owed_eur}, less than the {amount_eur} asked")]
     ProviderBalanceTooLow {
         owed_eur: Decimal,
@@ -194,6 +212,7 @@ impl Refusal {
         match self {
             Refusal::InvalidRequestId => "INVALID_REQUEST_ID",
             Refusal::InvalidDate { .. } => "INVALID_DATE",
+            Refusal::DateOutOfRange { .. } => "DATE_OUT_OF_RANGE",
             Refusal::UnknownEnumValue { .. } => "UNKNOWN_ENUM_VALUE",
             Refusal::InvalidNumber { .. } => "INVALID_NUMBER",
             Refusal::InvalidEnterpriseNumber => "INVALID_ENTERPRISE_NUMBER",
@@ -201,6 +220,7 @@ impl Refusal {
             Refusal::InvalidAmount { .. } => "INVALID_AMOUNT",
             Refusal::InvalidIdentifier { .. } => "INVALID_IDENTIFIER",
             Refusal::TextTooLong { .. } => "TEXT_TOO_LONG",
+            Refusal::TextHasControlCharacters { .. } => "TEXT_HAS_CONTROL_CHARACTERS",
             Refusal::InvalidQuantity { .. } => "INVALID_QUANTITY",
             Refusal::InvalidHours { .. } => "INVALID_HOURS",
             Refusal::InvalidYear { .. } => "INVALID_YEAR",
@@ -242,6 +262,7 @@ impl Refusal {
             Refusal::RedemptionAlreadyExists => "REDEMPTION_ALREADY_EXISTS",
             Refusal::RedemptionNotOfProvider => "REDEMPTION_NOT_OF_PROVIDER",
             Refusal::RedemptionAlreadyReversed => "REDEMPTION_ALREADY_REVERSED",
+            Refusal::ReversalBeforeTraining { .. } => "REVERSAL_BEFORE_TRAINING",
             Refusal::ProviderBalanceTooLow { .. } => "PROVIDER_BALANCE_TOO_LOW",
         }
     }

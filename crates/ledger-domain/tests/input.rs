@@ -333,6 +333,38 @@ fn input_names_allowed_up_to_the_maximum_and_refused_beyond() {
 }
 
 #[test]
+fn input_text_with_a_control_character_is_refused_naming_its_field() {
+    for text in [
+        "A\0B",
+        "clear \u{1b}[2J",
+        "one\rtwo",
+        "tab\there",
+        "del\u{7f}",
+        "c1\u{85}",
+    ] {
+        given(events![])
+            .when(ApproveProvider {
+                name: text.to_owned(),
+                ..approve_provider(formaform(), "2020-01-01")
+            })
+            .then_refused(Refusal::TextHasControlCharacters { field: "name" });
+        given(world())
+            .when(AdjustBudget {
+                reason: text.to_owned(),
+                ..adjust_budget(2025, dec!(2000000.00))
+            })
+            .then_refused(Refusal::TextHasControlCharacters { field: "reason" });
+    }
+    // Accents, symbols and spaces are text, not controls.
+    given(events![])
+        .when(ApproveProvider {
+            name: "Formations Liège – «IA» €".to_owned(),
+            ..approve_provider(formaform(), "2020-01-01")
+        })
+        .then_events(|_| {});
+}
+
+#[test]
 fn input_names_counted_in_bytes_not_characters() {
     // "é" is two bytes in UTF-8: 101 of them are 202 bytes.
     given(events![])

@@ -241,6 +241,7 @@ struct ModelRedemption {
     redemption_id: Uuid,
     provider: usize,
     hours: u32,
+    training_date: NaiveDate,
     reversed: bool,
 }
 
@@ -353,6 +354,7 @@ fn run(steps: &[Step]) {
                         redemption_id: redemption(number),
                         provider: provider_index,
                         hours: *hours,
+                        training_date: day(*offset),
                         reversed: false,
                     });
                 }
@@ -377,6 +379,7 @@ fn run(steps: &[Step]) {
                 let acting = if *by_other_provider { 1 - owner } else { owner };
                 let mut command = reverse(redemption_id, provider_at(acting), "2025-01-01");
                 command.reversed_on = day(*offset);
+                let reversed_on = command.reversed_on;
                 let outcome = decide(&state, &Command::ReverseRedemption(command), &context);
                 let redeemed = picked.map(|picked| &model.redemptions[picked]);
                 let amount_eur = times(
@@ -393,6 +396,14 @@ fn run(steps: &[Step]) {
                     assert_eq!(outcome, Err(Refusal::RedemptionNotOfProvider));
                 } else if redeemed.reversed {
                     assert_eq!(outcome, Err(Refusal::RedemptionAlreadyReversed));
+                } else if reversed_on < redeemed.training_date {
+                    assert_eq!(
+                        outcome,
+                        Err(Refusal::ReversalBeforeTraining {
+                            reversed_on,
+                            training_date: redeemed.training_date
+                        })
+                    );
                 } else if owed_eur < amount_eur {
                     assert_eq!(
                         outcome,

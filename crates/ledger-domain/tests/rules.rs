@@ -1586,6 +1586,20 @@ fn rule_14_reversal_refused_for_an_unknown_redemption() {
 }
 
 #[test]
+fn rule_14_reversal_dated_before_its_training_refused() {
+    given(history_redeemed_from_two_batches())
+        .when(reverse(redemption(1), formaform(), "2025-02-28"))
+        .then_refused(Refusal::ReversalBeforeTraining {
+            reversed_on: date("2025-02-28"),
+            training_date: date("2025-03-01"),
+        });
+    // The day of the training itself is allowed: a session cancelled on the day.
+    given(history_redeemed_from_two_batches())
+        .when(reverse(redemption(1), formaform(), "2025-03-01"))
+        .then_events(|_| {});
+}
+
+#[test]
 fn rule_14_reversal_dated_after_today_refused() {
     given(history_redeemed_from_two_batches())
         .today("2025-06-30")

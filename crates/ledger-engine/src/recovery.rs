@@ -147,13 +147,13 @@ impl Recovered {
     }
 
     /// Folds one decoded event, recorded at `position`, into the state and the projections.
-    /// A reversal needs `original`, the event of the redemption it takes back, read from the
-    /// log ([`original_of`]): neither keeps redemptions once they are folded.
+    /// A reversal needs `original`, the redemption it takes back, read from the log
+    /// ([`original_of`]): neither keeps redemptions once they are folded.
     pub fn apply(
         &mut self,
         position: u64,
         event: &Event,
-        original: Option<&HoursRedeemed>,
+        original: Option<&Redeemed>,
     ) -> Result<(), StartError> {
         apply_to_state(&mut self.state, position, event, original)?;
         apply_to_projections(&mut self.projections, position, event, original)
@@ -166,10 +166,11 @@ fn apply_to_state(
     state: &mut LedgerState,
     position: u64,
     event: &Event,
-    original: Option<&HoursRedeemed>,
+    original: Option<&Redeemed>,
 ) -> Result<(), StartError> {
     if let Some(original) = original {
-        state.load_redemption(original, false);
+        // Reversed already when the log holds an earlier reversal: `apply` refuses a second.
+        state.load_redemption(&original.event, original.reversed);
     }
     state
         .apply(event)
@@ -184,23 +185,32 @@ fn apply_to_projections(
     projections: &mut Projections,
     position: u64,
     event: &Event,
-    original: Option<&HoursRedeemed>,
+    original: Option<&Redeemed>,
 ) -> Result<(), StartError> {
     if let Some(original) = original {
-        projections.load_redemption(original);
+        projections.load_redemption(&original.event);
     }
     projections
         .apply(position, event)
         .map_err(|source| StartError::Projection { source })
 }
 
-/// The event of the redemption that `event`, a reversal at `position`, takes back, read from
-/// the log through its index by name; `None` for any other event.
+/// The redemption a reversal takes back, as the log holds it before the reversal.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Redeemed {
+    pub event: HoursRedeemed,
+    /// Whether the log holds a reversal of it before this one (which `apply` then refuses).
+    pub reversed: bool,
+}
+
+/// The redemption that `event`, a reversal at `position`, takes back, read from the log
+/// through its index by name; `None` for any other event. The index is not chained: the event
+/// it points at is checked to be that redemption, never trusted.
 pub fn original_of(
     reader: &LogReader,
     position: u64,
     event: &Event,
-) -> Result<Option<HoursRedeemed>, StartError> {
+) -> Result<Option<Redeemed>, StartError> {
     let Event::RedemptionReversed(reversal) = event else {
         return Ok(None);
     };
@@ -215,11 +225,16 @@ pub fn original_of(
     let Some(&first) = positions.first().filter(|first| **first < position) else {
         return Err(unknown());
     };
+    let reversed = positions
+        .iter()
+        .any(|named| first < *named && *named < position);
     let recorded = reader.read_at(first)?;
     match decode(&recorded) {
-        // The index is not chained: what it points at is checked, never trusted.
         Ok(Event::HoursRedeemed(original)) if original.redemption_id == reversal.redemption_id => {
-            Ok(Some(original))
+            Ok(Some(Redeemed {
+                event: original,
+                reversed,
+            }))
         }
         Ok(_) => Err(unknown()),
         Err(source) => Err(StartError::Undecodable {
@@ -240,7 +255,7 @@ const PIPELINE_BATCHES_IN_FLIGHT: usize = 4;
 
 /// Events read, checked and decoded, in position order, each reversal with the event of the
 /// redemption it takes back.
-type ReadBatch = Vec<(u64, Event, Option<HoursRedeemed>)>;
+type ReadBatch = Vec<(u64, Event, Option<Redeemed>)>;
 
 /// Where an error of the pipeline stands in the order the sequential fold would meet it: its
 /// position, then the stage (0 read, 1 state, 2 projections).

@@ -360,6 +360,14 @@ fn backup_target(text: &str) -> Result<PathBuf, Status> {
     if text.len() > BACKUP_PATH_BYTES_MAX {
         return Err(invalid("the backup folder's path is too long"));
     }
+    // The folder is logged and answered back: no control character reaches a terminal.
+    if text.chars().any(char::is_control) {
+        return Err(crate::status::refusal_status(
+            &ledger_domain::Refusal::TextHasControlCharacters {
+                field: "target_dir",
+            },
+        ));
+    }
     let path = PathBuf::from(text);
     if !path.is_absolute() {
         return Err(invalid(

@@ -5,12 +5,16 @@
 //! `authorize`, reads here.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use ledger_domain::{Identifier, Principal};
 use sha2::{Digest, Sha256};
 use tonic::metadata::MetadataMap;
+use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+use tonic::transport::CertificateDer;
 use tonic::{Code, Request, Status};
 
+use crate::edge::Authenticated;
 use crate::status::server_status;
 
 /// Longest `authorization` header value accepted, in bytes.
@@ -29,22 +33,37 @@ impl Tokens {
     }
 
     /// The principal behind the request's bearer token, or UNAUTHENTICATED.
+    ///
+    /// Strict on purpose: exactly one `authorization` header, whose value is `Bearer`, one
+    /// space and the token, with no other space or control character anywhere. Two headers
+    /// could be read differently by a proxy in front and by us; a value we would have to
+    /// trim is a client bug to surface, not to guess around.
     pub fn principal(&self, metadata: &MetadataMap) -> Result<Principal, Status> {
         let unauthenticated = |message: &str| {
             server_status(Code::Unauthenticated, "UNAUTHENTICATED", message.to_owned())
         };
-        let header = metadata
-            .get("authorization")
-            .ok_or_else(|| unauthenticated("missing bearer token"))?
-            .to_str()
-            .map_err(|_| unauthenticated("authorization header is not text"))?;
+        let mut headers = metadata.get_all("authorization").iter();
+        let header = headers
+            .next()
+            .ok_or_else(|| unauthenticated("missing bearer token"))?;
+        if headers.next().is_some() {
+            return Err(unauthenticated("more than one authorization header"));
+        }
         if header.len() > AUTHORIZATION_BYTES_MAX {
             return Err(unauthenticated("authorization header too long"));
         }
+        let header = header
+            .to_str()
+            .map_err(|_| unauthenticated("authorization header is not text"))?;
         let token = header
             .strip_prefix("Bearer ")
-            .ok_or_else(|| unauthenticated("authorization is not a bearer token"))?;
-        let digest: [u8; 32] = Sha256::digest(token.trim().as_bytes()).into();
+            .ok_or_else(|| unauthenticated("authorization is not `Bearer <token>`"))?;
+        if token.is_empty() || token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(unauthenticated(
+                "authorization is not `Bearer <token>`: the token is empty or holds a space",
+            ));
+        }
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         self.by_digest
             .get(&digest)
             .cloned()
@@ -73,14 +92,17 @@ impl Authentication {
     }
 }
 
+/// The certificates a mutual-TLS caller presented, as rustls verified them during the
+/// handshake (the leaf first).
+type PeerCertificates = Option<Arc<Vec<CertificateDer<'static>>>>;
+
 /// The principal of a mutual-TLS caller: the leaf of the chain that rustls verified against
 /// the client CA during the handshake.
-fn certificate_principal<T>(request: &Request<T>) -> Result<Principal, Status> {
+fn certificate_principal(peer_certificates: PeerCertificates) -> Result<Principal, Status> {
     let unauthenticated =
         |message: String| server_status(Code::Unauthenticated, "UNAUTHENTICATED", message);
-    let chain = request
-        .peer_certs()
-        .ok_or_else(|| unauthenticated("no client certificate".to_owned()))?;
+    let chain =
+        peer_certificates.ok_or_else(|| unauthenticated("no client certificate".to_owned()))?;
     let leaf = chain
         .first()
         .ok_or_else(|| unauthenticated("no client certificate".to_owned()))?;
@@ -91,11 +113,42 @@ fn certificate_principal<T>(request: &Request<T>) -> Result<Principal, Status> {
 }
 
 impl crate::services::Ledger {
-    /// Who is calling: the one place every RPC learns its principal.
+    /// Who is calling: the one place every RPC learns its principal. Behind the edge
+    /// ([`crate::edge`]) the principal was found before the body was read, and is taken from
+    /// the request's extensions.
     pub(crate) fn authenticate<T>(&self, request: &Request<T>) -> Result<Principal, Status> {
+        if let Some(Authenticated(principal)) = request.extensions().get::<Authenticated>() {
+            return Ok(principal.clone());
+        }
+        self.principal_of(request.metadata(), request.peer_certs())
+    }
+
+    /// [`Self::authenticate`] on the HTTP request, before tonic reads its body.
+    pub(crate) fn authenticate_http<B>(
+        &self,
+        request: &tonic::codegen::http::Request<B>,
+    ) -> Result<Principal, Status> {
         match &self.inner.authentication {
-            Authentication::Tokens(tokens) => tokens.principal(request.metadata()),
-            Authentication::ClientCertificates => certificate_principal(request),
+            Authentication::Tokens(tokens) => {
+                tokens.principal(&MetadataMap::from_headers(request.headers().clone()))
+            }
+            Authentication::ClientCertificates => certificate_principal(
+                request
+                    .extensions()
+                    .get::<TlsConnectInfo<TcpConnectInfo>>()
+                    .and_then(TlsConnectInfo::peer_certs),
+            ),
+        }
+    }
+
+    fn principal_of(
+        &self,
+        metadata: &MetadataMap,
+        peer_certificates: PeerCertificates,
+    ) -> Result<Principal, Status> {
+        match &self.inner.authentication {
+            Authentication::Tokens(tokens) => tokens.principal(metadata),
+            Authentication::ClientCertificates => certificate_principal(peer_certificates),
         }
     }
 }

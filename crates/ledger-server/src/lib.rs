@@ -8,6 +8,7 @@
 pub mod audit;
 pub mod auth;
 pub mod bench;
+pub mod edge;
 pub mod metrics;
 pub mod offline;
 pub mod serve;

@@ -327,8 +327,13 @@ fn runtime() -> Option<tokio::runtime::Runtime> {
 fn init_tracing(format: LogFormat, default_filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("VOUCHER_LEDGER_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
+    // Colour codes only for a person at a terminal: a file, a pipe or journald would keep the
+    // escape sequences as bytes (and `NO_COLOR`, https://no-color.org, turns them off too).
+    let colours = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colours)
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Human => builder.init(),

@@ -10,6 +10,7 @@
 //! sled locks its folder.
 
 pub mod export;
+mod meaning;
 pub mod verify;
 
 use std::path::Path;

@@ -18,6 +18,7 @@ use ledger_proto::v1::provider_service_server::ProviderServiceServer;
 use ledger_proto::v1::report_service_server::ReportServiceServer;
 
 use crate::auth::Authentication;
+use crate::edge::Edge;
 use crate::services::Ledger;
 use crate::settings::Settings;
 
@@ -130,8 +131,9 @@ async fn serve_inner(
         settings.pseudonym_key.clone(),
         settings.request_bytes_max,
     );
-    // tonic refuses anything beyond this before decoding; between request_bytes_max and it, the
-    // services refuse with INVALID_ARGUMENT and a reason.
+    // tonic refuses anything beyond this before decoding (the edge answers it as the services
+    // do); between request_bytes_max and it, the services refuse after decoding. Both answer
+    // INVALID_ARGUMENT / REQUEST_TOO_LARGE with the limit.
     let decoding_bytes_max = settings.request_bytes_max * 4;
     // The operator's and the provider's services take batch calls too, up to a megabyte (the
     // services refuse one of up to twice that with a reason).
@@ -154,10 +156,15 @@ async fn serve_inner(
     health_reporter
         .set_serving::<AuditServiceServer<Ledger>>()
         .await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(ledger_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
+    // Server reflection in both versions clients speak: grpcurl and recent tools ask
+    // `grpc.reflection.v1`, Python's grpcio-reflection and older tools only `v1alpha`.
+    let reflection_builder = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(ledger_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection = reflection_builder().build_v1()?;
+    let reflection_v1alpha = reflection_builder().build_v1alpha()?;
 
     let streams = ledger.clone();
     let address = listener.local_addr().map_err(|source| ServeError::Bind {
@@ -179,22 +186,32 @@ async fn serve_inner(
     let served = server
         .add_service(health_service)
         .add_service(reflection)
-        .add_service(
+        .add_service(reflection_v1alpha)
+        // Every API service sits behind the edge: authentication before the body is read, and
+        // the API's reasons for tonic's own refusals of a body (see `edge`).
+        .add_service(Edge::new(
             AdministrationServiceServer::new(ledger.clone())
                 .max_decoding_message_size(decoding_bytes_max),
-        )
-        .add_service(
+            ledger.clone(),
+        ))
+        .add_service(Edge::new(
             OperatorServiceServer::new(ledger.clone())
                 .max_decoding_message_size(batch_decoding_bytes_max),
-        )
-        .add_service(
+            ledger.clone(),
+        ))
+        .add_service(Edge::new(
             ProviderServiceServer::new(ledger.clone())
                 .max_decoding_message_size(batch_decoding_bytes_max),
-        )
-        .add_service(
+            ledger.clone(),
+        ))
+        .add_service(Edge::new(
             ReportServiceServer::new(ledger.clone()).max_decoding_message_size(decoding_bytes_max),
-        )
-        .add_service(AuditServiceServer::new(ledger).max_decoding_message_size(decoding_bytes_max))
+            ledger.clone(),
+        ))
+        .add_service(Edge::new(
+            AuditServiceServer::new(ledger.clone()).max_decoding_message_size(decoding_bytes_max),
+            ledger,
+        ))
         // TCP_NODELAY: a unary answer is a few small HTTP/2 frames; with Nagle's algorithm the
         // last one waits for the client's delayed ACK (40 ms on Linux) before leaving.
         .serve_with_incoming_shutdown(

@@ -18,7 +18,9 @@ use tonic::{Code, Request, Response, Status};
 use uuid::Uuid;
 
 use crate::auth::{may_call, may_read, Authentication, Read, Role};
-use crate::status::{invalid_field_status, item_status, refusal_status, server_status};
+use crate::status::{
+    invalid_field_status, item_status, refusal_status, request_too_large_status, server_status,
+};
 use crate::wire;
 
 /// Most items in one batch call (`IssueVouchersBatch`, `RedeemHoursBatch`): a batch is decided
@@ -104,16 +106,22 @@ impl Ledger {
     fn check_size(&self, message: &impl Message) -> Result<(), Status> {
         let bytes = message.encoded_len();
         if bytes > self.inner.request_bytes_max {
-            return Err(server_status(
-                Code::InvalidArgument,
-                "REQUEST_TOO_LARGE",
-                format!(
-                    "request of {bytes} bytes is larger than {} bytes",
-                    self.inner.request_bytes_max
-                ),
+            return Err(request_too_large_status(
+                Some(bytes),
+                self.inner.request_bytes_max,
             ));
         }
         Ok(())
+    }
+
+    /// The API's size limit of the message a call at `path` carries: a batch call's, or
+    /// `request_bytes_max`. The edge names it when tonic's decoding cap refuses a message.
+    pub(crate) fn message_bytes_max(&self, path: &str) -> usize {
+        if path.ends_with("Batch") {
+            BATCH_REQUEST_BYTES_MAX
+        } else {
+            self.inner.request_bytes_max
+        }
     }
 
     async fn write<R: WriteRequest>(
@@ -178,10 +186,9 @@ impl Ledger {
         let message = request.into_inner();
         let bytes = message.encoded_len();
         if bytes > BATCH_REQUEST_BYTES_MAX {
-            return Err(server_status(
-                Code::InvalidArgument,
-                "REQUEST_TOO_LARGE",
-                format!("batch of {bytes} bytes is larger than {BATCH_REQUEST_BYTES_MAX} bytes"),
+            return Err(request_too_large_status(
+                Some(bytes),
+                BATCH_REQUEST_BYTES_MAX,
             ));
         }
         let items = items(message);

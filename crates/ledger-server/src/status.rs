@@ -16,11 +16,13 @@ pub fn classify(refusal: &Refusal) -> (Code, Option<&'static str>) {
     match refusal {
         Refusal::InvalidRequestId => (Code::InvalidArgument, Some("request_id")),
         Refusal::InvalidDate { field }
+        | Refusal::DateOutOfRange { field }
         | Refusal::UnknownEnumValue { field }
         | Refusal::InvalidNumber { field }
         | Refusal::InvalidAmount { field }
         | Refusal::InvalidIdentifier { field }
         | Refusal::TextTooLong { field, .. }
+        | Refusal::TextHasControlCharacters { field }
         | Refusal::EmptyList { field } => (Code::InvalidArgument, Some(field)),
         Refusal::InvalidEnterpriseNumber => (Code::InvalidArgument, Some("enterprise_number")),
         Refusal::InvalidNationalNumber => (Code::InvalidArgument, Some("national_number")),
@@ -64,6 +66,7 @@ pub fn classify(refusal: &Refusal) -> (Code, Option<&'static str>) {
         | Refusal::VouchersExpired { .. }
         | Refusal::RedemptionNotOfProvider
         | Refusal::RedemptionAlreadyReversed
+        | Refusal::ReversalBeforeTraining { .. }
         | Refusal::ProviderBalanceTooLow { .. } => (Code::FailedPrecondition, None),
     }
 }
@@ -76,6 +79,11 @@ pub fn refusal_status(refusal: &Refusal) -> Status {
     let mut metadata = HashMap::new();
     if let Refusal::CompanyNotEligible { why } = refusal {
         metadata.insert("why".to_owned(), why.name().to_owned());
+    }
+    // Malformed input names its field twice: in `ErrorInfo.metadata.field`, for clients that
+    // read only the reason, and in the `BadRequest`.
+    if let (Code::InvalidArgument, Some(field)) = (code, field) {
+        metadata.insert("field".to_owned(), field.to_owned());
     }
     let mut details = ErrorDetails::with_error_info(refusal.reason(), ERROR_DOMAIN, metadata);
     if let (Code::InvalidArgument, Some(field)) = (code, field) {
@@ -107,6 +115,38 @@ pub fn item_status(status: &Status) -> tonic_types::pb::Status {
     }
 }
 
+/// INVALID_ARGUMENT / REQUEST_TOO_LARGE, with the limit in `ErrorInfo.metadata.bytes_max` and,
+/// when known, the request's size in `metadata.bytes`: the same answer whether the API's own
+/// check or tonic's decoding cap found the request too large.
+pub fn request_too_large_status(bytes: Option<usize>, bytes_max: usize) -> Status {
+    let mut metadata = HashMap::new();
+    metadata.insert("bytes_max".to_owned(), bytes_max.to_string());
+    let message = match bytes {
+        Some(bytes) => {
+            metadata.insert("bytes".to_owned(), bytes.to_string());
+            format!("request of {bytes} bytes is larger than {bytes_max} bytes")
+        }
+        None => format!("request is larger than {bytes_max} bytes"),
+    };
+    let details = ErrorDetails::with_error_info("REQUEST_TOO_LARGE", ERROR_DOMAIN, metadata);
+    Status::with_error_details(Code::InvalidArgument, message, details)
+}
+
+/// INVALID_ARGUMENT / MALFORMED_REQUEST: the body is not an encoded message of the call's type.
+/// `detail` is what the decoder said (it never holds the body's bytes).
+pub fn malformed_request_status(detail: &str) -> Status {
+    let detail = detail.trim_end_matches('.');
+    let details = ErrorDetails::with_error_info("MALFORMED_REQUEST", ERROR_DOMAIN, HashMap::new());
+    Status::with_error_details(
+        Code::InvalidArgument,
+        format!(
+            "the request body cannot be decoded: {}",
+            detail.to_lowercase()
+        ),
+        details,
+    )
+}
+
 /// A status with a reason of the server's own (authentication, size, availability).
 pub fn server_status(code: Code, reason: &str, message: impl Into<String>) -> Status {
     let details = ErrorDetails::with_error_info(reason, ERROR_DOMAIN, HashMap::new());
@@ -132,58 +172,61 @@ mod tests {
         match refusal {
             Refusal::InvalidRequestId => 0,
             Refusal::InvalidDate { .. } => 1,
-            Refusal::UnknownEnumValue { .. } => 2,
-            Refusal::InvalidNumber { .. } => 3,
-            Refusal::InvalidEnterpriseNumber => 4,
-            Refusal::InvalidNationalNumber => 5,
-            Refusal::InvalidAmount { .. } => 6,
-            Refusal::InvalidIdentifier { .. } => 7,
-            Refusal::TextTooLong { .. } => 8,
-            Refusal::InvalidQuantity { .. } => 9,
-            Refusal::InvalidHours { .. } => 10,
-            Refusal::InvalidYear { .. } => 11,
-            Refusal::EmptyList { .. } => 12,
-            Refusal::InvalidPeriod { .. } => 13,
-            Refusal::EventTooLarge { .. } => 14,
-            Refusal::PermissionDenied { .. } => 15,
-            Refusal::RequestIdReused => 16,
-            Refusal::PolicyNotInForce { .. } => 17,
-            Refusal::DateInFuture { .. } => 18,
-            Refusal::YearNotOpen { .. } => 19,
-            Refusal::CompanyNotEligible { .. } => 20,
-            Refusal::CompanyAlreadyRegistered { .. } => 21,
-            Refusal::CompanyNotRegistered { .. } => 22,
-            Refusal::CompanyNotFound => 23,
-            Refusal::PaymentAmountMismatch { .. } => 24,
-            Refusal::QuotaExceeded { .. } => 25,
-            Refusal::BudgetNotOpened { .. } => 26,
-            Refusal::BudgetAlreadyOpened { .. } => 27,
-            Refusal::BudgetExhausted { .. } => 28,
-            Refusal::BudgetBelowUsed { .. } => 29,
-            Refusal::ProviderNotFound => 30,
-            Refusal::ProviderAlreadyApproved => 31,
-            Refusal::ProviderNotApproved { .. } => 32,
-            Refusal::ProviderAlreadyWithdrawn => 33,
-            Refusal::ModuleNotFound => 34,
-            Refusal::ModuleAlreadyApproved => 35,
-            Refusal::ModuleNotOfProvider => 36,
-            Refusal::ModuleNotApproved { .. } => 37,
-            Refusal::ModuleAlreadyWithdrawn => 38,
-            Refusal::ThemeNotApprovable { .. } => 39,
-            Refusal::VoucherTypeNotAccepted { .. } => 40,
-            Refusal::TraineeNotEligible { .. } => 41,
-            Refusal::HoursExceedModuleLength { .. } => 42,
-            Refusal::InsufficientVouchers { .. } => 43,
-            Refusal::VouchersExpired { .. } => 44,
-            Refusal::RedemptionNotFound => 45,
-            Refusal::RedemptionNotOfProvider => 46,
-            Refusal::RedemptionAlreadyReversed => 47,
-            Refusal::ProviderBalanceTooLow { .. } => 48,
-            Refusal::BatchAlreadyExists => 49,
-            Refusal::RedemptionAlreadyExists => 50,
+            Refusal::DateOutOfRange { .. } => 2,
+            Refusal::UnknownEnumValue { .. } => 3,
+            Refusal::InvalidNumber { .. } => 4,
+            Refusal::InvalidEnterpriseNumber => 5,
+            Refusal::InvalidNationalNumber => 6,
+            Refusal::InvalidAmount { .. } => 7,
+            Refusal::InvalidIdentifier { .. } => 8,
+            Refusal::TextTooLong { .. } => 9,
+            Refusal::TextHasControlCharacters { .. } => 10,
+            Refusal::InvalidQuantity { .. } => 11,
+            Refusal::InvalidHours { .. } => 12,
+            Refusal::InvalidYear { .. } => 13,
+            Refusal::EmptyList { .. } => 14,
+            Refusal::InvalidPeriod { .. } => 15,
+            Refusal::EventTooLarge { .. } => 16,
+            Refusal::PermissionDenied { .. } => 17,
+            Refusal::RequestIdReused => 18,
+            Refusal::PolicyNotInForce { .. } => 19,
+            Refusal::DateInFuture { .. } => 20,
+            Refusal::YearNotOpen { .. } => 21,
+            Refusal::CompanyNotEligible { .. } => 22,
+            Refusal::CompanyAlreadyRegistered { .. } => 23,
+            Refusal::CompanyNotRegistered { .. } => 24,
+            Refusal::CompanyNotFound => 25,
+            Refusal::PaymentAmountMismatch { .. } => 26,
+            Refusal::QuotaExceeded { .. } => 27,
+            Refusal::BudgetNotOpened { .. } => 28,
+            Refusal::BudgetAlreadyOpened { .. } => 29,
+            Refusal::BudgetExhausted { .. } => 30,
+            Refusal::BudgetBelowUsed { .. } => 31,
+            Refusal::ProviderNotFound => 32,
+            Refusal::ProviderAlreadyApproved => 33,
+            Refusal::ProviderNotApproved { .. } => 34,
+            Refusal::ProviderAlreadyWithdrawn => 35,
+            Refusal::ModuleNotFound => 36,
+            Refusal::ModuleAlreadyApproved => 37,
+            Refusal::ModuleNotOfProvider => 38,
+            Refusal::ModuleNotApproved { .. } => 39,
+            Refusal::ModuleAlreadyWithdrawn => 40,
+            Refusal::ThemeNotApprovable { .. } => 41,
+            Refusal::VoucherTypeNotAccepted { .. } => 42,
+            Refusal::TraineeNotEligible { .. } => 43,
+            Refusal::HoursExceedModuleLength { .. } => 44,
+            Refusal::InsufficientVouchers { .. } => 45,
+            Refusal::VouchersExpired { .. } => 46,
+            Refusal::RedemptionNotFound => 47,
+            Refusal::RedemptionNotOfProvider => 48,
+            Refusal::RedemptionAlreadyReversed => 49,
+            Refusal::ProviderBalanceTooLow { .. } => 50,
+            Refusal::BatchAlreadyExists => 51,
+            Refusal::RedemptionAlreadyExists => 52,
+            Refusal::ReversalBeforeTraining { .. } => 53,
         }
     }
-    const VARIANT_COUNT: usize = 51;
+    const VARIANT_COUNT: usize = 54;
 
     fn examples() -> Vec<Refusal> {
         let day = NaiveDate::from_ymd_opt(2025, 6, 1).unwrap_or_default();
@@ -192,6 +235,9 @@ mod tests {
             Refusal::InvalidRequestId,
             Refusal::InvalidDate {
                 field: "payment_date",
+            },
+            Refusal::DateOutOfRange {
+                field: "approved_from",
             },
             Refusal::UnknownEnumValue {
                 field: "voucher_type",
@@ -209,6 +255,7 @@ mod tests {
                 field: "name",
                 bytes_max: 200,
             },
+            Refusal::TextHasControlCharacters { field: "reason" },
             Refusal::InvalidQuantity {
                 quantity_max: 10_000,
             },
@@ -302,6 +349,10 @@ mod tests {
             },
             Refusal::BatchAlreadyExists,
             Refusal::RedemptionAlreadyExists,
+            Refusal::ReversalBeforeTraining {
+                reversed_on: day,
+                training_date: day,
+            },
         ]
     }
 

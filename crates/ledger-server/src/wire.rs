@@ -34,19 +34,30 @@ pub fn date(field: &'static str, text: &str) -> Result<NaiveDate, Refusal> {
     NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| Refusal::InvalidDate { field })
 }
 
-fn optional_date(field: &'static str, text: &str) -> Result<Option<NaiveDate>, Refusal> {
+/// A date of the scheme's own records (an approval, a withdrawal, a payout, a reversal): well
+/// formed, and in the years the ledger knows, so that "0000-01-01" or a year before the scheme
+/// began (2004) is refused here rather than recorded.
+fn ledger_date(field: &'static str, text: &str) -> Result<NaiveDate, Refusal> {
+    use chrono::Datelike;
+    let date = date(field, text)?;
+    if !(ledger_domain::decide::YEAR_MIN..=ledger_domain::decide::YEAR_MAX).contains(&date.year()) {
+        return Err(Refusal::DateOutOfRange { field });
+    }
+    Ok(date)
+}
+
+fn optional_ledger_date(field: &'static str, text: &str) -> Result<Option<NaiveDate>, Refusal> {
     if text.is_empty() {
         return Ok(None);
     }
-    date(field, text).map(Some)
+    ledger_date(field, text).map(Some)
 }
 
-/// Free text (a name, a reason, a reference), refused at the edge when it is over the domain's
-/// limit, with the refusal the domain would give: it is neither copied nor queued for the writer.
+/// Free text (a name, a title, a reason, a reference), refused at the edge when it is over the
+/// domain's limit or holds a control character, with the refusal the domain would give: it is
+/// neither copied nor queued for the writer.
 fn text(field: &'static str, value: &str, bytes_max: usize) -> Result<String, Refusal> {
-    if value.len() > bytes_max {
-        return Err(Refusal::TextTooLong { field, bytes_max });
-    }
+    ledger_domain::decide::check_free_text(field, value, bytes_max)?;
     Ok(value.to_owned())
 }
 
@@ -92,10 +103,13 @@ fn hours(text: &str) -> Result<u32, Refusal> {
     }
 }
 
+/// Longest FTE text, in bytes: the scheme counts companies up to 250 FTE; twelve bytes leave
+/// room for leading zeros and two decimals.
+const FTE_TEXT_BYTES_MAX: usize = 12;
+
 fn fte(text: &str) -> Result<Decimal, Refusal> {
     let refused = Refusal::InvalidNumber { field: "fte" };
-    if text.is_empty() || text.len() > 12 || !text.bytes().all(|b| b.is_ascii_digit() || b == b'.')
-    {
+    if text.len() > FTE_TEXT_BYTES_MAX || !money::is_plain_decimal_text(text) {
         return Err(refused);
     }
     let value: Decimal = text.parse().map_err(|_| refused.clone())?;
@@ -135,15 +149,15 @@ pub fn approve_provider(request: &api::ApproveProviderRequest) -> Result<Command
     Ok(Command::ApproveProvider(ApproveProvider {
         provider_id: id("provider_id", &request.provider_id)?,
         name: text("name", &request.name, NAME_BYTES_MAX)?,
-        approved_from: date("approved_from", &request.approved_from)?,
-        approved_until: optional_date("approved_until", &request.approved_until)?,
+        approved_from: ledger_date("approved_from", &request.approved_from)?,
+        approved_until: optional_ledger_date("approved_until", &request.approved_until)?,
     }))
 }
 
 pub fn withdraw_provider(request: &api::WithdrawProviderRequest) -> Result<Command, Refusal> {
     Ok(Command::WithdrawProvider(WithdrawProvider {
         provider_id: id("provider_id", &request.provider_id)?,
-        withdrawn_from: date("withdrawn_from", &request.withdrawn_from)?,
+        withdrawn_from: ledger_date("withdrawn_from", &request.withdrawn_from)?,
         reason: text("reason", &request.reason, REASON_BYTES_MAX)?,
     }))
 }
@@ -184,15 +198,15 @@ pub fn approve_module(request: &api::ApproveModuleRequest) -> Result<Command, Re
         hours_max: request.hours_max,
         accepted_voucher_types,
         themes,
-        approved_from: date("approved_from", &request.approved_from)?,
-        approved_until: optional_date("approved_until", &request.approved_until)?,
+        approved_from: ledger_date("approved_from", &request.approved_from)?,
+        approved_until: optional_ledger_date("approved_until", &request.approved_until)?,
     }))
 }
 
 pub fn withdraw_module(request: &api::WithdrawModuleRequest) -> Result<Command, Refusal> {
     Ok(Command::WithdrawModule(WithdrawModule {
         module_id: id("module_id", &request.module_id)?,
-        withdrawn_from: date("withdrawn_from", &request.withdrawn_from)?,
+        withdrawn_from: ledger_date("withdrawn_from", &request.withdrawn_from)?,
         reason: text("reason", &request.reason, REASON_BYTES_MAX)?,
     }))
 }
@@ -251,7 +265,7 @@ pub fn record_payout(request: &api::RecordPayoutRequest) -> Result<Command, Refu
     Ok(Command::RecordPayout(RecordPayout {
         provider_id: id("provider_id", &request.provider_id)?,
         amount_eur: amount("amount_eur", &request.amount_eur)?,
-        payout_date: date("payout_date", &request.payout_date)?,
+        payout_date: ledger_date("payout_date", &request.payout_date)?,
         payout_reference: text(
             "payout_reference",
             &request.payout_reference,
@@ -299,7 +313,7 @@ pub fn reverse_redemption(request: &api::ReverseRedemptionRequest) -> Result<Com
         redemption_id,
         provider_id: id("provider_id", &request.provider_id)?,
         reason: text("reason", &request.reason, REASON_BYTES_MAX)?,
-        reversed_on: date("reversed_on", &request.reversed_on)?,
+        reversed_on: ledger_date("reversed_on", &request.reversed_on)?,
     }))
 }
 

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use ledger_proto::event::v1::{event::Payload, Event, LogEntry};
+use ledger_proto::event::v1::{event::Payload, Event, LogEntry, RequestRecord};
 use ledger_proto::v1::administration_service_client::AdministrationServiceClient;
 use ledger_proto::v1::audit_service_client::AuditServiceClient;
 use ledger_proto::v1::operator_service_client::OperatorServiceClient;
@@ -651,7 +651,34 @@ async fn verify_finds_every_kind_of_tampering_and_names_its_first_position() {
     );
 
     let copy = |name: &str| home.path().join(name);
+    // A redemption's hours raised to 9, its draws and amount left alone, every later hash
+    // recomputed and the checkpoint removed: a sound chain whose postings still balance, but
+    // whose event says something the ledger never did.
+    let mut redeemed_at = 0;
+    let hours_raised = tampered_copy(&data, &copy("hours-raised"), |db| {
+        redeemed_at = (1..=last)
+            .find(|position| {
+                let event =
+                    Event::decode(read_entry(db, *position).event.as_slice()).expect("an event");
+                matches!(event.payload, Some(Payload::HoursRedeemed(_)))
+            })
+            .expect("the year has a redemption");
+        rewrite_event_from(db, redeemed_at, last, |event| {
+            let Some(Payload::HoursRedeemed(redeemed)) = event.payload.as_mut() else {
+                panic!("a redemption");
+            };
+            assert_ne!(redeemed.hours, 9);
+            redeemed.hours = 9;
+        });
+        db.remove(b"k").expect("remove the checkpoint");
+    });
     let cases: Vec<(&str, PathBuf, Option<u64>, Option<u64>)> = vec![
+        (
+            "a redemption's hours raised, re-chained, checkpoint removed",
+            hours_raised,
+            Some(redeemed_at),
+            Some(redeemed_at),
+        ),
         (
             "a flipped byte in an event",
             tampered_copy(&data, &copy("flipped"), |db| {
@@ -703,7 +730,8 @@ async fn verify_finds_every_kind_of_tampering_and_names_its_first_position() {
                 rewrite_head(db, last - 4);
                 db.remove(b"k").expect("remove the checkpoint");
             }),
-            None,
+            // The request records of the removed events still name their positions.
+            Some(last - 3),
             Some(last - 3),
         ),
         (
@@ -713,6 +741,31 @@ async fn verify_finds_every_kind_of_tampering_and_names_its_first_position() {
             }),
             Some(last),
             Some(last),
+        ),
+        (
+            "every request record deleted",
+            tampered_copy(&data, &copy("no-requests"), |db| {
+                for key in db.scan_prefix(b"r").keys() {
+                    db.remove(key.expect("a key")).expect("remove");
+                }
+            }),
+            Some(1),
+            Some(1),
+        ),
+        (
+            "a request record pointing one position further",
+            tampered_copy(&data, &copy("request-moved"), |db| {
+                let key = request_key_of(db, 5);
+                let value = db
+                    .get(&key)
+                    .expect("readable")
+                    .expect("the record is there");
+                let mut record = RequestRecord::decode(value.as_ref()).expect("a record");
+                record.first_position += 1;
+                db.insert(key, record.encode_to_vec()).expect("write");
+            }),
+            Some(5),
+            Some(5),
         ),
         (
             "an event rewritten, every later hash recomputed, checkpoint removed",
@@ -741,15 +794,32 @@ async fn verify_finds_every_kind_of_tampering_and_names_its_first_position() {
     assert_eq!(missing.status.code(), Some(2), "no ledger in the folder");
 }
 
+/// The key of the request record of the command that wrote the event at `position`.
+fn request_key_of(db: &sled::Db, position: u64) -> Vec<u8> {
+    let event = Event::decode(read_entry(db, position).event.as_slice()).expect("an event");
+    let request_id = uuid::Uuid::parse_str(&event.request_id).expect("a uuid");
+    let mut key = vec![b'r'];
+    key.extend_from_slice(request_id.as_bytes());
+    key
+}
+
 /// Renames the company registered at `position`, then recomputes the hash of every entry from
 /// there to `last` and the head record: a chain that holds, telling another story.
 fn rewrite_from(db: &sled::Db, position: u64, last: u64) {
+    rewrite_event_from(db, position, last, |event| {
+        let Some(Payload::CompanyRegistered(registered)) = event.payload.as_mut() else {
+            panic!("position {position} is the registration");
+        };
+        registered.name = "Another Company SA".into();
+    });
+}
+
+/// Edits the event at `position`, then recomputes the hash of every entry from there to
+/// `last` and the head record.
+fn rewrite_event_from(db: &sled::Db, position: u64, last: u64, edit: impl FnOnce(&mut Event)) {
     let mut entry = read_entry(db, position);
     let mut event = Event::decode(entry.event.as_slice()).expect("an event");
-    let Some(Payload::CompanyRegistered(registered)) = event.payload.as_mut() else {
-        panic!("position {position} is the registration");
-    };
-    registered.name = "Another Company SA".into();
+    edit(&mut event);
     entry.event = event.encode_to_vec();
     let mut prev = read_entry(db, position - 1).hash;
     for current in position..=last {

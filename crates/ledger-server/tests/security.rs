@@ -1111,6 +1111,80 @@ async fn voucherctl_speaks_mutual_tls() {
     ledger.server.stop().await;
 }
 
+/// A log written before the server refused control characters: one provider approval whose
+/// name holds a screen clear, a carriage return, a forged line and a bell.
+const OLD_HOSTILE_NAME: &str = "Meuse\u{1b}[2J\rforged\nreceipt: replayed yes\u{7}";
+
+fn write_log_with_a_hostile_name(data: &Path) {
+    use ledger_proto::event::v1::{event::Payload, ProviderApproved};
+    let request_id = uuid::Uuid::new_v4();
+    let mut store = ledger_store::Store::open(data).expect("a new log");
+    store
+        .append(vec![ledger_store::NewCommand {
+            request_id,
+            request_digest: [7; 32],
+            recorded_at: "2025-01-02T09:00:00Z".to_owned(),
+            events: vec![ledger_store::NewEvent {
+                stream: "provider/AG-0012".to_owned(),
+                event_id: uuid::Uuid::new_v4(),
+                request_id,
+                principal: "administration".to_owned(),
+                recorded_at: "2025-01-02T09:00:00Z".to_owned(),
+                business_date: "2025-01-02".to_owned(),
+                names: None,
+                payload: Payload::ProviderApproved(ProviderApproved {
+                    provider_id: "AG-0012".to_owned(),
+                    name: OLD_HOSTILE_NAME.to_owned(),
+                    approved_from: "2025-01-01".to_owned(),
+                    approved_until: String::new(),
+                }),
+            }],
+        }])
+        .expect("the old event is written");
+}
+
+/// voucherctl prints what came from the ledger with its control characters escaped: an old
+/// event's ESC never reaches the auditor's terminal, nor does a stored line break forge a line.
+#[tokio::test]
+async fn voucherctl_escapes_control_characters_that_came_from_the_ledger() {
+    let home = tempfile::tempdir().expect("a temporary folder");
+    write_log_with_a_hostile_name(&home.path().join("data"));
+    let server = Server::start(home, &["--demo"], &[]).expect("the server starts on the old log");
+    let url = format!("http://{}", server.address);
+    let readable = |answer: &voucherctl::output::Answer| voucherctl::output::human(answer);
+    let mut shown = Vec::new();
+    for arguments in [
+        vec!["events", "--from", "1", "--token", "demo-auditor-token"],
+        vec![
+            "statement",
+            "--provider",
+            "AG-0012",
+            "--token",
+            "demo-auditor-token",
+        ],
+    ] {
+        let answer = voucherctl(&[&arguments[..], &["--server", &url][..]].concat())
+            .await
+            .unwrap_or_else(|failure| panic!("{arguments:?} is answered: {failure:?}"));
+        shown.push(readable(&answer));
+    }
+    for text in &shown {
+        assert!(
+            !text.chars().any(|c| c.is_control() && c != '\n'),
+            "a control character reaches the terminal: {text:?}"
+        );
+        assert!(
+            text.contains("Meuse\\x1b[2J\\x0dforged\\x0areceipt: replayed yes\\x07"),
+            "{text}"
+        );
+        assert!(
+            !text.lines().any(|line| line.starts_with("receipt:")),
+            "a stored line break forged a line: {text}"
+        );
+    }
+    server.stop().await;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Hostile bytes through the real server
 
@@ -1299,6 +1373,7 @@ async fn hostile_bytes_to_the_real_server_always_get_a_status() {
     ];
     let mut random = Random(0x5eed_0006);
     let mut calls = 0;
+    let mut malformed = 0;
     for (rpc, token, valid) in rpcs {
         let path: tonic::codegen::http::uri::PathAndQuery = format!("/voucherledger.v1.{rpc}")
             .parse()
@@ -1328,19 +1403,21 @@ async fn hostile_bytes_to_the_real_server_always_get_a_status() {
             };
             calls += 1;
             if let Err(status) = outcome {
-                // The server answered: either the ledger refused (its ErrorInfo), or tonic could
-                // not decode the body (INTERNAL, before any handler ran). Never a dropped
-                // connection, a reset stream or a crash.
-                let decode_failure =
-                    status.code() == Code::Internal && status.message().contains("decode");
-                assert!(
-                    from_the_ledger(&status) || decode_failure,
-                    "{rpc}: not an answer: {status:?}"
-                );
+                // The server answered with the API's details, every time: a refusal of the
+                // ledger, or a body that does not decode (INVALID_ARGUMENT /
+                // MALFORMED_REQUEST, never tonic's bare INTERNAL). Never a dropped connection,
+                // a reset stream or a crash.
+                assert!(from_the_ledger(&status), "{rpc}: not an answer: {status:?}");
+                assert_ne!(status.code(), Code::Internal, "{rpc}: {status:?}");
+                if reason(&status) == "MALFORMED_REQUEST" {
+                    malformed += 1;
+                    assert_eq!(status.code(), Code::InvalidArgument, "{rpc}: {status:?}");
+                }
             }
         }
     }
     assert!(calls > 800, "{calls} calls");
+    assert!(malformed > 100, "{malformed} bodies refused as malformed");
     // Still serving, and it stops cleanly.
     let head = AuditServiceClient::new(channel)
         .get_head(with_token(api::GetHeadRequest {}, Some(AUDITOR)))
@@ -1348,5 +1425,187 @@ async fn hostile_bytes_to_the_real_server_always_get_a_status() {
         .expect("the server still answers")
         .into_inner();
     assert!(head.position >= 6, "{head:?}");
+    server.stop().await;
+}
+
+/// Authentication comes before decoding: a caller without a valid token gets UNAUTHENTICATED
+/// whatever its body, even one that does not decode or announces a huge message.
+#[tokio::test]
+async fn an_unauthenticated_caller_is_refused_before_its_body_is_decoded() {
+    let home = tempfile::tempdir().expect("a temporary folder");
+    let server = Server::start(home, &["--demo"], &[])
+        .unwrap_or_else(|failure| panic!("the demo server starts: {failure:?}"));
+    let channel = Channel::from_shared(format!("http://{}", server.address))
+        .expect("a valid uri")
+        .connect()
+        .await
+        .expect("the server accepts a connection");
+    let bodies: [Vec<u8>; 4] = [
+        // A varint that never ends.
+        vec![
+            0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        ],
+        // Field 1 as a fixed64 where a string is expected (wrong wire type).
+        vec![0x09, 1, 2, 3, 4, 5, 6, 7, 8],
+        // Deep nesting: a length-delimited field opened a thousand times.
+        [0x0au8, 0x7f].repeat(1000),
+        // Over every decoding cap.
+        vec![b'n'; 3 * 1024 * 1024],
+    ];
+    for path in [
+        "/voucherledger.v1.AdministrationService/OpenBudget",
+        "/voucherledger.v1.ProviderService/RedeemHoursBatch",
+        "/voucherledger.v1.AuditService/GetHead",
+    ] {
+        let path: tonic::codegen::http::uri::PathAndQuery = path.parse().expect("a valid path");
+        for (index, body) in bodies.iter().enumerate() {
+            for token in [None, Some("not-a-token")] {
+                let mut grpc =
+                    tonic::client::Grpc::new(channel.clone()).max_encoding_message_size(usize::MAX);
+                grpc.ready().await.expect("the connection is ready");
+                let status = grpc
+                    .unary::<Vec<u8>, Vec<u8>, _>(
+                        with_token(body.clone(), token),
+                        path.clone(),
+                        RawCodec,
+                    )
+                    .await
+                    .expect_err("an unauthenticated call is refused");
+                assert_eq!(
+                    (status.code(), reason(&status)),
+                    (Code::Unauthenticated, "UNAUTHENTICATED".to_owned()),
+                    "{path} body {index} token {token:?}: {status:?}"
+                );
+            }
+        }
+    }
+    server.stop().await;
+}
+
+/// With a valid token, a body that does not decode is INVALID_ARGUMENT / MALFORMED_REQUEST.
+#[tokio::test]
+async fn an_undecodable_body_is_invalid_argument_malformed_request() {
+    let home = tempfile::tempdir().expect("a temporary folder");
+    let server = Server::start(home, &["--demo"], &[])
+        .unwrap_or_else(|failure| panic!("the demo server starts: {failure:?}"));
+    let channel = Channel::from_shared(format!("http://{}", server.address))
+        .expect("a valid uri")
+        .connect()
+        .await
+        .expect("the server accepts a connection");
+    let bodies: [(&str, Vec<u8>); 4] = [
+        ("a truncated varint", vec![0x10, 0xff, 0xff]),
+        ("a wrong wire type", vec![0x09, 1, 2, 3, 4, 5, 6, 7, 8]),
+        ("deep nesting", [0x0au8, 0x7f].repeat(1000)),
+        ("a string that is not utf-8", vec![0x0a, 0x02, 0xc3, 0x28]),
+    ];
+    for (what, body) in bodies {
+        let mut grpc = tonic::client::Grpc::new(channel.clone());
+        grpc.ready().await.expect("the connection is ready");
+        let status = grpc
+            .unary::<Vec<u8>, Vec<u8>, _>(
+                with_token(body, Some("demo-administration-token")),
+                "/voucherledger.v1.AdministrationService/OpenBudget"
+                    .parse()
+                    .expect("a valid path"),
+                RawCodec,
+            )
+            .await
+            .expect_err("an undecodable body is refused");
+        assert_eq!(
+            (status.code(), reason(&status)),
+            (Code::InvalidArgument, "MALFORMED_REQUEST".to_owned()),
+            "{what}: {status:?}"
+        );
+        assert!(
+            status
+                .message()
+                .starts_with("the request body cannot be decoded"),
+            "{what}: {status:?}"
+        );
+    }
+    server.stop().await;
+}
+
+/// A write whose deadline passes before it is answered (here: its body arrives after the
+/// deadline) is answered DEADLINE_EXCEEDED / LEDGER_OUTCOME_UNKNOWN a little before the
+/// deadline, not tonic's bare CANCELLED; the retry with the same request id settles it, once.
+#[tokio::test]
+async fn a_write_past_its_deadline_is_told_to_retry_with_the_same_id() {
+    use prost::Message;
+    const ADMINISTRATION: &str = "demo-administration-token";
+    let home = tempfile::tempdir().expect("a temporary folder");
+    let server = Server::start(home, &["--demo"], &[])
+        .unwrap_or_else(|failure| panic!("the demo server starts: {failure:?}"));
+    let channel = Channel::from_shared(format!("http://{}", server.address))
+        .expect("a valid uri")
+        .connect()
+        .await
+        .expect("the server accepts a connection");
+    let message = api::OpenBudgetRequest {
+        request_id: request_id(),
+        year: 2025,
+        allocated_eur: "1000.00".into(),
+    };
+    let (sender, receiver) = tokio::sync::mpsc::channel(1);
+    let body = message.encode_to_vec();
+    let late = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let _ = sender.send(body).await;
+    });
+    let mut request = with_token(
+        tokio_stream::wrappers::ReceiverStream::new(receiver),
+        Some(ADMINISTRATION),
+    );
+    request.set_timeout(Duration::from_millis(300));
+    let mut grpc = tonic::client::Grpc::new(channel.clone());
+    grpc.ready().await.expect("the connection is ready");
+    let started = Instant::now();
+    let status = grpc
+        .client_streaming::<_, Vec<u8>, Vec<u8>, _>(
+            request,
+            "/voucherledger.v1.AdministrationService/OpenBudget"
+                .parse()
+                .expect("a valid path"),
+            RawCodec,
+        )
+        .await
+        .expect_err("the deadline passes first");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "answered before the body came"
+    );
+    assert_eq!(
+        (status.code(), reason(&status)),
+        (Code::DeadlineExceeded, "LEDGER_OUTCOME_UNKNOWN".to_owned()),
+        "{status:?}"
+    );
+    assert!(status.message().contains("same request id"), "{status:?}");
+    late.abort();
+
+    let retried = AdministrationServiceClient::new(channel.clone())
+        .open_budget(with_token(message.clone(), Some(ADMINISTRATION)))
+        .await
+        .expect("the retry with the same id is answered")
+        .into_inner();
+    let again = AdministrationServiceClient::new(channel.clone())
+        .open_budget(with_token(message, Some(ADMINISTRATION)))
+        .await
+        .expect("and again")
+        .into_inner();
+    assert_eq!(
+        again.receipt.map(|receipt| receipt.replayed),
+        Some(true),
+        "{retried:?}"
+    );
+    let head = AuditServiceClient::new(channel)
+        .get_head(with_token(
+            api::GetHeadRequest {},
+            Some("demo-auditor-token"),
+        ))
+        .await
+        .expect("the head")
+        .into_inner();
+    assert_eq!(head.position, 1, "the budget is written once");
     server.stop().await;
 }

@@ -39,12 +39,14 @@ mod chain;
 mod checkpoint;
 mod keys;
 mod offline;
+mod reopen;
 mod store;
 
 pub use backup::BackupReport;
 pub use chain::{chain_hash, ChainBreak, ChainBreakKind, Head, RecordedEvent};
 pub use checkpoint::{CheckpointFound, StoredCheckpoint, CHECKPOINT_CHUNK_BYTES};
-pub use offline::{ChainWalk, OfflineLog};
+pub use offline::{ChainWalk, DamagedRequestRecord, OfflineLog};
+pub use reopen::REOPEN_LOCK_WAIT_MS;
 pub use store::{
     verify_log_at, Committer, LogIter, LogReader, NewCommand, NewEvent, PreparedAppend, Store,
     StoreError, StoreOptions, StoredRequest, EVENT_BYTES_MAX, FAIL_FDATASYNC_AFTER_VARIABLE,

@@ -13,7 +13,10 @@ use std::path::{Path, PathBuf};
 use crate::chain::{self, ChainBreak, Head, RecordedEvent};
 use crate::checkpoint::{self, CheckpointFound};
 use crate::keys;
-use crate::store::{open_sled, LogReader, StoreError, DATA_FILE_NAME};
+use crate::store::{open_sled, LogReader, StoreError, StoredRequest, DATA_FILE_NAME};
+use ledger_proto::event::v1::RequestRecord;
+use prost::Message;
+use uuid::Uuid;
 
 /// A stopped ledger's log directory, or a backup of one, open for reading.
 pub struct OfflineLog {
@@ -72,6 +75,54 @@ impl OfflineLog {
     pub fn checkpoint(&self) -> Result<CheckpointFound, StoreError> {
         Ok(checkpoint::read_stored(&self.db)?)
     }
+
+    /// Every request record, in request-id order: the id and the record, or why the record
+    /// cannot be read (a damaged record is a finding of `verify`, not an error of the store).
+    pub fn requests(
+        &self,
+    ) -> impl Iterator<Item = Result<Result<(Uuid, StoredRequest), DamagedRequestRecord>, StoreError>> + '_
+    {
+        self.db.scan_prefix([keys::REQUEST_PREFIX]).map(|item| {
+            let (key, value) = item?;
+            Ok(request_record(&key, &value))
+        })
+    }
+}
+
+/// A request record that cannot be read: its key (`r` ‖ 16 bytes expected) and what is wrong.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DamagedRequestRecord {
+    pub key: Vec<u8>,
+    pub why: String,
+}
+
+fn request_record(key: &[u8], value: &[u8]) -> Result<(Uuid, StoredRequest), DamagedRequestRecord> {
+    let damaged = |why: String| DamagedRequestRecord {
+        key: key.to_vec(),
+        why,
+    };
+    let id_bytes: [u8; 16] = key
+        .get(1..)
+        .and_then(|bytes| bytes.try_into().ok())
+        .ok_or_else(|| damaged(format!("a key of {} bytes instead of 17", key.len())))?;
+    let request_id = Uuid::from_bytes(id_bytes);
+    let record = RequestRecord::decode(value)
+        .map_err(|error| damaged(format!("the record does not decode: {error}")))?;
+    let request_digest = record.request_digest.as_slice().try_into().map_err(|_| {
+        damaged(format!(
+            "a {}-byte digest instead of 32",
+            record.request_digest.len()
+        ))
+    })?;
+    Ok((
+        request_id,
+        StoredRequest {
+            request_digest,
+            first_position: record.first_position,
+            event_count: record.event_count,
+            recorded_at: record.recorded_at,
+        },
+    ))
 }
 
 impl fmt::Debug for OfflineLog {

@@ -806,7 +806,11 @@ pub const SLED_CACHE_BYTES_MAX: u64 = 128 * 1024 * 1024;
 /// previous snapshot and replays its log from there.
 pub(crate) fn open_sled(dir: &Path) -> Result<sled::Db, StoreError> {
     discard_unfinished_snapshots(dir)?;
-    Ok(sled_config(dir).open()?)
+    // A reopen right after this process closed the folder may find sled's lock still held by
+    // the old handle's threads for a moment: wait for it, bounded (see `reopen`).
+    Ok(crate::reopen::open_retrying(dir, || {
+        sled_config(dir).open()
+    })?)
 }
 
 fn discard_unfinished_snapshots(dir: &Path) -> Result<(), StoreError> {

@@ -129,16 +129,20 @@ pub struct FieldViolation {
 
 impl ErrorReport {
     /// For stderr: `error: CODE: message (reason REASON)`, then one line per field violation.
+    /// What the server sent is shown with its control characters escaped (see
+    /// [`crate::output::one_line`]).
     pub fn human(&self) -> String {
-        let mut text = format!("error: {}: {}", self.code, self.message);
+        use crate::output::one_line;
+        let mut text = format!("error: {}: {}", self.code, one_line(&self.message));
         if let Some(reason) = &self.reason {
-            text.push_str(&format!(" (reason {reason})"));
+            text.push_str(&format!(" (reason {})", one_line(reason)));
         }
         text.push('\n');
         for violation in &self.field_violations {
             text.push_str(&format!(
                 "  field {}: {}\n",
-                violation.field, violation.description
+                one_line(&violation.field),
+                one_line(&violation.description)
             ));
         }
         text

@@ -33,9 +33,10 @@ pub enum Answer {
     Done,
 }
 
-/// The readable form of an answer, lines ending with a line break.
+/// The readable form of an answer, lines ending with a line break. It holds no control
+/// character but those line breaks (see [`terminal_safe`]).
 pub fn human(answer: &Answer) -> String {
-    match answer {
+    terminal_safe(&match answer {
         Answer::Write(response) => human_write(response),
         Answer::Wallet(wallet) => human_wallet(wallet),
         Answer::Statement(statement) => human_statement(statement),
@@ -51,7 +52,41 @@ pub fn human(answer: &Answer) -> String {
         ),
         Answer::Backup(backup) => human_backup(backup),
         Answer::Done => String::new(),
+    })
+}
+
+/// `text` made harmless for a terminal: every control character except the line break (C0,
+/// DEL and C1: an ESC that would clear the screen, a CR that would overwrite a line, a BEL)
+/// is shown as an escape, `\x1b` or `\u{85}`. The server refuses control characters in new
+/// text, but events written before it did may hold them, and the log is never rewritten.
+pub fn terminal_safe(text: &str) -> String {
+    escape_controls(text, true)
+}
+
+/// A value from the ledger shown inside a line: every control character escaped, line breaks
+/// included, so that a stored name or reason can neither reach the terminal nor forge a line.
+pub fn one_line(text: &str) -> String {
+    escape_controls(text, false)
+}
+
+fn escape_controls(text: &str, keep_line_breaks: bool) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_owned();
     }
+    let mut shown = String::with_capacity(text.len() + 8);
+    for character in text.chars() {
+        match character {
+            '\n' if keep_line_breaks => shown.push('\n'),
+            control if control.is_control() && u32::from(control) < 0x80 => {
+                shown.push_str(&format!("\\x{:02x}", u32::from(control)));
+            }
+            control if control.is_control() => {
+                shown.push_str(&format!("\\u{{{:x}}}", u32::from(control)));
+            }
+            other => shown.push(other),
+        }
+    }
+    shown
 }
 
 /// The `--json` form of an answer.
@@ -134,7 +169,7 @@ fn json_audit_event(audit_event: &api::AuditEvent) -> Value {
 pub fn subscription_line(message: &api::SubscribeResponse, as_json: bool) -> Option<String> {
     use api::subscribe_response::Message;
     match (&message.message, as_json) {
-        (Some(Message::Event(audit_event)), false) => Some(event_line(audit_event)),
+        (Some(Message::Event(audit_event)), false) => Some(terminal_safe(&event_line(audit_event))),
         (Some(Message::Event(audit_event)), true) => {
             Some(format!("{}\n", json_audit_event(audit_event)))
         }
@@ -153,7 +188,7 @@ fn human_backup(backup: &api::BackupResponse) -> String {
     let head = backup.head.clone().unwrap_or_default();
     format!(
         "backup written to {} on the server's machine: {} records, {} bytes\nhead of the backup: position {}, hash {}\n",
-        backup.target_dir, backup.records, backup.bytes, head.position, head.hash
+        one_line(&backup.target_dir), backup.records, backup.bytes, head.position, head.hash
     )
 }
 
@@ -211,23 +246,28 @@ pub fn event_summary(recorded: &event::Event) -> String {
         ),
         Payload::BudgetAdjusted(adjusted) => format!(
             "adjusted budget {} from EUR {} to EUR {} ({})",
-            adjusted.year, adjusted.previous_allocated_eur, adjusted.allocated_eur, adjusted.reason
+            adjusted.year,
+            adjusted.previous_allocated_eur,
+            adjusted.allocated_eur,
+            one_line(&adjusted.reason)
         ),
         Payload::ProviderApproved(approved) => format!(
             "approved provider {} ({}) {}",
             approved.provider_id,
-            approved.name,
+            one_line(&approved.name),
             period(&approved.approved_from, &approved.approved_until)
         ),
         Payload::ProviderWithdrawn(withdrawn) => format!(
             "withdrew provider {} from {} ({})",
-            withdrawn.provider_id, withdrawn.withdrawn_from, withdrawn.reason
+            withdrawn.provider_id,
+            withdrawn.withdrawn_from,
+            one_line(&withdrawn.reason)
         ),
         Payload::ModuleApproved(approved) => format!(
             "approved module {} of {} ({}): at most {} hours; {} vouchers; themes {}; {}",
             approved.module_id,
             approved.provider_id,
-            approved.title,
+            one_line(&approved.title),
             approved.hours_max,
             approved
                 .accepted_voucher_types
@@ -245,15 +285,18 @@ pub fn event_summary(recorded: &event::Event) -> String {
         ),
         Payload::ModuleWithdrawn(withdrawn) => format!(
             "withdrew module {} of {} from {} ({})",
-            withdrawn.module_id, withdrawn.provider_id, withdrawn.withdrawn_from, withdrawn.reason
+            withdrawn.module_id,
+            withdrawn.provider_id,
+            withdrawn.withdrawn_from,
+            one_line(&withdrawn.reason)
         ),
         Payload::CompanyRegistered(registered) => format!(
             "registered {} ({}) for {}: size class {}, sector {}",
             registered.enterprise_number,
-            registered.name,
+            one_line(&registered.name),
             registered.year,
             size_class_name(registered.size_class),
-            registered.nace_sector
+            one_line(&registered.nace_sector)
         ),
         Payload::VouchersIssued(issued) => format!(
             "issued {} {} vouchers to {} (batch {}, valid until {}; {} of {} issued in {})",
@@ -289,7 +332,7 @@ pub fn event_summary(recorded: &event::Event) -> String {
                 .map(|draw| u64::from(draw.quantity))
                 .sum::<u64>(),
             reversed.amount_eur,
-            reversed.reason
+            one_line(&reversed.reason)
         ),
         Payload::VouchersExpired(expired) => format!(
             "expired {} {} vouchers of {} (batch {}, valid until {}; EUR {} released to budget {}{})",
@@ -328,7 +371,7 @@ fn reference(reference: &str) -> String {
     if reference.is_empty() {
         String::new()
     } else {
-        format!(" (reference {reference})")
+        format!(" (reference {})", one_line(reference))
     }
 }
 
@@ -391,7 +434,7 @@ fn human_statement(statement: &api::Statement) -> String {
     format!(
         "provider {} ({}) at position {}: {} hours redeemed, EUR {} owed, EUR {} paid\n",
         statement.provider_id,
-        statement.name,
+        one_line(&statement.name),
         statement.as_of_position,
         statement.redeemed_hours,
         statement.owed_eur,
@@ -790,6 +833,34 @@ mod tests {
              2025-06-01 (redemption r1, EUR 90.00 owed)"
         );
         assert!(!summary.contains("ab12cd34"));
+    }
+
+    #[test]
+    fn control_characters_from_the_ledger_are_escaped_in_the_readable_form() {
+        let approved = event::Event {
+            position: 1,
+            payload: Some(Payload::ProviderApproved(event::ProviderApproved {
+                provider_id: "AG-0012".to_owned(),
+                name: "Meuse\u{1b}[2J\rforged\nreceipt: replayed yes\u{7}\u{85}".to_owned(),
+                approved_from: "2025-01-01".to_owned(),
+                approved_until: String::new(),
+            })),
+            ..event::Event::default()
+        };
+        let text = human(&Answer::Events(vec![api::AuditEvent {
+            event: Some(approved),
+            hash: "ab".repeat(32),
+            prev_hash: String::new(),
+        }]));
+        assert!(
+            !text.chars().any(|c| c.is_control() && c != '\n'),
+            "{text:?}"
+        );
+        assert_eq!(text.lines().count(), 2, "{text}");
+        assert!(
+            text.contains("Meuse\\x1b[2J\\x0dforged\\x0areceipt: replayed yes\\x07\\u{85}"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -5,14 +5,25 @@
 //!   each event at the position of its key, and the head record naming the last event;
 //! - every event decodes, each stream's versions run 1, 2, 3, …, every event's postings
 //!   balance, every event fits the state and the projections (so the trial balance is zero);
+//! - what every event means (`meaning`): a redemption's hours equal its draws, its amount the
+//!   draws at their batches' face value, and it draws only from batches of the company, of its
+//!   voucher type, that hold the vouchers; a reversal gives back exactly what its redemption
+//!   drew; an issuance was paid the employer's share; after every event no budget uses more
+//!   than its allocation and no provider is owed a negative amount;
 //! - the stored checkpoint: the log still has its hash at its position, and the projections
 //!   rebuilt from position 1 to there are identical to it, byte for byte;
+//! - the request records that make retries idempotent: each names exactly the events that
+//!   carry its request id (its first position and count), a record of no event names none,
+//!   and every request id in the log has its record (without it, a retry of an acknowledged
+//!   write would be decided again instead of answered from the log). The digest itself cannot
+//!   be recomputed from the events (they do not hold the whole command); it is checked to be
+//!   32 bytes;
 //! - with `--expect-head POSITION:HASH`, a head the auditor recorded earlier: the log reaches
 //!   that position and has that hash there. This is what catches a log rewritten from some
 //!   point on with every later hash recomputed (and its checkpoint removed), which is otherwise
 //!   a perfectly sound chain.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::path::Path;
 use std::str::FromStr;
@@ -21,6 +32,7 @@ use std::time::{Duration, Instant};
 use ledger_domain::event::postings_balance;
 use ledger_engine::Recovered;
 use ledger_store::{CheckpointFound, Head, OfflineLog, RecordedEvent, StoreError};
+use uuid::Uuid;
 
 use super::OfflineError;
 
@@ -129,6 +141,8 @@ pub fn verify(
         checkpoint,
         checkpoint_matched: None,
         expected: expected.map(|expected| expected.0),
+        requests_in_log: HashMap::new(),
+        request_records: 0,
     };
 
     let mut walk = log.walk();
@@ -162,6 +176,11 @@ pub fn verify(
             Err(chain_break) => Some(failure(chain_break.position, chain_break.to_string())),
         };
     }
+    if found.is_none() {
+        found = checks
+            .request_records(&log, checked)
+            .map_err(|error| OfflineError::store(data_dir, error))?;
+    }
     Ok(VerifyReport {
         last_checked: checked,
         elapsed: started.elapsed(),
@@ -183,6 +202,18 @@ struct Checks {
     /// Whether the rebuild matched the checkpoint, once its position was passed.
     checkpoint_matched: Option<u64>,
     expected: Option<Head>,
+    /// Where the events of each request id are in the log.
+    requests_in_log: HashMap<Uuid, RequestEvents>,
+    /// How many request records were checked.
+    request_records: usize,
+}
+
+/// The events of one request id in the log: the first and last position and how many.
+#[derive(Clone, Copy, Debug)]
+struct RequestEvents {
+    first: u64,
+    last: u64,
+    count: u64,
 }
 
 impl Checks {
@@ -202,6 +233,26 @@ impl Checks {
             ));
         }
         *version += 1;
+        let request_id = Uuid::parse_str(&recorded.event.request_id).map_err(|_| {
+            failure(
+                position,
+                format!(
+                    "the event's request id {:?} is not a uuid",
+                    recorded.event.request_id
+                ),
+            )
+        })?;
+        self.requests_in_log
+            .entry(request_id)
+            .and_modify(|events| {
+                events.last = position;
+                events.count += 1;
+            })
+            .or_insert(RequestEvents {
+                first: position,
+                last: position,
+                count: 1,
+            });
         let event = ledger_engine::decode(recorded)
             .map_err(|error| failure(position, format!("the event does not decode: {error}")))?;
         if !postings_balance(event.postings()) {
@@ -209,9 +260,23 @@ impl Checks {
         }
         let original = ledger_engine::recovery::original_of(&self.reader, position, &event)
             .map_err(|error| failure(position, error.to_string()))?;
+        if let Some(original) = &original {
+            // The state keeps no redemption: the one a reversal names is read back for it.
+            self.recovered
+                .state
+                .load_redemption(&original.event, original.reversed);
+        }
+        super::meaning::before(&self.recovered.state, &event).map_err(|what| {
+            failure(
+                position,
+                format!("the event does not fit the ledger before it: {what}"),
+            )
+        })?;
         self.recovered
             .apply(position, &event, original.as_ref())
             .map_err(|error| failure(position, error.to_string()))?;
+        super::meaning::after(&self.recovered.state)
+            .map_err(|what| failure(position, format!("after this event, {what}")))?;
 
         if let CheckpointFound::Intact(checkpoint) = &self.checkpoint {
             if checkpoint.head.position == position {
@@ -305,6 +370,88 @@ impl Checks {
         Ok(())
     }
 
+    /// The request records against the events walked: the failure at the lowest position, if
+    /// any (a record that cannot be read at all names no position and comes last).
+    fn request_records(
+        &mut self,
+        log: &OfflineLog,
+        head: Head,
+    ) -> Result<Option<Failure>, StoreError> {
+        let mut failures: Vec<Failure> = Vec::new();
+        let mut recorded: HashSet<Uuid> = HashSet::new();
+        for item in log.requests() {
+            let (request_id, record) = match item? {
+                Ok(found) => found,
+                Err(damaged) => {
+                    failures.push(Failure {
+                        position: None,
+                        what: format!(
+                            "the request record under key {} is damaged: {}",
+                            hex::encode(&damaged.key),
+                            damaged.why
+                        ),
+                    });
+                    continue;
+                }
+            };
+            self.request_records += 1;
+            recorded.insert(request_id);
+            let count = u64::from(record.event_count);
+            let named_last = record.first_position + count.saturating_sub(1);
+            match (count, self.requests_in_log.get(&request_id)) {
+                (0, None) if record.first_position > head.position + 1 => failures.push(failure(
+                    record.first_position,
+                    format!(
+                        "the request record of {request_id} places it at position {}, after the head {}",
+                        record.first_position, head.position
+                    ),
+                )),
+                (0, None) => {}
+                (0, Some(events)) => failures.push(failure(
+                    events.first,
+                    format!(
+                        "the request record of {request_id} counts no event, but the log has {} events of that request from position {}",
+                        events.count, events.first
+                    ),
+                )),
+                (_, None) => failures.push(failure(
+                    record.first_position.clamp(1, head.position + 1),
+                    format!(
+                        "the request record of {request_id} names the events at positions {} to {named_last}, but no event of the log carries that request id",
+                        record.first_position
+                    ),
+                )),
+                (_, Some(events)) => {
+                    let exact = events.first == record.first_position
+                        && events.count == count
+                        && events.last == named_last;
+                    if !exact {
+                        failures.push(failure(
+                            events.first.min(record.first_position.max(1)),
+                            format!(
+                                "the request record of {request_id} names the events at positions {} to {named_last}, but the log has {} events of that request at positions {} to {}",
+                                record.first_position, events.count, events.first, events.last
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+        for (request_id, events) in &self.requests_in_log {
+            if !recorded.contains(request_id) {
+                failures.push(failure(
+                    events.first,
+                    format!(
+                        "the events of request {request_id} from position {} have no request record: a retry of that write would be decided again instead of answered from the log",
+                        events.first
+                    ),
+                ));
+            }
+        }
+        failures.sort_by_key(|found| (found.position.is_none(), found.position));
+        Ok(failures.into_iter().next())
+    }
+
     /// The lines of a sound log.
     fn passed(&self, head: Head) -> Vec<String> {
         let mut lines = vec![
@@ -314,10 +461,17 @@ impl Checks {
             ),
             format!(
                 "events: every one decodes and fits the ledger, every event's postings balance, \
+                 every redemption, reversal and issuance agrees with itself and with the ledger \
+                 before it, no budget over its allocation, \
                  the versions of each of {} streams run 1, 2, 3; trial balance total 0.00",
                 self.stream_versions.len()
             ),
         ];
+        lines.push(format!(
+            "requests: {} request records, each naming exactly the events of its request; every one of the {} requests with events in the log has its record",
+            self.request_records,
+            self.requests_in_log.len()
+        ));
         lines.push(match (&self.checkpoint, self.checkpoint_matched) {
             (CheckpointFound::Intact(_), Some(position)) => format!(
                 "checkpoint at position {position}: the projections rebuilt from position 1 are identical to it, byte for byte"

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use ledger_store::{Head, Store};
 use proptest::collection::vec;
 use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
 
 use crate::common::{command, uuid};
 
@@ -18,7 +19,15 @@ fn groups() -> impl Strategy<Value = Vec<Vec<Vec<usize>>>> {
 proptest! {
     // Each case opens a sled database and syncs every group: a few dozen cases keep the test
     // to seconds while still mixing empty commands, shared streams and multi-command groups.
-    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+    // A failing case's seed is saved in the crate's tests/proptest-regressions/, which is
+    // committed on purpose: every later run, everyone's, tries those cases first.
+    #![proptest_config(ProptestConfig {
+        cases: 24,
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
+            "tests/proptest-regressions/store-properties.txt",
+        ))),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn random_groups_append_gap_free_and_verify(groups in groups()) {

@@ -266,3 +266,57 @@ fn an_unfinished_sled_snapshot_left_by_a_crash_does_not_stop_the_log_from_openin
     assert_eq!(store.read_range(1, 100).expect("read"), recorded);
     assert!(!unfinished.exists(), "the unfinished snapshot is removed");
 }
+
+/// sled 0.34 lets go of its file lock a moment after the database is dropped; a reopen in the
+/// same process meanwhile failed with `WouldBlock` (the flaky first run of the suite). Here the
+/// first handle is dropped 300 ms after the reopen begins: the reopen waits for it.
+#[test]
+fn a_reopen_in_the_same_process_waits_for_the_lock_of_the_handle_being_dropped() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let mut first = Store::open(dir.path()).expect("open a new log");
+    first
+        .append(vec![command(1, &["budget/2025"])])
+        .expect("append");
+    let head = first.head();
+    let dropping = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        drop(first);
+    });
+    let reopened = Store::open(dir.path()).expect("the reopen waits for the lock");
+    assert_eq!(reopened.head(), head);
+    dropping.join().expect("the first handle is dropped");
+}
+
+#[test]
+fn reopening_at_once_after_every_close_never_fails() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    for seed in 1..=30u128 {
+        let mut store = Store::open(dir.path()).expect("reopen at once");
+        store
+            .append(vec![command(seed, &["budget/2025"])])
+            .expect("append");
+        assert_eq!(store.head().position, seed as u64);
+    }
+}
+
+/// The wait is bounded: a handle that is never dropped keeps the folder, and the second open
+/// fails with sled's lock error after `REOPEN_LOCK_WAIT_MS`, not never.
+#[test]
+fn a_folder_still_open_in_this_process_is_refused_after_the_bounded_wait() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let held = Store::open(dir.path()).expect("open a new log");
+    let started = std::time::Instant::now();
+    let error = match Store::open(dir.path()) {
+        Ok(_) => panic!("a folder held open cannot be opened twice"),
+        Err(error) => error,
+    };
+    let waited = started.elapsed();
+    assert!(
+        matches!(error, StoreError::Sled(_)) && error.to_string().contains("lock"),
+        "{error}"
+    );
+    let wait_max = std::time::Duration::from_millis(ledger_store::REOPEN_LOCK_WAIT_MS);
+    assert!(waited >= wait_max, "gave up after {waited:?}");
+    assert!(waited < wait_max * 4, "waited {waited:?}");
+    drop(held);
+}
