@@ -403,11 +403,22 @@ pub fn decode(recorded: &RecordedEvent) -> Result<Event, ledger_codec::DecodeErr
 
 /// The digest that tells a retry (same digest) from another request under the same id.
 pub fn request_digest(principal: &Principal, command: &Command) -> [u8; 32] {
+    digest_of(principal, &command.canonical_bytes())
+}
+
+/// The digest a request record written before the canonical encoding's version 2 holds (the
+/// command as serde_json wrote it): a retry across the upgrade of a request acknowledged
+/// before it still gets its receipt instead of `REQUEST_ID_REUSED`.
+pub fn request_digest_json_v1(principal: &Principal, command: &Command) -> [u8; 32] {
+    digest_of(principal, &command.canonical_bytes_json_v1())
+}
+
+fn digest_of(principal: &Principal, command_bytes: &[u8]) -> [u8; 32] {
     let mut hasher = Sha256::new();
     hasher.update(b"voucher-ledger/request/v1\0");
     hasher.update(principal.to_string().as_bytes());
     hasher.update([0]);
-    hasher.update(command.canonical_bytes());
+    hasher.update(command_bytes);
     hasher.finalize().into()
 }
 
@@ -953,6 +964,12 @@ impl Writer {
         }
         match self.store.request(submission.request_id) {
             Ok(Some(stored)) if stored.request_digest == digest => return Decision::Replay(stored),
+            Ok(Some(stored))
+                if stored.request_digest
+                    == request_digest_json_v1(&submission.principal, &submission.command) =>
+            {
+                return Decision::Replay(stored)
+            }
             Ok(Some(_)) => return Decision::Refused(Refusal::RequestIdReused),
             Ok(None) => {}
             Err(error) => {

@@ -185,3 +185,61 @@ fn retry_while_locked<T, E: std::fmt::Display>(mut open: impl FnMut() -> Result<
         }
     }
 }
+
+/// A request record written before the canonical encoding's version 2 holds the digest of the
+/// command as serde_json wrote it: a retry across the upgrade still gets its receipt, and
+/// another command under that id is still refused.
+#[tokio::test]
+async fn a_retry_of_a_request_recorded_before_the_digest_upgrade_gets_its_receipt() {
+    use ledger_proto::event::v1::RequestRecord;
+    use prost::Message;
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let clock = clock("2025-06-30");
+    let company = enterprise(4_030_192);
+    let engine = start(dir.path(), &clock);
+    world(&engine, &company, 0).await;
+    let request_id = Uuid::new_v4();
+    let command = issue(&company, 10, "2025-03-10");
+    let first = engine
+        .handle()
+        .submit(request_id, OPERATOR, command.clone())
+        .await
+        .expect("accepted");
+    engine.shutdown().await;
+
+    // What the version before wrote: the same record with the serde_json digest.
+    {
+        let db = retry_while_locked(|| sled::open(dir.path()));
+        let mut key = vec![b'r'];
+        key.extend_from_slice(request_id.as_bytes());
+        let stored = db.get(&key).expect("readable").expect("recorded");
+        let mut record = RequestRecord::decode(stored.as_ref()).expect("decodes");
+        let legacy = ledger_engine::request_digest_json_v1(&OPERATOR, &command);
+        assert_ne!(
+            record.request_digest,
+            ledger_engine::request_digest(&OPERATOR, &command).to_vec()
+        );
+        record.request_digest = legacy.to_vec();
+        db.insert(&key, record.encode_to_vec()).expect("written");
+        db.flush().expect("flushed");
+    }
+
+    let engine = start(dir.path(), &clock);
+    let retry = engine
+        .handle()
+        .submit(request_id, OPERATOR, command)
+        .await
+        .expect("answered from the record");
+    assert!(retry.replayed);
+    assert_eq!(retry.first_position, first.first_position);
+    let other = engine
+        .handle()
+        .submit(request_id, OPERATOR, issue(&company, 11, "2025-03-10"))
+        .await;
+    assert!(
+        matches!(other, Err(SubmitError::Refused(Refusal::RequestIdReused))),
+        "{other:?}"
+    );
+    engine.shutdown().await;
+}
