@@ -1242,14 +1242,14 @@ impl fmt::Display for Report {
         if let Some(history) = &self.history {
             writeln!(
                 f,
-                "{:<24} {} while preloading the history; {}",
+                "{:<24} {}",
                 "",
-                mebibytes(history.peak_resident_kib),
                 if history.peak_reset {
-                    "reset after it, so the figure after (b) is the peak while serving"
+                    "(VmHWM reset after the history preload: the figure after (b) is the peak \
+                     while serving)"
                 } else {
-                    "not reset after it (no /proc/self/clear_refs): the figure after (b) \
-                     includes it"
+                    "(no /proc/self/clear_refs: the figure after (b) includes the history \
+                     preload)"
                 },
             )?;
         }
@@ -1272,7 +1272,8 @@ impl HistoryFigures {
     fn lines(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "{:<24} {} years {} (scale {}): {} events in {:.1} s ({:.0} events/s)",
+            "{:<24} {} years {} (scale {}): {} events in {:.1} s ({:.0} events/s), peak memory \
+             {} while preloading",
             "history",
             self.years.len(),
             self.years,
@@ -1280,6 +1281,7 @@ impl HistoryFigures {
             self.events,
             self.elapsed.as_secs_f64(),
             self.events as f64 / self.elapsed.as_secs_f64().max(1e-9),
+            mebibytes(self.peak_resident_kib),
         )?;
         writeln!(
             f,
