@@ -50,10 +50,10 @@ enum CliCommand {
         /// The year to simulate; only 2024, whose published figures are the targets.
         #[arg(long, required_unless_present = "years", conflicts_with = "years")]
         year: Option<i32>,
-        /// A range of past years, such as 2016-2025 (at most
-        /// ledger_server::simulate::years::SIMULATE_YEARS_LEN_MAX, 20): each is planned with the
-        /// 2024 targets moved to that year and a seed of its own, and driven through the same
-        /// server, one ledger for all; each year's figures are checked against its plan.
+        /// A range of past years from 2006 on, such as 2016-2025, at most 20
+        /// (SIMULATE_YEARS_LEN_MAX): each is planned with the 2024 targets moved to that year
+        /// and a seed of its own, and driven through the same server, one ledger for all; each
+        /// year's figures are checked against its plan.
         #[arg(long, value_name = "FIRST-LAST")]
         years: Option<ledger_server::simulate::years::YearRange>,
         /// Folder of the new store; must be empty or missing.
