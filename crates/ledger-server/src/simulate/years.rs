@@ -190,11 +190,15 @@ pub async fn simulate_years(
 
     // The first year is planned before the server starts: the tokens of its providers (the
     // catalogue of every year) go into the server's settings.
+    let first_policy = policies.first().ok_or(SimulateError::RangeReversed {
+        first: options.years.first,
+        last: options.years.last,
+    })?;
     let first = plan_year(
         options.years.first,
         &options,
         targets,
-        &policies[0],
+        first_policy,
         &History::default(),
     )?;
     let (settings, tokens) = with_provider_tokens(settings, &first)?;
