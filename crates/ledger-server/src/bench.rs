@@ -16,6 +16,12 @@
 //! It prints each throughput with its latency percentiles and as a ratio to (a): on a shared or
 //! noisy machine the ratios mean more than the absolute figures.
 //!
+//! With `--history N`, the folder of (b) first receives N simulated years (from 2016 on, through
+//! the driver of `simulate --years`), so that (b) runs on a ledger with a history; the run then
+//! also measures the data folder, a restart of the server on it, and year reports `as_of`
+//! earlier positions. The process's peak memory is reset after the preload (when Linux allows),
+//! so that the peak printed after (b) is the server's while serving, not the planner's.
+//!
 //! What it is not: a test of the rules (every request is planned to be accepted; a refusal stops
 //! the run), nor a benchmark of reads.
 
@@ -34,8 +40,10 @@ use ledger_domain::{LegalForm, Region, Theme, TraineeStatus, VoucherType};
 use ledger_engine::{EngineHandle, GroupStats, BATCH_LEN_MAX, GROUP_LEN_MAX};
 use ledger_proto::v1 as api;
 use ledger_proto::v1::administration_service_client::AdministrationServiceClient;
+use ledger_proto::v1::audit_service_client::AuditServiceClient;
 use ledger_proto::v1::operator_service_client::OperatorServiceClient;
 use ledger_proto::v1::provider_service_client::ProviderServiceClient;
+use ledger_proto::v1::report_service_client::ReportServiceClient;
 use rust_decimal::Decimal;
 use tokio::task::JoinSet;
 use tonic::metadata::{Ascii, MetadataValue};
@@ -46,6 +54,10 @@ use uuid::Uuid;
 
 use crate::serve::{bind, serve_with_engine, ServeError};
 use crate::settings::{Overrides, Settings, SettingsError};
+use crate::simulate::years::{
+    folder_bytes, simulate_years, year_line, RangeOptions, RangeReport, YearRange,
+};
+use crate::simulate::SimulateError;
 
 /// General vouchers a year of a company of 201 to 250 FTE (config/policy.toml): each bench
 /// company is one of those, and each redemption uses one voucher (one hour).
@@ -60,9 +72,22 @@ const PROVIDER_ID: &str = "AG-0012";
 const PROVIDER_TOKEN: &str = "demo-provider-AG-0012-token";
 const ADMINISTRATION_TOKEN: &str = "demo-administration-token";
 const OPERATOR_TOKEN: &str = "demo-operator-token";
+const AUDITOR_TOKEN: &str = "demo-auditor-token";
 const MODULE_ID: &str = "BENCH-0001";
-/// The year of the registrations, payments and training dates.
+/// The year of the registrations, payments and training dates, unless a preloaded history
+/// reaches it: then the year after the history's last, so that the bench's budget and
+/// registrations are new.
 const YEAR: i32 = 2025;
+/// The first year of a preloaded history: `--history 10` is 2016–2025, the ten years of issue 12.
+const HISTORY_YEAR_FIRST: i32 = 2016;
+/// The seed of the preloaded history's plans.
+const HISTORY_SEED: u64 = 1;
+/// Where the `as_of` reports look back to, in percent of the head.
+const AS_OF_PERCENTS: [u64; 3] = [25, 50, 90];
+/// Longest wait for the restarted server to answer, far above the issue's target of 2 s.
+const RESTART_WAIT_MS_MAX: u64 = 120_000;
+/// Pause between two attempts to reach the restarting server.
+const RESTART_POLL_MS: u64 = 2;
 /// Setup requests (registrations, issuances) in flight at once.
 const SETUP_IN_FLIGHT_MAX: usize = 64;
 /// Latencies are recorded from 1 µs to 60 s with 3 significant digits (0.1 % error).
@@ -78,6 +103,10 @@ pub struct Options {
     pub requests: Option<u64>,
     /// Items of each `RedeemHoursBatch` call of the batched phase, 1 to [`BATCH_LEN_MAX`].
     pub batch_len: usize,
+    /// Simulated years preloaded before (b), from [`HISTORY_YEAR_FIRST`] on.
+    pub history: Option<u32>,
+    /// Divides the volume of each preloaded year.
+    pub history_scale: u32,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -114,6 +143,19 @@ pub enum BenchError {
     Sled(#[from] sled::Error),
     #[error("rebuild: {0}")]
     Rebuild(#[from] ledger_engine::StartError),
+    #[error("history: {0}")]
+    History(#[from] SimulateError),
+    #[error(
+        "--history {years} is too long: the bench's own training date {training} would be after \
+         today ({today})"
+    )]
+    HistoryTooLong {
+        years: u32,
+        training: chrono::NaiveDate,
+        today: chrono::NaiveDate,
+    },
+    #[error("the restarted server did not answer GetHead within {RESTART_WAIT_MS_MAX} ms")]
+    RestartTimeout,
 }
 
 /// One timed phase: how many, how long, and the latency of each call.
@@ -154,6 +196,39 @@ pub struct Report {
     pub server_peak_resident_kib: Option<u64>,
     /// The same after the rebuild of (c); the store ceiling runs after, and is not counted.
     pub peak_resident_kib: Option<u64>,
+    /// With `--history`: the preload and what was measured on top of it.
+    pub history: Option<HistoryFigures>,
+}
+
+/// The preloaded history, and the measures that only mean something on a long log.
+#[derive(Debug)]
+pub struct HistoryFigures {
+    pub years: YearRange,
+    pub scale: u32,
+    /// Events of the log after the preload, and how long the preload took.
+    pub events: u64,
+    pub elapsed: Duration,
+    /// Bytes of the data folder after the preload.
+    pub data_bytes: u64,
+    /// Peak memory of the preload (planner, server and driver in one process).
+    pub peak_resident_kib: Option<u64>,
+    /// Whether the peak was reset after the preload (Linux's /proc/self/clear_refs).
+    pub peak_reset: bool,
+    /// Bytes of the data folder and events of the log after (b).
+    pub data_bytes_after: u64,
+    pub events_after: u64,
+    /// From starting the server again on the folder after (b) until it answered GetHead.
+    pub restart: Duration,
+    /// Each `as_of` report: the position, the year reported, and how long the call took.
+    pub as_of: Vec<(u64, i32, Duration)>,
+}
+
+/// The history once preloaded, with what (b) and the later measures need of it.
+struct Preloaded {
+    report: RangeReport,
+    elapsed: Duration,
+    peak_resident_kib: Option<u64>,
+    peak_reset: bool,
 }
 
 /// Runs the three measurements in a fresh temporary folder, removed at the end.
@@ -184,13 +259,33 @@ async fn bench_in(root: &Path, options: Options) -> Result<Report, BenchError> {
         demo: true,
     })?;
     let capacity = Capacity::of(&options);
+    let preloaded = match options.history {
+        Some(years) => Some(preload(&data_dir, &settings, years, options.history_scale).await?),
+        None => None,
+    };
+    let year = bench_year(
+        preloaded
+            .as_ref()
+            .map(|preloaded| preloaded.report.options.years),
+    );
+    let training = chrono::NaiveDate::from_ymd_opt(year, 6, 16).unwrap_or(chrono::NaiveDate::MAX);
+    let today = ledger_engine::business_today(chrono::Utc::now());
+    if training > today {
+        return Err(BenchError::HistoryTooLong {
+            years: options.history.unwrap_or(0),
+            training,
+            today,
+        });
+    }
+    // The history approved the bench's provider already, open-ended, from before 2016.
+    let approve_provider = preloaded.is_none();
 
     // (b) the server, set up then driven.
     let listener = bind(settings.listen).await?;
     let (ready_sender, ready) = tokio::sync::oneshot::channel();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(serve_with_engine(
-        settings,
+        settings.clone(),
         listener,
         async {
             let _ = stopped.await;
@@ -200,7 +295,19 @@ async fn bench_in(root: &Path, options: Options) -> Result<Report, BenchError> {
         },
     ));
     let outcome = match ready.await {
-        Ok((address, engine)) => drive(address, engine, &options, capacity).await,
+        Ok((address, engine)) => {
+            drive(
+                address,
+                engine,
+                &options,
+                capacity,
+                Ledger {
+                    year,
+                    approve_provider,
+                },
+            )
+            .await
+        }
         Err(_) => Err(BenchError::ServerGone),
     };
     let _ = stop.send(());
@@ -209,6 +316,10 @@ async fn bench_in(root: &Path, options: Options) -> Result<Report, BenchError> {
         .map_err(|error| BenchError::Task(error.to_string()))?;
     let (setup_elapsed, [unary, single, batched]) = outcome?;
     served?;
+    let history = match preloaded {
+        Some(preloaded) => Some(on_history(&data_dir, &settings, preloaded, year).await?),
+        None => None,
+    };
     // VmHWM only grows: read now, it is the server's peak; after (c), the rebuild's. The
     // store ceiling comes last so that its own sled caches are in neither figure.
     let server_peak_resident_kib = peak_resident_kib();
@@ -267,7 +378,168 @@ async fn bench_in(root: &Path, options: Options) -> Result<Report, BenchError> {
         setup_elapsed,
         server_peak_resident_kib,
         peak_resident_kib: rebuild_peak_resident_kib,
+        history,
     })
+}
+
+/// The bench's year: [`YEAR`], or the year after a history that reaches it.
+fn bench_year(history: Option<YearRange>) -> i32 {
+    match history {
+        Some(years) if years.last >= YEAR => years.last + 1,
+        _ => YEAR,
+    }
+}
+
+/// Simulates `years` years from [`HISTORY_YEAR_FIRST`] into the empty `data_dir`, then resets
+/// the peak memory so that the next peak read is the server's.
+async fn preload(
+    data_dir: &Path,
+    settings: &Settings,
+    years: u32,
+    scale: u32,
+) -> Result<Preloaded, BenchError> {
+    let last = i32::try_from(years)
+        .ok()
+        .and_then(|years| HISTORY_YEAR_FIRST.checked_add(years - 1))
+        .unwrap_or(i32::MAX);
+    let started = Instant::now();
+    let report = simulate_years(
+        RangeOptions {
+            years: YearRange {
+                first: HISTORY_YEAR_FIRST,
+                last,
+            },
+            data_dir: data_dir.to_owned(),
+            seed: HISTORY_SEED,
+            scale,
+        },
+        settings.clone(),
+        |report, events| eprintln!("history: {}", year_line(report, events)),
+    )
+    .await?;
+    let elapsed = started.elapsed();
+    let peak_resident_kib = peak_resident_kib();
+    Ok(Preloaded {
+        report,
+        elapsed,
+        peak_resident_kib,
+        peak_reset: reset_peak_resident(),
+    })
+}
+
+/// After (b), on the stopped server's folder: its size, a restart until GetHead answers, and a
+/// year report `as_of` each of [`AS_OF_PERCENTS`] of the head, on the restarted server.
+async fn on_history(
+    data_dir: &Path,
+    settings: &Settings,
+    preloaded: Preloaded,
+    year: i32,
+) -> Result<HistoryFigures, BenchError> {
+    let data_bytes_after = folder_bytes(data_dir).map_err(|source| BenchError::TempDir {
+        path: data_dir.to_owned(),
+        source,
+    })?;
+    let auditor = bearer(AUDITOR_TOKEN);
+
+    let started = Instant::now();
+    let listener = bind(settings.listen).await?;
+    let (ready_sender, ready) = tokio::sync::oneshot::channel();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(serve_with_engine(
+        settings.clone(),
+        listener,
+        async {
+            let _ = stopped.await;
+        },
+        move |address, _| {
+            let _ = ready_sender.send(address);
+        },
+    ));
+    let measured = match ready.await {
+        Ok(address) => restarted(address, &auditor, started, &preloaded.report, year).await,
+        Err(_) => Err(BenchError::ServerGone),
+    };
+    let _ = stop.send(());
+    let served = server
+        .await
+        .map_err(|error| BenchError::Task(error.to_string()))?;
+    let (restart, events_after, as_of) = measured?;
+    served?;
+    Ok(HistoryFigures {
+        years: preloaded.report.options.years,
+        scale: preloaded.report.options.scale,
+        events: preloaded.report.head_position,
+        elapsed: preloaded.elapsed,
+        data_bytes: preloaded.report.data_bytes,
+        peak_resident_kib: preloaded.peak_resident_kib,
+        peak_reset: preloaded.peak_reset,
+        data_bytes_after,
+        events_after,
+        restart,
+        as_of,
+    })
+}
+
+/// The restart time (GetHead answered, counted from `started`), the head, and the `as_of`
+/// reports.
+async fn restarted(
+    address: std::net::SocketAddr,
+    auditor: &MetadataValue<Ascii>,
+    started: Instant,
+    history: &RangeReport,
+    year: i32,
+) -> Result<(Duration, u64, Vec<(u64, i32, Duration)>), BenchError> {
+    let endpoint = Endpoint::from_shared(format!("http://{address}"))?;
+    let deadline = started + Duration::from_millis(RESTART_WAIT_MS_MAX);
+    // The server is ready once its engine has started; the first GetHead also pays for the
+    // connection, as a client of a restarted server would.
+    let (channel, head) = loop {
+        let answered = match endpoint.connect().await {
+            Ok(channel) => AuditServiceClient::new(channel.clone())
+                .get_head(authorized(api::GetHeadRequest {}, auditor))
+                .await
+                .ok()
+                .map(|head| (channel, head.into_inner())),
+            Err(_) => None,
+        };
+        if let Some(answered) = answered {
+            break answered;
+        }
+        if Instant::now() >= deadline {
+            return Err(BenchError::RestartTimeout);
+        }
+        tokio::time::sleep(Duration::from_millis(RESTART_POLL_MS)).await;
+    };
+    let restart = started.elapsed();
+
+    let mut reports = ReportServiceClient::new(channel);
+    let mut as_of = Vec::with_capacity(AS_OF_PERCENTS.len());
+    for percent in AS_OF_PERCENTS {
+        let position = (head.position * percent / 100).max(1);
+        let reported = history.year_at(position).unwrap_or(year);
+        let sent = Instant::now();
+        reports
+            .get_year_summary(authorized(
+                api::GetYearSummaryRequest {
+                    year: reported,
+                    as_of: Some(api::AsOf {
+                        point: Some(api::as_of::Point::Position(position)),
+                    }),
+                },
+                auditor,
+            ))
+            .await
+            .map_err(|status| refused("GetYearSummary as_of", &status))?;
+        as_of.push((position, reported, sent.elapsed()));
+    }
+    Ok((restart, head.position, as_of))
+}
+
+/// Resets the process's peak resident memory (VmHWM) to its current resident memory; false
+/// where Linux does not allow it.
+fn reset_peak_resident() -> bool {
+    // "5" resets the peak resident set size (proc(5), /proc/pid/clear_refs, Linux 4.0 on).
+    std::fs::write("/proc/self/clear_refs", b"5").is_ok()
 }
 
 fn bearer(token: &str) -> MetadataValue<Ascii> {
@@ -296,10 +568,17 @@ fn refused(request: &str, status: &tonic::Status) -> BenchError {
     }
 }
 
-fn date(month: u32, day: u32) -> String {
-    encode_date(
-        chrono::NaiveDate::from_ymd_opt(YEAR, month, day).expect("a fixed date of the bench year"),
-    )
+/// A date of the bench's year (checked at the start to be a year the ledger accepts).
+fn date(year: i32, month: u32, day: u32) -> String {
+    encode_date(chrono::NaiveDate::from_ymd_opt(year, month, day).unwrap_or(chrono::NaiveDate::MIN))
+}
+
+/// What the bench's own set-up depends on: its year, and whether its provider is approved
+/// already (by a preloaded history).
+#[derive(Clone, Copy, Debug)]
+struct Ledger {
+    year: i32,
+    approve_provider: bool,
 }
 
 /// A valid BCE/KBO number for the `index`th company: eight digits, then `97 - (them mod 97)`.
@@ -379,12 +658,13 @@ async fn drive(
     engine: EngineHandle,
     options: &Options,
     capacity: Capacity,
+    ledger: Ledger,
 ) -> Result<(Duration, [Phase; 3]), BenchError> {
     let setup_started = Instant::now();
     let channel = Endpoint::from_shared(format!("http://{address}"))?
         .connect()
         .await?;
-    setup(&channel, capacity.total()).await?;
+    setup(&channel, capacity.total(), ledger).await?;
     let setup_elapsed = setup_started.elapsed();
     let seconds = options.requests.is_none().then_some(options.seconds);
 
@@ -401,10 +681,21 @@ async fn drive(
     );
     let unary = timed(
         &engine,
-        redeem(&channel, options.clients, 1, unary_range, seconds),
+        redeem(
+            &channel,
+            options.clients,
+            1,
+            unary_range,
+            seconds,
+            ledger.year,
+        ),
     )
     .await?;
-    let single = timed(&engine, redeem(&channel, 1, 1, single_range, seconds)).await?;
+    let single = timed(
+        &engine,
+        redeem(&channel, 1, 1, single_range, seconds, ledger.year),
+    )
+    .await?;
     let batched = timed(
         &engine,
         redeem(
@@ -413,6 +704,7 @@ async fn drive(
             options.batch_len,
             batched_range,
             seconds,
+            ledger.year,
         ),
     )
     .await?;
@@ -448,7 +740,11 @@ async fn timed(
     })
 }
 
-async fn setup(channel: &Channel, capacity: u64) -> Result<(), BenchError> {
+async fn setup(channel: &Channel, capacity: u64, ledger: Ledger) -> Result<(), BenchError> {
+    let Ledger {
+        year,
+        approve_provider,
+    } = ledger;
     let administration = bearer(ADMINISTRATION_TOKEN);
     let operator = bearer(OPERATOR_TOKEN);
     let mut admin = AdministrationServiceClient::new(channel.clone());
@@ -457,7 +753,7 @@ async fn setup(channel: &Channel, capacity: u64) -> Result<(), BenchError> {
         .open_budget(authorized(
             api::OpenBudgetRequest {
                 request_id: Uuid::new_v4().to_string(),
-                year: YEAR,
+                year,
                 // Far more than the run uses: the budget never refuses a bench redemption.
                 allocated_eur: encode_eur(region_share_eur * Decimal::from(capacity * 10 + 1_000)),
             },
@@ -465,19 +761,21 @@ async fn setup(channel: &Channel, capacity: u64) -> Result<(), BenchError> {
         ))
         .await
         .map_err(|status| refused("OpenBudget", &status))?;
-    admin
-        .approve_provider(authorized(
-            api::ApproveProviderRequest {
-                request_id: Uuid::new_v4().to_string(),
-                provider_id: PROVIDER_ID.to_owned(),
-                name: "Bench Formation".to_owned(),
-                approved_from: date(1, 1),
-                approved_until: String::new(),
-            },
-            &administration,
-        ))
-        .await
-        .map_err(|status| refused("ApproveProvider", &status))?;
+    if approve_provider {
+        admin
+            .approve_provider(authorized(
+                api::ApproveProviderRequest {
+                    request_id: Uuid::new_v4().to_string(),
+                    provider_id: PROVIDER_ID.to_owned(),
+                    name: "Bench Formation".to_owned(),
+                    approved_from: date(year, 1, 1),
+                    approved_until: String::new(),
+                },
+                &administration,
+            ))
+            .await
+            .map_err(|status| refused("ApproveProvider", &status))?;
+    }
     admin
         .approve_module(authorized(
             api::ApproveModuleRequest {
@@ -488,7 +786,7 @@ async fn setup(channel: &Channel, capacity: u64) -> Result<(), BenchError> {
                 hours_max: 2_000,
                 accepted_voucher_types: vec![voucher_type_to_proto(VoucherType::General) as i32],
                 themes: vec![theme_to_proto(Theme::Digital) as i32],
-                approved_from: date(1, 1),
+                approved_from: date(year, 1, 1),
                 approved_until: String::new(),
             },
             &administration,
@@ -511,7 +809,7 @@ async fn setup(channel: &Channel, capacity: u64) -> Result<(), BenchError> {
                     api::RegisterCompanyRequest {
                         request_id: Uuid::new_v4().to_string(),
                         enterprise_number: enterprise_number.clone(),
-                        year: YEAR,
+                        year,
                         name: format!("Bench company {company}"),
                         legal_form: legal_form_to_proto(LegalForm::CommercialCompany) as i32,
                         region: region_to_proto(Region::WalloniaFrenchSpeaking) as i32,
@@ -521,7 +819,7 @@ async fn setup(channel: &Channel, capacity: u64) -> Result<(), BenchError> {
                         autonomous: true,
                         secondary_activity_months: 0,
                         nace_sector: "62.01".to_owned(),
-                        registered_on: date(1, 1),
+                        registered_on: date(year, 1, 1),
                     },
                     &operator,
                 ))
@@ -538,7 +836,7 @@ async fn setup(channel: &Channel, capacity: u64) -> Result<(), BenchError> {
                         paid_amount_eur: encode_eur(
                             Decimal::from(15) * Decimal::from(VOUCHERS_PER_COMPANY),
                         ),
-                        payment_date: date(1, 2),
+                        payment_date: date(year, 1, 2),
                         payment_reference: format!("BENCH-{company}"),
                     },
                     &operator,
@@ -581,7 +879,7 @@ fn over(index: u64, limit: u64, started: Instant, seconds: Option<u64>) -> bool 
 
 /// The redemption of voucher `index`: one hour, by a worker of its own, from the company that
 /// holds that voucher.
-fn redemption(index: u64) -> api::RedeemHoursRequest {
+fn redemption(index: u64, year: i32) -> api::RedeemHoursRequest {
     api::RedeemHoursRequest {
         request_id: Uuid::new_v4().to_string(),
         provider_id: PROVIDER_ID.to_owned(),
@@ -591,7 +889,7 @@ fn redemption(index: u64) -> api::RedeemHoursRequest {
         trainee_status: trainee_status_to_proto(TraineeStatus::Employee) as i32,
         voucher_type: voucher_type_to_proto(VoucherType::General) as i32,
         hours: "1".to_owned(),
-        training_date: date(6, 16),
+        training_date: date(year, 6, 16),
     }
 }
 
@@ -605,6 +903,7 @@ async fn redeem(
     batch_len: usize,
     range: std::ops::Range<u64>,
     seconds: Option<u64>,
+    year: i32,
 ) -> Result<Throughput, BenchError> {
     let next = Arc::new(AtomicU64::new(range.start));
     let provider = bearer(PROVIDER_TOKEN);
@@ -628,11 +927,14 @@ async fn redeem(
                 let sent = Instant::now();
                 if step == 1 {
                     client
-                        .redeem_hours(authorized(redemption(first), &provider))
+                        .redeem_hours(authorized(redemption(first, year), &provider))
                         .await
                         .map_err(|status| refused("RedeemHours", &status))?;
                 } else {
-                    let items = indexes.clone().map(redemption).collect();
+                    let items = indexes
+                        .clone()
+                        .map(|index| redemption(index, year))
+                        .collect();
                     let answer = client
                         .redeem_hours_batch(authorized(
                             api::RedeemHoursBatchRequest { items },
@@ -816,7 +1118,7 @@ fn store_ceiling(
 }
 
 /// The process's peak resident memory (VmHWM), in KiB; `None` off Linux.
-fn peak_resident_kib() -> Option<u64> {
+pub(crate) fn peak_resident_kib() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     status
         .lines()
@@ -922,6 +1224,9 @@ impl fmt::Display for Report {
             "setup",
             self.setup_elapsed.as_secs_f64(),
         )?;
+        if let Some(history) = &self.history {
+            history.lines(f)?;
+        }
         match (self.server_peak_resident_kib, self.peak_resident_kib) {
             (Some(server), Some(rebuild)) => writeln!(
                 f,
@@ -933,7 +1238,100 @@ impl fmt::Display for Report {
                 self.rebuild_events,
             ),
             _ => writeln!(f, "{:<24} unknown (no /proc/self/status)", "peak memory"),
+        }?;
+        if let Some(history) = &self.history {
+            writeln!(
+                f,
+                "{:<24} {}",
+                "",
+                if history.peak_reset {
+                    "(VmHWM reset after the history preload: the figure after (b) is the peak \
+                     while serving)"
+                } else {
+                    "(no /proc/self/clear_refs: the figure after (b) includes the history \
+                     preload)"
+                },
+            )?;
         }
+        Ok(())
+    }
+}
+
+fn mebibytes(kib: Option<u64>) -> String {
+    kib.map_or("unknown".to_owned(), |kib| {
+        format!("{:.1} MiB", kib as f64 / 1024.0)
+    })
+}
+
+fn per_event(bytes: u64, events: u64) -> f64 {
+    bytes as f64 / events.max(1) as f64
+}
+
+impl HistoryFigures {
+    /// The lines of the measures made with `--history`.
+    fn lines(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "{:<24} {} years {} (scale {}): {} events in {:.1} s ({:.0} events/s), peak memory \
+             {} while preloading",
+            "history",
+            self.years.len(),
+            self.years,
+            self.scale,
+            self.events,
+            self.elapsed.as_secs_f64(),
+            self.events as f64 / self.elapsed.as_secs_f64().max(1e-9),
+            mebibytes(self.peak_resident_kib),
+        )?;
+        writeln!(
+            f,
+            "{:<24} {} bytes after the history ({:.0} bytes per event); {} bytes after (b) \
+             ({:.0} bytes per event, {} events)",
+            "data folder",
+            self.data_bytes,
+            per_event(self.data_bytes, self.events),
+            self.data_bytes_after,
+            per_event(self.data_bytes_after, self.events_after),
+            self.events_after,
+        )?;
+        writeln!(
+            f,
+            "{:<24} {:.3} s (the server started again on the folder after (b), until GetHead \
+             answered; {} events)",
+            "restart to serving",
+            self.restart.as_secs_f64(),
+            self.events_after,
+        )?;
+        let mut millis: Vec<f64> = self
+            .as_of
+            .iter()
+            .map(|(_, _, elapsed)| elapsed.as_secs_f64() * 1_000.0)
+            .collect();
+        millis.sort_by(f64::total_cmp);
+        let at = |index: usize| millis.get(index).copied().unwrap_or(0.0);
+        let points: Vec<String> = self
+            .as_of
+            .iter()
+            .map(|(position, year, elapsed)| {
+                format!(
+                    "{year} as of {position}: {:.1} ms",
+                    elapsed.as_secs_f64() * 1_000.0
+                )
+            })
+            .collect();
+        writeln!(
+            f,
+            "{:<24} min {:.1} ms, median {:.1} ms, max {:.1} ms (GetYearSummary at {} of the \
+             head: {})",
+            "as_of report",
+            at(0),
+            at(millis.len() / 2),
+            at(millis.len().saturating_sub(1)),
+            AS_OF_PERCENTS
+                .map(|percent| format!("{percent} %"))
+                .join(", "),
+            points.join("; "),
+        )
     }
 }
 

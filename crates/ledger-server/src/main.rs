@@ -44,11 +44,18 @@ enum CliCommand {
         metrics_listen: Option<String>,
     },
     /// Simulate a year of the scheme through the API of an in-process demo server, reproducing
-    /// the year's published figures exactly, and print the year's report.
+    /// the year's published figures exactly, and print the year's report; or, with --years,
+    /// a range of years in one ledger, each with the volume of 2024.
     Simulate {
         /// The year to simulate; only 2024, whose published figures are the targets.
-        #[arg(long)]
-        year: i32,
+        #[arg(long, required_unless_present = "years", conflicts_with = "years")]
+        year: Option<i32>,
+        /// A range of past years from 2006 on, such as 2016-2025, at most 20
+        /// (SIMULATE_YEARS_LEN_MAX): each is planned with the 2024 targets moved to that year
+        /// and a seed of its own, and driven through the same server, one ledger for all; each
+        /// year's figures are checked against its plan.
+        #[arg(long, value_name = "FIRST-LAST")]
+        years: Option<ledger_server::simulate::years::YearRange>,
         /// Folder of the new store; must be empty or missing.
         #[arg(long)]
         data: PathBuf,
@@ -74,6 +81,14 @@ enum CliCommand {
         /// Items of each RedeemHoursBatch call of the batched phase (1 to 1000).
         #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=1000))]
         batch_len: u64,
+        /// Preload this many simulated years (from 2016 on, as `simulate --years` makes them)
+        /// before the timed phases, then also measure the data folder, a restart and reports
+        /// as_of earlier positions.
+        #[arg(long, value_name = "YEARS", value_parser = clap::value_parser!(u32).range(1..))]
+        history: Option<u32>,
+        /// Divide the volume of each preloaded year by this, for a quicker run.
+        #[arg(long, default_value_t = 1, requires = "history", value_parser = clap::value_parser!(u32).range(1..))]
+        history_scale: u32,
     },
     /// Check a stopped ledger's folder, or a backup, without trusting the service: the hash
     /// chain, gap-free positions, balanced postings, and the stored checkpoint against the
@@ -135,25 +150,40 @@ fn main() -> ExitCode {
         ),
         CliCommand::Simulate {
             year,
+            years,
             data,
             seed,
             scale,
-        } => simulate(ledger_server::simulate::Options {
-            year,
-            data_dir: data,
-            seed,
-            scale,
-        }),
+        } => match (year, years) {
+            (_, Some(years)) => simulate_years(ledger_server::simulate::years::RangeOptions {
+                years,
+                data_dir: data,
+                seed,
+                scale,
+            }),
+            (Some(year), None) => simulate(ledger_server::simulate::Options {
+                year,
+                data_dir: data,
+                seed,
+                scale,
+            }),
+            // clap requires one of them.
+            (None, None) => ExitCode::from(2),
+        },
         CliCommand::Bench {
             clients,
             seconds,
             requests,
             batch_len,
+            history,
+            history_scale,
         } => bench(ledger_server::bench::Options {
             clients: usize::try_from(clients).unwrap_or(usize::MAX),
             seconds,
             requests,
             batch_len: usize::try_from(batch_len).unwrap_or(usize::MAX),
+            history,
+            history_scale,
         }),
         CliCommand::Verify { data, expect_head } => {
             init_tracing(LogFormat::Human, "warn");
@@ -288,6 +318,58 @@ fn simulate(options: ledger_server::simulate::Options) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("voucher-ledger: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn simulate_years(options: ledger_server::simulate::years::RangeOptions) -> ExitCode {
+    use ledger_server::simulate::years::year_line;
+    use ledger_server::simulate::SimulateError;
+    let overrides = Overrides {
+        config_file: None,
+        listen: Some("127.0.0.1:0".to_owned()),
+        data_dir: Some(options.data_dir.clone()),
+        demo: true,
+    };
+    let settings = match Settings::load(&overrides) {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("voucher-ledger: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    // As for one year: the in-process server logs every command at info.
+    init_tracing(settings.log_format, "warn");
+    let Some(runtime) = runtime() else {
+        return ExitCode::FAILURE;
+    };
+    let on_year = |report: &ledger_server::simulate::YearReport, events: u64| {
+        use std::io::Write;
+        println!("{}", year_line(report, events));
+        // A run of many years takes long: each line shows as soon as its year is checked.
+        let _ = std::io::stdout().flush();
+    };
+    let run = ledger_server::simulate::years::simulate_years(options, settings, on_year);
+    match runtime.block_on(run) {
+        Ok(report) => {
+            print!("{report}");
+            ExitCode::SUCCESS
+        }
+        Err(
+            error @ (SimulateError::DataDirNotEmpty(_)
+            | SimulateError::RangeReversed { .. }
+            | SimulateError::RangeTooLong { .. }
+            | SimulateError::YearTooEarly(_)
+            | SimulateError::YearNotOver { .. }
+            | SimulateError::NoPolicy(_)
+            | SimulateError::PolicyChanges(_)),
+        ) => {
+            eprintln!("voucher-ledger: {error}");
+            ExitCode::from(2)
+        }
+        Err(error) => {
+            eprintln!("voucher-ledger: simulation stopped: {error}");
             ExitCode::FAILURE
         }
     }

@@ -15,17 +15,18 @@ pub mod catalogue;
 mod drive;
 pub mod plan;
 pub mod rng;
+pub mod years;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
-use ledger_domain::{Identifier, Policy, Principal};
+use ledger_domain::{Identifier, Policy, PolicyTable, Principal};
 use rust_decimal::Decimal;
 use sha2::{Digest, Sha256};
 use tonic::metadata::{Ascii, MetadataValue};
-use tonic::transport::Endpoint;
+use tonic::transport::{Channel, Endpoint};
 
 use crate::serve::{bind, serve_with, ServeError};
 use crate::settings::Settings;
@@ -65,6 +66,24 @@ pub enum SimulateError {
     YearNotSupported(i32),
     #[error("scale must be at least 1")]
     ScaleZero,
+    #[error("the years {first}-{last} are reversed; give the earlier year first")]
+    RangeReversed { first: i32, last: i32 },
+    #[error(
+        "{first}-{last} is {len} years; at most {len_max} can be simulated in one run",
+        len_max = years::SIMULATE_YEARS_LEN_MAX
+    )]
+    RangeTooLong { first: i32, last: i32, len: u32 },
+    #[error(
+        "{0} cannot be simulated: the simulated providers are approved from 2005 on, so the \
+         first year is {first_min} or later",
+        first_min = years::SIMULATE_YEAR_FIRST_MIN
+    )]
+    YearTooEarly(i32),
+    #[error(
+        "{year} is not over (today is {today}); only past years can be simulated, since the \
+         ledger refuses training dated after today"
+    )]
+    YearNotOver { year: i32, today: NaiveDate },
     #[error("data folder {0} is not empty; simulate writes a new ledger and needs an empty or missing folder")]
     DataDirNotEmpty(PathBuf),
     #[error("data folder {path} cannot be read: {source}")]
@@ -98,6 +117,8 @@ pub enum SimulateError {
     Task(String),
     #[error("the ledger's figures differ from the targets: {0}")]
     Mismatch(String),
+    #[error("{year}: {what}")]
+    YearMismatch { year: i32, what: String },
 }
 
 /// The year as the server reports it at the end, with what the plan expected.
@@ -137,10 +158,9 @@ pub async fn simulate(options: Options, settings: Settings) -> Result<YearReport
         return Err(SimulateError::ScaleZero);
     }
     refuse_non_empty(&options.data_dir)?;
-    let policy = year_policy(&settings, options.year)?.clone();
+    let policy = year_policy(&settings.policy, options.year)?.clone();
     let targets = Targets::PUBLISHED_2024.scaled(options.scale);
     let plan = plan::plan(options.year, options.seed, targets, &policy)?;
-    let totals = plan.totals();
     eprintln!(
         "plan of {} (seed {}, scale {}): {} providers, {} modules, {} companies, {} workers, \
          {} issuances, {} redemptions; digest {}",
@@ -181,7 +201,16 @@ pub async fn simulate(options: Options, settings: Settings) -> Result<YearReport
         .map_err(|error| SimulateError::Task(error.to_string()))?;
     let outcome = outcome?;
     served?;
+    year_report(options, &plan, outcome, started.elapsed())
+}
 
+/// The year as the ledger reported it in `outcome`, next to what `plan` expected.
+fn year_report(
+    options: Options,
+    plan: &Plan,
+    outcome: drive::Outcome,
+    elapsed: Duration,
+) -> Result<YearReport, SimulateError> {
     let summary = outcome.summary;
     let budget = outcome.budget;
     let amount = |field: &str, text: &str| {
@@ -189,10 +218,10 @@ pub async fn simulate(options: Options, settings: Settings) -> Result<YearReport
             SimulateError::Mismatch(format!("the budget's {field} {text:?} is not an amount"))
         })
     };
-    let report = YearReport {
+    Ok(YearReport {
         options,
-        targets,
-        plan: totals,
+        targets: plan.targets,
+        plan: plan.totals(),
         providers: plan.providers.len(),
         modules: plan.modules.len(),
         region_share_eur: plan.region_share_eur,
@@ -210,9 +239,8 @@ pub async fn simulate(options: Options, settings: Settings) -> Result<YearReport
         requests: outcome.requests,
         head_position: outcome.head.position,
         head_hash: outcome.head.hash,
-        elapsed: started.elapsed(),
-    };
-    Ok(report)
+        elapsed,
+    })
 }
 
 async fn run_plan(
@@ -220,6 +248,12 @@ async fn run_plan(
     address: std::net::SocketAddr,
     tokens: drive::Tokens,
 ) -> Result<drive::Outcome, SimulateError> {
+    let channel = connect(address).await?;
+    drive::drive(plan, channel, tokens, true).await
+}
+
+/// A channel to the in-process server.
+async fn connect(address: std::net::SocketAddr) -> Result<Channel, SimulateError> {
     let uri = format!("http://{address}");
     let channel = Endpoint::from_shared(uri.clone())
         .map_err(|source| SimulateError::Connect {
@@ -233,7 +267,7 @@ async fn run_plan(
             address: uri.clone(),
             source,
         })?;
-    drive::drive(plan, channel, tokens).await
+    Ok(channel)
 }
 
 fn refuse_non_empty(path: &Path) -> Result<(), SimulateError> {
@@ -252,18 +286,14 @@ fn refuse_non_empty(path: &Path) -> Result<(), SimulateError> {
 
 /// The one policy in force all year (the planner reasons with a single set of quotas and
 /// amounts).
-fn year_policy(settings: &Settings, year: i32) -> Result<&Policy, SimulateError> {
+fn year_policy(table: &PolicyTable, year: i32) -> Result<&Policy, SimulateError> {
     let first = NaiveDate::from_ymd_opt(year, 1, 1).ok_or(SimulateError::YearNotSupported(year))?;
     let last =
         NaiveDate::from_ymd_opt(year, 12, 31).ok_or(SimulateError::YearNotSupported(year))?;
-    let policy = settings
-        .policy
+    let policy = table
         .in_force(first)
         .ok_or(SimulateError::NoPolicy(first))?;
-    let at_end = settings
-        .policy
-        .in_force(last)
-        .ok_or(SimulateError::NoPolicy(last))?;
+    let at_end = table.in_force(last).ok_or(SimulateError::NoPolicy(last))?;
     if policy.effective_from != at_end.effective_from {
         return Err(SimulateError::PolicyChanges(year));
     }
@@ -363,7 +393,7 @@ impl YearReport {
 }
 
 /// Groups of three digits separated by spaces, as the scheme publishes its figures.
-fn grouped(value: u64) -> String {
+pub(crate) fn grouped(value: u64) -> String {
     let digits = value.to_string();
     let mut out = String::new();
     for (index, digit) in digits.chars().enumerate() {

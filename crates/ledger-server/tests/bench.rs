@@ -48,3 +48,58 @@ fn bench_runs_and_prints_every_figure() {
         "each of the five timed phases writes the 400 records or redemptions asked for:\n{stdout}"
     );
 }
+
+#[test]
+fn bench_with_a_history_prints_the_history_lines() {
+    let output = Command::new(env!("CARGO_BIN_EXE_voucher-ledger"))
+        .args([
+            "bench",
+            "--requests",
+            "200",
+            "--clients",
+            "4",
+            "--batch-len",
+            "50",
+            "--history",
+            "1",
+            // 1/200 of a year of the scheme: a few hundred requests.
+            "--history-scale",
+            "200",
+        ])
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+        .output()
+        .expect("voucher-ledger starts");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "bench --history failed: {}\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        output.status
+    );
+    for figure in [
+        "unary redemptions (b)",
+        "batched ×50 (b)",
+        "rebuild (c)",
+        "history ",
+        "1 years 2016-2016 (scale 200)",
+        "data folder ",
+        "bytes per event",
+        "restart to serving ",
+        "as_of report ",
+        "median",
+        "peak memory ",
+    ] {
+        assert!(stdout.contains(figure), "no {figure:?} in:\n{stdout}");
+    }
+    // Three reports as_of earlier positions, the first ones inside the simulated year.
+    assert!(stdout.contains("2016 as of "), "{stdout}");
+    assert_eq!(
+        stdout.matches("(200 in").count(),
+        5,
+        "the timed phases run on top of the history as without it:\n{stdout}"
+    );
+    assert!(
+        stderr.contains("history: year 2016:") && stderr.contains("figures as planned"),
+        "{stderr}"
+    );
+}

@@ -127,6 +127,153 @@ fn a_scaled_year_prints_the_scaled_published_figures_exactly() {
     assert!(!log.contains("national_number"));
 }
 
+/// The scale of the multi-year run: 1/200 of the volume of a year is about 900 events, so two
+/// years take a few seconds in a debug build.
+const YEARS_SCALE: u64 = 200;
+
+#[test]
+fn two_scaled_years_match_their_plans_and_the_log_verifies() {
+    let home = tempfile::tempdir().expect("a temporary folder");
+    let data = home.path().join("data");
+    let started = Instant::now();
+    let output = simulate(
+        &[
+            "--years",
+            "2016-2017",
+            "--seed",
+            &SEED.to_string(),
+            "--scale",
+            &YEARS_SCALE.to_string(),
+        ],
+        &data,
+    );
+    let elapsed = started.elapsed();
+    let report = String::from_utf8_lossy(&output.stdout);
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "simulate --years failed ({}):\n{report}\n{log}",
+        output.status
+    );
+    assert!(elapsed < RUN_TIME_MAX, "simulate --years took {elapsed:?}");
+
+    // One line per year, each checked against its plan, in order, with the head after it.
+    let years: Vec<&str> = report
+        .lines()
+        .filter(|line| line.starts_with("year "))
+        .collect();
+    assert_eq!(years.len(), 2, "{report}");
+    let mut previous_head = 0;
+    let mut year_events = 0;
+    for (line, year) in years.iter().zip(["2016", "2017"]) {
+        assert!(line.starts_with(&format!("year {year}: ")), "{line}");
+        assert!(line.ends_with("figures as planned"), "{line}");
+        let events = count(
+            &line
+                .split_once(": ")
+                .and_then(|(_, rest)| rest.split_once(" events"))
+                .expect("the year's events")
+                .0
+                .split_whitespace()
+                .collect::<String>(),
+        );
+        let head = count(
+            line.split_once("head ")
+                .and_then(|(_, rest)| rest.split_once(':'))
+                .expect("the head's position")
+                .0,
+        );
+        assert!(events > 0);
+        assert_eq!(head, previous_head + events, "{line}");
+        previous_head = head;
+        year_events += events;
+    }
+    // The total, the data folder and the peak memory.
+    assert_eq!(count(&figure(&report, "events")), year_events);
+    let bytes = count(&figure(&report, "data folder bytes"));
+    assert!(bytes > 0, "{report}");
+    assert!(count(&figure(&report, "data folder bytes per event")) > 0);
+    assert!(report.contains("peak memory (VmHWM)"), "{report}");
+    let head = report
+        .lines()
+        .find_map(|line| line.trim_start().strip_prefix("head "))
+        .expect("the final head")
+        .to_owned();
+    assert!(head.starts_with(&format!("{year_events}:")), "{head}");
+    assert!(!log.contains("national_number"));
+
+    // The log verifies offline, up to the head printed.
+    let verified = Command::new(env!("CARGO_BIN_EXE_voucher-ledger"))
+        .arg("verify")
+        .arg("--data")
+        .arg(&data)
+        .arg("--expect-head")
+        .arg(&head)
+        .output()
+        .expect("voucher-ledger verify starts");
+    assert!(
+        verified.status.success(),
+        "verify failed ({}):\n{}\n{}",
+        verified.status,
+        String::from_utf8_lossy(&verified.stdout),
+        String::from_utf8_lossy(&verified.stderr)
+    );
+}
+
+#[test]
+fn ranges_that_cannot_be_simulated_are_refused_before_anything_is_written() {
+    let home = tempfile::tempdir().expect("a temporary folder");
+    let data = home.path().join("data");
+    for (years, why) in [
+        ("2017-2016", "reversed"),
+        ("2000-2025", "at most 20"),
+        ("2004-2005", "2006 or later"),
+        ("2016-2999", "at most 20"),
+        ("2024-2099", "at most 20"),
+        ("2090-2095", "is not over"),
+    ] {
+        let output = simulate(&["--years", years, "--scale", "9000"], &data);
+        assert_eq!(output.status.code(), Some(2), "{years}");
+        let log = String::from_utf8_lossy(&output.stderr);
+        assert!(log.contains(why), "{years}: {log}");
+        assert!(!data.exists(), "{years}");
+    }
+}
+
+#[test]
+fn years_before_the_policy_table_are_refused() {
+    let home = tempfile::tempdir().expect("a temporary folder");
+    let data = home.path().join("data");
+    // The same policy, in force from 2010 only.
+    let policy = std::fs::read_to_string(workspace_root().join("config/policy.toml"))
+        .expect("the policy file can be read")
+        .replace(
+            "effective_from = \"2004-01-01\"",
+            "effective_from = \"2010-01-01\"",
+        );
+    assert!(policy.contains("2010-01-01"));
+    let policy_file = home.path().join("policy.toml");
+    std::fs::write(&policy_file, policy).expect("the policy can be written");
+    let output = Command::new(env!("CARGO_BIN_EXE_voucher-ledger"))
+        .args([
+            "simulate",
+            "--years",
+            "2008-2011",
+            "--scale",
+            "9000",
+            "--data",
+        ])
+        .arg(&data)
+        .env("VOUCHER_LEDGER__POLICY_FILE", &policy_file)
+        .env_remove("VOUCHER_LEDGER_LOG")
+        .output()
+        .expect("voucher-ledger can be started");
+    assert_eq!(output.status.code(), Some(2));
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(log.contains("no policy is in force on 2008-01-01"), "{log}");
+    assert!(!data.exists());
+}
+
 #[test]
 fn a_data_folder_in_use_is_refused() {
     let home = tempfile::tempdir().expect("a temporary folder");

@@ -289,11 +289,14 @@ fn joined(
     }
 }
 
-/// Sends the whole plan, then reads the year's summary, budget and the log's head.
+/// Sends the whole plan, then reads the year's summary, budget and the log's head. With
+/// `catalogue` false, the plan's providers and modules are approved on the ledger already (an
+/// earlier simulated year did it) and are not sent again.
 pub async fn drive(
     plan: &Plan,
     channel: Channel,
     tokens: Tokens,
+    catalogue: bool,
 ) -> Result<Outcome, SimulateError> {
     let client = Arc::new(Client { channel, tokens });
     let year = plan.year;
@@ -309,8 +312,12 @@ pub async fn drive(
         allocated_eur: encode_eur(plan.targets.budget_eur()),
     })])
     .await?;
-    run(plan
-        .providers
+    let (providers, modules) = if catalogue {
+        (&plan.providers[..], &plan.modules[..])
+    } else {
+        (&[][..], &[][..])
+    };
+    run(providers
         .iter()
         .map(|provider| {
             Write::ApproveProvider(api::ApproveProviderRequest {
@@ -323,8 +330,7 @@ pub async fn drive(
         })
         .collect())
     .await?;
-    run(plan
-        .modules
+    run(modules
         .iter()
         .map(|module| {
             Write::ApproveModule(api::ApproveModuleRequest {

@@ -255,8 +255,62 @@ const REVERSED_PER_MILLE: u32 = 4;
 const PAYMENT_DAY_LAST: u32 = 4;
 const TRAINING_DAY_FIRST: u32 = 5;
 
+/// What the earlier simulated years of one ledger leave to the plan of the next year.
+///
+/// The catalogue is approved once, in the first year, and reused as it is: the ledger refuses a
+/// second approval of a provider or module over the same period, and a module's hours per
+/// worker count over its whole life. Companies and workers are new each year (never a number
+/// planned in an earlier year): a company holding last year's vouchers would draw them first
+/// (oldest expiry first), moving its spend to last year's budget, and a year's figures could
+/// then no longer be checked against its own plan.
+#[derive(Clone, Debug, Default)]
+pub struct History {
+    /// The providers and modules of the first year, approved on the ledger.
+    catalogue: Option<(Vec<Provider>, Vec<Module>)>,
+    enterprise_bodies: HashSet<u32>,
+    national_bodies: HashSet<u64>,
+}
+
+impl History {
+    /// Adds `plan`, driven on the ledger, to what the next years must respect.
+    pub fn record(&mut self, plan: &Plan) {
+        if self.catalogue.is_none() {
+            self.catalogue = Some((plan.providers.clone(), plan.modules.clone()));
+        }
+        // The planner writes these numbers as their digits then two check digits.
+        self.enterprise_bodies.extend(
+            plan.companies
+                .iter()
+                .filter_map(|company| company.enterprise_number.get(..8)?.parse::<u32>().ok()),
+        );
+        self.national_bodies.extend(
+            plan.workers
+                .iter()
+                .filter_map(|worker| worker.national_number.get(..9)?.parse::<u64>().ok()),
+        );
+    }
+
+    /// Whether a catalogue has been approved already (its requests must not be sent again).
+    pub fn has_catalogue(&self) -> bool {
+        self.catalogue.is_some()
+    }
+}
+
 /// Makes the plan of `year` for `targets` under `policy` (the policy in force all year).
 pub fn plan(year: i32, seed: u64, targets: Targets, policy: &Policy) -> Result<Plan, PlanError> {
+    plan_after(year, seed, targets, policy, &History::default())
+}
+
+/// [`plan`] for a ledger that already holds the years of `history`: the catalogue is the one
+/// approved already, and no company or worker of an earlier year comes back. With an empty
+/// history, the same plan as [`plan`].
+pub fn plan_after(
+    year: i32,
+    seed: u64,
+    targets: Targets,
+    policy: &Policy,
+    history: &History,
+) -> Result<Plan, PlanError> {
     if targets.companies_benefiting == 0 {
         return Err(PlanError::NoCompany);
     }
@@ -284,8 +338,8 @@ pub fn plan(year: i32, seed: u64, targets: Targets, policy: &Policy) -> Result<P
         year,
         policy,
         rng: SplitMix64::new(seed),
-        enterprise_bodies: HashSet::new(),
-        national_bodies: HashSet::new(),
+        enterprise_bodies: history.enterprise_bodies.clone(),
+        national_bodies: history.national_bodies.clone(),
         plan: Plan {
             year,
             seed,
@@ -307,7 +361,13 @@ pub fn plan(year: i32, seed: u64, targets: Targets, policy: &Policy) -> Result<P
         used: Vec::new(),
         worker_modules: Vec::new(),
     };
-    planner.catalogue();
+    match &history.catalogue {
+        Some((providers, modules)) => {
+            planner.plan.providers.clone_from(providers);
+            planner.plan.modules.clone_from(modules);
+        }
+        None => planner.catalogue(),
+    }
     planner.benefiting_companies()?;
     planner.trainings()?;
     planner.batches();

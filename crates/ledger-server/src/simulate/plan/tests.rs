@@ -446,3 +446,66 @@ fn id(text: &str) -> Identifier {
 fn number(text: &str) -> EnterpriseNumber {
     EnterpriseNumber::parse(text).expect("a valid enterprise number")
 }
+
+#[test]
+fn later_years_reuse_the_catalogue_and_never_an_earlier_company_or_worker() {
+    let table = policy_table();
+    let policy = policy_2024(&table);
+    let targets = Targets::PUBLISHED_2024.scaled(40);
+    let mut history = super::History::default();
+    assert!(!history.has_catalogue());
+    let mut companies = BTreeSet::new();
+    let mut workers = BTreeSet::new();
+    let mut catalogue = None;
+    for (year, seed) in [(2016, 5), (2017, 6), (2018, 7)] {
+        let plan = super::plan_after(year, seed, targets, &policy, &history)
+            .unwrap_or_else(|error| panic!("{year}: {error}"));
+        assert_eq!(plan.year, year);
+        let totals = plan.totals();
+        assert_eq!(totals.hours_trained, targets.hours_trained);
+        assert_eq!(totals.workers_trained, targets.workers_trained);
+        // The dates of the year, its own budget year.
+        assert!(plan
+            .issuances
+            .iter()
+            .all(|issuance| issuance.payment_date.year() == year));
+        assert!(plan
+            .redemptions
+            .iter()
+            .all(|redemption| redemption.training_date.year() == year));
+        let ids: Vec<(String, NaiveDate)> = plan
+            .modules
+            .iter()
+            .map(|module| (module.id.clone(), module.approved_from))
+            .collect();
+        match &catalogue {
+            None => catalogue = Some(ids),
+            Some(first) => assert_eq!(first, &ids, "{year} reuses the first year's catalogue"),
+        }
+        for company in &plan.companies {
+            assert!(
+                companies.insert(company.enterprise_number.clone()),
+                "{} comes back in {year}",
+                company.enterprise_number
+            );
+        }
+        for worker in &plan.workers {
+            assert!(
+                workers.insert(worker.national_number.clone()),
+                "a worker comes back in {year}"
+            );
+        }
+        history.record(&plan);
+        assert!(history.has_catalogue());
+    }
+}
+
+#[test]
+fn an_empty_history_gives_the_plan_of_one_year() {
+    let policy = policy_2024(&policy_table());
+    let targets = Targets::PUBLISHED_2024.scaled(40);
+    let alone = plan(2024, 7, targets, &policy).expect("a plan");
+    let after =
+        super::plan_after(2024, 7, targets, &policy, &super::History::default()).expect("a plan");
+    assert_eq!(alone.digest(), after.digest());
+}
