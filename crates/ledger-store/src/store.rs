@@ -10,7 +10,7 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use ledger_proto::event::v1::{event::Payload, Event, RequestRecord};
 use prost::Message;
@@ -277,11 +277,17 @@ pub struct Store {
 /// the record is absent; one that is present sends the lookup to sled, which answers exactly
 /// (a retry, or in about one case in 2^64 per recorded id, another request id).
 ///
-/// Request ids come from clients, so the set keeps std's randomly keyed SipHash: a caller who
-/// chose ids to collide could not slow the table down. About 16 bytes per recorded request.
+/// The ids already in the log are read by a thread of its own at open, so that a start does not
+/// wait for a scan that grows with the history; until it is done, every id may be held (each
+/// lookup goes to sled, as without the filter). Request ids come from clients, so the sets keep
+/// std's randomly keyed SipHash: a caller who chose ids to collide could not slow the table
+/// down. About 16 bytes per recorded request.
 #[derive(Debug, Default)]
 struct RequestFilter {
+    /// Added since the log was opened.
     fingerprints: HashSet<u64>,
+    /// Those in the log when it was opened, once read.
+    at_open: Arc<OnceLock<HashSet<u64>>>,
 }
 
 impl RequestFilter {
@@ -294,9 +300,45 @@ impl RequestFilter {
         u64::from_le_bytes(high) ^ u64::from_le_bytes(low).rotate_left(29)
     }
 
+    /// A filter of the ids under `prefix` (each key read by `id_of`), loaded in the background.
+    fn load(db: &sled::Db, prefix: u8, id_of: fn(&[u8]) -> Option<Uuid>) -> RequestFilter {
+        let filter = RequestFilter::default();
+        let at_open = Arc::clone(&filter.at_open);
+        let db = db.clone();
+        let read = move || {
+            let mut fingerprints = HashSet::new();
+            for item in db.scan_prefix([prefix]) {
+                match item {
+                    Ok((key, _)) => {
+                        if let Some(id) = id_of(&key) {
+                            fingerprints.insert(RequestFilter::fingerprint(id));
+                        }
+                    }
+                    Err(error) => {
+                        // Never set: every lookup keeps going to sled, which stays exact.
+                        tracing::warn!(%error, prefix = %char::from(prefix), "index not read; lookups go to the store");
+                        return;
+                    }
+                }
+            }
+            let _ = at_open.set(fingerprints);
+        };
+        if let Err(error) = std::thread::Builder::new()
+            .name("ledger-index-load".into())
+            .spawn(read)
+        {
+            tracing::warn!(%error, "index thread cannot be started; lookups go to the store");
+        }
+        filter
+    }
+
     fn may_hold(&self, request_id: Uuid) -> bool {
-        self.fingerprints
-            .contains(&RequestFilter::fingerprint(request_id))
+        let fingerprint = RequestFilter::fingerprint(request_id);
+        self.fingerprints.contains(&fingerprint)
+            || self
+                .at_open
+                .get()
+                .is_none_or(|at_open| at_open.contains(&fingerprint))
     }
 
     fn insert(&mut self, request_id: Uuid) {
@@ -336,8 +378,10 @@ impl Store {
         let last_entry = last_entry(&db)?;
         let stored_record = db.get(keys::HEAD_KEY)?;
         let head = chain::check_head(stored_record.as_deref(), last_entry)?;
-        let requests = load_request_filter(&db)?;
-        let names = load_name_filter(&db)?;
+        let requests = RequestFilter::load(&db, keys::REQUEST_PREFIX, keys::request_id_of);
+        let names = RequestFilter::load(&db, keys::NAME_PREFIX, |key| {
+            keys::name_of(key).map(|(id, _)| id)
+        });
         let stream_versions = load_stream_versions(&db)?;
         if head.position == 0 && db.get(keys::NAME_INDEX_KEY)?.is_none() {
             // A new log: every event it will hold goes through the index by name.
@@ -349,7 +393,6 @@ impl Store {
             path = %dir.display(),
             position = head.position,
             hash = %hex::encode(head.hash),
-            requests = requests.fingerprints.len(),
             streams = stream_versions.len(),
             "event log opened"
         );
@@ -377,6 +420,12 @@ impl Store {
     /// The version of `stream` after its last event; 0 for a stream with no event.
     pub fn stream_version(&self, stream: &str) -> Result<u64, StoreError> {
         Ok(self.stream_versions.get(stream).copied().unwrap_or(0))
+    }
+
+    /// Whether the ids already in the log at open (recorded requests, names) have been read into
+    /// memory: until then their lookups go to sled, exact but slower (see `RequestFilter`).
+    pub fn indexes_loaded(&self) -> bool {
+        self.requests.at_open.get().is_some() && self.names.at_open.get().is_some()
     }
 
     /// The positions of the events that name `id` (see [`NewEvent::names`]), ascending, as far
@@ -878,31 +927,6 @@ fn stored_entry_head(key: &[u8], value: &[u8]) -> Result<Head, ChainBreak> {
     };
     let (_, hash) = chain::decode_entry(value).map_err(|kind| ChainBreak { position, kind })?;
     Ok(Head { position, hash })
-}
-
-/// The fingerprints of every recorded request id, read once at open (keys only matter; a
-/// key that is not a request id's is skipped, and `verify` is where damage is reported).
-fn load_request_filter(db: &sled::Db) -> Result<RequestFilter, StoreError> {
-    let mut requests = RequestFilter::default();
-    for item in db.scan_prefix([keys::REQUEST_PREFIX]) {
-        let (key, _) = item?;
-        if let Some(request_id) = keys::request_id_of(&key) {
-            requests.insert(request_id);
-        }
-    }
-    Ok(requests)
-}
-
-/// The ids in the index by name, read once at open.
-fn load_name_filter(db: &sled::Db) -> Result<RequestFilter, StoreError> {
-    let mut names = RequestFilter::default();
-    for item in db.scan_prefix([keys::NAME_PREFIX]) {
-        let (key, _) = item?;
-        if let Some((id, _)) = keys::name_of(&key) {
-            names.insert(id);
-        }
-    }
-    Ok(names)
 }
 
 /// The positions under `id` in the index by name, ascending.

@@ -320,3 +320,41 @@ fn a_folder_still_open_in_this_process_is_refused_after_the_bounded_wait() {
     assert!(waited < wait_max * 4, "waited {waited:?}");
     drop(held);
 }
+
+/// The ids already in the log are read into memory in the background after a reopen; once they
+/// are, a recorded request id and a named id are still found (through the fingerprints), and an
+/// id never recorded is not.
+#[test]
+fn once_the_indexes_are_loaded_after_a_reopen_recorded_ids_are_still_found() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let named = uuid(0xabc);
+    {
+        let mut store = Store::open(dir.path()).expect("open a new log");
+        let mut with_name = command(1, &["company/0403019261"]);
+        with_name.events[0].names = Some(named);
+        store
+            .append(vec![with_name, command(2, &[])])
+            .expect("append");
+    }
+    let store = Store::open(dir.path()).expect("reopen");
+    let waited = std::time::Instant::now();
+    while !store.indexes_loaded() {
+        assert!(
+            waited.elapsed() < std::time::Duration::from_secs(30),
+            "the indexes are never loaded"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    for seed in [1, 2] {
+        assert!(
+            store.request(uuid(seed)).expect("readable").is_some(),
+            "request {seed} found after the load"
+        );
+    }
+    assert_eq!(store.request(uuid(3)).expect("readable"), None);
+    assert_eq!(store.positions_naming(named).expect("readable"), vec![1]);
+    assert!(store
+        .positions_naming(uuid(0xdef))
+        .expect("readable")
+        .is_empty());
+}
