@@ -24,6 +24,14 @@
 //! | `h`                              | head: position (u64 BE) ‖ 32-byte hash     |
 //! | `k`                              | checkpoint meta (see the `checkpoint` module) |
 //! | `c` ‖ chunk index (u32 BE)       | one chunk of the checkpoint's bytes        |
+//! | `n` ‖ id (16) ‖ position (u64 BE) | nothing: the index by name (`NewEvent::names`) |
+//! | `N`                              | the index by name's version, once it covers the log |
+//!
+//! In memory, besides the head: every stream's version, and 64-bit fingerprints of the
+//! recorded request ids and of the indexed names (read by a background thread at open), so that
+//! a new id costs no read. An append is two halves, [`Store::prepare_append`] (encode, chain,
+//! position) and [`Committer::commit`] (apply, flush, `fdatasync`), which the engine runs on two
+//! threads so that deciding one group overlaps with syncing the one before.
 //!
 //! Opening: [`Store::open`] refuses a directory whose stored head does not name its last entry
 //! (a truncated or extended tail), so the engine never starts on a damaged log. The full chain
