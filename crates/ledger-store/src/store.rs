@@ -9,7 +9,7 @@ use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use ledger_proto::event::v1::{event::Payload, Event, RequestRecord};
@@ -288,6 +288,19 @@ struct RequestFilter {
     fingerprints: HashSet<u64>,
     /// Those in the log when it was opened, once read.
     at_open: Arc<OnceLock<HashSet<u64>>>,
+    /// The thread reading them, and what tells it to stop: it holds a handle on sled, whose
+    /// file lock must be let go when the store is dropped (a restart opens it right after).
+    loader: Option<std::thread::JoinHandle<()>>,
+    stop_loading: Arc<AtomicBool>,
+}
+
+impl Drop for RequestFilter {
+    fn drop(&mut self) {
+        self.stop_loading.store(true, Ordering::Relaxed);
+        if let Some(loader) = self.loader.take() {
+            let _ = loader.join();
+        }
+    }
 }
 
 impl RequestFilter {
@@ -302,12 +315,16 @@ impl RequestFilter {
 
     /// A filter of the ids under `prefix` (each key read by `id_of`), loaded in the background.
     fn load(db: &sled::Db, prefix: u8, id_of: fn(&[u8]) -> Option<Uuid>) -> RequestFilter {
-        let filter = RequestFilter::default();
+        let mut filter = RequestFilter::default();
         let at_open = Arc::clone(&filter.at_open);
+        let stop_loading = Arc::clone(&filter.stop_loading);
         let db = db.clone();
         let read = move || {
             let mut fingerprints = HashSet::new();
             for item in db.scan_prefix([prefix]) {
+                if stop_loading.load(Ordering::Relaxed) {
+                    return;
+                }
                 match item {
                     Ok((key, _)) => {
                         if let Some(id) = id_of(&key) {
@@ -323,11 +340,14 @@ impl RequestFilter {
             }
             let _ = at_open.set(fingerprints);
         };
-        if let Err(error) = std::thread::Builder::new()
+        match std::thread::Builder::new()
             .name("ledger-index-load".into())
             .spawn(read)
         {
-            tracing::warn!(%error, "index thread cannot be started; lookups go to the store");
+            Ok(loader) => filter.loader = Some(loader),
+            Err(error) => {
+                tracing::warn!(%error, "index thread cannot be started; lookups go to the store")
+            }
         }
         filter
     }
