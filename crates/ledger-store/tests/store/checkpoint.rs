@@ -84,7 +84,7 @@ fn a_damaged_checkpoint_is_ignored_not_trusted() {
         .expect("append");
     drop(store);
     {
-        let db = sled::open(dir.path()).expect("sled");
+        let db = crate::common::open_sled_retrying(dir.path());
         let key = [b'c', 0, 0, 0, 1];
         let mut chunk = db.get(key).expect("read").expect("chunk 1").to_vec();
         chunk[10] ^= 0xff;
@@ -106,7 +106,7 @@ fn a_checkpoint_whose_position_has_another_hash_is_ignored() {
     drop(store);
     {
         // Rewrite the meta record to claim another hash at position 2.
-        let db = sled::open(dir.path()).expect("sled");
+        let db = crate::common::open_sled_retrying(dir.path());
         let mut meta = db.get(b"k").expect("read").expect("meta").to_vec();
         meta[8] ^= 0xff;
         db.insert(b"k", meta).expect("write");

@@ -61,3 +61,23 @@ pub fn write_log(dir: &Path, event_count: u64) -> Vec<RecordedEvent> {
     }
     recorded
 }
+
+/// Opens the folder as a plain sled database, as the tests that edit a log behind the store's
+/// back do. A store closed a moment ago in this process may still hold sled's file lock (sled's
+/// threads, and the store's own, let go of it shortly after the drop), so a lock error is
+/// waited out, bounded, as `Store::open` does.
+pub fn open_sled_retrying(dir: &Path) -> sled::Db {
+    let started = std::time::Instant::now();
+    loop {
+        match sled::open(dir) {
+            Ok(db) => return db,
+            Err(error)
+                if error.to_string().contains("lock")
+                    && started.elapsed() < std::time::Duration::from_secs(10) =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(error) => panic!("sled opens {}: {error}", dir.display()),
+        }
+    }
+}

@@ -18,7 +18,7 @@ fn entry_key(position: u64) -> Vec<u8> {
 
 /// Opens the log directory as a plain sled database, lets `edit` change it, and closes it.
 fn tamper(dir: &Path, edit: impl FnOnce(&sled::Db)) {
-    let db = sled::open(dir).expect("open sled");
+    let db = crate::common::open_sled_retrying(dir);
     edit(&db);
     db.flush().expect("flush sled");
 }
