@@ -262,18 +262,19 @@ pub struct Store {
     /// The chunk count of the stored checkpoint once known, so that the next checkpoint
     /// removes the chunks it does not overwrite without reading the meta record.
     checkpoint_chunks: Option<u32>,
-    /// Which request ids may have a record: see [`RequestFilter`].
-    requests: RequestFilter,
+    /// Which request ids may have a record: see [`IdFilter`].
+    requests: IdFilter,
     /// Which ids may be in the index by name, the same way.
-    names: RequestFilter,
+    names: IdFilter,
     /// Every stream's version, as stored: a group reads and bumps them here instead of in sled.
     /// Streams are companies, providers and budget years, so this grows with the entities of
     /// the scheme, not with its history.
     stream_versions: HashMap<String, u64>,
 }
 
-/// The request ids recorded in the log, as 64-bit fingerprints, so that the common case of an
-/// idempotency check (a new request id) costs no sled read: a fingerprint that is absent proves
+/// The ids under one key prefix (recorded request ids, indexed names), as 64-bit fingerprints,
+/// so that the common case of a lookup (an idempotency check of a new request id, a new
+/// redemption id) costs no sled read: a fingerprint that is absent proves
 /// the record is absent; one that is present sends the lookup to sled, which answers exactly
 /// (a retry, or in about one case in 2^64 per recorded id, another request id).
 ///
@@ -283,7 +284,7 @@ pub struct Store {
 /// std's randomly keyed SipHash: a caller who chose ids to collide could not slow the table
 /// down. About 16 bytes per recorded request.
 #[derive(Debug, Default)]
-struct RequestFilter {
+struct IdFilter {
     /// Added since the log was opened.
     fingerprints: HashSet<u64>,
     /// Those in the log when it was opened, once read.
@@ -294,7 +295,7 @@ struct RequestFilter {
     stop_loading: Arc<AtomicBool>,
 }
 
-impl Drop for RequestFilter {
+impl Drop for IdFilter {
     fn drop(&mut self) {
         self.stop_loading.store(true, Ordering::Relaxed);
         if let Some(loader) = self.loader.take() {
@@ -303,7 +304,7 @@ impl Drop for RequestFilter {
     }
 }
 
-impl RequestFilter {
+impl IdFilter {
     fn fingerprint(request_id: Uuid) -> u64 {
         let bytes = request_id.as_bytes();
         let mut high = [0u8; 8];
@@ -314,8 +315,8 @@ impl RequestFilter {
     }
 
     /// A filter of the ids under `prefix` (each key read by `id_of`), loaded in the background.
-    fn load(db: &sled::Db, prefix: u8, id_of: fn(&[u8]) -> Option<Uuid>) -> RequestFilter {
-        let mut filter = RequestFilter::default();
+    fn load(db: &sled::Db, prefix: u8, id_of: fn(&[u8]) -> Option<Uuid>) -> IdFilter {
+        let mut filter = IdFilter::default();
         let at_open = Arc::clone(&filter.at_open);
         let stop_loading = Arc::clone(&filter.stop_loading);
         let db = db.clone();
@@ -328,7 +329,7 @@ impl RequestFilter {
                 match item {
                     Ok((key, _)) => {
                         if let Some(id) = id_of(&key) {
-                            fingerprints.insert(RequestFilter::fingerprint(id));
+                            fingerprints.insert(IdFilter::fingerprint(id));
                         }
                     }
                     Err(error) => {
@@ -353,7 +354,7 @@ impl RequestFilter {
     }
 
     fn may_hold(&self, request_id: Uuid) -> bool {
-        let fingerprint = RequestFilter::fingerprint(request_id);
+        let fingerprint = IdFilter::fingerprint(request_id);
         self.fingerprints.contains(&fingerprint)
             || self
                 .at_open
@@ -362,8 +363,7 @@ impl RequestFilter {
     }
 
     fn insert(&mut self, request_id: Uuid) {
-        self.fingerprints
-            .insert(RequestFilter::fingerprint(request_id));
+        self.fingerprints.insert(IdFilter::fingerprint(request_id));
     }
 }
 
@@ -398,8 +398,8 @@ impl Store {
         let last_entry = last_entry(&db)?;
         let stored_record = db.get(keys::HEAD_KEY)?;
         let head = chain::check_head(stored_record.as_deref(), last_entry)?;
-        let requests = RequestFilter::load(&db, keys::REQUEST_PREFIX, keys::request_id_of);
-        let names = RequestFilter::load(&db, keys::NAME_PREFIX, |key| {
+        let requests = IdFilter::load(&db, keys::REQUEST_PREFIX, keys::request_id_of);
+        let names = IdFilter::load(&db, keys::NAME_PREFIX, |key| {
             keys::name_of(key).map(|(id, _)| id)
         });
         let stream_versions = load_stream_versions(&db)?;
@@ -443,7 +443,7 @@ impl Store {
     }
 
     /// Whether the ids already in the log at open (recorded requests, names) have been read into
-    /// memory: until then their lookups go to sled, exact but slower (see `RequestFilter`).
+    /// memory: until then their lookups go to sled, exact but slower (see `IdFilter`).
     pub fn indexes_loaded(&self) -> bool {
         self.requests.at_open.get().is_some() && self.names.at_open.get().is_some()
     }

@@ -170,22 +170,6 @@ async fn a_log_written_before_the_index_by_name_is_indexed_at_start() {
     assert!(store.names_indexed().expect("readable"));
 }
 
-/// Opens something on the folder, waiting a little while sled's file lock from the previous
-/// opening in this process is still held (see `support::start`).
-fn retry_while_locked<T, E: std::fmt::Display>(mut open: impl FnMut() -> Result<T, E>) -> T {
-    let mut attempts = 0;
-    loop {
-        match open() {
-            Ok(opened) => return opened,
-            Err(error) if attempts < 100 && error.to_string().contains("lock") => {
-                attempts += 1;
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            Err(error) => panic!("opens: {error}"),
-        }
-    }
-}
-
 /// A request record written before the canonical encoding's version 2 holds the digest of the
 /// command as serde_json wrote it: a retry across the upgrade still gets its receipt, and
 /// another command under that id is still refused.

@@ -37,19 +37,23 @@ pub fn clock(today: &str) -> Arc<ManualClock> {
 
 pub fn start(dir: &Path, clock: &Arc<ManualClock>) -> Engine {
     let clock: Arc<dyn ledger_engine::Clock> = Arc::clone(clock) as Arc<dyn ledger_engine::Clock>;
-    // A restart in the same process can find sled's file lock still held for a moment: sled's
-    // I/O threads let go of the closed database's file a little after the last handle drops.
-    // (A real restart is a new process, whose exit released everything.) So wait a little for
-    // the lock, and only for it.
+    retry_while_locked(|| Engine::start(EngineConfig::new(dir, policy()), Arc::clone(&clock)))
+}
+
+/// Opens something on a folder this process closed a moment ago. A restart in the same process
+/// can find sled's file lock still held for a moment: sled's I/O threads let go of the closed
+/// database's file a little after the last handle drops. (A real restart is a new process,
+/// whose exit released everything.) So wait a little for the lock, and only for it.
+pub fn retry_while_locked<T, E: std::fmt::Display>(mut open: impl FnMut() -> Result<T, E>) -> T {
     let mut attempts = 0;
     loop {
-        match Engine::start(EngineConfig::new(dir, policy()), Arc::clone(&clock)) {
-            Ok(engine) => return engine,
+        match open() {
+            Ok(opened) => return opened,
             Err(error) if attempts < 100 && error.to_string().contains("lock") => {
                 attempts += 1;
                 std::thread::sleep(std::time::Duration::from_millis(20));
             }
-            Err(error) => panic!("engine starts: {error}"),
+            Err(error) => panic!("opens: {error}"),
         }
     }
 }
