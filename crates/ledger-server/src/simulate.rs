@@ -177,6 +177,21 @@ pub async fn simulate(options: Options, settings: Settings) -> Result<YearReport
     );
 
     let (settings, tokens) = with_provider_tokens(settings, &plan)?;
+    let outcome =
+        with_in_process_server(settings, |address| run_plan(&plan, address, tokens)).await?;
+    year_report(options, &plan, outcome, started.elapsed())
+}
+
+/// Starts a server in this process on `settings`, runs `run` against its address, then stops
+/// the server whatever happened, so that the store is flushed and closed cleanly.
+pub(crate) async fn with_in_process_server<T, F, Fut>(
+    settings: Settings,
+    run: F,
+) -> Result<T, SimulateError>
+where
+    F: FnOnce(std::net::SocketAddr) -> Fut,
+    Fut: std::future::Future<Output = Result<T, SimulateError>>,
+{
     let listener = bind(settings.listen).await?;
     let (ready_sender, ready) = tokio::sync::oneshot::channel();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -191,17 +206,16 @@ pub async fn simulate(options: Options, settings: Settings) -> Result<YearReport
         },
     ));
     let outcome = match ready.await {
-        Ok(address) => run_plan(&plan, address, tokens).await,
+        Ok(address) => run(address).await,
         Err(_) => Err(SimulateError::ServerGone),
     };
-    // Stop the server whatever happened, so that the store is flushed and closed cleanly.
     let _ = stop.send(());
     let served = server
         .await
         .map_err(|error| SimulateError::Task(error.to_string()))?;
     let outcome = outcome?;
     served?;
-    year_report(options, &plan, outcome, started.elapsed())
+    Ok(outcome)
 }
 
 /// The year as the ledger reported it in `outcome`, next to what `plan` expected.

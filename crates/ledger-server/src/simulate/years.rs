@@ -22,7 +22,6 @@ use super::{
     connect, drive, grouped, refuse_non_empty, with_provider_tokens, year_policy, year_report,
     Options, SimulateError, YearReport,
 };
-use crate::serve::{bind, serve_with};
 use crate::settings::Settings;
 
 /// Most years one run simulates: twenty years is the life the ledger is built for (issue 12: a
@@ -202,41 +201,18 @@ pub async fn simulate_years(
         &History::default(),
     )?;
     let (settings, tokens) = with_provider_tokens(settings, &first)?;
-    let listener = bind(settings.listen).await?;
-    let (ready_sender, ready) = tokio::sync::oneshot::channel();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(serve_with(
-        settings,
-        listener,
-        async {
-            let _ = stopped.await;
-        },
-        move |address| {
-            let _ = ready_sender.send(address);
-        },
-    ));
-    let outcome = match ready.await {
-        Ok(address) => {
-            run_years(
-                address,
-                tokens,
-                first,
-                &options,
-                targets,
-                &policies,
-                &mut on_year,
-            )
-            .await
-        }
-        Err(_) => Err(SimulateError::ServerGone),
-    };
-    // Stop the server whatever happened, so that the store is flushed and closed cleanly.
-    let _ = stop.send(());
-    let served = server
-        .await
-        .map_err(|error| SimulateError::Task(error.to_string()))?;
-    let years = outcome?;
-    served?;
+    let years = super::with_in_process_server(settings, |address| {
+        run_years(
+            address,
+            tokens,
+            first,
+            &options,
+            targets,
+            &policies,
+            &mut on_year,
+        )
+    })
+    .await?;
 
     let data_bytes = folder_bytes(&options.data_dir).map_err(|source| SimulateError::DataDir {
         path: options.data_dir.clone(),
