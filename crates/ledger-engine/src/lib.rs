@@ -33,14 +33,15 @@ use ledger_domain::{
 };
 use ledger_projections::{ProjectionError, Projections};
 use ledger_store::{
-    Head, LogReader, NewCommand, NewEvent, RecordedEvent, Store, StoreError, StoredRequest,
+    Head, LogReader, NewCommand, NewEvent, RecordedEvent, RetainedSnapshots, Store, StoreError,
+    StoredRequest,
 };
 use sha2::{Digest, Sha256};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use uuid::Uuid;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use recovery::{rebuild, recover, replay_to, RebuildReport, Recovered};
+pub use recovery::{projections_as_of, rebuild, recover, replay_to, RebuildReport, Recovered};
 pub use stats::GroupStats;
 pub use subscription::{Published, Subscription, SubscriptionError};
 
@@ -64,6 +65,13 @@ const _: () = assert!(BATCH_LEN_MAX <= GROUP_LEN_MAX);
 /// a restart then replays at most that many events after the checkpoint, well under a second.
 pub const CHECKPOINT_INTERVAL_EVENTS: u64 = 50_000;
 
+/// Events between two retained snapshots of the projections, at most (see
+/// [`recovery::retain_projections`]): a report `as_of` a past position replays at most this
+/// many events after the nearest one, whatever the length of the log, and the data folder holds
+/// one snapshot per this many events. Snapshots are taken with checkpoints, so the spacing is
+/// also a multiple of [`CHECKPOINT_INTERVAL_EVENTS`] in practice.
+pub const RETAINED_INTERVAL_EVENTS: u64 = 100_000;
+
 /// Durable groups kept for live subscribers that have not read them yet (tokio rounds it up to
 /// a power of two). A subscriber more than this many groups behind is dropped and told to
 /// resume from its last position: `send` never waits for it, so the writer never slows down.
@@ -80,6 +88,8 @@ pub struct EngineConfig {
     pub group_len_max: usize,
     pub queue_len_max: usize,
     pub checkpoint_interval_events: u64,
+    /// See [`RETAINED_INTERVAL_EVENTS`].
+    pub retained_interval_events: u64,
     /// See [`BROADCAST_CAPACITY_GROUPS`]; tests make it small to see a subscriber fall behind.
     pub broadcast_capacity_groups: usize,
 }
@@ -92,6 +102,7 @@ impl EngineConfig {
             group_len_max: GROUP_LEN_MAX,
             queue_len_max: QUEUE_LEN_MAX,
             checkpoint_interval_events: CHECKPOINT_INTERVAL_EVENTS,
+            retained_interval_events: RETAINED_INTERVAL_EVENTS,
             broadcast_capacity_groups: BROADCAST_CAPACITY_GROUPS,
         }
     }
@@ -172,6 +183,7 @@ struct Submission {
 pub struct EngineHandle {
     sender: mpsc::Sender<Message>,
     reader: LogReader,
+    retained: RetainedSnapshots,
     /// Weak, so that the channel closes (and subscribers learn it) when the writer stops.
     published: broadcast::WeakSender<Published>,
     counters: Arc<stats::Counters>,
@@ -273,6 +285,13 @@ impl EngineHandle {
         &self.reader
     }
 
+    /// The projections as of `position` (at most the head), from the nearest retained snapshot
+    /// (see [`recovery::projections_as_of`]). Blocking: call it from `spawn_blocking`; the
+    /// writer never waits for it.
+    pub fn projections_as_of(&self, position: u64) -> Result<Projections, StartError> {
+        recovery::projections_as_of(&self.reader, &self.retained, position)
+    }
+
     /// Every event from `from_position` on (0 means 1), in order, each once: first from the
     /// log, then live as the writer makes groups durable. See [`Subscription`].
     pub fn subscribe(&self, from_position: u64) -> Subscription {
@@ -308,10 +327,12 @@ impl Engine {
         let (published, _) = broadcast::channel(config.broadcast_capacity_groups.max(1));
         let policy = Arc::new(config.policy.clone());
         let reader = store.reader();
+        let retained = RetainedSnapshots::in_data_dir(&config.data_dir);
         let counters = Arc::new(stats::Counters::default());
         let handle = EngineHandle {
             sender,
             reader,
+            retained: retained.clone(),
             published: published.downgrade(),
             counters: Arc::clone(&counters),
         };
@@ -344,6 +365,7 @@ impl Engine {
             store,
             state,
             projections,
+            retained,
             // The events replayed are not in any checkpoint yet.
             events_since_checkpoint: replayed_events,
             policy,
@@ -435,6 +457,8 @@ struct Writer {
     store: Store,
     state: LedgerState,
     projections: Projections,
+    /// Where each checkpoint's projections are also kept (see [`recovery::retain_projections`]).
+    retained: RetainedSnapshots,
     /// Events appended since the last checkpoint was written.
     events_since_checkpoint: u64,
     policy: Arc<PolicyTable>,
@@ -769,10 +793,22 @@ impl Writer {
             projections: self.projections.clone(),
         };
         let (sender, receiver) = std::sync::mpsc::sync_channel(1);
+        let retained = self.retained.clone();
+        let retained_interval_events = self.config.retained_interval_events;
         let spawned = std::thread::Builder::new()
             .name("ledger-checkpoint".into())
             .spawn(move || {
                 let _ = sender.send((head, snapshot.to_checkpoint()));
+                // After the checkpoint is handed over, so the writer never waits for this.
+                if let Err(error) = recovery::retain_projections(
+                    &retained,
+                    &head,
+                    &snapshot.projections,
+                    retained_interval_events,
+                ) {
+                    // A missing snapshot costs a longer replay of an `as_of` report, nothing more.
+                    tracing::warn!(%error, position = head.position, "retained snapshot not saved");
+                }
             });
         match spawned {
             Ok(_) => {

@@ -13,7 +13,7 @@ use ledger_domain::event::HoursRedeemed;
 use ledger_domain::state::Inconsistency;
 use ledger_domain::{Event, LedgerState};
 use ledger_projections::Projections;
-use ledger_store::{Head, LogIter, LogReader, Store, StoreError};
+use ledger_store::{Head, LogIter, LogReader, RetainedSnapshots, Store, StoreError};
 use serde::{Deserialize, Serialize};
 
 use crate::{decode, StartError};
@@ -108,8 +108,7 @@ impl Recovered {
                         reader,
                         events,
                         from_position,
-                        &state_sender,
-                        &projection_sender,
+                        &[&state_sender, &projection_sender],
                     )
                 });
             let projected = std::thread::Builder::new()
@@ -261,20 +260,21 @@ type ReadBatch = Vec<(u64, Event, Option<Redeemed>)>;
 /// position, then the stage (0 read, 1 state, 2 projections).
 type ErrorOrder = (u64, u8);
 
-/// The reader of [`Recovered::fold_range_pipelined`]: reads, checks and decodes `events` (the
-/// first at `from_position`) in order and sends them in batches to both folds. Returns the
-/// read's first error, after sending every event before it, or nothing when the log ends or a
-/// fold stops listening.
+/// The reader of [`Recovered::fold_range_pipelined`] and [`fold_projections_range`]: reads,
+/// checks and decodes `events` (the first at `from_position`) in order and sends them in
+/// batches to every fold. Returns the read's first error, after sending every event before it,
+/// or nothing when the log ends or a fold stops listening.
 fn read_batches(
     reader: &LogReader,
     events: LogIter,
     from_position: u64,
-    to_state: &mpsc::SyncSender<Arc<ReadBatch>>,
-    to_projections: &mpsc::SyncSender<Arc<ReadBatch>>,
+    folds: &[&mpsc::SyncSender<Arc<ReadBatch>>],
 ) -> Option<(ErrorOrder, StartError)> {
     let send = |batch: ReadBatch| {
         let batch = Arc::new(batch);
-        to_state.send(Arc::clone(&batch)).is_ok() && to_projections.send(batch).is_ok()
+        folds
+            .iter()
+            .all(|fold| fold.send(Arc::clone(&batch)).is_ok())
     };
     let mut batch = Vec::with_capacity(PIPELINE_BATCH_EVENTS);
     for (expected_position, recorded) in (from_position..).zip(events) {
@@ -337,6 +337,139 @@ fn fold_projections(
         }
     }
     None
+}
+
+/// Folds the events of positions `from_position..=last_position` into `projections` alone,
+/// as [`Recovered::fold_range`] does into both: a report as of a past position needs no
+/// decision state. A long range is read and decoded on a second thread.
+pub fn fold_projections_range(
+    reader: &LogReader,
+    projections: &mut Projections,
+    from_position: u64,
+    last_position: u64,
+) -> Result<(), StartError> {
+    let from_position = from_position.max(1);
+    if last_position < from_position {
+        return Ok(());
+    }
+    if last_position - (from_position - 1) < PIPELINE_EVENTS_MIN {
+        return fold_projections_on_one_thread(reader, projections, from_position, last_position);
+    }
+    let outcome = std::thread::scope(|scope| {
+        let (sender, batches) = mpsc::sync_channel(PIPELINE_BATCHES_IN_FLIGHT);
+        let events = reader.iter(from_position, last_position);
+        let read = std::thread::Builder::new()
+            .name("ledger-replay-read".to_owned())
+            .spawn_scoped(scope, move || {
+                read_batches(reader, events, from_position, &[&sender])
+            })
+            .ok()?;
+        let projection_error = fold_projections(projections, batches);
+        let read_error = read
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        Some(
+            [read_error, projection_error]
+                .into_iter()
+                .flatten()
+                .min_by_key(|(order, _)| *order),
+        )
+    });
+    match outcome {
+        Some(Some((_, error))) => Err(error),
+        Some(None) => Ok(()),
+        None => {
+            tracing::warn!("replay thread cannot be started; replaying on one thread");
+            fold_projections_on_one_thread(reader, projections, from_position, last_position)
+        }
+    }
+}
+
+fn fold_projections_on_one_thread(
+    reader: &LogReader,
+    projections: &mut Projections,
+    from_position: u64,
+    last_position: u64,
+) -> Result<(), StartError> {
+    for recorded in reader.iter(from_position, last_position) {
+        let recorded = recorded?;
+        let position = recorded.position;
+        let event =
+            decode(&recorded).map_err(|source| StartError::Undecodable { position, source })?;
+        let original = original_of(reader, position, &event)?;
+        apply_to_projections(projections, position, &event, original.as_ref())?;
+    }
+    Ok(())
+}
+
+/// The projections as of `position` (at most the head): from the newest retained snapshot at
+/// or before it that is intact and of this log, then the events after it; from position 1
+/// when there is none. What it costs is bounded by the spacing of the retained snapshots (see
+/// [`retain_projections`]), not by the length of the log.
+pub fn projections_as_of(
+    reader: &LogReader,
+    retained: &RetainedSnapshots,
+    position: u64,
+) -> Result<Projections, StartError> {
+    let mut projections = match retained.latest_at_or_before(position, reader)? {
+        Some(snapshot) => match retained_projections(&snapshot.body) {
+            Some(projections) if projections.position == snapshot.head.position => projections,
+            _ => {
+                tracing::warn!(
+                    snapshot_position = snapshot.head.position,
+                    "retained snapshot is of another encoding; replaying from position 1"
+                );
+                Projections::default()
+            }
+        },
+        None => Projections::default(),
+    };
+    let from_position = projections.position + 1;
+    fold_projections_range(reader, &mut projections, from_position, position)?;
+    Ok(projections)
+}
+
+/// The bytes of a retained snapshot of `projections`: the checkpoint's format byte (the
+/// projections' encoding is part of it, so any change of it bumps that version and an older
+/// snapshot is passed over, never misread) and their encoding.
+pub fn retained_bytes(projections: &Projections) -> Vec<u8> {
+    let mut bytes = vec![CHECKPOINT_FORMAT];
+    bytes.extend(projections.to_bytes());
+    bytes
+}
+
+fn retained_projections(bytes: &[u8]) -> Option<Projections> {
+    match bytes.split_first() {
+        Some((&CHECKPOINT_FORMAT, rest)) => Projections::from_bytes(rest),
+        _ => None,
+    }
+}
+
+/// Saves `projections`, taken at `head`, as a retained snapshot, and keeps the snapshots
+/// sparse: the one saved before it is removed again when the one before that is at most
+/// `interval_events` behind `head`. So the newest is always at the latest checkpoint (a report
+/// as of a recent date replays at most one checkpoint interval), older ones are about
+/// `interval_events` apart (a report as of any position replays at most that many events),
+/// and the folder holds about one snapshot per `interval_events` of the log. Snapshots beyond
+/// `head` are of another log (a restored backup) and are removed.
+pub fn retain_projections(
+    retained: &RetainedSnapshots,
+    head: &Head,
+    projections: &Projections,
+    interval_events: u64,
+) -> Result<(), StoreError> {
+    retained.save(head, &retained_bytes(projections))?;
+    let mut positions = retained.positions()?;
+    for beyond in positions.iter().filter(|saved| **saved > head.position) {
+        retained.remove(*beyond)?;
+    }
+    positions.retain(|saved| *saved <= head.position);
+    if let [.., before_previous, previous, newest] = positions[..] {
+        if newest - before_previous <= interval_events {
+            retained.remove(previous)?;
+        }
+    }
+    Ok(())
 }
 
 /// The checkpoint bytes of a state and its projections, without copying them: postcard encodes

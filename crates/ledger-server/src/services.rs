@@ -307,7 +307,8 @@ impl Ledger {
 
     /// Answers a report from the projections: the live ones, between two groups of the writer;
     /// or, for an `as_of` in the past, projections rebuilt up to that position on a blocking
-    /// thread, so that the writer never waits for a replay.
+    /// thread from the nearest retained snapshot at or before it, so that the writer never
+    /// waits for a replay and the replay is never longer than the snapshots' spacing.
     async fn report<T: Send + 'static>(
         &self,
         as_of: Option<api::AsOf>,
@@ -321,26 +322,25 @@ impl Ledger {
                 .await?
                 .map_err(|r| refusal_status(&r));
         };
-        let reader = self.inner.engine.reader().clone();
+        let engine = self.inner.engine.clone();
         let rebuilt = tokio::task::spawn_blocking(move || -> Result<Projections, Status> {
+            let reader = engine.reader();
             let head = reader.head().map_err(|error| store_status(&error))?;
             let position = match as_of {
                 wire::AsOf::Position(position) => position.min(head.position),
                 wire::AsOf::Date(date) => {
-                    ledger_engine::recovery::last_position_on(&reader, date, head.position)
+                    ledger_engine::recovery::last_position_on(reader, date, head.position)
                         .map_err(|error| store_status(&error))?
                 }
             };
-            ledger_engine::replay_to(&reader, position)
-                .map(|recovered| recovered.projections)
-                .map_err(|error| {
-                    tracing::error!(%error, position, "point-in-time replay failed");
-                    server_status(
-                        Code::DataLoss,
-                        "REPLAY_FAILED",
-                        format!("the log cannot be replayed to position {position}"),
-                    )
-                })
+            engine.projections_as_of(position).map_err(|error| {
+                tracing::error!(%error, position, "point-in-time replay failed");
+                server_status(
+                    Code::DataLoss,
+                    "REPLAY_FAILED",
+                    format!("the log cannot be replayed to position {position}"),
+                )
+            })
         })
         .await
         .map_err(|_| {

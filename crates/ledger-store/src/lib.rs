@@ -48,6 +48,7 @@ mod checkpoint;
 mod keys;
 mod offline;
 mod reopen;
+mod retained;
 mod store;
 
 pub use backup::BackupReport;
@@ -55,6 +56,7 @@ pub use chain::{chain_hash, ChainBreak, ChainBreakKind, Head, RecordedEvent};
 pub use checkpoint::{CheckpointFound, StoredCheckpoint, CHECKPOINT_CHUNK_BYTES};
 pub use offline::{ChainWalk, DamagedRequestRecord, OfflineLog};
 pub use reopen::REOPEN_LOCK_WAIT_MS;
+pub use retained::{RetainedSnapshot, RetainedSnapshots, RETAINED_DIR_NAME};
 pub use store::{
     verify_log_at, Committer, LogIter, LogReader, NewCommand, NewEvent, PreparedAppend, Store,
     StoreError, StoreOptions, StoredRequest, EVENT_BYTES_MAX, FAIL_FDATASYNC_AFTER_VARIABLE,

@@ -8,4 +8,5 @@ mod concurrency;
 mod history;
 mod lifecycle;
 mod model;
+mod retained;
 mod subscription;

@@ -1,0 +1,182 @@
+//! Retained snapshots of the projections: a report as of any position, answered from the
+//! nearest snapshot and the events after it, equals a replay from position 1; the snapshots
+//! stay sparse; a damaged snapshot or one of another log is passed over, never trusted.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use ledger_domain::command::ReverseRedemption;
+use ledger_domain::Command;
+use ledger_engine::recovery::{projections_as_of, retain_projections};
+use ledger_engine::{replay_to, Engine, EngineConfig, ManualClock};
+use ledger_projections::Projections;
+use ledger_store::{Head, RetainedSnapshots, Store};
+
+use crate::support::*;
+
+fn start_retaining(dir: &Path, clock: &Arc<ManualClock>, checkpoint: u64, retained: u64) -> Engine {
+    let mut config = EngineConfig::new(dir, policy());
+    config.checkpoint_interval_events = checkpoint;
+    config.retained_interval_events = retained;
+    let clock: Arc<dyn ledger_engine::Clock> = Arc::clone(clock) as Arc<dyn ledger_engine::Clock>;
+    retry_while_locked(|| Engine::start(config.clone(), Arc::clone(&clock)))
+}
+
+/// A world, redemptions, one of them reversed (a reversal reads its redemption back from the
+/// log, also when replayed from a snapshot), and a late issuance.
+async fn history_with_a_reversal(engine: &Engine) {
+    let company = enterprise(4_030_192);
+    world(engine, &company, 100).await;
+    let mut redemption_ids = Vec::new();
+    for who in 0..16u8 {
+        let command = redeem(&company, "AG-1", "M-1", who, 2, "2025-06-01");
+        if let Command::RedeemHours(redemption) = &command {
+            redemption_ids.push(redemption.redemption_id);
+        }
+        accept(engine, provider_principal("AG-1"), command).await;
+    }
+    let reversal = Command::ReverseRedemption(ReverseRedemption {
+        redemption_id: redemption_ids[3],
+        provider_id: id("AG-1"),
+        reason: "training cancelled".into(),
+        reversed_on: date("2025-06-20"),
+    });
+    accept(engine, provider_principal("AG-1"), reversal).await;
+    accept(engine, OPERATOR, issue(&company, 5, "2025-04-10")).await;
+}
+
+fn stopped_store(dir: &Path) -> Store {
+    retry_while_locked(|| Store::open(dir))
+}
+
+fn assert_every_position_as_replayed(store: &Store, retained: &RetainedSnapshots) {
+    let reader = store.reader();
+    for position in 0..=store.head().position {
+        let from_snapshot = projections_as_of(&reader, retained, position).expect("as of");
+        let replayed = replay_to(&reader, position).expect("replay").projections;
+        assert_eq!(from_snapshot.position, position);
+        assert!(
+            from_snapshot == replayed,
+            "the projections as of position {position} differ from a replay from position 1"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_report_as_of_any_position_equals_a_replay_from_position_one() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let clock = clock("2025-06-30");
+    let engine = start_retaining(dir.path(), &clock, 3, 6);
+    history_with_a_reversal(&engine).await;
+    engine.shutdown().await.expect("head");
+    let store = stopped_store(dir.path());
+    let retained = RetainedSnapshots::in_data_dir(dir.path());
+    let positions = retained.positions().expect("listed");
+    assert!(
+        positions.len() >= 2,
+        "snapshots were retained along the way: {positions:?}"
+    );
+    assert_every_position_as_replayed(&store, &retained);
+}
+
+#[tokio::test]
+async fn without_retained_snapshots_a_report_as_of_a_position_replays_from_position_one() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let clock = clock("2025-06-30");
+    let engine = start_retaining(dir.path(), &clock, 1_000_000, 6);
+    history_with_a_reversal(&engine).await;
+    engine.shutdown().await.expect("head");
+    let store = stopped_store(dir.path());
+    let retained = RetainedSnapshots::in_data_dir(dir.path());
+    assert_eq!(retained.positions().expect("listed"), Vec::<u64>::new());
+    assert_every_position_as_replayed(&store, &retained);
+}
+
+#[tokio::test]
+async fn retained_snapshots_stay_about_one_interval_apart() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let clock = clock("2025-06-30");
+    let engine = start_retaining(dir.path(), &clock, 2, 7);
+    history_with_a_reversal(&engine).await;
+    let head = engine.shutdown().await.expect("head");
+    let positions = RetainedSnapshots::in_data_dir(dir.path())
+        .positions()
+        .expect("listed");
+    for window in positions.windows(3) {
+        assert!(
+            window[2] - window[0] > 7,
+            "a snapshot between two others at most one interval apart was kept: {positions:?}"
+        );
+    }
+    assert!(
+        positions.len() as u64 <= 2 * head.position / 7 + 2,
+        "{} snapshots for {} events: {positions:?}",
+        positions.len(),
+        head.position
+    );
+}
+
+#[tokio::test]
+async fn a_damaged_snapshot_or_one_of_another_log_is_passed_over() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let clock = clock("2025-06-30");
+    let engine = start_retaining(dir.path(), &clock, 3, 6);
+    history_with_a_reversal(&engine).await;
+    engine.shutdown().await.expect("head");
+    let store = stopped_store(dir.path());
+    let retained = RetainedSnapshots::in_data_dir(dir.path());
+    let positions = retained.positions().expect("listed");
+    let newest = *positions.last().expect("a snapshot");
+    // A flipped byte in the newest snapshot's body.
+    let newest_path = std::fs::read_dir(retained.dir())
+        .expect("listed")
+        .map(|entry| entry.expect("entry").path())
+        .find(|path| path.to_string_lossy().contains(&format!("{newest:020}")))
+        .expect("the newest snapshot's file");
+    let mut bytes = std::fs::read(&newest_path).expect("read");
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x40;
+    std::fs::write(&newest_path, bytes).expect("written");
+    // A snapshot that claims a position of this log with another log's hash, whose projections
+    // would be wrong here: an empty ledger's.
+    let foreign_position = positions[0] + 1;
+    let foreign = Head {
+        position: foreign_position,
+        hash: [7; 32],
+    };
+    let mut empty = Projections::default();
+    empty.position = foreign_position;
+    retained
+        .save(&foreign, &ledger_engine::recovery::retained_bytes(&empty))
+        .expect("saved");
+    assert_every_position_as_replayed(&store, &retained);
+}
+
+#[test]
+fn retention_removes_the_previous_snapshot_when_the_gap_allows_and_those_beyond_the_head() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let retained = RetainedSnapshots::in_data_dir(dir.path());
+    let at = |position: u64| Head {
+        position,
+        hash: [position as u8; 32],
+    };
+    let projections = Projections::default();
+    let mut kept = Vec::new();
+    for position in [5, 10, 15, 20, 25] {
+        retain_projections(&retained, &at(position), &projections, 10).expect("retained");
+        kept.push(retained.positions().expect("listed"));
+    }
+    assert_eq!(
+        kept,
+        vec![
+            vec![5],
+            vec![5, 10],
+            vec![5, 15],
+            vec![5, 15, 20],
+            vec![5, 15, 25],
+        ]
+    );
+    retained.save(&at(40), b"from a longer log").expect("saved");
+    retain_projections(&retained, &at(12), &projections, 10).expect("retained");
+    assert_eq!(retained.positions().expect("listed"), vec![5, 12]);
+}

@@ -1,0 +1,239 @@
+//! Retained snapshots: encoded projections kept at regular positions of the log, so that a
+//! report `as_of` an earlier position replays at most the events after the nearest snapshot
+//! at or before it, instead of the whole log from position 1.
+//!
+//! They are derived data, never the record. Each file names the position and the chain hash
+//! of the log it was taken from and carries a SHA-256 of its body; a file that is missing,
+//! torn, damaged or of another log (its hash is not the log's at its position, as after a
+//! restore from an older backup) is skipped and the next older one used, and at worst the
+//! report replays from position 1, as it did before they existed. So they are written without
+//! `fsync` (a power cut may lose or tear the newest one, which costs a longer replay, nothing
+//! more) and live in a folder of their own beside sled's files rather than in sled: sled keeps
+//! the pages of a rewritten or removed value in its file for a long time, while a removed file
+//! gives its space back at once.
+
+use std::fs;
+use std::io::{self, Write as _};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::{Head, LogReader, StoreError};
+
+/// The folder of the retained snapshots, inside the log directory.
+pub const RETAINED_DIR_NAME: &str = "projections";
+
+/// First bytes of every retained snapshot file: what it is and the version of its header.
+const MAGIC: &[u8; 8] = b"VLPSNAP1";
+
+/// Magic, position, chain hash at that position, SHA-256 of the body.
+const HEADER_BYTES: usize = 8 + 8 + 32 + 32;
+
+const FILE_PREFIX: &str = "p-";
+const FILE_SUFFIX: &str = ".snap";
+
+/// The retained snapshots of one log directory.
+#[derive(Clone, Debug)]
+pub struct RetainedSnapshots {
+    dir: PathBuf,
+}
+
+/// A retained snapshot that passed every check: `body` is exactly what was saved at `head`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RetainedSnapshot {
+    pub head: Head,
+    pub body: Vec<u8>,
+}
+
+impl RetainedSnapshots {
+    /// The snapshots of the log in `data_dir`; nothing is read or created yet.
+    pub fn in_data_dir(data_dir: &Path) -> RetainedSnapshots {
+        RetainedSnapshots {
+            dir: data_dir.join(RETAINED_DIR_NAME),
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Saves `body`, the encoding of the projections at `head`, replacing a snapshot at the
+    /// same position. Written to a temporary name and renamed, so that a reader never sees
+    /// half a file while the process runs (after a power cut, see the module's doc).
+    pub fn save(&self, head: &Head, body: &[u8]) -> Result<(), StoreError> {
+        let io_error = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source: io::Error| StoreError::Io { path, source }
+        };
+        fs::create_dir_all(&self.dir).map_err(io_error(&self.dir))?;
+        let path = self.path_of(head.position);
+        let temporary = path.with_extension("tmp");
+        let mut file = fs::File::create(&temporary).map_err(io_error(&temporary))?;
+        let mut header = Vec::with_capacity(HEADER_BYTES);
+        header.extend_from_slice(MAGIC);
+        header.extend_from_slice(&head.position.to_be_bytes());
+        header.extend_from_slice(&head.hash);
+        header.extend_from_slice(&Sha256::digest(body));
+        file.write_all(&header)
+            .and_then(|()| file.write_all(body))
+            .map_err(io_error(&temporary))?;
+        drop(file);
+        fs::rename(&temporary, &path).map_err(io_error(&path))
+    }
+
+    /// The positions of the saved snapshots, ascending, without reading them. A missing
+    /// folder (a log that never had one) has none.
+    pub fn positions(&self) -> Result<Vec<u64>, StoreError> {
+        let entries = match fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => {
+                return Err(StoreError::Io {
+                    path: self.dir.clone(),
+                    source,
+                })
+            }
+        };
+        let mut positions: Vec<u64> = entries
+            .filter_map(Result::ok)
+            .filter_map(|entry| position_of_name(&entry.file_name().to_string_lossy()))
+            .collect();
+        positions.sort_unstable();
+        Ok(positions)
+    }
+
+    /// The newest snapshot at or before `position` that is intact and of this log, if any.
+    /// A file failing a check is reported in the log and passed over, never trusted.
+    pub fn latest_at_or_before(
+        &self,
+        position: u64,
+        reader: &LogReader,
+    ) -> Result<Option<RetainedSnapshot>, StoreError> {
+        for saved in self.positions()?.into_iter().rev() {
+            if saved > position {
+                continue;
+            }
+            let path = self.path_of(saved);
+            let bytes = match fs::read(&path) {
+                Ok(bytes) => bytes,
+                Err(error) => {
+                    tracing::warn!(path = %path.display(), %error, "retained snapshot cannot be read; using an older one");
+                    continue;
+                }
+            };
+            let snapshot = match decode(&bytes) {
+                Ok(snapshot) if snapshot.head.position == saved => snapshot,
+                Ok(_) => {
+                    tracing::warn!(path = %path.display(), "retained snapshot names another position than its file; using an older one");
+                    continue;
+                }
+                Err(why) => {
+                    tracing::warn!(path = %path.display(), why, "retained snapshot is damaged; using an older one");
+                    continue;
+                }
+            };
+            if saved > 0 && reader.read_at(saved)?.hash != snapshot.head.hash {
+                tracing::warn!(path = %path.display(), position = saved, "retained snapshot is of another log (the hash at its position differs); using an older one");
+                continue;
+            }
+            return Ok(Some(snapshot));
+        }
+        Ok(None)
+    }
+
+    /// Removes the snapshot saved at `position`, if there is one.
+    pub fn remove(&self, position: u64) -> Result<(), StoreError> {
+        let path = self.path_of(position);
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(StoreError::Io { path, source }),
+        }
+    }
+
+    fn path_of(&self, position: u64) -> PathBuf {
+        // Zero-padded, so that the files also sort by position in a listing.
+        self.dir
+            .join(format!("{FILE_PREFIX}{position:020}{FILE_SUFFIX}"))
+    }
+}
+
+fn position_of_name(name: &str) -> Option<u64> {
+    let digits = name.strip_prefix(FILE_PREFIX)?.strip_suffix(FILE_SUFFIX)?;
+    if digits.len() != 20 || !digits.bytes().all(|byte| byte.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+fn decode(bytes: &[u8]) -> Result<RetainedSnapshot, &'static str> {
+    if bytes.len() < HEADER_BYTES {
+        return Err("shorter than its header");
+    }
+    let (header, body) = bytes.split_at(HEADER_BYTES);
+    if &header[..8] != MAGIC {
+        return Err("not a retained snapshot of this version");
+    }
+    let mut position = [0; 8];
+    position.copy_from_slice(&header[8..16]);
+    let mut hash = [0; 32];
+    hash.copy_from_slice(&header[16..48]);
+    if header[48..80] != Sha256::digest(body)[..] {
+        return Err("its body does not match its digest");
+    }
+    Ok(RetainedSnapshot {
+        head: Head {
+            position: u64::from_be_bytes(position),
+            hash,
+        },
+        body: body.to_vec(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_name_gives_its_position_and_nothing_else_does() {
+        assert_eq!(
+            position_of_name("p-00000000000000050000.snap"),
+            Some(50_000)
+        );
+        assert_eq!(position_of_name("p-00000000000000050000.tmp"), None);
+        assert_eq!(position_of_name("p-50000.snap"), None);
+        assert_eq!(position_of_name("p-0000000000000005000x.snap"), None);
+        assert_eq!(position_of_name("checkpoint"), None);
+    }
+
+    #[test]
+    fn a_saved_body_decodes_as_saved_and_a_flipped_byte_is_refused() {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let snapshots = RetainedSnapshots::in_data_dir(dir.path());
+        let head = Head {
+            position: 7,
+            hash: [9; 32],
+        };
+        snapshots.save(&head, b"projections").expect("saved");
+        assert_eq!(snapshots.positions().expect("listed"), vec![7]);
+        let mut bytes = fs::read(snapshots.path_of(7)).expect("read");
+        let decoded = decode(&bytes).expect("intact");
+        assert_eq!(decoded.head, head);
+        assert_eq!(decoded.body, b"projections");
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        assert_eq!(decode(&bytes), Err("its body does not match its digest"));
+        assert_eq!(
+            decode(&bytes[..HEADER_BYTES - 1]),
+            Err("shorter than its header")
+        );
+    }
+
+    #[test]
+    fn a_log_folder_without_snapshots_lists_none() {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let snapshots = RetainedSnapshots::in_data_dir(dir.path());
+        assert_eq!(snapshots.positions().expect("listed"), Vec::<u64>::new());
+        snapshots.remove(3).expect("removing a missing one is fine");
+    }
+}
