@@ -327,6 +327,7 @@ impl Engine {
         let (published, _) = broadcast::channel(config.broadcast_capacity_groups.max(1));
         let policy = Arc::new(config.policy.clone());
         let reader = store.reader();
+        let recorded_floor = recovery::recorded_time_at(&reader, store.head().position)?;
         let retained = RetainedSnapshots::in_data_dir(&config.data_dir);
         let counters = Arc::new(stats::Counters::default());
         let handle = EngineHandle {
@@ -366,6 +367,7 @@ impl Engine {
             state,
             projections,
             retained,
+            recorded_floor,
             // The events replayed are not in any checkpoint yet.
             events_since_checkpoint: replayed_events,
             policy,
@@ -457,6 +459,8 @@ struct Writer {
     store: Store,
     state: LedgerState,
     projections: Projections,
+    /// The time recorded on the latest group (see [`Writer::recorded_time`]).
+    recorded_floor: DateTime<Utc>,
     /// Where each checkpoint's projections are also kept (see [`recovery::retain_projections`]).
     retained: RetainedSnapshots,
     /// Events appended since the last checkpoint was written.
@@ -624,7 +628,8 @@ impl Writer {
     /// durable.
     fn commit_group(&mut self, group: Vec<Submission>) {
         let now = self.clock.now();
-        let recorded_at = now.to_rfc3339_opts(SecondsFormat::Micros, true);
+        let recorded = self.recorded_time(now);
+        let recorded_at = recorded.to_rfc3339_opts(SecondsFormat::Micros, true);
         let policy = Arc::clone(&self.policy);
         let context = Context {
             today: business_today(now),
@@ -774,6 +779,24 @@ impl Writer {
                 std::process::abort();
             }
         }
+    }
+
+    /// The time recorded on a group decided at `now`: `now`, or the time recorded on the group
+    /// before when the clock reads earlier (stepped back by NTP or by hand). So recorded times
+    /// never go backwards along the log, and "the ledger as of the end of a day" is a binary
+    /// search over positions ([`recovery::last_position_on`]). The business date of the rules
+    /// still follows the clock.
+    fn recorded_time(&mut self, now: DateTime<Utc>) -> DateTime<Utc> {
+        if now < self.recorded_floor {
+            tracing::warn!(
+                clock = %now.to_rfc3339_opts(SecondsFormat::Micros, true),
+                recorded_before = %self.recorded_floor.to_rfc3339_opts(SecondsFormat::Micros, true),
+                "the clock reads earlier than the last recorded time; recording that time again"
+            );
+            return self.recorded_floor;
+        }
+        self.recorded_floor = now;
+        now
     }
 
     /// Takes a snapshot of the state and the projections at the head for a checkpoint, and

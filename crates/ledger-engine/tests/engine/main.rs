@@ -8,5 +8,6 @@ mod concurrency;
 mod history;
 mod lifecycle;
 mod model;
+mod recorded_time;
 mod retained;
 mod subscription;
