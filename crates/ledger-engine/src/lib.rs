@@ -329,6 +329,7 @@ impl Engine {
         let reader = store.reader();
         let recorded_floor = recovery::recorded_time_at(&reader, store.head().position)?;
         let retained = RetainedSnapshots::in_data_dir(&config.data_dir);
+        recovery::forget_retained_beyond(&retained, store.head().position)?;
         let counters = Arc::new(stats::Counters::default());
         let handle = EngineHandle {
             sender,

@@ -450,8 +450,7 @@ fn retained_projections(bytes: &[u8]) -> Option<Projections> {
 /// `interval_events` behind `head`. So the newest is always at the latest checkpoint (a report
 /// as of a recent date replays at most one checkpoint interval), older ones are about
 /// `interval_events` apart (a report as of any position replays at most that many events),
-/// and the folder holds about one snapshot per `interval_events` of the log. Snapshots beyond
-/// `head` are of another log (a restored backup) and are removed.
+/// and the folder holds about one snapshot per `interval_events` of the log.
 pub fn retain_projections(
     retained: &RetainedSnapshots,
     head: &Head,
@@ -459,15 +458,30 @@ pub fn retain_projections(
     interval_events: u64,
 ) -> Result<(), StoreError> {
     retained.save(head, &retained_bytes(projections))?;
-    let mut positions = retained.positions()?;
-    for beyond in positions.iter().filter(|saved| **saved > head.position) {
-        retained.remove(*beyond)?;
-    }
-    positions.retain(|saved| *saved <= head.position);
-    if let [.., before_previous, previous, newest] = positions[..] {
+    let positions = retained.positions()?;
+    let upto = positions.partition_point(|saved| *saved <= head.position);
+    if let [.., before_previous, previous, newest] = positions[..upto] {
         if newest - before_previous <= interval_events {
             retained.remove(previous)?;
         }
+    }
+    Ok(())
+}
+
+/// Removes the retained snapshots beyond `head`, the head of the log at open: they are of
+/// another log (the folder was restored from an older backup) and would only be passed over.
+pub fn forget_retained_beyond(retained: &RetainedSnapshots, head: u64) -> Result<(), StoreError> {
+    for beyond in retained
+        .positions()?
+        .into_iter()
+        .filter(|saved| *saved > head)
+    {
+        tracing::info!(
+            position = beyond,
+            head,
+            "removing a retained snapshot beyond the head of the log"
+        );
+        retained.remove(beyond)?;
     }
     Ok(())
 }
@@ -554,17 +568,37 @@ pub struct RebuildReport {
     pub matches_checkpoint: Option<bool>,
     /// Size of the new checkpoint, written at the head.
     pub checkpoint_bytes: usize,
+    /// Retained snapshots of the projections saved on the way (see [`retain_projections`]);
+    /// the time they took is not in `elapsed`.
+    pub retained_snapshots: usize,
 }
 
 /// Rebuilds every projection (and the decision state) of the stopped ledger in `data_dir`
 /// from position 1, compares the result with the stored checkpoint at its position, then
 /// writes a fresh checkpoint at the head.
 pub fn rebuild(data_dir: &Path) -> Result<RebuildReport, StartError> {
+    rebuild_retaining(data_dir, crate::RETAINED_INTERVAL_EVENTS)
+}
+
+/// [`rebuild`], leaving retained snapshots `retained_interval_events` apart.
+pub fn rebuild_retaining(
+    data_dir: &Path,
+    retained_interval_events: u64,
+) -> Result<RebuildReport, StartError> {
     let mut store = Store::open(data_dir)?;
     index_names_if_needed(&mut store)?;
     let head = store.head();
     let reader = store.reader();
     let checkpoint = store.load_checkpoint()?;
+    let retained = RetainedSnapshots::in_data_dir(data_dir);
+    forget_retained_beyond(&retained, head.position)?;
+    let mut retaining = Retaining {
+        retained: &retained,
+        reader: &reader,
+        interval_events: retained_interval_events,
+        saved: 0,
+        elapsed: Duration::ZERO,
+    };
     let started = Instant::now();
     let mut recovered = Recovered::default();
     let mut matches_checkpoint = None;
@@ -573,22 +607,23 @@ pub fn rebuild(data_dir: &Path) -> Result<RebuildReport, StartError> {
     // cost as much as a tenth of the replay.
     let mut bytes_at_head = None;
     if let Some(checkpoint) = &checkpoint {
-        recovered.fold_range(&reader, 1, checkpoint.head.position)?;
+        retaining.fold(&mut recovered, 1, checkpoint.head.position)?;
         let bytes = recovered.to_checkpoint();
         matches_checkpoint = Some(bytes == checkpoint.bytes);
         if checkpoint.head.position == head.position {
             bytes_at_head = Some(bytes);
         } else {
-            recovered.fold_range(&reader, checkpoint.head.position + 1, head.position)?;
+            retaining.fold(&mut recovered, checkpoint.head.position + 1, head.position)?;
         }
     } else {
-        recovered.fold_range(&reader, 1, head.position)?;
+        retaining.fold(&mut recovered, 1, head.position)?;
     }
-    let elapsed = started.elapsed();
+    let elapsed = started.elapsed().saturating_sub(retaining.elapsed);
     let bytes = bytes_at_head.unwrap_or_else(|| recovered.to_checkpoint());
     store
         .append_with_checkpoint(Vec::new(), Some(&bytes))
         .map_err(StartError::Store)?;
+    retaining.save(&head, &recovered.projections);
     Ok(RebuildReport {
         head,
         events: head.position,
@@ -596,7 +631,57 @@ pub fn rebuild(data_dir: &Path) -> Result<RebuildReport, StartError> {
         checkpoint_position: checkpoint.map(|checkpoint| checkpoint.head.position),
         matches_checkpoint,
         checkpoint_bytes: bytes.len(),
+        retained_snapshots: retaining.saved,
     })
+}
+
+/// The folds of a rebuild, which leave a retained snapshot at every multiple of the interval
+/// they pass (so a ledger upgraded from a version without them has them afterwards), and the
+/// time that took, which the rebuild's figure leaves out.
+struct Retaining<'a> {
+    retained: &'a RetainedSnapshots,
+    reader: &'a LogReader,
+    interval_events: u64,
+    saved: usize,
+    elapsed: Duration,
+}
+
+impl Retaining<'_> {
+    fn fold(
+        &mut self,
+        recovered: &mut Recovered,
+        from_position: u64,
+        last_position: u64,
+    ) -> Result<(), StartError> {
+        let interval = self.interval_events.max(1);
+        let mut next = from_position.max(1);
+        while next <= last_position {
+            let boundary = next.div_ceil(interval) * interval;
+            let end = boundary.min(last_position);
+            recovered.fold_range(self.reader, next, end)?;
+            if end == boundary {
+                let head = Head {
+                    position: end,
+                    hash: self.reader.read_at(end)?.hash,
+                };
+                self.save(&head, &recovered.projections);
+            }
+            next = end + 1;
+        }
+        Ok(())
+    }
+
+    fn save(&mut self, head: &Head, projections: &Projections) {
+        let started = Instant::now();
+        match retain_projections(self.retained, head, projections, self.interval_events) {
+            Ok(()) => self.saved += 1,
+            // A missing snapshot costs a longer replay of an `as_of` report, nothing more.
+            Err(error) => {
+                tracing::warn!(%error, position = head.position, "retained snapshot not saved")
+            }
+        }
+        self.elapsed += started.elapsed();
+    }
 }
 
 /// The time recorded on the entry at `position`; the earliest time for an empty log, or an

@@ -107,6 +107,11 @@ pub fn rebuild(data_dir: &Path) -> Result<RebuildOutcome, OfflineError> {
         report.checkpoint_bytes,
         hex::encode(report.head.hash)
     ));
+    lines.push(format!(
+        "retained snapshots of the projections saved for as_of reports: {} (in {}/)",
+        report.retained_snapshots,
+        ledger_store::RETAINED_DIR_NAME
+    ));
     Ok(RebuildOutcome {
         summary: lines.join("\n"),
         sound,

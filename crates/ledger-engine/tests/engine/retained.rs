@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use ledger_domain::command::ReverseRedemption;
 use ledger_domain::Command;
-use ledger_engine::recovery::{projections_as_of, retain_projections};
+use ledger_engine::recovery::{forget_retained_beyond, projections_as_of, retain_projections};
 use ledger_engine::{replay_to, Engine, EngineConfig, ManualClock};
 use ledger_projections::Projections;
 use ledger_store::{Head, RetainedSnapshots, Store};
@@ -153,7 +153,7 @@ async fn a_damaged_snapshot_or_one_of_another_log_is_passed_over() {
 }
 
 #[test]
-fn retention_removes_the_previous_snapshot_when_the_gap_allows_and_those_beyond_the_head() {
+fn retention_removes_the_previous_snapshot_when_the_gap_allows_and_a_start_those_beyond_the_head() {
     let dir = tempfile::tempdir().expect("temp dir");
     let retained = RetainedSnapshots::in_data_dir(dir.path());
     let at = |position: u64| Head {
@@ -176,7 +176,30 @@ fn retention_removes_the_previous_snapshot_when_the_gap_allows_and_those_beyond_
             vec![5, 15, 25],
         ]
     );
-    retained.save(&at(40), b"from a longer log").expect("saved");
+    // Saved out of order, as a rebuild does beside the writer's: only the snapshots up to the
+    // one saved are looked at.
     retain_projections(&retained, &at(12), &projections, 10).expect("retained");
-    assert_eq!(retained.positions().expect("listed"), vec![5, 12]);
+    assert_eq!(retained.positions().expect("listed"), vec![5, 12, 15, 25]);
+    forget_retained_beyond(&retained, 20).expect("forgotten");
+    assert_eq!(retained.positions().expect("listed"), vec![5, 12, 15]);
+}
+
+#[tokio::test]
+async fn a_rebuild_leaves_retained_snapshots_for_a_log_that_had_none() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let clock = clock("2025-06-30");
+    let engine = start_retaining(dir.path(), &clock, 1_000_000, 5);
+    history_with_a_reversal(&engine).await;
+    let head = engine.shutdown().await.expect("head");
+    let retained = RetainedSnapshots::in_data_dir(dir.path());
+    assert_eq!(retained.positions().expect("listed"), Vec::<u64>::new());
+    let report = retry_while_locked(|| ledger_engine::recovery::rebuild_retaining(dir.path(), 5));
+    let positions = retained.positions().expect("listed");
+    assert_eq!(report.retained_snapshots as u64, head.position / 5 + 1);
+    assert_eq!(positions.last(), Some(&head.position));
+    assert!(positions
+        .iter()
+        .all(|saved| saved % 5 == 0 || *saved == head.position));
+    let store = stopped_store(dir.path());
+    assert_every_position_as_replayed(&store, &retained);
 }
