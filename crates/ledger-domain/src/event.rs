@@ -211,6 +211,13 @@ pub struct BatchDraw {
     pub valid_until: NaiveDate,
 }
 
+impl BatchDraw {
+    /// The Region's share of the vouchers drawn (or given back).
+    pub fn region_eur(&self) -> Decimal {
+        self.region_share_eur * Decimal::from(self.quantity)
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct HoursRedeemed {
     pub redemption_id: Uuid,

@@ -25,9 +25,34 @@ pub struct Budget {
     pub released_eur: Decimal,
 }
 
+/// How each event moves a budget's figures: the one place that computes them, for the rules
+/// (an issuance must fit what is available) and for the reports alike.
 impl Budget {
     pub fn available_eur(&self) -> Decimal {
         self.allocated_eur - self.committed_eur - self.spent_eur
+    }
+
+    /// Vouchers issued: the Region's share of them is committed.
+    pub fn commit(&mut self, region_eur: Decimal) {
+        self.committed_eur += region_eur;
+    }
+
+    /// Vouchers redeemed: their Region's share goes from committed to spent.
+    pub fn spend(&mut self, region_eur: Decimal) {
+        self.committed_eur -= region_eur;
+        self.spent_eur += region_eur;
+    }
+
+    /// A redemption reversed: its vouchers' Region's share goes back from spent to committed.
+    pub fn unspend(&mut self, region_eur: Decimal) {
+        self.spent_eur -= region_eur;
+        self.committed_eur += region_eur;
+    }
+
+    /// Vouchers expired: their Region's share goes from committed back to the budget.
+    pub fn release(&mut self, region_eur: Decimal) {
+        self.committed_eur -= region_eur;
+        self.released_eur += region_eur;
     }
 }
 
@@ -363,7 +388,7 @@ impl LedgerState {
                     .budgets
                     .get_mut(&e.budget_year)
                     .ok_or(fail("budget not open"))?;
-                budget.committed_eur += e.region_share_eur * Decimal::from(e.quantity);
+                budget.commit(e.region_share_eur * Decimal::from(e.quantity));
             }
             Event::HoursRedeemed(e) => {
                 let company = self
@@ -383,9 +408,7 @@ impl LedgerState {
                         .budgets
                         .get_mut(&draw.budget_year)
                         .ok_or(fail("budget not open"))?;
-                    let region_share = draw.region_share_eur * Decimal::from(draw.quantity);
-                    budget.committed_eur -= region_share;
-                    budget.spent_eur += region_share;
+                    budget.spend(draw.region_eur());
                 }
                 let provider = self
                     .providers
@@ -428,9 +451,7 @@ impl LedgerState {
                         .budgets
                         .get_mut(&draw.budget_year)
                         .ok_or(fail("budget not open"))?;
-                    let region_share = draw.region_share_eur * Decimal::from(draw.quantity);
-                    budget.spent_eur -= region_share;
-                    budget.committed_eur += region_share;
+                    budget.unspend(draw.region_eur());
                 }
                 let worker_hours = self
                     .worker_module_hours
@@ -463,8 +484,7 @@ impl LedgerState {
                     .budgets
                     .get_mut(&e.budget_year)
                     .ok_or(fail("budget not open"))?;
-                budget.committed_eur -= e.region_share_released_eur;
-                budget.released_eur += e.region_share_released_eur;
+                budget.release(e.region_share_released_eur);
             }
             Event::PayoutRecorded(e) => {
                 let provider = self

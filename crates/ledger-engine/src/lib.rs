@@ -359,8 +359,7 @@ impl Engine {
             committer_thread: Some(committer_thread),
             commit_done,
             pending: None,
-            checkpoint_encoding: None,
-            checkpoint_ready: None,
+            checkpoint_writing: None,
             group_sequence: 0,
             loaded_redemptions: HashMap::new(),
             published,
@@ -479,10 +478,9 @@ struct Writer {
     commit_done: std::sync::mpsc::Receiver<Vec<Vec<RecordedEvent>>>,
     /// The group handed to the committer and not yet answered; at most one.
     pending: Option<InFlight>,
-    /// A checkpoint snapshot being encoded on its own thread: its head and bytes arrive here.
-    checkpoint_encoding: Option<std::sync::mpsc::Receiver<(Head, Vec<u8>)>>,
-    /// An encoded checkpoint waiting for a group's batch to be written in.
-    checkpoint_ready: Option<(Head, Vec<u8>)>,
+    /// A checkpoint being encoded and written by a thread of its own: the head it reflects
+    /// arrives here once it is written (or given up, with a warning in the log).
+    checkpoint_writing: Option<std::sync::mpsc::Receiver<Option<Head>>>,
     /// Groups committed so far; the sequence number of the group being decided.
     group_sequence: u64,
     /// The redemptions loaded into the state, each with the last group that needed it: it is
@@ -641,13 +639,11 @@ impl Writer {
         let mut in_group: HashMap<Uuid, usize> = HashMap::new();
         let mut decisions = Vec::with_capacity(group.len());
         // A due checkpoint is a snapshot taken before the group changes the state (the
-        // projections reach the head only once the group in flight is finished), encoded on a
-        // thread of its own and written in the batch of a later group, with the position it
-        // reflects. A start then replays from that position.
+        // projections reach the head only once the group in flight is finished), encoded and
+        // written to its file by a thread of its own. A start then replays from its position.
         if self.events_since_checkpoint >= self.config.checkpoint_interval_events {
             self.snapshot_for_checkpoint();
         }
-        let checkpoint = self.ready_checkpoint();
 
         for submission in &group {
             let digest = request_digest(&submission.principal, &submission.command);
@@ -666,10 +662,7 @@ impl Writer {
         let prepared = if commands.is_empty() {
             None
         } else {
-            let checkpoint = checkpoint
-                .as_ref()
-                .map(|(head, bytes)| (*head, bytes.as_slice()));
-            match self.store.prepare_append(commands, checkpoint) {
+            match self.store.prepare_append(commands) {
                 Ok(prepared) => Some(prepared),
                 Err(error) => {
                     // The state already holds the group's events; it cannot be rolled back, so
@@ -695,10 +688,6 @@ impl Writer {
             }
             None => (0, Vec::new()),
         };
-        if prepared.is_none() {
-            // Nothing is written this time: the checkpoint waits for the next group's batch.
-            self.checkpoint_ready = checkpoint;
-        }
         self.events_since_checkpoint += appended;
 
         // The group before is answered first; then this one goes to the committer, and the
@@ -800,16 +789,14 @@ impl Writer {
         now
     }
 
-    /// Takes a snapshot of the state and the projections at the head for a checkpoint, and
-    /// hands it to a thread that encodes it. A snapshot still being encoded from the previous
-    /// due point is waited for first, so a checkpoint is never more than two intervals old.
+    /// Takes a snapshot of the state and the projections at the durable head for a checkpoint,
+    /// and hands it to a thread that encodes it, writes the checkpoint file and keeps its
+    /// projections as a retained snapshot: none of it in a group's batch, so no caller waits
+    /// for a checkpoint, however large. A checkpoint still being written from the previous due
+    /// point is waited for first, so at most two snapshots are held and a checkpoint is never
+    /// more than two intervals old.
     fn snapshot_for_checkpoint(&mut self) {
-        if let Some(encoding) = self.checkpoint_encoding.take() {
-            match encoding.recv() {
-                Ok(encoded) => self.checkpoint_ready = Some(encoded),
-                Err(_) => tracing::warn!("checkpoint encoding thread stopped; no checkpoint"),
-            }
-        }
+        self.wait_for_checkpoint();
         self.finish_pending();
         let head = self.store.head();
         let snapshot = Recovered {
@@ -817,13 +804,20 @@ impl Writer {
             projections: self.projections.clone(),
         };
         let (sender, receiver) = std::sync::mpsc::sync_channel(1);
+        let checkpoint_file = self.store.checkpoint_file();
         let retained = self.retained.clone();
         let retained_interval_events = self.config.retained_interval_events;
         let spawned = std::thread::Builder::new()
             .name("ledger-checkpoint".into())
             .spawn(move || {
-                let _ = sender.send((head, snapshot.to_checkpoint()));
-                // After the checkpoint is handed over, so the writer never waits for this.
+                let written = match checkpoint_file.save(&head, &snapshot.to_checkpoint()) {
+                    Ok(()) => Some(head),
+                    Err(error) => {
+                        // A missing checkpoint costs a longer replay at the next start.
+                        tracing::warn!(%error, position = head.position, "checkpoint not written");
+                        None
+                    }
+                };
                 if let Err(error) = recovery::retain_projections(
                     &retained,
                     &head,
@@ -833,10 +827,11 @@ impl Writer {
                     // A missing snapshot costs a longer replay of an `as_of` report, nothing more.
                     tracing::warn!(%error, position = head.position, "retained snapshot not saved");
                 }
+                let _ = sender.send(written);
             });
         match spawned {
             Ok(_) => {
-                self.checkpoint_encoding = Some(receiver);
+                self.checkpoint_writing = Some(receiver);
                 self.events_since_checkpoint = 0;
             }
             // A missing checkpoint costs a longer replay at the next start, nothing more.
@@ -844,21 +839,13 @@ impl Writer {
         }
     }
 
-    /// The encoded checkpoint to write with the next batch, if one is ready.
-    fn ready_checkpoint(&mut self) -> Option<(Head, Vec<u8>)> {
-        if let Some(ready) = self.checkpoint_ready.take() {
-            return Some(ready);
-        }
-        let encoding = self.checkpoint_encoding.as_ref()?;
-        match encoding.try_recv() {
-            Ok(encoded) => {
-                self.checkpoint_encoding = None;
-                Some(encoded)
-            }
-            Err(std::sync::mpsc::TryRecvError::Empty) => None,
-            Err(std::sync::mpsc::TryRecvError::Disconnected) => {
-                self.checkpoint_encoding = None;
-                tracing::warn!("checkpoint encoding thread stopped; no checkpoint");
+    /// Waits for the checkpoint being written, if any; the head it reflects once written.
+    fn wait_for_checkpoint(&mut self) -> Option<Head> {
+        let writing = self.checkpoint_writing.take()?;
+        match writing.recv() {
+            Ok(written) => written,
+            Err(_) => {
+                tracing::warn!("checkpoint thread stopped; no checkpoint");
                 None
             }
         }
@@ -1102,21 +1089,17 @@ impl Writer {
     /// start replays nothing; otherwise just the final flush.
     fn write_final_checkpoint(&mut self) {
         self.finish_pending();
-        // A snapshot taken since the last event is the checkpoint at the head already.
-        let snapshot = match self.checkpoint_encoding.take() {
-            Some(encoding) => encoding.recv().ok(),
-            None => self.checkpoint_ready.take(),
-        };
+        // A checkpoint written since the last event is the checkpoint at the head already; one
+        // that failed is written again here.
+        let was_writing = self.checkpoint_writing.is_some();
+        let written = self.wait_for_checkpoint();
         let head = self.store.head();
-        let checkpoint = match snapshot {
-            Some((at, bytes)) if at == head => Some(bytes),
-            _ if self.events_since_checkpoint == 0 => None,
-            _ => Some(recovery::checkpoint_bytes(&self.state, &self.projections)),
-        };
-        let Some(bytes) = checkpoint else {
+        let failed = was_writing && written.is_none();
+        if written == Some(head) || (self.events_since_checkpoint == 0 && !failed) {
             self.store.sync();
             return;
-        };
+        }
+        let bytes = recovery::checkpoint_bytes(&self.state, &self.projections);
         match self.store.append_with_checkpoint(Vec::new(), Some(&bytes)) {
             Ok(_) => self.events_since_checkpoint = 0,
             // A missing checkpoint costs a longer replay at the next start, nothing more.

@@ -22,23 +22,9 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-/// The Region's budget of one year.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BudgetFigures {
-    pub allocated_eur: Decimal,
-    /// The Region's share of issued vouchers neither redeemed nor expired.
-    pub committed_eur: Decimal,
-    /// The Region's share of redeemed vouchers.
-    pub spent_eur: Decimal,
-    /// The Region's share of expired vouchers, given back to the budget.
-    pub released_eur: Decimal,
-}
-
-impl BudgetFigures {
-    pub fn available_eur(&self) -> Decimal {
-        self.allocated_eur - self.committed_eur - self.spent_eur
-    }
-}
+/// The Region's budget of one year: the decision state's own figures (`ledger_domain::state::Budget`),
+/// folded by the same methods, so that the rules and the reports cannot disagree.
+pub use ledger_domain::state::Budget as BudgetFigures;
 
 /// Training hours of a year, whole and broken down. A module may have several themes: its hours
 /// count once under each, so the themes may add up to more than the total.
@@ -270,8 +256,10 @@ impl Projections {
                             budget_year: e.budget_year,
                         },
                     );
-                self.budgets.entry(e.budget_year).or_default().committed_eur +=
-                    e.region_share_eur * Decimal::from(e.quantity);
+                self.budgets
+                    .entry(e.budget_year)
+                    .or_default()
+                    .commit(e.region_share_eur * Decimal::from(e.quantity));
             }
             Event::HoursRedeemed(e) => {
                 let wallet = self
@@ -287,10 +275,10 @@ impl Projections {
                         .remaining
                         .checked_sub(draw.quantity)
                         .ok_or(fail("batch overdrawn"))?;
-                    let budget = self.budgets.entry(draw.budget_year).or_default();
-                    let region_eur = draw.region_share_eur * Decimal::from(draw.quantity);
-                    budget.committed_eur -= region_eur;
-                    budget.spent_eur += region_eur;
+                    self.budgets
+                        .entry(draw.budget_year)
+                        .or_default()
+                        .spend(draw.region_eur());
                 }
                 update_entry(&mut self.statements, &e.provider_id, |statement| {
                     statement.redeemed_hours += u64::from(e.hours);
@@ -310,10 +298,10 @@ impl Projections {
                         .get_mut(&draw.batch_id)
                         .ok_or(fail("unknown batch"))?;
                     batch.remaining += draw.quantity;
-                    let budget = self.budgets.entry(draw.budget_year).or_default();
-                    let region_eur = draw.region_share_eur * Decimal::from(draw.quantity);
-                    budget.spent_eur -= region_eur;
-                    budget.committed_eur += region_eur;
+                    self.budgets
+                        .entry(draw.budget_year)
+                        .or_default()
+                        .unspend(draw.region_eur());
                 }
                 let facts = self
                     .redemptions
@@ -340,9 +328,10 @@ impl Projections {
                     .remaining
                     .checked_sub(e.quantity)
                     .ok_or(fail("batch overdrawn"))?;
-                let budget = self.budgets.entry(e.budget_year).or_default();
-                budget.committed_eur -= e.region_share_released_eur;
-                budget.released_eur += e.region_share_released_eur;
+                self.budgets
+                    .entry(e.budget_year)
+                    .or_default()
+                    .release(e.region_share_released_eur);
             }
             Event::PayoutRecorded(e) => {
                 update_entry(&mut self.statements, &e.provider_id, |statement| {

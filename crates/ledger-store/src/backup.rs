@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::chain::{self, Head};
+use crate::checkpoint::{CheckpointFile, CheckpointFound};
 use crate::keys;
 use crate::store::{
     last_entry, sled_config, sync_directory, sync_path, Store, StoreError, CONF_FILE_NAME,
@@ -28,7 +29,7 @@ pub struct BackupReport {
     pub path: PathBuf,
     /// The head of the copy, which is the head of the log when it was taken.
     pub head: Head,
-    /// Records copied: entries, request records, stream versions, the head, the checkpoint.
+    /// Records copied: entries, request records, stream versions, the head.
     pub records: u64,
     /// Bytes of keys and values copied.
     pub bytes: u64,
@@ -36,11 +37,11 @@ pub struct BackupReport {
 }
 
 impl Store {
-    /// Copies every record of the log (entries, request records, stream versions, checkpoint,
-    /// and last the head) into a new sled database in `target`, which must not exist or must
-    /// be an empty folder; then flushes it and `fdatasync`s its data file, its configuration
-    /// and its folder. The copy is a log that [`Store::open`] and `verify` accept, with this
-    /// log's head.
+    /// Copies every record of the log (entries, request records, stream versions, and last the
+    /// head) into a new sled database in `target`, which must not exist or must be an empty
+    /// folder; then flushes it, `fdatasync`s its data file and its configuration, copies the
+    /// checkpoint file (synced) and syncs the folder. The copy is a log that [`Store::open`] and
+    /// `verify` accept, with this log's head.
     ///
     /// Blocks for as long as the copy takes and must not run concurrently with `append`:
     /// `&self` keeps this store from appending, and the engine calls it between two groups.
@@ -88,6 +89,12 @@ impl Store {
         }
         sync_path(&target.join(DATA_FILE_NAME))?;
         sync_path(&target.join(CONF_FILE_NAME))?;
+        // The checkpoint too, so that a server started on the copy replays only the tail. It
+        // is copied as it is, checked when loaded like any checkpoint; the retained snapshots
+        // are not copied (a report as of an earlier position on the copy replays longer).
+        if let CheckpointFound::Intact(checkpoint) = self.checkpoint_file().read()? {
+            CheckpointFile::in_data_dir(target).save(&checkpoint.head, &checkpoint.bytes)?;
+        }
         sync_directory(target)?;
         if let Some(parent) = target
             .parent()

@@ -22,10 +22,15 @@
 //! | `r` ‖ request id (16 UUID bytes) | encoded `RequestRecord`                    |
 //! | `s` ‖ stream name (UTF-8)        | stream version (u64 BE)                    |
 //! | `h`                              | head: position (u64 BE) ‖ 32-byte hash     |
-//! | `k`                              | checkpoint meta (see the `checkpoint` module) |
-//! | `c` ‖ chunk index (u32 BE)       | one chunk of the checkpoint's bytes        |
 //! | `n` ‖ id (16) ‖ position (u64 BE) | nothing: the index by name (`NewEvent::names`) |
 //! | `N`                              | the index by name's version, once it covers the log |
+//!
+//! Beside sled's files, two kinds of derived files, each naming the position and chain hash it
+//! reflects and carrying a SHA-256 of its body, checked before use and never trusted: the
+//! checkpoint (`checkpoint`, the engine's state at a durable position, so that a start replays
+//! only the tail; written durably) and the retained snapshots of the projections
+//! (`projections/`, for reports as of an earlier position; not synced). Versions before them
+//! kept the checkpoint in sled (`k`, `c` ‖ chunk index), which `Store::open` removes.
 //!
 //! In memory, besides the head: every stream's version, and 64-bit fingerprints of the
 //! recorded request ids and of the indexed names (read by a background thread at open), so that
@@ -40,7 +45,8 @@
 //! [`OfflineLog`] is that read-only view for the auditors' offline commands: a [`ChainWalk`]
 //! over every entry, reads by position, and the stored checkpoint.
 //!
-//! Backup: [`Store::backup_to`] copies every record into a new database, between two appends.
+//! Backup: [`Store::backup_to`] copies every record into a new database, and the checkpoint
+//! file, between two appends.
 
 mod backup;
 mod chain;
@@ -49,11 +55,12 @@ mod keys;
 mod offline;
 mod reopen;
 mod retained;
+mod snapshot_file;
 mod store;
 
 pub use backup::BackupReport;
 pub use chain::{chain_hash, ChainBreak, ChainBreakKind, Head, RecordedEvent};
-pub use checkpoint::{CheckpointFound, StoredCheckpoint, CHECKPOINT_CHUNK_BYTES};
+pub use checkpoint::{CheckpointFile, CheckpointFound, StoredCheckpoint, CHECKPOINT_FILE_NAME};
 pub use offline::{ChainWalk, DamagedRequestRecord, OfflineLog};
 pub use reopen::REOPEN_LOCK_WAIT_MS;
 pub use retained::{RetainedSnapshot, RetainedSnapshots, RETAINED_DIR_NAME};

@@ -11,7 +11,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use crate::chain::{self, ChainBreak, Head, RecordedEvent};
-use crate::checkpoint::{self, CheckpointFound};
+use crate::checkpoint::{CheckpointFile, CheckpointFound};
 use crate::keys;
 use crate::store::{open_sled, LogReader, StoreError, StoredRequest, DATA_FILE_NAME};
 use ledger_proto::event::v1::RequestRecord;
@@ -73,7 +73,7 @@ impl OfflineLog {
     /// The stored checkpoint, checked against its own digest but not against the log: the
     /// caller compares `head` with the hash the log has at that position.
     pub fn checkpoint(&self) -> Result<CheckpointFound, StoreError> {
-        Ok(checkpoint::read_stored(&self.db)?)
+        CheckpointFile::in_data_dir(&self.path).read()
     }
 
     /// Every request record, in request-id order: the id and the record, or why the record

@@ -13,21 +13,17 @@
 //! gives its space back at once.
 
 use std::fs;
-use std::io::{self, Write as _};
+use std::io;
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
-
+use crate::snapshot_file::{self, Kind};
 use crate::{Head, LogReader, StoreError};
 
 /// The folder of the retained snapshots, inside the log directory.
 pub const RETAINED_DIR_NAME: &str = "projections";
 
 /// First bytes of every retained snapshot file: what it is and the version of its header.
-const MAGIC: &[u8; 8] = b"VLPSNAP1";
-
-/// Magic, position, chain hash at that position, SHA-256 of the body.
-const HEADER_BYTES: usize = 8 + 8 + 32 + 32;
+const KIND: &Kind = b"VLPSNAP1";
 
 const FILE_PREFIX: &str = "p-";
 const FILE_SUFFIX: &str = ".snap";
@@ -61,24 +57,12 @@ impl RetainedSnapshots {
     /// same position. Written to a temporary name and renamed, so that a reader never sees
     /// half a file while the process runs (after a power cut, see the module's doc).
     pub fn save(&self, head: &Head, body: &[u8]) -> Result<(), StoreError> {
-        let io_error = |path: &Path| {
-            let path = path.to_path_buf();
-            move |source: io::Error| StoreError::Io { path, source }
-        };
-        fs::create_dir_all(&self.dir).map_err(io_error(&self.dir))?;
-        let path = self.path_of(head.position);
-        let temporary = path.with_extension("tmp");
-        let mut file = fs::File::create(&temporary).map_err(io_error(&temporary))?;
-        let mut header = Vec::with_capacity(HEADER_BYTES);
-        header.extend_from_slice(MAGIC);
-        header.extend_from_slice(&head.position.to_be_bytes());
-        header.extend_from_slice(&head.hash);
-        header.extend_from_slice(&Sha256::digest(body));
-        file.write_all(&header)
-            .and_then(|()| file.write_all(body))
-            .map_err(io_error(&temporary))?;
-        drop(file);
-        fs::rename(&temporary, &path).map_err(io_error(&path))
+        fs::create_dir_all(&self.dir).map_err(|source| StoreError::Io {
+            path: self.dir.clone(),
+            source,
+        })?;
+        // Not durable: see the module's documentation.
+        snapshot_file::write(&self.path_of(head.position), KIND, head, body, false)
     }
 
     /// The positions of the saved snapshots, ascending, without reading them. A missing
@@ -121,13 +105,16 @@ impl RetainedSnapshots {
                     continue;
                 }
             };
-            let snapshot = match decode(&bytes) {
-                Ok(snapshot) if snapshot.head.position == saved => snapshot,
+            let snapshot = match snapshot_file::decode(KIND, &bytes) {
+                Ok((head, body)) if head.position == saved => RetainedSnapshot {
+                    head,
+                    body: body.to_vec(),
+                },
                 Ok(_) => {
                     tracing::warn!(path = %path.display(), "retained snapshot names another position than its file; using an older one");
                     continue;
                 }
-                Err(why) => {
+                Err((_, why)) => {
                     tracing::warn!(path = %path.display(), why, "retained snapshot is damaged; using an older one");
                     continue;
                 }
@@ -166,30 +153,6 @@ fn position_of_name(name: &str) -> Option<u64> {
     digits.parse().ok()
 }
 
-fn decode(bytes: &[u8]) -> Result<RetainedSnapshot, &'static str> {
-    if bytes.len() < HEADER_BYTES {
-        return Err("shorter than its header");
-    }
-    let (header, body) = bytes.split_at(HEADER_BYTES);
-    if &header[..8] != MAGIC {
-        return Err("not a retained snapshot of this version");
-    }
-    let mut position = [0; 8];
-    position.copy_from_slice(&header[8..16]);
-    let mut hash = [0; 32];
-    hash.copy_from_slice(&header[16..48]);
-    if header[48..80] != Sha256::digest(body)[..] {
-        return Err("its body does not match its digest");
-    }
-    Ok(RetainedSnapshot {
-        head: Head {
-            position: u64::from_be_bytes(position),
-            hash,
-        },
-        body: body.to_vec(),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -204,29 +167,6 @@ mod tests {
         assert_eq!(position_of_name("p-50000.snap"), None);
         assert_eq!(position_of_name("p-0000000000000005000x.snap"), None);
         assert_eq!(position_of_name("checkpoint"), None);
-    }
-
-    #[test]
-    fn a_saved_body_decodes_as_saved_and_a_flipped_byte_is_refused() {
-        let dir = tempfile::tempdir().expect("temporary folder");
-        let snapshots = RetainedSnapshots::in_data_dir(dir.path());
-        let head = Head {
-            position: 7,
-            hash: [9; 32],
-        };
-        snapshots.save(&head, b"projections").expect("saved");
-        assert_eq!(snapshots.positions().expect("listed"), vec![7]);
-        let mut bytes = fs::read(snapshots.path_of(7)).expect("read");
-        let decoded = decode(&bytes).expect("intact");
-        assert_eq!(decoded.head, head);
-        assert_eq!(decoded.body, b"projections");
-        let last = bytes.len() - 1;
-        bytes[last] ^= 1;
-        assert_eq!(decode(&bytes), Err("its body does not match its digest"));
-        assert_eq!(
-            decode(&bytes[..HEADER_BYTES - 1]),
-            Err("shorter than its header")
-        );
     }
 
     #[test]

@@ -17,7 +17,7 @@ use prost::Message;
 use uuid::Uuid;
 
 use crate::chain::{self, ChainBreak, ChainBreakKind, Head, RecordedEvent};
-use crate::checkpoint::{self, CheckpointMeta, StoredCheckpoint};
+use crate::checkpoint::{self, CheckpointFile, CheckpointFound, StoredCheckpoint};
 use crate::keys;
 use crate::offline::{ChainWalk, OfflineLog};
 
@@ -259,9 +259,8 @@ pub struct Store {
     /// `fdatasync`s left before the injected failures begin; `u64::MAX` when none is injected
     /// (see [`FAIL_FDATASYNC_AFTER_VARIABLE`]).
     syncs_before_injected_failure: Arc<AtomicU64>,
-    /// The chunk count of the stored checkpoint once known, so that the next checkpoint
-    /// removes the chunks it does not overwrite without reading the meta record.
-    checkpoint_chunks: Option<u32>,
+    /// Where the checkpoint is kept (see the `checkpoint` module).
+    checkpoint_file: CheckpointFile,
     /// Which request ids may have a record: see [`IdFilter`].
     requests: IdFilter,
     /// Which ids may be in the index by name, the same way.
@@ -403,6 +402,13 @@ impl Store {
             keys::name_of(key).map(|(id, _)| id)
         });
         let stream_versions = load_stream_versions(&db)?;
+        if checkpoint::remove_legacy_records(&db)? {
+            // Written by a version that kept checkpoints in sled: the next one is a file, and
+            // until then a start replays from position 1. Their pages go back to sled.
+            db.flush()?;
+            sync_once(&data_file, &data_path)?;
+            tracing::info!(path = %dir.display(), "checkpoint records of an earlier version removed from the log's database");
+        }
         if head.position == 0 && db.get(keys::NAME_INDEX_KEY)?.is_none() {
             // A new log: every event it will hold goes through the index by name.
             db.insert(keys::NAME_INDEX_KEY, &[keys::NAME_INDEX_VERSION][..])?;
@@ -425,7 +431,7 @@ impl Store {
             syncs_before_injected_failure: Arc::new(
                 AtomicU64::new(syncs_before_injected_failure()),
             ),
-            checkpoint_chunks: None,
+            checkpoint_file: CheckpointFile::in_data_dir(dir),
             requests,
             names,
             stream_versions,
@@ -523,57 +529,44 @@ impl Store {
         self.append_with_checkpoint(group, None)
     }
 
-    /// [`Store::append`], and in the same sled batch a checkpoint: `checkpoint` is the caller's
-    /// encoded state as of the current head, before this group (see the `checkpoint` module).
-    /// With an empty group and a checkpoint, writes and syncs the checkpoint alone.
+    /// A checkpoint, then [`Store::append`]: `checkpoint` is the caller's encoded state as of
+    /// the current head, before this group (see the `checkpoint` module); it is durable before
+    /// the group is written. With an empty group, writes the checkpoint alone. The head must be
+    /// durable: every earlier append committed (as it is after `append`).
     pub fn append_with_checkpoint(
         &mut self,
         group: Vec<NewCommand>,
         checkpoint: Option<&[u8]>,
     ) -> Result<Vec<Vec<RecordedEvent>>, StoreError> {
-        let head = self.head;
-        let prepared = self.prepare_append(group, checkpoint.map(|bytes| (head, bytes)))?;
+        if let Some(bytes) = checkpoint {
+            self.checkpoint_file.save(&self.head, bytes)?;
+        }
+        let prepared = self.prepare_append(group)?;
         let flush = self.options.flush_every_append;
         Ok(self.committer().commit(prepared, flush))
     }
 
+    /// Where the checkpoint is written, for a thread that encodes one (see
+    /// [`CheckpointFile::save`]): the checkpoint must reflect a durable position of this log.
+    pub fn checkpoint_file(&self) -> CheckpointFile {
+        self.checkpoint_file.clone()
+    }
+
     /// The first half of an append, for a writer that overlaps deciding a group with making
-    /// the previous one durable: checks and encodes `group` (and a checkpoint of the state at
-    /// `checkpoint.0`, a position at or before the head) into one sled batch, gives the events
+    /// the previous one durable: checks and encodes `group` into one sled batch, gives the events
     /// their positions, and moves the store's head, stream versions and request index past the
     /// group as if it were written. Nothing reaches sled until [`Committer::commit`] applies the
     /// batch; until then, reads through sled do not see the group, so the caller must commit
     /// every prepared batch, in the order they were prepared, before it trusts a read again
     /// (and must not prepare a group that repeats a request id of one not yet committed).
     /// A refused group (`StoreError`) changes nothing.
-    pub fn prepare_append(
-        &mut self,
-        group: Vec<NewCommand>,
-        checkpoint: Option<(Head, &[u8])>,
-    ) -> Result<PreparedAppend, StoreError> {
+    pub fn prepare_append(&mut self, group: Vec<NewCommand>) -> Result<PreparedAppend, StoreError> {
         let mut batch = sled::Batch::default();
-        if group.is_empty() && checkpoint.is_none() {
+        if group.is_empty() {
             return Ok(PreparedAppend {
                 batch: None,
                 recorded: Vec::new(),
             });
-        }
-        let mut checkpoint_chunks = self.checkpoint_chunks;
-        if let Some((checkpoint_head, bytes)) = checkpoint {
-            assert!(
-                checkpoint_head.position <= self.head.position,
-                "a checkpoint cannot be ahead of the log"
-            );
-            let previous_chunk_count = match self.checkpoint_chunks {
-                Some(count) => count,
-                None => self.checkpoint_meta()?.map_or(0, |meta| meta.chunk_count),
-            };
-            checkpoint_chunks = Some(checkpoint::write_into(
-                &mut batch,
-                checkpoint_head,
-                bytes,
-                previous_chunk_count,
-            ));
         }
         let mut stream_versions: HashMap<String, u64> = HashMap::new();
         let mut request_ids: HashSet<Uuid> = HashSet::with_capacity(group.len());
@@ -710,7 +703,6 @@ impl Store {
             self.stream_versions.insert(stream, version);
         }
         self.head = head;
-        self.checkpoint_chunks = checkpoint_chunks;
         Ok(PreparedAppend {
             batch: Some(batch),
             recorded: recorded_group,
@@ -763,21 +755,14 @@ impl Store {
         LogIter::new(&self.db, 1, self.head.position)
     }
 
-    fn checkpoint_meta(&self) -> Result<Option<CheckpointMeta>, StoreError> {
-        Ok(self
-            .db
-            .get(checkpoint::CHECKPOINT_META_KEY)?
-            .and_then(|record| checkpoint::decode_meta(&record)))
-    }
-
     /// The latest checkpoint, if there is one whose bytes match their digest and whose position
     /// and hash are still those of the log. A checkpoint failing a check is reported in the log
     /// and ignored: the caller then replays from position 1.
     pub fn load_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
-        let stored = match checkpoint::read_stored(&self.db)? {
-            checkpoint::CheckpointFound::Absent => return Ok(None),
-            checkpoint::CheckpointFound::Intact(stored) => stored,
-            checkpoint::CheckpointFound::Damaged { position, why } => {
+        let stored = match self.checkpoint_file.read()? {
+            CheckpointFound::Absent => return Ok(None),
+            CheckpointFound::Intact(stored) => stored,
+            CheckpointFound::Damaged { position, why } => {
                 tracing::warn!(
                     position,
                     why,

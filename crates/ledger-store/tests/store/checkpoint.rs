@@ -1,7 +1,11 @@
-//! Checkpoints written with a group, read back after a reopen, and ignored when they no longer
-//! match their bytes or the log.
+//! Checkpoints written before a group, read back after a reopen, and ignored when they no longer
+//! match their bytes or the log; the sled records of the checkpoints of earlier versions are
+//! removed at open.
 
-use ledger_store::{Head, Store, CHECKPOINT_CHUNK_BYTES};
+use ledger_store::{Head, Store, CHECKPOINT_FILE_NAME};
+
+/// A size of a few kilobytes, which checkpoints once had to be cut into in sled.
+const CHECKPOINT_CHUNK_BYTES: usize = 2048;
 
 use crate::common::{command, write_log};
 
@@ -84,12 +88,11 @@ fn a_damaged_checkpoint_is_ignored_not_trusted() {
         .expect("append");
     drop(store);
     {
-        let db = crate::common::open_sled_retrying(dir.path());
-        let key = [b'c', 0, 0, 0, 1];
-        let mut chunk = db.get(key).expect("read").expect("chunk 1").to_vec();
-        chunk[10] ^= 0xff;
-        db.insert(key, chunk).expect("write");
-        db.flush().expect("flush");
+        let path = dir.path().join(CHECKPOINT_FILE_NAME);
+        let mut file = std::fs::read(&path).expect("read");
+        let byte = file.len() - CHECKPOINT_CHUNK_BYTES;
+        file[byte] ^= 0xff;
+        std::fs::write(&path, file).expect("write");
     }
     let store = Store::open(dir.path()).expect("reopen");
     assert_eq!(store.load_checkpoint().expect("readable"), None);
@@ -105,16 +108,42 @@ fn a_checkpoint_whose_position_has_another_hash_is_ignored() {
         .expect("checkpoint");
     drop(store);
     {
-        // Rewrite the meta record to claim another hash at position 2.
-        let db = crate::common::open_sled_retrying(dir.path());
-        let mut meta = db.get(b"k").expect("read").expect("meta").to_vec();
-        meta[8] ^= 0xff;
-        db.insert(b"k", meta).expect("write");
-        db.flush().expect("flush");
+        // Rewrite the header to claim another hash at position 2 (kind 8 bytes, position 8).
+        let path = dir.path().join(CHECKPOINT_FILE_NAME);
+        let mut file = std::fs::read(&path).expect("read");
+        file[16] ^= 0xff;
+        std::fs::write(&path, file).expect("write");
     }
     let store = Store::open(dir.path()).expect("reopen");
     assert_eq!(store.load_checkpoint().expect("readable"), None);
     assert_ne!(store.head(), Head::EMPTY);
+}
+
+#[test]
+fn the_checkpoint_records_of_an_earlier_version_are_removed_at_open_and_not_read() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write_log(dir.path(), 2);
+    {
+        // What a version that kept checkpoints in sled left: a meta record and chunks.
+        let db = crate::common::open_sled_retrying(dir.path());
+        db.insert(b"k", vec![0u8; 84]).expect("write");
+        db.insert([b'c', 0, 0, 0, 0], vec![1u8; 100])
+            .expect("write");
+        db.insert([b'c', 0, 0, 0, 1], vec![2u8; 100])
+            .expect("write");
+        db.flush().expect("flush");
+    }
+    let store = Store::open(dir.path()).expect("reopen");
+    assert_eq!(store.load_checkpoint().expect("readable"), None);
+    drop(store);
+    let db = crate::common::open_sled_retrying(dir.path());
+    assert_eq!(db.get(b"k").expect("read"), None);
+    assert_eq!(db.scan_prefix([b'c']).count(), 0);
+    assert_eq!(
+        db.scan_prefix([b'e']).count(),
+        2,
+        "the log itself is untouched"
+    );
 }
 
 #[test]

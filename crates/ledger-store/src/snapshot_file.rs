@@ -1,0 +1,119 @@
+//! The file format of the checkpoint and of the retained snapshots: a header naming what the
+//! file is, the position and chain hash of the log it reflects and the SHA-256 of its body, then
+//! the body, opaque to the store.
+//!
+//! A file is written under a temporary name and renamed, so that a running reader never sees
+//! half of one. Reading checks the kind and the digest; whether the log still has that hash at
+//! that position is for the caller to check.
+
+use std::fs;
+use std::io::{self, Write as _};
+use std::path::Path;
+
+use sha2::{Digest, Sha256};
+
+use crate::store::{sync_directory, StoreError};
+use crate::Head;
+
+/// The kind, the position, the chain hash at that position, the SHA-256 of the body.
+pub(crate) const HEADER_BYTES: usize = 8 + 8 + 32 + 32;
+
+/// What a file is and the version of its header: its first 8 bytes.
+pub(crate) type Kind = [u8; 8];
+
+/// Writes `body`, reflecting `head`, to `path` (through `path` with the extension `tmp`).
+/// `durable`: the data is `fdatasync`ed before the rename and the folder synced after, so that
+/// after a power cut the file is either the old one or the new one, whole.
+pub(crate) fn write(
+    path: &Path,
+    kind: &Kind,
+    head: &Head,
+    body: &[u8],
+    durable: bool,
+) -> Result<(), StoreError> {
+    let io_error = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source: io::Error| StoreError::Io { path, source }
+    };
+    let temporary = path.with_extension("tmp");
+    let mut file = fs::File::create(&temporary).map_err(io_error(&temporary))?;
+    let mut header = Vec::with_capacity(HEADER_BYTES);
+    header.extend_from_slice(kind);
+    header.extend_from_slice(&head.position.to_be_bytes());
+    header.extend_from_slice(&head.hash);
+    header.extend_from_slice(&Sha256::digest(body));
+    file.write_all(&header)
+        .and_then(|()| file.write_all(body))
+        .map_err(io_error(&temporary))?;
+    if durable {
+        file.sync_data().map_err(io_error(&temporary))?;
+    }
+    drop(file);
+    fs::rename(&temporary, path).map_err(io_error(path))?;
+    if durable {
+        if let Some(dir) = path.parent() {
+            sync_directory(dir)?;
+        }
+    }
+    Ok(())
+}
+
+/// Why a file is refused, and the position it claims when its header is readable.
+pub(crate) type Refused = (Option<u64>, &'static str);
+
+/// A file's bytes checked against its kind and digest: the head it reflects and its body.
+pub(crate) fn decode<'a>(kind: &Kind, bytes: &'a [u8]) -> Result<(Head, &'a [u8]), Refused> {
+    if bytes.len() < HEADER_BYTES {
+        return Err((None, "shorter than its header"));
+    }
+    let (header, body) = bytes.split_at(HEADER_BYTES);
+    if &header[..8] != kind {
+        return Err((None, "not a file of this kind and version"));
+    }
+    let mut position = [0; 8];
+    position.copy_from_slice(&header[8..16]);
+    let position = u64::from_be_bytes(position);
+    let mut hash = [0; 32];
+    hash.copy_from_slice(&header[16..48]);
+    if header[48..80] != Sha256::digest(body)[..] {
+        return Err((Some(position), "its body does not match its digest"));
+    }
+    Ok((Head { position, hash }, body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KIND: &Kind = b"TESTKND1";
+
+    #[test]
+    fn a_written_body_decodes_as_written_and_a_flipped_byte_is_refused() {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let path = dir.path().join("file");
+        let head = Head {
+            position: 7,
+            hash: [9; 32],
+        };
+        for durable in [false, true] {
+            write(&path, KIND, &head, b"projections", durable).expect("written");
+            let mut bytes = fs::read(&path).expect("read");
+            assert_eq!(decode(KIND, &bytes), Ok((head, &b"projections"[..])));
+            assert_eq!(
+                decode(b"OTHERKND", &bytes),
+                Err((None, "not a file of this kind and version"))
+            );
+            let last = bytes.len() - 1;
+            bytes[last] ^= 1;
+            assert_eq!(
+                decode(KIND, &bytes),
+                Err((Some(7), "its body does not match its digest"))
+            );
+            assert_eq!(
+                decode(KIND, &bytes[..HEADER_BYTES - 1]),
+                Err((None, "shorter than its header"))
+            );
+            assert!(!path.with_extension("tmp").exists());
+        }
+    }
+}
