@@ -65,11 +65,11 @@ const _: () = assert!(BATCH_LEN_MAX <= GROUP_LEN_MAX);
 /// a restart then replays at most that many events after the checkpoint, well under a second.
 pub const CHECKPOINT_INTERVAL_EVENTS: u64 = 50_000;
 
-/// Events between two retained snapshots of the projections, at most (see
-/// [`recovery::retain_projections`]): a report `as_of` a past position replays at most this
-/// many events after the nearest one, whatever the length of the log, and the data folder holds
-/// one snapshot per this many events. Snapshots are taken with checkpoints, so the spacing is
-/// also a multiple of [`CHECKPOINT_INTERVAL_EVENTS`] in practice.
+/// The stretch of positions with one retained snapshot of the projections (see
+/// [`recovery::retain_projections`]): a report `as_of` a past position replays at most about
+/// this many events (and one checkpoint interval) after the nearest snapshot, whatever the
+/// length of the log, and the data folder holds one snapshot per this many events. Snapshots
+/// are taken with checkpoints, every [`CHECKPOINT_INTERVAL_EVENTS`].
 pub const RETAINED_INTERVAL_EVENTS: u64 = 100_000;
 
 /// Durable groups kept for live subscribers that have not read them yet (tokio rounds it up to

@@ -446,11 +446,13 @@ fn retained_projections(bytes: &[u8]) -> Option<Projections> {
 }
 
 /// Saves `projections`, taken at `head`, as a retained snapshot, and keeps the snapshots
-/// sparse: the one saved before it is removed again when the one before that is at most
-/// `interval_events` behind `head`. So the newest is always at the latest checkpoint (a report
-/// as of a recent date replays at most one checkpoint interval), older ones are about
-/// `interval_events` apart (a report as of any position replays at most that many events),
-/// and the folder holds about one snapshot per `interval_events` of the log.
+/// sparse: of the snapshots in one stretch of `interval_events` positions (1 to the interval,
+/// the next interval, …) only the first is kept, and the newest. The snapshot saved before this
+/// one is removed when it was not the first of its stretch. So the newest is always at the
+/// latest checkpoint (a report as of a recent date replays at most one checkpoint interval),
+/// the others are one per stretch (a report as of any position replays at most about
+/// `interval_events` plus one checkpoint interval), and the folder holds about one snapshot per
+/// `interval_events` of the log.
 pub fn retain_projections(
     retained: &RetainedSnapshots,
     head: &Head,
@@ -460,8 +462,9 @@ pub fn retain_projections(
     retained.save(head, &retained_bytes(projections))?;
     let positions = retained.positions()?;
     let upto = positions.partition_point(|saved| *saved <= head.position);
-    if let [.., before_previous, previous, newest] = positions[..upto] {
-        if newest - before_previous <= interval_events {
+    let stretch = |position: u64| position.saturating_sub(1) / interval_events.max(1);
+    if let [.., before_previous, previous, _newest] = positions[..upto] {
+        if stretch(previous) == stretch(before_previous) {
             retained.remove(previous)?;
         }
     }

@@ -93,7 +93,7 @@ async fn without_retained_snapshots_a_report_as_of_a_position_replays_from_posit
 }
 
 #[tokio::test]
-async fn retained_snapshots_stay_about_one_interval_apart() {
+async fn retained_snapshots_are_one_per_interval_and_the_newest() {
     let dir = tempfile::tempdir().expect("temp dir");
     let clock = clock("2025-06-30");
     let engine = start_retaining(dir.path(), &clock, 2, 7);
@@ -102,14 +102,24 @@ async fn retained_snapshots_stay_about_one_interval_apart() {
     let positions = RetainedSnapshots::in_data_dir(dir.path())
         .positions()
         .expect("listed");
-    for window in positions.windows(3) {
-        assert!(
-            window[2] - window[0] > 7,
-            "a snapshot between two others at most one interval apart was kept: {positions:?}"
+    let stretch = |position: u64| (position - 1) / 7;
+    let (newest, kept) = positions.split_last().expect("snapshots");
+    for pair in kept.windows(2) {
+        assert_ne!(
+            stretch(pair[0]),
+            stretch(pair[1]),
+            "two snapshots of one stretch of 7 positions were kept: {positions:?}"
         );
     }
+    for pair in positions.windows(2) {
+        assert!(
+            pair[1] - pair[0] <= 7 + 2 * 2,
+            "a gap longer than an interval and a checkpoint interval or two: {positions:?}"
+        );
+    }
+    assert!(*newest <= head.position);
     assert!(
-        positions.len() as u64 <= 2 * head.position / 7 + 2,
+        positions.len() as u64 <= head.position / 7 + 2,
         "{} snapshots for {} events: {positions:?}",
         positions.len(),
         head.position
@@ -153,7 +163,8 @@ async fn a_damaged_snapshot_or_one_of_another_log_is_passed_over() {
 }
 
 #[test]
-fn retention_removes_the_previous_snapshot_when_the_gap_allows_and_a_start_those_beyond_the_head() {
+fn retention_keeps_the_first_snapshot_of_each_stretch_and_the_newest_and_a_start_none_beyond_the_head(
+) {
     let dir = tempfile::tempdir().expect("temp dir");
     let retained = RetainedSnapshots::in_data_dir(dir.path());
     let at = |position: u64| Head {
@@ -166,6 +177,8 @@ fn retention_removes_the_previous_snapshot_when_the_gap_allows_and_a_start_those
         retain_projections(&retained, &at(position), &projections, 10).expect("retained");
         kept.push(retained.positions().expect("listed"));
     }
+    // Stretches of 10 positions: 1-10, 11-20, 21-30. 10 goes once 15 is saved (5 is the first
+    // of 1-10), 20 once 25 is (15 is the first of 11-20); the newest always stays.
     assert_eq!(
         kept,
         vec![
