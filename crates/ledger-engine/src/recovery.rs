@@ -22,7 +22,8 @@ use crate::{decode, StartError};
 /// is ignored (the state is rebuilt from position 1), never misread.
 /// Version 2: the state and the projections keep no redemption (they are read back from the
 /// log when a reversal needs one); a version 1 checkpoint held every redemption ever made.
-const CHECKPOINT_FORMAT: u8 = 2;
+/// Version 3: worker pseudonyms as their 32 bytes, not 64 hex digits.
+const CHECKPOINT_FORMAT: u8 = 3;
 
 /// The decision state and the projections at the same position.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
