@@ -171,13 +171,19 @@ async fn serve_inner(
         address: settings.listen,
         source,
     })?;
-    // Connection limits, and TLS when configured (see `transport`).
-    let mut server = crate::transport::server_builder(settings.tls.as_ref())?;
+    // Connection limits, and TLS when configured (see `transport`); every call counted, timed
+    // and logged with its latency (see `metrics::calls`), whether or not metrics are served.
+    let calls = ledger.call_metrics().clone();
+    let mut server = crate::transport::server_builder(settings.tls.as_ref())?
+        .layer(crate::metrics::CallMetricsLayer::new(calls.clone()));
     let metrics = metrics.map(|listener| {
         if let Ok(metrics_address) = listener.local_addr() {
             tracing::info!(%metrics_address, "metrics serving on /metrics");
         }
-        crate::metrics::MetricsServer::start(listener, engine.handle())
+        crate::metrics::MetricsServer::start(
+            listener,
+            crate::metrics::Metrics::new(engine.handle(), &calls),
+        )
     });
     let metrics_stop = metrics.as_ref().map(crate::metrics::MetricsServer::stopper);
     tracing::info!(%address, demo = settings.demo, auth_mode = %settings.auth_mode, tls = settings.tls.is_some(), data_dir = %settings.data_dir.display(), "voucher-ledger serving");
