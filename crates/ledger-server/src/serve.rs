@@ -157,11 +157,15 @@ async fn serve_inner(
         .set_serving::<AuditServiceServer<Ledger>>()
         .await;
     // Server reflection in both versions clients speak: grpcurl and recent tools ask
-    // `grpc.reflection.v1`, Python's grpcio-reflection and older tools only `v1alpha`.
+    // `grpc.reflection.v1`, Python's grpcio-reflection and older tools only `v1alpha`. It also
+    // describes the error details every refusal carries (`google.rpc.ErrorInfo`,
+    // `BadRequest`), so that generic tools can decode `grpc-status-details-bin`; the API's own
+    // copy of `google/rpc/status.proto` is registered first and wins.
     let reflection_builder = || {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(ledger_proto::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
     };
     let reflection = reflection_builder().build_v1()?;
     let reflection_v1alpha = reflection_builder().build_v1alpha()?;
