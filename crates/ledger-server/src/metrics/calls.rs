@@ -29,6 +29,7 @@ use prost::Message;
 use tonic::codegen::{http, BoxFuture, Service};
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
+use tracing::Instrument;
 
 /// Upper bounds of the call latency histogram, in seconds: from a read answered from memory
 /// (well under a millisecond) to a write waiting behind a slow `fdatasync` or a large batch;
@@ -290,16 +291,28 @@ where
     fn call(&mut self, request: http::Request<RequestBody>) -> Self::Future {
         let started = Instant::now();
         let method = self.metrics.method_of(request.uri().path());
+        // The call's trace span, for the optional OTLP export (`otlp`); at debug level, so the
+        // log lines do not carry it and, without export, it costs a disabled span.
+        let span = tracing::debug_span!(
+            "grpc call",
+            otel.name = %format_args!("{}/{}", method.0, method.1),
+            otel.kind = "server",
+            rpc.system = "grpc",
+            rpc.service = %method.0,
+            rpc.method = %method.1,
+            rpc.grpc.status_code = tracing::field::Empty,
+        );
         let metrics = self.metrics.clone();
         // The service that was polled ready takes this call; a fresh clone waits for the next.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         Box::pin(async move {
-            let response = inner.call(request).await?;
+            let response = inner.call(request).instrument(span.clone()).await?;
             let mut call = Some(Call {
                 metrics,
                 method,
                 started,
+                span,
             });
             // A trailers-only answer: the status is in the headers and the body is empty.
             if let Some((code, reason)) = status_of(response.headers()) {
@@ -318,10 +331,14 @@ struct Call {
     metrics: CallMetrics,
     method: (String, String),
     started: Instant,
+    /// Ends with the call (dropped after [`Call::finish`]).
+    span: tracing::Span,
 }
 
 impl Call {
     fn finish(self, code: Code, reason: Option<String>) {
+        self.span.record("rpc.grpc.status_code", code as i32);
+        let _inside = self.span.enter();
         self.metrics
             .finish(self.method, code, reason, self.started.elapsed());
     }
