@@ -254,7 +254,7 @@ enum EngineCollector {
     Live(EngineHandle),
     /// Fixed figures, for the format's unit tests.
     #[cfg(test)]
-    Fixed(GroupStats, Option<u64>),
+    Fixed(Box<GroupStats>, Option<u64>),
 }
 
 impl Collector for EngineCollector {
@@ -275,7 +275,7 @@ impl Collector for EngineCollector {
                 (engine.stats(), head_position)
             }
             #[cfg(test)]
-            EngineCollector::Fixed(stats, head_position) => (*stats, *head_position),
+            EngineCollector::Fixed(stats, head_position) => (**stats, *head_position),
         };
         encode_engine(&mut encoder, &stats, head_position)
     }
@@ -393,7 +393,10 @@ fn encode_engine(
 #[cfg(test)]
 fn render(stats: &GroupStats, head_position: Option<u64>) -> String {
     let mut registry = Registry::default();
-    registry.register_collector(Box::new(EngineCollector::Fixed(*stats, head_position)));
+    registry.register_collector(Box::new(EngineCollector::Fixed(
+        Box::new(*stats),
+        head_position,
+    )));
     encode(&registry)
 }
 

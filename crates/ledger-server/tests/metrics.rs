@@ -749,7 +749,7 @@ async fn every_call_is_counted_by_method_and_code_and_every_refusal_by_its_reaso
 
     server.stop().await;
     // The request log: one line per call, with its method, code and latency in milliseconds.
-    let log = std::fs::read_to_string(&server_log(&home)).expect("the server's log");
+    let log = std::fs::read_to_string(server_log(&home)).expect("the server's log");
     let answered: Vec<&str> = log
         .lines()
         .filter(|line| line.contains("call answered") && line.contains("method=ApproveModule"))
