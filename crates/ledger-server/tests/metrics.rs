@@ -35,7 +35,8 @@ fn workspace_root() -> PathBuf {
         .expect("the workspace root exists")
 }
 
-/// `voucher-ledger ARGS` with the environment's `VOUCHER_LEDGER__*` settings removed.
+/// `voucher-ledger ARGS` with the environment's `VOUCHER_LEDGER__*` settings and `OTEL_*`
+/// variables removed.
 fn voucher_ledger(args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_voucher-ledger"));
     command
@@ -46,8 +47,10 @@ fn voucher_ledger(args: &[&str]) -> Command {
         )
         .env_remove("VOUCHER_LEDGER_LOG");
     for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("VOUCHER_LEDGER__")
-            && name != "VOUCHER_LEDGER__POLICY_FILE"
+        let text = name.to_string_lossy();
+        // The OpenTelemetry variables too: a test asks for trace export only on purpose.
+        if (text.starts_with("VOUCHER_LEDGER__") && name != "VOUCHER_LEDGER__POLICY_FILE")
+            || text.starts_with("OTEL_")
         {
             command.env_remove(name);
         }
@@ -826,4 +829,36 @@ async fn promtool_finds_the_exposition_clean() {
     );
     assert!(output.status.success(), "promtool: {said}\n{}", answer.body);
     assert!(said.trim().is_empty(), "promtool: {said}");
+}
+
+/// Trace export is a cargo feature (`otlp`) that the default build leaves out: such a binary,
+/// asked for it by the OpenTelemetry variables, says on stderr that it sends no traces, and
+/// serves all the same.
+#[cfg(not(feature = "otlp"))]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn otlp_asked_of_a_binary_without_it_is_said_and_the_server_serves() {
+    let home = tempfile::tempdir().expect("temp dir");
+    let server = Server::start(
+        &home.path().join("data"),
+        &[],
+        &[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4317")],
+    )
+    .await;
+    AuditServiceClient::new(server.channel.clone())
+        .get_head(with_token(api::GetHeadRequest {}, AUDITOR))
+        .await
+        .expect("the server serves");
+    server.stop().await;
+    let log = std::fs::read_to_string(server_log(&home)).expect("the server's log");
+    assert!(
+        log.contains("built without trace export (cargo feature otlp); no traces are sent"),
+        "{log}"
+    );
+
+    // Not asked: not a word of it.
+    let quiet = tempfile::tempdir().expect("temp dir");
+    let server = Server::start(&quiet.path().join("data"), &[], &[]).await;
+    server.stop().await;
+    let log = std::fs::read_to_string(server_log(&quiet)).expect("the server's log");
+    assert!(!log.contains("trace export"), "{log}");
 }
