@@ -125,6 +125,16 @@ impl Server {
         }
     }
 
+    /// With metrics on a port of its own, data in `home`'s `data` folder.
+    async fn with_metrics(home: &tempfile::TempDir) -> Server {
+        Server::start(
+            &home.path().join("data"),
+            &["--metrics-listen", "127.0.0.1:0"],
+            &[],
+        )
+        .await
+    }
+
     fn metrics_address(&self) -> &str {
         self.metrics
             .as_deref()
@@ -379,12 +389,7 @@ async fn approve_modules(channel: &Channel, count: u32, callers: u32) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn metrics_count_the_writes_done_over_grpc() {
     let home = tempfile::tempdir().expect("temp dir");
-    let server = Server::start(
-        &home.path().join("data"),
-        &["--metrics-listen", "127.0.0.1:0"],
-        &[],
-    )
-    .await;
+    let server = Server::with_metrics(&home).await;
 
     let before = scrape(&server).await;
     for (family, kind) in [
@@ -466,12 +471,7 @@ async fn metrics_count_the_writes_done_over_grpc() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_get_metrics_is_served() {
     let home = tempfile::tempdir().expect("temp dir");
-    let server = Server::start(
-        &home.path().join("data"),
-        &["--metrics-listen", "127.0.0.1:0"],
-        &[],
-    )
-    .await;
+    let server = Server::with_metrics(&home).await;
     let address = server.metrics_address().to_owned();
 
     for path in ["/", "/metric", "/metrics/", "/health"] {
@@ -543,12 +543,7 @@ fn labelled(exposition: &Exposition, family: &str, labels: &str) -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_call_is_counted_by_method_and_code_and_every_refusal_by_its_reason() {
     let home = tempfile::tempdir().expect("temp dir");
-    let server = Server::start(
-        &home.path().join("data"),
-        &["--metrics-listen", "127.0.0.1:0"],
-        &[],
-    )
-    .await;
+    let server = Server::with_metrics(&home).await;
 
     // One provider and three modules: four calls answered OK.
     approve_modules(&server.channel, 3, 1).await;
@@ -793,12 +788,7 @@ async fn promtool_finds_the_exposition_clean() {
         return;
     };
     let home = tempfile::tempdir().expect("temp dir");
-    let server = Server::start(
-        &home.path().join("data"),
-        &["--metrics-listen", "127.0.0.1:0"],
-        &[],
-    )
-    .await;
+    let server = Server::with_metrics(&home).await;
     // Calls of several kinds, so that the labelled families have samples.
     approve_modules(&server.channel, 2, 1).await;
     let _ = AuditServiceClient::new(server.channel.clone())
