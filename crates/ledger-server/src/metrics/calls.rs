@@ -513,6 +513,68 @@ mod tests {
         assert_eq!(status_of(&http::HeaderMap::new()), None);
     }
 
+    /// A body of one trailers frame, as tonic ends a call that has sent its messages.
+    struct TrailersOnly(Option<http::HeaderMap>);
+
+    impl HttpBody for TrailersOnly {
+        type Data = &'static [u8];
+        type Error = std::convert::Infallible;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _context: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<&'static [u8]>, std::convert::Infallible>>> {
+            Poll::Ready(self.0.take().map(|trailers| Ok(Frame::trailers(trailers))))
+        }
+    }
+
+    fn observed(metrics: &CallMetrics, trailers: http::HeaderMap) -> ObservedBody<TrailersOnly> {
+        ObservedBody {
+            inner: TrailersOnly(Some(trailers)),
+            call: Some(Call {
+                metrics: metrics.clone(),
+                method: metrics.method_of("/voucherledger.v1.AuditService/Subscribe"),
+                started: Instant::now(),
+                span: tracing::Span::none(),
+            }),
+        }
+    }
+
+    fn count(metrics: &CallMetrics, code: &'static str) -> u64 {
+        metrics
+            .inner
+            .requests
+            .get(&CallLabels {
+                service: "voucherledger.v1.AuditService".to_owned(),
+                method: "Subscribe".to_owned(),
+                code,
+            })
+            .map_or(0, |counter| counter.get())
+    }
+
+    #[test]
+    fn a_call_ends_with_the_code_of_its_trailers_or_cancelled_when_dropped_before_them() {
+        let metrics = CallMetrics::new();
+        let mut trailers = http::HeaderMap::new();
+        trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
+        let mut body = observed(&metrics, trailers);
+        let waker = std::task::Waker::noop();
+        let mut context = Context::from_waker(waker);
+        assert!(matches!(
+            Pin::new(&mut body).poll_frame(&mut context),
+            Poll::Ready(Some(Ok(_)))
+        ));
+        assert_eq!(count(&metrics, "OK"), 1);
+        drop(body);
+        // Recorded once: the drop after the trailers adds nothing.
+        assert_eq!(count(&metrics, "OK"), 1);
+        assert_eq!(count(&metrics, "CANCELLED"), 0);
+
+        // A client that goes away before the trailers: the body is dropped unread.
+        drop(observed(&metrics, http::HeaderMap::new()));
+        assert_eq!(count(&metrics, "CANCELLED"), 1);
+    }
+
     #[test]
     fn every_code_has_its_canonical_name() {
         for number in 0..=16 {
