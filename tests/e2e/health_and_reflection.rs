@@ -200,3 +200,81 @@ async fn the_human_log_has_no_colour_codes_when_stderr_is_not_a_terminal() {
     assert!(log.contains("voucher-ledger serving"), "{log}");
     assert!(!log.contains('\u{1b}'), "colour codes in the log: {log:?}");
 }
+
+/// Every refusal carries a `google.rpc.Status` whose details are a `google.rpc.ErrorInfo` and,
+/// for malformed input, a `google.rpc.BadRequest`: reflection describes both, with every file
+/// they import, so that grpcurl and other generic tools decode `grpc-status-details-bin`
+/// without the proto files. A symbol that exists nowhere is still NOT_FOUND.
+#[tokio::test]
+async fn reflection_describes_the_error_details_and_every_file_they_import() {
+    let server = Server::start().await;
+    let mut seen: Vec<prost_types::FileDescriptorProto> = Vec::new();
+    for symbol in ["google.rpc.ErrorInfo", "google.rpc.BadRequest"] {
+        let MessageResponse::FileDescriptorResponse(files) = reflect(
+            &server,
+            MessageRequest::FileContainingSymbol(symbol.to_owned()),
+        )
+        .await
+        else {
+            panic!("file_containing_symbol {symbol} answers file descriptors");
+        };
+        let files: Vec<prost_types::FileDescriptorProto> = files
+            .file_descriptor_proto
+            .iter()
+            .map(|bytes| {
+                prost_types::FileDescriptorProto::decode(bytes.as_slice())
+                    .expect("a file descriptor decodes")
+            })
+            .collect();
+        let message = symbol.trim_start_matches("google.rpc.");
+        assert!(
+            files.iter().any(|file| file.package() == "google.rpc"
+                && file.message_type.iter().any(|m| m.name() == message)),
+            "{symbol} is described"
+        );
+        seen.extend(files);
+    }
+    // Every import of what was sent is itself described, here or on request.
+    let dependencies: Vec<String> = seen
+        .iter()
+        .flat_map(|file| file.dependency.iter().cloned())
+        .collect();
+    assert!(
+        !dependencies.is_empty(),
+        "error_details.proto imports a file"
+    );
+    for dependency in dependencies {
+        if seen.iter().any(|file| file.name() == dependency) {
+            continue;
+        }
+        let answer = reflect(&server, MessageRequest::FileByFilename(dependency.clone())).await;
+        assert!(
+            matches!(answer, MessageResponse::FileDescriptorResponse(_)),
+            "{dependency} is described: {answer:?}"
+        );
+    }
+
+    // tonic's reflection ends the stream with NOT_FOUND (the protocol also allows an
+    // ErrorResponse on it): either way, no descriptor.
+    let mut client = ServerReflectionClient::new(server.channel());
+    let mut responses = client
+        .server_reflection_info(tokio_stream::iter([ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::FileContainingSymbol(
+                "google.rpc.NoSuchDetail".to_owned(),
+            )),
+        }]))
+        .await
+        .expect("the reflection stream opens")
+        .into_inner();
+    match responses.message().await {
+        Err(status) => assert_eq!(status.code(), Code::NotFound, "{status:?}"),
+        Ok(answer) => {
+            let answer = answer.and_then(|response| response.message_response);
+            let Some(MessageResponse::ErrorResponse(error)) = answer else {
+                panic!("an unknown symbol is not described: {answer:?}");
+            };
+            assert_eq!(error.error_code, Code::NotFound as i32);
+        }
+    }
+}

@@ -11,6 +11,7 @@ pub mod bench;
 pub mod edge;
 pub mod metrics;
 pub mod offline;
+pub mod otlp;
 pub mod serve;
 pub mod services;
 pub mod settings;

@@ -260,11 +260,27 @@ fn serve(overrides: Overrides, metrics_listen: Option<&str>) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_tracing(settings.log_format, "info");
     let Some(runtime) = runtime() else {
         return ExitCode::FAILURE;
     };
-    match runtime.block_on(ledger_server::serve::serve(settings)) {
+    // --- OpenTelemetry trace export (issue 17 item 4; see `ledger_server::otlp`) ---
+    // Started inside the runtime, which the exporter's gRPC client runs on; off unless the
+    // binary has the `otlp` feature and OTEL_EXPORTER_OTLP_ENDPOINT is set.
+    let otlp = match runtime.block_on(async { ledger_server::otlp::start() }) {
+        Ok(otlp) => otlp,
+        Err(error) => {
+            eprintln!("voucher-ledger: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let (otlp_layer, otlp) = otlp.unzip();
+    init_tracing_with(settings.log_format, "info", otlp_layer);
+    // --- end of OpenTelemetry trace export ---
+    let served = runtime.block_on(ledger_server::serve::serve(settings));
+    if let Some(otlp) = otlp {
+        otlp.shutdown();
+    }
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!(%error, "voucher-ledger stopped on an error");
@@ -407,18 +423,32 @@ fn runtime() -> Option<tokio::runtime::Runtime> {
 }
 
 fn init_tracing(format: LogFormat, default_filter: &str) {
+    init_tracing_with(format, default_filter, None);
+}
+
+/// The log on stderr, filtered by `VOUCHER_LEDGER_LOG`, and `extra` beside it with a filter of
+/// its own (the OTLP export, whose spans the log does not show).
+fn init_tracing_with(
+    format: LogFormat,
+    default_filter: &str,
+    extra: Option<ledger_server::otlp::OtlpLayer>,
+) {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    use tracing_subscriber::Layer as _;
+
     let filter = tracing_subscriber::EnvFilter::try_from_env("VOUCHER_LEDGER_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
     // Colour codes only for a person at a terminal: a file, a pipe or journald would keep the
     // escape sequences as bytes (and `NO_COLOR`, https://no-color.org, turns them off too).
     let colours = std::io::IsTerminal::is_terminal(&std::io::stderr())
         && std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let log = tracing_subscriber::fmt::layer()
         .with_ansi(colours)
         .with_writer(std::io::stderr);
+    let registry = tracing_subscriber::registry().with(extra);
     match format {
-        LogFormat::Human => builder.init(),
-        LogFormat::Json => builder.json().init(),
+        LogFormat::Human => registry.with(log.with_filter(filter)).init(),
+        LogFormat::Json => registry.with(log.json().with_filter(filter)).init(),
     }
 }

@@ -1,18 +1,30 @@
-//! `GET /metrics`: the writer's group commit in the Prometheus text format (version 0.0.4), on
-//! a listener of its own, off unless `metrics_listen` is set (see `settings`).
+//! `GET /metrics`: the server's metrics in the Prometheus text format (version 0.0.4), on a
+//! listener of its own, off unless `metrics_listen` is set (see `settings`).
 //!
-//! A scrape reads the engine's relaxed counters ([`EngineHandle::stats`]) and the stored head
-//! through the [`ledger_store::LogReader`]: it never queues behind the writer, so a busy or
-//! stalled writer is exactly what it shows rather than what it waits for. Counters count since
-//! the process started; rates, commands per flush and mean flush time are Prometheus's to
-//! derive (README, "Metrics").
+//! The registry and its encoder are `prometheus-client`'s. What it holds:
+//!
+//! - the writer's group commit, read at each scrape from the engine's relaxed counters
+//!   ([`EngineHandle::stats`]) and the stored head through the [`ledger_store::LogReader`]: a
+//!   scrape never queues behind the writer, so a busy or stalled writer is exactly what it
+//!   shows rather than what it waits for;
+//! - every gRPC call, by method and code, and every refusal by its `ErrorInfo` reason
+//!   ([`calls`], a tower layer around the services);
+//! - the process: resident memory, CPU seconds, open files, start time, read from `/proc`
+//!   ([`process`]);
+//! - the build: version and git commit.
+//!
+//! Counters count since the process started; rates and quantiles are Prometheus's to derive
+//! (README, "Metrics").
 //!
 //! The listener is plain HTTP/1.1 without authentication: it answers `GET /metrics` and
 //! nothing else (another path 404, another method 405), never reads a request body, serves a
 //! few connections at a time and drops a client that does not send its headers in time.
 
+pub mod calls;
+pub mod process;
+
 use std::convert::Infallible;
-use std::fmt::Write as _;
+use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::body::Incoming;
@@ -21,12 +33,24 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use ledger_engine::stats::{FLUSH_BUCKET_BOUNDS_NANOS, GROUP_LEN_BUCKET_BOUNDS};
 use ledger_engine::{EngineHandle, GroupStats};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric, NoLabelSet};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::info::Info;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
 
+pub use calls::{CallMetrics, CallMetricsLayer};
+
 /// The content type of the Prometheus text exposition format.
-pub const CONTENT_TYPE_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+pub const CONTENT_TYPE_TEXT: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
+
+/// The git commit the binary was built from (`build.rs`), or `unknown` outside a git checkout.
+pub const GIT_COMMIT: &str = env!("VOUCHER_LEDGER_GIT_COMMIT");
 
 /// Connections served at once. A scraper or two, and someone with curl, need a handful; more
 /// is someone holding sockets open, and is closed at once.
@@ -65,10 +89,10 @@ impl MetricsStop {
 }
 
 impl MetricsServer {
-    /// Serves `GET /metrics` of `engine` on `listener` until stopped.
-    pub fn start(listener: TcpListener, engine: EngineHandle) -> MetricsServer {
+    /// Serves `GET /metrics` of `metrics` on `listener` until stopped.
+    pub fn start(listener: TcpListener, metrics: Metrics) -> MetricsServer {
         let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(accept_loop(listener, engine, stopped));
+        let task = tokio::spawn(accept_loop(listener, metrics, stopped));
         MetricsServer { stop, task }
     }
 
@@ -86,11 +110,7 @@ impl MetricsServer {
     }
 }
 
-async fn accept_loop(
-    listener: TcpListener,
-    engine: EngineHandle,
-    mut stopped: watch::Receiver<bool>,
-) {
+async fn accept_loop(listener: TcpListener, metrics: Metrics, mut stopped: watch::Receiver<bool>) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let slots = std::sync::Arc::new(Semaphore::new(METRICS_CONNECTIONS_MAX));
     let mut http = hyper::server::conn::http1::Builder::new();
@@ -117,9 +137,9 @@ async fn accept_loop(
         };
         // One small answer per request; do not let Nagle hold its last segment back.
         let _ = stream.set_nodelay(true);
-        let engine = engine.clone();
+        let metrics = metrics.clone();
         let service = hyper::service::service_fn(move |request: Request<Incoming>| {
-            let answer = answer(&request, &engine);
+            let answer = answer(&request, &metrics);
             async move { Ok::<_, Infallible>(answer) }
         });
         let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
@@ -141,7 +161,7 @@ async fn accept_loop(
 }
 
 /// The answer to one request. The body of the request is never read.
-fn answer(request: &Request<Incoming>, engine: &EngineHandle) -> Response<String> {
+fn answer(request: &Request<Incoming>, metrics: &Metrics) -> Response<String> {
     if request.uri().path() != "/metrics" {
         return plain(
             StatusCode::NOT_FOUND,
@@ -158,16 +178,7 @@ fn answer(request: &Request<Incoming>, engine: &EngineHandle) -> Response<String
             .insert(ALLOW, HeaderValue::from_static("GET"));
         return response;
     }
-    // One sled read of a hot key, off the writer's thread: the head as last made durable.
-    let head_position = match engine.reader().head() {
-        Ok(head) => Some(head.position),
-        Err(error) => {
-            // The counters are still worth a scrape; the missing gauge shows the failure.
-            tracing::warn!(%error, "metrics scrape cannot read the head");
-            None
-        }
-    };
-    let mut response = Response::new(render(&engine.stats(), head_position));
+    let mut response = Response::new(metrics.render());
     response
         .headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE_TEXT));
@@ -184,119 +195,209 @@ fn plain(status: StatusCode, body: &str) -> Response<String> {
     response
 }
 
-/// The exposition of `stats` (and of the head, when it could be read), in the Prometheus text
-/// format 0.0.4: for each metric a `# HELP` and a `# TYPE` line, then its samples.
-pub fn render(stats: &GroupStats, head_position: Option<u64>) -> String {
-    let mut out = String::with_capacity(4096);
-    counter(
-        &mut out,
-        "voucher_ledger_groups_total",
-        "Groups of commands the writer made durable, one batch, flush and fdatasync each, since start.",
-        stats.groups.to_string(),
-    );
-    counter(
-        &mut out,
-        "voucher_ledger_commands_total",
-        "Commands decided by the writer (accepted, replayed or refused), since start.",
-        stats.commands.to_string(),
-    );
-    counter(
-        &mut out,
-        "voucher_ledger_events_appended_total",
-        "Events appended to the log, since start.",
-        stats.events.to_string(),
-    );
-    counter(
-        &mut out,
-        "voucher_ledger_flush_seconds_total",
-        "Time spent appending, flushing and syncing groups, all groups together, since start.",
-        stats.flush_total.as_secs_f64().to_string(),
-    );
-    gauge(
-        &mut out,
-        "voucher_ledger_flush_seconds_max",
-        "Longest append, flush and sync of one group since start.",
-        stats.flush_max.as_secs_f64().to_string(),
-    );
-    gauge(
-        &mut out,
-        "voucher_ledger_group_commands_max",
-        "Most commands in one group since start.",
-        stats.group_len_max.to_string(),
-    );
-    gauge(
-        &mut out,
-        "voucher_ledger_queue_length",
-        "Commands and reads waiting for the writer now.",
-        stats.queue_len.to_string(),
-    );
-    if let Some(position) = head_position {
-        gauge(
-            &mut out,
-            "voucher_ledger_head_position",
-            "Position of the last durable event of the log.",
-            position.to_string(),
-        );
+/// Every metric of one server: a registry built once at start, encoded at each scrape.
+#[derive(Clone, Debug)]
+pub struct Metrics {
+    registry: Arc<Registry>,
+}
+
+impl Metrics {
+    /// The metrics of the server running `engine`, whose calls `calls` counts.
+    pub fn new(engine: EngineHandle, calls: &CallMetrics) -> Metrics {
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(EngineCollector::Live(engine)));
+        calls.register(&mut registry);
+        registry.register_collector(Box::new(process::ProcessCollector));
+        register_build_info(&mut registry);
+        Metrics {
+            registry: Arc::new(registry),
+        }
     }
-    let flush_bounds: Vec<String> = FLUSH_BUCKET_BOUNDS_NANOS
-        .iter()
-        .map(|nanos| (*nanos as f64 / 1e9).to_string())
-        .collect();
-    histogram(
-        &mut out,
-        "voucher_ledger_group_flush_seconds",
-        "Append, flush and sync time of one group.",
-        &flush_bounds,
-        &stats.flush_buckets,
-        stats.flush_total.as_secs_f64().to_string(),
-    );
-    let group_bounds: Vec<String> = GROUP_LEN_BUCKET_BOUNDS.iter().map(u64::to_string).collect();
-    histogram(
-        &mut out,
-        "voucher_ledger_group_commands",
-        "Commands in one group (one flush).",
-        &group_bounds,
-        &stats.group_len_buckets,
-        stats.commands.to_string(),
-    );
+
+    /// The exposition, in the Prometheus text format 0.0.4.
+    pub fn render(&self) -> String {
+        encode(&self.registry)
+    }
+}
+
+fn encode(registry: &Registry) -> String {
+    let mut out = String::with_capacity(16 * 1024);
+    if let Err(error) = prometheus_client::encoding::prometheus_text::encode(&mut out, registry) {
+        // Only a failed write to a String, or a collector's: the scrape shows what came before.
+        tracing::warn!(%error, "metrics cannot be encoded in full");
+    }
     out
 }
 
-fn counter(out: &mut String, name: &str, help: &str, value: String) {
-    family(out, name, help, "counter");
-    let _ = writeln!(out, "{name} {value}");
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: &'static str,
+    git_commit: &'static str,
 }
 
-fn gauge(out: &mut String, name: &str, help: &str, value: String) {
-    family(out, name, help, "gauge");
-    let _ = writeln!(out, "{name} {value}");
+/// `voucher_ledger_build_info{version, git_commit} 1`: which binary answers, for dashboards
+/// and alerts across an upgrade.
+fn register_build_info(registry: &mut Registry) {
+    registry.register(
+        "voucher_ledger_build",
+        "The version and git commit of the running binary (value 1)",
+        Info::new(BuildLabels {
+            version: env!("CARGO_PKG_VERSION"),
+            git_commit: GIT_COMMIT,
+        }),
+    );
 }
 
-/// `counts` per bucket, not cumulative, one more than `bounds` (the last above every bound);
-/// Prometheus wants cumulative `_bucket` samples, the `+Inf` one equal to `_count`.
-fn histogram(
-    out: &mut String,
-    name: &str,
-    help: &str,
-    bounds: &[String],
-    counts: &[u64],
-    sum: String,
-) {
-    family(out, name, help, "histogram");
-    let mut cumulative = 0u64;
-    for (index, count) in counts.iter().enumerate() {
-        cumulative = cumulative.saturating_add(*count);
-        let le = bounds.get(index).map_or("+Inf", String::as_str);
-        let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {cumulative}");
+/// The writer's group-commit figures, read at each scrape.
+#[derive(Debug)]
+enum EngineCollector {
+    Live(EngineHandle),
+    /// Fixed figures, for the format's unit tests.
+    #[cfg(test)]
+    Fixed(Box<GroupStats>, Option<u64>),
+}
+
+impl Collector for EngineCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let (stats, head_position) = match self {
+            EngineCollector::Live(engine) => {
+                // One sled read of a hot key, off the writer's thread: the head as last made
+                // durable.
+                let head_position = match engine.reader().head() {
+                    Ok(head) => Some(head.position),
+                    Err(error) => {
+                        // The counters are still worth a scrape; the missing gauge shows the
+                        // failure.
+                        tracing::warn!(%error, "metrics scrape cannot read the head");
+                        None
+                    }
+                };
+                (engine.stats(), head_position)
+            }
+            #[cfg(test)]
+            EngineCollector::Fixed(stats, head_position) => (**stats, *head_position),
+        };
+        encode_engine(&mut encoder, &stats, head_position)
     }
-    let _ = writeln!(out, "{name}_sum {sum}");
-    let _ = writeln!(out, "{name}_count {cumulative}");
 }
 
-fn family(out: &mut String, name: &str, help: &str, kind: &str) {
-    // Writing to a String cannot fail.
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} {kind}");
+/// The group-commit families. Counter names are given without `_total`: the encoder adds it.
+fn encode_engine(
+    encoder: &mut DescriptorEncoder,
+    stats: &GroupStats,
+    head_position: Option<u64>,
+) -> Result<(), std::fmt::Error> {
+    let counters = [
+        (
+            "voucher_ledger_groups",
+            "Groups of commands the writer made durable, one batch, flush and fdatasync each, since start.",
+            stats.groups,
+        ),
+        (
+            "voucher_ledger_commands",
+            "Commands decided by the writer (accepted, replayed or refused), since start.",
+            stats.commands,
+        ),
+        (
+            "voucher_ledger_events_appended",
+            "Events appended to the log, since start.",
+            stats.events,
+        ),
+    ];
+    for (name, help, value) in counters {
+        ConstCounter::new(value).encode(encoder.encode_descriptor(
+            name,
+            help,
+            None,
+            MetricType::Counter,
+        )?)?;
+    }
+    ConstCounter::new(stats.flush_total.as_secs_f64()).encode(encoder.encode_descriptor(
+        "voucher_ledger_flush_seconds",
+        "Time spent appending, flushing and syncing groups, all groups together, since start.",
+        None,
+        MetricType::Counter,
+    )?)?;
+    ConstGauge::new(stats.flush_max.as_secs_f64()).encode(encoder.encode_descriptor(
+        "voucher_ledger_flush_seconds_max",
+        "Longest append, flush and sync of one group since start.",
+        None,
+        MetricType::Gauge,
+    )?)?;
+    ConstGauge::new(stats.group_len_max).encode(encoder.encode_descriptor(
+        "voucher_ledger_group_commands_max",
+        "Most commands in one group since start.",
+        None,
+        MetricType::Gauge,
+    )?)?;
+    ConstGauge::new(stats.queue_len).encode(encoder.encode_descriptor(
+        "voucher_ledger_queue_length",
+        "Commands and reads waiting for the writer now.",
+        None,
+        MetricType::Gauge,
+    )?)?;
+    if let Some(position) = head_position {
+        ConstGauge::new(position).encode(encoder.encode_descriptor(
+            "voucher_ledger_head_position",
+            "Position of the last durable event of the log.",
+            None,
+            MetricType::Gauge,
+        )?)?;
+    }
+    // The engine keeps counts per bucket, not cumulative, the last above every bound: the
+    // encoder sums them up and ends with `+Inf`, equal to `_count`.
+    let flush_buckets: Vec<(f64, u64)> = FLUSH_BUCKET_BOUNDS_NANOS
+        .iter()
+        .map(|nanos| *nanos as f64 / 1e9)
+        .chain([f64::INFINITY])
+        .zip(stats.flush_buckets)
+        .collect();
+    encoder
+        .encode_descriptor(
+            "voucher_ledger_group_flush_seconds",
+            "Append, flush and sync time of one group.",
+            None,
+            MetricType::Histogram,
+        )?
+        .encode_histogram::<NoLabelSet>(
+            stats.flush_total.as_secs_f64(),
+            // The buckets' own total, so that `+Inf` equals `_count` even when a group lands
+            // between the reads of two relaxed counters.
+            stats.flush_buckets.iter().sum(),
+            &flush_buckets,
+            None,
+        )?;
+    let group_buckets: Vec<(f64, u64)> = GROUP_LEN_BUCKET_BOUNDS
+        .iter()
+        .map(|bound| *bound as f64)
+        .chain([f64::INFINITY])
+        .zip(stats.group_len_buckets)
+        .collect();
+    encoder
+        .encode_descriptor(
+            "voucher_ledger_group_commands",
+            "Commands in one group (one flush).",
+            None,
+            MetricType::Histogram,
+        )?
+        .encode_histogram::<NoLabelSet>(
+            stats.commands as f64,
+            stats.group_len_buckets.iter().sum(),
+            &group_buckets,
+            None,
+        )?;
+    Ok(())
+}
+
+/// The exposition of the group-commit families alone, for the format's unit tests.
+#[cfg(test)]
+fn render(stats: &GroupStats, head_position: Option<u64>) -> String {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(EngineCollector::Fixed(
+        Box::new(*stats),
+        head_position,
+    )));
+    encode(&registry)
 }
 
 #[cfg(test)]
@@ -485,8 +586,11 @@ mod tests {
         );
     }
 
+    /// Adapted to prometheus-client: the hand-written encoder never used an exponent; the
+    /// crate writes a sample as `dtoa` does (7 ns is `7e-9`, which the format allows and
+    /// Prometheus reads) and bucket bounds as Go's `%g` does, as the Go client would.
     #[test]
-    fn floats_never_use_an_exponent() {
+    fn small_floats_keep_their_value_and_bounds_are_written_as_go_writes_them() {
         let text = render(
             &GroupStats {
                 flush_total: Duration::from_nanos(7),
@@ -495,8 +599,10 @@ mod tests {
             },
             None,
         );
-        assert!(text.contains("voucher_ledger_flush_seconds_total 0.000000007\n"));
+        assert_eq!(sample(&text, "voucher_ledger_flush_seconds_total"), 7e-9);
+        assert_eq!(sample(&text, "voucher_ledger_flush_seconds_max"), 7e-9);
         assert!(text.contains("le=\"0.0001\""));
         assert!(text.contains("le=\"0.00025\""));
+        assert!(text.contains("le=\"2.5\""));
     }
 }

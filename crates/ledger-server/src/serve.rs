@@ -157,11 +157,15 @@ async fn serve_inner(
         .set_serving::<AuditServiceServer<Ledger>>()
         .await;
     // Server reflection in both versions clients speak: grpcurl and recent tools ask
-    // `grpc.reflection.v1`, Python's grpcio-reflection and older tools only `v1alpha`.
+    // `grpc.reflection.v1`, Python's grpcio-reflection and older tools only `v1alpha`. It also
+    // describes the error details every refusal carries (`google.rpc.ErrorInfo`,
+    // `BadRequest`), so that generic tools can decode `grpc-status-details-bin`; the API's own
+    // copy of `google/rpc/status.proto` is registered first and wins.
     let reflection_builder = || {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(ledger_proto::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
     };
     let reflection = reflection_builder().build_v1()?;
     let reflection_v1alpha = reflection_builder().build_v1alpha()?;
@@ -171,13 +175,19 @@ async fn serve_inner(
         address: settings.listen,
         source,
     })?;
-    // Connection limits, and TLS when configured (see `transport`).
-    let mut server = crate::transport::server_builder(settings.tls.as_ref())?;
+    // Connection limits, and TLS when configured (see `transport`); every call counted, timed
+    // and logged with its latency (see `metrics::calls`), whether or not metrics are served.
+    let calls = ledger.call_metrics().clone();
+    let mut server = crate::transport::server_builder(settings.tls.as_ref())?
+        .layer(crate::metrics::CallMetricsLayer::new(calls.clone()));
     let metrics = metrics.map(|listener| {
         if let Ok(metrics_address) = listener.local_addr() {
             tracing::info!(%metrics_address, "metrics serving on /metrics");
         }
-        crate::metrics::MetricsServer::start(listener, engine.handle())
+        crate::metrics::MetricsServer::start(
+            listener,
+            crate::metrics::Metrics::new(engine.handle(), &calls),
+        )
     });
     let metrics_stop = metrics.as_ref().map(crate::metrics::MetricsServer::stopper);
     tracing::info!(%address, demo = settings.demo, auth_mode = %settings.auth_mode, tls = settings.tls.is_some(), data_dir = %settings.data_dir.display(), "voucher-ledger serving");

@@ -52,6 +52,9 @@ pub(crate) struct Inner {
     batch_turns: Arc<tokio::sync::Semaphore>,
     /// Set when the server begins to stop: every audit stream ends (see `audit`).
     pub(crate) streams_closing: tokio::sync::watch::Sender<bool>,
+    /// Calls and refusals counted (`metrics::calls`): the server's layer counts whole calls,
+    /// the batch calls count their refused items here.
+    calls: crate::metrics::CallMetrics,
 }
 
 /// Write requests all carry a client request id.
@@ -99,8 +102,14 @@ impl Ledger {
                 request_bytes_max,
                 batch_turns: Arc::new(tokio::sync::Semaphore::new(BATCH_CALLS_CONCURRENT_MAX)),
                 streams_closing: tokio::sync::watch::Sender::new(false),
+                calls: crate::metrics::CallMetrics::new(),
             }),
         }
+    }
+
+    /// The per-call metrics of this server, for its layer and its metrics endpoint.
+    pub fn call_metrics(&self) -> &crate::metrics::CallMetrics {
+        &self.inner.calls
     }
 
     fn check_size(&self, message: &impl Message) -> Result<(), Status> {
@@ -176,6 +185,7 @@ impl Ledger {
     async fn write_batch<B: Message, R: WriteRequest>(
         &self,
         rpc: &'static str,
+        path: &'static str,
         request: Request<B>,
         roles: &[Role],
         items: impl FnOnce(B) -> Vec<R>,
@@ -283,6 +293,14 @@ impl Ledger {
             first_position = first_position.unwrap_or_default(),
             "batch decided"
         );
+        // The call answers OK: its refused items are counted here, by reason, not by the layer.
+        for result in results.iter().flatten() {
+            if let api::batch_item_result::Result::Refused(status) = result {
+                if let Some(reason) = error_info_reason(status) {
+                    self.inner.calls.count_item_refusal(path, &reason);
+                }
+            }
+        }
         let results = items
             .iter()
             .zip(results)
@@ -368,6 +386,18 @@ fn refused(
         "command refused"
     );
     refusal_status(refusal)
+}
+
+/// The `ErrorInfo` reason in the details of a batch item's status.
+fn error_info_reason(status: &tonic_types::pb::Status) -> Option<String> {
+    status.details.iter().find_map(|detail| {
+        if !detail.type_url.ends_with("/google.rpc.ErrorInfo") {
+            return None;
+        }
+        tonic_types::pb::ErrorInfo::decode(detail.value.as_slice())
+            .ok()
+            .map(|info| info.reason)
+    })
 }
 
 pub(crate) fn unavailable() -> Status {
@@ -516,6 +546,7 @@ impl OperatorService for Ledger {
     ) -> Result<Response<api::BatchWriteResponse>, Status> {
         self.write_batch(
             "issue_vouchers_batch",
+            "/voucherledger.v1.OperatorService/IssueVouchersBatch",
             request,
             OPERATOR,
             |batch| batch.items,
@@ -578,6 +609,7 @@ impl ProviderService for Ledger {
     ) -> Result<Response<api::BatchWriteResponse>, Status> {
         self.write_batch(
             "redeem_hours_batch",
+            "/voucherledger.v1.ProviderService/RedeemHoursBatch",
             request,
             PROVIDER,
             |batch| batch.items,

@@ -35,7 +35,8 @@ fn workspace_root() -> PathBuf {
         .expect("the workspace root exists")
 }
 
-/// `voucher-ledger ARGS` with the environment's `VOUCHER_LEDGER__*` settings removed.
+/// `voucher-ledger ARGS` with the environment's `VOUCHER_LEDGER__*` settings and `OTEL_*`
+/// variables removed.
 fn voucher_ledger(args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_voucher-ledger"));
     command
@@ -46,8 +47,10 @@ fn voucher_ledger(args: &[&str]) -> Command {
         )
         .env_remove("VOUCHER_LEDGER_LOG");
     for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("VOUCHER_LEDGER__")
-            && name != "VOUCHER_LEDGER__POLICY_FILE"
+        let text = name.to_string_lossy();
+        // The OpenTelemetry variables too: a test asks for trace export only on purpose.
+        if (text.starts_with("VOUCHER_LEDGER__") && name != "VOUCHER_LEDGER__POLICY_FILE")
+            || text.starts_with("OTEL_")
         {
             command.env_remove(name);
         }
@@ -120,6 +123,16 @@ impl Server {
             metrics,
             log_path: data.with_extension("server.log"),
         }
+    }
+
+    /// With metrics on a port of its own, data in `home`'s `data` folder.
+    async fn with_metrics(home: &tempfile::TempDir) -> Server {
+        Server::start(
+            &home.path().join("data"),
+            &["--metrics-listen", "127.0.0.1:0"],
+            &[],
+        )
+        .await
     }
 
     fn metrics_address(&self) -> &str {
@@ -376,12 +389,7 @@ async fn approve_modules(channel: &Channel, count: u32, callers: u32) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn metrics_count_the_writes_done_over_grpc() {
     let home = tempfile::tempdir().expect("temp dir");
-    let server = Server::start(
-        &home.path().join("data"),
-        &["--metrics-listen", "127.0.0.1:0"],
-        &[],
-    )
-    .await;
+    let server = Server::with_metrics(&home).await;
 
     let before = scrape(&server).await;
     for (family, kind) in [
@@ -463,12 +471,7 @@ async fn metrics_count_the_writes_done_over_grpc() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_get_metrics_is_served() {
     let home = tempfile::tempdir().expect("temp dir");
-    let server = Server::start(
-        &home.path().join("data"),
-        &["--metrics-listen", "127.0.0.1:0"],
-        &[],
-    )
-    .await;
+    let server = Server::with_metrics(&home).await;
     let address = server.metrics_address().to_owned();
 
     for path in ["/", "/metric", "/metrics/", "/health"] {
@@ -530,4 +533,322 @@ async fn the_environment_turns_metrics_on_and_a_public_address_is_refused() {
         stderr.contains("metrics_listen 0.0.0.0:0 is not loopback"),
         "{stderr}"
     );
+}
+
+/// The value of `family{labels}` where `labels` are the exact label text between the braces.
+fn labelled(exposition: &Exposition, family: &str, labels: &str) -> f64 {
+    exposition.value(&format!("{family}{{{labels}}}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_call_is_counted_by_method_and_code_and_every_refusal_by_its_reason() {
+    let home = tempfile::tempdir().expect("temp dir");
+    let server = Server::with_metrics(&home).await;
+
+    // One provider and three modules: four calls answered OK.
+    approve_modules(&server.channel, 3, 1).await;
+    // The same provider again: ALREADY_EXISTS / PROVIDER_ALREADY_APPROVED.
+    let again = AdministrationServiceClient::new(server.channel.clone())
+        .approve_provider(with_token(
+            api::ApproveProviderRequest {
+                request_id: uuid::Uuid::new_v4().to_string(),
+                provider_id: "AG-0012".into(),
+                name: "Formations Meuse".into(),
+                approved_from: "2025-01-01".into(),
+                approved_until: String::new(),
+            },
+            ADMINISTRATION,
+        ))
+        .await
+        .expect_err("a second approval is refused");
+    assert_eq!(again.code(), tonic::Code::AlreadyExists);
+    // No token: refused at the edge, UNAUTHENTICATED.
+    let anonymous = AuditServiceClient::new(server.channel.clone())
+        .get_head(Request::new(api::GetHeadRequest {}))
+        .await
+        .expect_err("no token, no head");
+    assert_eq!(anonymous.code(), tonic::Code::Unauthenticated);
+    // A batch whose one item has no valid request id: the call is OK, the item refused.
+    let batch = ledger_proto::v1::provider_service_client::ProviderServiceClient::new(
+        server.channel.clone(),
+    )
+    .redeem_hours_batch(with_token(
+        api::RedeemHoursBatchRequest {
+            items: vec![api::RedeemHoursRequest {
+                request_id: "not-a-uuid".into(),
+                provider_id: "AG-0012".into(),
+                ..Default::default()
+            }],
+        },
+        "demo-provider-AG-0012-token",
+    ))
+    .await
+    .expect("a batch call is answered")
+    .into_inner();
+    assert_eq!(batch.results.len(), 1);
+    // A health check, and a path that is no method of this server.
+    let mut health = tonic_health::pb::health_client::HealthClient::new(server.channel.clone());
+    health
+        .check(tonic_health::pb::HealthCheckRequest::default())
+        .await
+        .expect("the server is healthy");
+    let mut raw = tonic::client::Grpc::new(server.channel.clone());
+    raw.ready().await.expect("ready");
+    let unknown: Result<tonic::Response<api::Head>, tonic::Status> = raw
+        .unary(
+            tonic::Request::new(api::GetHeadRequest {}),
+            tonic::codegen::http::uri::PathAndQuery::from_static(
+                "/voucherledger.v1.MadeUpService/MadeUpMethod",
+            ),
+            tonic_prost::ProstCodec::default(),
+        )
+        .await;
+    assert_eq!(
+        unknown.expect_err("no such method").code(),
+        tonic::Code::Unimplemented
+    );
+
+    let exposition = scrape(&server).await;
+    let requests = "voucher_ledger_grpc_requests_total";
+    let administration = "service=\"voucherledger.v1.AdministrationService\"";
+    assert_eq!(exposition.kind(requests), "counter");
+    assert_eq!(
+        exposition.kind("voucher_ledger_grpc_request_duration_seconds"),
+        "histogram"
+    );
+    assert_eq!(exposition.kind("voucher_ledger_refusals_total"), "counter");
+    assert_eq!(
+        labelled(
+            &exposition,
+            requests,
+            &format!("{administration},method=\"ApproveModule\",code=\"OK\"")
+        ),
+        3.0
+    );
+    assert_eq!(
+        labelled(
+            &exposition,
+            requests,
+            &format!("{administration},method=\"ApproveProvider\",code=\"OK\"")
+        ),
+        1.0
+    );
+    assert_eq!(
+        labelled(
+            &exposition,
+            requests,
+            &format!("{administration},method=\"ApproveProvider\",code=\"ALREADY_EXISTS\"")
+        ),
+        1.0
+    );
+    assert_eq!(
+        labelled(
+            &exposition,
+            "voucher_ledger_refusals_total",
+            &format!(
+                "{administration},method=\"ApproveProvider\",reason=\"PROVIDER_ALREADY_APPROVED\""
+            )
+        ),
+        1.0
+    );
+    let audit = "service=\"voucherledger.v1.AuditService\",method=\"GetHead\"";
+    assert_eq!(
+        labelled(
+            &exposition,
+            requests,
+            &format!("{audit},code=\"UNAUTHENTICATED\"")
+        ),
+        1.0
+    );
+    assert_eq!(
+        labelled(
+            &exposition,
+            "voucher_ledger_refusals_total",
+            &format!("{audit},reason=\"UNAUTHENTICATED\"")
+        ),
+        1.0
+    );
+    let batch_call = "service=\"voucherledger.v1.ProviderService\",method=\"RedeemHoursBatch\"";
+    assert_eq!(
+        labelled(&exposition, requests, &format!("{batch_call},code=\"OK\"")),
+        1.0
+    );
+    assert_eq!(
+        labelled(
+            &exposition,
+            "voucher_ledger_refusals_total",
+            &format!("{batch_call},reason=\"INVALID_REQUEST_ID\"")
+        ),
+        1.0
+    );
+    assert_eq!(
+        labelled(
+            &exposition,
+            requests,
+            "service=\"grpc.health.v1.Health\",method=\"Check\",code=\"OK\""
+        ),
+        1.0
+    );
+    assert_eq!(
+        labelled(
+            &exposition,
+            requests,
+            "service=\"unknown\",method=\"unknown\",code=\"UNIMPLEMENTED\""
+        ),
+        1.0
+    );
+    // Each call is timed once: the histogram counts what the counter counts.
+    let approve_module_ok = format!("{administration},method=\"ApproveModule\",code=\"OK\"");
+    assert_eq!(
+        labelled(
+            &exposition,
+            "voucher_ledger_grpc_request_duration_seconds_count",
+            &approve_module_ok
+        ),
+        3.0
+    );
+    assert_eq!(
+        labelled(
+            &exposition,
+            "voucher_ledger_grpc_request_duration_seconds_bucket",
+            &format!("{approve_module_ok},le=\"+Inf\"")
+        ),
+        3.0
+    );
+    assert!(
+        labelled(
+            &exposition,
+            "voucher_ledger_grpc_request_duration_seconds_sum",
+            &approve_module_ok
+        ) > 0.0
+    );
+
+    // The process and the build.
+    assert!(exposition.value("process_resident_memory_bytes") > 1e6);
+    assert!(exposition.value("process_open_fds") >= 3.0);
+    assert!(exposition.value("process_max_fds") >= exposition.value("process_open_fds"));
+    assert!(exposition.value("process_cpu_seconds_total") > 0.0);
+    assert!(exposition.value("process_start_time_seconds") > 1_577_836_800.0);
+    assert_eq!(exposition.kind("process_cpu_seconds_total"), "counter");
+    let build = exposition
+        .samples
+        .iter()
+        .find(|(series, _)| series.starts_with("voucher_ledger_build_info{"))
+        .expect("a build info sample");
+    assert_eq!(build.1, 1.0);
+    assert!(
+        build
+            .0
+            .contains(&format!("version=\"{}\"", env!("CARGO_PKG_VERSION"))),
+        "{}",
+        build.0
+    );
+    assert!(build.0.contains("git_commit=\""), "{}", build.0);
+
+    server.stop().await;
+    // The request log: one line per call, with its method, code and latency in milliseconds.
+    let log = std::fs::read_to_string(server_log(&home)).expect("the server's log");
+    let answered: Vec<&str> = log
+        .lines()
+        .filter(|line| line.contains("call answered") && line.contains("method=ApproveModule"))
+        .collect();
+    assert_eq!(answered.len(), 3, "{log}");
+    for line in answered {
+        assert!(
+            line.contains("code=\"OK\"") || line.contains("code=OK"),
+            "{line}"
+        );
+        let latency = line
+            .split_whitespace()
+            .find_map(|field| field.strip_prefix("latency_ms="))
+            .unwrap_or_else(|| panic!("latency_ms in {line}"));
+        let latency: f64 = latency.parse().expect("milliseconds");
+        assert!(latency > 0.0, "{line}");
+    }
+}
+
+fn server_log(home: &tempfile::TempDir) -> PathBuf {
+    home.path().join("data").with_extension("server.log")
+}
+
+/// `promtool check metrics` (Prometheus's own linter) finds the exposition clean, counters,
+/// histograms, process and build families alike. Skipped, saying so, where promtool is not
+/// installed; `.ci/run` unpacks it from Debian's `prometheus` package and sets `PROMTOOL`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn promtool_finds_the_exposition_clean() {
+    let promtool = std::env::var_os("PROMTOOL").map(PathBuf::from).or_else(|| {
+        std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|dir| dir.join("promtool"))
+                .find(|path| path.is_file())
+        })
+    });
+    let Some(promtool) = promtool else {
+        eprintln!("skipped: promtool is not installed (set PROMTOOL or put it on PATH)");
+        return;
+    };
+    let home = tempfile::tempdir().expect("temp dir");
+    let server = Server::with_metrics(&home).await;
+    // Calls of several kinds, so that the labelled families have samples.
+    approve_modules(&server.channel, 2, 1).await;
+    let _ = AuditServiceClient::new(server.channel.clone())
+        .get_head(Request::new(api::GetHeadRequest {}))
+        .await;
+    let answer = http(server.metrics_address(), "GET", "/metrics").await;
+    assert_eq!(answer.status, 200);
+    server.stop().await;
+
+    let mut check = Command::new(&promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool runs");
+    check
+        .stdin
+        .take()
+        .expect("stdin is piped")
+        .write_all(answer.body.as_bytes())
+        .expect("the exposition is written to promtool");
+    let output = check.wait_with_output().expect("promtool ends");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "promtool: {said}\n{}", answer.body);
+    assert!(said.trim().is_empty(), "promtool: {said}");
+}
+
+/// Trace export is a cargo feature (`otlp`) that the default build leaves out: such a binary,
+/// asked for it by the OpenTelemetry variables, says on stderr that it sends no traces, and
+/// serves all the same.
+#[cfg(not(feature = "otlp"))]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn otlp_asked_of_a_binary_without_it_is_said_and_the_server_serves() {
+    let home = tempfile::tempdir().expect("temp dir");
+    let server = Server::start(
+        &home.path().join("data"),
+        &[],
+        &[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4317")],
+    )
+    .await;
+    AuditServiceClient::new(server.channel.clone())
+        .get_head(with_token(api::GetHeadRequest {}, AUDITOR))
+        .await
+        .expect("the server serves");
+    server.stop().await;
+    let log = std::fs::read_to_string(server_log(&home)).expect("the server's log");
+    assert!(
+        log.contains("built without trace export (cargo feature otlp); no traces are sent"),
+        "{log}"
+    );
+
+    // Not asked: not a word of it.
+    let quiet = tempfile::tempdir().expect("temp dir");
+    let server = Server::start(&quiet.path().join("data"), &[], &[]).await;
+    server.stop().await;
+    let log = std::fs::read_to_string(server_log(&quiet)).expect("the server's log");
+    assert!(!log.contains("trace export"), "{log}");
 }
