@@ -29,6 +29,13 @@ pub enum ServeError {
         path: std::path::PathBuf,
         source: std::io::Error,
     },
+    #[error("data folder {path} is locked by another process: is a server running on it? (a server holds its folder's lock until it stops; run one server per folder)")]
+    DataDirLocked { path: std::path::PathBuf },
+    #[error("data folder {path} cannot be opened: permission denied ({source}); the server's user must be able to read and write the folder and its files")]
+    DataDirPermission {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Start(#[from] ledger_engine::StartError),
     #[error("cannot listen on {address}: {source}")]
@@ -72,6 +79,37 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
         },
     )
     .await
+}
+
+/// A start that failed on the data folder itself said in the operator's terms, with the path:
+/// sled reports its file lock taken by another process as an I/O error of kind `Other` whose
+/// text names `WouldBlock` (what `ledger_store`'s reopen logic also reads), and a folder the
+/// server's user may not write as a bare `PermissionDenied` without the path.
+fn explain_start_error(error: ledger_engine::StartError, data_dir: &std::path::Path) -> ServeError {
+    use ledger_engine::StartError;
+    use ledger_store::StoreError;
+    let io_error = match &error {
+        StartError::Store(StoreError::Sled(sled::Error::Io(io_error))) => Some(io_error),
+        StartError::Store(StoreError::Io { source, .. }) => Some(source),
+        _ => None,
+    };
+    // The folder as the operator can find it, whatever the working folder was.
+    let path = std::path::absolute(data_dir).unwrap_or_else(|_| data_dir.to_owned());
+    if let Some(io_error) = io_error {
+        let text = io_error.to_string();
+        if io_error.kind() == std::io::ErrorKind::WouldBlock
+            || (text.contains("could not acquire lock") && text.contains("WouldBlock"))
+        {
+            return ServeError::DataDirLocked { path };
+        }
+        if io_error.kind() == std::io::ErrorKind::PermissionDenied {
+            return ServeError::DataDirPermission {
+                path,
+                source: std::io::Error::new(io_error.kind(), text),
+            };
+        }
+    }
+    ServeError::Start(error)
 }
 
 /// Binds `address` (port 0 picks a free port).
@@ -123,7 +161,8 @@ async fn serve_inner(
     // Opening and replaying the log is blocking work; keep it off the async workers.
     let engine =
         tokio::task::spawn_blocking(move || Engine::start(engine_config, Arc::new(SystemClock)))
-            .await??;
+            .await?
+            .map_err(|error| explain_start_error(error, &settings.data_dir))?;
 
     let ledger = Ledger::new(
         engine.handle(),

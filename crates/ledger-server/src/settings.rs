@@ -1,8 +1,13 @@
-//! The server's configuration: `config/default.toml` (built in), then `--demo`'s
-//! `config/demo.toml`, then `--config FILE`, then `VOUCHER_LEDGER__*` environment variables,
-//! then command-line flags. Checked once at start; a bad setting stops the server with a clear
-//! message rather than serving with a surprise.
+//! The server's configuration: `config/default.toml`, then `--demo`'s `config/demo.toml` (both
+//! built into the binary, as is the policy table `config/policy.toml`, so the server runs from
+//! any folder), then `--config FILE`, then `VOUCHER_LEDGER__*` environment variables, then
+//! command-line flags. Checked once at start; a bad setting stops the server with a clear
+//! message rather than serving with a surprise: a setting nobody knows (`lisen = ...`) is an
+//! error naming it and where it was written, an invalid choice lists the valid ones.
+//!
+//! [`Layered`] keeps where each value came from, for `voucher-ledger config print`.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -14,27 +19,45 @@ use crate::transport::{ListenRefused, TlsFiles, TlsFilesError};
 
 const DEFAULT_TOML: &str = include_str!("../../../config/default.toml");
 const DEMO_TOML: &str = include_str!("../../../config/demo.toml");
+/// The dated policy table used when `policy_file` is empty (the default).
+pub const BUILT_IN_POLICY_TOML: &str = include_str!("../../../config/policy.toml");
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
+/// The prefix of the environment variables that set a setting: `VOUCHER_LEDGER__LISTEN`.
+pub const ENV_PREFIX: &str = "VOUCHER_LEDGER__";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LogFormat {
     Human,
     Json,
 }
 
+impl LogFormat {
+    const CHOICES: &'static [(&'static str, LogFormat)] =
+        &[("human", LogFormat::Human), ("json", LogFormat::Json)];
+}
+
+const AUTH_MODE_CHOICES: &[(&str, AuthMode)] =
+    &[("token", AuthMode::Token), ("mtls", AuthMode::Mtls)];
+
 #[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TokenEntry {
     pub principal: String,
     pub sha256: String,
 }
 
-/// The settings as written, before they are checked.
+/// The settings as written, before they are checked. Its field names are the settings' names:
+/// [`setting_names`] reads them from here, so the check of unknown keys cannot drift from it.
 #[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawSettings {
     listen: String,
     data_dir: PathBuf,
-    policy_file: PathBuf,
-    log_format: LogFormat,
+    /// Empty: the policy table built into the binary.
+    #[serde(default)]
+    policy_file: String,
+    /// A choice, parsed by [`choose`] so that a wrong value lists the valid ones.
+    log_format: String,
     request_bytes_max: usize,
     checkpoint_interval_events: u64,
     #[serde(default)]
@@ -46,7 +69,7 @@ struct RawSettings {
     #[serde(default)]
     tokens: Vec<TokenEntry>,
     #[serde(default = "default_auth_mode")]
-    auth_mode: AuthMode,
+    auth_mode: String,
     #[serde(default)]
     tls_cert_file: String,
     #[serde(default)]
@@ -59,8 +82,8 @@ struct RawSettings {
     metrics_allow_non_loopback: bool,
 }
 
-fn default_auth_mode() -> AuthMode {
-    AuthMode::Token
+fn default_auth_mode() -> String {
+    "token".to_owned()
 }
 
 /// Checked settings.
@@ -69,7 +92,8 @@ pub struct Settings {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     pub policy: ledger_domain::PolicyTable,
-    pub policy_file: PathBuf,
+    /// The policy file read, or `None` for the table built into the binary.
+    pub policy_file: Option<PathBuf>,
     pub log_format: LogFormat,
     pub request_bytes_max: usize,
     /// Events between two checkpoints of the engine's state (`EngineConfig`).
@@ -117,13 +141,63 @@ pub struct Overrides {
     pub demo: bool,
 }
 
+/// Where the value of a setting came from: the last layer that set it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// `config/default.toml`, built in.
+    Default,
+    /// `config/demo.toml`, built in, with `--demo`.
+    Demo,
+    /// The `--config` file.
+    File(PathBuf),
+    /// An environment variable, by its name.
+    Env(String),
+    /// A command-line flag, by its name.
+    Flag(&'static str),
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Origin::Default => f.write_str("default"),
+            Origin::Demo => f.write_str("demo"),
+            Origin::File(path) => write!(f, "file {}", path.display()),
+            Origin::Env(name) => write!(f, "env {name}"),
+            Origin::Flag(flag) => write!(f, "flag {flag}"),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
     #[error("configuration cannot be read: {0}")]
     Load(#[from] config::ConfigError),
-    #[error("listen address {0:?} is not an ip address and port")]
+    #[error("configuration file {path} cannot be read: {source}")]
+    ConfigFileRead {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("configuration file {path} is not valid toml: {source}")]
+    ConfigFileInvalid {
+        path: PathBuf,
+        source: config::ConfigError,
+    },
+    #[error("unknown setting `{key}` in {place}{}; the settings are {known}", suggestion.map(|name| format!(" (did you mean `{name}`?)")).unwrap_or_default())]
+    UnknownSetting {
+        key: String,
+        place: String,
+        suggestion: Option<&'static str>,
+        known: String,
+    },
+    #[error("{key} = {value:?} is not valid: expected one of {choices}")]
+    InvalidChoice {
+        key: &'static str,
+        value: String,
+        choices: String,
+    },
+    #[error("listen address {0:?} is not an ip address and port, nor localhost:PORT")]
     ListenAddress(String),
-    #[error("metrics_listen {0:?} is not an ip address and port (or empty, for no metrics)")]
+    #[error("metrics_listen {0:?} is not an ip address and port, nor localhost:PORT (or empty, for no metrics)")]
     MetricsListenAddress(String),
     #[error("metrics_listen {0} is not loopback; the metrics endpoint has no authentication nor tls: set metrics_allow_non_loopback = true to serve it there anyway (behind a firewall or a proxy that authenticates)")]
     MetricsListenNotLoopback(SocketAddr),
@@ -168,6 +242,13 @@ pub enum SettingsError {
     CheckpointIntervalEvents,
 }
 
+/// The settings as layered, not yet checked, with where each came from.
+#[derive(Clone, Debug)]
+pub struct Layered {
+    raw: RawSettings,
+    origins: BTreeMap<&'static str, Origin>,
+}
+
 impl Settings {
     pub fn load(overrides: &Overrides) -> Result<Settings, SettingsError> {
         Settings::load_with_metrics(overrides, None)
@@ -179,41 +260,198 @@ impl Settings {
         overrides: &Overrides,
         metrics_listen: Option<&str>,
     ) -> Result<Settings, SettingsError> {
-        let mut builder = config::Config::builder().add_source(config::File::from_str(
-            DEFAULT_TOML,
-            config::FileFormat::Toml,
-        ));
+        Layered::load(overrides, metrics_listen, &process_environment())?.check()
+    }
+}
+
+/// The `VOUCHER_LEDGER__*` variables of this process (a name or value that is not UTF-8 is
+/// kept lossily, and then refused as an unknown setting or a bad value, by name).
+pub fn process_environment() -> BTreeMap<String, String> {
+    std::env::vars_os()
+        .filter_map(|(name, value)| {
+            let name = name.to_string_lossy().into_owned();
+            name.starts_with(ENV_PREFIX)
+                .then(|| (name, value.to_string_lossy().into_owned()))
+        })
+        .collect()
+}
+
+impl Layered {
+    /// Layers the built-in defaults, the demo, the file, `environment` (the `VOUCHER_LEDGER__*`
+    /// variables, passed in so that tests need not touch the process's) and the flags, and
+    /// refuses any key that is not a setting, naming it and where it was written.
+    pub fn load(
+        overrides: &Overrides,
+        metrics_listen: Option<&str>,
+        environment: &BTreeMap<String, String>,
+    ) -> Result<Layered, SettingsError> {
+        let mut origins = BTreeMap::new();
+        let mut builder = config::Config::builder();
+
+        let mut layers: Vec<(String, Origin)> = vec![(DEFAULT_TOML.to_owned(), Origin::Default)];
         if overrides.demo {
-            builder =
-                builder.add_source(config::File::from_str(DEMO_TOML, config::FileFormat::Toml));
+            layers.push((DEMO_TOML.to_owned(), Origin::Demo));
         }
         if let Some(path) = &overrides.config_file {
-            refuse_key_in_file(path)?;
-            builder = builder.add_source(config::File::from(path.as_path()).required(true));
+            let text =
+                std::fs::read_to_string(path).map_err(|source| SettingsError::ConfigFileRead {
+                    path: path.clone(),
+                    source,
+                })?;
+            layers.push((text, Origin::File(path.clone())));
+        }
+        for (text, origin) in layers {
+            let source = config::File::from_str(&text, config::FileFormat::Toml);
+            let keys = config::Source::collect(&source).map_err(|source| match &origin {
+                Origin::File(path) => SettingsError::ConfigFileInvalid {
+                    path: path.clone(),
+                    source,
+                },
+                _ => SettingsError::Load(source),
+            })?;
+            for (key, value) in keys {
+                let place = match &origin {
+                    Origin::File(path) => format!("configuration file {}", path.display()),
+                    _ => "the built-in configuration".to_owned(),
+                };
+                let name = known_setting(&key, place)?;
+                if name == "pseudonym_key_hex" && matches!(origin, Origin::File(_)) {
+                    // The pseudonym key never comes from a configuration file (only the
+                    // demo's, whose key is public): a file of its own, readable by the service
+                    // alone, or the environment.
+                    if !value.into_string().unwrap_or_default().trim().is_empty() {
+                        if let Origin::File(path) = origin {
+                            return Err(SettingsError::PseudonymKeyInConfigFile(path));
+                        }
+                    }
+                }
+                origins.insert(name, origin.clone());
+            }
+            builder = builder.add_source(source);
+        }
+
+        let mut variables = config::Map::new();
+        for (variable, value) in environment {
+            let Some(key) = variable.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            let key = key.to_ascii_lowercase();
+            let name = known_setting(&key, format!("environment variable {variable}"))?;
+            origins.insert(name, Origin::Env(variable.clone()));
+            variables.insert(variable.clone(), value.clone());
         }
         builder = builder.add_source(
             config::Environment::with_prefix("VOUCHER_LEDGER")
                 .prefix_separator("__")
-                .separator("__"),
+                .separator("__")
+                .source(Some(variables)),
         );
-        if let Some(listen) = &overrides.listen {
-            builder = builder.set_override("listen", listen.as_str())?;
-        }
-        if let Some(data_dir) = &overrides.data_dir {
-            builder = builder.set_override("data_dir", data_dir.to_string_lossy().as_ref())?;
-        }
-        if let Some(metrics_listen) = metrics_listen {
-            builder = builder.set_override("metrics_listen", metrics_listen)?;
+
+        let flags = [
+            ("listen", "--listen", overrides.listen.clone()),
+            (
+                "data_dir",
+                "--data",
+                overrides
+                    .data_dir
+                    .as_ref()
+                    .map(|path| path.to_string_lossy().into_owned()),
+            ),
+            (
+                "metrics_listen",
+                "--metrics-listen",
+                metrics_listen.map(str::to_owned),
+            ),
+        ];
+        for (key, flag, value) in flags {
+            if let Some(value) = value {
+                builder = builder.set_override(key, value)?;
+                origins.insert(key, Origin::Flag(flag));
+            }
         }
         let raw: RawSettings = builder.build()?.try_deserialize()?;
-        Settings::check(raw)
+        Ok(Layered { raw, origins })
     }
 
-    fn check(raw: RawSettings) -> Result<Settings, SettingsError> {
-        let listen: SocketAddr = raw
-            .listen
-            .parse()
-            .map_err(|_| SettingsError::ListenAddress(raw.listen.clone()))?;
+    /// Where `key` came from (a setting nobody set has its serde default: [`Origin::Default`]).
+    pub fn origin(&self, key: &str) -> Origin {
+        self.origins.get(key).cloned().unwrap_or(Origin::Default)
+    }
+
+    /// Every setting as `(name, value as TOML, origin)`, in the order of `config/default.toml`;
+    /// secrets masked: the pseudonym key shows only whether it is set and its length, and the
+    /// tokens' digests only their first eight hex digits.
+    pub fn entries(&self) -> Vec<(&'static str, String, Origin)> {
+        let raw = &self.raw;
+        let text = |value: &str| serde_json::Value::from(value).to_string();
+        let path = |value: &Path| text(&value.to_string_lossy());
+        let masked_key = if raw.pseudonym_key_hex.trim().is_empty() {
+            text("")
+        } else {
+            text(&format!(
+                "<masked, {} hex digits>",
+                raw.pseudonym_key_hex.trim().len()
+            ))
+        };
+        let tokens = if raw.tokens.is_empty() {
+            "[]".to_owned()
+        } else {
+            let entries = raw
+                .tokens
+                .iter()
+                .map(|token| {
+                    let prefix: String = token.sha256.trim().chars().take(8).collect();
+                    format!(
+                        "  {{ principal = {}, sha256 = {} }},",
+                        text(&token.principal),
+                        text(&format!("{prefix}<masked>"))
+                    )
+                })
+                .collect::<Vec<_>>();
+            format!("[\n{}\n]", entries.join("\n"))
+        };
+        let values: Vec<(&'static str, String)> = vec![
+            ("listen", text(&raw.listen)),
+            ("data_dir", path(&raw.data_dir)),
+            ("policy_file", text(&raw.policy_file)),
+            ("log_format", text(&raw.log_format)),
+            ("request_bytes_max", raw.request_bytes_max.to_string()),
+            (
+                "checkpoint_interval_events",
+                raw.checkpoint_interval_events.to_string(),
+            ),
+            ("demo", raw.demo.to_string()),
+            ("pseudonym_key_hex", masked_key),
+            ("pseudonym_key_file", text(&raw.pseudonym_key_file)),
+            ("auth_mode", text(&raw.auth_mode)),
+            ("tls_cert_file", text(&raw.tls_cert_file)),
+            ("tls_key_file", text(&raw.tls_key_file)),
+            ("tls_client_ca_file", text(&raw.tls_client_ca_file)),
+            ("metrics_listen", text(&raw.metrics_listen)),
+            (
+                "metrics_allow_non_loopback",
+                raw.metrics_allow_non_loopback.to_string(),
+            ),
+            ("tokens", tokens),
+        ];
+        debug_assert_eq!(
+            values.len(),
+            setting_names().len(),
+            "every setting is shown"
+        );
+        values
+            .into_iter()
+            .map(|(name, value)| (name, value, self.origin(name)))
+            .collect()
+    }
+
+    /// The layered settings, checked: addresses, TLS files, the policy, the key, the tokens.
+    pub fn check(self) -> Result<Settings, SettingsError> {
+        let raw = self.raw;
+        let listen = parse_listen(&raw.listen)
+            .ok_or_else(|| SettingsError::ListenAddress(raw.listen.clone()))?;
+        let log_format = choose("log_format", &raw.log_format, LogFormat::CHOICES)?;
+        let auth_mode = choose("auth_mode", &raw.auth_mode, AUTH_MODE_CHOICES)?;
         let tls = TlsFiles::load(
             &raw.tls_cert_file,
             &raw.tls_key_file,
@@ -228,7 +466,7 @@ impl Settings {
         let client_certificates = tls
             .as_ref()
             .is_some_and(TlsFiles::requires_client_certificates);
-        if raw.auth_mode == AuthMode::Mtls && !client_certificates {
+        if auth_mode == AuthMode::Mtls && !client_certificates {
             return Err(SettingsError::MtlsWithoutClientCa);
         }
         if !(1024..=4 * 1024 * 1024).contains(&raw.request_bytes_max) {
@@ -237,7 +475,9 @@ impl Settings {
         if !(1..=10_000_000).contains(&raw.checkpoint_interval_events) {
             return Err(SettingsError::CheckpointIntervalEvents);
         }
-        let policy = load_policy(&raw.policy_file)?;
+        let policy_file =
+            Some(PathBuf::from(raw.policy_file.trim())).filter(|path| !path.as_os_str().is_empty());
+        let policy = load_policy(policy_file.as_deref())?;
         let pseudonym_key = pseudonym_key(&raw.pseudonym_key_hex, &raw.pseudonym_key_file)?;
         let mut tokens = Vec::with_capacity(raw.tokens.len());
         for (index, entry) in raw.tokens.iter().enumerate() {
@@ -256,18 +496,130 @@ impl Settings {
             listen,
             data_dir: raw.data_dir,
             policy,
-            policy_file: raw.policy_file,
-            log_format: raw.log_format,
+            policy_file,
+            log_format,
             request_bytes_max: raw.request_bytes_max,
             checkpoint_interval_events: raw.checkpoint_interval_events,
             demo: raw.demo,
             pseudonym_key,
             tokens,
-            auth_mode: raw.auth_mode,
+            auth_mode,
             tls,
             metrics_listen,
         })
     }
+}
+
+/// The names of every setting: the fields of [`RawSettings`], asked of serde, so that a new
+/// setting is known here the moment it is declared.
+pub fn setting_names() -> &'static [&'static str] {
+    use serde::de::{self, Visitor};
+
+    struct FieldNames<'a>(&'a mut &'static [&'static str]);
+
+    impl<'de> de::Deserializer<'de> for FieldNames<'_> {
+        type Error = de::value::Error;
+
+        fn deserialize_any<V: Visitor<'de>>(self, _visitor: V) -> Result<V::Value, Self::Error> {
+            Err(de::Error::custom("only the field names are read"))
+        }
+
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _name: &'static str,
+            fields: &'static [&'static str],
+            _visitor: V,
+        ) -> Result<V::Value, Self::Error> {
+            *self.0 = fields;
+            Err(de::Error::custom("only the field names are read"))
+        }
+
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+            byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map enum
+            identifier ignored_any
+        }
+    }
+
+    static NAMES: std::sync::OnceLock<&'static [&'static str]> = std::sync::OnceLock::new();
+    NAMES.get_or_init(|| {
+        let mut names: &'static [&'static str] = &[];
+        // The error is the point: it stops the derive once it has named its fields.
+        let _ = RawSettings::deserialize(FieldNames(&mut names));
+        names
+    })
+}
+
+/// `key` as a known setting's name, or an error naming it, where it was written and the
+/// closest setting.
+fn known_setting(key: &str, place: String) -> Result<&'static str, SettingsError> {
+    let names = setting_names();
+    if let Some(name) = names.iter().find(|name| **name == key) {
+        return Ok(name);
+    }
+    let suggestion = names
+        .iter()
+        .map(|name| (edit_distance(key, name), *name))
+        .filter(|(distance, _)| *distance <= 3)
+        .min()
+        .map(|(_, name)| name);
+    Err(SettingsError::UnknownSetting {
+        key: key.to_owned(),
+        place,
+        suggestion,
+        known: names.join(", "),
+    })
+}
+
+/// Levenshtein distance, for the "did you mean" of an unknown setting.
+fn edit_distance(left: &str, right: &str) -> usize {
+    let right: Vec<char> = right.chars().collect();
+    let mut previous: Vec<usize> = (0..=right.len()).collect();
+    for (i, left_char) in left.chars().enumerate() {
+        let mut current = vec![i + 1];
+        for (j, right_char) in right.iter().enumerate() {
+            let substitution = previous[j] + usize::from(left_char != *right_char);
+            current.push(substitution.min(previous[j + 1] + 1).min(current[j] + 1));
+        }
+        previous = current;
+    }
+    previous.last().copied().unwrap_or(0)
+}
+
+/// `value` as one of `choices`, or an error listing them.
+fn choose<T: Copy>(
+    key: &'static str,
+    value: &str,
+    choices: &[(&'static str, T)],
+) -> Result<T, SettingsError> {
+    choices
+        .iter()
+        .find(|(name, _)| *name == value.trim())
+        .map(|(_, choice)| *choice)
+        .ok_or_else(|| SettingsError::InvalidChoice {
+            key,
+            value: value.to_owned(),
+            choices: choices
+                .iter()
+                .map(|(name, _)| *name)
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
+}
+
+/// A listen address: an IP address and port, or `localhost:PORT`, which is 127.0.0.1 (resolving
+/// `localhost` could also give ::1 or, with a tampered hosts file, anything: loopback is what
+/// the name is meant to say, and the loopback checks rely on it).
+pub fn parse_listen(text: &str) -> Option<SocketAddr> {
+    let text = text.trim();
+    if let Ok(address) = text.parse() {
+        return Some(address);
+    }
+    let port = text
+        .strip_prefix("localhost:")
+        .or_else(|| text.strip_prefix("LOCALHOST:"))?;
+    let port: u16 = port.parse().ok()?;
+    Some(SocketAddr::from(([127, 0, 0, 1], port)))
 }
 
 /// The metrics address: none when empty. The endpoint holds no secret and no national number
@@ -284,9 +636,8 @@ pub fn check_metrics_listen(
     if text.is_empty() {
         return Ok(None);
     }
-    let address: SocketAddr = text
-        .parse()
-        .map_err(|_| SettingsError::MetricsListenAddress(text.to_owned()))?;
+    let address =
+        parse_listen(text).ok_or_else(|| SettingsError::MetricsListenAddress(text.to_owned()))?;
     if !address.ip().is_loopback() {
         if demo {
             return Err(SettingsError::MetricsListenDemo(address));
@@ -298,29 +649,23 @@ pub fn check_metrics_listen(
     Ok(Some(address))
 }
 
-/// The pseudonym key never comes from a configuration file (only the demo's, whose key is
-/// public): a file of its own, readable by the service alone, or the environment.
-fn refuse_key_in_file(path: &Path) -> Result<(), SettingsError> {
-    let file = config::Config::builder()
-        .add_source(config::File::from(path).required(true))
-        .build()?;
-    match file.get_string("pseudonym_key_hex") {
-        Ok(key) if !key.trim().is_empty() => {
-            Err(SettingsError::PseudonymKeyInConfigFile(path.to_owned()))
-        }
-        _ => Ok(()),
-    }
-}
-
-fn load_policy(path: &Path) -> Result<ledger_domain::PolicyTable, SettingsError> {
-    let text = std::fs::read_to_string(path).map_err(|source| SettingsError::PolicyRead {
-        path: path.to_owned(),
-        source,
-    })?;
-    ledger_domain::PolicyTable::from_toml_str(&text).map_err(|source| SettingsError::Policy {
-        path: path.to_owned(),
-        source,
-    })
+/// The policy table of `path`, or the one built into the binary.
+fn load_policy(path: Option<&Path>) -> Result<ledger_domain::PolicyTable, SettingsError> {
+    let (text, path) = match path {
+        Some(path) => (
+            std::fs::read_to_string(path).map_err(|source| SettingsError::PolicyRead {
+                path: path.to_owned(),
+                source,
+            })?,
+            path.to_owned(),
+        ),
+        None => (
+            BUILT_IN_POLICY_TOML.to_owned(),
+            PathBuf::from("<built-in config/policy.toml>"),
+        ),
+    };
+    ledger_domain::PolicyTable::from_toml_str(&text)
+        .map_err(|source| SettingsError::Policy { path, source })
 }
 
 fn pseudonym_key(key_hex: &str, key_file: &str) -> Result<PseudonymKey, SettingsError> {
@@ -348,8 +693,12 @@ mod tests {
         assert!(matches!(check_metrics_listen("", false, false), Ok(None)));
         assert!(matches!(check_metrics_listen("  ", true, true), Ok(None)));
         assert!(matches!(
-            check_metrics_listen("localhost:9464", false, false),
+            check_metrics_listen("ledger.example:9464", false, false),
             Err(SettingsError::MetricsListenAddress(_))
+        ));
+        assert!(matches!(
+            check_metrics_listen("localhost:9464", false, false),
+            Ok(Some(address)) if address == SocketAddr::from(([127, 0, 0, 1], 9464))
         ));
     }
 
