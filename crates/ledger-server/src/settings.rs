@@ -688,6 +688,223 @@ fn pseudonym_key(key_hex: &str, key_file: &str) -> Result<PseudonymKey, Settings
 mod tests {
     use super::*;
 
+    fn demo() -> Overrides {
+        Overrides {
+            demo: true,
+            ..Overrides::default()
+        }
+    }
+
+    fn environment(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+            .collect()
+    }
+
+    fn with_file(text: &str) -> (tempfile::TempDir, Overrides) {
+        let folder = tempfile::tempdir().expect("a temporary folder");
+        let path = folder.path().join("ledger.toml");
+        std::fs::write(&path, text).expect("the file is written");
+        let overrides = Overrides {
+            config_file: Some(path),
+            ..demo()
+        };
+        (folder, overrides)
+    }
+
+    #[test]
+    fn every_setting_of_the_built_in_defaults_is_known_and_the_demo_starts() {
+        assert!(setting_names().contains(&"listen"));
+        assert!(setting_names().contains(&"metrics_allow_non_loopback"));
+        let settings = Layered::load(&demo(), None, &BTreeMap::new())
+            .and_then(Layered::check)
+            .expect("the demo configuration is valid");
+        assert_eq!(settings.policy_file, None, "the built-in policy table");
+        assert_eq!(settings.listen, SocketAddr::from(([127, 0, 0, 1], 50051)));
+    }
+
+    #[test]
+    fn an_unknown_key_in_a_file_is_refused_naming_it_and_the_file() {
+        let (_folder, overrides) = with_file("lisen = \"127.0.0.1:6000\"\n");
+        let error = Layered::load(&overrides, None, &BTreeMap::new()).expect_err("lisen");
+        let text = error.to_string();
+        assert!(
+            text.starts_with("unknown setting `lisen` in configuration file ")
+                && text.contains("ledger.toml (did you mean `listen`?)"),
+            "{text}"
+        );
+        let (_folder, overrides) = with_file("listen = \"127.0.0.1:6000\"\n");
+        let layered = Layered::load(&overrides, None, &BTreeMap::new()).expect("listen is known");
+        assert!(matches!(layered.origin("listen"), Origin::File(_)));
+        assert_eq!(
+            layered.check().expect("valid").listen,
+            SocketAddr::from(([127, 0, 0, 1], 6000))
+        );
+    }
+
+    #[test]
+    fn an_unknown_key_inside_a_token_entry_is_refused() {
+        let (_folder, overrides) = with_file("[[tokens]]\nprincipal = \"auditor\"\nsha = \"00\"\n");
+        let error = Layered::load(&overrides, None, &BTreeMap::new()).expect_err("sha");
+        assert!(error.to_string().contains("sha"), "{error}");
+    }
+
+    #[test]
+    fn an_unknown_environment_variable_is_refused_naming_the_variable() {
+        let error = Layered::load(
+            &demo(),
+            None,
+            &environment(&[("VOUCHER_LEDGER__LISEN", "127.0.0.1:6000")]),
+        )
+        .expect_err("lisen");
+        assert!(
+            error.to_string().starts_with(
+                "unknown setting `lisen` in environment variable VOUCHER_LEDGER__LISEN (did you mean `listen`?)"
+            ),
+            "{error}"
+        );
+        let layered = Layered::load(
+            &demo(),
+            None,
+            &environment(&[("VOUCHER_LEDGER__LISTEN", "127.0.0.1:6000")]),
+        )
+        .expect("listen is known");
+        assert_eq!(
+            layered.origin("listen"),
+            Origin::Env("VOUCHER_LEDGER__LISTEN".to_owned())
+        );
+    }
+
+    #[test]
+    fn each_value_says_which_layer_it_came_from() {
+        let (_folder, mut overrides) = with_file("request_bytes_max = 70000\n");
+        overrides.data_dir = Some(PathBuf::from("/tmp/ledger"));
+        let layered = Layered::load(
+            &overrides,
+            Some("127.0.0.1:9464"),
+            &environment(&[("VOUCHER_LEDGER__LOG_FORMAT", "json")]),
+        )
+        .expect("valid layers");
+        assert_eq!(layered.origin("listen"), Origin::Default);
+        assert_eq!(layered.origin("demo"), Origin::Demo);
+        assert!(matches!(
+            layered.origin("request_bytes_max"),
+            Origin::File(_)
+        ));
+        assert_eq!(
+            layered.origin("log_format"),
+            Origin::Env("VOUCHER_LEDGER__LOG_FORMAT".to_owned())
+        );
+        assert_eq!(layered.origin("data_dir"), Origin::Flag("--data"));
+        assert_eq!(
+            layered.origin("metrics_listen"),
+            Origin::Flag("--metrics-listen")
+        );
+        let entries = layered.entries();
+        assert_eq!(entries.len(), setting_names().len());
+        let shown: String = entries
+            .iter()
+            .map(|(name, value, _)| format!("{name} = {value}\n"))
+            .collect();
+        assert!(
+            !shown.contains("64656d6f"),
+            "the demo key is masked: {shown}"
+        );
+        assert!(shown.contains("pseudonym_key_hex = \"<masked, 72 hex digits>\""));
+        assert!(
+            !shown.contains("7a607d496e00cb9f"),
+            "digests are cut: {shown}"
+        );
+    }
+
+    #[test]
+    fn an_invalid_choice_lists_the_valid_ones() {
+        for (variable, value, expected) in [
+            (
+                "VOUCHER_LEDGER__LOG_FORMAT",
+                "xml",
+                "log_format = \"xml\" is not valid: expected one of human, json",
+            ),
+            (
+                "VOUCHER_LEDGER__AUTH_MODE",
+                "password",
+                "auth_mode = \"password\" is not valid: expected one of token, mtls",
+            ),
+        ] {
+            let error = Layered::load(&demo(), None, &environment(&[(variable, value)]))
+                .and_then(Layered::check)
+                .expect_err(value);
+            assert_eq!(error.to_string(), expected);
+        }
+        let settings = Layered::load(
+            &demo(),
+            None,
+            &environment(&[("VOUCHER_LEDGER__LOG_FORMAT", "json")]),
+        )
+        .and_then(Layered::check)
+        .expect("json is a log format");
+        assert_eq!(settings.log_format, LogFormat::Json);
+    }
+
+    #[test]
+    fn localhost_and_a_port_is_loopback_and_other_names_are_refused() {
+        assert_eq!(
+            parse_listen("localhost:50051"),
+            Some(SocketAddr::from(([127, 0, 0, 1], 50051)))
+        );
+        assert_eq!(
+            parse_listen("[::1]:0"),
+            Some(SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, 0)))
+        );
+        for refused in [
+            "ledger.example:50051",
+            "localhost",
+            "localhost:port",
+            "localhost:70000",
+        ] {
+            assert_eq!(parse_listen(refused), None, "{refused}");
+        }
+        let overrides = Overrides {
+            listen: Some("ledger.example:50051".to_owned()),
+            ..demo()
+        };
+        let error = Layered::load(&overrides, None, &BTreeMap::new())
+            .and_then(Layered::check)
+            .expect_err("not an address");
+        assert!(matches!(error, SettingsError::ListenAddress(_)), "{error}");
+    }
+
+    #[test]
+    fn a_policy_file_overrides_the_built_in_table_and_a_missing_one_is_named() {
+        let folder = tempfile::tempdir().expect("a temporary folder");
+        let missing = folder.path().join("policy.toml");
+        let environment_with =
+            |path: &Path| environment(&[("VOUCHER_LEDGER__POLICY_FILE", &path.to_string_lossy())]);
+        let error = Layered::load(&demo(), None, &environment_with(&missing))
+            .and_then(Layered::check)
+            .expect_err("no such file");
+        assert!(
+            error.to_string().contains(&missing.display().to_string()),
+            "{error}"
+        );
+        std::fs::write(&missing, BUILT_IN_POLICY_TOML).expect("the policy is written");
+        let settings = Layered::load(&demo(), None, &environment_with(&missing))
+            .and_then(Layered::check)
+            .expect("a valid policy file");
+        assert_eq!(settings.policy_file.as_deref(), Some(missing.as_path()));
+    }
+
+    #[test]
+    fn a_configuration_file_may_not_hold_the_pseudonym_key() {
+        let (_folder, overrides) = with_file("pseudonym_key_hex = \"00112233\"\n");
+        let error = Layered::load(&overrides, None, &BTreeMap::new()).expect_err("a key");
+        assert!(
+            matches!(error, SettingsError::PseudonymKeyInConfigFile(_)),
+            "{error}"
+        );
+    }
+
     #[test]
     fn metrics_are_off_unless_an_address_is_set() {
         assert!(matches!(check_metrics_listen("", false, false), Ok(None)));
