@@ -89,6 +89,39 @@ fn escape_controls(text: &str, keep_line_breaks: bool) -> String {
     shown
 }
 
+/// Rows under a header, each column as wide as its widest cell by display width (comfy-table
+/// counts a wide character as two columns and a combining accent as none, where `format!`'s
+/// padding counts characters), two spaces apart, numbers right-aligned in the columns of
+/// `right_aligned`. No borders, no trailing spaces, no wrapping: the same text to a terminal, a
+/// pipe or a file. The cells are shown as given: escape what came from the ledger first.
+pub fn table(header: &[&str], rows: Vec<Vec<String>>, right_aligned: &[usize]) -> String {
+    use comfy_table::{presets::NOTHING, CellAlignment, ContentArrangement, Table};
+    let mut table = Table::new();
+    table
+        .load_preset(NOTHING)
+        .set_content_arrangement(ContentArrangement::Disabled)
+        .set_header(header.to_vec());
+    for row in rows {
+        table.add_row(row);
+    }
+    let last = header.len().saturating_sub(1);
+    for (index, column) in table.column_iter_mut().enumerate() {
+        column.set_padding((0, if index == last { 0 } else { 2 }));
+        if right_aligned.contains(&index) {
+            column.set_cell_alignment(CellAlignment::Right);
+        }
+    }
+    let mut text = String::new();
+    for line in table.lines() {
+        let line = line.trim_end();
+        if !line.is_empty() {
+            text.push_str(line);
+            text.push('\n');
+        }
+    }
+    text
+}
+
 /// The `--json` form of an answer.
 pub fn json(answer: &Answer) -> Value {
     match answer {
