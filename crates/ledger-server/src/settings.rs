@@ -180,7 +180,8 @@ pub enum SettingsError {
     #[error("configuration file {path} is not valid toml: {source}")]
     ConfigFileInvalid {
         path: PathBuf,
-        source: config::ConfigError,
+        // Boxed: config's error is large, and every Result of these settings carries the size.
+        source: Box<config::ConfigError>,
     },
     #[error("unknown setting `{key}` in {place}{}; the settings are {known}", suggestion.map(|name| format!(" (did you mean `{name}`?)")).unwrap_or_default())]
     UnknownSetting {
@@ -305,7 +306,7 @@ impl Layered {
             let keys = config::Source::collect(&source).map_err(|source| match &origin {
                 Origin::File(path) => SettingsError::ConfigFileInvalid {
                     path: path.clone(),
-                    source,
+                    source: Box::new(source),
                 },
                 _ => SettingsError::Load(source),
             })?;
