@@ -514,42 +514,30 @@ pub async fn send(
             return report;
         }
     };
-    let chunks: Vec<(usize, Result<api::BatchWriteResponse, tonic::Status>)> = match file.requests {
+    let chunks = match file.requests {
         Requests::Issue(items) => {
-            let mut answers = Vec::new();
-            for chunk in items.chunks(BATCH_LEN_MAX) {
-                let request = api::IssueVouchersBatchRequest {
-                    items: chunk.to_vec(),
-                };
-                let answer = OperatorServiceClient::new(channel.clone())
-                    .issue_vouchers_batch(crate::client::authorize(request, token))
-                    .await
-                    .map(tonic::Response::into_inner);
-                let failed = answer.is_err();
-                answers.push((chunk.len(), answer));
-                if failed {
-                    break;
+            send_chunks(&items, |items| {
+                let mut client = OperatorServiceClient::new(channel.clone());
+                let request = api::IssueVouchersBatchRequest { items };
+                async move {
+                    client
+                        .issue_vouchers_batch(crate::client::authorize(request, token))
+                        .await
                 }
-            }
-            answers
+            })
+            .await
         }
         Requests::Redeem(items) => {
-            let mut answers = Vec::new();
-            for chunk in items.chunks(BATCH_LEN_MAX) {
-                let request = api::RedeemHoursBatchRequest {
-                    items: chunk.to_vec(),
-                };
-                let answer = ProviderServiceClient::new(channel.clone())
-                    .redeem_hours_batch(crate::client::authorize(request, token))
-                    .await
-                    .map(tonic::Response::into_inner);
-                let failed = answer.is_err();
-                answers.push((chunk.len(), answer));
-                if failed {
-                    break;
+            send_chunks(&items, |items| {
+                let mut client = ProviderServiceClient::new(channel.clone());
+                let request = api::RedeemHoursBatchRequest { items };
+                async move {
+                    client
+                        .redeem_hours_batch(crate::client::authorize(request, token))
+                        .await
                 }
-            }
-            answers
+            })
+            .await
         }
     };
     let mut sources = file.sources.into_iter();
@@ -584,6 +572,31 @@ pub async fn send(
         }
     }
     report
+}
+
+/// Sends `items` [`BATCH_LEN_MAX`] at a time through `call`, in order, and stops after the
+/// first call that fails as a whole: each call's length and its answer.
+async fn send_chunks<R, F, Fut>(
+    items: &[R],
+    mut call: F,
+) -> Vec<(usize, Result<api::BatchWriteResponse, tonic::Status>)>
+where
+    R: Clone,
+    F: FnMut(Vec<R>) -> Fut,
+    Fut: std::future::Future<
+        Output = Result<tonic::Response<api::BatchWriteResponse>, tonic::Status>,
+    >,
+{
+    let mut answers = Vec::new();
+    for chunk in items.chunks(BATCH_LEN_MAX) {
+        let answer = call(chunk.to_vec()).await.map(tonic::Response::into_inner);
+        let failed = answer.is_err();
+        answers.push((chunk.len(), answer));
+        if failed {
+            break;
+        }
+    }
+    answers
 }
 
 /// An item's `google.rpc.Status` as voucherctl shows any refusal: its code, the reason of its
