@@ -81,35 +81,48 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
     .await
 }
 
-/// A start that failed on the data folder itself said in the operator's terms, with the path:
-/// sled reports its file lock taken by another process as an I/O error of kind `Other` whose
-/// text names `WouldBlock` (what `ledger_store`'s reopen logic also reads), and a folder the
-/// server's user may not write as a bare `PermissionDenied` without the path.
-fn explain_start_error(error: ledger_engine::StartError, data_dir: &std::path::Path) -> ServeError {
+/// What is wrong with a data folder that a start (or an offline rebuild) could not open.
+#[derive(Debug)]
+pub(crate) enum DataDirProblem {
+    /// Another process holds sled's file lock: a server, most likely.
+    Locked,
+    /// The process's user may not read or write it.
+    PermissionDenied(std::io::Error),
+}
+
+/// The data folder's problem behind `error`, if that is what stopped the start: sled reports
+/// its file lock taken by another process as an I/O error of kind `Other` whose text names
+/// `WouldBlock` (what `ledger_store`'s reopen logic also reads), and a folder the user may not
+/// write as a bare `PermissionDenied` without the path.
+pub(crate) fn data_dir_problem(error: &ledger_engine::StartError) -> Option<DataDirProblem> {
     use ledger_engine::StartError;
     use ledger_store::StoreError;
-    let io_error = match &error {
-        StartError::Store(StoreError::Sled(sled::Error::Io(io_error))) => Some(io_error),
-        StartError::Store(StoreError::Io { source, .. }) => Some(source),
-        _ => None,
+    let io_error = match error {
+        StartError::Store(StoreError::Sled(sled::Error::Io(io_error))) => io_error,
+        StartError::Store(StoreError::Io { source, .. }) => source,
+        _ => return None,
     };
-    // The folder as the operator can find it, whatever the working folder was.
-    let path = std::path::absolute(data_dir).unwrap_or_else(|_| data_dir.to_owned());
-    if let Some(io_error) = io_error {
-        let text = io_error.to_string();
-        if io_error.kind() == std::io::ErrorKind::WouldBlock
-            || (text.contains("could not acquire lock") && text.contains("WouldBlock"))
-        {
-            return ServeError::DataDirLocked { path };
-        }
-        if io_error.kind() == std::io::ErrorKind::PermissionDenied {
-            return ServeError::DataDirPermission {
-                path,
-                source: std::io::Error::new(io_error.kind(), text),
-            };
-        }
+    let text = io_error.to_string();
+    if io_error.kind() == std::io::ErrorKind::WouldBlock
+        || (text.contains("could not acquire lock") && text.contains("WouldBlock"))
+    {
+        return Some(DataDirProblem::Locked);
     }
-    ServeError::Start(error)
+    (io_error.kind() == std::io::ErrorKind::PermissionDenied)
+        .then(|| DataDirProblem::PermissionDenied(std::io::Error::new(io_error.kind(), text)))
+}
+
+/// A start that failed on the data folder itself, said in the operator's terms with the path
+/// (absolute, whatever the working folder was).
+fn explain_start_error(error: ledger_engine::StartError, data_dir: &std::path::Path) -> ServeError {
+    let path = std::path::absolute(data_dir).unwrap_or_else(|_| data_dir.to_owned());
+    match data_dir_problem(&error) {
+        Some(DataDirProblem::Locked) => ServeError::DataDirLocked { path },
+        Some(DataDirProblem::PermissionDenied(source)) => {
+            ServeError::DataDirPermission { path, source }
+        }
+        None => ServeError::Start(error),
+    }
 }
 
 /// Binds `address` (port 0 picks a free port).

@@ -251,6 +251,18 @@ fn a_data_folder_held_by_a_running_server_is_named_as_locked() {
         )),
         "{refused}"
     );
+    let rebuild = run(voucher_ledger(folder.path())
+        .args(["rebuild", "--data"])
+        .arg(&data));
+    assert_eq!(rebuild.status.code(), Some(1));
+    assert!(
+        stderr(&rebuild).contains(&format!(
+            "data folder {} is locked by another process: is a server running on it?",
+            data.display()
+        )),
+        "{}",
+        stderr(&rebuild)
+    );
     let (status, _) = first.stop();
     assert!(status.success());
     let again = serve("third.log").expect("once the first stopped, the folder is free");
