@@ -39,7 +39,7 @@ impl LogFormat {
 const AUTH_MODE_CHOICES: &[(&str, AuthMode)] =
     &[("token", AuthMode::Token), ("mtls", AuthMode::Mtls)];
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TokenEntry {
     pub principal: String,
@@ -48,7 +48,7 @@ pub struct TokenEntry {
 
 /// The settings as written, before they are checked. Its field names are the settings' names:
 /// [`setting_names`] reads them from here, so the check of unknown keys cannot drift from it.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 struct RawSettings {
     listen: String,
@@ -379,70 +379,23 @@ impl Layered {
         self.origins.get(key).cloned().unwrap_or(Origin::Default)
     }
 
-    /// Every setting as `(name, value as TOML, origin)`, in the order of `config/default.toml`;
-    /// secrets masked: the pseudonym key shows only whether it is set and its length, and the
-    /// tokens' digests only their first eight hex digits.
+    /// Every setting as `(name, value as TOML, origin)`, in the order of [`RawSettings`]'s
+    /// fields, read through serde so that a setting added there is shown without more code;
+    /// secrets masked: a setting whose name says it holds a key, a secret or a password
+    /// (`pseudonym_key_hex`) shows only its length, and the tokens' digests only their first
+    /// eight hex digits.
     pub fn entries(&self) -> Vec<(&'static str, String, Origin)> {
-        let raw = &self.raw;
-        let text = |value: &str| serde_json::Value::from(value).to_string();
-        let path = |value: &Path| text(&value.to_string_lossy());
-        let masked_key = if raw.pseudonym_key_hex.trim().is_empty() {
-            text("")
-        } else {
-            text(&format!(
-                "<masked, {} hex digits>",
-                raw.pseudonym_key_hex.trim().len()
-            ))
+        let fields = match serde_json::to_value(&self.raw) {
+            Ok(serde_json::Value::Object(fields)) => fields,
+            // A struct of strings, numbers, booleans and lists always serializes to an object.
+            _ => serde_json::Map::new(),
         };
-        let tokens = if raw.tokens.is_empty() {
-            "[]".to_owned()
-        } else {
-            let entries = raw
-                .tokens
-                .iter()
-                .map(|token| {
-                    let prefix: String = token.sha256.trim().chars().take(8).collect();
-                    format!(
-                        "  {{ principal = {}, sha256 = {} }},",
-                        text(&token.principal),
-                        text(&format!("{prefix}<masked>"))
-                    )
-                })
-                .collect::<Vec<_>>();
-            format!("[\n{}\n]", entries.join("\n"))
-        };
-        let values: Vec<(&'static str, String)> = vec![
-            ("listen", text(&raw.listen)),
-            ("data_dir", path(&raw.data_dir)),
-            ("policy_file", text(&raw.policy_file)),
-            ("log_format", text(&raw.log_format)),
-            ("request_bytes_max", raw.request_bytes_max.to_string()),
-            (
-                "checkpoint_interval_events",
-                raw.checkpoint_interval_events.to_string(),
-            ),
-            ("demo", raw.demo.to_string()),
-            ("pseudonym_key_hex", masked_key),
-            ("pseudonym_key_file", text(&raw.pseudonym_key_file)),
-            ("auth_mode", text(&raw.auth_mode)),
-            ("tls_cert_file", text(&raw.tls_cert_file)),
-            ("tls_key_file", text(&raw.tls_key_file)),
-            ("tls_client_ca_file", text(&raw.tls_client_ca_file)),
-            ("metrics_listen", text(&raw.metrics_listen)),
-            (
-                "metrics_allow_non_loopback",
-                raw.metrics_allow_non_loopback.to_string(),
-            ),
-            ("tokens", tokens),
-        ];
-        debug_assert_eq!(
-            values.len(),
-            setting_names().len(),
-            "every setting is shown"
-        );
-        values
-            .into_iter()
-            .map(|(name, value)| (name, value, self.origin(name)))
+        setting_names()
+            .iter()
+            .map(|name| {
+                let value = fields.get(*name).cloned().unwrap_or_default();
+                (*name, shown_value(name, &value), self.origin(name))
+            })
             .collect()
     }
 
@@ -508,6 +461,54 @@ impl Layered {
             tls,
             metrics_listen,
         })
+    }
+}
+
+/// Whether a setting holds a secret, by its name: only its length is ever shown.
+fn is_secret(name: &str) -> bool {
+    ["_hex", "secret", "password"]
+        .iter()
+        .any(|marker| name.contains(marker))
+        && !name.ends_with("_file")
+}
+
+/// A setting's value as TOML, masked where it is secret (see [`Layered::entries`]). JSON's
+/// string escapes are TOML's basic-string escapes.
+fn shown_value(name: &str, value: &serde_json::Value) -> String {
+    use serde_json::Value;
+    match value {
+        Value::String(text) if is_secret(name) && !text.trim().is_empty() => {
+            Value::from(format!("<masked, {} characters>", text.trim().len())).to_string()
+        }
+        Value::Array(items) if items.is_empty() => "[]".to_owned(),
+        Value::Array(items) => {
+            let lines = items
+                .iter()
+                .map(|item| match item {
+                    Value::Object(fields) => {
+                        let pairs = fields
+                            .iter()
+                            .map(|(key, value)| {
+                                let shown = match (key.as_str(), value) {
+                                    ("sha256", Value::String(digest)) => {
+                                        let prefix: String =
+                                            digest.trim().chars().take(8).collect();
+                                        Value::from(format!("{prefix}<masked>")).to_string()
+                                    }
+                                    _ => shown_value(key, value),
+                                };
+                                format!("{key} = {shown}")
+                            })
+                            .collect::<Vec<_>>();
+                        format!("  {{ {} }},", pairs.join(", "))
+                    }
+                    other => format!("  {},", shown_value(name, other)),
+                })
+                .collect::<Vec<_>>();
+            format!("[\n{}\n]", lines.join("\n"))
+        }
+        Value::Null => "\"\"".to_owned(),
+        other => other.to_string(),
     }
 }
 
@@ -812,7 +813,7 @@ mod tests {
             !shown.contains("64656d6f"),
             "the demo key is masked: {shown}"
         );
-        assert!(shown.contains("pseudonym_key_hex = \"<masked, 72 hex digits>\""));
+        assert!(shown.contains("pseudonym_key_hex = \"<masked, 72 characters>\""));
         assert!(
             !shown.contains("7a607d496e00cb9f"),
             "digests are cut: {shown}"

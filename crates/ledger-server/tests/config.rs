@@ -164,7 +164,7 @@ fn config_print_shows_every_value_with_its_origin_and_masks_the_key() {
     assert!(line("log_format").ends_with("# env VOUCHER_LEDGER__LOG_FORMAT"));
     assert!(line("data_dir").ends_with("# flag --data"));
     assert!(line("policy_file").ends_with("# default"));
-    assert!(line("pseudonym_key_hex").contains("<masked, 64 hex digits>"));
+    assert!(line("pseudonym_key_hex").contains("<masked, 64 characters>"));
     assert!(!printed.contains(&key), "the key is masked:\n{printed}");
     assert!(
         printed.contains("# log filter of serve: \"warn\" (from RUST_LOG;"),
