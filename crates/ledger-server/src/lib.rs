@@ -9,6 +9,7 @@ pub mod audit;
 pub mod auth;
 pub mod bench;
 pub mod edge;
+pub mod logging;
 pub mod metrics;
 pub mod offline;
 pub mod otlp;

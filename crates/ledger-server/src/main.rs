@@ -22,27 +22,55 @@ struct Cli {
     command: CliCommand,
 }
 
+/// The options of `serve`, which `config print` takes too.
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// A configuration file, applied over the built-in defaults (config/default.toml).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Address to listen on, such as 127.0.0.1:50051 or localhost:50051 (port 0 picks a free
+    /// port).
+    #[arg(long)]
+    listen: Option<String>,
+    /// Folder of the embedded store.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Use the demo configuration: known tokens and pseudonym key, loopback only.
+    #[arg(long)]
+    demo: bool,
+    /// Serve Prometheus metrics on GET /metrics at this address, such as 127.0.0.1:9464
+    /// (port 0 picks a free port; loopback only unless metrics_allow_non_loopback).
+    #[arg(long, value_name = "ADDRESS")]
+    metrics_listen: Option<String>,
+}
+
+impl ServeArgs {
+    fn overrides(&self) -> Overrides {
+        Overrides {
+            config_file: self.config.clone(),
+            listen: self.listen.clone(),
+            data_dir: self.data.clone(),
+            demo: self.demo,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Print the settings `serve` would run with, given the same options and environment:
+    /// every value (secrets masked) and where it came from (default, demo, file, env, flag).
+    /// Exit status 2 when the configuration would not start.
+    Print(ServeArgs),
+}
+
 #[derive(Debug, Subcommand)]
 enum CliCommand {
     /// Serve the gRPC API (defaults: 127.0.0.1:50051, data in ./data).
-    Serve {
-        /// A configuration file, applied over config/default.toml.
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// Address to listen on, such as 127.0.0.1:50051 (port 0 picks a free port).
-        #[arg(long)]
-        listen: Option<String>,
-        /// Folder of the embedded store.
-        #[arg(long)]
-        data: Option<PathBuf>,
-        /// Use the demo configuration: known tokens and pseudonym key, loopback only.
-        #[arg(long)]
-        demo: bool,
-        /// Serve Prometheus metrics on GET /metrics at this address, such as 127.0.0.1:9464
-        /// (port 0 picks a free port; loopback only unless metrics_allow_non_loopback).
-        #[arg(long, value_name = "ADDRESS")]
-        metrics_listen: Option<String>,
-    },
+    Serve(ServeArgs),
+    /// The configuration: `config print` shows the settings in force for `serve` with the same
+    /// options, secrets masked, and where each value came from.
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Simulate a year of the scheme through the API of an in-process demo server, reproducing
     /// the year's published figures exactly, and print the year's report; or, with --years,
     /// a range of years in one ledger, each with the volume of 2024.
@@ -133,21 +161,10 @@ enum CliCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        CliCommand::Serve {
-            config,
-            listen,
-            data,
-            demo,
-            metrics_listen,
-        } => serve(
-            Overrides {
-                config_file: config,
-                listen,
-                data_dir: data,
-                demo,
-            },
-            metrics_listen.as_deref(),
-        ),
+        CliCommand::Serve(args) => serve(args.overrides(), args.metrics_listen.as_deref()),
+        CliCommand::Config(ConfigCommand::Print(args)) => {
+            config_print(&args.overrides(), args.metrics_listen.as_deref())
+        }
         CliCommand::Simulate {
             year,
             years,
@@ -186,7 +203,9 @@ fn main() -> ExitCode {
             history_scale,
         }),
         CliCommand::Verify { data, expect_head } => {
-            init_tracing(LogFormat::Human, "warn");
+            if let Err(code) = init_tracing(LogFormat::Human, "warn") {
+                return code;
+            }
             match ledger_server::offline::verify(&data, expect_head) {
                 Ok(report) => {
                     println!("{}", report.summary());
@@ -207,7 +226,9 @@ fn main() -> ExitCode {
             from,
             to,
         } => {
-            init_tracing(LogFormat::Human, "warn");
+            if let Err(code) = init_tracing(LogFormat::Human, "warn") {
+                return code;
+            }
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
             match ledger_server::offline::export(&data, format, from, to, &mut out) {
                 Ok(report) => {
@@ -225,7 +246,9 @@ fn main() -> ExitCode {
             }
         }
         CliCommand::Rebuild { data } => {
-            init_tracing(LogFormat::Human, "warn");
+            if let Err(code) = init_tracing(LogFormat::Human, "warn") {
+                return code;
+            }
             match ledger_server::offline::rebuild(&data) {
                 Ok(outcome) => {
                     println!("{}", outcome.summary);
@@ -274,7 +297,9 @@ fn serve(overrides: Overrides, metrics_listen: Option<&str>) -> ExitCode {
         }
     };
     let (otlp_layer, otlp) = otlp.unzip();
-    init_tracing_with(settings.log_format, "info", otlp_layer);
+    if let Err(code) = init_tracing_with(settings.log_format, "info", otlp_layer) {
+        return code;
+    }
     // --- end of OpenTelemetry trace export ---
     let served = runtime.block_on(ledger_server::serve::serve(settings));
     if let Some(otlp) = otlp {
@@ -313,8 +338,11 @@ fn simulate(options: ledger_server::simulate::Options) -> ExitCode {
         }
     };
     // The in-process server logs every command at info; a simulated year is a few hundred
-    // thousand of them, so only warnings and errors unless VOUCHER_LEDGER_LOG asks for more.
-    init_tracing(settings.log_format, "warn");
+    // thousand of them, so only warnings and errors unless RUST_LOG (or VOUCHER_LEDGER_LOG)
+    // asks for more.
+    if let Err(code) = init_tracing(settings.log_format, "warn") {
+        return code;
+    }
     let Some(runtime) = runtime() else {
         return ExitCode::FAILURE;
     };
@@ -356,7 +384,9 @@ fn simulate_years(options: ledger_server::simulate::years::RangeOptions) -> Exit
         }
     };
     // As for one year: the in-process server logs every command at info.
-    init_tracing(settings.log_format, "warn");
+    if let Err(code) = init_tracing(settings.log_format, "warn") {
+        return code;
+    }
     let Some(runtime) = runtime() else {
         return ExitCode::FAILURE;
     };
@@ -393,7 +423,9 @@ fn simulate_years(options: ledger_server::simulate::years::RangeOptions) -> Exit
 
 fn bench(options: ledger_server::bench::Options) -> ExitCode {
     // The in-process server logs every command at info: only warnings and errors here.
-    init_tracing(LogFormat::Human, "warn");
+    if let Err(code) = init_tracing(LogFormat::Human, "warn") {
+        return code;
+    }
     let Some(runtime) = runtime() else {
         return ExitCode::FAILURE;
     };
@@ -422,23 +454,30 @@ fn runtime() -> Option<tokio::runtime::Runtime> {
     }
 }
 
-fn init_tracing(format: LogFormat, default_filter: &str) {
-    init_tracing_with(format, default_filter, None);
+fn init_tracing(format: LogFormat, default_filter: &str) -> Result<(), ExitCode> {
+    init_tracing_with(format, default_filter, None)
 }
 
-/// The log on stderr, filtered by `VOUCHER_LEDGER_LOG`, and `extra` beside it with a filter of
-/// its own (the OTLP export, whose spans the log does not show).
+/// Logs to stderr with the filter of `RUST_LOG`, or `VOUCHER_LEDGER_LOG` over it, or
+/// `default_filter` (see `ledger_server::logging`), and `extra` beside it with a filter of its
+/// own (the OTLP export, whose spans the log does not show); a filter that does not parse is a
+/// bad command line (exit status 2), said before anything runs.
 fn init_tracing_with(
     format: LogFormat,
     default_filter: &str,
     extra: Option<ledger_server::otlp::OtlpLayer>,
-) {
+) -> Result<(), ExitCode> {
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
     use tracing_subscriber::Layer as _;
 
-    let filter = tracing_subscriber::EnvFilter::try_from_env("VOUCHER_LEDGER_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
+    let filter = match ledger_server::logging::filter_from_environment(default_filter) {
+        Ok(chosen) => chosen.filter,
+        Err(error) => {
+            eprintln!("voucher-ledger: {error}");
+            return Err(ExitCode::from(2));
+        }
+    };
     // Colour codes only for a person at a terminal: a file, a pipe or journald would keep the
     // escape sequences as bytes (and `NO_COLOR`, https://no-color.org, turns them off too).
     let colours = std::io::IsTerminal::is_terminal(&std::io::stderr())
@@ -450,5 +489,52 @@ fn init_tracing_with(
     match format {
         LogFormat::Human => registry.with(log.with_filter(filter)).init(),
         LogFormat::Json => registry.with(log.json().with_filter(filter)).init(),
+    }
+    Ok(())
+}
+
+/// `voucher-ledger config print`: every setting in force as TOML, each followed by where it
+/// came from, then the log filter; exit status 2 (after printing) when the settings would not
+/// start a server, 0 when they would.
+fn config_print(overrides: &Overrides, metrics_listen: Option<&str>) -> ExitCode {
+    use ledger_server::settings::{process_environment, Layered};
+    let layered = match Layered::load(overrides, metrics_listen, &process_environment()) {
+        Ok(layered) => layered,
+        Err(error) => {
+            eprintln!("voucher-ledger: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let entries = layered.entries();
+    let width = entries
+        .iter()
+        .filter(|(_, value, _)| !value.contains('\n'))
+        .map(|(name, value, _)| name.len() + 3 + value.len())
+        .max()
+        .unwrap_or(0);
+    let mut text = String::from(
+        "# voucher-ledger settings in force (secrets masked), each with where it came from:\n\
+         # default < demo (--demo) < file (--config) < env (VOUCHER_LEDGER__*) < flag\n",
+    );
+    for (name, value, origin) in &entries {
+        let line = format!("{name} = {value}");
+        let last_line_len = line.lines().last().map_or(0, str::len);
+        let padding = width.saturating_sub(last_line_len);
+        text.push_str(&format!("{line}{:padding$}  # {origin}\n", ""));
+    }
+    match ledger_server::logging::filter_from_environment("info") {
+        Ok(chosen) => text.push_str(&format!(
+            "# log filter of serve: {:?} (from {}; VOUCHER_LEDGER_LOG > RUST_LOG > default)\n",
+            chosen.directives, chosen.origin
+        )),
+        Err(error) => text.push_str(&format!("# log filter: {error}\n")),
+    }
+    print!("{text}");
+    match layered.check() {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("voucher-ledger: this configuration would not start: {error}");
+            ExitCode::from(2)
+        }
     }
 }

@@ -32,6 +32,8 @@ pub enum OfflineError {
     Missing(String),
     #[error(transparent)]
     Start(#[from] ledger_engine::StartError),
+    #[error("data folder {0} is locked by another process: is a server running on it? (stop it first: sled locks its folder)")]
+    Locked(String),
     /// The folder cannot be opened or read: most often, a server holds it open.
     #[error("the log in {path} cannot be read (is a server running on it?): {source}")]
     Store {
@@ -72,7 +74,14 @@ pub fn rebuild(data_dir: &Path) -> Result<RebuildOutcome, OfflineError> {
     if !data_dir.join("db").exists() {
         return Err(OfflineError::Missing(data_dir.display().to_string()));
     }
-    let report = ledger_engine::rebuild(data_dir)?;
+    let report = ledger_engine::rebuild(data_dir).map_err(|error| {
+        match crate::serve::data_dir_problem(&error) {
+            Some(crate::serve::DataDirProblem::Locked) => {
+                OfflineError::Locked(data_dir.display().to_string())
+            }
+            _ => OfflineError::Start(error),
+        }
+    })?;
     let seconds = report.elapsed.as_secs_f64();
     let rate = if seconds > 0.0 {
         report.events as f64 / seconds

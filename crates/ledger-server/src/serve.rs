@@ -29,6 +29,13 @@ pub enum ServeError {
         path: std::path::PathBuf,
         source: std::io::Error,
     },
+    #[error("data folder {path} is locked by another process: is a server running on it? (a server holds its folder's lock until it stops; run one server per folder)")]
+    DataDirLocked { path: std::path::PathBuf },
+    #[error("data folder {path} cannot be opened: permission denied ({source}); the server's user must be able to read and write the folder and its files")]
+    DataDirPermission {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Start(#[from] ledger_engine::StartError),
     #[error("cannot listen on {address}: {source}")]
@@ -72,6 +79,50 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
         },
     )
     .await
+}
+
+/// What is wrong with a data folder that a start (or an offline rebuild) could not open.
+#[derive(Debug)]
+pub(crate) enum DataDirProblem {
+    /// Another process holds sled's file lock: a server, most likely.
+    Locked,
+    /// The process's user may not read or write it.
+    PermissionDenied(std::io::Error),
+}
+
+/// The data folder's problem behind `error`, if that is what stopped the start: sled reports
+/// its file lock taken by another process as an I/O error of kind `Other` whose text names
+/// `WouldBlock` (what `ledger_store`'s reopen logic also reads), and a folder the user may not
+/// write as a bare `PermissionDenied` without the path.
+pub(crate) fn data_dir_problem(error: &ledger_engine::StartError) -> Option<DataDirProblem> {
+    use ledger_engine::StartError;
+    use ledger_store::StoreError;
+    let io_error = match error {
+        StartError::Store(StoreError::Sled(sled::Error::Io(io_error))) => io_error,
+        StartError::Store(StoreError::Io { source, .. }) => source,
+        _ => return None,
+    };
+    let text = io_error.to_string();
+    if io_error.kind() == std::io::ErrorKind::WouldBlock
+        || (text.contains("could not acquire lock") && text.contains("WouldBlock"))
+    {
+        return Some(DataDirProblem::Locked);
+    }
+    (io_error.kind() == std::io::ErrorKind::PermissionDenied)
+        .then(|| DataDirProblem::PermissionDenied(std::io::Error::new(io_error.kind(), text)))
+}
+
+/// A start that failed on the data folder itself, said in the operator's terms with the path
+/// (absolute, whatever the working folder was).
+fn explain_start_error(error: ledger_engine::StartError, data_dir: &std::path::Path) -> ServeError {
+    let path = std::path::absolute(data_dir).unwrap_or_else(|_| data_dir.to_owned());
+    match data_dir_problem(&error) {
+        Some(DataDirProblem::Locked) => ServeError::DataDirLocked { path },
+        Some(DataDirProblem::PermissionDenied(source)) => {
+            ServeError::DataDirPermission { path, source }
+        }
+        None => ServeError::Start(error),
+    }
 }
 
 /// Binds `address` (port 0 picks a free port).
@@ -123,7 +174,8 @@ async fn serve_inner(
     // Opening and replaying the log is blocking work; keep it off the async workers.
     let engine =
         tokio::task::spawn_blocking(move || Engine::start(engine_config, Arc::new(SystemClock)))
-            .await??;
+            .await?
+            .map_err(|error| explain_start_error(error, &settings.data_dir))?;
 
     let ledger = Ledger::new(
         engine.handle(),

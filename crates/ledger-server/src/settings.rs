@@ -1,8 +1,13 @@
-//! The server's configuration: `config/default.toml` (built in), then `--demo`'s
-//! `config/demo.toml`, then `--config FILE`, then `VOUCHER_LEDGER__*` environment variables,
-//! then command-line flags. Checked once at start; a bad setting stops the server with a clear
-//! message rather than serving with a surprise.
+//! The server's configuration: `config/default.toml`, then `--demo`'s `config/demo.toml` (both
+//! built into the binary, as is the policy table `config/policy.toml`, so the server runs from
+//! any folder), then `--config FILE`, then `VOUCHER_LEDGER__*` environment variables, then
+//! command-line flags. Checked once at start; a bad setting stops the server with a clear
+//! message rather than serving with a surprise: a setting nobody knows (`lisen = ...`) is an
+//! error naming it and where it was written, an invalid choice lists the valid ones.
+//!
+//! [`Layered`] keeps where each value came from, for `voucher-ledger config print`.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -14,27 +19,45 @@ use crate::transport::{ListenRefused, TlsFiles, TlsFilesError};
 
 const DEFAULT_TOML: &str = include_str!("../../../config/default.toml");
 const DEMO_TOML: &str = include_str!("../../../config/demo.toml");
+/// The dated policy table used when `policy_file` is empty (the default).
+pub const BUILT_IN_POLICY_TOML: &str = include_str!("../../../config/policy.toml");
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
+/// The prefix of the environment variables that set a setting: `VOUCHER_LEDGER__LISTEN`.
+pub const ENV_PREFIX: &str = "VOUCHER_LEDGER__";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LogFormat {
     Human,
     Json,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+impl LogFormat {
+    const CHOICES: &'static [(&'static str, LogFormat)] =
+        &[("human", LogFormat::Human), ("json", LogFormat::Json)];
+}
+
+const AUTH_MODE_CHOICES: &[(&str, AuthMode)] =
+    &[("token", AuthMode::Token), ("mtls", AuthMode::Mtls)];
+
+#[derive(Clone, Debug, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct TokenEntry {
     pub principal: String,
     pub sha256: String,
 }
 
-/// The settings as written, before they are checked.
-#[derive(Clone, Debug, Deserialize)]
+/// The settings as written, before they are checked. Its field names are the settings' names:
+/// [`setting_names`] reads them from here, so the check of unknown keys cannot drift from it.
+#[derive(Clone, Debug, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
 struct RawSettings {
     listen: String,
     data_dir: PathBuf,
-    policy_file: PathBuf,
-    log_format: LogFormat,
+    /// Empty: the policy table built into the binary.
+    #[serde(default)]
+    policy_file: String,
+    /// A choice, parsed by [`choose`] so that a wrong value lists the valid ones.
+    log_format: String,
     request_bytes_max: usize,
     checkpoint_interval_events: u64,
     #[serde(default)]
@@ -46,7 +69,7 @@ struct RawSettings {
     #[serde(default)]
     tokens: Vec<TokenEntry>,
     #[serde(default = "default_auth_mode")]
-    auth_mode: AuthMode,
+    auth_mode: String,
     #[serde(default)]
     tls_cert_file: String,
     #[serde(default)]
@@ -59,8 +82,8 @@ struct RawSettings {
     metrics_allow_non_loopback: bool,
 }
 
-fn default_auth_mode() -> AuthMode {
-    AuthMode::Token
+fn default_auth_mode() -> String {
+    "token".to_owned()
 }
 
 /// Checked settings.
@@ -69,7 +92,8 @@ pub struct Settings {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     pub policy: ledger_domain::PolicyTable,
-    pub policy_file: PathBuf,
+    /// The policy file read, or `None` for the table built into the binary.
+    pub policy_file: Option<PathBuf>,
     pub log_format: LogFormat,
     pub request_bytes_max: usize,
     /// Events between two checkpoints of the engine's state (`EngineConfig`).
@@ -117,13 +141,64 @@ pub struct Overrides {
     pub demo: bool,
 }
 
+/// Where the value of a setting came from: the last layer that set it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// `config/default.toml`, built in.
+    Default,
+    /// `config/demo.toml`, built in, with `--demo`.
+    Demo,
+    /// The `--config` file.
+    File(PathBuf),
+    /// An environment variable, by its name.
+    Env(String),
+    /// A command-line flag, by its name.
+    Flag(&'static str),
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Origin::Default => f.write_str("default"),
+            Origin::Demo => f.write_str("demo"),
+            Origin::File(path) => write!(f, "file {}", path.display()),
+            Origin::Env(name) => write!(f, "env {name}"),
+            Origin::Flag(flag) => write!(f, "flag {flag}"),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
     #[error("configuration cannot be read: {0}")]
     Load(#[from] config::ConfigError),
-    #[error("listen address {0:?} is not an ip address and port")]
+    #[error("configuration file {path} cannot be read: {source}")]
+    ConfigFileRead {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("configuration file {path} is not valid toml: {source}")]
+    ConfigFileInvalid {
+        path: PathBuf,
+        // Boxed: config's error is large, and every Result of these settings carries the size.
+        source: Box<config::ConfigError>,
+    },
+    #[error("unknown setting `{key}` in {place}{}; the settings are {known}", suggestion.map(|name| format!(" (did you mean `{name}`?)")).unwrap_or_default())]
+    UnknownSetting {
+        key: String,
+        place: String,
+        suggestion: Option<&'static str>,
+        known: String,
+    },
+    #[error("{key} = {value:?} is not valid: expected one of {choices}")]
+    InvalidChoice {
+        key: &'static str,
+        value: String,
+        choices: String,
+    },
+    #[error("listen address {0:?} is not an ip address and port, nor localhost:PORT")]
     ListenAddress(String),
-    #[error("metrics_listen {0:?} is not an ip address and port (or empty, for no metrics)")]
+    #[error("metrics_listen {0:?} is not an ip address and port, nor localhost:PORT (or empty, for no metrics)")]
     MetricsListenAddress(String),
     #[error("metrics_listen {0} is not loopback; the metrics endpoint has no authentication nor tls: set metrics_allow_non_loopback = true to serve it there anyway (behind a firewall or a proxy that authenticates)")]
     MetricsListenNotLoopback(SocketAddr),
@@ -168,6 +243,13 @@ pub enum SettingsError {
     CheckpointIntervalEvents,
 }
 
+/// The settings as layered, not yet checked, with where each came from.
+#[derive(Clone, Debug)]
+pub struct Layered {
+    raw: RawSettings,
+    origins: BTreeMap<&'static str, Origin>,
+}
+
 impl Settings {
     pub fn load(overrides: &Overrides) -> Result<Settings, SettingsError> {
         Settings::load_with_metrics(overrides, None)
@@ -179,41 +261,151 @@ impl Settings {
         overrides: &Overrides,
         metrics_listen: Option<&str>,
     ) -> Result<Settings, SettingsError> {
-        let mut builder = config::Config::builder().add_source(config::File::from_str(
-            DEFAULT_TOML,
-            config::FileFormat::Toml,
-        ));
+        Layered::load(overrides, metrics_listen, &process_environment())?.check()
+    }
+}
+
+/// The `VOUCHER_LEDGER__*` variables of this process (a name or value that is not UTF-8 is
+/// kept lossily, and then refused as an unknown setting or a bad value, by name).
+pub fn process_environment() -> BTreeMap<String, String> {
+    std::env::vars_os()
+        .filter_map(|(name, value)| {
+            let name = name.to_string_lossy().into_owned();
+            name.starts_with(ENV_PREFIX)
+                .then(|| (name, value.to_string_lossy().into_owned()))
+        })
+        .collect()
+}
+
+impl Layered {
+    /// Layers the built-in defaults, the demo, the file, `environment` (the `VOUCHER_LEDGER__*`
+    /// variables, passed in so that tests need not touch the process's) and the flags, and
+    /// refuses any key that is not a setting, naming it and where it was written.
+    pub fn load(
+        overrides: &Overrides,
+        metrics_listen: Option<&str>,
+        environment: &BTreeMap<String, String>,
+    ) -> Result<Layered, SettingsError> {
+        let mut origins = BTreeMap::new();
+        let mut builder = config::Config::builder();
+
+        let mut layers: Vec<(String, Origin)> = vec![(DEFAULT_TOML.to_owned(), Origin::Default)];
         if overrides.demo {
-            builder =
-                builder.add_source(config::File::from_str(DEMO_TOML, config::FileFormat::Toml));
+            layers.push((DEMO_TOML.to_owned(), Origin::Demo));
         }
         if let Some(path) = &overrides.config_file {
-            refuse_key_in_file(path)?;
-            builder = builder.add_source(config::File::from(path.as_path()).required(true));
+            let text =
+                std::fs::read_to_string(path).map_err(|source| SettingsError::ConfigFileRead {
+                    path: path.clone(),
+                    source,
+                })?;
+            layers.push((text, Origin::File(path.clone())));
+        }
+        for (text, origin) in layers {
+            let source = config::File::from_str(&text, config::FileFormat::Toml);
+            let keys = config::Source::collect(&source).map_err(|source| match &origin {
+                Origin::File(path) => SettingsError::ConfigFileInvalid {
+                    path: path.clone(),
+                    source: Box::new(source),
+                },
+                _ => SettingsError::Load(source),
+            })?;
+            for (key, value) in keys {
+                let place = match &origin {
+                    Origin::File(path) => format!("configuration file {}", path.display()),
+                    _ => "the built-in configuration".to_owned(),
+                };
+                let name = known_setting(&key, place)?;
+                if name == "pseudonym_key_hex" && matches!(origin, Origin::File(_)) {
+                    // The pseudonym key never comes from a configuration file (only the
+                    // demo's, whose key is public): a file of its own, readable by the service
+                    // alone, or the environment.
+                    if !value.into_string().unwrap_or_default().trim().is_empty() {
+                        if let Origin::File(path) = origin {
+                            return Err(SettingsError::PseudonymKeyInConfigFile(path));
+                        }
+                    }
+                }
+                origins.insert(name, origin.clone());
+            }
+            builder = builder.add_source(source);
+        }
+
+        let mut variables = config::Map::new();
+        for (variable, value) in environment {
+            let Some(key) = variable.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            let key = key.to_ascii_lowercase();
+            let name = known_setting(&key, format!("environment variable {variable}"))?;
+            origins.insert(name, Origin::Env(variable.clone()));
+            variables.insert(variable.clone(), value.clone());
         }
         builder = builder.add_source(
             config::Environment::with_prefix("VOUCHER_LEDGER")
                 .prefix_separator("__")
-                .separator("__"),
+                .separator("__")
+                .source(Some(variables)),
         );
-        if let Some(listen) = &overrides.listen {
-            builder = builder.set_override("listen", listen.as_str())?;
-        }
-        if let Some(data_dir) = &overrides.data_dir {
-            builder = builder.set_override("data_dir", data_dir.to_string_lossy().as_ref())?;
-        }
-        if let Some(metrics_listen) = metrics_listen {
-            builder = builder.set_override("metrics_listen", metrics_listen)?;
+
+        let flags = [
+            ("listen", "--listen", overrides.listen.clone()),
+            (
+                "data_dir",
+                "--data",
+                overrides
+                    .data_dir
+                    .as_ref()
+                    .map(|path| path.to_string_lossy().into_owned()),
+            ),
+            (
+                "metrics_listen",
+                "--metrics-listen",
+                metrics_listen.map(str::to_owned),
+            ),
+        ];
+        for (key, flag, value) in flags {
+            if let Some(value) = value {
+                builder = builder.set_override(key, value)?;
+                origins.insert(key, Origin::Flag(flag));
+            }
         }
         let raw: RawSettings = builder.build()?.try_deserialize()?;
-        Settings::check(raw)
+        Ok(Layered { raw, origins })
     }
 
-    fn check(raw: RawSettings) -> Result<Settings, SettingsError> {
-        let listen: SocketAddr = raw
-            .listen
-            .parse()
-            .map_err(|_| SettingsError::ListenAddress(raw.listen.clone()))?;
+    /// Where `key` came from (a setting nobody set has its serde default: [`Origin::Default`]).
+    pub fn origin(&self, key: &str) -> Origin {
+        self.origins.get(key).cloned().unwrap_or(Origin::Default)
+    }
+
+    /// Every setting as `(name, value as TOML, origin)`, in the order of [`RawSettings`]'s
+    /// fields, read through serde so that a setting added there is shown without more code;
+    /// secrets masked: a setting whose name says it holds a key, a secret or a password
+    /// (`pseudonym_key_hex`) shows only its length, and the tokens' digests only their first
+    /// eight hex digits.
+    pub fn entries(&self) -> Vec<(&'static str, String, Origin)> {
+        let fields = match serde_json::to_value(&self.raw) {
+            Ok(serde_json::Value::Object(fields)) => fields,
+            // A struct of strings, numbers, booleans and lists always serializes to an object.
+            _ => serde_json::Map::new(),
+        };
+        setting_names()
+            .iter()
+            .map(|name| {
+                let value = fields.get(*name).cloned().unwrap_or_default();
+                (*name, shown_value(name, &value), self.origin(name))
+            })
+            .collect()
+    }
+
+    /// The layered settings, checked: addresses, TLS files, the policy, the key, the tokens.
+    pub fn check(self) -> Result<Settings, SettingsError> {
+        let raw = self.raw;
+        let listen = parse_listen(&raw.listen)
+            .ok_or_else(|| SettingsError::ListenAddress(raw.listen.clone()))?;
+        let log_format = choose("log_format", &raw.log_format, LogFormat::CHOICES)?;
+        let auth_mode = choose("auth_mode", &raw.auth_mode, AUTH_MODE_CHOICES)?;
         let tls = TlsFiles::load(
             &raw.tls_cert_file,
             &raw.tls_key_file,
@@ -228,7 +420,7 @@ impl Settings {
         let client_certificates = tls
             .as_ref()
             .is_some_and(TlsFiles::requires_client_certificates);
-        if raw.auth_mode == AuthMode::Mtls && !client_certificates {
+        if auth_mode == AuthMode::Mtls && !client_certificates {
             return Err(SettingsError::MtlsWithoutClientCa);
         }
         if !(1024..=4 * 1024 * 1024).contains(&raw.request_bytes_max) {
@@ -237,7 +429,9 @@ impl Settings {
         if !(1..=10_000_000).contains(&raw.checkpoint_interval_events) {
             return Err(SettingsError::CheckpointIntervalEvents);
         }
-        let policy = load_policy(&raw.policy_file)?;
+        let policy_file =
+            Some(PathBuf::from(raw.policy_file.trim())).filter(|path| !path.as_os_str().is_empty());
+        let policy = load_policy(policy_file.as_deref())?;
         let pseudonym_key = pseudonym_key(&raw.pseudonym_key_hex, &raw.pseudonym_key_file)?;
         let mut tokens = Vec::with_capacity(raw.tokens.len());
         for (index, entry) in raw.tokens.iter().enumerate() {
@@ -256,18 +450,178 @@ impl Settings {
             listen,
             data_dir: raw.data_dir,
             policy,
-            policy_file: raw.policy_file,
-            log_format: raw.log_format,
+            policy_file,
+            log_format,
             request_bytes_max: raw.request_bytes_max,
             checkpoint_interval_events: raw.checkpoint_interval_events,
             demo: raw.demo,
             pseudonym_key,
             tokens,
-            auth_mode: raw.auth_mode,
+            auth_mode,
             tls,
             metrics_listen,
         })
     }
+}
+
+/// Whether a setting holds a secret, by its name: only its length is ever shown.
+fn is_secret(name: &str) -> bool {
+    ["_hex", "secret", "password"]
+        .iter()
+        .any(|marker| name.contains(marker))
+        && !name.ends_with("_file")
+}
+
+/// A setting's value as TOML, masked where it is secret (see [`Layered::entries`]). JSON's
+/// string escapes are TOML's basic-string escapes.
+fn shown_value(name: &str, value: &serde_json::Value) -> String {
+    use serde_json::Value;
+    match value {
+        Value::String(text) if is_secret(name) && !text.trim().is_empty() => {
+            Value::from(format!("<masked, {} characters>", text.trim().len())).to_string()
+        }
+        Value::Array(items) if items.is_empty() => "[]".to_owned(),
+        Value::Array(items) => {
+            let lines = items
+                .iter()
+                .map(|item| match item {
+                    Value::Object(fields) => {
+                        let pairs = fields
+                            .iter()
+                            .map(|(key, value)| {
+                                let shown = match (key.as_str(), value) {
+                                    ("sha256", Value::String(digest)) => {
+                                        let prefix: String =
+                                            digest.trim().chars().take(8).collect();
+                                        Value::from(format!("{prefix}<masked>")).to_string()
+                                    }
+                                    _ => shown_value(key, value),
+                                };
+                                format!("{key} = {shown}")
+                            })
+                            .collect::<Vec<_>>();
+                        format!("  {{ {} }},", pairs.join(", "))
+                    }
+                    other => format!("  {},", shown_value(name, other)),
+                })
+                .collect::<Vec<_>>();
+            format!("[\n{}\n]", lines.join("\n"))
+        }
+        Value::Null => "\"\"".to_owned(),
+        other => other.to_string(),
+    }
+}
+
+/// The names of every setting: the fields of [`RawSettings`], asked of serde, so that a new
+/// setting is known here the moment it is declared.
+pub fn setting_names() -> &'static [&'static str] {
+    use serde::de::{self, Visitor};
+
+    struct FieldNames<'a>(&'a mut &'static [&'static str]);
+
+    impl<'de> de::Deserializer<'de> for FieldNames<'_> {
+        type Error = de::value::Error;
+
+        fn deserialize_any<V: Visitor<'de>>(self, _visitor: V) -> Result<V::Value, Self::Error> {
+            Err(de::Error::custom("only the field names are read"))
+        }
+
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _name: &'static str,
+            fields: &'static [&'static str],
+            _visitor: V,
+        ) -> Result<V::Value, Self::Error> {
+            *self.0 = fields;
+            Err(de::Error::custom("only the field names are read"))
+        }
+
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+            byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map enum
+            identifier ignored_any
+        }
+    }
+
+    static NAMES: std::sync::OnceLock<&'static [&'static str]> = std::sync::OnceLock::new();
+    NAMES.get_or_init(|| {
+        let mut names: &'static [&'static str] = &[];
+        // The error is the point: it stops the derive once it has named its fields.
+        let _ = RawSettings::deserialize(FieldNames(&mut names));
+        names
+    })
+}
+
+/// `key` as a known setting's name, or an error naming it, where it was written and the
+/// closest setting.
+fn known_setting(key: &str, place: String) -> Result<&'static str, SettingsError> {
+    let names = setting_names();
+    if let Some(name) = names.iter().find(|name| **name == key) {
+        return Ok(name);
+    }
+    let suggestion = names
+        .iter()
+        .map(|name| (edit_distance(key, name), *name))
+        .filter(|(distance, _)| *distance <= 3)
+        .min()
+        .map(|(_, name)| name);
+    Err(SettingsError::UnknownSetting {
+        key: key.to_owned(),
+        place,
+        suggestion,
+        known: names.join(", "),
+    })
+}
+
+/// Levenshtein distance, for the "did you mean" of an unknown setting.
+fn edit_distance(left: &str, right: &str) -> usize {
+    let right: Vec<char> = right.chars().collect();
+    let mut previous: Vec<usize> = (0..=right.len()).collect();
+    for (i, left_char) in left.chars().enumerate() {
+        let mut current = vec![i + 1];
+        for (j, right_char) in right.iter().enumerate() {
+            let substitution = previous[j] + usize::from(left_char != *right_char);
+            current.push(substitution.min(previous[j + 1] + 1).min(current[j] + 1));
+        }
+        previous = current;
+    }
+    previous.last().copied().unwrap_or(0)
+}
+
+/// `value` as one of `choices`, or an error listing them.
+fn choose<T: Copy>(
+    key: &'static str,
+    value: &str,
+    choices: &[(&'static str, T)],
+) -> Result<T, SettingsError> {
+    choices
+        .iter()
+        .find(|(name, _)| *name == value.trim())
+        .map(|(_, choice)| *choice)
+        .ok_or_else(|| SettingsError::InvalidChoice {
+            key,
+            value: value.to_owned(),
+            choices: choices
+                .iter()
+                .map(|(name, _)| *name)
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
+}
+
+/// A listen address: an IP address and port, or `localhost:PORT`, which is 127.0.0.1 (resolving
+/// `localhost` could also give ::1 or, with a tampered hosts file, anything: loopback is what
+/// the name is meant to say, and the loopback checks rely on it).
+pub fn parse_listen(text: &str) -> Option<SocketAddr> {
+    let text = text.trim();
+    if let Ok(address) = text.parse() {
+        return Some(address);
+    }
+    let port = text
+        .strip_prefix("localhost:")
+        .or_else(|| text.strip_prefix("LOCALHOST:"))?;
+    let port: u16 = port.parse().ok()?;
+    Some(SocketAddr::from(([127, 0, 0, 1], port)))
 }
 
 /// The metrics address: none when empty. The endpoint holds no secret and no national number
@@ -284,9 +638,8 @@ pub fn check_metrics_listen(
     if text.is_empty() {
         return Ok(None);
     }
-    let address: SocketAddr = text
-        .parse()
-        .map_err(|_| SettingsError::MetricsListenAddress(text.to_owned()))?;
+    let address =
+        parse_listen(text).ok_or_else(|| SettingsError::MetricsListenAddress(text.to_owned()))?;
     if !address.ip().is_loopback() {
         if demo {
             return Err(SettingsError::MetricsListenDemo(address));
@@ -298,29 +651,23 @@ pub fn check_metrics_listen(
     Ok(Some(address))
 }
 
-/// The pseudonym key never comes from a configuration file (only the demo's, whose key is
-/// public): a file of its own, readable by the service alone, or the environment.
-fn refuse_key_in_file(path: &Path) -> Result<(), SettingsError> {
-    let file = config::Config::builder()
-        .add_source(config::File::from(path).required(true))
-        .build()?;
-    match file.get_string("pseudonym_key_hex") {
-        Ok(key) if !key.trim().is_empty() => {
-            Err(SettingsError::PseudonymKeyInConfigFile(path.to_owned()))
-        }
-        _ => Ok(()),
-    }
-}
-
-fn load_policy(path: &Path) -> Result<ledger_domain::PolicyTable, SettingsError> {
-    let text = std::fs::read_to_string(path).map_err(|source| SettingsError::PolicyRead {
-        path: path.to_owned(),
-        source,
-    })?;
-    ledger_domain::PolicyTable::from_toml_str(&text).map_err(|source| SettingsError::Policy {
-        path: path.to_owned(),
-        source,
-    })
+/// The policy table of `path`, or the one built into the binary.
+fn load_policy(path: Option<&Path>) -> Result<ledger_domain::PolicyTable, SettingsError> {
+    let (text, path) = match path {
+        Some(path) => (
+            std::fs::read_to_string(path).map_err(|source| SettingsError::PolicyRead {
+                path: path.to_owned(),
+                source,
+            })?,
+            path.to_owned(),
+        ),
+        None => (
+            BUILT_IN_POLICY_TOML.to_owned(),
+            PathBuf::from("<built-in config/policy.toml>"),
+        ),
+    };
+    ledger_domain::PolicyTable::from_toml_str(&text)
+        .map_err(|source| SettingsError::Policy { path, source })
 }
 
 fn pseudonym_key(key_hex: &str, key_file: &str) -> Result<PseudonymKey, SettingsError> {
@@ -343,13 +690,234 @@ fn pseudonym_key(key_hex: &str, key_file: &str) -> Result<PseudonymKey, Settings
 mod tests {
     use super::*;
 
+    fn demo() -> Overrides {
+        Overrides {
+            demo: true,
+            ..Overrides::default()
+        }
+    }
+
+    fn environment(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+            .collect()
+    }
+
+    fn with_file(text: &str) -> (tempfile::TempDir, Overrides) {
+        let folder = tempfile::tempdir().expect("a temporary folder");
+        let path = folder.path().join("ledger.toml");
+        std::fs::write(&path, text).expect("the file is written");
+        let overrides = Overrides {
+            config_file: Some(path),
+            ..demo()
+        };
+        (folder, overrides)
+    }
+
+    #[test]
+    fn every_setting_of_the_built_in_defaults_is_known_and_the_demo_starts() {
+        assert!(setting_names().contains(&"listen"));
+        assert!(setting_names().contains(&"metrics_allow_non_loopback"));
+        let settings = Layered::load(&demo(), None, &BTreeMap::new())
+            .and_then(Layered::check)
+            .expect("the demo configuration is valid");
+        assert_eq!(settings.policy_file, None, "the built-in policy table");
+        assert_eq!(settings.listen, SocketAddr::from(([127, 0, 0, 1], 50051)));
+    }
+
+    #[test]
+    fn an_unknown_key_in_a_file_is_refused_naming_it_and_the_file() {
+        let (_folder, overrides) = with_file("lisen = \"127.0.0.1:6000\"\n");
+        let error = Layered::load(&overrides, None, &BTreeMap::new()).expect_err("lisen");
+        let text = error.to_string();
+        assert!(
+            text.starts_with("unknown setting `lisen` in configuration file ")
+                && text.contains("ledger.toml (did you mean `listen`?)"),
+            "{text}"
+        );
+        let (_folder, overrides) = with_file("listen = \"127.0.0.1:6000\"\n");
+        let layered = Layered::load(&overrides, None, &BTreeMap::new()).expect("listen is known");
+        assert!(matches!(layered.origin("listen"), Origin::File(_)));
+        assert_eq!(
+            layered.check().expect("valid").listen,
+            SocketAddr::from(([127, 0, 0, 1], 6000))
+        );
+    }
+
+    #[test]
+    fn an_unknown_key_inside_a_token_entry_is_refused() {
+        let (_folder, overrides) = with_file("[[tokens]]\nprincipal = \"auditor\"\nsha = \"00\"\n");
+        let error = Layered::load(&overrides, None, &BTreeMap::new()).expect_err("sha");
+        assert!(error.to_string().contains("sha"), "{error}");
+    }
+
+    #[test]
+    fn an_unknown_environment_variable_is_refused_naming_the_variable() {
+        let error = Layered::load(
+            &demo(),
+            None,
+            &environment(&[("VOUCHER_LEDGER__LISEN", "127.0.0.1:6000")]),
+        )
+        .expect_err("lisen");
+        assert!(
+            error.to_string().starts_with(
+                "unknown setting `lisen` in environment variable VOUCHER_LEDGER__LISEN (did you mean `listen`?)"
+            ),
+            "{error}"
+        );
+        let layered = Layered::load(
+            &demo(),
+            None,
+            &environment(&[("VOUCHER_LEDGER__LISTEN", "127.0.0.1:6000")]),
+        )
+        .expect("listen is known");
+        assert_eq!(
+            layered.origin("listen"),
+            Origin::Env("VOUCHER_LEDGER__LISTEN".to_owned())
+        );
+    }
+
+    #[test]
+    fn each_value_says_which_layer_it_came_from() {
+        let (_folder, mut overrides) = with_file("request_bytes_max = 70000\n");
+        overrides.data_dir = Some(PathBuf::from("/tmp/ledger"));
+        let layered = Layered::load(
+            &overrides,
+            Some("127.0.0.1:9464"),
+            &environment(&[("VOUCHER_LEDGER__LOG_FORMAT", "json")]),
+        )
+        .expect("valid layers");
+        assert_eq!(layered.origin("listen"), Origin::Default);
+        assert_eq!(layered.origin("demo"), Origin::Demo);
+        assert!(matches!(
+            layered.origin("request_bytes_max"),
+            Origin::File(_)
+        ));
+        assert_eq!(
+            layered.origin("log_format"),
+            Origin::Env("VOUCHER_LEDGER__LOG_FORMAT".to_owned())
+        );
+        assert_eq!(layered.origin("data_dir"), Origin::Flag("--data"));
+        assert_eq!(
+            layered.origin("metrics_listen"),
+            Origin::Flag("--metrics-listen")
+        );
+        let entries = layered.entries();
+        assert_eq!(entries.len(), setting_names().len());
+        let shown: String = entries
+            .iter()
+            .map(|(name, value, _)| format!("{name} = {value}\n"))
+            .collect();
+        assert!(
+            !shown.contains("64656d6f"),
+            "the demo key is masked: {shown}"
+        );
+        assert!(shown.contains("pseudonym_key_hex = \"<masked, 72 characters>\""));
+        assert!(
+            !shown.contains("7a607d496e00cb9f"),
+            "digests are cut: {shown}"
+        );
+    }
+
+    #[test]
+    fn an_invalid_choice_lists_the_valid_ones() {
+        for (variable, value, expected) in [
+            (
+                "VOUCHER_LEDGER__LOG_FORMAT",
+                "xml",
+                "log_format = \"xml\" is not valid: expected one of human, json",
+            ),
+            (
+                "VOUCHER_LEDGER__AUTH_MODE",
+                "password",
+                "auth_mode = \"password\" is not valid: expected one of token, mtls",
+            ),
+        ] {
+            let error = Layered::load(&demo(), None, &environment(&[(variable, value)]))
+                .and_then(Layered::check)
+                .expect_err(value);
+            assert_eq!(error.to_string(), expected);
+        }
+        let settings = Layered::load(
+            &demo(),
+            None,
+            &environment(&[("VOUCHER_LEDGER__LOG_FORMAT", "json")]),
+        )
+        .and_then(Layered::check)
+        .expect("json is a log format");
+        assert_eq!(settings.log_format, LogFormat::Json);
+    }
+
+    #[test]
+    fn localhost_and_a_port_is_loopback_and_other_names_are_refused() {
+        assert_eq!(
+            parse_listen("localhost:50051"),
+            Some(SocketAddr::from(([127, 0, 0, 1], 50051)))
+        );
+        assert_eq!(
+            parse_listen("[::1]:0"),
+            Some(SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, 0)))
+        );
+        for refused in [
+            "ledger.example:50051",
+            "localhost",
+            "localhost:port",
+            "localhost:70000",
+        ] {
+            assert_eq!(parse_listen(refused), None, "{refused}");
+        }
+        let overrides = Overrides {
+            listen: Some("ledger.example:50051".to_owned()),
+            ..demo()
+        };
+        let error = Layered::load(&overrides, None, &BTreeMap::new())
+            .and_then(Layered::check)
+            .expect_err("not an address");
+        assert!(matches!(error, SettingsError::ListenAddress(_)), "{error}");
+    }
+
+    #[test]
+    fn a_policy_file_overrides_the_built_in_table_and_a_missing_one_is_named() {
+        let folder = tempfile::tempdir().expect("a temporary folder");
+        let missing = folder.path().join("policy.toml");
+        let environment_with =
+            |path: &Path| environment(&[("VOUCHER_LEDGER__POLICY_FILE", &path.to_string_lossy())]);
+        let error = Layered::load(&demo(), None, &environment_with(&missing))
+            .and_then(Layered::check)
+            .expect_err("no such file");
+        assert!(
+            error.to_string().contains(&missing.display().to_string()),
+            "{error}"
+        );
+        std::fs::write(&missing, BUILT_IN_POLICY_TOML).expect("the policy is written");
+        let settings = Layered::load(&demo(), None, &environment_with(&missing))
+            .and_then(Layered::check)
+            .expect("a valid policy file");
+        assert_eq!(settings.policy_file.as_deref(), Some(missing.as_path()));
+    }
+
+    #[test]
+    fn a_configuration_file_may_not_hold_the_pseudonym_key() {
+        let (_folder, overrides) = with_file("pseudonym_key_hex = \"00112233\"\n");
+        let error = Layered::load(&overrides, None, &BTreeMap::new()).expect_err("a key");
+        assert!(
+            matches!(error, SettingsError::PseudonymKeyInConfigFile(_)),
+            "{error}"
+        );
+    }
+
     #[test]
     fn metrics_are_off_unless_an_address_is_set() {
         assert!(matches!(check_metrics_listen("", false, false), Ok(None)));
         assert!(matches!(check_metrics_listen("  ", true, true), Ok(None)));
         assert!(matches!(
-            check_metrics_listen("localhost:9464", false, false),
+            check_metrics_listen("ledger.example:9464", false, false),
             Err(SettingsError::MetricsListenAddress(_))
+        ));
+        assert!(matches!(
+            check_metrics_listen("localhost:9464", false, false),
+            Ok(Some(address)) if address == SocketAddr::from(([127, 0, 0, 1], 9464))
         ));
     }
 

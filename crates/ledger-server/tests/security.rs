@@ -1058,7 +1058,8 @@ async fn voucherctl(
     };
     let endpoint =
         voucherctl::tls::configure(&cli.server, &options).expect("voucherctl's tls options fit");
-    voucherctl::client::execute(&endpoint, cli.token.as_ref(), cli.plan().call, false).await
+    let plan = cli.plan().expect("a command that is one call");
+    voucherctl::client::execute(&endpoint, cli.token.as_ref(), plan.call, false).await
 }
 
 #[tokio::test]

@@ -164,6 +164,29 @@ pub enum Command {
     Head,
     /// Copy the whole store, consistently, into a new folder on the server's machine (auditor).
     Backup(BackupArgs),
+    /// Wait until the server answers the standard gRPC health check with SERVING (exit status
+    /// 0), polling until the timeout (then exit status 3). For scripts that start a server.
+    Wait(crate::wait::WaitArgs),
+    /// Issue vouchers for every item of a CSV or JSON Lines file, 1 000 items per
+    /// IssueVouchersBatch call (operator). Columns as the flags of `issue`: enterprise, type,
+    /// quantity, paid, payment-date, reference, request-id. One line of report per item; exit
+    /// status 1 if any item was refused.
+    IssueBatch(crate::batch::BatchFileArgs),
+    /// Redeem hours for every item of a CSV or JSON Lines file, 1 000 items per
+    /// RedeemHoursBatch call (provider, as itself). Columns as the flags of `redeem`: provider,
+    /// module, enterprise, niss, status, type, hours, date, request-id. One line of report per
+    /// item (never the NISS); exit status 1 if any item was refused.
+    RedeemBatch(crate::batch::BatchFileArgs),
+    /// Print the completion script of a shell on stdout, such as
+    /// `voucherctl completions bash > /etc/bash_completion.d/voucherctl`.
+    Completions(CompletionsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Subcommand)]
@@ -821,15 +844,21 @@ pub struct Plan {
 }
 
 impl Cli {
-    /// The call this command line makes. A write without `--request-id` gets a new UUID v4.
-    pub fn plan(&self) -> Plan {
+    /// The call this command line makes, `None` for the commands that are not one call
+    /// (`wait`, the batch files, `completions`). A write without `--request-id` gets a new
+    /// UUID v4.
+    pub fn plan(&self) -> Option<Plan> {
         self.command.plan()
     }
 }
 
 impl Command {
-    fn plan(&self) -> Plan {
-        match self {
+    fn plan(&self) -> Option<Plan> {
+        let plan = match self {
+            Command::Wait(_)
+            | Command::IssueBatch(_)
+            | Command::RedeemBatch(_)
+            | Command::Completions(_) => return None,
             Command::Budget(BudgetCommand::Open(args)) => write(&args.request_id, |request_id| {
                 Call::OpenBudget(api::OpenBudgetRequest {
                     request_id,
@@ -1031,7 +1060,8 @@ impl Command {
                     target_dir: dir.display().to_string(),
                 }))
             }
-        }
+        };
+        Some(plan)
     }
 }
 
@@ -1060,7 +1090,7 @@ mod tests {
         let mut command_line = vec!["voucherctl"];
         command_line.extend_from_slice(arguments);
         match Cli::try_parse_from(command_line) {
-            Ok(cli) => cli.plan(),
+            Ok(cli) => cli.plan().expect("a command that is one call"),
             Err(error) => panic!("command line refused: {error}"),
         }
     }
@@ -1504,7 +1534,7 @@ mod tests {
             "2025-06-01",
         ])
         .expect("valid command line");
-        let plan = cli.plan();
+        let plan = cli.plan().expect("one call");
         for printed in [format!("{cli:?}"), format!("{plan:?}")] {
             assert!(!printed.contains("85073003328"), "{printed}");
         }

@@ -19,13 +19,13 @@ use crate::output::{self, Answer};
 
 /// How long to wait for the connection: the server is on loopback, where a connection takes
 /// well under a millisecond, so five seconds only ever waits for a server that is not there.
-const CONNECT_TIMEOUT_MS: u64 = 5_000;
+pub(crate) const CONNECT_TIMEOUT_MS: u64 = 5_000;
 
 /// How long to wait for an answer. A write is acknowledged after one group-committed flush and
 /// the largest read is one page of 1 000 events; thirty seconds covers a loaded disk. A write
 /// that times out may still have been recorded: retry it with the same `--request-id`. For a
 /// stream (`events`, `subscribe`) it bounds the wait for the call to start, not the stream.
-const REQUEST_TIMEOUT_MS: u64 = 30_000;
+pub(crate) const REQUEST_TIMEOUT_MS: u64 = 30_000;
 
 /// How long to wait for a backup: the server copies the whole store, at disk speed, before it
 /// answers; an hour covers tens of gigabytes.
@@ -247,7 +247,7 @@ fn write(response: Response<ledger_proto::v1::WriteResponse>) -> Answer {
 
 /// The request with `authorization: Bearer <token>` when a token was given; without one the
 /// server answers UNAUTHENTICATED, which is shown like any refusal.
-fn authorize<T>(message: T, token: Option<&BearerToken>) -> Request<T> {
+pub(crate) fn authorize<T>(message: T, token: Option<&BearerToken>) -> Request<T> {
     let mut request = Request::new(message);
     if let Some(token) = token {
         request

@@ -191,7 +191,7 @@ pub fn code_name(code: Code) -> &'static str {
 
 /// An error and its sources, `outer: inner: innermost`, without repeating a message that a
 /// wrapper already includes.
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(inner) = source {

@@ -89,6 +89,39 @@ fn escape_controls(text: &str, keep_line_breaks: bool) -> String {
     shown
 }
 
+/// Rows under a header, each column as wide as its widest cell by display width (comfy-table
+/// counts a wide character as two columns and a combining accent as none, where `format!`'s
+/// padding counts characters), two spaces apart, numbers right-aligned in the columns of
+/// `right_aligned`. No borders, no trailing spaces, no wrapping: the same text to a terminal, a
+/// pipe or a file. The cells are shown as given: escape what came from the ledger first.
+pub fn table(header: &[&str], rows: Vec<Vec<String>>, right_aligned: &[usize]) -> String {
+    use comfy_table::{presets::NOTHING, CellAlignment, ContentArrangement, Table};
+    let mut table = Table::new();
+    table
+        .load_preset(NOTHING)
+        .set_content_arrangement(ContentArrangement::Disabled)
+        .set_header(header.to_vec());
+    for row in rows {
+        table.add_row(row);
+    }
+    let last = header.len().saturating_sub(1);
+    for (index, column) in table.column_iter_mut().enumerate() {
+        column.set_padding((0, if index == last { 0 } else { 2 }));
+        if right_aligned.contains(&index) {
+            column.set_cell_alignment(CellAlignment::Right);
+        }
+    }
+    let mut text = String::new();
+    for line in table.lines() {
+        let line = line.trim_end();
+        if !line.is_empty() {
+            text.push_str(line);
+            text.push('\n');
+        }
+    }
+    text
+}
+
 /// The `--json` form of an answer.
 pub fn json(answer: &Answer) -> Value {
     match answer {
@@ -410,22 +443,34 @@ fn human_wallet(wallet: &api::Wallet) -> String {
         text.push_str(&format!("balance: {}\n", balances.join(", ")));
     }
     if !wallet.batches.is_empty() {
-        text.push_str(&format!(
-            "{:<36}  {:<11}  {:>8}  {:>9}  {:<10}  {:<11}  {}\n",
-            "batch", "type", "quantity", "remaining", "paid on", "valid until", "budget year"
+        let rows = wallet
+            .batches
+            .iter()
+            .map(|batch| {
+                vec![
+                    one_line(&batch.batch_id),
+                    voucher_type_name(batch.voucher_type),
+                    batch.quantity.to_string(),
+                    batch.remaining.to_string(),
+                    one_line(&batch.payment_date),
+                    one_line(&batch.valid_until),
+                    batch.budget_year.to_string(),
+                ]
+            })
+            .collect();
+        text.push_str(&table(
+            &[
+                "batch",
+                "type",
+                "quantity",
+                "remaining",
+                "paid-on",
+                "valid-until",
+                "budget-year",
+            ],
+            rows,
+            &[2, 3],
         ));
-        for batch in &wallet.batches {
-            text.push_str(&format!(
-                "{:<36}  {:<11}  {:>8}  {:>9}  {:<10}  {:<11}  {}\n",
-                batch.batch_id,
-                voucher_type_name(batch.voucher_type),
-                batch.quantity,
-                batch.remaining,
-                batch.payment_date,
-                batch.valid_until,
-                batch.budget_year
-            ));
-        }
     }
     text
 }
@@ -482,60 +527,90 @@ fn json_hours(counts: &[api::HoursCount]) -> Value {
 
 fn human_companies(report: &api::CompaniesReport) -> String {
     let mut text = format!(
-        "companies of {} at position {}\n{:<26}{:>11}{:>9}{:>12}\n",
-        report.year, report.as_of_position, "", "registered", "holding", "benefiting"
+        "companies of {} at position {}\n",
+        report.year, report.as_of_position
     );
-    let mut row = |label: &str, counts: &api::CompanyCounts| {
-        text.push_str(&format!(
-            "{label:<26}{:>11}{:>9}{:>12}\n",
-            counts.registered, counts.holding, counts.benefiting
-        ));
+    let row = |breakdown: &str, key: String, counts: &api::CompanyCounts| {
+        vec![
+            breakdown.to_owned(),
+            key,
+            counts.registered.to_string(),
+            counts.holding.to_string(),
+            counts.benefiting.to_string(),
+        ]
     };
+    let mut rows = Vec::new();
     if let Some(total) = &report.total {
-        row("all companies", total);
+        rows.push(row("all", kebab_key(&total.key), total));
     }
     for counts in &report.by_size_class {
-        row(&format!("size {}", counts.key), counts);
+        rows.push(row("size-class", kebab_key(&counts.key), counts));
     }
     for counts in &report.by_sector {
-        row(&format!("sector {}", counts.key), counts);
+        rows.push(row("sector", one_line(&counts.key), counts));
     }
+    text.push_str(&table(
+        &["breakdown", "key", "registered", "holding", "benefiting"],
+        rows,
+        &[2, 3, 4],
+    ));
     text
 }
 
 fn human_training_hours(report: &api::TrainingHours) -> String {
     let mut text = format!(
-        "training hours of {} at position {}: {} in all\n",
+        "training hours of {} at position {}: {} in all (a module with several themes counts under each)\n",
         report.year, report.as_of_position, report.total
     );
-    let sections = [
-        ("by voucher type", &report.by_voucher_type),
-        ("by provider", &report.by_provider),
-        (
-            "by theme (a module with several themes counts under each)",
-            &report.by_theme,
-        ),
-        ("by sector (NACE division)", &report.by_sector),
+    let mut rows = Vec::new();
+    let sections: [(&str, &[api::HoursCount], bool); 4] = [
+        ("voucher-type", &report.by_voucher_type, true),
+        ("provider", &report.by_provider, false),
+        ("theme", &report.by_theme, true),
+        ("sector", &report.by_sector, false),
     ];
-    for (title, counts) in sections {
-        text.push_str(&format!("{title}\n"));
+    for (breakdown, counts, names) in sections {
         for count in counts {
-            text.push_str(&format!("  {:<24}{:>10}\n", count.key, count.hours));
+            // Voucher types and themes are names (shown in kebab-case, as the command line
+            // takes them); provider ids and NACE divisions are shown as they are.
+            let key = if names {
+                kebab_key(&count.key)
+            } else {
+                one_line(&count.key)
+            };
+            rows.push(vec![breakdown.to_owned(), key, count.hours.to_string()]);
         }
     }
+    text.push_str(&table(&["breakdown", "key", "hours"], rows, &[2]));
     text
 }
 
 fn human_trial_balance(report: &api::TrialBalance) -> String {
     let mut text = format!("trial balance at position {}\n", report.as_of_position);
-    for account in &report.accounts {
-        text.push_str(&format!(
-            "  {:<32}EUR {:>16}\n",
-            account.account, account.balance_eur
-        ));
-    }
-    text.push_str(&format!("  {:<32}EUR {:>16}\n", "total", report.total_eur));
+    let mut rows: Vec<Vec<String>> = report
+        .accounts
+        .iter()
+        .map(|account| vec![kebab_key(&account.account), one_line(&account.balance_eur)])
+        .collect();
+    rows.push(vec!["total".to_owned(), one_line(&report.total_eur)]);
+    text.push_str(&table(&["account", "balance-eur"], rows, &[1]));
     text
+}
+
+/// A name the server sends in snake_case (`eco_climate`, `fte_2_to_50`,
+/// `provider_payable/AG-0012`) in the kebab-case of every readable output; the part after a
+/// `/` (an id or a year) is kept as it is.
+fn kebab_key(key: &str) -> String {
+    let (name, rest) = match key.split_once('/') {
+        Some((name, rest)) => (name, Some(rest)),
+        None => (key, None),
+    };
+    let mut shown = one_line(name).replace('_', "-");
+    if let Some(rest) = rest {
+        shown.push('/');
+        shown.push_str(&one_line(rest));
+    }
+    shown
 }
 
 fn human_year_summary(summary: &api::YearSummary) -> String {
@@ -561,35 +636,52 @@ fn human_year_summary(summary: &api::YearSummary) -> String {
 const HASH_PREFIX_LEN: usize = 16;
 
 fn human_events(events: &[api::AuditEvent]) -> String {
-    let mut text: String = events.iter().map(event_line).collect();
+    let rows: Vec<Vec<String>> = events.iter().filter_map(event_row).collect();
+    let mut text = String::new();
     match events.last().and_then(|last| last.event.as_ref()) {
-        Some(last) => text.push_str(&format!(
-            "{} events; the next page starts at position {}\n",
-            events.len(),
-            last.position + 1
-        )),
+        Some(last) => {
+            text.push_str(&table(
+                &["position", "hash", "recorded-at", "principal", "event"],
+                rows,
+                &[0],
+            ));
+            text.push_str(&format!(
+                "{} events; the next page starts at position {}\n",
+                events.len(),
+                last.position + 1
+            ));
+        }
         None => text.push_str("no events from this position\n"),
     }
     text
 }
 
-/// Position, the first hex digits of the chain hash, time recorded, principal, what happened.
+/// One event of a subscription, printed as it comes: the columns of [`human_events`] with
+/// fixed widths, since a table's widths are known only once every row is.
 fn event_line(audit_event: &api::AuditEvent) -> String {
-    let Some(recorded) = &audit_event.event else {
-        return String::new();
-    };
+    match event_row(audit_event) {
+        Some(cells) => format!(
+            "{:>8}  {:<16}  {:<27}  {:<16}  {}\n",
+            cells[0], cells[1], cells[2], cells[3], cells[4]
+        ),
+        None => String::new(),
+    }
+}
+
+/// Position, the first hex digits of the chain hash, time recorded, principal, what happened.
+fn event_row(audit_event: &api::AuditEvent) -> Option<Vec<String>> {
+    let recorded = audit_event.event.as_ref()?;
     let hash_prefix = audit_event
         .hash
         .get(..HASH_PREFIX_LEN)
         .unwrap_or(&audit_event.hash);
-    format!(
-        "{:>4}  {}  {}  {:<16}  {}\n",
-        recorded.position,
-        hash_prefix,
-        recorded.recorded_at,
-        recorded.principal,
-        event_summary(recorded)
-    )
+    Some(vec![
+        recorded.position.to_string(),
+        one_line(hash_prefix),
+        one_line(&recorded.recorded_at),
+        one_line(&recorded.principal),
+        one_line(&event_summary(recorded)),
+    ])
 }
 
 /// The command-line name of an enum value: `VOUCHER_TYPE_ECO_CLIMATE` becomes `eco-climate`.
@@ -798,8 +890,8 @@ mod tests {
             human(&wallet),
             "wallet of 0403019261 at position 6, registered for 2025\n\
              balance: 7 general\n\
-             batch                                 type         quantity  remaining  paid on     valid until  budget year\n\
-             6f1c3b0e-8d2a-4c55-9b0e-2f4a7d9c1e30  general            10          7  2025-03-10  2026-02-28   2025\n"
+             batch                                 type     quantity  remaining  paid-on     valid-until  budget-year\n\
+             6f1c3b0e-8d2a-4c55-9b0e-2f4a7d9c1e30  general        10          7  2025-03-10  2026-02-28   2025\n"
         );
         let value = json(&wallet);
         assert_eq!(value["balances"][0]["vouchers"], 7);
@@ -856,11 +948,52 @@ mod tests {
             !text.chars().any(|c| c.is_control() && c != '\n'),
             "{text:?}"
         );
-        assert_eq!(text.lines().count(), 2, "{text}");
+        assert_eq!(
+            text.lines().count(),
+            3,
+            "a header, the event, the page: {text}"
+        );
         assert!(
             text.contains("Meuse\\x1b[2J\\x0dforged\\x0areceipt: replayed yes\\x07\\u{85}"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn tables_align_by_display_width_and_names_are_kebab_case() {
+        let text = table(
+            &["provider", "hours"],
+            vec![
+                vec!["Meuse Numérique".to_owned(), "7".to_owned()],
+                vec!["東京研修".to_owned(), "12".to_owned()],
+                vec!["AG-0012".to_owned(), "1500".to_owned()],
+            ],
+            &[1],
+        );
+        assert_eq!(
+            text,
+            "provider         hours\n\
+             Meuse Numérique      7\n\
+             東京研修            12\n\
+             AG-0012           1500\n"
+        );
+        assert_eq!(kebab_key("eco_climate"), "eco-climate");
+        assert_eq!(kebab_key("fte_2_to_50"), "fte-2-to-50");
+        assert_eq!(
+            kebab_key("provider_payable/AG_0012"),
+            "provider-payable/AG_0012",
+            "an id after the slash is kept"
+        );
+        let balance = human(&Answer::TrialBalance(api::TrialBalance {
+            accounts: vec![api::AccountBalance {
+                account: "vouchers_outstanding".to_owned(),
+                balance_eur: "-300.00".to_owned(),
+            }],
+            total_eur: "0.00".to_owned(),
+            as_of_position: 5,
+        }));
+        assert!(balance.contains("vouchers-outstanding"), "{balance}");
+        assert!(!balance.contains('_'), "{balance}");
     }
 
     #[test]
