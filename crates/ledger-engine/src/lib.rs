@@ -518,6 +518,19 @@ struct InFlight {
     sequence: u64,
 }
 
+/// The group being decided: what every decision needs (the rules' context and the time
+/// recorded on the group) and what the accepted commands have added so far.
+struct GroupDraft<'a> {
+    context: Context<'a>,
+    recorded_at: String,
+    /// The accepted commands, for the store, in order.
+    commands: Vec<NewCommand>,
+    /// Their events, for the projections and the answers.
+    decided: Vec<Vec<Event>>,
+    /// The request id of each accepted command, and its index in `commands`.
+    in_group: HashMap<Uuid, usize>,
+}
+
 /// What became of one submission of a group, before the group is durable.
 enum Decision {
     Accepted {
@@ -634,9 +647,13 @@ impl Writer {
             today: business_today(now),
             policy: &policy,
         };
-        let mut commands: Vec<NewCommand> = Vec::new();
-        let mut decided: Vec<Vec<Event>> = Vec::new();
-        let mut in_group: HashMap<Uuid, usize> = HashMap::new();
+        let mut draft = GroupDraft {
+            context,
+            recorded_at,
+            commands: Vec::new(),
+            decided: Vec::new(),
+            in_group: HashMap::new(),
+        };
         let mut decisions = Vec::with_capacity(group.len());
         // A due checkpoint is a snapshot taken before the group changes the state (the
         // projections reach the head only once the group in flight is finished), encoded and
@@ -647,17 +664,16 @@ impl Writer {
 
         for submission in &group {
             let digest = request_digest(&submission.principal, &submission.command);
-            let decision = self.decide_one(
-                submission,
-                digest,
-                &context,
-                &recorded_at,
-                &mut commands,
-                &mut decided,
-                &mut in_group,
-            );
+            let decision = self.decide_one(submission, digest, &mut draft);
             decisions.push(decision);
         }
+        let GroupDraft {
+            recorded_at,
+            commands,
+            decided,
+            in_group,
+            ..
+        } = draft;
 
         let prepared = if commands.is_empty() {
             None
@@ -978,17 +994,19 @@ impl Writer {
 
     // The group's accumulators are separate borrows of `commit_group`'s locals; bundling them
     // in a struct would only move the same eight names elsewhere.
-    #[allow(clippy::too_many_arguments)]
     fn decide_one(
         &mut self,
         submission: &Submission,
         digest: [u8; 32],
-        context: &Context<'_>,
-        recorded_at: &str,
-        commands: &mut Vec<NewCommand>,
-        decided: &mut Vec<Vec<Event>>,
-        in_group: &mut HashMap<Uuid, usize>,
+        draft: &mut GroupDraft<'_>,
     ) -> Decision {
+        let GroupDraft {
+            context,
+            recorded_at,
+            commands,
+            decided,
+            in_group,
+        } = draft;
         // Permission first: who may not act learns nothing about other requests' ids.
         if let Err(refusal) = ledger_domain::authorize(&submission.principal, &submission.command) {
             return Decision::Refused(refusal);
