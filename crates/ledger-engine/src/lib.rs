@@ -34,7 +34,7 @@ use ledger_domain::{
 use ledger_projections::{ProjectionError, Projections};
 use ledger_store::{
     Head, LogReader, NewCommand, NewEvent, RecordedEvent, RetainedSnapshots, Store, StoreError,
-    StoredRequest,
+    StoreOptions, StoredRequest,
 };
 use sha2::{Digest, Sha256};
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -315,9 +315,17 @@ impl Engine {
     /// Opens the log in `config.data_dir`, replays it to rebuild the state, and starts the
     /// writer thread. Blocking: call it before serving, or from `spawn_blocking`.
     pub fn start(config: EngineConfig, clock: Arc<dyn Clock>) -> Result<Engine, StartError> {
-        let mut store = Store::open(&config.data_dir)?;
+        let mut store = Store::open_with_options(
+            &config.data_dir,
+            StoreOptions {
+                defer_index_loading: true,
+                ..StoreOptions::default()
+            },
+        )?;
         recovery::index_names_if_needed(&mut store)?;
         let (Recovered { state, projections }, replayed_events) = recover(&store)?;
+        // Only now: reading every recorded id would compete with the recovery for the CPU.
+        store.load_indexes();
         tracing::info!(
             head_position = store.head().position,
             data_dir = %config.data_dir.display(),

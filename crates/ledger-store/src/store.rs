@@ -113,12 +113,19 @@ pub struct StoreOptions {
     /// `false` is only for bulk loads and benchmarks, which then call [`Store::sync`]: without
     /// it, an appended group may be lost by a crash after it was returned.
     pub flush_every_append: bool,
+    /// Leave the reading of the recorded ids into the fingerprint sets to
+    /// [`Store::load_indexes`] (default `false`: it starts at open). The engine starts it once
+    /// the state is recovered: on two cores the read, which covers the whole database, would
+    /// otherwise compete with loading the checkpoint and delay serving. Until then every
+    /// lookup goes to sled, which is exact.
+    pub defer_index_loading: bool,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
         StoreOptions {
             flush_every_append: true,
+            defer_index_loading: false,
         }
     }
 }
@@ -303,6 +310,11 @@ impl Drop for IdFilter {
     }
 }
 
+/// The id of a key of the index by name.
+fn name_id_of(key: &[u8]) -> Option<Uuid> {
+    keys::name_of(key).map(|(id, _)| id)
+}
+
 impl IdFilter {
     fn fingerprint(request_id: Uuid) -> u64 {
         let bytes = request_id.as_bytes();
@@ -397,10 +409,14 @@ impl Store {
         let last_entry = last_entry(&db)?;
         let stored_record = db.get(keys::HEAD_KEY)?;
         let head = chain::check_head(stored_record.as_deref(), last_entry)?;
-        let requests = IdFilter::load(&db, keys::REQUEST_PREFIX, keys::request_id_of);
-        let names = IdFilter::load(&db, keys::NAME_PREFIX, |key| {
-            keys::name_of(key).map(|(id, _)| id)
-        });
+        let (requests, names) = if options.defer_index_loading {
+            (IdFilter::default(), IdFilter::default())
+        } else {
+            (
+                IdFilter::load(&db, keys::REQUEST_PREFIX, keys::request_id_of),
+                IdFilter::load(&db, keys::NAME_PREFIX, name_id_of),
+            )
+        };
         let stream_versions = load_stream_versions(&db)?;
         if checkpoint::remove_legacy_records(&db)? {
             // Written by a version that kept checkpoints in sled: the next one is a file, and
@@ -436,6 +452,22 @@ impl Store {
             names,
             stream_versions,
         })
+    }
+
+    /// Starts reading the recorded request ids and indexed names into their fingerprint sets,
+    /// for a store opened with [`StoreOptions::defer_index_loading`]; does nothing for a set
+    /// that is being read or was read.
+    pub fn load_indexes(&mut self) {
+        if self.requests.loader.is_none() && self.requests.at_open.get().is_none() {
+            let added = std::mem::take(&mut self.requests.fingerprints);
+            self.requests = IdFilter::load(&self.db, keys::REQUEST_PREFIX, keys::request_id_of);
+            self.requests.fingerprints = added;
+        }
+        if self.names.loader.is_none() && self.names.at_open.get().is_none() {
+            let added = std::mem::take(&mut self.names.fingerprints);
+            self.names = IdFilter::load(&self.db, keys::NAME_PREFIX, name_id_of);
+            self.names.fingerprints = added;
+        }
     }
 
     /// The last position written and its hash.

@@ -358,3 +358,52 @@ fn once_the_indexes_are_loaded_after_a_reopen_recorded_ids_are_still_found() {
         .expect("readable")
         .is_empty());
 }
+
+#[test]
+fn with_deferred_index_loading_ids_are_found_before_and_after_the_load() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let named = uuid(0xabc);
+    {
+        let mut store = Store::open(dir.path()).expect("open a new log");
+        let mut with_name = command(1, &["company/0403019261"]);
+        with_name.events[0].names = Some(named);
+        store
+            .append(vec![with_name, command(2, &[])])
+            .expect("append");
+    }
+    let options = ledger_store::StoreOptions {
+        defer_index_loading: true,
+        ..ledger_store::StoreOptions::default()
+    };
+    let mut store = Store::open_with_options(dir.path(), options).expect("reopen");
+    // Not loaded, and not loading: every lookup goes to sled, and finds what it holds.
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    assert!(!store.indexes_loaded());
+    let check = |store: &Store| {
+        for seed in [1, 2] {
+            assert!(
+                store.request(uuid(seed)).expect("readable").is_some(),
+                "request {seed} found"
+            );
+        }
+        assert_eq!(store.request(uuid(3)).expect("readable"), None);
+        assert_eq!(store.positions_naming(named).expect("readable"), vec![1]);
+    };
+    check(&store);
+    // An append before the load: its id is refused as recorded after the load too.
+    store.append(vec![command(4, &[])]).expect("append");
+    store.load_indexes();
+    let waited = std::time::Instant::now();
+    while !store.indexes_loaded() {
+        assert!(
+            waited.elapsed() < std::time::Duration::from_secs(30),
+            "the indexes are never loaded"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    check(&store);
+    assert!(matches!(
+        store.append(vec![command(4, &[])]),
+        Err(StoreError::RequestAlreadyRecorded { .. })
+    ));
+}
