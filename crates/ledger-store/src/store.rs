@@ -394,6 +394,13 @@ impl Store {
         let conf_path = dir.join(CONF_FILE_NAME);
         sync_path(&conf_path)?;
         sync_directory(dir)?;
+        // And the folder's own name, in its parent: the server creates the data folder when it
+        // is missing, and a new folder whose parent was never synced vanishes, with every
+        // acknowledged event in it, at a power cut (the power-loss test lost a whole new log
+        // this way). The folders above are the operator's, made once.
+        if let Some(parent) = dir.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+            sync_directory(parent)?;
+        }
 
         let last_entry = last_entry(&db)?;
         let stored_record = db.get(keys::HEAD_KEY)?;
