@@ -24,8 +24,8 @@
 //! has to outlive the test process, not a real power cut. Not modelled: hard links, symbolic
 //! links, special files and extended attributes (refused with `ENOSYS`/`EPERM`), renames of a
 //! directory that has unsynced changes inside it (the changes keep their old paths). It needs
-//! `/dev/fuse` and the right to mount (root); [`PowerFs::mount`] fails otherwise, and tests say
-//! so and skip.
+//! `/dev/fuse` and the right to mount (root), and `umount` (util-linux) to unmount;
+//! [`PowerFs::mount`] fails otherwise, and tests say so and skip.
 //!
 //! This crate is for tests only (`publish = false`): nothing in the ledger depends on it.
 
@@ -35,8 +35,9 @@ use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use fuser::{
     BackgroundSession, Config, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags,
@@ -51,6 +52,10 @@ pub const SECTOR_BYTES: u64 = 512;
 /// How long the kernel may cache names and attributes: every change goes through this process,
 /// which answers it, so the kernel's cache stays true; a cut unmounts, which empties it.
 const ATTRIBUTE_TTL: Duration = Duration::from_secs(1);
+/// How long a cut waits for the mount to stop being busy: sled's threads let go of their
+/// files within milliseconds of a drop; a process that is still alive never does.
+pub const UNMOUNT_WAIT: Duration = Duration::from_secs(10);
+const UNMOUNT_RETRY_INTERVAL: Duration = Duration::from_millis(20);
 
 /// What reaches the disk of what was not synced when the power is cut.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,15 +141,38 @@ impl PowerFs {
         Ok(())
     }
 
+    /// Unmounts and waits for the session's thread. A process that just closed its last file
+    /// on the mount (or threads of this one, like sled's after a drop) may keep it busy for a
+    /// moment, so a busy unmount is retried, for at most [`UNMOUNT_WAIT`].
     fn stop(&mut self) -> io::Result<()> {
-        match self.session.take() {
-            Some(session) => session.umount_and_join(),
-            None => Ok(()),
+        let Some(session) = self.session.take() else {
+            return Ok(());
+        };
+        let started = Instant::now();
+        loop {
+            let output = Command::new("umount")
+                .arg(&self.mountpoint)
+                .stdin(Stdio::null())
+                .output()?;
+            if output.status.success() {
+                break;
+            }
+            if started.elapsed() >= UNMOUNT_WAIT {
+                self.session = Some(session);
+                return Err(io::Error::other(format!(
+                    "umount {} failed for {UNMOUNT_WAIT:?}: {}",
+                    self.mountpoint.display(),
+                    String::from_utf8_lossy(&output.stderr).trim()
+                )));
+            }
+            std::thread::sleep(UNMOUNT_RETRY_INTERVAL);
         }
+        // Unmounted: the session's loop ends on its own.
+        session.join()
     }
 
     /// Cuts the power: unmounts (every process with a file open on the mount must have been
-    /// killed already, or the unmount fails with `EBUSY`), puts back on the disk directory
+    /// killed already, or the unmount fails after [`UNMOUNT_WAIT`]), puts back on the disk directory
     /// what was not synced as `cut` says, and mounts again.
     pub fn cut_power(&mut self, cut: PowerCut) -> io::Result<CutReport> {
         self.stop()?;

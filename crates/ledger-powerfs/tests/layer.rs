@@ -131,6 +131,48 @@ fn a_new_file_synced_but_not_its_directory_is_lost() {
 }
 
 #[test]
+fn a_new_folder_synced_with_its_files_but_not_in_its_parent_is_lost_with_them() {
+    let Some(mut mounted) = mount("a_new_folder_synced_but_not_in_its_parent") else {
+        return;
+    };
+    let folder = mounted.path("log");
+    fs::create_dir(&folder).expect("mkdir");
+    let mut file = File::create(folder.join("db")).expect("create");
+    file.write_all(b"acknowledged").expect("write");
+    file.sync_all().expect("fsync of the file");
+    sync_directory(&folder);
+    drop(file);
+
+    mounted
+        .fs
+        .cut_power(PowerCut::DiscardAll)
+        .expect("first cut");
+
+    assert!(
+        !folder.exists(),
+        "the folder's name in its parent was never synced"
+    );
+
+    fs::create_dir(&folder).expect("mkdir again");
+    let mut file = File::create(folder.join("db")).expect("create");
+    file.write_all(b"acknowledged").expect("write");
+    file.sync_all().expect("fsync of the file");
+    sync_directory(&folder);
+    sync_directory(mounted.fs.mountpoint());
+    drop(file);
+
+    mounted
+        .fs
+        .cut_power(PowerCut::DiscardAll)
+        .expect("second cut");
+
+    assert_eq!(
+        fs::read(folder.join("db")).expect("the parent was synced too"),
+        b"acknowledged"
+    );
+}
+
+#[test]
 fn a_rename_without_a_directory_sync_is_lost_and_with_one_survives() {
     let Some(mut mounted) = mount("a_rename_without_a_directory_sync") else {
         return;
