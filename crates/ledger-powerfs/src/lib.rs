@@ -445,6 +445,25 @@ impl Layer {
         self.file(inode)?.set_len(len).map_err(errno)
     }
 
+    /// Creates a regular file at `path` unless one is there, and remembers the new name.
+    /// Whether it was created.
+    fn create_file(&mut self, path: &Path, permissions: u32) -> Result<bool, Errno> {
+        let existed = fs::symlink_metadata(path).is_ok();
+        OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(permissions)
+            .open(path)
+            .map_err(errno)?;
+        if !existed {
+            self.name_changes.push(NameChange::Created {
+                path: path.to_path_buf(),
+            });
+        }
+        Ok(!existed)
+    }
+
     fn move_to_trash(&mut self, path: &Path) -> Result<PathBuf, Errno> {
         let kept_at = self.trash.join(self.trash_next.to_string());
         self.trash_next += 1;
@@ -563,6 +582,13 @@ impl Layer {
     }
 }
 
+fn reply_entry(reply: ReplyEntry, result: Result<FileAttr, Errno>) {
+    match result {
+        Ok(attr) => reply.entry(&ATTRIBUTE_TTL, &attr, Generation(0)),
+        Err(error) => reply.error(error),
+    }
+}
+
 fn errno(error: io::Error) -> Errno {
     error.raw_os_error().map_or(Errno::EIO, Errno::from_i32)
 }
@@ -612,13 +638,10 @@ impl PassthroughFs {
 impl Filesystem for PassthroughFs {
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         let mut layer = self.layer();
-        match layer
+        let result = layer
             .child(parent, name)
-            .and_then(|path| layer.attributes(&path))
-        {
-            Ok(attr) => reply.entry(&ATTRIBUTE_TTL, &attr, Generation(0)),
-            Err(error) => reply.error(error),
-        }
+            .and_then(|path| layer.attributes(&path));
+        reply_entry(reply, result);
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
@@ -685,10 +708,7 @@ impl Filesystem for PassthroughFs {
                 .push(NameChange::MadeDirectory { path: path.clone() });
             layer.attributes(&path)
         })();
-        match result {
-            Ok(attr) => reply.entry(&ATTRIBUTE_TTL, &attr, Generation(0)),
-            Err(error) => reply.error(error),
-        }
+        reply_entry(reply, result);
     }
 
     fn mknod(
@@ -708,21 +728,12 @@ impl Filesystem for PassthroughFs {
         let mut layer = self.layer();
         let result = (|| {
             let path = layer.child(parent, name)?;
-            OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(mode & !umask & 0o7777)
-                .open(&path)
-                .map_err(errno)?;
-            layer
-                .name_changes
-                .push(NameChange::Created { path: path.clone() });
+            if !layer.create_file(&path, mode & !umask & 0o7777)? {
+                return Err(Errno::EEXIST);
+            }
             layer.attributes(&path)
         })();
-        match result {
-            Ok(attr) => reply.entry(&ATTRIBUTE_TTL, &attr, Generation(0)),
-            Err(error) => reply.error(error),
-        }
+        reply_entry(reply, result);
     }
 
     fn create(
@@ -738,26 +749,13 @@ impl Filesystem for PassthroughFs {
         let mut layer = self.layer();
         let result = (|| {
             let path = layer.child(parent, name)?;
-            let existed = fs::symlink_metadata(&path).is_ok();
-            if existed && flags & O_EXCL != 0 {
+            if flags & O_EXCL != 0 && fs::symlink_metadata(&path).is_ok() {
                 return Err(Errno::EEXIST);
             }
-            OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .mode(mode & !umask & 0o7777)
-                .open(&path)
-                .map_err(errno)?;
-            if existed {
-                if flags & O_TRUNC != 0 {
-                    let inode = INodeNo(layer.inode_of(&path));
-                    layer.set_len(inode, 0)?;
-                }
-            } else {
-                layer
-                    .name_changes
-                    .push(NameChange::Created { path: path.clone() });
+            let created = layer.create_file(&path, mode & !umask & 0o7777)?;
+            if !created && flags & O_TRUNC != 0 {
+                let inode = INodeNo(layer.inode_of(&path));
+                layer.set_len(inode, 0)?;
             }
             layer.attributes(&path)
         })();

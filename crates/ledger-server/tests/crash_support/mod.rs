@@ -1772,7 +1772,7 @@ pub async fn campaign(cycles: u32, full_check_every: u32, burst: (Duration, Dura
     campaign_on(cycles, full_check_every, burst, None, None).await
 }
 
-/// [`campaign`] with the data in `data_dir` (a fresh folder of a temporary one by default) and
+/// [`campaign`] with the data in `data_dir` (by default a fresh folder in a temporary one) and
 /// `after_kill` run after every kill.
 pub async fn campaign_on(
     cycles: u32,
