@@ -27,6 +27,9 @@
 //! debug assertions only). The server must stop, must not have acknowledged the group it could
 //! not make durable, and must restart with nothing lost once the disk works again.
 //!
+//! The campaign (load, model, log audit, checks) lives in `crash_support/`, which
+//! `powerloss.rs` runs again with a power cut after every kill.
+//!
 //! `cargo test -p ledger-server --test crash` runs 20 cycles. The long campaign:
 //! `CRASH_CYCLES=500 cargo test --release -p ledger-server --test crash -- --ignored --nocapture`
 //! (`CRASH_SEED=N` repeats the choices of a printed seed; timings still differ).
