@@ -10,15 +10,16 @@ use tempfile::TempDir;
 
 use crate::common::command;
 
-/// A mounted power-loss filesystem and the folders under it, or `None` (said) where FUSE
-/// cannot be mounted.
-fn mount(test: &str) -> Option<(PowerFs, TempDir)> {
+/// The folders of a power-loss filesystem and the mounted filesystem (bound in this order, so
+/// that it is unmounted before its folders are removed), or `None` (said) where FUSE cannot be
+/// mounted.
+fn mount(test: &str) -> Option<(TempDir, PowerFs)> {
     let folders = tempfile::tempdir().expect("a temporary folder");
     let (disk, mountpoint) = (folders.path().join("disk"), folders.path().join("mnt"));
     fs::create_dir(&disk).expect("the disk folder");
     fs::create_dir(&mountpoint).expect("the mountpoint");
     match PowerFs::mount(&disk, &mountpoint) {
-        Ok(power) => Some((power, folders)),
+        Ok(power) => Some((folders, power)),
         Err(error) => {
             println!("skipped {test}: cannot mount a FUSE filesystem here ({error})");
             None
@@ -28,7 +29,7 @@ fn mount(test: &str) -> Option<(PowerFs, TempDir)> {
 
 #[test]
 fn appended_events_of_a_new_log_folder_survive_a_power_cut() {
-    let Some((mut power, _folders)) = mount("appended_events_of_a_new_log_folder_survive") else {
+    let Some((_folders, mut power)) = mount("appended_events_of_a_new_log_folder_survive") else {
         return;
     };
     // A folder the store creates (through sled), as the server does on its first start.
