@@ -11,12 +11,15 @@
 //! and mounts again on the same disk, like the machine coming back up:
 //!
 //! - a file's blocks written since its last sync go back to their synced content, and its
-//!   length to its synced length; with [`PowerCut::Random`], each such block may instead have
-//!   reached the disk whole, or only its first 512-byte sectors (a torn write), and a block
-//!   that reached the disk beyond the synced length makes the file that long;
+//!   length to its synced length; with [`PowerCut::InOrder`], the disk wrote them back in the
+//!   order they were first written and the power went off in one of them: those before it
+//!   reached the disk whole, that one only its first 512-byte sectors (a torn write); with
+//!   [`PowerCut::Reordered`], each one independently may have reached it whole or torn, as a
+//!   cache that writes back in any order would leave it. A block that reached the disk beyond
+//!   the synced length makes the file that long;
 //! - a name created, renamed or removed since its directory was last synced is undone (a new
 //!   file disappears with its content even if the file itself was synced, a renamed file goes
-//!   back to its old name, a removed one comes back); with [`PowerCut::Random`] a prefix of
+//!   back to its old name, a removed one comes back); with a seeded cut a prefix of
 //!   those changes, in the order they were made, may have reached the disk, as a journal
 //!   would commit them.
 //!
@@ -62,10 +65,15 @@ const UNMOUNT_RETRY_INTERVAL: Duration = Duration::from_millis(20);
 pub enum PowerCut {
     /// Nothing: every unsynced block and name change is lost.
     DiscardAll,
-    /// A part drawn from `seed`: each unsynced block is lost, kept whole, or kept up to a
-    /// sector boundary (torn), each with probability 1/3; a prefix of the unsynced name
-    /// changes of random length is kept.
-    Random { seed: u64 },
+    /// A disk that writes back in the order the blocks were first written since their last
+    /// sync, cut partway (the point drawn from `seed`): the blocks before that point reached
+    /// it whole, the block at it only its first sectors (a torn write), the rest nothing. A
+    /// prefix of the unsynced name changes of random length is kept.
+    InOrder { seed: u64 },
+    /// A disk whose cache writes back in any order: each unsynced block (drawn from `seed`) is
+    /// lost, kept whole, or kept up to a sector boundary (torn), each with probability 1/3;
+    /// a prefix of the unsynced name changes of random length is kept.
+    Reordered { seed: u64 },
     /// Each unsynced block keeps its first `sectors` sectors (a torn write of every block);
     /// name changes are lost. For tests of the tearing itself.
     TornSectors { sectors: u64 },
@@ -225,9 +233,10 @@ fn empty_directory(directory: &Path) -> io::Result<()> {
 struct Unsynced {
     /// The file's length when it was last synced.
     synced_len: u64,
-    /// Block index → the block's content at the last sync (shorter than a block, or empty,
+    /// Block index → when it was first written since the last sync (a number that grows
+    /// across all files) and its content at the last sync (shorter than a block, or empty,
     /// where the file ended).
-    blocks: BTreeMap<u64, Vec<u8>>,
+    blocks: BTreeMap<u64, (u64, Vec<u8>)>,
 }
 
 /// A change of names not yet made durable by a sync of its directory.
@@ -329,17 +338,23 @@ impl Rng {
 }
 
 /// What happens to one unsynced block at a cut: how many of its bytes reached the disk.
-fn bytes_kept(cut: PowerCut, rng: &mut Rng, block_len: u64) -> u64 {
+/// `order` is when the block was first written since its file's last sync; `cut_at`, for
+/// [`PowerCut::InOrder`], the order of the block the power went off in.
+fn bytes_kept(cut: PowerCut, rng: &mut Rng, block_len: u64, order: u64, cut_at: u64) -> u64 {
+    let torn = |rng: &mut Rng| {
+        let sectors = 1 + rng.below(BLOCK_BYTES / SECTOR_BYTES - 1);
+        (sectors * SECTOR_BYTES).min(block_len)
+    };
     match cut {
         PowerCut::DiscardAll => 0,
         PowerCut::TornSectors { sectors } => (sectors * SECTOR_BYTES).min(block_len),
-        PowerCut::Random { .. } => match rng.below(3) {
+        PowerCut::InOrder { .. } if order < cut_at => block_len,
+        PowerCut::InOrder { .. } if order == cut_at => torn(rng),
+        PowerCut::InOrder { .. } => 0,
+        PowerCut::Reordered { .. } => match rng.below(3) {
             0 => 0,
             1 => block_len,
-            _ => {
-                let sectors = 1 + rng.below(BLOCK_BYTES / SECTOR_BYTES - 1);
-                (sectors * SECTOR_BYTES).min(block_len)
-            }
+            _ => torn(rng),
         },
     }
 }
@@ -356,6 +371,8 @@ struct Layer {
     unsynced: HashMap<u64, Unsynced>,
     name_changes: Vec<NameChange>,
     trash_next: u64,
+    /// The order number of the next block written for the first time since its last sync.
+    write_order_next: u64,
 }
 
 impl Layer {
@@ -369,6 +386,7 @@ impl Layer {
             unsynced: HashMap::new(),
             name_changes: Vec::new(),
             trash_next: 0,
+            write_order_next: 0,
         };
         layer.paths.insert(INodeNo::ROOT.0, disk.clone());
         layer.inodes.insert(disk, INodeNo::ROOT.0);
@@ -432,7 +450,10 @@ impl Layer {
             let present = len.saturating_sub(start).min(BLOCK_BYTES);
             let mut content = vec![0; usize::try_from(present).map_err(|_| Errno::EFBIG)?];
             file.read_exact_at(&mut content, start).map_err(errno)?;
-            unsynced.blocks.insert(block, content);
+            unsynced
+                .blocks
+                .insert(block, (self.write_order_next, content));
+            self.write_order_next += 1;
         }
         Ok(())
     }
@@ -517,12 +538,23 @@ impl Layer {
     /// the files have now, kept copies of removed files included), then names, newest first.
     fn revert(&mut self, cut: PowerCut) -> io::Result<CutReport> {
         let seed = match cut {
-            PowerCut::Random { seed } => seed,
+            PowerCut::InOrder { seed } | PowerCut::Reordered { seed } => seed,
             _ => 1,
         };
         let mut rng = Rng(seed | 1);
         let mut report = CutReport::default();
         let mut unsynced: Vec<(u64, Unsynced)> = self.unsynced.drain().collect();
+        // In order: the power goes off while the disk writes one of the unsynced blocks (or
+        // after the last one).
+        let mut orders: Vec<u64> = unsynced
+            .iter()
+            .flat_map(|(_, file_state)| file_state.blocks.values().map(|(order, _)| *order))
+            .collect();
+        orders.sort_unstable();
+        let cut_at = orders
+            .get(rng.below(orders.len() as u64 + 1) as usize)
+            .copied()
+            .unwrap_or(u64::MAX);
         // Same seed, same cut: visit the files in a fixed order.
         unsynced.sort_by_key(|(inode, _)| *inode);
         self.open_files.clear();
@@ -537,10 +569,10 @@ impl Layer {
             };
             let len_now = file.metadata()?.len();
             let mut len_after = file_state.synced_len;
-            for (block, synced_content) in &file_state.blocks {
+            for (block, (order, synced_content)) in &file_state.blocks {
                 let start = block * BLOCK_BYTES;
                 let block_len = len_now.saturating_sub(start).min(BLOCK_BYTES);
-                let kept = bytes_kept(cut, &mut rng, block_len);
+                let kept = bytes_kept(cut, &mut rng, block_len, *order, cut_at);
                 match kept {
                     0 => report.blocks_lost += 1,
                     k if k == block_len => report.blocks_kept += 1,
@@ -567,7 +599,9 @@ impl Layer {
         }
         let changes = std::mem::take(&mut self.name_changes);
         let kept_changes = match cut {
-            PowerCut::Random { .. } => rng.below(changes.len() as u64 + 1) as usize,
+            PowerCut::InOrder { .. } | PowerCut::Reordered { .. } => {
+                rng.below(changes.len() as u64 + 1) as usize
+            }
             _ => 0,
         };
         for change in &changes[..kept_changes] {
@@ -1038,7 +1072,7 @@ mod tests {
         let draws = |seed| {
             let mut rng = Rng(seed | 1);
             (0..64)
-                .map(|_| bytes_kept(PowerCut::Random { seed }, &mut rng, BLOCK_BYTES))
+                .map(|_| bytes_kept(PowerCut::Reordered { seed }, &mut rng, BLOCK_BYTES, 0, 0))
                 .collect::<Vec<_>>()
         };
         assert_eq!(draws(7), draws(7));
@@ -1056,8 +1090,14 @@ mod tests {
     fn a_torn_block_keeps_whole_sectors_only_within_the_file() {
         let mut rng = Rng(1);
         let cut = PowerCut::TornSectors { sectors: 3 };
-        assert_eq!(bytes_kept(cut, &mut rng, BLOCK_BYTES), 3 * SECTOR_BYTES);
-        assert_eq!(bytes_kept(cut, &mut rng, 700), 700);
-        assert_eq!(bytes_kept(PowerCut::DiscardAll, &mut rng, BLOCK_BYTES), 0);
+        assert_eq!(
+            bytes_kept(cut, &mut rng, BLOCK_BYTES, 0, 0),
+            3 * SECTOR_BYTES
+        );
+        assert_eq!(bytes_kept(cut, &mut rng, 700, 0, 0), 700);
+        assert_eq!(
+            bytes_kept(PowerCut::DiscardAll, &mut rng, BLOCK_BYTES, 0, 0),
+            0
+        );
     }
 }

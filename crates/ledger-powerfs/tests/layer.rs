@@ -284,8 +284,8 @@ fn a_torn_write_keeps_the_first_sectors_of_each_block() {
 }
 
 #[test]
-fn a_random_cut_leaves_each_sector_old_or_new() {
-    let Some(mut mounted) = mount("a_random_cut_leaves_each_sector_old_or_new") else {
+fn a_reordered_cut_leaves_each_sector_old_or_new() {
+    let Some(mut mounted) = mount("a_reordered_cut_leaves_each_sector_old_or_new") else {
         return;
     };
     let path = mounted.path("log");
@@ -301,7 +301,7 @@ fn a_random_cut_leaves_each_sector_old_or_new() {
 
     let report = mounted
         .fs
-        .cut_power(PowerCut::Random { seed: 42 })
+        .cut_power(PowerCut::Reordered { seed: 42 })
         .expect("cut");
 
     let after = fs::read(&path).expect("read after the cut");
@@ -318,4 +318,51 @@ fn a_random_cut_leaves_each_sector_old_or_new() {
         "{report:?}"
     );
     assert!(after.contains(&1) && after.contains(&2));
+}
+
+#[test]
+fn an_in_order_cut_keeps_the_first_unsynced_writes_and_tears_one() {
+    let Some(mut mounted) = mount("an_in_order_cut_keeps_the_first_unsynced_writes") else {
+        return;
+    };
+    let path = mounted.path("log");
+    let block = usize::try_from(BLOCK_BYTES).expect("block size");
+    let sector = usize::try_from(SECTOR_BYTES).expect("sector size");
+    let blocks = 32;
+    let mut file = File::create(&path).expect("create");
+    file.write_all(b"").expect("write");
+    file.sync_data().expect("fdatasync");
+    sync_directory(mounted.fs.mountpoint());
+    // Appends, one block each, never synced: block i holds the byte i + 1.
+    for index in 0..blocks {
+        file.write_all(&vec![index as u8 + 1; block])
+            .expect("append");
+    }
+    drop(file);
+
+    let report = mounted
+        .fs
+        .cut_power(PowerCut::InOrder { seed: 7 })
+        .expect("cut");
+
+    // What is left is a prefix of the appends: whole blocks, then at most one torn one, cut
+    // at a sector boundary.
+    let after = fs::read(&path).expect("read after the cut");
+    assert_eq!(
+        after.len() % sector,
+        0,
+        "the file ends at a sector boundary"
+    );
+    for (offset, byte) in after.iter().enumerate() {
+        assert_eq!(usize::from(*byte), offset / block + 1, "byte {offset}");
+    }
+    assert!(report.blocks_torn <= 1, "{report:?}");
+    assert_eq!(
+        report.blocks_kept + report.blocks_torn + report.blocks_lost,
+        blocks as u64
+    );
+    assert!(
+        after.len() < blocks * block,
+        "seed 7 cuts the power before the last append"
+    );
 }
