@@ -871,7 +871,7 @@ pub const SLED_CACHE_BYTES_MAX: u64 = 128 * 1024 * 1024;
 /// Opens sled in `dir` after removing the snapshot sled was writing when the process died, if
 /// any.
 ///
-/// sled 0.34 writes a snapshot of its page table every million operations to
+/// sled 0.34 writes a snapshot of its page table, when it opens a log that grew, to
 /// `snap.<lsn>.generating`, syncs it, then renames it `snap.<lsn>`. But when it opens a
 /// database it takes the last of *every* file whose name starts with `snap.`, the unfinished
 /// one included, and refuses to open when that one fails its CRC ("corrupt snapshot file
