@@ -17,8 +17,9 @@
 //! `cargo test -p ledger-server --test powerloss` runs 20 cycles. The long campaign:
 //! `POWERLOSS_CYCLES=200 cargo test --release -p ledger-server --test powerloss -- --ignored --nocapture`
 //! (`CRASH_SEED=N` repeats the choices of a printed seed; `POWERLOSS_REORDERED=1` lets the
-//! unsynced blocks reach the disk in any order instead of the order they were written). Where FUSE cannot be mounted (no
-//! `/dev/fuse`, not root) the tests say so and pass without checking anything.
+//! unsynced blocks reach the disk in any order instead of the order they were written). Where
+//! FUSE cannot be mounted (no `/dev/fuse`, not root) the tests say so and pass without checking
+//! anything.
 
 mod crash_support;
 
