@@ -180,8 +180,8 @@ impl PowerFs {
     }
 
     /// Cuts the power: unmounts (every process with a file open on the mount must have been
-    /// killed already, or the unmount fails after [`UNMOUNT_WAIT`]), puts back on the disk directory
-    /// what was not synced as `cut` says, and mounts again.
+    /// killed already, or the unmount fails after [`UNMOUNT_WAIT`]), puts back on the disk
+    /// directory what was not synced as `cut` says, and mounts again.
     pub fn cut_power(&mut self, cut: PowerCut) -> io::Result<CutReport> {
         self.stop()?;
         let report = {

@@ -397,9 +397,14 @@ impl Store {
         // And the folder's own name, in its parent: the server creates the data folder when it
         // is missing, and a new folder whose parent was never synced vanishes, with every
         // acknowledged event in it, at a power cut (the power-loss test lost a whole new log
-        // this way). The folders above are the operator's, made once.
-        if let Some(parent) = dir.parent().filter(|parent| !parent.as_os_str().is_empty()) {
-            sync_directory(parent)?;
+        // this way). The folders above are the operator's, made once. (A relative `dir` of one
+        // component has the empty path as its parent: the current directory.)
+        if let Some(parent) = dir.parent() {
+            if parent.as_os_str().is_empty() {
+                sync_directory(Path::new("."))?;
+            } else {
+                sync_directory(parent)?;
+            }
         }
 
         let last_entry = last_entry(&db)?;
