@@ -4,6 +4,7 @@ mod backup;
 mod chain_hash;
 mod checkpoint;
 mod common;
+mod power_loss;
 mod properties;
 mod reopen;
 mod tamper;
