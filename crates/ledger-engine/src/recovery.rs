@@ -601,6 +601,7 @@ pub fn rebuild_retaining(
         reader: &reader,
         interval_events: retained_interval_events,
         saved: 0,
+        last_saved: None,
         elapsed: Duration::ZERO,
     };
     let started = Instant::now();
@@ -627,7 +628,9 @@ pub fn rebuild_retaining(
     store
         .append_with_checkpoint(Vec::new(), Some(&bytes))
         .map_err(StartError::Store)?;
-    retaining.save(&head, &recovered.projections);
+    if retaining.last_saved != Some(head.position) {
+        retaining.save(&head, &recovered.projections);
+    }
     Ok(RebuildReport {
         head,
         events: head.position,
@@ -647,6 +650,7 @@ struct Retaining<'a> {
     reader: &'a LogReader,
     interval_events: u64,
     saved: usize,
+    last_saved: Option<u64>,
     elapsed: Duration,
 }
 
@@ -678,7 +682,10 @@ impl Retaining<'_> {
     fn save(&mut self, head: &Head, projections: &Projections) {
         let started = Instant::now();
         match retain_projections(self.retained, head, projections, self.interval_events) {
-            Ok(()) => self.saved += 1,
+            Ok(()) => {
+                self.saved += 1;
+                self.last_saved = Some(head.position);
+            }
             // A missing snapshot costs a longer replay of an `as_of` report, nothing more.
             Err(error) => {
                 tracing::warn!(%error, position = head.position, "retained snapshot not saved")
@@ -706,9 +713,9 @@ pub fn recorded_time_at(
 /// The latest position recorded on or before the end of `date` (UTC), for `as_of_date` reads:
 /// the ledger as it stood at the end of that day. A binary search over positions, reading
 /// about 20 entries for a million: the writer never records a time earlier than the one
-/// before (see `Writer::commit_group`), so recorded times ascend with positions. (In a log
-/// written before that rule, a clock stepped back could break the order for a moment; the
-/// search then answers with a position at such a step, where a scan would too.)
+/// before (see `Writer::recorded_time`), so recorded times ascend with positions. (In a log
+/// written before that rule, where a clock stepped back the times may not ascend; there the
+/// search may answer another position near that step than a scan from position 1 would.)
 pub fn last_position_on(
     reader: &LogReader,
     date: chrono::NaiveDate,
