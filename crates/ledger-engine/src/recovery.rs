@@ -49,11 +49,7 @@ impl Recovered {
     /// the same log, where a reversal's redemption is read back.
     pub fn fold(&mut self, reader: &LogReader, events: LogIter) -> Result<(), StartError> {
         for recorded in events {
-            let recorded = recorded?;
-            let position = recorded.position;
-            let event =
-                decode(&recorded).map_err(|source| StartError::Undecodable { position, source })?;
-            let original = original_of(reader, position, &event)?;
+            let (position, event, original) = read_event(reader, recorded)?;
             self.apply(position, &event, original.as_ref())?;
         }
         Ok(())
@@ -129,12 +125,7 @@ impl Recovered {
             let read_error = read
                 .join()
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-            Some(
-                [read_error, state_error, projection_error]
-                    .into_iter()
-                    .flatten()
-                    .min_by_key(|(order, _)| *order),
-            )
+            Some(first_error([read_error, state_error, projection_error]))
         });
         match outcome {
             Some(Some((_, error))) => Err(error),
@@ -261,6 +252,26 @@ type ReadBatch = Vec<(u64, Event, Option<Redeemed>)>;
 /// position, then the stage (0 read, 1 state, 2 projections).
 type ErrorOrder = (u64, u8);
 
+/// Of the errors the stages of a pipeline stopped at, the one the sequential fold meets first.
+fn first_error<const N: usize>(
+    errors: [Option<(ErrorOrder, StartError)>; N],
+) -> Option<(ErrorOrder, StartError)> {
+    errors.into_iter().flatten().min_by_key(|(order, _)| *order)
+}
+
+/// A recorded event, checked by the read, decoded, and for a reversal with the redemption it
+/// takes back (see [`original_of`]).
+fn read_event(
+    reader: &LogReader,
+    recorded: Result<ledger_store::RecordedEvent, StoreError>,
+) -> Result<(u64, Event, Option<Redeemed>), StartError> {
+    let recorded = recorded?;
+    let position = recorded.position;
+    let event = decode(&recorded).map_err(|source| StartError::Undecodable { position, source })?;
+    let original = original_of(reader, position, &event)?;
+    Ok((position, event, original))
+}
+
 /// The reader of [`Recovered::fold_range_pipelined`] and [`fold_projections_range`]: reads,
 /// checks and decodes `events` (the first at `from_position`) in order and sends them in
 /// batches to every fold. Returns the read's first error, after sending every event before it,
@@ -279,14 +290,7 @@ fn read_batches(
     };
     let mut batch = Vec::with_capacity(PIPELINE_BATCH_EVENTS);
     for (expected_position, recorded) in (from_position..).zip(events) {
-        let decoded = recorded.map_err(StartError::from).and_then(|recorded| {
-            let position = recorded.position;
-            let event =
-                decode(&recorded).map_err(|source| StartError::Undecodable { position, source })?;
-            let original = original_of(reader, position, &event)?;
-            Ok((position, event, original))
-        });
-        match decoded {
+        match read_event(reader, recorded) {
             Ok(event) => batch.push(event),
             Err(error) => {
                 // Sent even if a fold stopped: its own error then comes first anyway.
@@ -369,12 +373,7 @@ pub fn fold_projections_range(
         let read_error = read
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        Some(
-            [read_error, projection_error]
-                .into_iter()
-                .flatten()
-                .min_by_key(|(order, _)| *order),
-        )
+        Some(first_error([read_error, projection_error]))
     });
     match outcome {
         Some(Some((_, error))) => Err(error),
@@ -393,11 +392,7 @@ fn fold_projections_on_one_thread(
     last_position: u64,
 ) -> Result<(), StartError> {
     for recorded in reader.iter(from_position, last_position) {
-        let recorded = recorded?;
-        let position = recorded.position;
-        let event =
-            decode(&recorded).map_err(|source| StartError::Undecodable { position, source })?;
-        let original = original_of(reader, position, &event)?;
+        let (position, event, original) = read_event(reader, recorded)?;
         apply_to_projections(projections, position, &event, original.as_ref())?;
     }
     Ok(())
