@@ -97,11 +97,8 @@ impl CheckpointFile {
                 })
             }
         };
-        Ok(match snapshot_file::decode(KIND, &bytes) {
-            Ok((head, body)) => CheckpointFound::Intact(StoredCheckpoint {
-                head,
-                bytes: body.to_vec(),
-            }),
+        Ok(match snapshot_file::decode_owned(KIND, bytes) {
+            Ok((head, bytes)) => CheckpointFound::Intact(StoredCheckpoint { head, bytes }),
             Err((position, why)) => CheckpointFound::Damaged { position, why },
         })
     }

@@ -105,11 +105,8 @@ impl RetainedSnapshots {
                     continue;
                 }
             };
-            let snapshot = match snapshot_file::decode(KIND, &bytes) {
-                Ok((head, body)) if head.position == saved => RetainedSnapshot {
-                    head,
-                    body: body.to_vec(),
-                },
+            let snapshot = match snapshot_file::decode_owned(KIND, bytes) {
+                Ok((head, body)) if head.position == saved => RetainedSnapshot { head, body },
                 Ok(_) => {
                     tracing::warn!(path = %path.display(), "retained snapshot names another position than its file; using an older one");
                     continue;

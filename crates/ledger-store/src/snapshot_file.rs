@@ -81,6 +81,14 @@ pub(crate) fn decode<'a>(kind: &Kind, bytes: &'a [u8]) -> Result<(Head, &'a [u8]
     Ok((Head { position, hash }, body))
 }
 
+/// [`decode`] of a file read whole, giving its body back in the same buffer: a checkpoint is
+/// tens of megabytes, which a copy would hold twice at a start.
+pub(crate) fn decode_owned(kind: &Kind, mut bytes: Vec<u8>) -> Result<(Head, Vec<u8>), Refused> {
+    let head = decode(kind, &bytes)?.0;
+    bytes.drain(..HEADER_BYTES);
+    Ok((head, bytes))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

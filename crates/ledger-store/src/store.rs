@@ -325,11 +325,14 @@ impl IdFilter {
         u64::from_le_bytes(high) ^ u64::from_le_bytes(low).rotate_left(29)
     }
 
-    /// A filter of the ids under `prefix` (each key read by `id_of`), loaded in the background.
-    fn load(db: &sled::Db, prefix: u8, id_of: fn(&[u8]) -> Option<Uuid>) -> IdFilter {
-        let mut filter = IdFilter::default();
-        let at_open = Arc::clone(&filter.at_open);
-        let stop_loading = Arc::clone(&filter.stop_loading);
+    /// Starts reading the ids under `prefix` (each key read by `id_of`) in the background,
+    /// unless they are being read or were read; the ids inserted meanwhile stay.
+    fn start_loading(&mut self, db: &sled::Db, prefix: u8, id_of: fn(&[u8]) -> Option<Uuid>) {
+        if self.loader.is_some() || self.at_open.get().is_some() {
+            return;
+        }
+        let at_open = Arc::clone(&self.at_open);
+        let stop_loading = Arc::clone(&self.stop_loading);
         let db = db.clone();
         let read = move || {
             let mut fingerprints = HashSet::new();
@@ -356,12 +359,11 @@ impl IdFilter {
             .name("ledger-index-load".into())
             .spawn(read)
         {
-            Ok(loader) => filter.loader = Some(loader),
+            Ok(loader) => self.loader = Some(loader),
             Err(error) => {
                 tracing::warn!(%error, "index thread cannot be started; lookups go to the store")
             }
         }
-        filter
     }
 
     fn may_hold(&self, request_id: Uuid) -> bool {
@@ -421,14 +423,6 @@ impl Store {
         let last_entry = last_entry(&db)?;
         let stored_record = db.get(keys::HEAD_KEY)?;
         let head = chain::check_head(stored_record.as_deref(), last_entry)?;
-        let (requests, names) = if options.defer_index_loading {
-            (IdFilter::default(), IdFilter::default())
-        } else {
-            (
-                IdFilter::load(&db, keys::REQUEST_PREFIX, keys::request_id_of),
-                IdFilter::load(&db, keys::NAME_PREFIX, name_id_of),
-            )
-        };
         let stream_versions = load_stream_versions(&db)?;
         if checkpoint::remove_legacy_records(&db)? {
             // Written by a version that kept checkpoints in sled: the next one is a file, and
@@ -450,7 +444,8 @@ impl Store {
             streams = stream_versions.len(),
             "event log opened"
         );
-        Ok(Store {
+        let defer_index_loading = options.defer_index_loading;
+        let mut store = Store {
             db,
             data_file: Arc::new(data_file),
             data_path,
@@ -460,26 +455,24 @@ impl Store {
                 AtomicU64::new(syncs_before_injected_failure()),
             ),
             checkpoint_file: CheckpointFile::in_data_dir(dir),
-            requests,
-            names,
+            requests: IdFilter::default(),
+            names: IdFilter::default(),
             stream_versions,
-        })
+        };
+        if !defer_index_loading {
+            store.load_indexes();
+        }
+        Ok(store)
     }
 
     /// Starts reading the recorded request ids and indexed names into their fingerprint sets,
     /// for a store opened with [`StoreOptions::defer_index_loading`]; does nothing for a set
     /// that is being read or was read.
     pub fn load_indexes(&mut self) {
-        if self.requests.loader.is_none() && self.requests.at_open.get().is_none() {
-            let added = std::mem::take(&mut self.requests.fingerprints);
-            self.requests = IdFilter::load(&self.db, keys::REQUEST_PREFIX, keys::request_id_of);
-            self.requests.fingerprints = added;
-        }
-        if self.names.loader.is_none() && self.names.at_open.get().is_none() {
-            let added = std::mem::take(&mut self.names.fingerprints);
-            self.names = IdFilter::load(&self.db, keys::NAME_PREFIX, name_id_of);
-            self.names.fingerprints = added;
-        }
+        self.requests
+            .start_loading(&self.db, keys::REQUEST_PREFIX, keys::request_id_of);
+        self.names
+            .start_loading(&self.db, keys::NAME_PREFIX, name_id_of);
     }
 
     /// The last position written and its hash.
