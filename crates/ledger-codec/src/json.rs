@@ -77,167 +77,132 @@ pub fn event(recorded: &pb::Event) -> Value {
         recorded.business_date.clone().into(),
     );
     if let Some(payload) = &recorded.payload {
-        let (name, value) = payload_json(payload);
-        object.insert(name.to_owned(), value);
+        object.insert(crate::payload_field_name(payload), payload_json(payload));
     }
     Value::Object(object)
 }
 
-fn payload_json(payload: &Payload) -> (&'static str, Value) {
+fn payload_json(payload: &Payload) -> Value {
     match payload {
-        Payload::BudgetOpened(opened) => (
-            "budget_opened",
-            json!({ "year": opened.year, "allocated_eur": opened.allocated_eur }),
-        ),
-        Payload::BudgetAdjusted(adjusted) => (
-            "budget_adjusted",
-            json!({
-                "year": adjusted.year,
-                "allocated_eur": adjusted.allocated_eur,
-                "previous_allocated_eur": adjusted.previous_allocated_eur,
-                "reason": adjusted.reason,
-            }),
-        ),
-        Payload::ProviderApproved(approved) => (
-            "provider_approved",
-            json!({
-                "provider_id": approved.provider_id,
-                "name": approved.name,
-                "approved_from": approved.approved_from,
-                "approved_until": approved.approved_until,
-            }),
-        ),
-        Payload::ProviderWithdrawn(withdrawn) => (
-            "provider_withdrawn",
-            json!({
-                "provider_id": withdrawn.provider_id,
-                "withdrawn_from": withdrawn.withdrawn_from,
-                "reason": withdrawn.reason,
-            }),
-        ),
-        Payload::ModuleApproved(approved) => (
-            "module_approved",
-            json!({
-                "module_id": approved.module_id,
-                "provider_id": approved.provider_id,
-                "title": approved.title,
-                "hours_max": approved.hours_max,
-                "accepted_voucher_types": approved
-                    .accepted_voucher_types
-                    .iter()
-                    .map(|value| voucher_type(*value))
-                    .collect::<Vec<_>>(),
-                "themes": approved
-                    .themes
-                    .iter()
-                    .map(|value| enum_name(*value, |known: pb::Theme| known.as_str_name()))
-                    .collect::<Vec<_>>(),
-                "approved_from": approved.approved_from,
-                "approved_until": approved.approved_until,
-            }),
-        ),
-        Payload::ModuleWithdrawn(withdrawn) => (
-            "module_withdrawn",
-            json!({
-                "module_id": withdrawn.module_id,
-                "provider_id": withdrawn.provider_id,
-                "withdrawn_from": withdrawn.withdrawn_from,
-                "reason": withdrawn.reason,
-            }),
-        ),
-        Payload::CompanyRegistered(registered) => (
-            "company_registered",
-            json!({
-                "enterprise_number": registered.enterprise_number,
-                "year": registered.year,
-                "name": registered.name,
-                "legal_form": enum_name(registered.legal_form, |known: pb::LegalForm| known.as_str_name()),
-                "region": enum_name(registered.region, |known: pb::Region| known.as_str_name()),
-                "fte": registered.fte,
-                "turnover_eur": registered.turnover_eur,
-                "balance_sheet_total_eur": registered.balance_sheet_total_eur,
-                "autonomous": registered.autonomous,
-                "secondary_activity_months": registered.secondary_activity_months,
-                "nace_sector": registered.nace_sector,
-                "size_class": enum_name(registered.size_class, |known: pb::SizeClass| known.as_str_name()),
-                "registered_on": registered.registered_on,
-            }),
-        ),
-        Payload::VouchersIssued(issued) => (
-            "vouchers_issued",
-            json!({
-                "enterprise_number": issued.enterprise_number,
-                "batch_id": issued.batch_id,
-                "voucher_type": voucher_type(issued.voucher_type),
-                "quantity": issued.quantity,
-                "payment_date": issued.payment_date,
-                "payment_reference": issued.payment_reference,
-                "paid_amount_eur": issued.paid_amount_eur,
-                "face_value_eur": issued.face_value_eur,
-                "employer_share_eur": issued.employer_share_eur,
-                "region_share_eur": issued.region_share_eur,
-                "budget_year": issued.budget_year,
-                "valid_until": issued.valid_until,
-                "quota": issued.quota,
-                "issued_in_year": issued.issued_in_year,
-                "postings": postings(&issued.postings),
-            }),
-        ),
-        Payload::HoursRedeemed(redeemed) => (
-            "hours_redeemed",
-            json!({
-                "redemption_id": redeemed.redemption_id,
-                "provider_id": redeemed.provider_id,
-                "module_id": redeemed.module_id,
-                "enterprise_number": redeemed.enterprise_number,
-                "worker_pseudonym": redeemed.worker_pseudonym,
-                "trainee_status": enum_name(redeemed.trainee_status, |known: pb::TraineeStatus| known.as_str_name()),
-                "voucher_type": voucher_type(redeemed.voucher_type),
-                "hours": redeemed.hours,
-                "training_date": redeemed.training_date,
-                "draws": draws(&redeemed.draws),
-                "amount_owed_eur": redeemed.amount_owed_eur,
-                "postings": postings(&redeemed.postings),
-            }),
-        ),
-        Payload::RedemptionReversed(reversed) => (
-            "redemption_reversed",
-            json!({
-                "redemption_id": reversed.redemption_id,
-                "provider_id": reversed.provider_id,
-                "enterprise_number": reversed.enterprise_number,
-                "returned": draws(&reversed.returned),
-                "amount_eur": reversed.amount_eur,
-                "reason": reversed.reason,
-                "postings": postings(&reversed.postings),
-                "reversed_on": reversed.reversed_on,
-            }),
-        ),
-        Payload::VouchersExpired(expired) => (
-            "vouchers_expired",
-            json!({
-                "enterprise_number": expired.enterprise_number,
-                "batch_id": expired.batch_id,
-                "voucher_type": voucher_type(expired.voucher_type),
-                "quantity": expired.quantity,
-                "budget_year": expired.budget_year,
-                "valid_until": expired.valid_until,
-                "region_share_released_eur": expired.region_share_released_eur,
-                "employer_share_eur": expired.employer_share_eur,
-                "employer_share_refunded": expired.employer_share_refunded,
-                "postings": postings(&expired.postings),
-                "expired_on": expired.expired_on,
-            }),
-        ),
-        Payload::PayoutRecorded(payout) => (
-            "payout_recorded",
-            json!({
-                "provider_id": payout.provider_id,
-                "amount_eur": payout.amount_eur,
-                "payout_date": payout.payout_date,
-                "payout_reference": payout.payout_reference,
-                "postings": postings(&payout.postings),
-            }),
-        ),
+        Payload::BudgetOpened(opened) => {
+            json!({ "year": opened.year, "allocated_eur": opened.allocated_eur })
+        }
+        Payload::BudgetAdjusted(adjusted) => json!({
+            "year": adjusted.year,
+            "allocated_eur": adjusted.allocated_eur,
+            "previous_allocated_eur": adjusted.previous_allocated_eur,
+            "reason": adjusted.reason,
+        }),
+        Payload::ProviderApproved(approved) => json!({
+            "provider_id": approved.provider_id,
+            "name": approved.name,
+            "approved_from": approved.approved_from,
+            "approved_until": approved.approved_until,
+        }),
+        Payload::ProviderWithdrawn(withdrawn) => json!({
+            "provider_id": withdrawn.provider_id,
+            "withdrawn_from": withdrawn.withdrawn_from,
+            "reason": withdrawn.reason,
+        }),
+        Payload::ModuleApproved(approved) => json!({
+            "module_id": approved.module_id,
+            "provider_id": approved.provider_id,
+            "title": approved.title,
+            "hours_max": approved.hours_max,
+            "accepted_voucher_types": approved
+                .accepted_voucher_types
+                .iter()
+                .map(|value| voucher_type(*value))
+                .collect::<Vec<_>>(),
+            "themes": approved
+                .themes
+                .iter()
+                .map(|value| enum_name(*value, |known: pb::Theme| known.as_str_name()))
+                .collect::<Vec<_>>(),
+            "approved_from": approved.approved_from,
+            "approved_until": approved.approved_until,
+        }),
+        Payload::ModuleWithdrawn(withdrawn) => json!({
+            "module_id": withdrawn.module_id,
+            "provider_id": withdrawn.provider_id,
+            "withdrawn_from": withdrawn.withdrawn_from,
+            "reason": withdrawn.reason,
+        }),
+        Payload::CompanyRegistered(registered) => json!({
+            "enterprise_number": registered.enterprise_number,
+            "year": registered.year,
+            "name": registered.name,
+            "legal_form": enum_name(registered.legal_form, |known: pb::LegalForm| known.as_str_name()),
+            "region": enum_name(registered.region, |known: pb::Region| known.as_str_name()),
+            "fte": registered.fte,
+            "turnover_eur": registered.turnover_eur,
+            "balance_sheet_total_eur": registered.balance_sheet_total_eur,
+            "autonomous": registered.autonomous,
+            "secondary_activity_months": registered.secondary_activity_months,
+            "nace_sector": registered.nace_sector,
+            "size_class": enum_name(registered.size_class, |known: pb::SizeClass| known.as_str_name()),
+            "registered_on": registered.registered_on,
+        }),
+        Payload::VouchersIssued(issued) => json!({
+            "enterprise_number": issued.enterprise_number,
+            "batch_id": issued.batch_id,
+            "voucher_type": voucher_type(issued.voucher_type),
+            "quantity": issued.quantity,
+            "payment_date": issued.payment_date,
+            "payment_reference": issued.payment_reference,
+            "paid_amount_eur": issued.paid_amount_eur,
+            "face_value_eur": issued.face_value_eur,
+            "employer_share_eur": issued.employer_share_eur,
+            "region_share_eur": issued.region_share_eur,
+            "budget_year": issued.budget_year,
+            "valid_until": issued.valid_until,
+            "quota": issued.quota,
+            "issued_in_year": issued.issued_in_year,
+            "postings": postings(&issued.postings),
+        }),
+        Payload::HoursRedeemed(redeemed) => json!({
+            "redemption_id": redeemed.redemption_id,
+            "provider_id": redeemed.provider_id,
+            "module_id": redeemed.module_id,
+            "enterprise_number": redeemed.enterprise_number,
+            "worker_pseudonym": redeemed.worker_pseudonym,
+            "trainee_status": enum_name(redeemed.trainee_status, |known: pb::TraineeStatus| known.as_str_name()),
+            "voucher_type": voucher_type(redeemed.voucher_type),
+            "hours": redeemed.hours,
+            "training_date": redeemed.training_date,
+            "draws": draws(&redeemed.draws),
+            "amount_owed_eur": redeemed.amount_owed_eur,
+            "postings": postings(&redeemed.postings),
+        }),
+        Payload::RedemptionReversed(reversed) => json!({
+            "redemption_id": reversed.redemption_id,
+            "provider_id": reversed.provider_id,
+            "enterprise_number": reversed.enterprise_number,
+            "returned": draws(&reversed.returned),
+            "amount_eur": reversed.amount_eur,
+            "reason": reversed.reason,
+            "postings": postings(&reversed.postings),
+            "reversed_on": reversed.reversed_on,
+        }),
+        Payload::VouchersExpired(expired) => json!({
+            "enterprise_number": expired.enterprise_number,
+            "batch_id": expired.batch_id,
+            "voucher_type": voucher_type(expired.voucher_type),
+            "quantity": expired.quantity,
+            "budget_year": expired.budget_year,
+            "valid_until": expired.valid_until,
+            "region_share_released_eur": expired.region_share_released_eur,
+            "employer_share_eur": expired.employer_share_eur,
+            "employer_share_refunded": expired.employer_share_refunded,
+            "postings": postings(&expired.postings),
+            "expired_on": expired.expired_on,
+        }),
+        Payload::PayoutRecorded(payout) => json!({
+            "provider_id": payout.provider_id,
+            "amount_eur": payout.amount_eur,
+            "payout_date": payout.payout_date,
+            "payout_reference": payout.payout_reference,
+            "postings": postings(&payout.postings),
+        }),
     }
 }

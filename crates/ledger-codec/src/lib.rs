@@ -316,6 +316,69 @@ fn decode_draws(draws: &[pb::BatchDraw]) -> Result<Vec<BatchDraw>, DecodeError> 
         .collect()
 }
 
+/// The event types of the stored schema, each written once here as an identifier: the
+/// compiler checks it against both the protobuf `Payload` and the domain `Event`, so neither
+/// can gain a type this list lacks. From it come the names an audit filter may give
+/// ([`EVENT_TYPE_NAMES`], [`payload_type_name`]) and, in snake case, the JSON export's key
+/// ([`payload_field_name`]), which is the payload's field in the `Event.payload` oneof.
+macro_rules! event_types {
+    ($($name:ident),+ $(,)?) => {
+        /// The payload message names of `voucherledger.event.v1.Event`, in the schema's order.
+        pub const EVENT_TYPE_NAMES: &[&str] = &[$(stringify!($name)),+];
+
+        /// The payload message name of a stored event, as in [`EVENT_TYPE_NAMES`].
+        pub fn payload_type_name(payload: &pb::event::Payload) -> &'static str {
+            match payload {
+                $(pb::event::Payload::$name(_) => stringify!($name)),+
+            }
+        }
+
+        /// The payload message name of a domain event: the same as its stored payload's.
+        pub fn event_type_name(event: &Event) -> &'static str {
+            match event {
+                $(Event::$name(_) => stringify!($name)),+
+            }
+        }
+    };
+}
+
+event_types!(
+    BudgetOpened,
+    BudgetAdjusted,
+    ProviderApproved,
+    ProviderWithdrawn,
+    ModuleApproved,
+    ModuleWithdrawn,
+    CompanyRegistered,
+    VouchersIssued,
+    HoursRedeemed,
+    RedemptionReversed,
+    VouchersExpired,
+    PayoutRecorded,
+);
+
+/// The payload's field name in the `Event.payload` oneof (`vouchers_issued`): the snake case of
+/// its message name, as the schema names every field.
+pub fn payload_field_name(payload: &pb::event::Payload) -> String {
+    snake_case(payload_type_name(payload))
+}
+
+/// `VouchersIssued` → `vouchers_issued`.
+pub fn snake_case(camel: &str) -> String {
+    let mut snake = String::with_capacity(camel.len() + 4);
+    for (index, character) in camel.chars().enumerate() {
+        if character.is_ascii_uppercase() {
+            if index > 0 {
+                snake.push('_');
+            }
+            snake.push(character.to_ascii_lowercase());
+        } else {
+            snake.push(character);
+        }
+    }
+    snake
+}
+
 /// The protobuf payload of a domain event.
 pub fn encode_event(event: &Event) -> pb::event::Payload {
     use pb::event::Payload;

@@ -12,20 +12,20 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use ledger_codec::{payload_type_name, EVENT_TYPE_NAMES};
 use ledger_engine::{Subscription, SubscriptionError};
-use ledger_proto::event::v1::event::Payload;
 use ledger_proto::v1 as api;
 use ledger_proto::v1::audit_service_server::AuditService;
 use ledger_store::{LogReader, RecordedEvent, StoreError, STREAM_BYTES_MAX};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::{Code, Request, Response, Status};
-use tonic_types::{ErrorDetails, StatusExt};
+use tonic::{Request, Response, Status};
+use tonic_types::StatusExt;
 
 use crate::auth::{may_call, may_read, Read, Role};
 use crate::services::{head_message, store_status, unavailable, Ledger};
-use crate::status::{server_status, ERROR_DOMAIN};
+use crate::status::{server_status, server_status_with, ServerReason};
 
 /// Most events one `ReadEvents` call sends: a page is at most a few megabytes (events are at
 /// most 4 KiB), read in a few milliseconds, so that no call holds the log for long.
@@ -47,40 +47,6 @@ pub const SUBSCRIBE_HEARTBEAT_INTERVAL_MS: u64 = 5_000;
 /// Most stream prefixes in a subscription filter: a filter is checked against every event.
 pub const SUBSCRIBE_STREAM_PREFIXES_MAX: usize = 32;
 
-/// The payload message names of `voucherledger.event.v1.Event`, which a filter may name.
-pub const EVENT_TYPES: [&str; 12] = [
-    "BudgetOpened",
-    "BudgetAdjusted",
-    "ProviderApproved",
-    "ProviderWithdrawn",
-    "ModuleApproved",
-    "ModuleWithdrawn",
-    "CompanyRegistered",
-    "VouchersIssued",
-    "HoursRedeemed",
-    "RedemptionReversed",
-    "VouchersExpired",
-    "PayoutRecorded",
-];
-
-/// The payload message name of a stored event, as in [`EVENT_TYPES`].
-pub fn event_type(payload: &Payload) -> &'static str {
-    match payload {
-        Payload::BudgetOpened(_) => "BudgetOpened",
-        Payload::BudgetAdjusted(_) => "BudgetAdjusted",
-        Payload::ProviderApproved(_) => "ProviderApproved",
-        Payload::ProviderWithdrawn(_) => "ProviderWithdrawn",
-        Payload::ModuleApproved(_) => "ModuleApproved",
-        Payload::ModuleWithdrawn(_) => "ModuleWithdrawn",
-        Payload::CompanyRegistered(_) => "CompanyRegistered",
-        Payload::VouchersIssued(_) => "VouchersIssued",
-        Payload::HoursRedeemed(_) => "HoursRedeemed",
-        Payload::RedemptionReversed(_) => "RedemptionReversed",
-        Payload::VouchersExpired(_) => "VouchersExpired",
-        Payload::PayoutRecorded(_) => "PayoutRecorded",
-    }
-}
-
 /// A subscription's filter, checked: an event passes when its stream starts with one of the
 /// prefixes (any stream when there is none) and its type is one of the types (any when none).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -94,12 +60,10 @@ impl EventFilter {
         let Some(filter) = filter else {
             return Ok(EventFilter::default());
         };
-        let invalid = |reason: &str, field: &str, message: String| {
-            crate::status::invalid_field_status(reason, field, message)
-        };
+        let invalid = crate::status::invalid_field_status;
         if filter.stream_prefixes.len() > SUBSCRIBE_STREAM_PREFIXES_MAX {
             return Err(invalid(
-                "TEXT_TOO_LONG",
+                ServerReason::TextTooLong,
                 "filter.stream_prefixes",
                 format!(
                     "a filter has at most {SUBSCRIBE_STREAM_PREFIXES_MAX} stream prefixes, not {}",
@@ -113,7 +77,7 @@ impl EventFilter {
             .find(|prefix| prefix.len() > STREAM_BYTES_MAX)
         {
             return Err(invalid(
-                "TEXT_TOO_LONG",
+                ServerReason::TextTooLong,
                 "filter.stream_prefixes",
                 format!(
                     "a stream prefix of {} bytes is longer than a stream name ({STREAM_BYTES_MAX})",
@@ -123,14 +87,17 @@ impl EventFilter {
         }
         let mut event_types = Vec::with_capacity(filter.event_types.len());
         for name in &filter.event_types {
-            let Some(known) = EVENT_TYPES.iter().find(|known| **known == name.as_str()) else {
+            let Some(known) = EVENT_TYPE_NAMES
+                .iter()
+                .find(|known| **known == name.as_str())
+            else {
                 let shown: String = name.chars().take(64).collect();
                 return Err(invalid(
-                    "UNKNOWN_EVENT_TYPE",
+                    ServerReason::UnknownEventType,
                     "filter.event_types",
                     format!(
                         "unknown event type {shown:?}; known: {}",
-                        EVENT_TYPES.join(", ")
+                        EVENT_TYPE_NAMES.join(", ")
                     ),
                 ));
             };
@@ -154,7 +121,7 @@ impl EventFilter {
             || event
                 .payload
                 .as_ref()
-                .is_some_and(|payload| self.event_types.contains(&event_type(payload)));
+                .is_some_and(|payload| self.event_types.contains(&payload_type_name(payload)));
         stream_passes && type_passes
     }
 }
@@ -169,8 +136,7 @@ fn audit_event(recorded: RecordedEvent) -> api::AuditEvent {
 
 /// A status with an `ErrorInfo` whose metadata says where the subscriber stands.
 fn subscription_status(
-    code: Code,
-    reason: &str,
+    reason: ServerReason,
     message: String,
     last_delivered_position: u64,
     resume_from_position: u64,
@@ -185,8 +151,7 @@ fn subscription_status(
             resume_from_position.to_string(),
         ),
     ]);
-    let details = ErrorDetails::with_error_info(reason, ERROR_DOMAIN, metadata);
-    Status::with_error_details(code, message, details)
+    server_status_with(reason, message, metadata)
 }
 
 /// Sends `message` on a stream, waiting while its buffer is full unless the server is
@@ -217,7 +182,7 @@ async fn read_chunk(
             .collect::<Result<Vec<_>, StoreError>>()
     })
     .await
-    .map_err(|_| server_status(Code::Internal, "STORE_ERROR", "the log read stopped"))?
+    .map_err(|_| server_status(ServerReason::StoreError, "the log read stopped"))?
     .map_err(|error| store_status(&error))
 }
 
@@ -279,8 +244,7 @@ async fn run_subscription(
                 let resume_from_position = subscription.next_position();
                 let status = match error {
                     SubscriptionError::Lagged { next_position } => subscription_status(
-                        Code::ResourceExhausted,
-                        "SUBSCRIBER_TOO_SLOW",
+                        ServerReason::SubscriberTooSlow,
                         format!(
                             "the subscriber fell too far behind the log; resume from position {next_position}"
                         ),
@@ -288,8 +252,7 @@ async fn run_subscription(
                         next_position,
                     ),
                     SubscriptionError::Stopped => subscription_status(
-                        Code::Unavailable,
-                        "LEDGER_UNAVAILABLE",
+                        ServerReason::LedgerUnavailable,
                         format!(
                             "the ledger is stopping; resume from position {resume_from_position}"
                         ),
@@ -300,8 +263,7 @@ async fn run_subscription(
                     SubscriptionError::Gap { expected, found } => {
                         tracing::error!(expected, found, "live events skipped positions");
                         server_status(
-                            Code::Internal,
-                            "STORE_ERROR",
+                            ServerReason::StoreError,
                             "the subscription lost its place in the log",
                         )
                     }
@@ -352,7 +314,11 @@ const BACKUP_PATH_BYTES_MAX: usize = 4096;
 
 fn backup_target(text: &str) -> Result<PathBuf, Status> {
     let invalid = |message: &str| {
-        crate::status::invalid_field_status("INVALID_BACKUP_DIR", "target_dir", message.to_owned())
+        crate::status::invalid_field_status(
+            ServerReason::InvalidBackupDir,
+            "target_dir",
+            message.to_owned(),
+        )
     };
     if text.is_empty() {
         return Err(invalid("the backup folder is empty"));
@@ -380,13 +346,11 @@ fn backup_target(text: &str) -> Result<PathBuf, Status> {
 fn backup_status(error: &StoreError) -> Status {
     match error {
         StoreError::BackupTargetNotEmpty { path } => server_status(
-            Code::FailedPrecondition,
-            "BACKUP_DIR_NOT_EMPTY",
+            ServerReason::BackupDirNotEmpty,
             format!("backup folder {} exists and is not empty", path.display()),
         ),
         StoreError::Io { path, source } => server_status(
-            Code::FailedPrecondition,
-            "BACKUP_FAILED",
+            ServerReason::BackupFailed,
             format!("backup folder {}: {source}", path.display()),
         ),
         other => {
@@ -506,8 +470,10 @@ impl Ledger {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ledger_proto::event::v1::event::Payload;
     use ledger_proto::event::v1::{BudgetOpened, Event, HoursRedeemed};
     use prost::Message;
+    use tonic::Code;
 
     fn event(stream: &str, payload: Payload) -> Event {
         Event {
@@ -574,22 +540,22 @@ mod tests {
             .flat_map(|file| &file.message_type)
             .find(|message| message.name() == "Event")
             .expect("the Event message");
-        let mut in_schema: Vec<String> = event
+        // Each payload as (message name, field name), in the schema's order.
+        let in_schema: Vec<(String, String)> = event
             .field
             .iter()
             .filter(|field| field.oneof_index.is_some())
             .map(|field| {
-                field
-                    .type_name()
-                    .rsplit('.')
-                    .next()
-                    .unwrap_or_default()
-                    .to_owned()
+                let message = field.type_name().rsplit('.').next().unwrap_or_default();
+                (message.to_owned(), field.name().to_owned())
             })
             .collect();
-        in_schema.sort();
-        let mut known: Vec<String> = EVENT_TYPES.iter().map(|name| (*name).to_owned()).collect();
-        known.sort();
+        // The JSON export keys a payload by the snake case of its name: that must be the
+        // schema's field name, as in the protobuf JSON mapping of a oneof.
+        let known: Vec<(String, String)> = EVENT_TYPE_NAMES
+            .iter()
+            .map(|name| ((*name).to_owned(), ledger_codec::snake_case(name)))
+            .collect();
         assert_eq!(known, in_schema);
     }
 

@@ -12,10 +12,10 @@ use sha2::{Digest, Sha256};
 use tonic::metadata::MetadataMap;
 use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 use tonic::transport::CertificateDer;
-use tonic::{Code, Request, Status};
+use tonic::{Request, Status};
 
 use crate::edge::Authenticated;
-use crate::status::server_status;
+use crate::status::{server_status, ServerReason};
 
 /// Longest `authorization` header value accepted, in bytes.
 const AUTHORIZATION_BYTES_MAX: usize = 512;
@@ -39,9 +39,8 @@ impl Tokens {
     /// could be read differently by a proxy in front and by us; a value we would have to
     /// trim is a client bug to surface, not to guess around.
     pub fn principal(&self, metadata: &MetadataMap) -> Result<Principal, Status> {
-        let unauthenticated = |message: &str| {
-            server_status(Code::Unauthenticated, "UNAUTHENTICATED", message.to_owned())
-        };
+        let unauthenticated =
+            |message: &str| server_status(ServerReason::Unauthenticated, message.to_owned());
         let mut headers = metadata.get_all("authorization").iter();
         let header = headers
             .next()
@@ -99,8 +98,7 @@ type PeerCertificates = Option<Arc<Vec<CertificateDer<'static>>>>;
 /// The principal of a mutual-TLS caller: the leaf of the chain that rustls verified against
 /// the client CA during the handshake.
 fn certificate_principal(peer_certificates: PeerCertificates) -> Result<Principal, Status> {
-    let unauthenticated =
-        |message: String| server_status(Code::Unauthenticated, "UNAUTHENTICATED", message);
+    let unauthenticated = |message: String| server_status(ServerReason::Unauthenticated, message);
     let chain =
         peer_certificates.ok_or_else(|| unauthenticated("no client certificate".to_owned()))?;
     let leaf = chain
@@ -179,8 +177,7 @@ pub fn may_read(principal: &Principal, read: &Read<'_>) -> Result<(), Status> {
         return Ok(());
     }
     Err(server_status(
-        Code::PermissionDenied,
-        "PERMISSION_DENIED",
+        ServerReason::PermissionDenied,
         format!("principal {principal} may not read this"),
     ))
 }
@@ -198,8 +195,7 @@ pub fn may_call(principal: &Principal, allowed: &[Role]) -> Result<(), Status> {
         return Ok(());
     }
     Err(server_status(
-        Code::PermissionDenied,
-        "PERMISSION_DENIED",
+        ServerReason::PermissionDenied,
         format!("principal {principal} may not call this"),
     ))
 }

@@ -34,7 +34,9 @@ use tonic::server::NamedService;
 use tonic::{Code, Status};
 
 use crate::services::Ledger;
-use crate::status::{malformed_request_status, request_too_large_status, server_status};
+use crate::status::{
+    malformed_request_status, request_too_large_status, server_status, ServerReason,
+};
 
 /// How much earlier than the client's deadline the edge answers a write, at most, in
 /// milliseconds: its answer must cross the network before the client's own timer fires (a
@@ -182,8 +184,7 @@ fn grpc_timeout(headers: &http::HeaderMap) -> Option<Duration> {
 fn outcome_unknown() -> Status {
     tracing::info!("a write's deadline passed before its answer; its outcome is unknown");
     server_status(
-        Code::DeadlineExceeded,
-        "LEDGER_OUTCOME_UNKNOWN",
+        ServerReason::LedgerOutcomeUnknown,
         "the call's deadline passed before the write was answered; it may have been made: retry with the same request id",
     )
 }

@@ -14,12 +14,13 @@ use ledger_proto::v1::provider_service_server::ProviderService;
 use ledger_proto::v1::report_service_server::ReportService;
 use ledger_store::{ChainBreak, StoreError};
 use prost::Message;
-use tonic::{Code, Request, Response, Status};
+use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::auth::{may_call, may_read, Authentication, Read, Role};
 use crate::status::{
     invalid_field_status, item_status, refusal_status, request_too_large_status, server_status,
+    ServerReason,
 };
 use crate::wire;
 
@@ -204,14 +205,14 @@ impl Ledger {
         let items = items(message);
         if items.is_empty() {
             return Err(invalid_field_status(
-                "BATCH_EMPTY",
+                ServerReason::BatchEmpty,
                 "items",
                 "a batch holds at least one item".to_owned(),
             ));
         }
         if items.len() > BATCH_LEN_MAX {
             return Err(invalid_field_status(
-                "BATCH_TOO_LONG",
+                ServerReason::BatchTooLong,
                 "items",
                 format!(
                     "batch of {} items is longer than {BATCH_LEN_MAX} items",
@@ -354,19 +355,15 @@ impl Ledger {
             engine.projections_as_of(position).map_err(|error| {
                 tracing::error!(%error, position, "point-in-time replay failed");
                 server_status(
-                    Code::DataLoss,
-                    "REPLAY_FAILED",
+                    ServerReason::ReplayFailed,
                     format!("the log cannot be replayed to position {position}"),
                 )
             })
         })
         .await
         .map_err(|_| {
-            server_status(
-                Code::Internal,
-                "REPLAY_FAILED",
-                "the point-in-time replay stopped",
-            )
+            // The replay's thread died: our fault, not the log's.
+            server_status(ServerReason::StoreError, "the point-in-time replay stopped")
         })??;
         answer(&rebuilt).map_err(|refusal| refusal_status(&refusal))
     }
@@ -402,8 +399,7 @@ fn error_info_reason(status: &tonic_types::pb::Status) -> Option<String> {
 
 pub(crate) fn unavailable() -> Status {
     server_status(
-        Code::Unavailable,
-        "LEDGER_UNAVAILABLE",
+        ServerReason::LedgerUnavailable,
         "the ledger's writer is not running; retry with the same request id",
     )
 }
@@ -411,17 +407,12 @@ pub(crate) fn unavailable() -> Status {
 pub(crate) fn store_status(error: &StoreError) -> Status {
     match error {
         StoreError::ChainBroken(ChainBreak { position, .. }) => server_status(
-            Code::DataLoss,
-            "CHAIN_BROKEN",
+            ServerReason::ChainBroken,
             format!("the event log's hash chain is broken at position {position}"),
         ),
         other => {
             tracing::error!(error = %other, "event log read failed");
-            server_status(
-                Code::Internal,
-                "STORE_ERROR",
-                "the event log cannot be read",
-            )
+            server_status(ServerReason::StoreError, "the event log cannot be read")
         }
     }
 }

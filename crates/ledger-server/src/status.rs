@@ -1,6 +1,7 @@
 //! The one place where a refusal becomes a gRPC status: a code, a lowercase message, a
 //! `google.rpc.ErrorInfo` with the stable reason, and a `google.rpc.BadRequest` naming the field
-//! when the input was malformed. No other module builds a `tonic::Status` from a refusal.
+//! when the input was malformed. The reasons are the domain's [`Refusal`]s and the server's own
+//! [`ServerReason`]s, each with one code here; no other module builds a `tonic::Status`.
 
 use std::collections::HashMap;
 
@@ -10,6 +11,101 @@ use tonic_types::{ErrorDetails, StatusExt};
 
 /// The `ErrorInfo.domain` of every error of this API.
 pub const ERROR_DOMAIN: &str = "voucherledger.v1";
+
+/// A reason the server gives of its own, beside the domain's [`Refusal`]s: authentication,
+/// the size and shape of a request, batches, the audit calls, and the state of the ledger
+/// itself. Each has exactly one gRPC code, in [`ServerReason::code`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServerReason {
+    Unauthenticated,
+    PermissionDenied,
+    RequestTooLarge,
+    MalformedRequest,
+    BatchEmpty,
+    BatchTooLong,
+    TextTooLong,
+    UnknownEventType,
+    InvalidBackupDir,
+    BackupDirNotEmpty,
+    BackupFailed,
+    SubscriberTooSlow,
+    LedgerUnavailable,
+    LedgerOutcomeUnknown,
+    ReplayFailed,
+    ChainBroken,
+    StoreError,
+}
+
+impl ServerReason {
+    /// Every server reason, for the README table test.
+    pub const ALL: [ServerReason; 17] = [
+        ServerReason::Unauthenticated,
+        ServerReason::PermissionDenied,
+        ServerReason::RequestTooLarge,
+        ServerReason::MalformedRequest,
+        ServerReason::BatchEmpty,
+        ServerReason::BatchTooLong,
+        ServerReason::TextTooLong,
+        ServerReason::UnknownEventType,
+        ServerReason::InvalidBackupDir,
+        ServerReason::BackupDirNotEmpty,
+        ServerReason::BackupFailed,
+        ServerReason::SubscriberTooSlow,
+        ServerReason::LedgerUnavailable,
+        ServerReason::LedgerOutcomeUnknown,
+        ServerReason::ReplayFailed,
+        ServerReason::ChainBroken,
+        ServerReason::StoreError,
+    ];
+
+    /// The stable `ErrorInfo.reason`. `TEXT_TOO_LONG` and `PERMISSION_DENIED` are also domain
+    /// reasons: a client sees one meaning whichever side found it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServerReason::Unauthenticated => "UNAUTHENTICATED",
+            ServerReason::PermissionDenied => "PERMISSION_DENIED",
+            ServerReason::RequestTooLarge => "REQUEST_TOO_LARGE",
+            ServerReason::MalformedRequest => "MALFORMED_REQUEST",
+            ServerReason::BatchEmpty => "BATCH_EMPTY",
+            ServerReason::BatchTooLong => "BATCH_TOO_LONG",
+            ServerReason::TextTooLong => "TEXT_TOO_LONG",
+            ServerReason::UnknownEventType => "UNKNOWN_EVENT_TYPE",
+            ServerReason::InvalidBackupDir => "INVALID_BACKUP_DIR",
+            ServerReason::BackupDirNotEmpty => "BACKUP_DIR_NOT_EMPTY",
+            ServerReason::BackupFailed => "BACKUP_FAILED",
+            ServerReason::SubscriberTooSlow => "SUBSCRIBER_TOO_SLOW",
+            ServerReason::LedgerUnavailable => "LEDGER_UNAVAILABLE",
+            ServerReason::LedgerOutcomeUnknown => "LEDGER_OUTCOME_UNKNOWN",
+            ServerReason::ReplayFailed => "REPLAY_FAILED",
+            ServerReason::ChainBroken => "CHAIN_BROKEN",
+            ServerReason::StoreError => "STORE_ERROR",
+        }
+    }
+
+    /// The gRPC code every answer with this reason carries.
+    pub fn code(self) -> Code {
+        match self {
+            ServerReason::Unauthenticated => Code::Unauthenticated,
+            ServerReason::PermissionDenied => Code::PermissionDenied,
+            ServerReason::RequestTooLarge
+            | ServerReason::MalformedRequest
+            | ServerReason::BatchEmpty
+            | ServerReason::BatchTooLong
+            | ServerReason::TextTooLong
+            | ServerReason::UnknownEventType
+            | ServerReason::InvalidBackupDir => Code::InvalidArgument,
+            ServerReason::BackupDirNotEmpty | ServerReason::BackupFailed => {
+                Code::FailedPrecondition
+            }
+            ServerReason::SubscriberTooSlow => Code::ResourceExhausted,
+            ServerReason::LedgerUnavailable => Code::Unavailable,
+            ServerReason::LedgerOutcomeUnknown => Code::DeadlineExceeded,
+            // The log holds what cannot be folded or chained: not a retryable failure.
+            ServerReason::ReplayFailed | ServerReason::ChainBroken => Code::DataLoss,
+            ServerReason::StoreError => Code::Internal,
+        }
+    }
+}
 
 /// The gRPC code of a refusal, and the request field it is about when the input was malformed.
 pub fn classify(refusal: &Refusal) -> (Code, Option<&'static str>) {
@@ -94,10 +190,11 @@ pub fn refusal_status(refusal: &Refusal) -> Status {
 
 /// INVALID_ARGUMENT with a reason of the server's own and a `BadRequest` naming the field, for
 /// malformed input that is not a domain refusal (subscription filters, backup folders).
-pub fn invalid_field_status(reason: &str, field: &str, message: String) -> Status {
-    let mut details = ErrorDetails::with_error_info(reason, ERROR_DOMAIN, HashMap::new());
+pub fn invalid_field_status(reason: ServerReason, field: &str, message: String) -> Status {
+    debug_assert_eq!(reason.code(), Code::InvalidArgument, "{reason:?}");
+    let mut details = ErrorDetails::with_error_info(reason.as_str(), ERROR_DOMAIN, HashMap::new());
     details.add_bad_request_violation(field, message.clone());
-    Status::with_error_details(Code::InvalidArgument, message, details)
+    Status::with_error_details(reason.code(), message, details)
 }
 
 /// The `google.rpc.Status` of one item of a batch: the code, message and details (ErrorInfo,
@@ -128,17 +225,19 @@ pub fn request_too_large_status(bytes: Option<usize>, bytes_max: usize) -> Statu
         }
         None => format!("request is larger than {bytes_max} bytes"),
     };
-    let details = ErrorDetails::with_error_info("REQUEST_TOO_LARGE", ERROR_DOMAIN, metadata);
-    Status::with_error_details(Code::InvalidArgument, message, details)
+    let reason = ServerReason::RequestTooLarge;
+    let details = ErrorDetails::with_error_info(reason.as_str(), ERROR_DOMAIN, metadata);
+    Status::with_error_details(reason.code(), message, details)
 }
 
 /// INVALID_ARGUMENT / MALFORMED_REQUEST: the body is not an encoded message of the call's type.
 /// `detail` is what the decoder said (it never holds the body's bytes).
 pub fn malformed_request_status(detail: &str) -> Status {
     let detail = detail.trim_end_matches('.');
-    let details = ErrorDetails::with_error_info("MALFORMED_REQUEST", ERROR_DOMAIN, HashMap::new());
+    let reason = ServerReason::MalformedRequest;
+    let details = ErrorDetails::with_error_info(reason.as_str(), ERROR_DOMAIN, HashMap::new());
     Status::with_error_details(
-        Code::InvalidArgument,
+        reason.code(),
         format!(
             "the request body cannot be decoded: {}",
             detail.to_lowercase()
@@ -148,9 +247,19 @@ pub fn malformed_request_status(detail: &str) -> Status {
 }
 
 /// A status with a reason of the server's own (authentication, size, availability).
-pub fn server_status(code: Code, reason: &str, message: impl Into<String>) -> Status {
-    let details = ErrorDetails::with_error_info(reason, ERROR_DOMAIN, HashMap::new());
-    Status::with_error_details(code, message, details)
+pub fn server_status(reason: ServerReason, message: impl Into<String>) -> Status {
+    server_status_with(reason, message, HashMap::new())
+}
+
+/// [`server_status`] with `ErrorInfo.metadata`: what a client needs to act on the answer
+/// (where a subscriber resumes, say).
+pub fn server_status_with(
+    reason: ServerReason,
+    message: impl Into<String>,
+    metadata: HashMap<String, String>,
+) -> Status {
+    let details = ErrorDetails::with_error_info(reason.as_str(), ERROR_DOMAIN, metadata);
+    Status::with_error_details(reason.code(), message, details)
 }
 
 #[cfg(test)]
@@ -161,7 +270,8 @@ mod tests {
     use tonic::Code;
     use tonic_types::StatusExt;
 
-    use super::{classify, refusal_status, ERROR_DOMAIN};
+    use super::{classify, refusal_status, server_status, ServerReason, ERROR_DOMAIN};
+    use crate::metrics::calls::code_name;
 
     const README: &str = include_str!("../../../README.md");
 
@@ -356,17 +466,6 @@ mod tests {
         ]
     }
 
-    fn code_name(code: Code) -> &'static str {
-        match code {
-            Code::InvalidArgument => "INVALID_ARGUMENT",
-            Code::FailedPrecondition => "FAILED_PRECONDITION",
-            Code::NotFound => "NOT_FOUND",
-            Code::AlreadyExists => "ALREADY_EXISTS",
-            Code::PermissionDenied => "PERMISSION_DENIED",
-            _ => "OTHER",
-        }
-    }
-
     #[test]
     fn every_variant_has_an_example() {
         let mut seen: Vec<usize> = examples().iter().map(variant_index).collect();
@@ -412,6 +511,34 @@ mod tests {
                 "messages start lowercase and have no trailing period: {message}"
             );
         }
+    }
+
+    #[test]
+    fn readme_lists_every_server_reason_with_its_code() {
+        for reason in ServerReason::ALL {
+            let row = format!("| `{}` | {} |", reason.as_str(), code_name(reason.code()));
+            assert!(README.contains(&row), "README.md lacks the row {row}");
+        }
+    }
+
+    #[test]
+    fn a_server_status_carries_its_reason_and_code() {
+        for reason in ServerReason::ALL {
+            let status = server_status(reason, "the message");
+            assert_eq!(status.code(), reason.code(), "{reason:?}");
+            let info = status.get_details_error_info().expect("error info");
+            assert_eq!(info.reason, reason.as_str());
+            assert_eq!(info.domain, ERROR_DOMAIN);
+        }
+        let reasons: std::collections::HashSet<&str> = ServerReason::ALL
+            .iter()
+            .map(|reason| reason.as_str())
+            .collect();
+        assert_eq!(
+            reasons.len(),
+            ServerReason::ALL.len(),
+            "reasons are distinct"
+        );
     }
 
     #[test]

@@ -495,8 +495,7 @@ mod tests {
     #[test]
     fn the_status_and_reason_are_read_from_headers() {
         let status = crate::status::server_status(
-            Code::Unavailable,
-            "LEDGER_UNAVAILABLE",
+            crate::status::ServerReason::LedgerUnavailable,
             "the ledger's writer is not running",
         );
         let response = status.into_http::<tonic::body::Body>();
