@@ -5,11 +5,10 @@
 //! It never reaches into the server's crates: what it knows of the server is the command line,
 //! the `voucher-ledger listening on ADDR` line and the gRPC API, as a deployment script would.
 
-use std::fs::File;
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::process::ExitStatus;
+
+use ledger_testkit::{read_log, Process, STOP_WAIT};
 
 use ledger_proto::v1::administration_service_client::AdministrationServiceClient;
 use ledger_proto::v1::audit_service_client::AuditServiceClient;
@@ -18,41 +17,25 @@ use ledger_proto::v1::provider_service_client::ProviderServiceClient;
 use ledger_proto::v1::report_service_client::ReportServiceClient;
 use ledger_proto::v1::{self as api, GetHeadRequest, Head};
 use tempfile::TempDir;
-use tonic::metadata::MetadataValue;
 use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
 use tonic_types::{FieldViolation, StatusExt};
 
+pub use ledger_testkit::bearer as with_token;
 /// The demo configuration's bearer tokens (`config/demo.toml`).
-pub const ADMINISTRATION: &str = "demo-administration-token";
-pub const OPERATOR: &str = "demo-operator-token";
-pub const PROVIDER_AG_0012: &str = "demo-provider-AG-0012-token";
-pub const PROVIDER_AG_0099: &str = "demo-provider-AG-0099-token";
-pub const AUDITOR: &str = "demo-auditor-token";
+pub use ledger_testkit::tokens::{
+    ADMINISTRATION, AUDITOR, OPERATOR, PROVIDER_AG_0012, PROVIDER_AG_0099,
+};
 
 /// The `ErrorInfo.domain` of every error of the API.
 pub const ERROR_DOMAIN: &str = "voucherledger.v1";
-
-/// Longest wait for the server to print its address. A start takes well under a second; the
-/// margin is for a 2-core machine busy with other builds.
-const START_WAIT: Duration = Duration::from_secs(30);
-/// Longest wait for the server to exit after SIGTERM: it finishes the requests in flight and
-/// flushes, which takes milliseconds.
-const STOP_WAIT: Duration = Duration::from_secs(30);
-/// How often the exit of the process is polled while waiting for it.
-const EXIT_POLL_INTERVAL: Duration = Duration::from_millis(10);
-
-const LISTENING_PREFIX: &str = "voucher-ledger listening on ";
-
-fn workspace_root() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
-}
 
 /// A running `voucher-ledger serve --demo` process. Dropping it kills the process if it still
 /// runs; [`Server::stop`] stops it the way an operator would, with SIGTERM.
 #[derive(Debug)]
 pub struct Server {
-    process: Child,
+    // Declared before `home`: the process is killed before its folder is removed.
+    process: Process,
     /// Holds `data/` (the store) and `server-N.log` (the stderr of the N-th start). `None` only
     /// once `stop` has handed it back.
     home: Option<TempDir>,
@@ -78,67 +61,16 @@ impl Server {
     /// Starts a server on `home/data`, which may hold the store of an earlier run.
     async fn start_in(home: TempDir, generation: u32) -> Server {
         let log_path = home.path().join(format!("server-{generation}.log"));
-        let log = File::create(&log_path).expect("the server's log file can be created");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_voucher-ledger"));
+        let mut command = ledger_testkit::command(
+            env!("CARGO_BIN_EXE_voucher-ledger"),
+            &["serve", "--demo", "--listen", "127.0.0.1:0"],
+        );
         command
-            .arg("serve")
-            .arg("--demo")
-            .args(["--listen", "127.0.0.1:0"])
             .arg("--data")
             .arg(home.path().join("data"))
-            .env(
-                "VOUCHER_LEDGER__POLICY_FILE",
-                workspace_root().join("config/policy.toml"),
-            )
-            .current_dir(home.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            // A file rather than a pipe: nobody has to drain it, and it is read back when a
-            // test fails or looks for what the server logged.
-            .stderr(Stdio::from(log));
-        // Settings of the environment the tests run in must not leak into the server.
-        for (name, _) in std::env::vars_os() {
-            if name.to_string_lossy().starts_with("VOUCHER_LEDGER__")
-                && name != "VOUCHER_LEDGER__POLICY_FILE"
-            {
-                command.env_remove(name);
-            }
-        }
-        let mut process = command
-            .spawn()
-            .expect("the voucher-ledger binary can be started");
-
-        let stdout = process.stdout.take().expect("stdout is piped");
-        let (sender, receiver) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            for line in lines.by_ref() {
-                let Ok(line) = line else { return };
-                if let Some(address) = line.strip_prefix(LISTENING_PREFIX) {
-                    let _ = sender.send(address.trim().to_owned());
-                    break;
-                }
-            }
-            // Keep draining, so that the server never blocks on a full pipe.
-            lines.for_each(drop);
-        });
-        // Ends early when the process exits (the sender is dropped with the thread).
-        let address = tokio::task::spawn_blocking(move || receiver.recv_timeout(START_WAIT))
-            .await
-            .expect("the wait for the server's address does not panic");
-        let address = match address {
-            Ok(address) => address,
-            Err(_) => {
-                let _ = process.kill();
-                let status = process.wait();
-                panic!(
-                    "voucher-ledger did not print `{LISTENING_PREFIX}ADDR` within {START_WAIT:?} \
-                     (exit: {status:?}); its stderr:\n{}",
-                    read_log(&log_path)
-                );
-            }
-        };
-        let channel = Channel::from_shared(format!("http://{address}"))
+            .current_dir(home.path());
+        let process = Process::started(&mut command, &log_path).await;
+        let channel = Channel::from_shared(process.uri())
             .expect("the printed address makes a valid uri")
             .connect()
             .await
@@ -180,34 +112,19 @@ impl Server {
             .expect("an auditor may read the head")
     }
 
-    /// Sends SIGTERM, as systemd or an operator would. The `kill` command rather than a crate:
-    /// the workspace forbids unsafe code and has no signal crate, and `kill` is on every Unix.
+    /// Sends SIGTERM, as systemd or an operator would.
     pub fn send_sigterm(&self) {
-        let status = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.process.id().to_string())
-            .status()
-            .expect("the kill command runs");
-        assert!(status.success(), "kill -TERM failed: {status}");
+        self.process.send_sigterm();
     }
 
-    /// Waits for the process to exit after [`Server::send_sigterm`], at most `STOP_WAIT`.
+    /// Waits for the process to exit after [`Server::send_sigterm`].
     pub async fn wait_for_exit(&mut self) -> ExitStatus {
-        let deadline = Instant::now() + STOP_WAIT;
-        loop {
-            if let Some(status) = self
-                .process
-                .try_wait()
-                .expect("the server's exit status can be read")
-            {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
+        match self.process.wait_for_exit(STOP_WAIT).await {
+            Some(status) => status,
+            None => panic!(
                 "voucher-ledger still runs {STOP_WAIT:?} after SIGTERM; its stderr:\n{}",
                 self.log()
-            );
-            tokio::time::sleep(EXIT_POLL_INTERVAL).await;
+            ),
         }
     }
 
@@ -226,11 +143,7 @@ impl Server {
 
     /// The folder of a server that has exited, for a restart.
     pub fn into_stopped(mut self) -> StoppedServer {
-        let exited = self
-            .process
-            .try_wait()
-            .expect("the server's exit status can be read");
-        assert!(exited.is_some(), "the server still runs");
+        assert!(self.process.try_wait().is_some(), "the server still runs");
         StoppedServer {
             home: self.home.take().expect("a server owns its folder"),
             generation: self.generation,
@@ -244,19 +157,7 @@ impl Server {
 
     /// What the server has written to stderr so far, in this start.
     pub fn log(&self) -> String {
-        match &self.home {
-            Some(home) => read_log(&home.path().join(format!("server-{}.log", self.generation))),
-            None => String::new(),
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Ok(None) = self.process.try_wait() {
-            let _ = self.process.kill();
-            let _ = self.process.wait();
-        }
+        self.process.log()
     }
 }
 
@@ -286,19 +187,6 @@ impl StoppedServer {
     pub fn data_dir(&self) -> PathBuf {
         self.home.path().join("data")
     }
-}
-
-fn read_log(path: &Path) -> String {
-    std::fs::read_to_string(path).unwrap_or_else(|error| format!("<{path:?} unreadable: {error}>"))
-}
-
-/// `message` with `authorization: Bearer <token>` metadata.
-pub fn with_token<T>(message: T, token: &str) -> Request<T> {
-    let mut request = Request::new(message);
-    let value =
-        MetadataValue::try_from(format!("Bearer {token}")).expect("a demo token is valid metadata");
-    request.metadata_mut().insert("authorization", value);
-    request
 }
 
 /// One caller of the five services: a connection and the token it sends, if any.

@@ -7,10 +7,8 @@
 //! commands run on folders of stopped servers (or copies of them), as an auditor would.
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use ledger_proto::event::v1::{event::Payload, Event, LogEntry, RequestRecord};
@@ -22,98 +20,40 @@ use ledger_proto::v1::report_service_client::ReportServiceClient;
 use ledger_proto::v1::{self as api, subscribe_response::Message as Streamed};
 use prost::Message;
 use sha2::{Digest, Sha256};
-use tonic::metadata::MetadataValue;
 use tonic::transport::Channel;
-use tonic::{Code, Request, Status};
+use tonic::{Code, Status};
 use tonic_types::StatusExt;
 
-const ADMINISTRATION: &str = "demo-administration-token";
-const OPERATOR: &str = "demo-operator-token";
-const PROVIDER: &str = "demo-provider-AG-0012-token";
-const AUDITOR: &str = "demo-auditor-token";
+use ledger_testkit::bearer as with_token;
+use ledger_testkit::tokens::{ADMINISTRATION, AUDITOR, OPERATOR, PROVIDER_AG_0012 as PROVIDER};
+use ledger_testkit::Process;
 
-/// Longest wait for a server to start or stop, or for a subscriber to see the head: generous,
-/// for a 2-core machine busy with other builds.
+/// Longest wait for a subscriber to see the head: generous, for a 2-core machine busy with
+/// other builds.
 const WAIT_MAX: Duration = Duration::from_secs(120);
 
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .expect("the workspace root exists")
-}
-
-/// `voucher-ledger ARGS` with the environment's `VOUCHER_LEDGER__*` settings removed.
+/// `voucher-ledger ARGS` with a clean environment.
 fn voucher_ledger(args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_voucher-ledger"));
-    command
-        .args(args)
-        .env(
-            "VOUCHER_LEDGER__POLICY_FILE",
-            workspace_root().join("config/policy.toml"),
-        )
-        .env_remove("VOUCHER_LEDGER_LOG");
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("VOUCHER_LEDGER__")
-            && name != "VOUCHER_LEDGER__POLICY_FILE"
-        {
-            command.env_remove(name);
-        }
-    }
-    command
+    ledger_testkit::command(env!("CARGO_BIN_EXE_voucher-ledger"), args)
 }
 
 /// A running `voucher-ledger serve --demo` on a folder of the caller's.
 struct Server {
-    process: Child,
+    process: Process,
     channel: Channel,
-    log_path: PathBuf,
 }
 
 impl Server {
     async fn start(data: &Path) -> Server {
-        let log_path = data.with_extension("server.log");
-        let log = File::create(&log_path).expect("a log file");
-        let mut process = voucher_ledger(&["serve", "--demo", "--listen", "127.0.0.1:0"])
-            .arg("--data")
-            .arg(data)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log))
-            .spawn()
-            .expect("voucher-ledger starts");
-        let stdout = process.stdout.take().expect("stdout is piped");
-        let (sender, receiver) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            for line in lines.by_ref() {
-                let Ok(line) = line else { return };
-                if let Some(address) = line.strip_prefix("voucher-ledger listening on ") {
-                    let _ = sender.send(address.trim().to_owned());
-                    break;
-                }
-            }
-            lines.for_each(drop);
-        });
-        let address = tokio::task::spawn_blocking(move || receiver.recv_timeout(WAIT_MAX))
-            .await
-            .expect("the wait does not panic")
-            .unwrap_or_else(|_| {
-                panic!(
-                    "no address printed; stderr:\n{}",
-                    std::fs::read_to_string(&log_path).unwrap_or_default()
-                )
-            });
-        let channel = Channel::from_shared(format!("http://{address}"))
+        let mut command = voucher_ledger(&["serve", "--demo", "--listen", "127.0.0.1:0"]);
+        command.arg("--data").arg(data);
+        let process = Process::started(&mut command, &data.with_extension("server.log")).await;
+        let channel = Channel::from_shared(process.uri())
             .expect("a valid uri")
             .connect()
             .await
             .expect("the server accepts a connection");
-        Server {
-            process,
-            channel,
-            log_path: data.with_extension("server.log"),
-        }
+        Server { process, channel }
     }
 
     fn audit(&self) -> AuditServiceClient<Channel> {
@@ -129,43 +69,9 @@ impl Server {
     }
 
     /// SIGTERM, then waits for a clean exit.
-    async fn stop(mut self) {
-        let status = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.process.id().to_string())
-            .status()
-            .expect("kill runs");
-        assert!(status.success());
-        let deadline = Instant::now() + WAIT_MAX;
-        loop {
-            if let Some(status) = self.process.try_wait().expect("exit status") {
-                assert!(
-                    status.success(),
-                    "voucher-ledger exited with {status}; stderr:\n{}",
-                    std::fs::read_to_string(&self.log_path).unwrap_or_default()
-                );
-                return;
-            }
-            assert!(Instant::now() < deadline, "the server does not stop");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+    async fn stop(self) {
+        self.process.stop().await;
     }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Ok(None) = self.process.try_wait() {
-            let _ = self.process.kill();
-            let _ = self.process.wait();
-        }
-    }
-}
-
-fn with_token<T>(message: T, token: &str) -> Request<T> {
-    let mut request = Request::new(message);
-    let value = MetadataValue::try_from(format!("Bearer {token}")).expect("ascii token");
-    request.metadata_mut().insert("authorization", value);
-    request
 }
 
 fn request_id() -> String {
@@ -1089,7 +995,7 @@ async fn server_with_a_tiny_broadcast(
     use ledger_server::services::Ledger;
 
     let policy = PolicyTable::from_toml_str(
-        &std::fs::read_to_string(workspace_root().join("config/policy.toml")).expect("policy"),
+        &std::fs::read_to_string(ledger_testkit::policy_file()).expect("policy"),
     )
     .expect("the policy parses");
     let mut config = EngineConfig::new(data, policy);

@@ -3,26 +3,20 @@
 //! every value came from, mistakes stop it with a message naming the key, the variable or the
 //! folder, and the log filter follows `RUST_LOG` under `VOUCHER_LEDGER_LOG`.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::process::{Command, Output, Stdio};
 
-/// How long the server may take to open its store and print its address: well under a second,
-/// with a margin for a loaded two-core machine.
-const SERVER_START_TIMEOUT_MS: u64 = 60_000;
+use ledger_testkit::Process;
 
-/// The binary, with no setting or log filter inherited from the environment of the test run.
+/// The binary, with no setting or log filter inherited from the environment of the test run,
+/// and not even the repository's policy table: these tests run it as an operator would, from a
+/// folder of their own.
 fn voucher_ledger(folder: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_voucher-ledger"));
-    command.current_dir(folder).stdin(Stdio::null());
-    for (name, _) in std::env::vars_os() {
-        let name = name.to_string_lossy();
-        if name.starts_with("VOUCHER_LEDGER") || name == "RUST_LOG" {
-            command.env_remove(name.as_ref());
-        }
-    }
+    let mut command = ledger_testkit::command::<&str>(env!("CARGO_BIN_EXE_voucher-ledger"), &[]);
+    command
+        .env_remove("VOUCHER_LEDGER__POLICY_FILE")
+        .current_dir(folder)
+        .stdin(Stdio::null());
     command
 }
 
@@ -37,63 +31,30 @@ fn stderr(output: &Output) -> String {
 /// A server started with `command`, its stderr kept in a file.
 #[derive(Debug)]
 struct Server {
-    child: Child,
+    process: Process,
     address: String,
-    log: std::path::PathBuf,
 }
 
 impl Server {
-    /// Starts it and waits for its `listening on` line; `None` with the log when it exits first.
+    /// Starts it and waits for its `listening on` line; `Err` with the log when it exits first.
     fn start(command: &mut Command, log: &Path) -> Result<Server, String> {
-        let log_file = std::fs::File::create(log).expect("a log file");
-        let mut child = command
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log_file))
-            .spawn()
-            .expect("voucher-ledger starts");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (sender, receiver) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Some(address) = line.strip_prefix("voucher-ledger listening on ") {
-                    let _ = sender.send(address.trim().to_owned());
-                }
-            }
-        });
-        match receiver.recv_timeout(Duration::from_millis(SERVER_START_TIMEOUT_MS)) {
-            Ok(address) => Ok(Server {
-                child,
-                address,
-                log: log.to_owned(),
-            }),
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                Err(std::fs::read_to_string(log).unwrap_or_default())
-            }
-        }
+        let process = Process::spawn(command, log).map_err(|failure| failure.stderr)?;
+        Ok(Server {
+            address: process.address().to_owned(),
+            process,
+        })
     }
 
     /// SIGTERM, then its exit status and log.
     fn stop(mut self) -> (std::process::ExitStatus, String) {
-        let terminated = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("kill runs");
-        assert!(terminated.success());
-        let status = self.child.wait().expect("the server exits");
-        (
-            status,
-            std::fs::read_to_string(&self.log).unwrap_or_default(),
-        )
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.process.send_sigterm();
+        let status = loop {
+            if let Some(status) = self.process.try_wait() {
+                break status;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        };
+        (status, self.process.log())
     }
 }
 

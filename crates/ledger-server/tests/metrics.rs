@@ -4,115 +4,55 @@
 //! Servers run with the demo configuration on 127.0.0.1:0 and folders of their own; the
 //! metrics listener too is on port 0, its address read from the line `serve` prints.
 
-use std::fs::File;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use ledger_proto::v1 as api;
 use ledger_proto::v1::administration_service_client::AdministrationServiceClient;
 use ledger_proto::v1::audit_service_client::AuditServiceClient;
-use tonic::metadata::MetadataValue;
 use tonic::transport::Channel;
 use tonic::Request;
 
-const ADMINISTRATION: &str = "demo-administration-token";
-const AUDITOR: &str = "demo-auditor-token";
-
-/// Longest wait for a server to start or stop: generous, for a 2-core machine busy with other
-/// builds.
-const WAIT_MAX: Duration = Duration::from_secs(120);
+use ledger_testkit::bearer as with_token;
+use ledger_testkit::tokens::{ADMINISTRATION, AUDITOR};
+use ledger_testkit::Process;
 
 const METRICS_PREFIX: &str = "voucher-ledger metrics on http://";
-const LISTENING_PREFIX: &str = "voucher-ledger listening on ";
 
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .expect("the workspace root exists")
-}
+/// Longest wait for a metrics answer: generous, for a 2-core machine busy with other builds.
+const WAIT_MAX: Duration = Duration::from_secs(120);
 
-/// `voucher-ledger ARGS` with the environment's `VOUCHER_LEDGER__*` settings and `OTEL_*`
-/// variables removed.
+/// `voucher-ledger ARGS` with a clean environment.
 fn voucher_ledger(args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_voucher-ledger"));
-    command
-        .args(args)
-        .env(
-            "VOUCHER_LEDGER__POLICY_FILE",
-            workspace_root().join("config/policy.toml"),
-        )
-        .env_remove("VOUCHER_LEDGER_LOG");
-    for (name, _) in std::env::vars_os() {
-        let text = name.to_string_lossy();
-        // The OpenTelemetry variables too: a test asks for trace export only on purpose.
-        if (text.starts_with("VOUCHER_LEDGER__") && name != "VOUCHER_LEDGER__POLICY_FILE")
-            || text.starts_with("OTEL_")
-        {
-            command.env_remove(name);
-        }
-    }
-    command
+    ledger_testkit::command(env!("CARGO_BIN_EXE_voucher-ledger"), args)
 }
 
 /// A running `voucher-ledger serve --demo`, with what it printed before it was ready.
 struct Server {
-    process: Child,
+    process: Process,
     channel: Channel,
     /// `host:port` of the metrics listener, when `serve` announced one.
     metrics: Option<String>,
-    log_path: PathBuf,
 }
 
 impl Server {
     /// With `extra` arguments after the usual ones, and `env` added to the environment.
     async fn start(data: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
-        let log_path = data.with_extension("server.log");
-        let log = File::create(&log_path).expect("a log file");
-        let mut process = voucher_ledger(&["serve", "--demo", "--listen", "127.0.0.1:0"])
+        let mut command = voucher_ledger(&["serve", "--demo", "--listen", "127.0.0.1:0"]);
+        command
             .arg("--data")
             .arg(data)
             .args(extra)
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log))
-            .spawn()
-            .expect("voucher-ledger starts");
-        let stdout = process.stdout.take().expect("stdout is piped");
-        let (sender, receiver) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            let mut before = Vec::new();
-            for line in lines.by_ref() {
-                let Ok(line) = line else { return };
-                if let Some(address) = line.strip_prefix(LISTENING_PREFIX) {
-                    let _ = sender.send((address.trim().to_owned(), before));
-                    break;
-                }
-                before.push(line);
-            }
-            lines.for_each(drop);
-        });
-        let (address, before) =
-            tokio::task::spawn_blocking(move || receiver.recv_timeout(WAIT_MAX))
-                .await
-                .expect("the wait does not panic")
-                .unwrap_or_else(|_| {
-                    panic!(
-                        "no address printed; stderr:\n{}",
-                        std::fs::read_to_string(&log_path).unwrap_or_default()
-                    )
-                });
-        let metrics = before.iter().find_map(|line| {
-            line.strip_prefix(METRICS_PREFIX)
-                .and_then(|rest| rest.strip_suffix("/metrics"))
-                .map(str::to_owned)
-        });
-        let channel = Channel::from_shared(format!("http://{address}"))
+            .envs(env.iter().copied());
+        let process = Process::started(&mut command, &data.with_extension("server.log")).await;
+        let metrics = process
+            .announced_after(METRICS_PREFIX)
+            .and_then(|rest| rest.strip_suffix("/metrics"))
+            .map(str::to_owned);
+        let channel = Channel::from_shared(process.uri())
             .expect("a valid uri")
             .connect()
             .await
@@ -121,7 +61,6 @@ impl Server {
             process,
             channel,
             metrics,
-            log_path: data.with_extension("server.log"),
         }
     }
 
@@ -142,43 +81,9 @@ impl Server {
     }
 
     /// SIGTERM, then waits for a clean exit.
-    async fn stop(mut self) {
-        let status = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.process.id().to_string())
-            .status()
-            .expect("kill runs");
-        assert!(status.success());
-        let deadline = Instant::now() + WAIT_MAX;
-        loop {
-            if let Some(status) = self.process.try_wait().expect("exit status") {
-                assert!(
-                    status.success(),
-                    "voucher-ledger exited with {status}; stderr:\n{}",
-                    std::fs::read_to_string(&self.log_path).unwrap_or_default()
-                );
-                return;
-            }
-            assert!(Instant::now() < deadline, "the server does not stop");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+    async fn stop(self) {
+        self.process.stop().await;
     }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Ok(None) = self.process.try_wait() {
-            let _ = self.process.kill();
-            let _ = self.process.wait();
-        }
-    }
-}
-
-fn with_token<T>(message: T, token: &str) -> Request<T> {
-    let mut request = Request::new(message);
-    let value = MetadataValue::try_from(format!("Bearer {token}")).expect("ascii token");
-    request.metadata_mut().insert("authorization", value);
-    request
 }
 
 /// An HTTP/1.1 answer: status code, headers (names lowercase), body.
@@ -500,7 +405,7 @@ async fn without_metrics_listen_nothing_is_served() {
     let home = tempfile::tempdir().expect("temp dir");
     let server = Server::start(&home.path().join("data"), &[], &[]).await;
     assert_eq!(server.metrics, None, "serve announced no metrics address");
-    let log = std::fs::read_to_string(&server.log_path).unwrap_or_default();
+    let log = server.process.log();
     assert!(!log.contains("metrics serving"), "{log}");
     server.stop().await;
 }

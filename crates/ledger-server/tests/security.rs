@@ -10,11 +10,8 @@
 //!
 //! Certificates are made by each run with rcgen; no key material is committed.
 
-use std::fs::File;
-use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ledger_proto::event::v1::{LegalForm, Region, Theme, TraineeStatus, VoucherType};
@@ -33,20 +30,12 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 use tonic::{Code, Request, Status};
 use tonic_types::StatusExt;
 
-/// Longest wait for the server to print its address: a start takes well under a second; the
-/// margin is for a 2-core machine busy with other builds.
-const START_WAIT: Duration = Duration::from_secs(60);
-/// Longest wait for the server to exit after SIGTERM.
-const STOP_WAIT: Duration = Duration::from_secs(30);
-const LISTENING_PREFIX: &str = "voucher-ledger listening on ";
 /// A pseudonym key for the tests' own servers (hex of 32 bytes), passed in the environment as
 /// an operator would; it is not the demo's.
 const TEST_PSEUDONYM_KEY_HEX: &str =
     "5e3c0a7d1f2b4c6e8a9b0c1d2e3f405162738495a6b7c8d9eaf0b1c2d3e4f5a6";
 
-fn workspace_root() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
-}
+use ledger_testkit::{workspace_root, Process};
 
 // ---------------------------------------------------------------------------------------------
 // Certificates
@@ -132,10 +121,10 @@ impl Authority {
 
 /// A running `voucher-ledger serve`, its stdout and stderr captured in files of its home.
 struct Server {
-    process: Child,
+    // Declared before `home`: the process is killed before its folder is removed.
+    process: Process,
     address: SocketAddr,
-    /// `None` only once `stop` has handed it back.
-    home: Option<TempDir>,
+    home: TempDir,
 }
 
 /// How a start ended when the server did not come up.
@@ -144,6 +133,9 @@ struct StartFailure {
     exit_code: Option<i32>,
     stderr: String,
 }
+
+/// The server's stderr in its home; its stdout goes beside it, as `server.stdout`.
+const SERVER_LOG: &str = "server.log";
 
 impl Server {
     /// Starts `voucher-ledger serve ARGS --listen 127.0.0.1:0 --data HOME/data` with only the
@@ -158,115 +150,40 @@ impl Server {
         env: &[(&str, &str)],
         listen: &str,
     ) -> Result<Server, StartFailure> {
-        let stderr_path = home.path().join("stderr.log");
-        let stdout_path = home.path().join("stdout.log");
-        let stderr = File::create(&stderr_path).expect("the stderr file can be created");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_voucher-ledger"));
+        let mut command = ledger_testkit::command(env!("CARGO_BIN_EXE_voucher-ledger"), &["serve"]);
         command
-            .arg("serve")
             .args(args)
             .args(["--listen", listen])
             .arg("--data")
             .arg(home.path().join("data"))
             .current_dir(home.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(stderr));
-        for (name, _) in std::env::vars_os() {
-            if name.to_string_lossy().starts_with("VOUCHER_LEDGER") {
-                command.env_remove(name);
-            }
-        }
-        command.env(
-            "VOUCHER_LEDGER__POLICY_FILE",
-            workspace_root().join("config/policy.toml"),
-        );
-        for (name, value) in env {
-            command.env(name, value);
-        }
-        let mut process = command.spawn().expect("the voucher-ledger binary starts");
-        let stdout = process.stdout.take().expect("stdout is piped");
-        let (sender, receiver) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            // Every line goes to stdout.log, which the personal-data test scans.
-            let mut copy = File::create(stdout_path).expect("the stdout file can be created");
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { return };
-                let _ = writeln!(copy, "{line}");
-                if let Some(address) = line.strip_prefix(LISTENING_PREFIX) {
-                    let _ = sender.send(address.trim().to_owned());
-                }
-            }
-        });
-        match receiver.recv_timeout(START_WAIT) {
-            Ok(address) => Ok(Server {
+            .envs(env.iter().copied());
+        match Process::spawn(&mut command, &home.path().join(SERVER_LOG)) {
+            Ok(process) => Ok(Server {
+                address: process
+                    .address()
+                    .parse()
+                    .expect("the printed address parses"),
                 process,
-                address: address.parse().expect("the printed address parses"),
-                home: Some(home),
+                home,
             }),
-            Err(_) => {
-                let deadline = Instant::now() + STOP_WAIT;
-                let exit_code = loop {
-                    match process.try_wait() {
-                        Ok(Some(status)) => break status.code(),
-                        _ if Instant::now() > deadline => {
-                            let _ = process.kill();
-                            break None;
-                        }
-                        _ => std::thread::sleep(Duration::from_millis(10)),
-                    }
-                };
-                Err(StartFailure {
-                    exit_code,
-                    stderr: std::fs::read_to_string(&stderr_path).unwrap_or_default(),
-                })
-            }
+            Err(failure) => Err(StartFailure {
+                exit_code: failure.status.and_then(|status| status.code()),
+                stderr: failure.stderr,
+            }),
         }
     }
 
     /// Stops the server with SIGTERM, as an operator would, and waits for it to exit 0. Async,
     /// so that the test's own connections keep being served while the server closes them.
-    async fn stop(mut self) -> TempDir {
-        let status = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.process.id().to_string())
-            .status()
-            .expect("the kill command runs");
-        assert!(status.success(), "kill -TERM failed");
-        let deadline = Instant::now() + STOP_WAIT;
-        loop {
-            if let Some(status) = self
-                .process
-                .try_wait()
-                .expect("the process can be waited on")
-            {
-                assert!(status.success(), "voucher-ledger exited with {status}");
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "voucher-ledger did not stop after SIGTERM; its stderr:\n{}",
-                self.stderr()
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        self.home.take().expect("the home is there until stop")
+    async fn stop(self) -> TempDir {
+        let Server { process, home, .. } = self;
+        process.stop().await;
+        home
     }
 
     fn stderr(&self) -> String {
-        self.home
-            .as_ref()
-            .map(|home| std::fs::read_to_string(home.path().join("stderr.log")).unwrap_or_default())
-            .unwrap_or_default()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Ok(None) = self.process.try_wait() {
-            let _ = self.process.kill();
-            let _ = self.process.wait();
-        }
+        self.process.log()
     }
 }
 
@@ -1008,7 +925,7 @@ async fn national_numbers_are_written_nowhere() {
             (path.display().to_string(), bytes)
         })
         .collect();
-    for name in ["stdout.log", "stderr.log"] {
+    for name in ["server.stdout", SERVER_LOG] {
         let bytes = std::fs::read(home.path().join(name)).expect("the captured output");
         scanned.push((name.to_owned(), bytes));
     }

@@ -1,7 +1,7 @@
 //! `voucher-ledger simulate` as a real process: a scaled-down 2024 on a fresh data folder,
 //! whose printed figures must equal the scaled published figures exactly.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
@@ -13,34 +13,19 @@ const SEED: u64 = 7;
 /// dramatic slowdown fails the test.
 const RUN_TIME_MAX: Duration = Duration::from_secs(60);
 
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .expect("the workspace root exists")
+/// `voucher-ledger ARGS` with a clean environment and the repository's policy table.
+fn voucher_ledger(args: &[&str]) -> Command {
+    ledger_testkit::command(env!("CARGO_BIN_EXE_voucher-ledger"), args)
 }
 
-/// `voucher-ledger simulate ARGS` with only the policy file taken from the environment.
+/// `voucher-ledger simulate ARGS --data DATA`.
 fn simulate(args: &[&str], data: &Path) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_voucher-ledger"));
-    command
-        .arg("simulate")
+    voucher_ledger(&["simulate"])
         .args(args)
         .arg("--data")
         .arg(data)
-        .env(
-            "VOUCHER_LEDGER__POLICY_FILE",
-            workspace_root().join("config/policy.toml"),
-        )
-        .env_remove("VOUCHER_LEDGER_LOG");
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("VOUCHER_LEDGER__")
-            && name != "VOUCHER_LEDGER__POLICY_FILE"
-        {
-            command.env_remove(name);
-        }
-    }
-    command.output().expect("voucher-ledger can be started")
+        .output()
+        .expect("voucher-ledger can be started")
 }
 
 /// The value printed after `label` on its line of the report, without "EUR" and without the
@@ -203,8 +188,7 @@ fn two_scaled_years_match_their_plans_and_the_log_verifies() {
     assert!(!log.contains("national_number"));
 
     // The log verifies offline, up to the head printed.
-    let verified = Command::new(env!("CARGO_BIN_EXE_voucher-ledger"))
-        .arg("verify")
+    let verified = voucher_ledger(&["verify"])
         .arg("--data")
         .arg(&data)
         .arg("--expect-head")
@@ -245,7 +229,7 @@ fn years_before_the_policy_table_are_refused() {
     let home = tempfile::tempdir().expect("a temporary folder");
     let data = home.path().join("data");
     // The same policy, in force from 2010 only.
-    let policy = std::fs::read_to_string(workspace_root().join("config/policy.toml"))
+    let policy = std::fs::read_to_string(ledger_testkit::policy_file())
         .expect("the policy file can be read")
         .replace(
             "effective_from = \"2004-01-01\"",
@@ -254,7 +238,7 @@ fn years_before_the_policy_table_are_refused() {
     assert!(policy.contains("2010-01-01"));
     let policy_file = home.path().join("policy.toml");
     std::fs::write(&policy_file, policy).expect("the policy can be written");
-    let output = Command::new(env!("CARGO_BIN_EXE_voucher-ledger"))
+    let output = voucher_ledger(&[])
         .args([
             "simulate",
             "--years",
@@ -265,7 +249,6 @@ fn years_before_the_policy_table_are_refused() {
         ])
         .arg(&data)
         .env("VOUCHER_LEDGER__POLICY_FILE", &policy_file)
-        .env_remove("VOUCHER_LEDGER_LOG")
         .output()
         .expect("voucher-ledger can be started");
     assert_eq!(output.status.code(), Some(2));
