@@ -116,31 +116,11 @@ pub fn seed_from_env() -> u64 {
 
 // ---- the binary ----
 
-pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .expect("the workspace root exists")
-}
-
-/// `voucher-ledger ARGS` with the environment's `VOUCHER_LEDGER__*` settings removed.
+/// `voucher-ledger ARGS` with a clean environment ([`ledger_testkit::command`]), and no
+/// `fdatasync` failure injected unless a cycle asks for it.
 pub fn voucher_ledger(args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_voucher-ledger"));
-    command
-        .args(args)
-        .env(
-            "VOUCHER_LEDGER__POLICY_FILE",
-            workspace_root().join("config/policy.toml"),
-        )
-        .env_remove("VOUCHER_LEDGER_LOG")
-        .env_remove(ledger_store::FAIL_FDATASYNC_AFTER_VARIABLE);
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("VOUCHER_LEDGER__")
-            && name != "VOUCHER_LEDGER__POLICY_FILE"
-        {
-            command.env_remove(name);
-        }
-    }
+    let mut command = ledger_testkit::command(env!("CARGO_BIN_EXE_voucher-ledger"), args);
+    command.env_remove(ledger_store::FAIL_FDATASYNC_AFTER_VARIABLE);
     command
 }
 
