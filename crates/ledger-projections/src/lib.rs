@@ -22,6 +22,9 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+pub mod queries;
+pub use queries::ProviderRecords;
+
 /// The Region's budget of one year: the decision state's own figures (`ledger_domain::state::Budget`),
 /// folded by the same methods, so that the rules and the reports cannot disagree.
 pub use ledger_domain::state::Budget as BudgetFigures;
@@ -165,6 +168,9 @@ pub struct Projections {
     /// Registrations, per company and year.
     pub companies: BTreeMap<EnterpriseNumber, BTreeMap<i32, CompanyProfile>>,
     modules: BTreeMap<Identifier, ModuleProfile>,
+    /// Where each provider's redemptions, reversals and payouts are in the log (see
+    /// [`queries`]).
+    pub provider_records: BTreeMap<Identifier, ProviderRecords>,
     /// Only a redemption loaded for its reversal, between [`Projections::load_redemption`] and
     /// the reversal's [`Projections::apply`]: empty otherwise.
     redemptions: BTreeMap<Uuid, RedemptionFacts>,
@@ -286,6 +292,9 @@ impl Projections {
                 });
                 let facts = self.redemption_facts(e);
                 self.count_redemption(&facts, true);
+                update_entry(&mut self.provider_records, &e.provider_id, |records| {
+                    records.redemptions.push(position)
+                });
             }
             Event::RedemptionReversed(e) => {
                 let wallet = self
@@ -314,6 +323,9 @@ impl Projections {
                     statement.owed_eur -= e.amount_eur;
                 });
                 self.count_redemption(&facts, false);
+                update_entry(&mut self.provider_records, &e.provider_id, |records| {
+                    records.redemptions.push(position)
+                });
             }
             Event::VouchersExpired(e) => {
                 let wallet = self
@@ -337,6 +349,9 @@ impl Projections {
                 update_entry(&mut self.statements, &e.provider_id, |statement| {
                     statement.owed_eur -= e.amount_eur;
                     statement.paid_eur += e.amount_eur;
+                });
+                update_entry(&mut self.provider_records, &e.provider_id, |records| {
+                    records.payouts.push(position)
                 });
             }
         }
