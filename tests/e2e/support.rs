@@ -15,6 +15,7 @@ use ledger_proto::v1::administration_service_client::AdministrationServiceClient
 use ledger_proto::v1::audit_service_client::AuditServiceClient;
 use ledger_proto::v1::operator_service_client::OperatorServiceClient;
 use ledger_proto::v1::provider_service_client::ProviderServiceClient;
+use ledger_proto::v1::query_service_client::QueryServiceClient;
 use ledger_proto::v1::report_service_client::ReportServiceClient;
 use ledger_proto::v1::{self as api, GetHeadRequest, Head};
 use tempfile::TempDir;
@@ -358,6 +359,15 @@ rpcs! {
     ReportServiceClient::get_trial_balance(api::GetTrialBalanceRequest) -> api::TrialBalance;
     AuditServiceClient::get_head(api::GetHeadRequest) -> api::Head;
     AuditServiceClient::backup(api::BackupRequest) -> api::BackupResponse;
+    OperatorServiceClient::register_companies_batch(api::RegisterCompaniesBatchRequest) -> api::BatchWriteResponse;
+    OperatorServiceClient::record_payouts_batch(api::RecordPayoutsBatchRequest) -> api::BatchWriteResponse;
+    ProviderServiceClient::reverse_redemptions_batch(api::ReverseRedemptionsBatchRequest) -> api::BatchWriteResponse;
+    QueryServiceClient::list_providers(api::ListProvidersRequest) -> api::ListProvidersResponse;
+    QueryServiceClient::list_modules(api::ListModulesRequest) -> api::ListModulesResponse;
+    QueryServiceClient::list_companies(api::ListCompaniesRequest) -> api::ListCompaniesResponse;
+    QueryServiceClient::list_wallet_batches(api::ListWalletBatchesRequest) -> api::ListWalletBatchesResponse;
+    QueryServiceClient::list_redemptions(api::ListRedemptionsRequest) -> api::ListEventsResponse;
+    QueryServiceClient::list_payouts(api::ListPayoutsRequest) -> api::ListEventsResponse;
 }
 
 impl Client {

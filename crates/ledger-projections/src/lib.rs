@@ -409,18 +409,30 @@ impl Projections {
         self.redemptions.insert(e.redemption_id, facts);
     }
 
-    /// The sector a company declared for `year`, or for its latest earlier registration.
+    /// The sector of a company in `year`'s figures (see [`Projections::profile_of`]).
     fn sector_of(&self, enterprise_number: &EnterpriseNumber, year: i32) -> String {
-        self.companies
-            .get(enterprise_number)
-            .and_then(|years| {
-                years
-                    .range(..=year)
-                    .next_back()
-                    .or_else(|| years.iter().next())
-            })
-            .map(|(_, profile)| profile.sector.clone())
+        self.profile_of(enterprise_number, year)
+            .map(|profile| profile.sector.clone())
             .unwrap_or_default()
+    }
+
+    /// The profile (size class, sector) a company is counted under in `year`'s figures, the one
+    /// rule of every report: its registration for `year`, or else its latest earlier one, the
+    /// registration its vouchers were paid under (vouchers paid in November are used the next
+    /// year, by a company that need not register again); a company only known by a later
+    /// registration is counted under its first.
+    pub fn profile_of(
+        &self,
+        enterprise_number: &EnterpriseNumber,
+        year: i32,
+    ) -> Option<&CompanyProfile> {
+        self.companies.get(enterprise_number).and_then(|years| {
+            years
+                .range(..=year)
+                .next_back()
+                .or_else(|| years.iter().next())
+                .map(|(_, profile)| profile)
+        })
     }
 
     /// Adds (or, for a reversal, takes back) a redemption in the figures of its year.
@@ -451,7 +463,8 @@ impl Projections {
     }
 
     /// Companies of `year`: registered, holding vouchers paid in the year, benefiting from a
-    /// redemption; whole, by size class and by sector (as registered for the year).
+    /// redemption; whole, by size class and by sector (by [`Projections::profile_of`], as the
+    /// hours report counts their hours), so that each breakdown sums to the total.
     pub fn companies_report(&self, year: i32) -> CompaniesReport {
         let mut report = CompaniesReport::default();
         let Some(figures) = self.years.get(&year) else {
@@ -464,10 +477,7 @@ impl Projections {
             .chain(figures.benefiting.keys())
             .collect();
         for company in everyone {
-            let profile = self
-                .companies
-                .get(company)
-                .and_then(|years| years.get(&year));
+            let profile = self.profile_of(company, year);
             let flags = (
                 figures.registered.contains(company),
                 figures.holding.contains(company),

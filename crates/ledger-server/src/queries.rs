@@ -620,8 +620,11 @@ mod tests {
     fn a_token_gives_back_its_cursor_for_the_same_list_and_filters() {
         let page = Page::new(Listing::Modules, &["AG-0012", "3", ""], 10);
         let token = page.token("M-0042");
-        assert_eq!(page.cursor(&token).unwrap().as_deref(), Some("M-0042"));
-        assert_eq!(page.cursor("").unwrap(), None);
+        assert_eq!(
+            page.cursor(&token).expect("a cursor").as_deref(),
+            Some("M-0042")
+        );
+        assert_eq!(page.cursor("").expect("no cursor"), None);
     }
 
     #[test]
@@ -630,7 +633,7 @@ mod tests {
         let other_filters = Page::new(Listing::Modules, &["AG-0013"], 10);
         let other_list = Page::new(Listing::Providers, &["AG-0012"], 10);
         for page in [other_filters, other_list] {
-            let status = page.cursor(&token).unwrap_err();
+            let status = page.cursor(&token).expect_err("refused");
             assert_eq!(status.code(), tonic::Code::InvalidArgument);
             assert_eq!(reason(&status), "PAGE_TOKEN_MISMATCH");
         }
@@ -643,7 +646,7 @@ mod tests {
         let mut altered = token.clone().into_bytes();
         let last = altered.len() - 1;
         altered[last] = if altered[last] == b'0' { b'1' } else { b'0' };
-        let altered = String::from_utf8(altered).unwrap();
+        let altered = String::from_utf8(altered).expect("hex");
         let too_long = "ab".repeat(200);
         for forged in [
             "not hex at all",
@@ -653,7 +656,7 @@ mod tests {
             &too_long,
             "0105",
         ] {
-            let status = page.cursor(forged).unwrap_err();
+            let status = page.cursor(forged).expect_err("refused");
             assert_eq!(status.code(), tonic::Code::InvalidArgument, "{forged}");
             assert_eq!(reason(&status), "PAGE_TOKEN_INVALID", "{forged}");
         }
@@ -677,7 +680,7 @@ mod tests {
         let page = Page::new(Listing::Payouts, &[], 2);
         let (entries, next) = page.take(1..=5, |n| n.to_string());
         assert_eq!(entries, vec![1, 2]);
-        assert_eq!(page.cursor(&next).unwrap().as_deref(), Some("2"));
+        assert_eq!(page.cursor(&next).expect("a cursor").as_deref(), Some("2"));
         let (entries, next) = page.take(1..=2, |n| n.to_string());
         assert_eq!(entries, vec![1, 2]);
         assert!(next.is_empty());
