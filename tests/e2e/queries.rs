@@ -36,7 +36,7 @@ fn module(module_id: &str, provider_id: &str, theme: Theme) -> api::ApproveModul
 
 /// Every page of a listing: `call` with each page token in turn, until the last page. Checks
 /// that every page but the last is full and answers the pages.
-async fn every_page<T, F, Fut>(page_size: usize, mut call: F) -> Vec<T>
+async fn every_page<T, F, Fut>(page_size: usize, mut call: F) -> Vec<Vec<T>>
 where
     F: FnMut(String) -> Fut,
     Fut: std::future::Future<Output = (Vec<T>, String)>,
@@ -635,23 +635,35 @@ async fn registrations_and_payouts_in_batches_answer_item_by_item_and_a_retry_is
     }
     assert_eq!(server.head().await, head, "a retry writes nothing");
 
+    // Payouts accepted item by item are in the provider events test; here, refused ones each
+    // with the single call's reason.
     let payouts = operator
         .record_payouts_batch(api::RecordPayoutsBatchRequest {
             items: vec![
-                record_payout("AG-0012", "30.00", "2025-06-01"),
                 record_payout("AG-0777", "30.00", "2025-06-01"),
+                record_payout("AG-0012", "thirty", "2025-06-01"),
             ],
         })
         .await
         .expect("payouts");
-    assert!(matches!(
-        payouts.results[0].result,
-        Some(batch_item_result::Result::Accepted(_))
-    ));
-    assert!(matches!(
-        payouts.results[1].result,
-        Some(batch_item_result::Result::Refused(_))
-    ));
+    let reasons: Vec<String> = payouts
+        .results
+        .iter()
+        .map(|result| match &result.result {
+            Some(batch_item_result::Result::Refused(status)) => status
+                .details
+                .iter()
+                .filter(|detail| detail.type_url.ends_with("/google.rpc.ErrorInfo"))
+                .find_map(|detail| {
+                    use prost::Message;
+                    tonic_types::pb::ErrorInfo::decode(detail.value.as_slice()).ok()
+                })
+                .map(|info| info.reason)
+                .unwrap_or_default(),
+            other => panic!("refused, got {other:?}"),
+        })
+        .collect();
+    assert_eq!(reasons, ["PROVIDER_NOT_FOUND", "INVALID_AMOUNT"]);
 
     let status = refused(
         operator

@@ -1,4 +1,4 @@
-//! Who may call what: every RPC of the five services with every role's token, without a token and
+//! Who may call what: every RPC of the six services with every role's token, without a token and
 //! with an unknown one (docs/RULES.md §4.1); a provider acts and reads only as itself.
 
 use std::path::Path;
@@ -416,7 +416,7 @@ async fn role_matrix_every_rpc_with_every_role_without_a_token_and_with_an_unkno
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
-/// The matrix lists every RPC of the API's five services: a new RPC fails this test until it
+/// The matrix lists every RPC of the API's six services: a new RPC fails this test until it
 /// is put in the table.
 #[test]
 fn role_matrix_covers_every_rpc_of_the_api() {

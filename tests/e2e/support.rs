@@ -302,7 +302,7 @@ pub fn with_token<T>(message: T, token: &str) -> Request<T> {
     request
 }
 
-/// One caller of the five services: a connection and the token it sends, if any.
+/// One caller of the six services: a connection and the token it sends, if any.
 #[derive(Clone, Debug)]
 pub struct Client {
     channel: Channel,

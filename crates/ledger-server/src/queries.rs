@@ -233,13 +233,26 @@ fn parse_batch_cursor(cursor: &str) -> Option<(NaiveDate, NaiveDate, Uuid)> {
 impl Ledger {
     /// A page of a provider's events: positions from the projections between two groups, the
     /// events themselves read back from the log on a blocking thread.
-    async fn provider_events(
+    /// The provider itself, the operator and auditors read its redemptions; its payouts also
+    /// the administration, as its statement.
+    async fn provider_events<R: ProviderListRequest + Send>(
         &self,
         listing: Listing,
-        request: &(impl ProviderListRequest + Send),
+        request: Request<R>,
     ) -> Result<api::ListEventsResponse, Status> {
+        let principal = self.authenticate(&request)?;
+        let request = request.into_inner();
         let provider_id =
             wire::provider_id(request.provider_id()).map_err(|r| refusal_status(&r))?;
+        let read = match listing {
+            Listing::Payouts => Read::Statement {
+                provider_id: &provider_id,
+            },
+            _ => Read::Redemptions {
+                provider_id: &provider_id,
+            },
+        };
+        may_read(&principal, &read)?;
         let page = Page::new(listing, &[provider_id.as_str()], request.page_size());
         let after = page
             .cursor(request.page_token())?
@@ -570,16 +583,7 @@ impl QueryService for Ledger {
         &self,
         request: Request<api::ListRedemptionsRequest>,
     ) -> Result<Response<api::ListEventsResponse>, Status> {
-        let principal = self.authenticate(&request)?;
-        let provider_id =
-            wire::provider_id(&request.get_ref().provider_id).map_err(|r| refusal_status(&r))?;
-        may_read(
-            &principal,
-            &Read::Redemptions {
-                provider_id: &provider_id,
-            },
-        )?;
-        self.provider_events(Listing::Redemptions, request.get_ref())
+        self.provider_events(Listing::Redemptions, request)
             .await
             .map(Response::new)
     }
@@ -588,16 +592,7 @@ impl QueryService for Ledger {
         &self,
         request: Request<api::ListPayoutsRequest>,
     ) -> Result<Response<api::ListEventsResponse>, Status> {
-        let principal = self.authenticate(&request)?;
-        let provider_id =
-            wire::provider_id(&request.get_ref().provider_id).map_err(|r| refusal_status(&r))?;
-        may_read(
-            &principal,
-            &Read::Statement {
-                provider_id: &provider_id,
-            },
-        )?;
-        self.provider_events(Listing::Payouts, request.get_ref())
+        self.provider_events(Listing::Payouts, request)
             .await
             .map(Response::new)
     }
