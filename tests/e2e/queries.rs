@@ -726,3 +726,40 @@ async fn an_expiry_run_says_how_many_batches_it_expired_and_whether_more_are_due
     let expiry = next.expiry.expect("expiry");
     assert_eq!((expiry.batches_expired, expiry.more_due), (1, false));
 }
+
+#[tokio::test]
+async fn a_year_whose_budget_is_not_open_reports_a_budget_of_zeros_and_an_open_one_its_figures() {
+    let server = Server::start().await;
+    server
+        .client(ADMINISTRATION)
+        .open_budget(open_budget(2025, "5000.00"))
+        .await
+        .expect("budget");
+    let auditor = server.client(AUDITOR);
+    let unopened = auditor
+        .get_budget(get_budget(2017))
+        .await
+        .expect("a year without a budget answers");
+    assert_eq!(
+        (
+            unopened.allocated_eur.as_str(),
+            unopened.committed_eur.as_str(),
+            unopened.available_eur.as_str()
+        ),
+        ("0.00", "0.00", "0.00")
+    );
+    let summary = auditor
+        .get_year_summary(get_year_summary(2017))
+        .await
+        .expect("its summary answers too");
+    assert_eq!(summary.companies_registered, 0);
+    assert_eq!(
+        summary.budget.map(|budget| budget.allocated_eur),
+        Some("0.00".to_owned())
+    );
+    let opened = auditor
+        .get_budget(get_budget(2025))
+        .await
+        .expect("an open budget");
+    assert_eq!(opened.allocated_eur, "5000.00");
+}
