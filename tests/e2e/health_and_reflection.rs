@@ -13,12 +13,13 @@ use tonic_reflection::pb::v1::{ServerReflectionRequest, ServerReflectionResponse
 
 use crate::support::*;
 
-const API_SERVICES: [&str; 5] = [
+const API_SERVICES: [&str; 6] = [
     "voucherledger.v1.AdministrationService",
     "voucherledger.v1.OperatorService",
     "voucherledger.v1.ProviderService",
     "voucherledger.v1.ReportService",
     "voucherledger.v1.AuditService",
+    "voucherledger.v1.QueryService",
 ];
 
 #[tokio::test]
@@ -69,7 +70,7 @@ async fn reflect(server: &Server, request: MessageRequest) -> MessageResponse {
 }
 
 #[tokio::test]
-async fn reflection_lists_the_five_services_and_health_and_describes_them() {
+async fn reflection_lists_the_six_services_and_health_and_describes_them() {
     let server = Server::start().await;
     let MessageResponse::ListServicesResponse(listed) =
         reflect(&server, MessageRequest::ListServices(String::new())).await
@@ -117,7 +118,9 @@ async fn reflection_lists_the_five_services_and_health_and_describes_them() {
             "IssueVouchersBatch",
             "ExpireVouchers",
             "RecordPayout",
-            "GetWallet"
+            "GetWallet",
+            "RegisterCompaniesBatch",
+            "RecordPayoutsBatch"
         ]
     );
 }

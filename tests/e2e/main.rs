@@ -12,6 +12,7 @@ mod edge;
 mod health_and_reflection;
 mod lifecycle;
 mod malformed_input;
+mod queries;
 mod refusals;
 mod roles;
 mod shutdown;

@@ -228,7 +228,6 @@ async fn every_rule_refusal_has_its_code_and_reason_and_writes_nothing() {
     let operator = server.client(OPERATOR);
     let provider = server.client(PROVIDER_AG_0012);
     let other_provider = server.client(PROVIDER_AG_0099);
-    let auditor = server.client(AUDITOR);
 
     let cases = vec![
         // Budgets.
@@ -249,18 +248,6 @@ async fn every_rule_refusal_has_its_code_and_reason_and_writes_nothing() {
             FAILED_PRECONDITION,
             "BUDGET_NOT_OPENED",
             administration.adjust_budget(adjust_budget(2024, "5000.00")),
-        ),
-        case(
-            "BUDGET_NOT_OPENED: report of budget 2024 (read)",
-            FAILED_PRECONDITION,
-            "BUDGET_NOT_OPENED",
-            auditor.get_budget(get_budget(2024)),
-        ),
-        case(
-            "BUDGET_NOT_OPENED: year summary of 2024 (read)",
-            FAILED_PRECONDITION,
-            "BUDGET_NOT_OPENED",
-            auditor.get_year_summary(get_year_summary(2024)),
         ),
         case(
             "BUDGET_EXHAUSTED: 50 vouchers need 750.00 of the 700.00 available",

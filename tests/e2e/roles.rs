@@ -1,11 +1,14 @@
-//! Who may call what: every RPC of the five services with every role's token, without a token and
+//! Who may call what: every RPC of the six services with every role's token, without a token and
 //! with an unknown one (docs/RULES.md §4.1); a provider acts and reads only as itself.
 
 use std::path::Path;
 
 use ledger_proto::v1::{
-    BackupRequest, GetHeadRequest, IssueVouchersBatchRequest, ReadEventsRequest,
-    RedeemHoursBatchRequest, SubscribeRequest,
+    BackupRequest, GetHeadRequest, IssueVouchersBatchRequest, ListCompaniesRequest,
+    ListModulesRequest, ListPayoutsRequest, ListProvidersRequest, ListRedemptionsRequest,
+    ListWalletBatchesRequest, ReadEventsRequest, RecordPayoutsBatchRequest,
+    RedeemHoursBatchRequest, RegisterCompaniesBatchRequest, ReverseRedemptionsBatchRequest,
+    SubscribeRequest,
 };
 use prost::Message;
 use tonic::{Code, Status};
@@ -67,6 +70,15 @@ enum Rpc {
     Subscribe,
     GetHead,
     Backup,
+    RegisterCompaniesBatch,
+    RecordPayoutsBatch,
+    ReverseRedemptionsBatch,
+    ListProviders,
+    ListModules,
+    ListCompanies,
+    ListWalletBatches,
+    ListRedemptions,
+    ListPayouts,
 }
 
 use Role::{Administration, Auditor, Operator, Provider};
@@ -102,6 +114,25 @@ const MAY_CALL: &[(Rpc, &[Role])] = &[
     (Rpc::Subscribe, &[Auditor]),
     (Rpc::GetHead, &[Administration, Operator, Auditor]),
     (Rpc::Backup, &[Auditor]),
+    (Rpc::RegisterCompaniesBatch, &[Operator]),
+    (Rpc::RecordPayoutsBatch, &[Operator]),
+    (Rpc::ReverseRedemptionsBatch, &[Provider]),
+    (
+        Rpc::ListProviders,
+        &[Administration, Operator, Provider, Auditor],
+    ),
+    (
+        Rpc::ListModules,
+        &[Administration, Operator, Provider, Auditor],
+    ),
+    (Rpc::ListCompanies, &[Administration, Operator, Auditor]),
+    (Rpc::ListWalletBatches, &[Administration, Operator, Auditor]),
+    // A provider's redemptions: itself, the operator who pays them, auditors.
+    (Rpc::ListRedemptions, &[Operator, Provider, Auditor]),
+    (
+        Rpc::ListPayouts,
+        &[Administration, Operator, Provider, Auditor],
+    ),
 ];
 
 impl Rpc {
@@ -133,6 +164,15 @@ impl Rpc {
             Rpc::Subscribe => "AuditService/Subscribe",
             Rpc::GetHead => "AuditService/GetHead",
             Rpc::Backup => "AuditService/Backup",
+            Rpc::RegisterCompaniesBatch => "OperatorService/RegisterCompaniesBatch",
+            Rpc::RecordPayoutsBatch => "OperatorService/RecordPayoutsBatch",
+            Rpc::ReverseRedemptionsBatch => "ProviderService/ReverseRedemptionsBatch",
+            Rpc::ListProviders => "QueryService/ListProviders",
+            Rpc::ListModules => "QueryService/ListModules",
+            Rpc::ListCompanies => "QueryService/ListCompanies",
+            Rpc::ListWalletBatches => "QueryService/ListWalletBatches",
+            Rpc::ListRedemptions => "QueryService/ListRedemptions",
+            Rpc::ListPayouts => "QueryService/ListPayouts",
         }
     }
 
@@ -254,6 +294,64 @@ impl Rpc {
                 })
                 .await
                 .map(drop),
+            Rpc::RegisterCompaniesBatch => client
+                .register_companies_batch(RegisterCompaniesBatchRequest {
+                    items: vec![register_company(COMPANY_B, 2025)],
+                })
+                .await
+                .map(drop),
+            Rpc::RecordPayoutsBatch => client
+                .record_payouts_batch(RecordPayoutsBatchRequest {
+                    items: vec![record_payout("AG-0012", "30.00", "2025-06-01")],
+                })
+                .await
+                .map(drop),
+            Rpc::ReverseRedemptionsBatch => client
+                .reverse_redemptions_batch(ReverseRedemptionsBatchRequest {
+                    items: vec![reverse_redemption(
+                        "AG-0012",
+                        &new_request_id(),
+                        "2025-04-20",
+                    )],
+                })
+                .await
+                .map(drop),
+            Rpc::ListProviders => client
+                .list_providers(ListProvidersRequest::default())
+                .await
+                .map(drop),
+            Rpc::ListModules => client
+                .list_modules(ListModulesRequest::default())
+                .await
+                .map(drop),
+            Rpc::ListCompanies => client
+                .list_companies(ListCompaniesRequest {
+                    year: 2025,
+                    ..ListCompaniesRequest::default()
+                })
+                .await
+                .map(drop),
+            Rpc::ListWalletBatches => client
+                .list_wallet_batches(ListWalletBatchesRequest {
+                    enterprise_number: COMPANY_A.to_owned(),
+                    ..ListWalletBatchesRequest::default()
+                })
+                .await
+                .map(drop),
+            Rpc::ListRedemptions => client
+                .list_redemptions(ListRedemptionsRequest {
+                    provider_id: "AG-0012".to_owned(),
+                    ..ListRedemptionsRequest::default()
+                })
+                .await
+                .map(drop),
+            Rpc::ListPayouts => client
+                .list_payouts(ListPayoutsRequest {
+                    provider_id: "AG-0012".to_owned(),
+                    ..ListPayoutsRequest::default()
+                })
+                .await
+                .map(drop),
         }
     }
 }
@@ -318,7 +416,7 @@ async fn role_matrix_every_rpc_with_every_role_without_a_token_and_with_an_unkno
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
-/// The matrix lists every RPC of the API's five services: a new RPC fails this test until it
+/// The matrix lists every RPC of the API's six services: a new RPC fails this test until it
 /// is put in the table.
 #[test]
 fn role_matrix_covers_every_rpc_of_the_api() {
@@ -400,6 +498,47 @@ async fn a_provider_redeems_reverses_and_reads_only_as_itself() {
         .await
         .expect("AG-0099 reads its own statement");
     assert_eq!(own.redeemed_hours, 0);
+
+    // Another provider's redemptions and payouts are not AG-0099's to list; its own are.
+    let redemptions_of = |provider_id: &str| ledger_proto::v1::ListRedemptionsRequest {
+        provider_id: provider_id.to_owned(),
+        ..Default::default()
+    };
+    let status = refused(
+        other_provider
+            .list_redemptions(redemptions_of("AG-0012"))
+            .await,
+    );
+    assert_status(&status, Code::PermissionDenied, "PERMISSION_DENIED");
+    let status = refused(
+        other_provider
+            .list_payouts(ledger_proto::v1::ListPayoutsRequest {
+                provider_id: "AG-0012".to_owned(),
+                ..Default::default()
+            })
+            .await,
+    );
+    assert_status(&status, Code::PermissionDenied, "PERMISSION_DENIED");
+    let own = other_provider
+        .list_redemptions(redemptions_of("AG-0099"))
+        .await
+        .expect("AG-0099 lists its own redemptions");
+    assert!(own.events.is_empty());
+    let theirs = server
+        .client(PROVIDER_AG_0012)
+        .list_redemptions(redemptions_of("AG-0012"))
+        .await
+        .expect("AG-0012 lists its own redemptions");
+    assert_eq!(theirs.events.len(), 1);
+    // The administration approves providers; what a provider redeems is the operator's and
+    // the auditors' to read, not the administration's.
+    let status = refused(
+        server
+            .client(ADMINISTRATION)
+            .list_redemptions(redemptions_of("AG-0012"))
+            .await,
+    );
+    assert_status(&status, Code::PermissionDenied, "PERMISSION_DENIED");
 }
 
 #[tokio::test]

@@ -14,6 +14,7 @@ use ledger_proto::v1::administration_service_client::AdministrationServiceClient
 use ledger_proto::v1::audit_service_client::AuditServiceClient;
 use ledger_proto::v1::operator_service_client::OperatorServiceClient;
 use ledger_proto::v1::provider_service_client::ProviderServiceClient;
+use ledger_proto::v1::query_service_client::QueryServiceClient;
 use ledger_proto::v1::report_service_client::ReportServiceClient;
 use ledger_proto::v1::{self as api, GetHeadRequest, Head};
 use tempfile::TempDir;
@@ -189,7 +190,7 @@ impl StoppedServer {
     }
 }
 
-/// One caller of the five services: a connection and the token it sends, if any.
+/// One caller of the six services: a connection and the token it sends, if any.
 #[derive(Clone, Debug)]
 pub struct Client {
     channel: Channel,
@@ -246,6 +247,15 @@ rpcs! {
     ReportServiceClient::get_trial_balance(api::GetTrialBalanceRequest) -> api::TrialBalance;
     AuditServiceClient::get_head(api::GetHeadRequest) -> api::Head;
     AuditServiceClient::backup(api::BackupRequest) -> api::BackupResponse;
+    OperatorServiceClient::register_companies_batch(api::RegisterCompaniesBatchRequest) -> api::BatchWriteResponse;
+    OperatorServiceClient::record_payouts_batch(api::RecordPayoutsBatchRequest) -> api::BatchWriteResponse;
+    ProviderServiceClient::reverse_redemptions_batch(api::ReverseRedemptionsBatchRequest) -> api::BatchWriteResponse;
+    QueryServiceClient::list_providers(api::ListProvidersRequest) -> api::ListProvidersResponse;
+    QueryServiceClient::list_modules(api::ListModulesRequest) -> api::ListModulesResponse;
+    QueryServiceClient::list_companies(api::ListCompaniesRequest) -> api::ListCompaniesResponse;
+    QueryServiceClient::list_wallet_batches(api::ListWalletBatchesRequest) -> api::ListWalletBatchesResponse;
+    QueryServiceClient::list_redemptions(api::ListRedemptionsRequest) -> api::ListEventsResponse;
+    QueryServiceClient::list_payouts(api::ListPayoutsRequest) -> api::ListEventsResponse;
 }
 
 impl Client {

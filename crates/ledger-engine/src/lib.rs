@@ -159,6 +159,8 @@ pub struct View<'a> {
     pub state: &'a LedgerState,
     pub projections: &'a Projections,
     pub store: &'a Store,
+    /// The dated policy the rules decide with: the query calls read quotas from it.
+    pub policy: &'a PolicyTable,
 }
 
 type ReadFn = Box<dyn FnOnce(&View<'_>) + Send>;
@@ -1108,6 +1110,7 @@ impl Writer {
             state: &self.state,
             projections: &self.projections,
             store: &self.store,
+            policy: &self.policy,
         }
     }
 

@@ -22,6 +22,9 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+pub mod queries;
+pub use queries::ProviderRecords;
+
 /// The Region's budget of one year: the decision state's own figures (`ledger_domain::state::Budget`),
 /// folded by the same methods, so that the rules and the reports cannot disagree.
 pub use ledger_domain::state::Budget as BudgetFigures;
@@ -165,6 +168,9 @@ pub struct Projections {
     /// Registrations, per company and year.
     pub companies: BTreeMap<EnterpriseNumber, BTreeMap<i32, CompanyProfile>>,
     modules: BTreeMap<Identifier, ModuleProfile>,
+    /// Where each provider's redemptions, reversals and payouts are in the log (see
+    /// [`queries`]).
+    pub provider_records: BTreeMap<Identifier, ProviderRecords>,
     /// Only a redemption loaded for its reversal, between [`Projections::load_redemption`] and
     /// the reversal's [`Projections::apply`]: empty otherwise.
     redemptions: BTreeMap<Uuid, RedemptionFacts>,
@@ -286,6 +292,9 @@ impl Projections {
                 });
                 let facts = self.redemption_facts(e);
                 self.count_redemption(&facts, true);
+                update_entry(&mut self.provider_records, &e.provider_id, |records| {
+                    records.redemptions.push(position)
+                });
             }
             Event::RedemptionReversed(e) => {
                 let wallet = self
@@ -314,6 +323,9 @@ impl Projections {
                     statement.owed_eur -= e.amount_eur;
                 });
                 self.count_redemption(&facts, false);
+                update_entry(&mut self.provider_records, &e.provider_id, |records| {
+                    records.redemptions.push(position)
+                });
             }
             Event::VouchersExpired(e) => {
                 let wallet = self
@@ -337,6 +349,9 @@ impl Projections {
                 update_entry(&mut self.statements, &e.provider_id, |statement| {
                     statement.owed_eur -= e.amount_eur;
                     statement.paid_eur += e.amount_eur;
+                });
+                update_entry(&mut self.provider_records, &e.provider_id, |records| {
+                    records.payouts.push(position)
                 });
             }
         }
@@ -394,18 +409,30 @@ impl Projections {
         self.redemptions.insert(e.redemption_id, facts);
     }
 
-    /// The sector a company declared for `year`, or for its latest earlier registration.
+    /// The sector of a company in `year`'s figures (see [`Projections::profile_of`]).
     fn sector_of(&self, enterprise_number: &EnterpriseNumber, year: i32) -> String {
-        self.companies
-            .get(enterprise_number)
-            .and_then(|years| {
-                years
-                    .range(..=year)
-                    .next_back()
-                    .or_else(|| years.iter().next())
-            })
-            .map(|(_, profile)| profile.sector.clone())
+        self.profile_of(enterprise_number, year)
+            .map(|profile| profile.sector.clone())
             .unwrap_or_default()
+    }
+
+    /// The profile (size class, sector) a company is counted under in `year`'s figures, the one
+    /// rule of every report: its registration for `year`, or else its latest earlier one, the
+    /// registration its vouchers were paid under (vouchers paid in November are used the next
+    /// year, by a company that need not register again); a company only known by a later
+    /// registration is counted under its first.
+    pub fn profile_of(
+        &self,
+        enterprise_number: &EnterpriseNumber,
+        year: i32,
+    ) -> Option<&CompanyProfile> {
+        self.companies.get(enterprise_number).and_then(|years| {
+            years
+                .range(..=year)
+                .next_back()
+                .or_else(|| years.iter().next())
+                .map(|(_, profile)| profile)
+        })
     }
 
     /// Adds (or, for a reversal, takes back) a redemption in the figures of its year.
@@ -436,7 +463,8 @@ impl Projections {
     }
 
     /// Companies of `year`: registered, holding vouchers paid in the year, benefiting from a
-    /// redemption; whole, by size class and by sector (as registered for the year).
+    /// redemption; whole, by size class and by sector (by [`Projections::profile_of`], as the
+    /// hours report counts their hours), so that each breakdown sums to the total.
     pub fn companies_report(&self, year: i32) -> CompaniesReport {
         let mut report = CompaniesReport::default();
         let Some(figures) = self.years.get(&year) else {
@@ -449,10 +477,7 @@ impl Projections {
             .chain(figures.benefiting.keys())
             .collect();
         for company in everyone {
-            let profile = self
-                .companies
-                .get(company)
-                .and_then(|years| years.get(&year));
+            let profile = self.profile_of(company, year);
             let flags = (
                 figures.registered.contains(company),
                 figures.holding.contains(company),

@@ -155,10 +155,19 @@ impl crate::services::Ledger {
 #[derive(Clone, Debug)]
 pub enum Read<'a> {
     Wallet,
-    Statement { provider_id: &'a Identifier },
+    Statement {
+        provider_id: &'a Identifier,
+    },
     Report,
     Events,
     Head,
+    /// The providers and modules approved: public facts of the scheme, for every role.
+    Catalogue,
+    /// A provider's redemptions and reversals: the provider itself, the operator who pays
+    /// them, the auditors.
+    Redemptions {
+        provider_id: &'a Identifier,
+    },
 }
 
 pub fn may_read(principal: &Principal, read: &Read<'_>) -> Result<(), Status> {
@@ -172,6 +181,12 @@ pub fn may_read(principal: &Principal, read: &Read<'_>) -> Result<(), Status> {
             Administration | Operator | Auditor => true,
         },
         Read::Events => matches!(principal, Auditor),
+        Read::Catalogue => true,
+        Read::Redemptions { provider_id } => match principal {
+            Provider(acting) => acting == *provider_id,
+            Operator | Auditor => true,
+            Administration => false,
+        },
     };
     if allowed {
         return Ok(());

@@ -13,6 +13,7 @@ pub mod logging;
 pub mod metrics;
 pub mod offline;
 pub mod otlp;
+pub mod queries;
 pub mod serve;
 pub mod services;
 pub mod settings;

@@ -15,6 +15,7 @@ use ledger_proto::v1::administration_service_server::AdministrationServiceServer
 use ledger_proto::v1::audit_service_server::AuditServiceServer;
 use ledger_proto::v1::operator_service_server::OperatorServiceServer;
 use ledger_proto::v1::provider_service_server::ProviderServiceServer;
+use ledger_proto::v1::query_service_server::QueryServiceServer;
 use ledger_proto::v1::report_service_server::ReportServiceServer;
 
 use crate::auth::Authentication;
@@ -208,6 +209,9 @@ async fn serve_inner(
     health_reporter
         .set_serving::<AuditServiceServer<Ledger>>()
         .await;
+    health_reporter
+        .set_serving::<QueryServiceServer<Ledger>>()
+        .await;
     // Server reflection in both versions clients speak: grpcurl and recent tools ask
     // `grpc.reflection.v1`, Python's grpcio-reflection and older tools only `v1alpha`. It also
     // describes the error details every refusal carries (`google.rpc.ErrorInfo`,
@@ -272,6 +276,10 @@ async fn serve_inner(
         ))
         .add_service(Edge::new(
             AuditServiceServer::new(ledger.clone()).max_decoding_message_size(decoding_bytes_max),
+            ledger.clone(),
+        ))
+        .add_service(Edge::new(
+            QueryServiceServer::new(ledger.clone()).max_decoding_message_size(decoding_bytes_max),
             ledger,
         ))
         // TCP_NODELAY: a unary answer is a few small HTTP/2 frames; with Nagle's algorithm the

@@ -431,6 +431,7 @@ fn write_response(outcome: Outcome) -> api::WriteResponse {
             .into_iter()
             .map(|recorded| recorded.event)
             .collect(),
+        expiry: None,
     }
 }
 
@@ -550,9 +551,53 @@ impl OperatorService for Ledger {
         &self,
         request: Request<api::ExpireVouchersRequest>,
     ) -> Result<Response<api::WriteResponse>, Status> {
-        self.write("expire_vouchers", request, OPERATOR, |r, _, _| {
-            wire::expire_vouchers(r)
-        })
+        let as_of = wire::date("as_of", &request.get_ref().as_of).ok();
+        let mut response = self
+            .write("expire_vouchers", request, OPERATOR, |r, _, _| {
+                wire::expire_vouchers(r)
+            })
+            .await?;
+        // Accepted, so `as_of` parsed. Whether more is due is read after the run, between two
+        // groups: what this run left (more than EXPIRY_EVENTS_MAX batches) and what became
+        // due since a retried run.
+        if let Some(as_of) = as_of {
+            let more_due = self.read(move |view| expiry_due(view.state, as_of)).await?;
+            let answer = response.get_mut();
+            answer.expiry = Some(api::ExpiryRun {
+                batches_expired: u32::try_from(answer.events.len()).unwrap_or(u32::MAX),
+                more_due,
+            });
+        }
+        Ok(response)
+    }
+
+    async fn register_companies_batch(
+        &self,
+        request: Request<api::RegisterCompaniesBatchRequest>,
+    ) -> Result<Response<api::BatchWriteResponse>, Status> {
+        self.write_batch(
+            "register_companies_batch",
+            "/voucherledger.v1.OperatorService/RegisterCompaniesBatch",
+            request,
+            OPERATOR,
+            |batch| batch.items,
+            |r, _, _| wire::register_company(r),
+        )
+        .await
+    }
+
+    async fn record_payouts_batch(
+        &self,
+        request: Request<api::RecordPayoutsBatchRequest>,
+    ) -> Result<Response<api::BatchWriteResponse>, Status> {
+        self.write_batch(
+            "record_payouts_batch",
+            "/voucherledger.v1.OperatorService/RecordPayoutsBatch",
+            request,
+            OPERATOR,
+            |batch| batch.items,
+            |r, _, _| wire::record_payout(r),
+        )
         .await
     }
 
@@ -639,6 +684,32 @@ impl ProviderService for Ledger {
         .await
         .map(Response::new)
     }
+
+    async fn reverse_redemptions_batch(
+        &self,
+        request: Request<api::ReverseRedemptionsBatchRequest>,
+    ) -> Result<Response<api::BatchWriteResponse>, Status> {
+        self.write_batch(
+            "reverse_redemptions_batch",
+            "/voucherledger.v1.ProviderService/ReverseRedemptionsBatch",
+            request,
+            PROVIDER,
+            |batch| batch.items,
+            |r, _, _| wire::reverse_redemption(r),
+        )
+        .await
+    }
+}
+
+/// Whether a batch valid until before `as_of` still holds vouchers: what an expiry run as of
+/// that date would take (the rule's own test, `decide::expire_vouchers`).
+fn expiry_due(state: &ledger_domain::LedgerState, as_of: chrono::NaiveDate) -> bool {
+    state.companies.values().any(|company| {
+        company
+            .batches
+            .values()
+            .any(|batch| batch.remaining > 0 && batch.valid_until < as_of)
+    })
 }
 
 #[tonic::async_trait]

@@ -23,6 +23,9 @@ pub enum ServerReason {
     MalformedRequest,
     BatchEmpty,
     BatchTooLong,
+    PageTokenInvalid,
+    PageTokenMismatch,
+    PageTokenStale,
     TextTooLong,
     UnknownEventType,
     InvalidBackupDir,
@@ -38,13 +41,16 @@ pub enum ServerReason {
 
 impl ServerReason {
     /// Every server reason, for the README table test.
-    pub const ALL: [ServerReason; 17] = [
+    pub const ALL: [ServerReason; 20] = [
         ServerReason::Unauthenticated,
         ServerReason::PermissionDenied,
         ServerReason::RequestTooLarge,
         ServerReason::MalformedRequest,
         ServerReason::BatchEmpty,
         ServerReason::BatchTooLong,
+        ServerReason::PageTokenInvalid,
+        ServerReason::PageTokenMismatch,
+        ServerReason::PageTokenStale,
         ServerReason::TextTooLong,
         ServerReason::UnknownEventType,
         ServerReason::InvalidBackupDir,
@@ -68,6 +74,9 @@ impl ServerReason {
             ServerReason::MalformedRequest => "MALFORMED_REQUEST",
             ServerReason::BatchEmpty => "BATCH_EMPTY",
             ServerReason::BatchTooLong => "BATCH_TOO_LONG",
+            ServerReason::PageTokenInvalid => "PAGE_TOKEN_INVALID",
+            ServerReason::PageTokenMismatch => "PAGE_TOKEN_MISMATCH",
+            ServerReason::PageTokenStale => "PAGE_TOKEN_STALE",
             ServerReason::TextTooLong => "TEXT_TOO_LONG",
             ServerReason::UnknownEventType => "UNKNOWN_EVENT_TYPE",
             ServerReason::InvalidBackupDir => "INVALID_BACKUP_DIR",
@@ -91,6 +100,9 @@ impl ServerReason {
             | ServerReason::MalformedRequest
             | ServerReason::BatchEmpty
             | ServerReason::BatchTooLong
+            | ServerReason::PageTokenInvalid
+            | ServerReason::PageTokenMismatch
+            | ServerReason::PageTokenStale
             | ServerReason::TextTooLong
             | ServerReason::UnknownEventType
             | ServerReason::InvalidBackupDir => Code::InvalidArgument,

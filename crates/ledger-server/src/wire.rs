@@ -359,18 +359,23 @@ pub fn wallet(
         balances,
         batches: batches
             .into_iter()
-            .map(|(batch_id, batch)| api::WalletBatch {
-                batch_id: batch_id.to_string(),
-                voucher_type: ledger_codec::voucher_type_to_proto(batch.voucher_type) as i32,
-                quantity: batch.quantity,
-                remaining: batch.remaining,
-                payment_date: encode_date(batch.payment_date),
-                valid_until: encode_date(batch.valid_until),
-                budget_year: batch.budget_year,
-            })
+            .map(|(batch_id, batch)| wallet_batch(batch_id, batch))
             .collect(),
         as_of_position: projections.position,
     })
+}
+
+/// One batch of a wallet, as `GetWallet` and `ListWalletBatches` answer it.
+pub fn wallet_batch(batch_id: &Uuid, batch: &ledger_projections::WalletBatch) -> api::WalletBatch {
+    api::WalletBatch {
+        batch_id: batch_id.to_string(),
+        voucher_type: ledger_codec::voucher_type_to_proto(batch.voucher_type) as i32,
+        quantity: batch.quantity,
+        remaining: batch.remaining,
+        payment_date: encode_date(batch.payment_date),
+        valid_until: encode_date(batch.valid_until),
+        budget_year: batch.budget_year,
+    }
 }
 
 pub fn statement(
@@ -391,11 +396,11 @@ pub fn statement(
     })
 }
 
+/// The budget of `year`; a year whose budget was never opened has none: every figure zero, as
+/// the companies and hours reports of that year answer zeros rather than refuse.
 pub fn budget(projections: &Projections, year: i32) -> Result<api::Budget, Refusal> {
-    let budget = projections
-        .budgets
-        .get(&year)
-        .ok_or(Refusal::BudgetNotOpened { year })?;
+    let unopened = ledger_projections::BudgetFigures::default();
+    let budget = projections.budgets.get(&year).unwrap_or(&unopened);
     Ok(api::Budget {
         year,
         allocated_eur: encode_eur(budget.allocated_eur),

@@ -280,3 +280,76 @@ fn only_2024_can_be_simulated() {
     assert!(log.contains("2024"), "{log}");
     assert!(!home.path().join("data").exists());
 }
+
+/// Reports agree (issue 16): over two simulated years, every breakdown of the companies and
+/// hours reports sums to its total for every year, and every sector with hours has companies
+/// benefiting under it, whichever registration a company is counted under.
+#[test]
+fn every_breakdown_of_every_report_sums_to_its_total_for_every_simulated_year() {
+    let home = tempfile::tempdir().expect("a temporary folder");
+    let data = home.path().join("data");
+    let output = simulate(
+        &[
+            "--years",
+            "2016-2017",
+            "--seed",
+            &SEED.to_string(),
+            "--scale",
+            &YEARS_SCALE.to_string(),
+        ],
+        &data,
+    );
+    assert!(
+        output.status.success(),
+        "simulate failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let store = ledger_store::Store::open(&data).expect("the stopped ledger opens");
+    let head = store.head().position;
+    let projections = ledger_engine::recovery::replay_to(&store.reader(), head)
+        .expect("the log replays")
+        .projections;
+    let mut checked = 0;
+    for (year, figures) in &projections.years {
+        let report = projections.companies_report(*year);
+        let total = &report.total;
+        for (name, breakdown) in [
+            (
+                "size class",
+                report.by_size_class.values().collect::<Vec<_>>(),
+            ),
+            ("sector", report.by_sector.values().collect::<Vec<_>>()),
+        ] {
+            let sum = |count: fn(&ledger_projections::CompanyCounts) -> u32| {
+                breakdown.iter().map(|counts| count(counts)).sum::<u32>()
+            };
+            assert_eq!(sum(|c| c.registered), total.registered, "{year} {name}");
+            assert_eq!(sum(|c| c.holding), total.holding, "{year} {name}");
+            assert_eq!(sum(|c| c.benefiting), total.benefiting, "{year} {name}");
+        }
+        let hours = &figures.hours;
+        assert_eq!(
+            hours.by_voucher_type.values().sum::<u64>(),
+            hours.total,
+            "{year}"
+        );
+        assert_eq!(
+            hours.by_provider.values().sum::<u64>(),
+            hours.total,
+            "{year}"
+        );
+        assert_eq!(hours.by_sector.values().sum::<u64>(), hours.total, "{year}");
+        // The hours of a sector come from companies counted under that sector.
+        for sector in hours.by_sector.keys() {
+            assert!(
+                report
+                    .by_sector
+                    .get(sector)
+                    .is_some_and(|counts| counts.benefiting > 0),
+                "{year}: hours under sector {sector} but no company benefiting under it"
+            );
+        }
+        checked += 1;
+    }
+    assert!(checked >= 2, "both years have figures");
+}

@@ -23,7 +23,7 @@ use serde_json::{json, Value};
 use tonic::transport::Endpoint;
 use uuid::Uuid;
 
-use crate::cli::{BearerToken, TraineeStatusArg, VoucherTypeArg};
+use crate::cli::{BearerToken, LegalFormArg, RegionArg, TraineeStatusArg, VoucherTypeArg};
 use crate::failure::{ErrorReport, Failure};
 
 /// Items per batch call: the server's limit (`BATCH_TOO_LONG` above it). A redemption item is
@@ -55,6 +55,9 @@ pub enum BatchFileFormat {
 pub enum BatchKind {
     Issue,
     Redeem,
+    Register,
+    Payout,
+    Reverse,
 }
 
 /// A column of a batch file: its name (the single command's flag) and the other names taken.
@@ -94,11 +97,46 @@ const REDEEM_COLUMNS: &[Column] = &[
     column("request-id", &[], false),
 ];
 
+const REGISTER_COLUMNS: &[Column] = &[
+    column("enterprise", &["enterprise-number"], true),
+    column("year", &[], true),
+    column("name", &[], true),
+    column("legal-form", &[], true),
+    column("region", &[], true),
+    column("fte", &[], true),
+    column("turnover", &["turnover-eur"], true),
+    column("balance-sheet", &["balance-sheet-total-eur"], true),
+    column("not-autonomous", &[], false),
+    column("secondary-months", &["secondary-activity-months"], false),
+    column("nace", &["nace-sector"], true),
+    column("registered-on", &[], true),
+    column("request-id", &[], false),
+];
+
+const PAYOUT_COLUMNS: &[Column] = &[
+    column("provider", &["provider-id"], true),
+    column("amount", &["amount-eur"], true),
+    column("date", &["payout-date"], true),
+    column("reference", &["payout-reference"], false),
+    column("request-id", &[], false),
+];
+
+const REVERSE_COLUMNS: &[Column] = &[
+    column("provider", &["provider-id"], true),
+    column("redemption", &["redemption-id"], true),
+    column("reason", &[], true),
+    column("date", &["reversed-on"], true),
+    column("request-id", &[], false),
+];
+
 impl BatchKind {
     fn columns(self) -> &'static [Column] {
         match self {
             BatchKind::Issue => ISSUE_COLUMNS,
             BatchKind::Redeem => REDEEM_COLUMNS,
+            BatchKind::Register => REGISTER_COLUMNS,
+            BatchKind::Payout => PAYOUT_COLUMNS,
+            BatchKind::Reverse => REVERSE_COLUMNS,
         }
     }
 
@@ -106,6 +144,9 @@ impl BatchKind {
         match self {
             BatchKind::Issue => "IssueVouchersBatch",
             BatchKind::Redeem => "RedeemHoursBatch",
+            BatchKind::Register => "RegisterCompaniesBatch",
+            BatchKind::Payout => "RecordPayoutsBatch",
+            BatchKind::Reverse => "ReverseRedemptionsBatch",
         }
     }
 }
@@ -145,6 +186,9 @@ impl Record {
 pub enum Requests {
     Issue(Vec<api::IssueVouchersRequest>),
     Redeem(Vec<api::RedeemHoursRequest>),
+    Register(Vec<api::RegisterCompanyRequest>),
+    Payout(Vec<api::RecordPayoutRequest>),
+    Reverse(Vec<api::ReverseRedemptionRequest>),
 }
 
 impl std::fmt::Debug for Requests {
@@ -153,6 +197,9 @@ impl std::fmt::Debug for Requests {
         match self {
             Requests::Issue(items) => write!(f, "Issue({} items)", items.len()),
             Requests::Redeem(items) => write!(f, "Redeem({} items)", items.len()),
+            Requests::Register(items) => write!(f, "Register({} items)", items.len()),
+            Requests::Payout(items) => write!(f, "Payout({} items)", items.len()),
+            Requests::Reverse(items) => write!(f, "Reverse({} items)", items.len()),
         }
     }
 }
@@ -277,6 +324,27 @@ fn parse(
                 .zip(&sources)
                 .map(|(record, source)| redeem_request(record, source.request_id))
                 .collect::<Result<_, _>>()?,
+        ),
+        BatchKind::Register => Requests::Register(
+            records
+                .iter()
+                .zip(&sources)
+                .map(|(record, source)| register_request(record, source.request_id))
+                .collect::<Result<_, _>>()?,
+        ),
+        BatchKind::Payout => Requests::Payout(
+            records
+                .iter()
+                .zip(&sources)
+                .map(|(record, source)| payout_request(record, source.request_id))
+                .collect(),
+        ),
+        BatchKind::Reverse => Requests::Reverse(
+            records
+                .iter()
+                .zip(&sources)
+                .map(|(record, source)| reverse_request(record, source.request_id))
+                .collect(),
         ),
     };
     Ok(BatchFile { sources, requests })
@@ -446,6 +514,69 @@ fn redeem_request(
     })
 }
 
+/// A yes/no column: empty, `false`, `no` or `0` is no; `true`, `yes` or `1` is yes.
+fn flag(record: &Record, column: &str) -> Result<bool, (Option<u64>, String)> {
+    match record.get(column).trim().to_ascii_lowercase().as_str() {
+        "" | "false" | "no" | "0" => Ok(false),
+        "true" | "yes" | "1" => Ok(true),
+        value => Err((
+            Some(record.line),
+            format!("column {column}: {value:?} is not true or false"),
+        )),
+    }
+}
+
+fn register_request(
+    record: &Record,
+    request_id: Uuid,
+) -> Result<api::RegisterCompanyRequest, (Option<u64>, String)> {
+    let year = record.get("year").trim();
+    Ok(api::RegisterCompanyRequest {
+        request_id: request_id.to_string(),
+        enterprise_number: record.get("enterprise").trim().to_owned(),
+        year: year.parse().map_err(|_| {
+            (
+                Some(record.line),
+                format!("column year: {year:?} is not a year"),
+            )
+        })?,
+        name: record.get("name").to_owned(),
+        legal_form: event::LegalForm::from(choice::<LegalFormArg>(record, "legal-form")?) as i32,
+        region: event::Region::from(choice::<RegionArg>(record, "region")?) as i32,
+        fte: record.get("fte").trim().to_owned(),
+        turnover_eur: record.get("turnover").trim().to_owned(),
+        balance_sheet_total_eur: record.get("balance-sheet").trim().to_owned(),
+        autonomous: !flag(record, "not-autonomous")?,
+        secondary_activity_months: if record.get("secondary-months").trim().is_empty() {
+            0
+        } else {
+            whole_number(record, "secondary-months")?
+        },
+        nace_sector: record.get("nace").trim().to_owned(),
+        registered_on: record.get("registered-on").trim().to_owned(),
+    })
+}
+
+fn payout_request(record: &Record, request_id: Uuid) -> api::RecordPayoutRequest {
+    api::RecordPayoutRequest {
+        request_id: request_id.to_string(),
+        provider_id: record.get("provider").trim().to_owned(),
+        amount_eur: record.get("amount").trim().to_owned(),
+        payout_date: record.get("date").trim().to_owned(),
+        payout_reference: record.get("reference").to_owned(),
+    }
+}
+
+fn reverse_request(record: &Record, request_id: Uuid) -> api::ReverseRedemptionRequest {
+    api::ReverseRedemptionRequest {
+        request_id: request_id.to_string(),
+        provider_id: record.get("provider").trim().to_owned(),
+        redemption_id: record.get("redemption").trim().to_owned(),
+        reason: record.get("reason").to_owned(),
+        reversed_on: record.get("date").trim().to_owned(),
+    }
+}
+
 /// What the server said of one item.
 #[derive(Debug, Clone)]
 pub enum ItemOutcome {
@@ -534,6 +665,42 @@ pub async fn send(
                 async move {
                     client
                         .redeem_hours_batch(crate::client::authorize(request, token))
+                        .await
+                }
+            })
+            .await
+        }
+        Requests::Register(items) => {
+            send_chunks(&items, |items| {
+                let mut client = OperatorServiceClient::new(channel.clone());
+                let request = api::RegisterCompaniesBatchRequest { items };
+                async move {
+                    client
+                        .register_companies_batch(crate::client::authorize(request, token))
+                        .await
+                }
+            })
+            .await
+        }
+        Requests::Payout(items) => {
+            send_chunks(&items, |items| {
+                let mut client = OperatorServiceClient::new(channel.clone());
+                let request = api::RecordPayoutsBatchRequest { items };
+                async move {
+                    client
+                        .record_payouts_batch(crate::client::authorize(request, token))
+                        .await
+                }
+            })
+            .await
+        }
+        Requests::Reverse(items) => {
+            send_chunks(&items, |items| {
+                let mut client = ProviderServiceClient::new(channel.clone());
+                let request = api::ReverseRedemptionsBatchRequest { items };
+                async move {
+                    client
+                        .reverse_redemptions_batch(crate::client::authorize(request, token))
                         .await
                 }
             })

@@ -177,6 +177,22 @@ pub enum Command {
     /// module, enterprise, niss, status, type, hours, date, request-id. One line of report per
     /// item (never the NISS); exit status 1 if any item was refused.
     RedeemBatch(crate::batch::BatchFileArgs),
+    /// Register a company for every item of a CSV or JSON Lines file, 1 000 items per
+    /// RegisterCompaniesBatch call (operator). Columns as the flags of `register`: enterprise,
+    /// year, name, legal-form, region, fte, turnover, balance-sheet, not-autonomous,
+    /// secondary-months, nace, registered-on, request-id.
+    RegisterBatch(crate::batch::BatchFileArgs),
+    /// Record a payout for every item of a CSV or JSON Lines file, 1 000 items per
+    /// RecordPayoutsBatch call (operator). Columns as the flags of `payout`: provider, amount,
+    /// date, reference, request-id.
+    PayoutBatch(crate::batch::BatchFileArgs),
+    /// Reverse a redemption for every item of a CSV or JSON Lines file, 1 000 items per
+    /// ReverseRedemptionsBatch call (provider, as itself). Columns as the flags of `reverse`:
+    /// provider, redemption, reason, date, request-id.
+    ReverseBatch(crate::batch::BatchFileArgs),
+    /// Lists of what the ledger holds, page by page (QueryService).
+    #[command(subcommand)]
+    List(crate::queries::ListCommand),
     /// Print the completion script of a shell on stdout, such as
     /// `voucherctl completions bash > /etc/bash_completion.d/voucherctl`.
     Completions(CompletionsArgs),
@@ -795,6 +811,11 @@ pub enum Call {
     },
     GetHead(api::GetHeadRequest),
     Backup(api::BackupRequest),
+    /// A query of `QueryService`, and whether to read every page.
+    List {
+        call: crate::queries::ListCall,
+        all: bool,
+    },
 }
 
 impl Call {
@@ -824,6 +845,7 @@ impl Call {
             Call::Subscribe { .. } => "Subscribe",
             Call::GetHead(_) => "GetHead",
             Call::Backup(_) => "Backup",
+            Call::List { call, .. } => call.rpc(),
         }
     }
 }
@@ -858,6 +880,9 @@ impl Command {
             Command::Wait(_)
             | Command::IssueBatch(_)
             | Command::RedeemBatch(_)
+            | Command::RegisterBatch(_)
+            | Command::PayoutBatch(_)
+            | Command::ReverseBatch(_)
             | Command::Completions(_) => return None,
             Command::Budget(BudgetCommand::Open(args)) => write(&args.request_id, |request_id| {
                 Call::OpenBudget(api::OpenBudgetRequest {
@@ -1046,6 +1071,10 @@ impl Command {
                 until: args.until,
             }),
             Command::Head => read(Call::GetHead(api::GetHeadRequest {})),
+            Command::List(command) => {
+                let (call, all) = crate::queries::plan(command);
+                read(Call::List { call, all })
+            }
             Command::Backup(args) => {
                 let dir = if args.dir.is_absolute() {
                     args.dir.clone()

@@ -139,6 +139,9 @@ pub async fn execute(
             .backup(authorize(request, token))
             .await
             .map(|response| Answer::Backup(response.into_inner())),
+        Call::List { call, all } => crate::queries::execute(channel, token, call, all)
+            .await
+            .map(Answer::List),
         Call::Subscribe { request, until } => {
             return subscribe(channel, &server, token, request, until, as_json).await;
         }

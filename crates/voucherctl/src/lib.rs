@@ -12,6 +12,7 @@ pub mod cli;
 pub mod client;
 pub mod failure;
 pub mod output;
+pub mod queries;
 pub mod tls;
 pub mod wait;
 
@@ -48,6 +49,9 @@ fn run_local(cli: Cli, server: &tonic::transport::Endpoint) -> ExitCode {
         }
         Command::IssueBatch(args) => run_batch(&cli, server, args, batch::BatchKind::Issue),
         Command::RedeemBatch(args) => run_batch(&cli, server, args, batch::BatchKind::Redeem),
+        Command::RegisterBatch(args) => run_batch(&cli, server, args, batch::BatchKind::Register),
+        Command::PayoutBatch(args) => run_batch(&cli, server, args, batch::BatchKind::Payout),
+        Command::ReverseBatch(args) => run_batch(&cli, server, args, batch::BatchKind::Reverse),
         // Every other command is one call, planned by `Cli::plan`.
         _ => ExitCode::from(failure::EXIT_USAGE),
     }

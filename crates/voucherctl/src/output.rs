@@ -29,6 +29,8 @@ pub enum Answer {
     Events(Vec<api::AuditEvent>),
     Head(api::Head),
     Backup(api::BackupResponse),
+    /// A page (or every page) of a `QueryService` list.
+    List(crate::queries::ListAnswer),
     /// A subscription that ended as asked, its messages already printed as they came.
     Done,
 }
@@ -51,6 +53,7 @@ pub fn human(answer: &Answer) -> String {
             head.position, head.hash
         ),
         Answer::Backup(backup) => human_backup(backup),
+        Answer::List(list) => crate::queries::human(list),
         Answer::Done => String::new(),
     })
 }
@@ -125,10 +128,22 @@ pub fn table(header: &[&str], rows: Vec<Vec<String>>, right_aligned: &[usize]) -
 /// The `--json` form of an answer.
 pub fn json(answer: &Answer) -> Value {
     match answer {
-        Answer::Write(response) => json!({
-            "receipt": response.receipt.as_ref().map(json_receipt),
-            "events": response.events.iter().map(json::event).collect::<Vec<_>>(),
-        }),
+        Answer::Write(response) => {
+            let mut value = json!({
+                "receipt": response.receipt.as_ref().map(json_receipt),
+                "events": response.events.iter().map(json::event).collect::<Vec<_>>(),
+            });
+            if let (Some(expiry), Some(object)) = (&response.expiry, value.as_object_mut()) {
+                object.insert(
+                    "expiry".to_owned(),
+                    json!({
+                        "batches_expired": expiry.batches_expired,
+                        "more_due": expiry.more_due,
+                    }),
+                );
+            }
+            value
+        }
         Answer::Wallet(wallet) => json_wallet(wallet),
         Answer::Statement(statement) => json!({
             "provider_id": statement.provider_id,
@@ -184,6 +199,7 @@ pub fn json(answer: &Answer) -> Value {
             "records": backup.records,
             "bytes": backup.bytes,
         }),
+        Answer::List(list) => crate::queries::json(list),
         Answer::Done => Value::Null,
     }
 }
@@ -239,6 +255,17 @@ fn human_write(response: &api::WriteResponse) -> String {
     match &response.receipt {
         Some(receipt) => text.push_str(&receipt_line(receipt)),
         None => text.push_str("the server answered without a receipt\n"),
+    }
+    if let Some(expiry) = &response.expiry {
+        text.push_str(&format!(
+            "expiry run: {} batches expired; {}\n",
+            expiry.batches_expired,
+            if expiry.more_due {
+                "more are due as of that date: run it again with a new request id"
+            } else {
+                "none left due as of that date"
+            }
+        ));
     }
     text
 }
@@ -811,6 +838,7 @@ mod tests {
                 replayed,
             }),
             events: vec![issued_event()],
+            expiry: None,
         })
     }
 
@@ -837,11 +865,30 @@ mod tests {
                 replayed: false,
             }),
             events: Vec::new(),
+            expiry: None,
         });
         assert_eq!(
             human(&answer),
             "receipt: request r, no event, recorded t, replayed no\n"
         );
+    }
+
+    #[test]
+    fn an_expiry_run_says_how_many_it_expired_and_whether_more_are_due() {
+        let run = |more_due| {
+            Answer::Write(api::WriteResponse {
+                receipt: None,
+                events: Vec::new(),
+                expiry: Some(api::ExpiryRun {
+                    batches_expired: 10_000,
+                    more_due,
+                }),
+            })
+        };
+        assert!(human(&run(true)).contains("10000 batches expired; more are due"));
+        assert!(human(&run(false)).contains("none left due"));
+        assert_eq!(json(&run(true))["expiry"]["more_due"], true);
+        assert_eq!(json(&run(false))["expiry"]["batches_expired"], 10_000);
     }
 
     #[test]
