@@ -333,6 +333,7 @@ fn run(steps: &[Step]) {
                     voucher_type,
                     hours: *hours,
                     training_date: day(*offset),
+                    usage_code: None,
                 };
                 let outcome = decide(&state, &Command::RedeemHours(command), &context);
                 if let Ok(events) = outcome {
