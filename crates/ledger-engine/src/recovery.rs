@@ -23,7 +23,9 @@ use crate::{decode, StartError};
 /// Version 2: the state and the projections keep no redemption (they are read back from the
 /// log when a reversal needs one); a version 1 checkpoint held every redemption ever made.
 /// Version 3: worker pseudonyms as their 32 bytes, not 64 hex digits.
-const CHECKPOINT_FORMAT: u8 = 3;
+/// Version 4: usage codes (issue 15): each batch's earmarked vouchers, the codes and their
+/// order ids in the state, the code projections.
+const CHECKPOINT_FORMAT: u8 = 4;
 
 /// The decision state and the projections at the same position.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
