@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use ledger_domain::{Identifier, Principal};
+use ledger_domain::{EnterpriseNumber, Identifier, Principal};
 use sha2::{Digest, Sha256};
 use tonic::metadata::MetadataMap;
 use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
@@ -157,14 +157,25 @@ impl crate::services::Ledger {
 #[derive(Clone, Debug)]
 pub enum Read<'a> {
     Wallet,
-    Statement { provider_id: &'a Identifier },
+    Statement {
+        provider_id: &'a Identifier,
+    },
     Report,
     Events,
     Head,
+    /// A company's own data: its wallet, its usage codes.
+    Company {
+        enterprise_number: &'a EnterpriseNumber,
+    },
+    /// One usage code: its company's, its provider's.
+    UsageCode {
+        enterprise_number: &'a EnterpriseNumber,
+        provider_id: &'a Identifier,
+    },
 }
 
 pub fn may_read(principal: &Principal, read: &Read<'_>) -> Result<(), Status> {
-    use Principal::{Administration, Auditor, Operator, Provider};
+    use Principal::{Administration, Auditor, Company, Operator, Provider};
     let allowed = match read {
         Read::Wallet | Read::Report | Read::Head => {
             matches!(principal, Administration | Operator | Auditor)
@@ -172,8 +183,22 @@ pub fn may_read(principal: &Principal, read: &Read<'_>) -> Result<(), Status> {
         Read::Statement { provider_id } => match principal {
             Provider(acting) => acting == *provider_id,
             Administration | Operator | Auditor => true,
+            Company(_) => false,
         },
         Read::Events => matches!(principal, Auditor),
+        Read::Company { enterprise_number } => match principal {
+            Company(acting) => acting == *enterprise_number,
+            Administration | Operator | Auditor => true,
+            Provider(_) => false,
+        },
+        Read::UsageCode {
+            enterprise_number,
+            provider_id,
+        } => match principal {
+            Company(acting) => acting == *enterprise_number,
+            Provider(acting) => acting == *provider_id,
+            Administration | Operator | Auditor => true,
+        },
     };
     if allowed {
         return Ok(());
@@ -193,6 +218,7 @@ pub fn may_call(principal: &Principal, allowed: &[Role]) -> Result<(), Status> {
         Principal::Operator => Role::Operator,
         Principal::Provider(_) => Role::Provider,
         Principal::Auditor => Role::Auditor,
+        Principal::Company(_) => Role::Company,
     };
     if allowed.contains(&role) {
         return Ok(());
@@ -210,4 +236,5 @@ pub enum Role {
     Operator,
     Provider,
     Auditor,
+    Company,
 }
