@@ -15,3 +15,4 @@ mod malformed_input;
 mod refusals;
 mod roles;
 mod shutdown;
+mod usage_codes;

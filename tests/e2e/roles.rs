@@ -1,4 +1,4 @@
-//! Who may call what: every RPC of the five services with every role's token, without a token and
+//! Who may call what: every RPC of the six services with every role's token, without a token and
 //! with an unknown one (docs/RULES.md §4.1); a provider acts and reads only as itself.
 
 use std::path::Path;
@@ -20,13 +20,19 @@ enum Role {
     /// Provider AG-0012, asking as itself.
     Provider,
     Auditor,
+    /// Company 0403019261 (COMPANY_A), asking as itself.
+    Company,
+    /// Company 0431150350, asking about COMPANY_A: another company.
+    OtherCompany,
 }
 
-const ROLES: [Role; 4] = [
+const ROLES: [Role; 6] = [
     Role::Administration,
     Role::Operator,
     Role::Provider,
     Role::Auditor,
+    Role::Company,
+    Role::OtherCompany,
 ];
 
 impl Role {
@@ -36,6 +42,8 @@ impl Role {
             Role::Operator => OPERATOR,
             Role::Provider => PROVIDER_AG_0012,
             Role::Auditor => AUDITOR,
+            Role::Company => COMPANY_A_TOKEN,
+            Role::OtherCompany => COMPANY_B_TOKEN,
         }
     }
 }
@@ -67,9 +75,14 @@ enum Rpc {
     Subscribe,
     GetHead,
     Backup,
+    OrderUsageCode,
+    CancelUsageCode,
+    GetUsageCode,
+    ListUsageCodes,
+    GetCompanyWallet,
 }
 
-use Role::{Administration, Auditor, Operator, Provider};
+use Role::{Administration, Auditor, Company, Operator, OtherCompany, Provider};
 
 /// The roles that may call each RPC. Every other role is refused with PERMISSION_DENIED; a
 /// role listed here may still be refused by a rule of the scheme.
@@ -102,6 +115,32 @@ const MAY_CALL: &[(Rpc, &[Role])] = &[
     (Rpc::Subscribe, &[Auditor]),
     (Rpc::GetHead, &[Administration, Operator, Auditor]),
     (Rpc::Backup, &[Auditor]),
+    // Usage codes: the company as itself or the operator; reads also for the administration and
+    // auditors (and a code's provider: GetUsageCode of a code given to AG-0012 is tested in
+    // tests/e2e/usage_codes.rs). The other company is refused everywhere.
+    (Rpc::OrderUsageCode, &[Operator, Company]),
+    (Rpc::CancelUsageCode, &[Operator, Company]),
+    // Whose code it is can only be known once it is found: every role that may read some code
+    // may ask, and is answered NOT_FOUND for this unknown one.
+    (
+        Rpc::GetUsageCode,
+        &[
+            Administration,
+            Operator,
+            Provider,
+            Auditor,
+            Company,
+            OtherCompany,
+        ],
+    ),
+    (
+        Rpc::ListUsageCodes,
+        &[Administration, Operator, Auditor, Company],
+    ),
+    (
+        Rpc::GetCompanyWallet,
+        &[Administration, Operator, Auditor, Company],
+    ),
 ];
 
 impl Rpc {
@@ -133,6 +172,11 @@ impl Rpc {
             Rpc::Subscribe => "AuditService/Subscribe",
             Rpc::GetHead => "AuditService/GetHead",
             Rpc::Backup => "AuditService/Backup",
+            Rpc::OrderUsageCode => "CompanyService/OrderUsageCode",
+            Rpc::CancelUsageCode => "CompanyService/CancelUsageCode",
+            Rpc::GetUsageCode => "CompanyService/GetUsageCode",
+            Rpc::ListUsageCodes => "CompanyService/ListUsageCodes",
+            Rpc::GetCompanyWallet => "CompanyService/GetWallet",
         }
     }
 
@@ -254,8 +298,40 @@ impl Rpc {
                 })
                 .await
                 .map(drop),
+            Rpc::OrderUsageCode => client
+                .order_usage_code(order_usage_code(
+                    COMPANY_A,
+                    "AG-0012",
+                    "1",
+                    "2025-04-01",
+                    "2025-04-30",
+                ))
+                .await
+                .map(drop),
+            Rpc::CancelUsageCode => client
+                .cancel_usage_code(cancel_usage_code(&matrix_code(), COMPANY_A))
+                .await
+                .map(drop),
+            Rpc::GetUsageCode => client
+                .get_usage_code(get_usage_code(&matrix_code()))
+                .await
+                .map(drop),
+            Rpc::ListUsageCodes => client
+                .list_usage_codes(list_usage_codes(COMPANY_A))
+                .await
+                .map(drop),
+            Rpc::GetCompanyWallet => client
+                .company_get_wallet(get_wallet(COMPANY_A))
+                .await
+                .map(drop),
         }
     }
+}
+
+/// A well-formed code that no order gave: its company is unknown to the matrix's callers, so
+/// the rules answer NOT_FOUND to those who may ask, after the role check.
+fn matrix_code() -> String {
+    "222-222-222".to_owned()
 }
 
 /// `Some(what went wrong)` unless `result` is a refusal with `code` and `reason`.
@@ -318,7 +394,7 @@ async fn role_matrix_every_rpc_with_every_role_without_a_token_and_with_an_unkno
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
-/// The matrix lists every RPC of the API's five services: a new RPC fails this test until it
+/// The matrix lists every RPC of the API's six services: a new RPC fails this test until it
 /// is put in the table.
 #[test]
 fn role_matrix_covers_every_rpc_of_the_api() {

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use ledger_proto::v1::administration_service_client::AdministrationServiceClient;
 use ledger_proto::v1::audit_service_client::AuditServiceClient;
+use ledger_proto::v1::company_service_client::CompanyServiceClient;
 use ledger_proto::v1::operator_service_client::OperatorServiceClient;
 use ledger_proto::v1::provider_service_client::ProviderServiceClient;
 use ledger_proto::v1::report_service_client::ReportServiceClient;
@@ -29,6 +30,9 @@ pub const OPERATOR: &str = "demo-operator-token";
 pub const PROVIDER_AG_0012: &str = "demo-provider-AG-0012-token";
 pub const PROVIDER_AG_0099: &str = "demo-provider-AG-0099-token";
 pub const AUDITOR: &str = "demo-auditor-token";
+/// `company:0403019261` (COMPANY_A) and `company:0431150350` (COMPANY_B).
+pub const COMPANY_A_TOKEN: &str = "demo-company-0403019261-token";
+pub const COMPANY_B_TOKEN: &str = "demo-company-0431150350-token";
 
 /// The `ErrorInfo.domain` of every error of the API.
 pub const ERROR_DOMAIN: &str = "voucherledger.v1";
@@ -44,7 +48,7 @@ const EXIT_POLL_INTERVAL: Duration = Duration::from_millis(10);
 
 const LISTENING_PREFIX: &str = "voucher-ledger listening on ";
 
-fn workspace_root() -> PathBuf {
+pub fn workspace_root() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
 }
 
@@ -70,6 +74,17 @@ impl Server {
         Server::start_in(home, 1).await
     }
 
+    /// Starts a server on a fresh data folder with the policy table `policy` instead of the
+    /// repository's.
+    pub async fn start_with_policy(policy: &str) -> Server {
+        let home = tempfile::Builder::new()
+            .prefix("voucher-ledger-e2e-")
+            .tempdir()
+            .expect("a temporary folder for the server");
+        std::fs::write(home.path().join("policy.toml"), policy).expect("the policy is written");
+        Server::start_in(home, 1).await
+    }
+
     /// Starts a server on `home/data`, which may hold a store (a backup, for one).
     pub async fn start_on(home: TempDir) -> Server {
         Server::start_in(home, 1).await
@@ -79,6 +94,13 @@ impl Server {
     async fn start_in(home: TempDir, generation: u32) -> Server {
         let log_path = home.path().join(format!("server-{generation}.log"));
         let log = File::create(&log_path).expect("the server's log file can be created");
+        // A test's own policy table (`start_with_policy`), or the repository's.
+        let own_policy = home.path().join("policy.toml");
+        let policy = if own_policy.exists() {
+            own_policy
+        } else {
+            workspace_root().join("config/policy.toml")
+        };
         let mut command = Command::new(env!("CARGO_BIN_EXE_voucher-ledger"));
         command
             .arg("serve")
@@ -86,10 +108,7 @@ impl Server {
             .args(["--listen", "127.0.0.1:0"])
             .arg("--data")
             .arg(home.path().join("data"))
-            .env(
-                "VOUCHER_LEDGER__POLICY_FILE",
-                workspace_root().join("config/policy.toml"),
-            )
+            .env("VOUCHER_LEDGER__POLICY_FILE", policy)
             .current_dir(home.path())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -358,6 +377,23 @@ rpcs! {
     ReportServiceClient::get_trial_balance(api::GetTrialBalanceRequest) -> api::TrialBalance;
     AuditServiceClient::get_head(api::GetHeadRequest) -> api::Head;
     AuditServiceClient::backup(api::BackupRequest) -> api::BackupResponse;
+    CompanyServiceClient::order_usage_code(api::OrderUsageCodeRequest) -> api::OrderUsageCodeResponse;
+    CompanyServiceClient::cancel_usage_code(api::CancelUsageCodeRequest) -> api::WriteResponse;
+    CompanyServiceClient::get_usage_code(api::GetUsageCodeRequest) -> api::UsageCodeView;
+    CompanyServiceClient::list_usage_codes(api::ListUsageCodesRequest) -> api::UsageCodeList;
+}
+
+impl Client {
+    /// `CompanyService/GetWallet` (the operator's `get_wallet` has the name).
+    pub async fn company_get_wallet(
+        &self,
+        message: api::GetWalletRequest,
+    ) -> Result<api::Wallet, Status> {
+        CompanyServiceClient::new(self.channel.clone())
+            .get_wallet(self.request(message))
+            .await
+            .map(tonic::Response::into_inner)
+    }
 }
 
 impl Client {

@@ -48,7 +48,7 @@ pub const SUBSCRIBE_HEARTBEAT_INTERVAL_MS: u64 = 5_000;
 pub const SUBSCRIBE_STREAM_PREFIXES_MAX: usize = 32;
 
 /// The payload message names of `voucherledger.event.v1.Event`, which a filter may name.
-pub const EVENT_TYPES: [&str; 12] = [
+pub const EVENT_TYPES: [&str; 15] = [
     "BudgetOpened",
     "BudgetAdjusted",
     "ProviderApproved",
@@ -61,6 +61,9 @@ pub const EVENT_TYPES: [&str; 12] = [
     "RedemptionReversed",
     "VouchersExpired",
     "PayoutRecorded",
+    "UsageCodeOrdered",
+    "UsageCodeCancelled",
+    "UsageCodeLapsed",
 ];
 
 /// The payload message name of a stored event, as in [`EVENT_TYPES`].
@@ -78,6 +81,9 @@ pub fn event_type(payload: &Payload) -> &'static str {
         Payload::RedemptionReversed(_) => "RedemptionReversed",
         Payload::VouchersExpired(_) => "VouchersExpired",
         Payload::PayoutRecorded(_) => "PayoutRecorded",
+        Payload::UsageCodeOrdered(_) => "UsageCodeOrdered",
+        Payload::UsageCodeCancelled(_) => "UsageCodeCancelled",
+        Payload::UsageCodeLapsed(_) => "UsageCodeLapsed",
     }
 }
 

@@ -13,6 +13,7 @@ pub mod client;
 pub mod failure;
 pub mod output;
 pub mod tls;
+pub mod usage_code;
 pub mod wait;
 
 use std::io::Write;

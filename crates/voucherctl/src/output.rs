@@ -31,6 +31,9 @@ pub enum Answer {
     Backup(api::BackupResponse),
     /// A subscription that ended as asked, its messages already printed as they came.
     Done,
+    UsageCodeOrdered(api::OrderUsageCodeResponse),
+    UsageCode(api::UsageCodeView),
+    UsageCodes(api::UsageCodeList),
 }
 
 /// The readable form of an answer, lines ending with a line break. It holds no control
@@ -52,6 +55,12 @@ pub fn human(answer: &Answer) -> String {
         ),
         Answer::Backup(backup) => human_backup(backup),
         Answer::Done => String::new(),
+        Answer::UsageCodeOrdered(answer) => crate::usage_code::human_ordered(
+            answer,
+            answer.write.as_ref().map(human_write).unwrap_or_default(),
+        ),
+        Answer::UsageCode(view) => crate::usage_code::human_view(view),
+        Answer::UsageCodes(list) => crate::usage_code::human_list(list),
     })
 }
 
@@ -130,6 +139,14 @@ pub fn json(answer: &Answer) -> Value {
             "events": response.events.iter().map(json::event).collect::<Vec<_>>(),
         }),
         Answer::Wallet(wallet) => json_wallet(wallet),
+        Answer::UsageCodeOrdered(answer) => json!({
+            "code": answer.code,
+            "filing_until": answer.filing_until,
+            "receipt": answer.write.as_ref().and_then(|write| write.receipt.as_ref()).map(json_receipt),
+            "events": answer.write.iter().flat_map(|write| write.events.iter()).map(json::event).collect::<Vec<_>>(),
+        }),
+        Answer::UsageCode(view) => crate::usage_code::json_view(view),
+        Answer::UsageCodes(list) => crate::usage_code::json_list(list),
         Answer::Statement(statement) => json!({
             "provider_id": statement.provider_id,
             "name": statement.name,
@@ -273,6 +290,31 @@ pub fn event_summary(recorded: &event::Event) -> String {
         );
     };
     match payload {
+        Payload::UsageCodeOrdered(ordered) => format!(
+            "ordered usage code {} of {} for provider {}: {} {} hours from {} to {}, filing until {}",
+            one_line(&ordered.code),
+            ordered.enterprise_number,
+            one_line(&ordered.provider_id),
+            ordered.hours,
+            voucher_type_name(ordered.voucher_type),
+            ordered.period_from,
+            ordered.period_until,
+            ordered.filing_until
+        ),
+        Payload::UsageCodeCancelled(cancelled) => format!(
+            "cancelled usage code {} of {}: {} hours back to the wallet ({})",
+            one_line(&cancelled.code),
+            cancelled.enterprise_number,
+            cancelled.returned.iter().map(|draw| draw.quantity).sum::<u32>(),
+            one_line(&cancelled.reason)
+        ),
+        Payload::UsageCodeLapsed(lapsed) => format!(
+            "usage code {} of {} lapsed on {}: {} hours back to the wallet",
+            one_line(&lapsed.code),
+            lapsed.enterprise_number,
+            lapsed.lapsed_on,
+            lapsed.returned.iter().map(|draw| draw.quantity).sum::<u32>()
+        ),
         Payload::BudgetOpened(opened) => format!(
             "opened budget {} with EUR {}",
             opened.year, opened.allocated_eur
@@ -749,6 +791,7 @@ fn json_wallet(wallet: &api::Wallet) -> Value {
         "balances": wallet.balances.iter().map(|balance| json!({
             "voucher_type": json::voucher_type(balance.voucher_type),
             "vouchers": balance.vouchers,
+            "reserved": balance.reserved,
         })).collect::<Vec<_>>(),
         "batches": wallet.batches.iter().map(|batch| json!({
             "batch_id": batch.batch_id,
@@ -758,6 +801,7 @@ fn json_wallet(wallet: &api::Wallet) -> Value {
             "payment_date": batch.payment_date,
             "valid_until": batch.valid_until,
             "budget_year": batch.budget_year,
+            "earmarked": batch.earmarked,
         })).collect::<Vec<_>>(),
         "as_of_position": wallet.as_of_position,
     })
