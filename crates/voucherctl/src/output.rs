@@ -918,6 +918,7 @@ mod tests {
             balances: vec![api::WalletBalance {
                 voucher_type: event::VoucherType::General as i32,
                 vouchers: 7,
+                reserved: 0,
             }],
             batches: vec![api::WalletBatch {
                 batch_id: "6f1c3b0e-8d2a-4c55-9b0e-2f4a7d9c1e30".to_owned(),
@@ -927,6 +928,7 @@ mod tests {
                 payment_date: "2025-03-10".to_owned(),
                 valid_until: "2026-02-28".to_owned(),
                 budget_year: 2025,
+                earmarked: 0,
             }],
             as_of_position: 6,
         });
@@ -959,6 +961,7 @@ mod tests {
                 draws: Vec::new(),
                 amount_owed_eur: "90.00".to_owned(),
                 postings: Vec::new(),
+                usage_code: String::new(),
             })),
             ..event::Event::default()
         };
