@@ -116,6 +116,7 @@ fn balances(general: u32) -> Vec<WalletBalance> {
     .map(|(voucher_type, vouchers)| WalletBalance {
         voucher_type: voucher_type as i32,
         vouchers,
+        reserved: 0,
     })
     .collect()
 }
@@ -211,6 +212,7 @@ async fn lifecycle_figures_wallet_and_head_survive_a_restart_and_a_retry_is_repl
             // Paid in March 2025: valid until the last day of February 2026.
             valid_until: "2026-02-28".into(),
             budget_year: 2025,
+            earmarked: 0,
         }]
     );
 

@@ -16,3 +16,4 @@ mod queries;
 mod refusals;
 mod roles;
 mod shutdown;
+mod usage_codes;

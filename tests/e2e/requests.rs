@@ -166,6 +166,51 @@ pub fn redeem_hours(
         voucher_type: VoucherType::General as i32,
         hours: hours.to_owned(),
         training_date: training_date.to_owned(),
+        usage_code: String::new(),
+    }
+}
+
+/// `enterprise_number` consents to `hours` general hours with `provider_id`, any module.
+pub fn order_usage_code(
+    enterprise_number: &str,
+    provider_id: &str,
+    hours: &str,
+    period_from: &str,
+    period_until: &str,
+) -> api::OrderUsageCodeRequest {
+    api::OrderUsageCodeRequest {
+        request_id: new_request_id(),
+        enterprise_number: enterprise_number.to_owned(),
+        provider_id: provider_id.to_owned(),
+        module_id: String::new(),
+        voucher_type: VoucherType::General as i32,
+        hours: hours.to_owned(),
+        period_from: period_from.to_owned(),
+        period_until: period_until.to_owned(),
+    }
+}
+
+pub fn cancel_usage_code(usage_code: &str, enterprise_number: &str) -> api::CancelUsageCodeRequest {
+    api::CancelUsageCodeRequest {
+        request_id: new_request_id(),
+        usage_code: usage_code.to_owned(),
+        enterprise_number: enterprise_number.to_owned(),
+        reason: "training postponed".to_owned(),
+    }
+}
+
+pub fn get_usage_code(usage_code: &str) -> api::GetUsageCodeRequest {
+    api::GetUsageCodeRequest {
+        usage_code: usage_code.to_owned(),
+        as_of: None,
+    }
+}
+
+pub fn list_usage_codes(enterprise_number: &str) -> api::ListUsageCodesRequest {
+    api::ListUsageCodesRequest {
+        enterprise_number: enterprise_number.to_owned(),
+        status: 0,
+        as_of: None,
     }
 }
 

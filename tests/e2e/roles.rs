@@ -23,13 +23,19 @@ enum Role {
     /// Provider AG-0012, asking as itself.
     Provider,
     Auditor,
+    /// Company 0403019261 (COMPANY_A), asking as itself.
+    Company,
+    /// Company 0431150350, asking about COMPANY_A: another company.
+    OtherCompany,
 }
 
-const ROLES: [Role; 4] = [
+const ROLES: [Role; 6] = [
     Role::Administration,
     Role::Operator,
     Role::Provider,
     Role::Auditor,
+    Role::Company,
+    Role::OtherCompany,
 ];
 
 impl Role {
@@ -39,6 +45,8 @@ impl Role {
             Role::Operator => OPERATOR,
             Role::Provider => PROVIDER_AG_0012,
             Role::Auditor => AUDITOR,
+            Role::Company => COMPANY_A_TOKEN,
+            Role::OtherCompany => COMPANY_B_TOKEN,
         }
     }
 }
@@ -79,9 +87,14 @@ enum Rpc {
     ListWalletBatches,
     ListRedemptions,
     ListPayouts,
+    OrderUsageCode,
+    CancelUsageCode,
+    GetUsageCode,
+    ListUsageCodes,
+    GetCompanyWallet,
 }
 
-use Role::{Administration, Auditor, Operator, Provider};
+use Role::{Administration, Auditor, Company, Operator, OtherCompany, Provider};
 
 /// The roles that may call each RPC. Every other role is refused with PERMISSION_DENIED; a
 /// role listed here may still be refused by a rule of the scheme.
@@ -133,6 +146,32 @@ const MAY_CALL: &[(Rpc, &[Role])] = &[
         Rpc::ListPayouts,
         &[Administration, Operator, Provider, Auditor],
     ),
+    // Usage codes: the company as itself or the operator; reads also for the administration and
+    // auditors (and a code's provider: GetUsageCode of a code given to AG-0012 is tested in
+    // tests/e2e/usage_codes.rs). The other company is refused everywhere.
+    (Rpc::OrderUsageCode, &[Operator, Company]),
+    (Rpc::CancelUsageCode, &[Operator, Company]),
+    // Whose code it is can only be known once it is found: every role that may read some code
+    // may ask, and is answered NOT_FOUND for this unknown one.
+    (
+        Rpc::GetUsageCode,
+        &[
+            Administration,
+            Operator,
+            Provider,
+            Auditor,
+            Company,
+            OtherCompany,
+        ],
+    ),
+    (
+        Rpc::ListUsageCodes,
+        &[Administration, Operator, Auditor, Company],
+    ),
+    (
+        Rpc::GetCompanyWallet,
+        &[Administration, Operator, Auditor, Company],
+    ),
 ];
 
 impl Rpc {
@@ -173,6 +212,11 @@ impl Rpc {
             Rpc::ListWalletBatches => "QueryService/ListWalletBatches",
             Rpc::ListRedemptions => "QueryService/ListRedemptions",
             Rpc::ListPayouts => "QueryService/ListPayouts",
+            Rpc::OrderUsageCode => "CompanyService/OrderUsageCode",
+            Rpc::CancelUsageCode => "CompanyService/CancelUsageCode",
+            Rpc::GetUsageCode => "CompanyService/GetUsageCode",
+            Rpc::ListUsageCodes => "CompanyService/ListUsageCodes",
+            Rpc::GetCompanyWallet => "CompanyService/GetWallet",
         }
     }
 
@@ -352,8 +396,40 @@ impl Rpc {
                 })
                 .await
                 .map(drop),
+            Rpc::OrderUsageCode => client
+                .order_usage_code(order_usage_code(
+                    COMPANY_A,
+                    "AG-0012",
+                    "1",
+                    "2025-04-01",
+                    "2025-04-30",
+                ))
+                .await
+                .map(drop),
+            Rpc::CancelUsageCode => client
+                .cancel_usage_code(cancel_usage_code(&matrix_code(), COMPANY_A))
+                .await
+                .map(drop),
+            Rpc::GetUsageCode => client
+                .get_usage_code(get_usage_code(&matrix_code()))
+                .await
+                .map(drop),
+            Rpc::ListUsageCodes => client
+                .list_usage_codes(list_usage_codes(COMPANY_A))
+                .await
+                .map(drop),
+            Rpc::GetCompanyWallet => client
+                .company_get_wallet(get_wallet(COMPANY_A))
+                .await
+                .map(drop),
         }
     }
+}
+
+/// A well-formed code that no order gave: its company is unknown to the matrix's callers, so
+/// the rules answer NOT_FOUND to those who may ask, after the role check.
+fn matrix_code() -> String {
+    "222-222-222".to_owned()
 }
 
 /// `Some(what went wrong)` unless `result` is a refusal with `code` and `reason`.

@@ -12,6 +12,7 @@ use ledger_testkit::{read_log, Process, STOP_WAIT};
 
 use ledger_proto::v1::administration_service_client::AdministrationServiceClient;
 use ledger_proto::v1::audit_service_client::AuditServiceClient;
+use ledger_proto::v1::company_service_client::CompanyServiceClient;
 use ledger_proto::v1::operator_service_client::OperatorServiceClient;
 use ledger_proto::v1::provider_service_client::ProviderServiceClient;
 use ledger_proto::v1::query_service_client::QueryServiceClient;
@@ -27,6 +28,9 @@ pub use ledger_testkit::bearer as with_token;
 pub use ledger_testkit::tokens::{
     ADMINISTRATION, AUDITOR, OPERATOR, PROVIDER_AG_0012, PROVIDER_AG_0099,
 };
+/// `company:0403019261` (COMPANY_A) and `company:0431150350` (COMPANY_B).
+pub const COMPANY_A_TOKEN: &str = "demo-company-0403019261-token";
+pub const COMPANY_B_TOKEN: &str = "demo-company-0431150350-token";
 
 /// The `ErrorInfo.domain` of every error of the API.
 pub const ERROR_DOMAIN: &str = "voucherledger.v1";
@@ -54,6 +58,17 @@ impl Server {
         Server::start_in(home, 1).await
     }
 
+    /// Starts a server on a fresh data folder with the policy table `policy` instead of the
+    /// repository's.
+    pub async fn start_with_policy(policy: &str) -> Server {
+        let home = tempfile::Builder::new()
+            .prefix("voucher-ledger-e2e-")
+            .tempdir()
+            .expect("a temporary folder for the server");
+        std::fs::write(home.path().join("policy.toml"), policy).expect("the policy is written");
+        Server::start_in(home, 1).await
+    }
+
     /// Starts a server on `home/data`, which may hold a store (a backup, for one).
     pub async fn start_on(home: TempDir) -> Server {
         Server::start_in(home, 1).await
@@ -62,6 +77,13 @@ impl Server {
     /// Starts a server on `home/data`, which may hold the store of an earlier run.
     async fn start_in(home: TempDir, generation: u32) -> Server {
         let log_path = home.path().join(format!("server-{generation}.log"));
+        // A test's own policy table (`start_with_policy`), or the repository's.
+        let own_policy = home.path().join("policy.toml");
+        let policy = if own_policy.exists() {
+            own_policy
+        } else {
+            ledger_testkit::policy_file()
+        };
         let mut command = ledger_testkit::command(
             env!("CARGO_BIN_EXE_voucher-ledger"),
             &["serve", "--demo", "--listen", "127.0.0.1:0"],
@@ -69,6 +91,7 @@ impl Server {
         command
             .arg("--data")
             .arg(home.path().join("data"))
+            .env("VOUCHER_LEDGER__POLICY_FILE", policy)
             .current_dir(home.path());
         let process = Process::started(&mut command, &log_path).await;
         let channel = Channel::from_shared(process.uri())
@@ -256,6 +279,23 @@ rpcs! {
     QueryServiceClient::list_wallet_batches(api::ListWalletBatchesRequest) -> api::ListWalletBatchesResponse;
     QueryServiceClient::list_redemptions(api::ListRedemptionsRequest) -> api::ListEventsResponse;
     QueryServiceClient::list_payouts(api::ListPayoutsRequest) -> api::ListEventsResponse;
+    CompanyServiceClient::order_usage_code(api::OrderUsageCodeRequest) -> api::OrderUsageCodeResponse;
+    CompanyServiceClient::cancel_usage_code(api::CancelUsageCodeRequest) -> api::WriteResponse;
+    CompanyServiceClient::get_usage_code(api::GetUsageCodeRequest) -> api::UsageCodeView;
+    CompanyServiceClient::list_usage_codes(api::ListUsageCodesRequest) -> api::UsageCodeList;
+}
+
+impl Client {
+    /// `CompanyService/GetWallet` (the operator's `get_wallet` has the name).
+    pub async fn company_get_wallet(
+        &self,
+        message: api::GetWalletRequest,
+    ) -> Result<api::Wallet, Status> {
+        CompanyServiceClient::new(self.channel.clone())
+            .get_wallet(self.request(message))
+            .await
+            .map(tonic::Response::into_inner)
+    }
 }
 
 impl Client {

@@ -160,19 +160,33 @@ fn payload_json(payload: &Payload) -> Value {
             "issued_in_year": issued.issued_in_year,
             "postings": postings(&issued.postings),
         }),
-        Payload::HoursRedeemed(redeemed) => json!({
-            "redemption_id": redeemed.redemption_id,
-            "provider_id": redeemed.provider_id,
-            "module_id": redeemed.module_id,
-            "enterprise_number": redeemed.enterprise_number,
-            "worker_pseudonym": redeemed.worker_pseudonym,
-            "trainee_status": enum_name(redeemed.trainee_status, |known: pb::TraineeStatus| known.as_str_name()),
-            "voucher_type": voucher_type(redeemed.voucher_type),
-            "hours": redeemed.hours,
-            "training_date": redeemed.training_date,
-            "draws": draws(&redeemed.draws),
-            "amount_owed_eur": redeemed.amount_owed_eur,
-            "postings": postings(&redeemed.postings),
+        Payload::HoursRedeemed(redeemed) => hours_redeemed_json(redeemed),
+        Payload::UsageCodeOrdered(ordered) => json!({
+            "code": ordered.code,
+            "order_id": ordered.order_id,
+            "enterprise_number": ordered.enterprise_number,
+            "provider_id": ordered.provider_id,
+            "module_id": ordered.module_id,
+            "voucher_type": voucher_type(ordered.voucher_type),
+            "hours": ordered.hours,
+            "period_from": ordered.period_from,
+            "period_until": ordered.period_until,
+            "filing_until": ordered.filing_until,
+            "ordered_on": ordered.ordered_on,
+            "earmarks": draws(&ordered.earmarks),
+        }),
+        Payload::UsageCodeCancelled(cancelled) => json!({
+            "code": cancelled.code,
+            "enterprise_number": cancelled.enterprise_number,
+            "returned": draws(&cancelled.returned),
+            "reason": cancelled.reason,
+            "cancelled_on": cancelled.cancelled_on,
+        }),
+        Payload::UsageCodeLapsed(lapsed) => json!({
+            "code": lapsed.code,
+            "enterprise_number": lapsed.enterprise_number,
+            "returned": draws(&lapsed.returned),
+            "lapsed_on": lapsed.lapsed_on,
         }),
         Payload::RedemptionReversed(reversed) => json!({
             "redemption_id": reversed.redemption_id,
@@ -205,4 +219,27 @@ fn payload_json(payload: &Payload) -> Value {
             "postings": postings(&payout.postings),
         }),
     }
+}
+
+/// A redemption as JSON; `usage_code` only when it names one, so that the JSON of the
+/// redemptions written before codes existed stays what it was.
+fn hours_redeemed_json(redeemed: &pb::HoursRedeemed) -> Value {
+    let mut value = json!({
+        "redemption_id": redeemed.redemption_id,
+        "provider_id": redeemed.provider_id,
+        "module_id": redeemed.module_id,
+        "enterprise_number": redeemed.enterprise_number,
+        "worker_pseudonym": redeemed.worker_pseudonym,
+        "trainee_status": enum_name(redeemed.trainee_status, |known: pb::TraineeStatus| known.as_str_name()),
+        "voucher_type": voucher_type(redeemed.voucher_type),
+        "hours": redeemed.hours,
+        "training_date": redeemed.training_date,
+        "draws": draws(&redeemed.draws),
+        "amount_owed_eur": redeemed.amount_owed_eur,
+        "postings": postings(&redeemed.postings),
+    });
+    if let (false, Value::Object(fields)) = (redeemed.usage_code.is_empty(), &mut value) {
+        fields.insert("usage_code".to_owned(), json!(redeemed.usage_code));
+    }
+    value
 }

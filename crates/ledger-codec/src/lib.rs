@@ -12,8 +12,9 @@ use chrono::NaiveDate;
 use ledger_domain::event::{
     BatchDraw, BudgetAdjusted, BudgetOpened, CompanyRegistered, HoursRedeemed, ModuleApproved,
     ModuleWithdrawn, PayoutRecorded, ProviderApproved, ProviderWithdrawn, RedemptionReversed,
-    VouchersExpired, VouchersIssued,
+    UsageCodeCancelled, UsageCodeLapsed, UsageCodeOrdered, VouchersExpired, VouchersIssued,
 };
+use ledger_domain::UsageCode;
 use ledger_domain::{
     Account, EnterpriseNumber, Event, Identifier, LegalForm, Posting, Region, Side, SizeClass,
     Theme, TraineeStatus, VoucherType, WorkerPseudonym,
@@ -355,6 +356,9 @@ event_types!(
     RedemptionReversed,
     VouchersExpired,
     PayoutRecorded,
+    UsageCodeOrdered,
+    UsageCodeCancelled,
+    UsageCodeLapsed,
 );
 
 /// The payload's field name in the `Event.payload` oneof (`vouchers_issued`): the snake case of
@@ -377,6 +381,12 @@ pub fn snake_case(camel: &str) -> String {
         }
     }
     snake
+}
+
+fn decode_code(field: &'static str, text: &str) -> Result<UsageCode, DecodeError> {
+    UsageCode::parse(text)
+        .filter(|code| code.as_str() == text)
+        .ok_or(bad(field))
 }
 
 /// The protobuf payload of a domain event.
@@ -473,6 +483,11 @@ pub fn encode_event(event: &Event) -> pb::event::Payload {
             draws: encode_draws(&e.draws),
             amount_owed_eur: encode_eur(e.amount_owed_eur),
             postings: encode_postings(&e.postings),
+            usage_code: e
+                .usage_code
+                .as_ref()
+                .map(|code| code.as_str().to_owned())
+                .unwrap_or_default(),
         }),
         Event::RedemptionReversed(e) => Payload::RedemptionReversed(pb::RedemptionReversed {
             redemption_id: e.redemption_id.to_string(),
@@ -503,6 +518,37 @@ pub fn encode_event(event: &Event) -> pb::event::Payload {
             payout_date: encode_date(e.payout_date),
             payout_reference: e.payout_reference.clone(),
             postings: encode_postings(&e.postings),
+        }),
+        Event::UsageCodeOrdered(e) => Payload::UsageCodeOrdered(pb::UsageCodeOrdered {
+            code: e.code.as_str().to_owned(),
+            order_id: e.order_id.to_string(),
+            enterprise_number: e.enterprise_number.to_string(),
+            provider_id: e.provider_id.to_string(),
+            module_id: e
+                .module_id
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+            voucher_type: voucher_type_to_proto(e.voucher_type) as i32,
+            hours: e.hours,
+            period_from: encode_date(e.period_from),
+            period_until: encode_date(e.period_until),
+            filing_until: encode_date(e.filing_until),
+            ordered_on: encode_date(e.ordered_on),
+            earmarks: encode_draws(&e.earmarks),
+        }),
+        Event::UsageCodeCancelled(e) => Payload::UsageCodeCancelled(pb::UsageCodeCancelled {
+            code: e.code.as_str().to_owned(),
+            enterprise_number: e.enterprise_number.to_string(),
+            returned: encode_draws(&e.returned),
+            reason: e.reason.clone(),
+            cancelled_on: encode_date(e.cancelled_on),
+        }),
+        Event::UsageCodeLapsed(e) => Payload::UsageCodeLapsed(pb::UsageCodeLapsed {
+            code: e.code.as_str().to_owned(),
+            enterprise_number: e.enterprise_number.to_string(),
+            returned: encode_draws(&e.returned),
+            lapsed_on: encode_date(e.lapsed_on),
         }),
     }
 }
@@ -609,6 +655,11 @@ pub fn decode_event(payload: &pb::event::Payload) -> Result<Event, DecodeError> 
             draws: decode_draws(&e.draws)?,
             amount_owed_eur: decode_eur("amount_owed_eur", &e.amount_owed_eur)?,
             postings: decode_postings(&e.postings)?,
+            usage_code: if e.usage_code.is_empty() {
+                None
+            } else {
+                Some(decode_code("usage_code", &e.usage_code)?)
+            },
         }),
         Payload::RedemptionReversed(e) => Event::RedemptionReversed(RedemptionReversed {
             redemption_id: decode_uuid("redemption_id", &e.redemption_id)?,
@@ -642,6 +693,37 @@ pub fn decode_event(payload: &pb::event::Payload) -> Result<Event, DecodeError> 
             payout_date: decode_date("payout_date", &e.payout_date)?,
             payout_reference: e.payout_reference.clone(),
             postings: decode_postings(&e.postings)?,
+        }),
+        Payload::UsageCodeOrdered(e) => Event::UsageCodeOrdered(UsageCodeOrdered {
+            code: decode_code("code", &e.code)?,
+            order_id: decode_uuid("order_id", &e.order_id)?,
+            enterprise_number: decode_enterprise(&e.enterprise_number)?,
+            provider_id: decode_id("provider_id", &e.provider_id)?,
+            module_id: if e.module_id.is_empty() {
+                None
+            } else {
+                Some(decode_id("module_id", &e.module_id)?)
+            },
+            voucher_type: voucher_type_from_proto(e.voucher_type).ok_or(bad("voucher_type"))?,
+            hours: e.hours,
+            period_from: decode_date("period_from", &e.period_from)?,
+            period_until: decode_date("period_until", &e.period_until)?,
+            filing_until: decode_date("filing_until", &e.filing_until)?,
+            ordered_on: decode_date("ordered_on", &e.ordered_on)?,
+            earmarks: decode_draws(&e.earmarks)?,
+        }),
+        Payload::UsageCodeCancelled(e) => Event::UsageCodeCancelled(UsageCodeCancelled {
+            code: decode_code("code", &e.code)?,
+            enterprise_number: decode_enterprise(&e.enterprise_number)?,
+            returned: decode_draws(&e.returned)?,
+            reason: e.reason.clone(),
+            cancelled_on: decode_date("cancelled_on", &e.cancelled_on)?,
+        }),
+        Payload::UsageCodeLapsed(e) => Event::UsageCodeLapsed(UsageCodeLapsed {
+            code: decode_code("code", &e.code)?,
+            enterprise_number: decode_enterprise(&e.enterprise_number)?,
+            returned: decode_draws(&e.returned)?,
+            lapsed_on: decode_date("lapsed_on", &e.lapsed_on)?,
         }),
     };
     Ok(event)

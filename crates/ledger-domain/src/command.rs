@@ -10,8 +10,9 @@ use uuid::Uuid;
 
 use crate::identity::{EnterpriseNumber, Identifier, WorkerPseudonym};
 use crate::types::{LegalForm, Region, Theme, TraineeStatus, VoucherType};
+use crate::usage_code::UsageCode;
 
-/// Who acts. A provider acts only as itself.
+/// Who acts. A provider acts only as itself, and so does a company.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Principal {
@@ -23,19 +24,27 @@ pub enum Principal {
     Provider(Identifier),
     /// Reads everything, changes nothing.
     Auditor,
+    /// A company, by its enterprise number: orders and cancels its own usage codes and reads
+    /// its own wallet, codes and statement.
+    Company(EnterpriseNumber),
 }
 
 impl Principal {
-    /// Parses "administration", "operator", "auditor" or "provider:<approval id>".
+    /// Parses "administration", "operator", "auditor", "provider:<approval id>" or
+    /// "company:<enterprise number>".
     pub fn parse(text: &str) -> Option<Principal> {
         match text {
             "administration" => Some(Principal::Administration),
             "operator" => Some(Principal::Operator),
             "auditor" => Some(Principal::Auditor),
-            _ => text
-                .strip_prefix("provider:")
-                .and_then(Identifier::parse)
-                .map(Principal::Provider),
+            _ => {
+                if let Some(number) = text.strip_prefix("company:") {
+                    return EnterpriseNumber::parse(number).map(Principal::Company);
+                }
+                text.strip_prefix("provider:")
+                    .and_then(Identifier::parse)
+                    .map(Principal::Provider)
+            }
         }
     }
 }
@@ -47,6 +56,7 @@ impl fmt::Display for Principal {
             Principal::Operator => f.write_str("operator"),
             Principal::Provider(id) => write!(f, "provider:{id}"),
             Principal::Auditor => f.write_str("auditor"),
+            Principal::Company(number) => write!(f, "company:{number}"),
         }
     }
 }
@@ -144,6 +154,12 @@ pub struct RedeemHours {
     pub voucher_type: VoucherType,
     pub hours: u32,
     pub training_date: NaiveDate,
+    /// The company's consent: the usage code the hours are filed against. Absent, the hours
+    /// are drawn from the wallet's free vouchers, which the policy allows only for training
+    /// before `usage_code_required_from`. Left out of the JSON when absent, so that the digest
+    /// bytes of version 1 of requests without a code stay what they were.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage_code: Option<UsageCode>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -168,6 +184,31 @@ pub struct RecordPayout {
     pub payout_reference: String,
 }
 
+/// A company's consent to one training: `hours` vouchers of one type earmarked for one provider
+/// (and one module when named), for training between two dates.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OrderUsageCode {
+    /// Id of the order, chosen by the caller (the server uses the request id); the code is
+    /// derived from it.
+    pub order_id: Uuid,
+    pub enterprise_number: EnterpriseNumber,
+    pub provider_id: Identifier,
+    pub module_id: Option<Identifier>,
+    pub voucher_type: VoucherType,
+    pub hours: u32,
+    pub period_from: NaiveDate,
+    pub period_until: NaiveDate,
+}
+
+/// Gives the code's unused hours back to the wallet.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CancelUsageCode {
+    pub code: UsageCode,
+    /// The company the caller says the code is of: a company may cancel only its own.
+    pub enterprise_number: EnterpriseNumber,
+    pub reason: String,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "command", rename_all = "snake_case")]
 pub enum Command {
@@ -183,6 +224,8 @@ pub enum Command {
     ReverseRedemption(ReverseRedemption),
     ExpireVouchers(ExpireVouchers),
     RecordPayout(RecordPayout),
+    OrderUsageCode(OrderUsageCode),
+    CancelUsageCode(CancelUsageCode),
 }
 
 impl Command {
@@ -201,6 +244,8 @@ impl Command {
             Command::ReverseRedemption(_) => "reverse_redemption",
             Command::ExpireVouchers(_) => "expire_vouchers",
             Command::RecordPayout(_) => "record_payout",
+            Command::OrderUsageCode(_) => "order_usage_code",
+            Command::CancelUsageCode(_) => "cancel_usage_code",
         }
     }
 
@@ -442,6 +487,11 @@ pub mod canonical {
                     .text(voucher_type(fields.voucher_type))
                     .count(fields.hours)
                     .date(fields.training_date);
+                // Written only when present, so that a request without a code keeps the bytes
+                // (and the digest) it had before codes existed.
+                if let Some(code) = &fields.usage_code {
+                    out.flag(true).text(code.as_str());
+                }
             }
             Command::ReverseRedemption(fields) => {
                 out.text("reverse_redemption")
@@ -459,6 +509,26 @@ pub mod canonical {
                     .decimal(fields.amount_eur)
                     .date(fields.payout_date)
                     .text(&fields.payout_reference);
+            }
+            Command::OrderUsageCode(fields) => {
+                out.text("order_usage_code")
+                    .uuid(fields.order_id)
+                    .text(fields.enterprise_number.as_str())
+                    .text(fields.provider_id.as_str());
+                match &fields.module_id {
+                    None => out.flag(false),
+                    Some(module_id) => out.flag(true).text(module_id.as_str()),
+                };
+                out.text(voucher_type(fields.voucher_type))
+                    .count(fields.hours)
+                    .date(fields.period_from)
+                    .date(fields.period_until);
+            }
+            Command::CancelUsageCode(fields) => {
+                out.text("cancel_usage_code")
+                    .text(fields.code.as_str())
+                    .text(fields.enterprise_number.as_str())
+                    .text(&fields.reason);
             }
         }
         out.0

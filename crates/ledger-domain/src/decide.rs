@@ -8,9 +8,9 @@ use chrono::{Datelike, NaiveDate};
 use rust_decimal::Decimal;
 
 use crate::command::{
-    AdjustBudget, ApproveModule, ApproveProvider, Command, ExpireVouchers, IssueVouchers,
-    OpenBudget, Principal, RecordPayout, RedeemHours, RegisterCompany, ReverseRedemption,
-    WithdrawModule, WithdrawProvider,
+    AdjustBudget, ApproveModule, ApproveProvider, CancelUsageCode, Command, ExpireVouchers,
+    IssueVouchers, OpenBudget, OrderUsageCode, Principal, RecordPayout, RedeemHours,
+    RegisterCompany, ReverseRedemption, WithdrawModule, WithdrawProvider,
 };
 use crate::event::{
     Account, BatchDraw, BudgetAdjusted, BudgetOpened, CompanyRegistered, Event, HoursRedeemed,
@@ -50,13 +50,13 @@ pub struct Context<'a> {
 }
 
 impl Context<'_> {
-    fn policy_on(&self, date: NaiveDate) -> Result<&Policy, Refusal> {
+    pub(crate) fn policy_on(&self, date: NaiveDate) -> Result<&Policy, Refusal> {
         self.policy
             .in_force(date)
             .ok_or(Refusal::PolicyNotInForce { date })
     }
 
-    fn not_after_today(&self, date: NaiveDate) -> Result<(), Refusal> {
+    pub(crate) fn not_after_today(&self, date: NaiveDate) -> Result<(), Refusal> {
         if date > self.today {
             return Err(Refusal::DateInFuture {
                 date,
@@ -92,6 +92,20 @@ pub fn authorize(principal: &Principal, command: &Command) -> Result<(), Refusal
             Principal::Provider(acting),
             Command::ReverseRedemption(ReverseRedemption { provider_id, .. }),
         ) => acting == provider_id,
+        // A company consents to training for itself only; the operator acts for any company.
+        (
+            Principal::Company(acting),
+            Command::OrderUsageCode(OrderUsageCode {
+                enterprise_number, ..
+            }),
+        )
+        | (
+            Principal::Company(acting),
+            Command::CancelUsageCode(CancelUsageCode {
+                enterprise_number, ..
+            }),
+        ) => acting == enterprise_number,
+        (Principal::Operator, Command::OrderUsageCode(_) | Command::CancelUsageCode(_)) => true,
         _ => false,
     };
     if allowed {
@@ -124,10 +138,16 @@ pub fn decide(
         Command::ReverseRedemption(command) => reverse_redemption(state, command, context),
         Command::ExpireVouchers(command) => expire_vouchers(state, command, context),
         Command::RecordPayout(command) => record_payout(state, command, context),
+        Command::OrderUsageCode(command) => {
+            crate::usage_rules::order_usage_code(state, command, context)
+        }
+        Command::CancelUsageCode(command) => {
+            crate::usage_rules::cancel_usage_code(state, command, context)
+        }
     }
 }
 
-fn check_text(field: &'static str, text: &str, bytes_max: usize) -> Result<(), Refusal> {
+pub(crate) fn check_text(field: &'static str, text: &str, bytes_max: usize) -> Result<(), Refusal> {
     check_free_text(field, text, bytes_max)
 }
 
@@ -545,6 +565,24 @@ fn redeem_hours(
         return Err(Refusal::RedemptionAlreadyExists);
     }
     let date = command.training_date;
+    // The company's consent comes first: without it, or with a code that does not fit, the
+    // rest does not matter.
+    let usage_code = match &command.usage_code {
+        Some(code) => Some(crate::usage_rules::code_for_filing(
+            state, command, code, context,
+        )?),
+        None => {
+            if let Some(required_from) = context
+                .policy
+                .in_force(date)
+                .and_then(|policy| policy.usage_code_required_from)
+                .filter(|required_from| *required_from <= date)
+            {
+                return Err(Refusal::UsageCodeRequired { required_from });
+            }
+            None
+        }
+    };
     let provider = state
         .providers
         .get(&command.provider_id)
@@ -592,51 +630,10 @@ fn redeem_hours(
         .get(&command.enterprise_number)
         .ok_or(Refusal::CompanyNotFound)?;
 
-    // Vouchers held on the training date: paid by then, of the right type, not used up.
-    let mut held: Vec<_> = company
-        .batches
-        .values()
-        .filter(|batch| {
-            batch.voucher_type == command.voucher_type
-                && batch.remaining > 0
-                && batch.payment_date <= date
-        })
-        .collect();
-    let held_total: u32 = held.iter().map(|batch| batch.remaining).sum();
-    held.retain(|batch| batch.valid_until >= date);
-    let unexpired: u32 = held.iter().map(|batch| batch.remaining).sum();
-    if unexpired < command.hours {
-        if held_total >= command.hours {
-            return Err(Refusal::VouchersExpired {
-                unexpired,
-                requested: command.hours,
-            });
-        }
-        return Err(Refusal::InsufficientVouchers {
-            available: unexpired,
-            requested: command.hours,
-        });
-    }
-    // Oldest expiry first; among equal expiries, the batch issued first.
-    held.sort_by_key(|batch| (batch.valid_until, batch.sequence));
-    let mut draws = Vec::new();
-    let mut left = command.hours;
-    for batch in held {
-        if left == 0 {
-            break;
-        }
-        let quantity = batch.remaining.min(left);
-        left -= quantity;
-        draws.push(BatchDraw {
-            batch_id: batch.batch_id,
-            quantity,
-            budget_year: batch.budget_year,
-            face_value_eur: batch.face_value_eur,
-            region_share_eur: batch.region_share_eur,
-            valid_until: batch.valid_until,
-        });
-    }
-    assert_eq!(left, 0, "the unexpired vouchers were counted as enough");
+    let draws = match usage_code {
+        Some(code) => crate::usage_rules::draws_from_earmarks(&code.earmarks, command.hours),
+        None => free_draws(company, command, date)?,
+    };
     let amount_owed_eur: Decimal = draws
         .iter()
         .map(|draw| money::times(draw.face_value_eur, draw.quantity))
@@ -660,7 +657,64 @@ fn redeem_hours(
                 amount_owed_eur,
             ),
         ],
+        usage_code: command.usage_code.clone(),
     })])
+}
+
+/// The draws of a redemption without a code: the free vouchers held on the training date, oldest
+/// expiry first.
+fn free_draws(
+    company: &crate::state::Company,
+    command: &RedeemHours,
+    date: NaiveDate,
+) -> Result<Vec<BatchDraw>, Refusal> {
+    // Vouchers held on the training date: paid by then, of the right type, not used up, not
+    // earmarked for a usage code.
+    let mut held: Vec<_> = company
+        .batches
+        .values()
+        .filter(|batch| {
+            batch.voucher_type == command.voucher_type
+                && batch.free() > 0
+                && batch.payment_date <= date
+        })
+        .collect();
+    let held_total: u32 = held.iter().map(|batch| batch.free()).sum();
+    held.retain(|batch| batch.valid_until >= date);
+    let unexpired: u32 = held.iter().map(|batch| batch.free()).sum();
+    if unexpired < command.hours {
+        if held_total >= command.hours {
+            return Err(Refusal::VouchersExpired {
+                unexpired,
+                requested: command.hours,
+            });
+        }
+        return Err(Refusal::InsufficientVouchers {
+            available: unexpired,
+            requested: command.hours,
+        });
+    }
+    // Oldest expiry first; among equal expiries, the batch issued first.
+    held.sort_by_key(|batch| (batch.valid_until, batch.sequence));
+    let mut draws = Vec::new();
+    let mut left = command.hours;
+    for batch in held {
+        if left == 0 {
+            break;
+        }
+        let quantity = batch.free().min(left);
+        left -= quantity;
+        draws.push(BatchDraw {
+            batch_id: batch.batch_id,
+            quantity,
+            budget_year: batch.budget_year,
+            face_value_eur: batch.face_value_eur,
+            region_share_eur: batch.region_share_eur,
+            valid_until: batch.valid_until,
+        });
+    }
+    assert_eq!(left, 0, "the unexpired vouchers were counted as enough");
+    Ok(draws)
 }
 
 fn reverse_redemption(
@@ -724,6 +778,20 @@ fn expire_vouchers(
 ) -> Result<Vec<Event>, Refusal> {
     context.not_after_today(command.as_of)?;
     let policy = context.policy_on(command.as_of)?;
+    // Codes whose filing grace has passed close first, so that their vouchers expire in the
+    // same run when their own validity has ended; vouchers of codes still in their grace stay.
+    let lapses = crate::usage_rules::lapses_due(state, command.as_of, EXPIRY_EVENTS_MAX);
+    let mut lapsed_per_batch: std::collections::BTreeMap<uuid::Uuid, u32> =
+        std::collections::BTreeMap::new();
+    for lapse in &lapses {
+        for draw in &lapse.returned {
+            *lapsed_per_batch.entry(draw.batch_id).or_default() += draw.quantity;
+        }
+    }
+    let expirable = |batch: &crate::state::Batch| {
+        let lapsed = lapsed_per_batch.get(&batch.batch_id).copied().unwrap_or(0);
+        batch.free() + lapsed.min(batch.earmarked)
+    };
     let mut due: Vec<_> = state
         .companies
         .iter()
@@ -733,42 +801,45 @@ fn expire_vouchers(
                 .values()
                 .map(move |batch| (enterprise_number, batch))
         })
-        .filter(|(_, batch)| batch.remaining > 0 && batch.valid_until < command.as_of)
+        .filter(|(_, batch)| expirable(batch) > 0 && batch.valid_until < command.as_of)
         .collect();
     due.sort_by_key(|(enterprise_number, batch)| {
         (batch.valid_until, batch.sequence, *enterprise_number)
     });
-    due.truncate(EXPIRY_EVENTS_MAX);
+    due.truncate(EXPIRY_EVENTS_MAX - lapses.len());
     let refunded = policy.refund_employer_share_on_expiry;
-    let events = due
-        .into_iter()
-        .map(|(enterprise_number, batch)| {
-            let face_eur = money::times(batch.face_value_eur, batch.remaining);
-            let region_eur = money::times(batch.region_share_eur, batch.remaining);
-            let employer_eur = face_eur - region_eur;
-            let company_account = if refunded {
-                Account::CompanyRefunded
-            } else {
-                Account::CompanyExpired
-            };
-            Event::VouchersExpired(VouchersExpired {
-                enterprise_number: enterprise_number.clone(),
-                batch_id: batch.batch_id,
-                voucher_type: batch.voucher_type,
-                quantity: batch.remaining,
-                budget_year: batch.budget_year,
-                valid_until: batch.valid_until,
-                region_share_released_eur: region_eur,
-                employer_share_eur: employer_eur,
-                employer_share_refunded: refunded,
-                expired_on: command.as_of,
-                postings: vec![
-                    Posting::credit(Account::VouchersOutstanding, face_eur),
-                    Posting::debit(Account::RegionBudget(batch.budget_year), region_eur),
-                    Posting::debit(company_account, employer_eur),
-                ],
-            })
+    let expiries = due.into_iter().map(|(enterprise_number, batch)| {
+        let quantity = expirable(batch);
+        let face_eur = money::times(batch.face_value_eur, quantity);
+        let region_eur = money::times(batch.region_share_eur, quantity);
+        let employer_eur = face_eur - region_eur;
+        let company_account = if refunded {
+            Account::CompanyRefunded
+        } else {
+            Account::CompanyExpired
+        };
+        Event::VouchersExpired(VouchersExpired {
+            enterprise_number: enterprise_number.clone(),
+            batch_id: batch.batch_id,
+            voucher_type: batch.voucher_type,
+            quantity,
+            budget_year: batch.budget_year,
+            valid_until: batch.valid_until,
+            region_share_released_eur: region_eur,
+            employer_share_eur: employer_eur,
+            employer_share_refunded: refunded,
+            expired_on: command.as_of,
+            postings: vec![
+                Posting::credit(Account::VouchersOutstanding, face_eur),
+                Posting::debit(Account::RegionBudget(batch.budget_year), region_eur),
+                Posting::debit(company_account, employer_eur),
+            ],
         })
+    });
+    let events = lapses
+        .into_iter()
+        .map(Event::UsageCodeLapsed)
+        .chain(expiries)
         .collect();
     Ok(events)
 }

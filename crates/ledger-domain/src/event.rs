@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use crate::identity::{EnterpriseNumber, Identifier, WorkerPseudonym};
 use crate::types::{LegalForm, Region, SizeClass, Theme, TraineeStatus, VoucherType};
+use crate::usage_code::UsageCode;
 
 /// The accounts of the double entry. Money moves from the credited account to the debited one.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -232,6 +233,8 @@ pub struct HoursRedeemed {
     pub draws: Vec<BatchDraw>,
     pub amount_owed_eur: Decimal,
     pub postings: Vec<Posting>,
+    /// The code the hours were filed against; the draws came from its earmarked vouchers.
+    pub usage_code: Option<UsageCode>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -270,6 +273,47 @@ pub struct PayoutRecorded {
     pub postings: Vec<Posting>,
 }
 
+/// A company consented to one training: vouchers earmarked for one provider. Moves no money:
+/// the earmarked vouchers stay in `VouchersOutstanding` (docs/RULES.md §14).
+#[derive(Clone, Debug, PartialEq)]
+pub struct UsageCodeOrdered {
+    pub code: UsageCode,
+    pub order_id: Uuid,
+    pub enterprise_number: EnterpriseNumber,
+    pub provider_id: Identifier,
+    pub module_id: Option<Identifier>,
+    pub voucher_type: VoucherType,
+    pub hours: u32,
+    pub period_from: NaiveDate,
+    pub period_until: NaiveDate,
+    /// Last day the provider may file against the code: the period's end plus the policy's
+    /// `filing_grace_days` in force on the day of the order.
+    pub filing_until: NaiveDate,
+    pub ordered_on: NaiveDate,
+    /// The vouchers earmarked, oldest expiry first.
+    pub earmarks: Vec<BatchDraw>,
+}
+
+/// A code cancelled: its unused vouchers are free in the wallet again, with their own expiry.
+#[derive(Clone, Debug, PartialEq)]
+pub struct UsageCodeCancelled {
+    pub code: UsageCode,
+    pub enterprise_number: EnterpriseNumber,
+    pub returned: Vec<BatchDraw>,
+    pub reason: String,
+    pub cancelled_on: NaiveDate,
+}
+
+/// A code whose filing grace passed with hours unused, closed by an expiry run: its unused
+/// vouchers are free again (and expire with the same run when their own validity has ended).
+#[derive(Clone, Debug, PartialEq)]
+pub struct UsageCodeLapsed {
+    pub code: UsageCode,
+    pub enterprise_number: EnterpriseNumber,
+    pub returned: Vec<BatchDraw>,
+    pub lapsed_on: NaiveDate,
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub enum Event {
     BudgetOpened(BudgetOpened),
@@ -284,6 +328,9 @@ pub enum Event {
     RedemptionReversed(RedemptionReversed),
     VouchersExpired(VouchersExpired),
     PayoutRecorded(PayoutRecorded),
+    UsageCodeOrdered(UsageCodeOrdered),
+    UsageCodeCancelled(UsageCodeCancelled),
+    UsageCodeLapsed(UsageCodeLapsed),
 }
 
 impl Event {
@@ -313,6 +360,15 @@ impl Event {
             })
             | Event::VouchersExpired(VouchersExpired {
                 enterprise_number, ..
+            })
+            | Event::UsageCodeOrdered(UsageCodeOrdered {
+                enterprise_number, ..
+            })
+            | Event::UsageCodeCancelled(UsageCodeCancelled {
+                enterprise_number, ..
+            })
+            | Event::UsageCodeLapsed(UsageCodeLapsed {
+                enterprise_number, ..
             }) => {
                 format!("company/{enterprise_number}")
             }
@@ -333,6 +389,9 @@ impl Event {
             Event::RedemptionReversed(event) => Some(event.reversed_on),
             Event::VouchersExpired(event) => Some(event.expired_on),
             Event::PayoutRecorded(event) => Some(event.payout_date),
+            Event::UsageCodeOrdered(event) => Some(event.ordered_on),
+            Event::UsageCodeCancelled(event) => Some(event.cancelled_on),
+            Event::UsageCodeLapsed(event) => Some(event.lapsed_on),
         }
     }
 
@@ -350,7 +409,10 @@ impl Event {
             | Event::ProviderWithdrawn(_)
             | Event::ModuleApproved(_)
             | Event::ModuleWithdrawn(_)
-            | Event::CompanyRegistered(_) => &[],
+            | Event::CompanyRegistered(_)
+            | Event::UsageCodeOrdered(_)
+            | Event::UsageCodeCancelled(_)
+            | Event::UsageCodeLapsed(_) => &[],
         }
     }
 
@@ -369,6 +431,9 @@ impl Event {
             Event::RedemptionReversed(_) => "RedemptionReversed",
             Event::VouchersExpired(_) => "VouchersExpired",
             Event::PayoutRecorded(_) => "PayoutRecorded",
+            Event::UsageCodeOrdered(_) => "UsageCodeOrdered",
+            Event::UsageCodeCancelled(_) => "UsageCodeCancelled",
+            Event::UsageCodeLapsed(_) => "UsageCodeLapsed",
         }
     }
 }

@@ -18,6 +18,8 @@ pub mod policy;
 pub mod refusal;
 pub mod state;
 pub mod types;
+pub mod usage_code;
+mod usage_rules;
 
 pub use command::{Command, Principal};
 pub use decide::{authorize, decide, Context};
@@ -27,3 +29,4 @@ pub use policy::{Policy, PolicyError, PolicyTable};
 pub use refusal::{Ineligibility, Refusal};
 pub use state::LedgerState;
 pub use types::{LegalForm, Region, SizeClass, Theme, TraineeStatus, VoucherType};
+pub use usage_code::UsageCode;

@@ -51,6 +51,14 @@ pub struct Policy {
     #[serde(with = "rust_decimal::serde::str")]
     pub balance_sheet_total_max_eur: Decimal,
     pub secondary_self_employed_months_min: u32,
+    /// Days after the end of a usage code's period during which its provider may still file
+    /// hours against it (late filing). Absent: none.
+    #[serde(default)]
+    pub filing_grace_days: u32,
+    /// From this training date on, a redemption must name a usage code; training before it
+    /// may still be redeemed from the free vouchers, as before codes existed. Absent: never.
+    #[serde(default)]
+    pub usage_code_required_from: Option<NaiveDate>,
     pub quotas: BTreeMap<SizeClass, Quotas>,
 }
 
@@ -60,6 +68,12 @@ impl Policy {
         self.quotas
             .get(&size_class)
             .map_or(0, |quotas| quotas.of(voucher_type))
+    }
+
+    /// Whether a redemption of training on `training_date` must name a usage code.
+    pub fn usage_code_required_on(&self, training_date: NaiveDate) -> bool {
+        self.usage_code_required_from
+            .is_some_and(|from| from <= training_date)
     }
 
     /// Last day on which a voucher paid on `payment_date` may pay for training.
@@ -98,12 +112,20 @@ pub enum PolicyError {
     SharesDoNotAddUp { effective_from: NaiveDate },
     #[error("policy row {effective_from}: validity_months must be between 1 and 60")]
     InvalidValidity { effective_from: NaiveDate },
+    #[error(
+        "policy row {effective_from}: filing_grace_days must be at most {FILING_GRACE_DAYS_MAX}"
+    )]
+    InvalidFilingGrace { effective_from: NaiveDate },
     #[error("policy row {effective_from}: no quotas for size class {size_class}")]
     MissingQuotas {
         effective_from: NaiveDate,
         size_class: &'static str,
     },
 }
+
+/// Longest filing grace a policy row may set, in days: a year. Earmarked vouchers stay out of
+/// the expiry run for the grace, so a longer one would keep expired vouchers alive for years.
+pub const FILING_GRACE_DAYS_MAX: u32 = 366;
 
 /// The whole dated table, rows in increasing order of `effective_from`.
 #[derive(Clone, Debug, PartialEq)]
@@ -167,6 +189,9 @@ impl PolicyTable {
             }
             if !(1..=60).contains(&row.validity_months) {
                 return Err(PolicyError::InvalidValidity { effective_from });
+            }
+            if row.filing_grace_days > FILING_GRACE_DAYS_MAX {
+                return Err(PolicyError::InvalidFilingGrace { effective_from });
             }
             for size_class in SizeClass::ALL {
                 if !row.quotas.contains_key(&size_class) {

@@ -204,6 +204,48 @@ pub enum Refusal {
         owed_eur: Decimal,
         amount_eur: Decimal,
     },
+
+    // Usage codes (docs/RULES.md §14).
+    #[error("usage code is not valid: nine symbols of 23456789ABCDEFGHJKLMNPQRSTVWXYZ with a correct check symbol")]
+    InvalidUsageCode,
+    #[error("the period of a usage code may last at most {days_max} days")]
+    UsageCodePeriodTooLong { days_max: u32 },
+    /// Order ids are unique across the ledger (the server uses the request id).
+    #[error("usage code order id is already used")]
+    UsageCodeOrderAlreadyExists,
+    #[error("wallet holds {usable} vouchers valid over the whole period from {period_from} to {period_until}, {requested} requested")]
+    UsageCodePeriodOutsideValidity {
+        period_from: NaiveDate,
+        period_until: NaiveDate,
+        usable: u32,
+        requested: u32,
+    },
+    #[error("usage code is not known to the ledger")]
+    UsageCodeNotFound,
+    #[error("usage code belongs to another provider")]
+    UsageCodeNotOfProvider,
+    #[error("usage code belongs to another company")]
+    UsageCodeNotOfCompany,
+    #[error("usage code was cancelled")]
+    UsageCodeCancelled,
+    #[error("usage code has no hours left")]
+    UsageCodeUsedUp,
+    #[error("usage code could be filed against until {filing_until}, its grace has passed")]
+    UsageCodeLapsed { filing_until: NaiveDate },
+    #[error("usage code is for module {expected}")]
+    UsageCodeModuleMismatch { expected: String },
+    #[error("usage code is for {} vouchers", expected.name())]
+    UsageCodeVoucherTypeMismatch { expected: VoucherType },
+    #[error("training date {training_date} is outside the usage code's period from {period_from} to {period_until}")]
+    TrainingOutsideUsageCodePeriod {
+        training_date: NaiveDate,
+        period_from: NaiveDate,
+        period_until: NaiveDate,
+    },
+    #[error("usage code holds {hours_left} hours, {requested} requested")]
+    HoursExceedUsageCode { hours_left: u32, requested: u32 },
+    #[error("training from {required_from} on needs a usage code, the company's consent")]
+    UsageCodeRequired { required_from: NaiveDate },
 }
 
 impl Refusal {
@@ -264,6 +306,21 @@ impl Refusal {
             Refusal::RedemptionAlreadyReversed => "REDEMPTION_ALREADY_REVERSED",
             Refusal::ReversalBeforeTraining { .. } => "REVERSAL_BEFORE_TRAINING",
             Refusal::ProviderBalanceTooLow { .. } => "PROVIDER_BALANCE_TOO_LOW",
+            Refusal::InvalidUsageCode => "INVALID_USAGE_CODE",
+            Refusal::UsageCodePeriodTooLong { .. } => "USAGE_CODE_PERIOD_TOO_LONG",
+            Refusal::UsageCodeOrderAlreadyExists => "USAGE_CODE_ORDER_ALREADY_EXISTS",
+            Refusal::UsageCodePeriodOutsideValidity { .. } => "USAGE_CODE_PERIOD_OUTSIDE_VALIDITY",
+            Refusal::UsageCodeNotFound => "USAGE_CODE_NOT_FOUND",
+            Refusal::UsageCodeNotOfProvider => "USAGE_CODE_NOT_OF_PROVIDER",
+            Refusal::UsageCodeNotOfCompany => "USAGE_CODE_NOT_OF_COMPANY",
+            Refusal::UsageCodeCancelled => "USAGE_CODE_CANCELLED",
+            Refusal::UsageCodeUsedUp => "USAGE_CODE_USED_UP",
+            Refusal::UsageCodeLapsed { .. } => "USAGE_CODE_LAPSED",
+            Refusal::UsageCodeModuleMismatch { .. } => "USAGE_CODE_MODULE_MISMATCH",
+            Refusal::UsageCodeVoucherTypeMismatch { .. } => "USAGE_CODE_VOUCHER_TYPE_MISMATCH",
+            Refusal::TrainingOutsideUsageCodePeriod { .. } => "TRAINING_OUTSIDE_USAGE_CODE_PERIOD",
+            Refusal::HoursExceedUsageCode { .. } => "HOURS_EXCEED_USAGE_CODE",
+            Refusal::UsageCodeRequired { .. } => "USAGE_CODE_REQUIRED",
         }
     }
 }

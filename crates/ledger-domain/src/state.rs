@@ -12,6 +12,7 @@ use uuid::Uuid;
 use crate::event::{Account, BatchDraw, Event, HoursRedeemed};
 use crate::identity::{EnterpriseNumber, Identifier, WorkerPseudonym};
 use crate::types::{LegalForm, Region, SizeClass, Theme, TraineeStatus, VoucherType};
+use crate::usage_code::UsageCode;
 
 /// The Region's budget of one year.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -139,6 +140,9 @@ pub struct Batch {
     pub quantity: u32,
     /// Vouchers neither redeemed nor expired.
     pub remaining: u32,
+    /// Of `remaining`, the vouchers earmarked for open usage codes: only a filing against
+    /// their code may spend them, and the expiry run leaves them until the code's grace passed.
+    pub earmarked: u32,
     pub payment_date: NaiveDate,
     pub valid_until: NaiveDate,
     pub budget_year: i32,
@@ -153,6 +157,14 @@ pub struct Company {
     pub batches: BTreeMap<Uuid, Batch>,
     /// Vouchers issued per (calendar year of payment, type): what the quotas count.
     pub issued: BTreeMap<(i32, VoucherType), u32>,
+}
+
+impl Batch {
+    /// Vouchers left that no usage code holds: what a redemption without a code, or a new
+    /// code, may draw on.
+    pub fn free(&self) -> u32 {
+        self.remaining.saturating_sub(self.earmarked)
+    }
 }
 
 impl Company {
@@ -179,6 +191,36 @@ pub struct Redemption {
     pub draws: Vec<BatchDraw>,
     pub amount_eur: Decimal,
     pub reversed: bool,
+}
+
+/// Where a usage code stands. A code with no hours left is still `Open` (used up); the
+/// projections tell it apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum UsageCodeStatus {
+    Open,
+    Cancelled,
+    Lapsed,
+}
+
+/// A usage code: a company's consent to one training, and the vouchers it still holds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageCodeRecord {
+    pub order_id: Uuid,
+    pub enterprise_number: EnterpriseNumber,
+    pub provider_id: Identifier,
+    pub module_id: Option<Identifier>,
+    pub voucher_type: VoucherType,
+    pub hours: u32,
+    /// Hours not yet filed: the sum of `earmarks` while the code is open, 0 once closed.
+    pub hours_left: u32,
+    pub period_from: NaiveDate,
+    pub period_until: NaiveDate,
+    pub filing_until: NaiveDate,
+    pub ordered_on: NaiveDate,
+    /// The vouchers still earmarked, per batch, oldest expiry first: a filing draws them in
+    /// this order.
+    pub earmarks: Vec<BatchDraw>,
+    pub status: UsageCodeStatus,
 }
 
 /// An event that does not fit the state it is applied to. Only a log that was not written by
@@ -210,6 +252,11 @@ pub struct LedgerState {
     pub batches_issued: u64,
     /// Every batch id ever issued, whatever the company: batch ids are unique in the ledger.
     pub batch_ids: std::collections::BTreeSet<Uuid>,
+    /// Every usage code ever ordered, open or closed: a filing against a cancelled or lapsed
+    /// code is refused by its own reason, and a code is never given twice.
+    pub usage_codes: BTreeMap<UsageCode, UsageCodeRecord>,
+    /// Every usage code order id, so that an order id is used once.
+    pub usage_code_orders: std::collections::BTreeSet<Uuid>,
 }
 
 impl Redemption {
@@ -372,6 +419,7 @@ impl LedgerState {
                         voucher_type: e.voucher_type,
                         quantity: e.quantity,
                         remaining: e.quantity,
+                        earmarked: 0,
                         payment_date: e.payment_date,
                         valid_until: e.valid_until,
                         budget_year: e.budget_year,
@@ -395,11 +443,38 @@ impl LedgerState {
                     .companies
                     .get_mut(&e.enterprise_number)
                     .ok_or(fail("unknown company"))?;
+                let mut code = match &e.usage_code {
+                    Some(code) => Some(
+                        self.usage_codes
+                            .get_mut(code)
+                            .filter(|code| code.status == UsageCodeStatus::Open)
+                            .ok_or(fail("no open usage code"))?,
+                    ),
+                    None => None,
+                };
                 for draw in &e.draws {
                     let batch = company
                         .batches
                         .get_mut(&draw.batch_id)
                         .ok_or(fail("unknown batch"))?;
+                    match code.as_deref_mut() {
+                        Some(code) => {
+                            take_earmark(&mut code.earmarks, draw)
+                                .ok_or(fail("draw not earmarked by its code"))?;
+                            code.hours_left = code
+                                .hours_left
+                                .checked_sub(draw.quantity)
+                                .ok_or(fail("usage code overdrawn"))?;
+                            batch.earmarked = batch
+                                .earmarked
+                                .checked_sub(draw.quantity)
+                                .ok_or(fail("batch earmark overdrawn"))?;
+                        }
+                        None if batch.free() < draw.quantity => {
+                            return Err(fail("draw from earmarked vouchers without their code"))
+                        }
+                        None => {}
+                    }
                     batch.remaining = batch
                         .remaining
                         .checked_sub(draw.quantity)
@@ -476,6 +551,9 @@ impl LedgerState {
                     .batches
                     .get_mut(&e.batch_id)
                     .ok_or(fail("unknown batch"))?;
+                if batch.free() < e.quantity {
+                    return Err(fail("expiry of earmarked vouchers"));
+                }
                 batch.remaining = batch
                     .remaining
                     .checked_sub(e.quantity)
@@ -494,6 +572,69 @@ impl LedgerState {
                 provider.owed_eur -= e.amount_eur;
                 provider.paid_eur += e.amount_eur;
             }
+            Event::UsageCodeOrdered(e) => {
+                if !self.usage_code_orders.insert(e.order_id) {
+                    return Err(fail("usage code order id already used"));
+                }
+                if self.usage_codes.contains_key(&e.code) {
+                    return Err(fail("usage code already given"));
+                }
+                let company = self
+                    .companies
+                    .get_mut(&e.enterprise_number)
+                    .ok_or(fail("unknown company"))?;
+                let mut earmarked_total = 0u32;
+                for draw in &e.earmarks {
+                    let batch = company
+                        .batches
+                        .get_mut(&draw.batch_id)
+                        .ok_or(fail("unknown batch"))?;
+                    if batch.free() < draw.quantity {
+                        return Err(fail("earmark beyond the batch's free vouchers"));
+                    }
+                    batch.earmarked += draw.quantity;
+                    earmarked_total += draw.quantity;
+                }
+                if earmarked_total != e.hours {
+                    return Err(fail("earmarks do not add up to the hours"));
+                }
+                self.usage_codes.insert(
+                    e.code.clone(),
+                    UsageCodeRecord {
+                        order_id: e.order_id,
+                        enterprise_number: e.enterprise_number.clone(),
+                        provider_id: e.provider_id.clone(),
+                        module_id: e.module_id.clone(),
+                        voucher_type: e.voucher_type,
+                        hours: e.hours,
+                        hours_left: e.hours,
+                        period_from: e.period_from,
+                        period_until: e.period_until,
+                        filing_until: e.filing_until,
+                        ordered_on: e.ordered_on,
+                        earmarks: e.earmarks.clone(),
+                        status: UsageCodeStatus::Open,
+                    },
+                );
+            }
+            Event::UsageCodeCancelled(e) => {
+                self.close_usage_code(
+                    &e.code,
+                    &e.enterprise_number,
+                    &e.returned,
+                    UsageCodeStatus::Cancelled,
+                )
+                .map_err(fail)?;
+            }
+            Event::UsageCodeLapsed(e) => {
+                self.close_usage_code(
+                    &e.code,
+                    &e.enterprise_number,
+                    &e.returned,
+                    UsageCodeStatus::Lapsed,
+                )
+                .map_err(fail)?;
+            }
         }
         for posting in event.postings() {
             let amount = posting.signed_amount_eur();
@@ -504,6 +645,58 @@ impl LedgerState {
                 None => *self.balances.entry(posting.account.clone()).or_default() += amount,
             }
         }
+        Ok(())
+    }
+}
+
+/// Takes `draw` out of `earmarks` (same batch, at least as many vouchers); `None` when the
+/// earmarks do not hold it.
+fn take_earmark(earmarks: &mut Vec<BatchDraw>, draw: &BatchDraw) -> Option<()> {
+    let index = earmarks
+        .iter()
+        .position(|earmark| earmark.batch_id == draw.batch_id)?;
+    let earmark = &mut earmarks[index];
+    earmark.quantity = earmark.quantity.checked_sub(draw.quantity)?;
+    if earmark.quantity == 0 {
+        earmarks.remove(index);
+    }
+    Some(())
+}
+
+impl LedgerState {
+    /// Closes an open code, giving back exactly the vouchers it still earmarks.
+    fn close_usage_code(
+        &mut self,
+        code: &UsageCode,
+        enterprise_number: &EnterpriseNumber,
+        returned: &[BatchDraw],
+        status: UsageCodeStatus,
+    ) -> Result<(), &'static str> {
+        let record = self.usage_codes.get_mut(code).ok_or("unknown usage code")?;
+        if record.status != UsageCodeStatus::Open || &record.enterprise_number != enterprise_number
+        {
+            return Err("no open usage code of the company");
+        }
+        if record.earmarks != returned {
+            return Err("returned vouchers differ from the code's earmarks");
+        }
+        let company = self
+            .companies
+            .get_mut(enterprise_number)
+            .ok_or("unknown company")?;
+        for draw in returned {
+            let batch = company
+                .batches
+                .get_mut(&draw.batch_id)
+                .ok_or("unknown batch")?;
+            batch.earmarked = batch
+                .earmarked
+                .checked_sub(draw.quantity)
+                .ok_or("batch earmark overdrawn")?;
+        }
+        record.earmarks.clear();
+        record.hours_left = 0;
+        record.status = status;
         Ok(())
     }
 }

@@ -24,7 +24,13 @@ fn every_command() -> Vec<Command> {
         reverse(redemption(1), formaform(), "2025-03-05").into_command(),
         expire("2025-03-01").into_command(),
         payout(formaform(), dec!(10.00), "2025-04-01").into_command(),
+        order_code(order(1), acme(), 5, "2025-03-01", "2025-03-31").into_command(),
+        cancel_code(&ledger_domain::UsageCode::derive(order(1), 0), acme()).into_command(),
     ]
+}
+
+fn order(number: u128) -> uuid::Uuid {
+    uuid::Uuid::from_u128(0x0c0d_0000 + number)
 }
 
 /// Whether `principal` may send `command`, as docs/RULES.md §4.1 says.
@@ -42,8 +48,18 @@ fn allowed_by_design(principal: &Principal, command: &Command) -> bool {
         ),
         Principal::Operator => matches!(
             action,
-            "register_company" | "issue_vouchers" | "expire_vouchers" | "record_payout"
+            "register_company"
+                | "issue_vouchers"
+                | "expire_vouchers"
+                | "record_payout"
+                | "order_usage_code"
+                | "cancel_usage_code"
         ),
+        // The commands' codes are Acme's: Acme orders and cancels them, Globex may not.
+        Principal::Company(enterprise_number) => {
+            *enterprise_number == acme()
+                && matches!(action, "order_usage_code" | "cancel_usage_code")
+        }
         Principal::Provider(provider_id) => {
             *provider_id == formaform() && matches!(action, "redeem_hours" | "reverse_redemption")
         }
@@ -59,9 +75,11 @@ fn authorize_every_principal_and_command_as_the_roles_say() {
         Principal::Provider(formaform()),
         Principal::Provider(other_provider()),
         Principal::Auditor,
+        Principal::Company(acme()),
+        Principal::Company(globex()),
     ];
     let commands = every_command();
-    assert_eq!(commands.len(), 12, "one command of each kind");
+    assert_eq!(commands.len(), 14, "one command of each kind");
     let mut allowed_pairs = 0;
     for principal in &principals {
         for command in &commands {
@@ -82,8 +100,9 @@ fn authorize_every_principal_and_command_as_the_roles_say() {
             }
         }
     }
-    // 6 for the administration, 4 for the operator, 2 for Formaform acting as itself.
-    assert_eq!(allowed_pairs, 12);
+    // 6 for the administration, 6 for the operator, 2 for Formaform acting as itself, 2 for
+    // Acme acting as itself.
+    assert_eq!(allowed_pairs, 16);
 }
 
 #[test]
@@ -108,7 +127,7 @@ fn authorize_administration_only_for_budgets_providers_and_modules() {
 }
 
 #[test]
-fn authorize_operator_only_for_registration_issuance_expiry_and_payout() {
+fn authorize_operator_only_for_registration_issuance_expiry_payout_and_codes() {
     for command in every_command() {
         let expected = matches!(
             command,
@@ -116,6 +135,8 @@ fn authorize_operator_only_for_registration_issuance_expiry_and_payout() {
                 | Command::IssueVouchers(_)
                 | Command::ExpireVouchers(_)
                 | Command::RecordPayout(_)
+                | Command::OrderUsageCode(_)
+                | Command::CancelUsageCode(_)
         );
         assert_eq!(
             authorize(&Principal::Operator, &command).is_ok(),
@@ -163,6 +184,32 @@ fn authorize_provider_redeems_and_reverses_only_as_itself() {
 }
 
 #[test]
+fn authorize_company_orders_and_cancels_only_its_own_codes() {
+    let own = Principal::Company(acme());
+    let other = Principal::Company(globex());
+    let order_command = order_code(order(1), acme(), 5, "2025-03-01", "2025-03-31").into_command();
+    let cancel_command =
+        cancel_code(&ledger_domain::UsageCode::derive(order(1), 0), acme()).into_command();
+    assert_eq!(authorize(&own, &order_command), Ok(()));
+    assert_eq!(authorize(&own, &cancel_command), Ok(()));
+    for command in [&order_command, &cancel_command] {
+        assert_eq!(
+            authorize(&other, command),
+            Err(Refusal::PermissionDenied {
+                principal: format!("company:{}", globex()),
+                action: command.action(),
+            })
+        );
+    }
+    // A company redeems nothing itself: its provider files against its code.
+    assert!(authorize(
+        &own,
+        &redeem(redemption(1), acme(), VoucherType::General, 5, "2025-03-01").into_command()
+    )
+    .is_err());
+}
+
+#[test]
 fn authorize_auditor_never() {
     for command in every_command() {
         assert_eq!(
@@ -177,11 +224,25 @@ fn authorize_auditor_never() {
 
 #[test]
 fn authorize_principal_names_round_trip() {
-    for text in ["administration", "operator", "auditor", "provider:AG-0001"] {
+    for text in [
+        "administration",
+        "operator",
+        "auditor",
+        "provider:AG-0001",
+        "company:0403019261",
+    ] {
         let principal = Principal::parse(text).expect("a known principal");
         assert_eq!(principal.to_string(), text);
     }
-    for text in ["", "admin", "provider:", "provider:a b", "Provider:AG-0001"] {
+    for text in [
+        "",
+        "admin",
+        "provider:",
+        "provider:a b",
+        "Provider:AG-0001",
+        "company:",
+        "company:0403019262",
+    ] {
         assert_eq!(Principal::parse(text), None, "{text:?}");
     }
 }

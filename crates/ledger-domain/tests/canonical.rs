@@ -105,6 +105,7 @@ fn one_of_each_kind() -> Vec<Command> {
             voucher_type: VoucherType::General,
             hours: 3,
             training_date: day("2025-06-01"),
+            usage_code: None,
         }),
         Command::ReverseRedemption(ReverseRedemption {
             redemption_id: uuid("3f0c2a9e-5b1d-4e8f-9a6c-7d2e1b0f4c11"),

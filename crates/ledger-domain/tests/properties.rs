@@ -10,7 +10,12 @@
 //!   to the Region's share of the vouchers outstanding, redeemed and expired;
 //! - what each provider is owed is never negative and is what the model says;
 //! - no worker has more hours in a module than its length;
-//! - the trial balance is zero.
+//! - usage codes (orders, cancellations, filings against them, lapses in expiry runs): every
+//!   batch's earmarked vouchers are exactly what the open codes hold of it, never more than it
+//!   has left, so no voucher is both earmarked and spent elsewhere; each code holds what the
+//!   model says;
+//! - the trial balance is zero;
+//! - at the end, a replay of every accepted event gives the same state.
 //!
 //! The model also predicts the outcome of every reversal and payout exactly.
 
@@ -148,6 +153,24 @@ enum Step {
         per_mille_of_owed: u32,
         day: u64,
     },
+    Order {
+        company: usize,
+        provider: usize,
+        voucher_type: usize,
+        hours: u32,
+        day: u64,
+        period_days: u64,
+    },
+    Cancel {
+        pick: usize,
+        by_other_company: bool,
+    },
+    File {
+        pick: usize,
+        worker: u8,
+        hours: u32,
+        day: u64,
+    },
 }
 
 const TRAINEES: [TraineeStatus; 9] = [
@@ -226,14 +249,47 @@ fn step() -> impl Strategy<Value = Step> {
             }
         ),
         1 => day.clone().prop_map(|day| Step::Expire { day }),
-        1 => (0..PROVIDERS, 0..=1200u32, day).prop_map(|(provider, per_mille_of_owed, day)| {
+        1 => (0..PROVIDERS, 0..=1200u32, day.clone()).prop_map(|(provider, per_mille_of_owed, day)| {
             Step::Payout {
                 provider,
                 per_mille_of_owed,
                 day,
             }
         }),
+        2 => (
+            0..COMPANIES,
+            0..PROVIDERS,
+            prop_oneof![3 => Just(0usize), 1 => 0..3usize],
+            1..=20u32,
+            day.clone(),
+            0..=60u64,
+        )
+            .prop_map(|(company, provider, voucher_type, hours, day, period_days)| Step::Order {
+                company,
+                provider,
+                voucher_type,
+                hours,
+                day,
+                period_days,
+            }),
+        1 => (any::<usize>(), prop::bool::weighted(0.2))
+            .prop_map(|(pick, by_other_company)| Step::Cancel { pick, by_other_company }),
+        3 => (any::<usize>(), 0..3u8, 1..=8u32, day)
+            .prop_map(|(pick, worker, hours, day)| Step::File { pick, worker, hours, day }),
     ]
+}
+
+#[derive(Debug)]
+struct ModelCode {
+    code: ledger_domain::UsageCode,
+    company: usize,
+    provider: usize,
+    voucher_type: VoucherType,
+    period_from: NaiveDate,
+    period_until: NaiveDate,
+    filing_until: NaiveDate,
+    hours_left: u32,
+    open: bool,
 }
 
 #[derive(Debug)]
@@ -253,6 +309,7 @@ struct Model {
     expired: u64,
     owed_eur: [Decimal; PROVIDERS],
     redemptions: Vec<ModelRedemption>,
+    codes: Vec<ModelCode>,
 }
 
 fn day(offset: u64) -> NaiveDate {
@@ -267,9 +324,19 @@ fn apply_all(state: &mut LedgerState, events: &[Event]) {
             panic!("a decided event does not apply: {inconsistency}\n{event:#?}");
         }
     }
+    record(events);
 }
 
-fn run(steps: &[Step]) {
+thread_local! {
+    /// Every event accepted during the current `run`, for the replay at its end.
+    static LOG: std::cell::RefCell<Vec<Event>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn record(events: &[Event]) {
+    LOG.with(|log| log.borrow_mut().extend_from_slice(events));
+}
+
+fn run(steps: &[Step]) -> Model {
     let policy = default_policy();
     let context = Context {
         today: date(TODAY),
@@ -277,6 +344,7 @@ fn run(steps: &[Step]) {
     };
     let mut state = initial_state();
     let mut model = Model::default();
+    LOG.with(|log| log.borrow_mut().clear());
     for (index, step) in steps.iter().enumerate() {
         let number = u128::try_from(index).expect("few steps");
         match step {
@@ -333,6 +401,7 @@ fn run(steps: &[Step]) {
                     voucher_type,
                     hours: *hours,
                     training_date: day(*offset),
+                    usage_code: None,
                 };
                 let outcome = decide(&state, &Command::RedeemHours(command), &context);
                 if let Ok(events) = outcome {
@@ -428,10 +497,25 @@ fn run(steps: &[Step]) {
                 };
                 let events = decide(&state, &Command::ExpireVouchers(command), &context)
                     .expect("an expiry run dated before today is always accepted");
-                model.expired += the_expiries(&events)
-                    .iter()
-                    .map(|expired| u64::from(expired.quantity))
-                    .sum::<u64>();
+                for event in &events {
+                    match event {
+                        Event::VouchersExpired(expired) => {
+                            model.expired += u64::from(expired.quantity);
+                        }
+                        Event::UsageCodeLapsed(lapsed) => {
+                            let code = model
+                                .codes
+                                .iter_mut()
+                                .find(|code| code.code == lapsed.code)
+                                .expect("a lapsed code was ordered");
+                            assert!(code.open && code.hours_left > 0, "lapsed twice");
+                            assert!(code.filing_until < day(*offset), "lapsed in its grace");
+                            code.open = false;
+                            code.hours_left = 0;
+                        }
+                        other => panic!("an expiry run caused {other:?}"),
+                    }
+                }
                 apply_all(&mut state, &events);
             }
             Step::Payout {
@@ -462,9 +546,159 @@ fn run(steps: &[Step]) {
                     model.owed_eur[*provider_index] -= amount_eur;
                 }
             }
+            Step::Order {
+                company,
+                provider,
+                voucher_type,
+                hours,
+                day: offset,
+                period_days,
+            } => {
+                let (module_id, _, _) = modules()
+                    .into_iter()
+                    .find(|(_, owner, _)| owner == provider)
+                    .expect("each provider has a module");
+                let from = day(*offset);
+                let until = from
+                    .checked_add_days(Days::new(*period_days))
+                    .expect("a date");
+                let command = ledger_domain::command::OrderUsageCode {
+                    order_id: Uuid::from_u128(0x0c0d_0000 + number),
+                    enterprise_number: company_at(*company),
+                    provider_id: provider_at(*provider),
+                    module_id: (*period_days % 2 == 0).then_some(module_id),
+                    voucher_type: VoucherType::ALL[*voucher_type],
+                    hours: *hours,
+                    period_from: from,
+                    period_until: until,
+                };
+                let outcome = decide(&state, &Command::OrderUsageCode(command), &context);
+                if let Ok(events) = outcome {
+                    let [Event::UsageCodeOrdered(ordered)] = events.as_slice() else {
+                        panic!("an order caused {events:?}");
+                    };
+                    let earmarked: u32 = ordered.earmarks.iter().map(|draw| draw.quantity).sum();
+                    assert_eq!(earmarked, *hours, "earmarks add up to the hours");
+                    for earmark in &ordered.earmarks {
+                        assert!(
+                            earmark.valid_until >= until,
+                            "earmarked a voucher that expires within the period"
+                        );
+                    }
+                    model.codes.push(ModelCode {
+                        code: ordered.code.clone(),
+                        company: *company,
+                        provider: *provider,
+                        voucher_type: ordered.voucher_type,
+                        period_from: from,
+                        period_until: until,
+                        filing_until: ordered.filing_until,
+                        hours_left: *hours,
+                        open: true,
+                    });
+                    apply_all(&mut state, &events);
+                }
+            }
+            Step::Cancel {
+                pick,
+                by_other_company,
+            } => {
+                if model.codes.is_empty() {
+                    check_invariants(&state, &model, step);
+                    continue;
+                }
+                let picked = pick % model.codes.len();
+                let code = &model.codes[picked];
+                let company = if *by_other_company {
+                    1 - code.company
+                } else {
+                    code.company
+                };
+                let command = ledger_domain::command::CancelUsageCode {
+                    code: code.code.clone(),
+                    enterprise_number: company_at(company),
+                    reason: "postponed".to_owned(),
+                };
+                let outcome = decide(&state, &Command::CancelUsageCode(command), &context);
+                if *by_other_company {
+                    assert_eq!(outcome, Err(Refusal::UsageCodeNotOfCompany));
+                } else if code.open && code.hours_left > 0 {
+                    let events = outcome.expect("a cancellation of an open code");
+                    apply_all(&mut state, &events);
+                    let code = &mut model.codes[picked];
+                    code.open = false;
+                    code.hours_left = 0;
+                } else {
+                    assert!(outcome.is_err(), "a closed or used-up code was cancelled");
+                }
+            }
+            Step::File {
+                pick,
+                worker: worker_number,
+                hours,
+                day: offset,
+            } => {
+                if model.codes.is_empty() {
+                    check_invariants(&state, &model, step);
+                    continue;
+                }
+                let picked = pick % model.codes.len();
+                let code = &model.codes[picked];
+                let (module_id, _, _) = modules()
+                    .into_iter()
+                    .find(|(_, owner, accepted)| {
+                        *owner == code.provider && accepted.contains(&code.voucher_type)
+                    })
+                    .unwrap_or_else(|| modules()[code.provider].clone());
+                let command = RedeemHours {
+                    redemption_id: redemption(number),
+                    provider_id: provider_at(code.provider),
+                    module_id,
+                    enterprise_number: company_at(code.company),
+                    worker: worker(*worker_number),
+                    trainee_status: TraineeStatus::Employee,
+                    voucher_type: code.voucher_type,
+                    hours: *hours,
+                    training_date: day(*offset),
+                    usage_code: Some(code.code.clone()),
+                };
+                let outcome = decide(&state, &Command::RedeemHours(command), &context);
+                if let Ok(events) = outcome {
+                    let training_date = day(*offset);
+                    assert!(code.open, "filed against a closed code");
+                    assert!(*hours <= code.hours_left, "filed beyond the code");
+                    assert!(
+                        code.period_from <= training_date && training_date <= code.period_until,
+                        "filed outside the code's period"
+                    );
+                    assert!(date(TODAY) <= code.filing_until, "filed past the grace");
+                    let provider_index = code.provider;
+                    apply_all(&mut state, &events);
+                    model.codes[picked].hours_left -= hours;
+                    model.redeemed_not_reversed += u64::from(*hours);
+                    model.owed_eur[provider_index] += times(FACE_VALUE_EUR, *hours);
+                    model.redemptions.push(ModelRedemption {
+                        redemption_id: redemption(number),
+                        provider: provider_index,
+                        hours: *hours,
+                        training_date,
+                        reversed: false,
+                    });
+                }
+            }
         }
         check_invariants(&state, &model, step);
     }
+    let mut replayed = initial_state();
+    let log = LOG.with(|log| std::mem::take(&mut *log.borrow_mut()));
+    for event in &log {
+        replayed.apply(event).expect("a replayed event applies");
+    }
+    assert_eq!(
+        replayed, state,
+        "a replay of the accepted events gives the same state"
+    );
+    model
 }
 
 fn check_invariants(state: &LedgerState, model: &Model, step: &Step) {
@@ -545,6 +779,41 @@ fn check_invariants(state: &LedgerState, model: &Model, step: &Step) {
         assert!(
             *hours <= hours_max,
             "after {step:?}: a worker has {hours} hours in {module_id}, longer than {hours_max}"
+        );
+    }
+
+    // Usage codes: each batch's earmarked vouchers are exactly the open codes' earmarks of it.
+    let mut earmarked_by_codes: std::collections::BTreeMap<Uuid, u32> = Default::default();
+    for (code, record) in &state.usage_codes {
+        let held: u32 = record.earmarks.iter().map(|draw| draw.quantity).sum();
+        assert_eq!(held, record.hours_left, "after {step:?}: {code} earmarks");
+        let modelled = model
+            .codes
+            .iter()
+            .find(|modelled| modelled.code == *code)
+            .expect("every code in the state was ordered");
+        assert_eq!(
+            record.hours_left, modelled.hours_left,
+            "after {step:?}: {code} hours left"
+        );
+        for draw in &record.earmarks {
+            *earmarked_by_codes.entry(draw.batch_id).or_default() += draw.quantity;
+        }
+    }
+    for batch in &batches {
+        assert!(
+            batch.earmarked <= batch.remaining,
+            "after {step:?}: batch {} earmarks more than it holds",
+            batch.batch_id
+        );
+        assert_eq!(
+            batch.earmarked,
+            earmarked_by_codes
+                .get(&batch.batch_id)
+                .copied()
+                .unwrap_or(0),
+            "after {step:?}: batch {} earmarked vs the codes",
+            batch.batch_id
         );
     }
 
@@ -630,4 +899,47 @@ fn random_histories_accept_every_kind_of_command() {
         },
         Step::Expire { day: 365 },
     ]);
+    // A code ordered, filed against and cancelled; another ordered and lapsed by an expiry run.
+    let model = run(&[
+        Step::Issue {
+            company: 0,
+            voucher_type: 0,
+            quantity: 30,
+            day: 400,
+            exact_payment: true,
+        },
+        Step::Order {
+            company: 0,
+            provider: 0,
+            voucher_type: 0,
+            hours: 10,
+            day: 420,
+            period_days: 30,
+        },
+        Step::File {
+            pick: 0,
+            worker: 1,
+            hours: 4,
+            day: 425,
+        },
+        Step::Cancel {
+            pick: 0,
+            by_other_company: false,
+        },
+        Step::Order {
+            company: 0,
+            provider: 0,
+            voucher_type: 0,
+            hours: 5,
+            day: 410,
+            period_days: 0,
+        },
+        Step::Expire { day: 545 },
+    ]);
+    assert_eq!(model.redeemed_not_reversed, 4, "the filing was accepted");
+    assert_eq!(model.codes.len(), 2, "both orders were accepted");
+    assert!(
+        model.codes.iter().all(|code| !code.open),
+        "one cancelled, one lapsed"
+    );
 }

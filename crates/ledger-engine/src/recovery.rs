@@ -24,8 +24,9 @@ use crate::{decode, StartError};
 /// log when a reversal needs one); a version 1 checkpoint held every redemption ever made.
 /// Version 3: worker pseudonyms as their 32 bytes, not 64 hex digits.
 /// Version 4: the projections hold each provider's redemption and payout positions, for the
-/// query calls.
-const CHECKPOINT_FORMAT: u8 = 4;
+/// query calls. Version 5: usage codes (issue 15): each batch's earmarked vouchers, the codes
+/// and their order ids in the state, the code projections.
+const CHECKPOINT_FORMAT: u8 = 5;
 
 /// The decision state and the projections at the same position.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

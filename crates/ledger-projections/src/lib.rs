@@ -13,6 +13,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
+pub mod usage_codes;
+pub use usage_codes::{CodeStatus, CodeView, UsageCodes};
+
 use chrono::{Datelike, NaiveDate};
 use ledger_domain::event::HoursRedeemed;
 use ledger_domain::{
@@ -71,6 +74,8 @@ pub struct WalletBatch {
     pub voucher_type: VoucherType,
     pub quantity: u32,
     pub remaining: u32,
+    /// Of `remaining`, the vouchers earmarked for open usage codes: reserved, shown apart.
+    pub earmarked: u32,
     pub payment_date: NaiveDate,
     pub valid_until: NaiveDate,
     pub budget_year: i32,
@@ -171,6 +176,8 @@ pub struct Projections {
     /// Where each provider's redemptions, reversals and payouts are in the log (see
     /// [`queries`]).
     pub provider_records: BTreeMap<Identifier, ProviderRecords>,
+    /// Usage codes: each code, the codes of each company, the hours reserved per company.
+    pub usage_codes: UsageCodes,
     /// Only a redemption loaded for its reversal, between [`Projections::load_redemption`] and
     /// the reversal's [`Projections::apply`]: empty otherwise.
     redemptions: BTreeMap<Uuid, RedemptionFacts>,
@@ -257,6 +264,7 @@ impl Projections {
                             voucher_type: e.voucher_type,
                             quantity: e.quantity,
                             remaining: e.quantity,
+                            earmarked: 0,
                             payment_date: e.payment_date,
                             valid_until: e.valid_until,
                             budget_year: e.budget_year,
@@ -281,10 +289,19 @@ impl Projections {
                         .remaining
                         .checked_sub(draw.quantity)
                         .ok_or(fail("batch overdrawn"))?;
+                    if e.usage_code.is_some() {
+                        batch.earmarked = batch
+                            .earmarked
+                            .checked_sub(draw.quantity)
+                            .ok_or(fail("batch earmark overdrawn"))?;
+                    }
                     self.budgets
                         .entry(draw.budget_year)
                         .or_default()
                         .spend(draw.region_eur());
+                }
+                if let Some(code) = &e.usage_code {
+                    self.usage_codes.filed(e, code).map_err(fail)?;
                 }
                 update_entry(&mut self.statements, &e.provider_id, |statement| {
                     statement.redeemed_hours += u64::from(e.hours);
@@ -354,6 +371,25 @@ impl Projections {
                     records.payouts.push(position)
                 });
             }
+            Event::UsageCodeOrdered(e) => {
+                self.earmark(&e.enterprise_number, &e.earmarks, true)
+                    .map_err(fail)?;
+                self.usage_codes.ordered(e);
+            }
+            Event::UsageCodeCancelled(e) => {
+                self.earmark(&e.enterprise_number, &e.returned, false)
+                    .map_err(fail)?;
+                self.usage_codes
+                    .closed(&e.code, &e.returned, e.cancelled_on, CodeStatus::Cancelled)
+                    .map_err(fail)?;
+            }
+            Event::UsageCodeLapsed(e) => {
+                self.earmark(&e.enterprise_number, &e.returned, false)
+                    .map_err(fail)?;
+                self.usage_codes
+                    .closed(&e.code, &e.returned, e.lapsed_on, CodeStatus::Lapsed)
+                    .map_err(fail)?;
+            }
         }
         for posting in event.postings() {
             let amount = posting.signed_amount_eur();
@@ -376,6 +412,35 @@ impl Projections {
             }
         }
         self.position = position;
+        Ok(())
+    }
+
+    /// Marks vouchers of a wallet's batches as earmarked for a code, or (`add` false) frees
+    /// them again.
+    fn earmark(
+        &mut self,
+        enterprise_number: &EnterpriseNumber,
+        draws: &[ledger_domain::event::BatchDraw],
+        add: bool,
+    ) -> Result<(), &'static str> {
+        let wallet = self
+            .wallets
+            .get_mut(enterprise_number)
+            .ok_or("unknown wallet")?;
+        for draw in draws {
+            let batch = wallet
+                .batches
+                .get_mut(&draw.batch_id)
+                .ok_or("unknown batch")?;
+            batch.earmarked = if add {
+                batch.earmarked + draw.quantity
+            } else {
+                batch
+                    .earmarked
+                    .checked_sub(draw.quantity)
+                    .ok_or("batch earmark overdrawn")?
+            };
+        }
         Ok(())
     }
 

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use ledger_domain::{Identifier, Principal};
+use ledger_domain::{EnterpriseNumber, Identifier, Principal};
 use sha2::{Digest, Sha256};
 use tonic::metadata::MetadataMap;
 use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
@@ -168,10 +168,19 @@ pub enum Read<'a> {
     Redemptions {
         provider_id: &'a Identifier,
     },
+    /// A company's own data: its wallet, its usage codes.
+    Company {
+        enterprise_number: &'a EnterpriseNumber,
+    },
+    /// One usage code: its company's, its provider's.
+    UsageCode {
+        enterprise_number: &'a EnterpriseNumber,
+        provider_id: &'a Identifier,
+    },
 }
 
 pub fn may_read(principal: &Principal, read: &Read<'_>) -> Result<(), Status> {
-    use Principal::{Administration, Auditor, Operator, Provider};
+    use Principal::{Administration, Auditor, Company, Operator, Provider};
     let allowed = match read {
         Read::Wallet | Read::Report | Read::Head => {
             matches!(principal, Administration | Operator | Auditor)
@@ -179,13 +188,28 @@ pub fn may_read(principal: &Principal, read: &Read<'_>) -> Result<(), Status> {
         Read::Statement { provider_id } => match principal {
             Provider(acting) => acting == *provider_id,
             Administration | Operator | Auditor => true,
+            Company(_) => false,
         },
         Read::Events => matches!(principal, Auditor),
         Read::Catalogue => true,
         Read::Redemptions { provider_id } => match principal {
             Provider(acting) => acting == *provider_id,
             Operator | Auditor => true,
-            Administration => false,
+            // A company reads its trainings through its usage codes, not a provider's list.
+            Administration | Company(_) => false,
+        },
+        Read::Company { enterprise_number } => match principal {
+            Company(acting) => acting == *enterprise_number,
+            Administration | Operator | Auditor => true,
+            Provider(_) => false,
+        },
+        Read::UsageCode {
+            enterprise_number,
+            provider_id,
+        } => match principal {
+            Company(acting) => acting == *enterprise_number,
+            Provider(acting) => acting == *provider_id,
+            Administration | Operator | Auditor => true,
         },
     };
     if allowed {
@@ -205,6 +229,7 @@ pub fn may_call(principal: &Principal, allowed: &[Role]) -> Result<(), Status> {
         Principal::Operator => Role::Operator,
         Principal::Provider(_) => Role::Provider,
         Principal::Auditor => Role::Auditor,
+        Principal::Company(_) => Role::Company,
     };
     if allowed.contains(&role) {
         return Ok(());
@@ -221,4 +246,5 @@ pub enum Role {
     Operator,
     Provider,
     Auditor,
+    Company,
 }

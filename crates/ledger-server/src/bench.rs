@@ -890,6 +890,7 @@ fn redemption(index: u64, year: i32) -> api::RedeemHoursRequest {
         voucher_type: voucher_type_to_proto(VoucherType::General) as i32,
         hours: "1".to_owned(),
         training_date: date(year, 6, 16),
+        usage_code: String::new(),
     }
 }
 

@@ -147,7 +147,7 @@ fn with_the_apis_reason(response: http::Response<Body>, bytes_max: usize) -> htt
 }
 
 /// Whether the call at `path` is a write: every method of the administration's, operator's and
-/// provider's services but their reads (`Get…`).
+/// provider's and company's services but their reads (`Get…`, `List…`).
 fn is_write(path: &str) -> bool {
     let Some((service, method)) = path.trim_start_matches('/').split_once('/') else {
         return false;
@@ -157,7 +157,9 @@ fn is_write(path: &str) -> bool {
         "voucherledger.v1.AdministrationService"
             | "voucherledger.v1.OperatorService"
             | "voucherledger.v1.ProviderService"
+            | "voucherledger.v1.CompanyService"
     ) && !method.starts_with("Get")
+        && !method.starts_with("List")
 }
 
 /// The client's deadline from `grpc-timeout` (at most 8 digits and a unit, as tonic reads it).

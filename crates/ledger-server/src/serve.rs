@@ -13,6 +13,7 @@ use std::sync::Arc;
 use ledger_engine::{Engine, EngineConfig, SystemClock};
 use ledger_proto::v1::administration_service_server::AdministrationServiceServer;
 use ledger_proto::v1::audit_service_server::AuditServiceServer;
+use ledger_proto::v1::company_service_server::CompanyServiceServer;
 use ledger_proto::v1::operator_service_server::OperatorServiceServer;
 use ledger_proto::v1::provider_service_server::ProviderServiceServer;
 use ledger_proto::v1::query_service_server::QueryServiceServer;
@@ -207,6 +208,9 @@ async fn serve_inner(
         .set_serving::<ReportServiceServer<Ledger>>()
         .await;
     health_reporter
+        .set_serving::<CompanyServiceServer<Ledger>>()
+        .await;
+    health_reporter
         .set_serving::<AuditServiceServer<Ledger>>()
         .await;
     health_reporter
@@ -272,6 +276,10 @@ async fn serve_inner(
         ))
         .add_service(Edge::new(
             ReportServiceServer::new(ledger.clone()).max_decoding_message_size(decoding_bytes_max),
+            ledger.clone(),
+        ))
+        .add_service(Edge::new(
+            CompanyServiceServer::new(ledger.clone()).max_decoding_message_size(decoding_bytes_max),
             ledger.clone(),
         ))
         .add_service(Edge::new(

@@ -59,7 +59,7 @@ pub(crate) struct Inner {
 }
 
 /// Write requests all carry a client request id.
-trait WriteRequest: Message {
+pub(crate) trait WriteRequest: Message {
     fn request_id(&self) -> &str;
 }
 
@@ -86,6 +86,9 @@ write_requests!(
     api::RecordPayoutRequest,
     api::RedeemHoursRequest,
     api::ReverseRedemptionRequest,
+    // Usage codes (issue 15), served by `company`.
+    api::OrderUsageCodeRequest,
+    api::CancelUsageCodeRequest,
 );
 
 impl Ledger {
@@ -134,7 +137,7 @@ impl Ledger {
         }
     }
 
-    async fn write<R: WriteRequest>(
+    pub(crate) async fn write<R: WriteRequest>(
         &self,
         rpc: &'static str,
         request: Request<R>,
@@ -328,7 +331,7 @@ impl Ledger {
     /// or, for an `as_of` in the past, projections rebuilt up to that position on a blocking
     /// thread from the nearest retained snapshot at or before it, so that the writer never
     /// waits for a replay and the replay is never longer than the snapshots' spacing.
-    async fn report<T: Send + 'static>(
+    pub(crate) async fn report<T: Send + 'static>(
         &self,
         as_of: Option<api::AsOf>,
         answer: impl FnOnce(&Projections) -> Result<T, Refusal> + Send + 'static,

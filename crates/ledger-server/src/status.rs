@@ -176,6 +176,22 @@ pub fn classify(refusal: &Refusal) -> (Code, Option<&'static str>) {
         | Refusal::RedemptionAlreadyReversed
         | Refusal::ReversalBeforeTraining { .. }
         | Refusal::ProviderBalanceTooLow { .. } => (Code::FailedPrecondition, None),
+        // Usage codes (docs/RULES.md §20).
+        Refusal::InvalidUsageCode => (Code::InvalidArgument, Some("usage_code")),
+        Refusal::UsageCodePeriodTooLong { .. } => (Code::InvalidArgument, Some("period_until")),
+        Refusal::UsageCodeOrderAlreadyExists => (Code::AlreadyExists, Some("request_id")),
+        Refusal::UsageCodeNotFound => (Code::NotFound, None),
+        Refusal::UsageCodePeriodOutsideValidity { .. }
+        | Refusal::UsageCodeNotOfProvider
+        | Refusal::UsageCodeNotOfCompany
+        | Refusal::UsageCodeCancelled
+        | Refusal::UsageCodeUsedUp
+        | Refusal::UsageCodeLapsed { .. }
+        | Refusal::UsageCodeModuleMismatch { .. }
+        | Refusal::UsageCodeVoucherTypeMismatch { .. }
+        | Refusal::TrainingOutsideUsageCodePeriod { .. }
+        | Refusal::HoursExceedUsageCode { .. }
+        | Refusal::UsageCodeRequired { .. } => (Code::FailedPrecondition, None),
     }
 }
 
@@ -346,9 +362,24 @@ mod tests {
             Refusal::BatchAlreadyExists => 51,
             Refusal::RedemptionAlreadyExists => 52,
             Refusal::ReversalBeforeTraining { .. } => 53,
+            Refusal::InvalidUsageCode => 54,
+            Refusal::UsageCodePeriodTooLong { .. } => 55,
+            Refusal::UsageCodeOrderAlreadyExists => 56,
+            Refusal::UsageCodePeriodOutsideValidity { .. } => 57,
+            Refusal::UsageCodeNotFound => 58,
+            Refusal::UsageCodeNotOfProvider => 59,
+            Refusal::UsageCodeNotOfCompany => 60,
+            Refusal::UsageCodeCancelled => 61,
+            Refusal::UsageCodeUsedUp => 62,
+            Refusal::UsageCodeLapsed { .. } => 63,
+            Refusal::UsageCodeModuleMismatch { .. } => 64,
+            Refusal::UsageCodeVoucherTypeMismatch { .. } => 65,
+            Refusal::TrainingOutsideUsageCodePeriod { .. } => 66,
+            Refusal::HoursExceedUsageCode { .. } => 67,
+            Refusal::UsageCodeRequired { .. } => 68,
         }
     }
-    const VARIANT_COUNT: usize = 54;
+    const VARIANT_COUNT: usize = 69;
 
     fn examples() -> Vec<Refusal> {
         let day = NaiveDate::from_ymd_opt(2025, 6, 1).unwrap_or_default();
@@ -475,6 +506,37 @@ mod tests {
                 reversed_on: day,
                 training_date: day,
             },
+            Refusal::InvalidUsageCode,
+            Refusal::UsageCodePeriodTooLong { days_max: 366 },
+            Refusal::UsageCodeOrderAlreadyExists,
+            Refusal::UsageCodePeriodOutsideValidity {
+                period_from: day,
+                period_until: day,
+                usable: 0,
+                requested: 1,
+            },
+            Refusal::UsageCodeNotFound,
+            Refusal::UsageCodeNotOfProvider,
+            Refusal::UsageCodeNotOfCompany,
+            Refusal::UsageCodeCancelled,
+            Refusal::UsageCodeUsedUp,
+            Refusal::UsageCodeLapsed { filing_until: day },
+            Refusal::UsageCodeModuleMismatch {
+                expected: "MOD-1".into(),
+            },
+            Refusal::UsageCodeVoucherTypeMismatch {
+                expected: VoucherType::General,
+            },
+            Refusal::TrainingOutsideUsageCodePeriod {
+                training_date: day,
+                period_from: day,
+                period_until: day,
+            },
+            Refusal::HoursExceedUsageCode {
+                hours_left: 1,
+                requested: 2,
+            },
+            Refusal::UsageCodeRequired { required_from: day },
         ]
     }
 

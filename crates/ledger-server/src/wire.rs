@@ -20,6 +20,8 @@ use ledger_proto::v1 as api;
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
+pub mod codes;
+
 pub fn request_id(text: &str) -> Result<Uuid, Refusal> {
     match Uuid::parse_str(text) {
         Ok(id) if !id.is_nil() && text.len() == 36 => Ok(id),
@@ -298,6 +300,7 @@ pub fn redeem_hours(
         voucher_type: voucher_type("voucher_type", request.voucher_type)?,
         hours: hours(&request.hours)?,
         training_date: date("training_date", &request.training_date)?,
+        usage_code: codes::optional_usage_code(&request.usage_code)?,
     }))
 }
 
@@ -345,6 +348,12 @@ pub fn wallet(
         .map(|voucher_type| api::WalletBalance {
             voucher_type: ledger_codec::voucher_type_to_proto(*voucher_type) as i32,
             vouchers: wallet.balance(*voucher_type),
+            reserved: wallet
+                .batches
+                .values()
+                .filter(|batch| batch.voucher_type == *voucher_type)
+                .map(|batch| batch.earmarked)
+                .sum(),
         })
         .collect();
     let mut batches: Vec<_> = wallet
@@ -375,6 +384,7 @@ pub fn wallet_batch(batch_id: &Uuid, batch: &ledger_projections::WalletBatch) ->
         payment_date: encode_date(batch.payment_date),
         valid_until: encode_date(batch.valid_until),
         budget_year: batch.budget_year,
+        earmarked: batch.earmarked,
     }
 }
 

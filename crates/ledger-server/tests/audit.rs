@@ -181,6 +181,7 @@ async fn a_year_of_the_scheme(server: &Server) -> u64 {
                     voucher_type: ledger_proto::event::v1::VoucherType::General as i32,
                     hours: hours.into(),
                     training_date: date.into(),
+                    usage_code: String::new(),
                 },
                 PROVIDER,
             ))

@@ -233,6 +233,7 @@ fn valid_request(rpc: Rpc) -> Vec<u8> {
             voucher_type: VoucherType::General as i32,
             hours: "3".to_owned(),
             training_date: "2025-06-01".to_owned(),
+            usage_code: String::new(),
         }
         .encode_to_vec(),
         Rpc::ReverseRedemption => api::ReverseRedemptionRequest {
@@ -427,6 +428,7 @@ impl Fields {
                 voucher_type: self.number(1),
                 hours: t(11),
                 training_date: t(3),
+                usage_code: String::new(),
             }
             .encode_to_vec(),
             Rpc::ReverseRedemption => api::ReverseRedemptionRequest {
@@ -683,6 +685,7 @@ impl Ledger {
                     voucher_type: redemption.voucher_type,
                     hours: redemption.hours,
                     training_date: redemption.training_date,
+                    usage_code: None,
                     draws: redemption.draws.clone(),
                     amount_owed_eur: redemption.amount_eur,
                     postings: Vec::new(),

@@ -338,6 +338,7 @@ fn redeem(provider_id: &str, national_number: &str, hours: &str) -> api::RedeemH
         voucher_type: VoucherType::General as i32,
         hours: hours.to_owned(),
         training_date: "2025-06-02".to_owned(),
+        usage_code: String::new(),
     }
 }
 

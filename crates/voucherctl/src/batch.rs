@@ -94,6 +94,7 @@ const REDEEM_COLUMNS: &[Column] = &[
     column("type", &["voucher-type"], true),
     column("hours", &[], true),
     column("date", &["training-date"], true),
+    column("code", &["usage-code"], false),
     column("request-id", &[], false),
 ];
 
@@ -511,6 +512,7 @@ fn redeem_request(
         voucher_type: event::VoucherType::from(choice::<VoucherTypeArg>(record, "type")?) as i32,
         hours: whole_number(record, "hours")?.to_string(),
         training_date: record.get("date").trim().to_owned(),
+        usage_code: record.get("code").trim().to_owned(),
     })
 }
 

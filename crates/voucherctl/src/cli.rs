@@ -193,6 +193,9 @@ pub enum Command {
     /// Lists of what the ledger holds, page by page (QueryService).
     #[command(subcommand)]
     List(crate::queries::ListCommand),
+    /// Usage codes, a company's consent to one training: order, show, cancel, list.
+    #[command(subcommand)]
+    UsageCode(crate::usage_code::UsageCodeCommand),
     /// Print the completion script of a shell on stdout, such as
     /// `voucherctl completions bash > /etc/bash_completion.d/voucherctl`.
     Completions(CompletionsArgs),
@@ -539,6 +542,10 @@ pub struct RedeemArgs {
     /// Day of the training (YYYY-MM-DD).
     #[arg(long, alias = "training-date", value_name = "DATE")]
     pub date: String,
+    /// The usage code the company gave for this training (required for training from the
+    /// policy's `usage_code_required_from` on).
+    #[arg(long = "code", alias = "usage-code", value_name = "CODE")]
+    pub usage_code: Option<String>,
     /// Also the id of the new redemption, used to reverse it.
     #[command(flatten)]
     pub request_id: RequestIdArg,
@@ -816,6 +823,10 @@ pub enum Call {
         call: crate::queries::ListCall,
         all: bool,
     },
+    OrderUsageCode(api::OrderUsageCodeRequest),
+    CancelUsageCode(api::CancelUsageCodeRequest),
+    GetUsageCode(api::GetUsageCodeRequest),
+    ListUsageCodes(api::ListUsageCodesRequest),
 }
 
 impl Call {
@@ -846,6 +857,10 @@ impl Call {
             Call::GetHead(_) => "GetHead",
             Call::Backup(_) => "Backup",
             Call::List { call, .. } => call.rpc(),
+            Call::OrderUsageCode(_) => "OrderUsageCode",
+            Call::CancelUsageCode(_) => "CancelUsageCode",
+            Call::GetUsageCode(_) => "GetUsageCode",
+            Call::ListUsageCodes(_) => "ListUsageCodes",
         }
     }
 }
@@ -1011,8 +1026,49 @@ impl Command {
                     voucher_type: event::VoucherType::from(args.voucher_type) as i32,
                     hours: args.hours.to_string(),
                     training_date: args.date.clone(),
+                    usage_code: args.usage_code.clone().unwrap_or_default(),
                 })
             }),
+            Command::UsageCode(command) => {
+                use crate::usage_code::UsageCodeCommand;
+                match command {
+                    UsageCodeCommand::Order(args) => write(&args.request_id, |request_id| {
+                        Call::OrderUsageCode(api::OrderUsageCodeRequest {
+                            request_id,
+                            enterprise_number: args.enterprise.clone(),
+                            provider_id: args.provider.clone(),
+                            module_id: args.module.clone().unwrap_or_default(),
+                            voucher_type: event::VoucherType::from(args.voucher_type) as i32,
+                            hours: args.hours.to_string(),
+                            period_from: args.from.clone(),
+                            period_until: args.until.clone(),
+                        })
+                    }),
+                    UsageCodeCommand::Cancel(args) => write(&args.request_id, |request_id| {
+                        Call::CancelUsageCode(api::CancelUsageCodeRequest {
+                            request_id,
+                            usage_code: args.code.clone(),
+                            enterprise_number: args.enterprise.clone(),
+                            reason: args.reason.clone(),
+                        })
+                    }),
+                    UsageCodeCommand::Show(args) => {
+                        read(Call::GetUsageCode(api::GetUsageCodeRequest {
+                            usage_code: args.code.clone(),
+                            as_of: args.as_of.to_proto(),
+                        }))
+                    }
+                    UsageCodeCommand::List(args) => {
+                        read(Call::ListUsageCodes(api::ListUsageCodesRequest {
+                            enterprise_number: args.enterprise.clone(),
+                            status: args
+                                .status
+                                .map_or(0, |status| api::UsageCodeStatus::from(status) as i32),
+                            as_of: args.as_of.to_proto(),
+                        }))
+                    }
+                }
+            }
             Command::Reverse(args) => write(&args.request_id, |request_id| {
                 Call::ReverseRedemption(api::ReverseRedemptionRequest {
                     request_id,

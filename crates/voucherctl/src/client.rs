@@ -6,6 +6,7 @@ use std::time::Duration;
 use ledger_proto::v1 as api;
 use ledger_proto::v1::administration_service_client::AdministrationServiceClient;
 use ledger_proto::v1::audit_service_client::AuditServiceClient;
+use ledger_proto::v1::company_service_client::CompanyServiceClient;
 use ledger_proto::v1::operator_service_client::OperatorServiceClient;
 use ledger_proto::v1::provider_service_client::ProviderServiceClient;
 use ledger_proto::v1::report_service_client::ReportServiceClient;
@@ -104,6 +105,22 @@ pub async fn execute(
             .reverse_redemption(authorize(request, token))
             .await
             .map(write),
+        Call::OrderUsageCode(request) => CompanyServiceClient::new(channel)
+            .order_usage_code(authorize(request, token))
+            .await
+            .map(|response| Answer::UsageCodeOrdered(response.into_inner())),
+        Call::CancelUsageCode(request) => CompanyServiceClient::new(channel)
+            .cancel_usage_code(authorize(request, token))
+            .await
+            .map(write),
+        Call::GetUsageCode(request) => CompanyServiceClient::new(channel)
+            .get_usage_code(authorize(request, token))
+            .await
+            .map(|response| Answer::UsageCode(response.into_inner())),
+        Call::ListUsageCodes(request) => CompanyServiceClient::new(channel)
+            .list_usage_codes(authorize(request, token))
+            .await
+            .map(|response| Answer::UsageCodes(response.into_inner())),
         Call::GetStatement(request) => ProviderServiceClient::new(channel)
             .get_statement(authorize(request, token))
             .await

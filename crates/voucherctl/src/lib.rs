@@ -14,6 +14,7 @@ pub mod failure;
 pub mod output;
 pub mod queries;
 pub mod tls;
+pub mod usage_code;
 pub mod wait;
 
 use std::io::Write;

@@ -33,6 +33,9 @@ pub enum Answer {
     List(crate::queries::ListAnswer),
     /// A subscription that ended as asked, its messages already printed as they came.
     Done,
+    UsageCodeOrdered(api::OrderUsageCodeResponse),
+    UsageCode(api::UsageCodeView),
+    UsageCodes(api::UsageCodeList),
 }
 
 /// The readable form of an answer, lines ending with a line break. It holds no control
@@ -55,6 +58,12 @@ pub fn human(answer: &Answer) -> String {
         Answer::Backup(backup) => human_backup(backup),
         Answer::List(list) => crate::queries::human(list),
         Answer::Done => String::new(),
+        Answer::UsageCodeOrdered(answer) => crate::usage_code::human_ordered(
+            answer,
+            answer.write.as_ref().map(human_write).unwrap_or_default(),
+        ),
+        Answer::UsageCode(view) => crate::usage_code::human_view(view),
+        Answer::UsageCodes(list) => crate::usage_code::human_list(list),
     })
 }
 
@@ -145,6 +154,14 @@ pub fn json(answer: &Answer) -> Value {
             value
         }
         Answer::Wallet(wallet) => json_wallet(wallet),
+        Answer::UsageCodeOrdered(answer) => json!({
+            "code": answer.code,
+            "filing_until": answer.filing_until,
+            "receipt": answer.write.as_ref().and_then(|write| write.receipt.as_ref()).map(json_receipt),
+            "events": answer.write.iter().flat_map(|write| write.events.iter()).map(json::event).collect::<Vec<_>>(),
+        }),
+        Answer::UsageCode(view) => crate::usage_code::json_view(view),
+        Answer::UsageCodes(list) => crate::usage_code::json_list(list),
         Answer::Statement(statement) => json!({
             "provider_id": statement.provider_id,
             "name": statement.name,
@@ -300,6 +317,31 @@ pub fn event_summary(recorded: &event::Event) -> String {
         );
     };
     match payload {
+        Payload::UsageCodeOrdered(ordered) => format!(
+            "ordered usage code {} of {} for provider {}: {} {} hours from {} to {}, filing until {}",
+            one_line(&ordered.code),
+            ordered.enterprise_number,
+            one_line(&ordered.provider_id),
+            ordered.hours,
+            voucher_type_name(ordered.voucher_type),
+            ordered.period_from,
+            ordered.period_until,
+            ordered.filing_until
+        ),
+        Payload::UsageCodeCancelled(cancelled) => format!(
+            "cancelled usage code {} of {}: {} hours back to the wallet ({})",
+            one_line(&cancelled.code),
+            cancelled.enterprise_number,
+            cancelled.returned.iter().map(|draw| draw.quantity).sum::<u32>(),
+            one_line(&cancelled.reason)
+        ),
+        Payload::UsageCodeLapsed(lapsed) => format!(
+            "usage code {} of {} lapsed on {}: {} hours back to the wallet",
+            one_line(&lapsed.code),
+            lapsed.enterprise_number,
+            lapsed.lapsed_on,
+            lapsed.returned.iter().map(|draw| draw.quantity).sum::<u32>()
+        ),
         Payload::BudgetOpened(opened) => format!(
             "opened budget {} with EUR {}",
             opened.year, opened.allocated_eur
@@ -776,6 +818,7 @@ fn json_wallet(wallet: &api::Wallet) -> Value {
         "balances": wallet.balances.iter().map(|balance| json!({
             "voucher_type": json::voucher_type(balance.voucher_type),
             "vouchers": balance.vouchers,
+            "reserved": balance.reserved,
         })).collect::<Vec<_>>(),
         "batches": wallet.batches.iter().map(|batch| json!({
             "batch_id": batch.batch_id,
@@ -785,6 +828,7 @@ fn json_wallet(wallet: &api::Wallet) -> Value {
             "payment_date": batch.payment_date,
             "valid_until": batch.valid_until,
             "budget_year": batch.budget_year,
+            "earmarked": batch.earmarked,
         })).collect::<Vec<_>>(),
         "as_of_position": wallet.as_of_position,
     })
@@ -921,6 +965,7 @@ mod tests {
             balances: vec![api::WalletBalance {
                 voucher_type: event::VoucherType::General as i32,
                 vouchers: 7,
+                reserved: 0,
             }],
             batches: vec![api::WalletBatch {
                 batch_id: "6f1c3b0e-8d2a-4c55-9b0e-2f4a7d9c1e30".to_owned(),
@@ -930,6 +975,7 @@ mod tests {
                 payment_date: "2025-03-10".to_owned(),
                 valid_until: "2026-02-28".to_owned(),
                 budget_year: 2025,
+                earmarked: 0,
             }],
             as_of_position: 6,
         });
@@ -962,6 +1008,7 @@ mod tests {
                 draws: Vec::new(),
                 amount_owed_eur: "90.00".to_owned(),
                 postings: Vec::new(),
+                usage_code: String::new(),
             })),
             ..event::Event::default()
         };

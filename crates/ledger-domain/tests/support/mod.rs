@@ -20,14 +20,15 @@
 
 use chrono::{Datelike, NaiveDate};
 use ledger_domain::command::{
-    AdjustBudget, ApproveModule, ApproveProvider, ExpireVouchers, IssueVouchers, OpenBudget,
-    RecordPayout, RedeemHours, RegisterCompany, ReverseRedemption, WithdrawModule,
-    WithdrawProvider,
+    AdjustBudget, ApproveModule, ApproveProvider, CancelUsageCode, ExpireVouchers, IssueVouchers,
+    OpenBudget, OrderUsageCode, RecordPayout, RedeemHours, RegisterCompany, ReverseRedemption,
+    WithdrawModule, WithdrawProvider,
 };
 use ledger_domain::event::{
     postings_balance, BatchDraw, BudgetAdjusted, BudgetOpened, CompanyRegistered, HoursRedeemed,
     ModuleApproved, ModuleWithdrawn, PayoutRecorded, ProviderApproved, ProviderWithdrawn,
-    RedemptionReversed, VouchersExpired, VouchersIssued,
+    RedemptionReversed, UsageCodeCancelled, UsageCodeLapsed, UsageCodeOrdered, VouchersExpired,
+    VouchersIssued,
 };
 use ledger_domain::{
     decide, Account, Command, Context, EnterpriseNumber, Event, Identifier, LedgerState, LegalForm,
@@ -261,6 +262,9 @@ into_events!(
     RedemptionReversed,
     VouchersExpired,
     PayoutRecorded,
+    UsageCodeOrdered,
+    UsageCodeCancelled,
+    UsageCodeLapsed,
 );
 
 /// A list of events from event structs, `Event`s and lists of them (such as `world()`).
@@ -309,6 +313,8 @@ into_command!(
     ReverseRedemption,
     ExpireVouchers,
     RecordPayout,
+    OrderUsageCode,
+    CancelUsageCode,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -624,6 +630,7 @@ pub fn hours_redeemed(
             Posting::credit(Account::VouchersOutstanding, amount_owed_eur),
             Posting::debit(Account::ProviderPayable(formaform()), amount_owed_eur),
         ],
+        usage_code: None,
     }
 }
 
@@ -888,6 +895,66 @@ pub fn redeem(
         voucher_type,
         hours,
         training_date: date(training_date),
+        usage_code: None,
+    }
+}
+
+/// `enterprise_number` consents to `hours` of general training by Formaform, in any module,
+/// between `from` and `until`.
+pub fn order_code(
+    order_id: Uuid,
+    enterprise_number: EnterpriseNumber,
+    hours: u32,
+    from: &str,
+    until: &str,
+) -> OrderUsageCode {
+    OrderUsageCode {
+        order_id,
+        enterprise_number,
+        provider_id: formaform(),
+        module_id: None,
+        voucher_type: VoucherType::General,
+        hours,
+        period_from: date(from),
+        period_until: date(until),
+    }
+}
+
+pub fn cancel_code(
+    code: &ledger_domain::UsageCode,
+    enterprise_number: EnterpriseNumber,
+) -> CancelUsageCode {
+    CancelUsageCode {
+        code: code.clone(),
+        enterprise_number,
+        reason: "training postponed".to_owned(),
+    }
+}
+
+/// `redeem`, filed against `code`.
+pub fn file_against(
+    code: &ledger_domain::UsageCode,
+    redemption_id: Uuid,
+    enterprise_number: EnterpriseNumber,
+    hours: u32,
+    training_date: &str,
+) -> RedeemHours {
+    RedeemHours {
+        usage_code: Some(code.clone()),
+        ..redeem(
+            redemption_id,
+            enterprise_number,
+            VoucherType::General,
+            hours,
+            training_date,
+        )
+    }
+}
+
+pub fn the_code_order(events: &[Event]) -> &UsageCodeOrdered {
+    match events {
+        [Event::UsageCodeOrdered(event)] => event,
+        other => panic!("expected one UsageCodeOrdered, got {other:#?}"),
     }
 }
 

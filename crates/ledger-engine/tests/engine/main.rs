@@ -11,3 +11,4 @@ mod model;
 mod recorded_time;
 mod retained;
 mod subscription;
+mod usage_codes;

@@ -159,6 +159,7 @@ pub fn redeem(
         voucher_type: VoucherType::General,
         hours,
         training_date: date(training_date),
+        usage_code: None,
     })
 }
 

@@ -415,6 +415,8 @@ pub async fn drive(
                     voucher_type: voucher_type_to_proto(redemption.voucher_type) as i32,
                     hours: redemption.hours.to_string(),
                     training_date: encode_date(redemption.training_date),
+                    // The simulated years are before the policy's `usage_code_required_from`.
+                    usage_code: String::new(),
                 },
             }
         };

@@ -631,6 +631,7 @@ impl Caller {
                 voucher_type: VoucherType::General as i32,
                 hours: hours.to_string(),
                 training_date: iso(dates.training),
+                usage_code: String::new(),
             }),
         }
     }

@@ -364,6 +364,7 @@ fn a_plan_passes_the_ledger_rules_in_reverse_order_within_each_phase() {
                         voucher_type: r.voucher_type,
                         hours: r.hours,
                         training_date: r.training_date,
+                        usage_code: None,
                     }
                 })
                 .collect::<Vec<_>>()
