@@ -130,13 +130,29 @@ const MAY_CALL: &[(Rpc, &[Role])] = &[
     (Rpc::RegisterCompaniesBatch, &[Operator]),
     (Rpc::RecordPayoutsBatch, &[Operator]),
     (Rpc::ReverseRedemptionsBatch, &[Provider]),
+    // The approved providers and modules are public facts of the scheme: every role, a company
+    // too, which chooses a provider and a module before it orders a usage code.
     (
         Rpc::ListProviders,
-        &[Administration, Operator, Provider, Auditor],
+        &[
+            Administration,
+            Operator,
+            Provider,
+            Auditor,
+            Company,
+            OtherCompany,
+        ],
     ),
     (
         Rpc::ListModules,
-        &[Administration, Operator, Provider, Auditor],
+        &[
+            Administration,
+            Operator,
+            Provider,
+            Auditor,
+            Company,
+            OtherCompany,
+        ],
     ),
     (Rpc::ListCompanies, &[Administration, Operator, Auditor]),
     (Rpc::ListWalletBatches, &[Administration, Operator, Auditor]),

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::{Datelike, NaiveDate, TimeDelta, Utc};
+use chrono::{Datelike, NaiveDate};
 use ledger_proto::event::v1::{LegalForm, Region, Theme, TraineeStatus, VoucherType};
 use ledger_proto::v1::administration_service_client::AdministrationServiceClient;
 use ledger_proto::v1::audit_service_client::AuditServiceClient;
@@ -436,9 +436,11 @@ pub async fn send(channel: &Channel, write: &Write) -> Answer {
     }
 }
 
-/// The dates every write uses, in the past of the server's "today" whatever the day the test
-/// runs: a payment 40 days ago (its year is the quota and budget year), training 2 days ago,
-/// still within the batches' validity.
+/// The dates every write uses: fixed days in 2026, in the past of the server's "today"
+/// whatever the day the test runs, and before usage codes are required (2027-01-01 in
+/// `config/policy.toml`), so that the campaign's load, which files hours without a code, means
+/// the same every year. A payment on 21 May (its year is the quota and budget year), training on
+/// 28 June, within the batches' validity.
 #[derive(Clone, Debug)]
 pub struct Dates {
     pub year: i32,
@@ -448,14 +450,13 @@ pub struct Dates {
 }
 
 impl Dates {
-    pub fn now() -> Dates {
-        let today = Utc::now().date_naive();
-        let payment = today - TimeDelta::days(40);
+    pub fn fixed() -> Dates {
+        let day = |month, day| NaiveDate::from_ymd_opt(2026, month, day).expect("a 2026 day");
         Dates {
-            year: payment.year(),
-            registered_on: NaiveDate::from_ymd_opt(payment.year(), 1, 1).expect("1 January"),
-            payment,
-            training: today - TimeDelta::days(2),
+            year: 2026,
+            registered_on: day(1, 1),
+            payment: day(5, 21),
+            training: day(6, 28),
         }
     }
 }
@@ -1271,7 +1272,7 @@ impl Campaign {
             rng: Rng(seed),
             data_dir: data_dir.to_path_buf(),
             logs_dir: logs_dir.to_path_buf(),
-            dates: Dates::now(),
+            dates: Dates::fixed(),
             model: Model::default(),
             audit: LogAudit::new(),
             callers: (0..CALLERS).map(|index| Caller::new(index, seed)).collect(),
