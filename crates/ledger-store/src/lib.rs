@@ -48,6 +48,7 @@
 //! Backup: [`Store::backup_to`] copies every record into a new database, and the checkpoint
 //! file, between two appends.
 
+mod backend;
 mod backup;
 mod chain;
 mod checkpoint;
@@ -58,6 +59,7 @@ mod retained;
 mod snapshot_file;
 mod store;
 
+pub use backend::{GroupWrite, LogBackend, StoredEntry};
 pub use backup::BackupReport;
 pub use chain::{chain_hash, ChainBreak, ChainBreakKind, Head, RecordedEvent};
 pub use checkpoint::{CheckpointFile, CheckpointFound, StoredCheckpoint, CHECKPOINT_FILE_NAME};
