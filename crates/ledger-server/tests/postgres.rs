@@ -67,27 +67,48 @@ async fn a_standby_takes_over_when_the_writer_is_killed_under_load_and_nothing_i
         return;
     };
     let _serial = SERIAL.lock().await;
-    // Every process this test starts (Launch inherits the environment) keeps its log in the
-    // cluster; this test binary holds no other test that starts a server on sled.
-    for (name, value) in postgres_env(&cluster) {
-        std::env::set_var(name, value);
-    }
+    // Every process this test starts keeps its log in the cluster (the settings go to each
+    // start: `voucher_ledger` removes the environment's).
+    let pg_env = postgres_env(&cluster);
     let home = tempfile::Builder::new()
         .prefix("voucher-ledger-pg-failover-")
         .tempdir()
         .expect("a temporary folder");
     let seed = seed_from_env();
     println!("postgres failover: {FAILOVERS} writer deaths, seed {seed}");
-    let mut campaign = Campaign::start(&home.path().join("process-0"), home.path(), seed).await;
+    // `Campaign::start`, with the PostgreSQL settings.
+    let mut campaign = Campaign {
+        rng: Rng(seed),
+        data_dir: home.path().join("process-0"),
+        logs_dir: home.path().to_path_buf(),
+        dates: Dates::now(),
+        model: Model::default(),
+        audit: LogAudit::new(),
+        callers: (0..CALLERS).map(|index| Caller::new(index, seed)).collect(),
+        server: None,
+        starts: 0,
+        stats: Stats::default(),
+        startup_estimate: Duration::from_millis(100),
+        rebuild_estimate: Duration::from_millis(100),
+        touched: std::collections::BTreeSet::new(),
+        checkpoint_interval_events: None,
+        last_replay_events: None,
+        server_interval_events: 0,
+        after_kill: None,
+    };
+    campaign.start_server(&pg_env).await;
+    campaign.set_up().await;
     let mut takeovers = Vec::new();
     let mut first_writes = Vec::new();
     for failover in 1..=FAILOVERS {
         let standby_dir = home.path().join(format!("process-{failover}"));
         let log_path = campaign.next_log_path();
-        let env = campaign.start_env(&[(
+        let mut standby_env = pg_env.clone();
+        standby_env.push((
             "VOUCHER_LEDGER__POSTGRES_STANDBY".to_owned(),
             "true".to_owned(),
-        )]);
+        ));
+        let env = campaign.start_env(&standby_env);
         let standby = Launch::spawn(&standby_dir, &log_path, &env);
         wait_for_log(&log_path, "waiting for the writer's lock").await;
 
@@ -174,7 +195,7 @@ async fn a_standby_takes_over_when_the_writer_is_killed_under_load_and_nothing_i
         "verify of the postgresql log ({status}):\n{stdout}\n{stderr}"
     );
     campaign.data_dir = home.path().join("rebuild");
-    campaign.start_server(&[]).await;
+    campaign.start_server(&pg_env).await;
     let rebuilt = reports(&campaign.channel(), &campaign.dates, &wallets).await;
     assert_eq!(
         before, rebuilt,

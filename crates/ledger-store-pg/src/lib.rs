@@ -144,12 +144,40 @@ impl From<PgError> for StoreError {
 pub struct PgLog {
     target: String,
     writer: Option<Writer>,
-    reader: Mutex<Client>,
+    /// `None` only while the log is dropped (see `Drop`).
+    reader: Mutex<Option<Client>>,
 }
 
 struct Writer {
-    client: Mutex<Client>,
+    /// `None` only while the log is dropped (see `Drop`).
+    client: Mutex<Option<Client>>,
     epoch: i64,
+}
+
+impl Drop for PgLog {
+    /// Closes the connections. Each blocking client owns a small tokio runtime, which tokio
+    /// refuses to drop on a thread of another runtime (the server drops its last handle on
+    /// the log there, at shutdown): there, they are closed on a thread of their own.
+    fn drop(&mut self) {
+        let reader = self
+            .reader
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        let writer = self.writer.as_mut().and_then(|writer| {
+            writer
+                .client
+                .get_mut()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take()
+        });
+        let close = move || drop((reader, writer));
+        if tokio::runtime::Handle::try_current().is_err() {
+            close();
+        } else if std::thread::spawn(close).join().is_err() {
+            tracing::warn!("closing the postgresql connections failed");
+        }
+    }
 }
 
 impl std::fmt::Debug for PgLog {
@@ -206,10 +234,10 @@ impl PgLog {
         Ok(PgLog {
             target,
             writer: Some(Writer {
-                client: Mutex::new(client),
+                client: Mutex::new(Some(client)),
                 epoch,
             }),
-            reader: Mutex::new(reader),
+            reader: Mutex::new(Some(reader)),
         })
     }
 
@@ -229,7 +257,7 @@ impl PgLog {
         Ok(PgLog {
             target,
             writer: None,
-            reader: Mutex::new(reader),
+            reader: Mutex::new(Some(reader)),
         })
     }
 
@@ -248,7 +276,7 @@ impl PgLog {
         &self.target
     }
 
-    fn reader(&self) -> MutexGuard<'_, Client> {
+    fn reader(&self) -> MutexGuard<'_, Option<Client>> {
         // A panic while a connection was held leaves it usable: postgres rolls back a
         // transaction that was not committed when the client reuses or drops it.
         self.reader
@@ -261,15 +289,17 @@ impl PgLog {
     /// scrape reads the head from an async task): there, the read runs on a thread of its
     /// own. The writer's and committer's threads, which do most reads, have no runtime.
     fn read<T: Send>(&self, read: impl FnOnce(&mut Client) -> T + Send) -> T {
+        let read_on_this_thread = || match self.reader().as_mut() {
+            Some(client) => read(client),
+            None => unreachable!("the reading connection lives as long as the log"),
+        };
         if tokio::runtime::Handle::try_current().is_err() {
-            return read(&mut self.reader());
+            return read_on_this_thread();
         }
-        std::thread::scope(
-            |scope| match scope.spawn(|| read(&mut self.reader())).join() {
-                Ok(value) => value,
-                Err(panic) => std::panic::resume_unwind(panic),
-            },
-        )
+        std::thread::scope(|scope| match scope.spawn(read_on_this_thread).join() {
+            Ok(value) => value,
+            Err(panic) => std::panic::resume_unwind(panic),
+        })
     }
 
     fn commit_group(&self, group: &GroupWrite) -> Result<(), StoreError> {
@@ -282,6 +312,9 @@ impl PgLog {
             .client
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some(client) = client.as_mut() else {
+            unreachable!("the writer's connection lives as long as the log")
+        };
         let mut transaction = client
             .transaction()
             .map_err(PgError::query("begin a group's transaction"))?;
