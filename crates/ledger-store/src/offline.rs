@@ -88,12 +88,7 @@ impl OfflineLog {
 
     /// Every request record, in request-id order: the id and the record, or why the record
     /// cannot be read (a damaged record is a finding of `verify`, not an error of the store).
-    pub fn requests(
-        &self,
-    ) -> Box<
-        dyn Iterator<Item = Result<Result<(Uuid, StoredRequest), DamagedRequestRecord>, StoreError>>
-            + '_,
-    > {
+    pub fn requests(&self) -> RequestRecords<'_> {
         match &self.log {
             Log::Sled(db) => Box::new(db.scan_prefix([keys::REQUEST_PREFIX]).map(|item| {
                 let (key, value) = item?;
@@ -109,6 +104,12 @@ impl OfflineLog {
         }
     }
 }
+
+/// Every request record, or why one cannot be read, or why the records cannot be listed.
+pub type RequestRecords<'a> = Box<
+    dyn Iterator<Item = Result<Result<(Uuid, StoredRequest), DamagedRequestRecord>, StoreError>>
+        + 'a,
+>;
 
 /// A request record that cannot be read: its key (`r` ‖ 16 bytes expected) and what is wrong.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -1424,6 +1424,10 @@ fn previous_hash(log: &Log, position: u64) -> Result<[u8; 32], StoreError> {
 /// Entries read in position order as sled keys and values: straight from sled's range, or
 /// from a backend a page at a time, each turned into the key and value sled would hold, so that
 /// one chain check (`chain::check_entry`) serves both.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "sled's iterator is the common case; boxing it would allocate at every read"
+)]
 pub(crate) enum EntrySource {
     Sled(sled::Iter),
     External {
