@@ -188,7 +188,7 @@ pub fn verify_log(
     }
     if found.is_none() {
         found = checks
-            .request_records(&log, checked)
+            .request_records(log, checked)
             .map_err(|error| OfflineError::store(data_dir, error))?;
     }
     Ok(VerifyReport {
