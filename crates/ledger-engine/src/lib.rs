@@ -317,13 +317,28 @@ impl Engine {
     /// Opens the log in `config.data_dir`, replays it to rebuild the state, and starts the
     /// writer thread. Blocking: call it before serving, or from `spawn_blocking`.
     pub fn start(config: EngineConfig, clock: Arc<dyn Clock>) -> Result<Engine, StartError> {
-        let mut store = Store::open_with_options(
-            &config.data_dir,
-            StoreOptions {
-                defer_index_loading: true,
-                ..StoreOptions::default()
-            },
-        )?;
+        let store = Store::open_with_options(&config.data_dir, Engine::store_options())?;
+        Engine::start_on(store, config, clock)
+    }
+
+    /// How the engine opens its store: the fingerprints of the recorded ids are read once the
+    /// state is recovered (see [`StoreOptions::defer_index_loading`]). For a caller that
+    /// opens a store kept by a backend (`Store::open_backend`) and starts on it.
+    pub fn store_options() -> StoreOptions {
+        StoreOptions {
+            defer_index_loading: true,
+            ..StoreOptions::default()
+        }
+    }
+
+    /// [`Engine::start`] on a store the caller opened, sled's or one kept by a backend
+    /// (PostgreSQL): the same recovery, writer and committer threads. `config.data_dir` is
+    /// still where the retained snapshots of the projections are kept.
+    pub fn start_on(
+        mut store: Store,
+        config: EngineConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Engine, StartError> {
         recovery::index_names_if_needed(&mut store)?;
         let (Recovered { state, projections }, replayed_events) = recover(&store)?;
         // Only now: reading every recorded id would compete with the recovery for the CPU.

@@ -257,6 +257,7 @@ async fn bench_in(root: &Path, options: Options) -> Result<Report, BenchError> {
         listen: Some("127.0.0.1:0".to_owned()),
         data_dir: Some(data_dir.clone()),
         demo: true,
+        standby: false,
     })?;
     let capacity = Capacity::of(&options);
     let preloaded = match options.history {

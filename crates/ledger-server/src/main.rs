@@ -42,6 +42,10 @@ struct ServeArgs {
     /// (port 0 picks a free port; loopback only unless metrics_allow_non_loopback).
     #[arg(long, value_name = "ADDRESS")]
     metrics_listen: Option<String>,
+    /// With store = "postgres": start as a standby, which waits until the writer's lock is
+    /// free (the writer died or stopped), then replays the log and serves as the writer.
+    #[arg(long)]
+    standby: bool,
 }
 
 impl ServeArgs {
@@ -51,6 +55,7 @@ impl ServeArgs {
             listen: self.listen.clone(),
             data_dir: self.data.clone(),
             demo: self.demo,
+            standby: self.standby,
         }
     }
 }
@@ -131,6 +136,10 @@ enum CliCommand {
         /// from some point on with its later hashes recomputed.
         #[arg(long, value_name = "POSITION:HASH")]
         expect_head: Option<ledger_server::offline::ExpectedHead>,
+        /// Read the log from this PostgreSQL database (a connection string) instead of the
+        /// folder, which then holds only the checkpoint to check, if any.
+        #[arg(long, value_name = "CONNECTION")]
+        postgres: Option<String>,
     },
     /// Write the events as JSON Lines (one event per line, with prev_hash, hash and the exact
     /// bytes hashed) or the yearly reports as CSV, on stdout. Deterministic: the same log gives
@@ -147,6 +156,10 @@ enum CliCommand {
         /// Last position to export, or the position the reports are rebuilt to (default: head).
         #[arg(long, value_name = "POSITION")]
         to: Option<u64>,
+        /// Read the log from this PostgreSQL database (a connection string) instead of the
+        /// folder.
+        #[arg(long, value_name = "CONNECTION")]
+        postgres: Option<String>,
     },
     /// Rebuild every projection of a stopped ledger from position 1, compare it with the stored
     /// checkpoint byte for byte, and write a fresh checkpoint at the head. Exit status 1 when
@@ -202,11 +215,17 @@ fn main() -> ExitCode {
             history,
             history_scale,
         }),
-        CliCommand::Verify { data, expect_head } => {
+        CliCommand::Verify {
+            data,
+            expect_head,
+            postgres,
+        } => {
             if let Err(code) = init_tracing(LogFormat::Human, "warn") {
                 return code;
             }
-            match ledger_server::offline::verify(&data, expect_head) {
+            let verified = ledger_server::offline::open_log(&data, postgres.as_deref())
+                .and_then(|log| ledger_server::offline::verify_log(&log, &data, expect_head));
+            match verified {
                 Ok(report) => {
                     println!("{}", report.summary());
                     match report.failure {
@@ -225,12 +244,17 @@ fn main() -> ExitCode {
             format,
             from,
             to,
+            postgres,
         } => {
             if let Err(code) = init_tracing(LogFormat::Human, "warn") {
                 return code;
             }
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-            match ledger_server::offline::export(&data, format, from, to, &mut out) {
+            let exported =
+                ledger_server::offline::open_log(&data, postgres.as_deref()).and_then(|log| {
+                    ledger_server::offline::export_log(&log, &data, format, from, to, &mut out)
+                });
+            match exported {
                 Ok(report) => {
                     eprintln!(
                         "exported positions {} to {} ({} lines); head of the log: position {}, hash {}",
@@ -329,6 +353,7 @@ fn simulate(options: ledger_server::simulate::Options) -> ExitCode {
         listen: Some("127.0.0.1:0".to_owned()),
         data_dir: Some(options.data_dir.clone()),
         demo: true,
+        standby: false,
     };
     let settings = match Settings::load(&overrides) {
         Ok(settings) => settings,
@@ -375,6 +400,7 @@ fn simulate_years(options: ledger_server::simulate::years::RangeOptions) -> Exit
         listen: Some("127.0.0.1:0".to_owned()),
         data_dir: Some(options.data_dir.clone()),
         demo: true,
+        standby: false,
     };
     let settings = match Settings::load(&overrides) {
         Ok(settings) => settings,

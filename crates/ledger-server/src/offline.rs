@@ -15,8 +15,27 @@ pub mod verify;
 
 use std::path::Path;
 
-pub use export::{export, ExportFormat, ExportReport};
-pub use verify::{verify, ExpectedHead, VerifyReport};
+pub use export::{export, export_log, ExportFormat, ExportReport};
+pub use verify::{verify, verify_log, ExpectedHead, VerifyReport};
+
+/// The log the offline commands read: the sled folder `data_dir`, or with `postgres` (a
+/// connection string) the PostgreSQL database, read only, with `data_dir`'s checkpoint if it
+/// holds one (issue 19: the same chain, so the same checks).
+pub fn open_log(
+    data_dir: &Path,
+    postgres: Option<&str>,
+) -> Result<ledger_store::OfflineLog, OfflineError> {
+    match postgres {
+        None => ledger_store::OfflineLog::open(data_dir)
+            .map_err(|error| OfflineError::store(data_dir, error)),
+        Some(connection) => {
+            let backend = ledger_store_pg::PgLog::open_reader(connection)
+                .map_err(|error| OfflineError::store(data_dir, error.into()))?
+                .into_backend();
+            Ok(ledger_store::OfflineLog::open_backend(backend, data_dir))
+        }
+    }
+}
 
 /// What `voucher-ledger rebuild` prints, and whether it found the checkpoint sound.
 #[derive(Debug)]

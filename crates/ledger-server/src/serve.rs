@@ -22,7 +22,7 @@ use ledger_proto::v1::report_service_server::ReportServiceServer;
 use crate::auth::Authentication;
 use crate::edge::Edge;
 use crate::services::Ledger;
-use crate::settings::Settings;
+use crate::settings::{Settings, StoreSetting};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -127,6 +127,45 @@ fn explain_start_error(error: ledger_engine::StartError, data_dir: &std::path::P
     }
 }
 
+/// How often a standby asks for the writer's lock, in milliseconds: the failover time is at
+/// most this plus a replay of the tail after the local checkpoint, and one query on an idle
+/// connection ten times a second costs the database nothing.
+pub const STANDBY_POLL_INTERVAL_MS: u64 = 100;
+
+/// Starts the engine on the store the settings name: sled in the data folder, or the
+/// PostgreSQL database as its writer (issue 19), the data folder then keeping only this
+/// process's checkpoint and retained snapshots. Blocking.
+fn start_engine(
+    store: &StoreSetting,
+    engine_config: EngineConfig,
+) -> Result<Engine, ledger_engine::StartError> {
+    match store {
+        StoreSetting::Sled => Engine::start(engine_config, Arc::new(SystemClock)),
+        StoreSetting::Postgres {
+            connection,
+            standby,
+        } => {
+            let when_locked = if *standby {
+                tracing::info!("standby: waiting for the writer's lock before serving");
+                ledger_store_pg::WhenLocked::Wait {
+                    poll_interval: std::time::Duration::from_millis(STANDBY_POLL_INTERVAL_MS),
+                }
+            } else {
+                ledger_store_pg::WhenLocked::Fail
+            };
+            let backend = ledger_store_pg::PgLog::open_writer(connection, when_locked)
+                .map_err(ledger_store::StoreError::from)?
+                .into_backend();
+            let store = ledger_store::Store::open_backend(
+                backend,
+                &engine_config.data_dir,
+                Engine::store_options(),
+            )?;
+            Engine::start_on(store, engine_config, Arc::new(SystemClock))
+        }
+    }
+}
+
 /// Binds `address` (port 0 picks a free port).
 pub async fn bind(address: SocketAddr) -> Result<tokio::net::TcpListener, ServeError> {
     tokio::net::TcpListener::bind(address)
@@ -174,10 +213,10 @@ async fn serve_inner(
     let mut engine_config = EngineConfig::new(&settings.data_dir, settings.policy.clone());
     engine_config.checkpoint_interval_events = settings.checkpoint_interval_events;
     // Opening and replaying the log is blocking work; keep it off the async workers.
-    let engine =
-        tokio::task::spawn_blocking(move || Engine::start(engine_config, Arc::new(SystemClock)))
-            .await?
-            .map_err(|error| explain_start_error(error, &settings.data_dir))?;
+    let store = settings.store.clone();
+    let engine = tokio::task::spawn_blocking(move || start_engine(&store, engine_config))
+        .await?
+        .map_err(|error| explain_start_error(error, &settings.data_dir))?;
 
     let ledger = Ledger::new(
         engine.handle(),

@@ -80,11 +80,45 @@ struct RawSettings {
     metrics_listen: String,
     #[serde(default)]
     metrics_allow_non_loopback: bool,
+    /// Where the event log is kept: a choice of [`STORE_CHOICES`] (issue 19).
+    #[serde(default = "default_store")]
+    store: String,
+    /// With `store = "postgres"`: the connection string (libpq key=value or URL form); its
+    /// password, if written here, is masked by `config print`.
+    #[serde(default)]
+    postgres_connection: String,
+    /// With `store = "postgres"`: start as a standby, which waits for the writer's lock
+    /// (the writer's death or stop) before it replays the log and serves (`serve --standby`).
+    #[serde(default)]
+    postgres_standby: bool,
 }
 
 fn default_auth_mode() -> String {
     "token".to_owned()
 }
+
+fn default_store() -> String {
+    "sled".to_owned()
+}
+
+/// Where the event log is kept.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreSetting {
+    /// The embedded sled store in `data_dir` (the default).
+    Sled,
+    /// A PostgreSQL database (see README "High availability"); `data_dir` then keeps only this
+    /// process's checkpoint and retained snapshots, caches derived from the log.
+    Postgres { connection: String, standby: bool },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum StoreKind {
+    Sled,
+    Postgres,
+}
+
+const STORE_CHOICES: &[(&str, StoreKind)] =
+    &[("sled", StoreKind::Sled), ("postgres", StoreKind::Postgres)];
 
 /// Checked settings.
 #[derive(Clone)]
@@ -109,6 +143,8 @@ pub struct Settings {
     /// Where `serve` answers `GET /metrics` (Prometheus text); `None` (the default) serves no
     /// metrics. Loopback unless `metrics_allow_non_loopback` (see [`check_metrics_listen`]).
     pub metrics_listen: Option<SocketAddr>,
+    /// Where the event log is kept.
+    pub store: StoreSetting,
 }
 
 impl std::fmt::Debug for Settings {
@@ -128,6 +164,13 @@ impl std::fmt::Debug for Settings {
             .field("auth_mode", &self.auth_mode)
             .field("tls", &self.tls)
             .field("metrics_listen", &self.metrics_listen)
+            .field(
+                "store",
+                &match &self.store {
+                    StoreSetting::Sled => "sled",
+                    StoreSetting::Postgres { .. } => "postgres",
+                },
+            )
             .finish_non_exhaustive()
     }
 }
@@ -139,6 +182,8 @@ pub struct Overrides {
     pub listen: Option<String>,
     pub data_dir: Option<PathBuf>,
     pub demo: bool,
+    /// `serve --standby`: sets `postgres_standby`.
+    pub standby: bool,
 }
 
 /// Where the value of a setting came from: the last layer that set it.
@@ -241,6 +286,10 @@ pub enum SettingsError {
     RequestBytesMax,
     #[error("checkpoint_interval_events must be between 1 and 10000000")]
     CheckpointIntervalEvents,
+    #[error("store = \"postgres\" needs postgres_connection, a connection string such as \"host=db.example port=5432 user=ledger dbname=ledger\"")]
+    PostgresConnectionMissing,
+    #[error("a standby (--standby, postgres_standby) needs store = \"postgres\": a sled ledger has one process")]
+    StandbyWithoutPostgres,
 }
 
 /// The settings as layered, not yet checked, with where each came from.
@@ -363,6 +412,11 @@ impl Layered {
                 "--metrics-listen",
                 metrics_listen.map(str::to_owned),
             ),
+            (
+                "postgres_standby",
+                "--standby",
+                overrides.standby.then(|| "true".to_owned()),
+            ),
         ];
         for (key, flag, value) in flags {
             if let Some(value) = value {
@@ -432,6 +486,19 @@ impl Layered {
         let policy_file =
             Some(PathBuf::from(raw.policy_file.trim())).filter(|path| !path.as_os_str().is_empty());
         let policy = load_policy(policy_file.as_deref())?;
+        let store = match choose("store", &raw.store, STORE_CHOICES)? {
+            StoreKind::Sled if raw.postgres_standby => {
+                return Err(SettingsError::StandbyWithoutPostgres)
+            }
+            StoreKind::Sled => StoreSetting::Sled,
+            StoreKind::Postgres if raw.postgres_connection.trim().is_empty() => {
+                return Err(SettingsError::PostgresConnectionMissing)
+            }
+            StoreKind::Postgres => StoreSetting::Postgres {
+                connection: raw.postgres_connection.trim().to_owned(),
+                standby: raw.postgres_standby,
+            },
+        };
         let pseudonym_key = pseudonym_key(&raw.pseudonym_key_hex, &raw.pseudonym_key_file)?;
         let mut tokens = Vec::with_capacity(raw.tokens.len());
         for (index, entry) in raw.tokens.iter().enumerate() {
@@ -460,6 +527,7 @@ impl Layered {
             auth_mode,
             tls,
             metrics_listen,
+            store,
         })
     }
 }
@@ -477,6 +545,9 @@ fn is_secret(name: &str) -> bool {
 fn shown_value(name: &str, value: &serde_json::Value) -> String {
     use serde_json::Value;
     match value {
+        Value::String(text) if name.ends_with("_connection") => {
+            Value::from(masked_connection(text)).to_string()
+        }
         Value::String(text) if is_secret(name) && !text.trim().is_empty() => {
             Value::from(format!("<masked, {} characters>", text.trim().len())).to_string()
         }
@@ -509,6 +580,29 @@ fn shown_value(name: &str, value: &serde_json::Value) -> String {
         }
         Value::Null => "\"\"".to_owned(),
         other => other.to_string(),
+    }
+}
+
+/// A connection string with its password masked, in the key=value form
+/// (`password=secret`) and the URL form (`postgresql://user:secret@host/db`).
+fn masked_connection(connection: &str) -> String {
+    let masked_pairs = connection
+        .split_whitespace()
+        .map(|pair| match pair.split_once('=') {
+            Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}=<masked>"),
+            _ => pair.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join(" ");
+    let Some((scheme, rest)) = masked_pairs.split_once("://") else {
+        return masked_pairs;
+    };
+    match rest.split_once('@') {
+        Some((user_info, host)) if user_info.contains(':') => {
+            let user = user_info.split(':').next().unwrap_or("");
+            format!("{scheme}://{user}:<masked>@{host}")
+        }
+        _ => masked_pairs,
     }
 }
 

@@ -47,6 +47,7 @@ impl Store {
     /// `&self` keeps this store from appending, and the engine calls it between two groups.
     pub fn backup_to(&self, target: &Path) -> Result<BackupReport, StoreError> {
         let started = Instant::now();
+        let db = self.sled_db("an online backup (use the database's own, pg_basebackup)")?;
         prepare_target(target)?;
         let copy = sled_config(target).open()?;
 
@@ -55,7 +56,7 @@ impl Store {
         let mut batch = sled::Batch::default();
         let mut batch_len = 0usize;
         let mut head_record = None;
-        for item in self.db.iter() {
+        for item in db.iter() {
             let (key, value) = item?;
             records += 1;
             bytes += (key.len() + value.len()) as u64;

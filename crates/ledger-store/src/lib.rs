@@ -47,7 +47,17 @@
 //!
 //! Backup: [`Store::backup_to`] copies every record into a new database, and the checkpoint
 //! file, between two appends.
+//!
+//! Backends: the same log can be kept outside sled by a [`LogBackend`] (PostgreSQL, in the
+//! crate `ledger-store-pg`), opened with [`Store::open_backend`] or
+//! [`OfflineLog::open_backend`]. The store still gives the positions, encodes the events,
+//! computes and checks the chain and keeps the fingerprints; the backend writes each group's
+//! rows in one transaction ([`LogBackend::commit`]) and reads them back. The checkpoint and the
+//! retained snapshots stay files in a local folder. What only sled has (`backup_to`, indexing a
+//! log written before the index by name) is refused there with
+//! [`StoreError::NotOnThisBackend`].
 
+mod backend;
 mod backup;
 mod chain;
 mod checkpoint;
@@ -58,6 +68,7 @@ mod retained;
 mod snapshot_file;
 mod store;
 
+pub use backend::{GroupWrite, LogBackend, StoredEntry};
 pub use backup::BackupReport;
 pub use chain::{chain_hash, ChainBreak, ChainBreakKind, Head, RecordedEvent};
 pub use checkpoint::{CheckpointFile, CheckpointFound, StoredCheckpoint, CHECKPOINT_FILE_NAME};

@@ -9,18 +9,22 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use crate::backend::LogBackend;
 use crate::chain::{self, ChainBreak, Head, RecordedEvent};
 use crate::checkpoint::{CheckpointFile, CheckpointFound};
 use crate::keys;
-use crate::store::{open_sled, LogReader, StoreError, StoredRequest, DATA_FILE_NAME};
+use crate::store::{
+    open_sled, EntrySource, Log, LogReader, StoreError, StoredRequest, DATA_FILE_NAME,
+};
 use ledger_proto::event::v1::RequestRecord;
 use prost::Message;
 use uuid::Uuid;
 
 /// A stopped ledger's log directory, or a backup of one, open for reading.
 pub struct OfflineLog {
-    db: sled::Db,
+    log: Log,
     path: PathBuf,
 }
 
@@ -39,15 +43,24 @@ impl OfflineLog {
             });
         }
         Ok(OfflineLog {
-            db: open_sled(dir)?,
+            log: Log::Sled(open_sled(dir)?),
             path: dir.to_path_buf(),
         })
+    }
+
+    /// A log kept by `backend`, read the same way; the checkpoint is the one in the local
+    /// folder `checkpoint_dir`, if any (see [`crate::LogBackend`]).
+    pub fn open_backend(backend: Arc<dyn LogBackend>, checkpoint_dir: &Path) -> OfflineLog {
+        OfflineLog {
+            log: Log::External(backend),
+            path: checkpoint_dir.to_path_buf(),
+        }
     }
 
     /// Every entry from position 1, in order, each checked against the one before it (see
     /// [`ChainWalk`]); then [`ChainWalk::finish`] checks the head record.
     pub fn walk(&self) -> ChainWalk {
-        ChainWalk::new(&self.db)
+        ChainWalk::new(&self.log)
     }
 
     /// Recomputes the whole chain; see [`crate::verify_log_at`].
@@ -57,16 +70,13 @@ impl OfflineLog {
 
     /// The stored head record, unchecked; `None` when there is none or it is malformed.
     pub fn stored_head(&self) -> Result<Option<Head>, StoreError> {
-        Ok(self
-            .db
-            .get(keys::HEAD_KEY)?
-            .and_then(|record| keys::decode_head(&record)))
+        self.log.stored_head()
     }
 
     /// Reads by position, each entry checked against the chain from the one before the range.
     pub fn reader(&self) -> LogReader {
         LogReader {
-            db: self.db.clone(),
+            log: self.log.clone(),
         }
     }
 
@@ -78,16 +88,28 @@ impl OfflineLog {
 
     /// Every request record, in request-id order: the id and the record, or why the record
     /// cannot be read (a damaged record is a finding of `verify`, not an error of the store).
-    pub fn requests(
-        &self,
-    ) -> impl Iterator<Item = Result<Result<(Uuid, StoredRequest), DamagedRequestRecord>, StoreError>> + '_
-    {
-        self.db.scan_prefix([keys::REQUEST_PREFIX]).map(|item| {
-            let (key, value) = item?;
-            Ok(request_record(&key, &value))
-        })
+    pub fn requests(&self) -> RequestRecords<'_> {
+        match &self.log {
+            Log::Sled(db) => Box::new(db.scan_prefix([keys::REQUEST_PREFIX]).map(|item| {
+                let (key, value) = item?;
+                Ok(request_record(&key, &value))
+            })),
+            Log::External(backend) => match backend.requests() {
+                Ok(records) => Box::new(records.into_iter().map(|(request_id, record)| {
+                    let key = keys::request_key(request_id);
+                    Ok(request_record(&key, &record.encode_to_vec()))
+                })),
+                Err(error) => Box::new(std::iter::once(Err(error))),
+            },
+        }
     }
 }
+
+/// Every request record, or why one cannot be read, or why the records cannot be listed.
+pub type RequestRecords<'a> = Box<
+    dyn Iterator<Item = Result<Result<(Uuid, StoredRequest), DamagedRequestRecord>, StoreError>>
+        + 'a,
+>;
 
 /// A request record that cannot be read: its key (`r` ‖ 16 bytes expected) and what is wrong.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -139,17 +161,21 @@ impl fmt::Debug for OfflineLog {
 /// the exact bytes, and the event says it is at its key's position. Yields
 /// [`StoreError::ChainBroken`] at the first break and then ends.
 pub struct ChainWalk {
-    entries: sled::Iter,
-    db: sled::Db,
+    entries: EntrySource,
+    log: Log,
     last_entry: Head,
     finished: bool,
 }
 
 impl ChainWalk {
-    pub(crate) fn new(db: &sled::Db) -> ChainWalk {
+    pub(crate) fn new(log: &Log) -> ChainWalk {
+        let entries = match log {
+            Log::Sled(db) => EntrySource::Sled(db.scan_prefix([keys::ENTRY_PREFIX])),
+            Log::External(_) => EntrySource::new(log, 1, u64::MAX),
+        };
         ChainWalk {
-            entries: db.scan_prefix([keys::ENTRY_PREFIX]),
-            db: db.clone(),
+            entries,
+            log: log.clone(),
             last_entry: Head::EMPTY,
             finished: false,
         }
@@ -171,7 +197,12 @@ impl ChainWalk {
                 Err(other) => return Err(other),
             }
         }
-        let stored_record = self.db.get(keys::HEAD_KEY)?;
+        let stored_record = match &self.log {
+            Log::Sled(db) => db.get(keys::HEAD_KEY)?.map(|record| record.to_vec()),
+            Log::External(backend) => backend
+                .stored_head()?
+                .map(|head| keys::encode_head(head).to_vec()),
+        };
         Ok(chain::check_head(stored_record.as_deref(), self.last_entry))
     }
 }
@@ -190,7 +221,7 @@ impl Iterator for ChainWalk {
             }
             Some(Err(error)) => {
                 self.finished = true;
-                return Some(Err(StoreError::Sled(error)));
+                return Some(Err(error));
             }
             Some(Ok(item)) => item,
         };

@@ -16,6 +16,7 @@ use ledger_proto::event::v1::{event::Payload, Event, RequestRecord};
 use prost::Message;
 use uuid::Uuid;
 
+use crate::backend::{GroupWrite, LogBackend, StoredEntry};
 use crate::chain::{self, ChainBreak, ChainBreakKind, Head, RecordedEvent};
 use crate::checkpoint::{self, CheckpointFile, CheckpointFound, StoredCheckpoint};
 use crate::keys;
@@ -104,6 +105,118 @@ pub enum StoreError {
         request_id: Uuid,
         stream_bytes: usize,
     },
+    /// A log kept by a [`LogBackend`] (PostgreSQL) failed: the connection, the server, or
+    /// rows that do not have the layout's form.
+    #[error("the {backend} event log failed to {operation}: {source}")]
+    Backend {
+        backend: &'static str,
+        operation: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// Another process is the log's writer now (it took the writer's lock and a new epoch), or
+    /// the stored head moved: this process must not append.
+    #[error("this process is no longer the writer of the event log: {why}")]
+    NotTheWriter { why: String },
+    /// What only the sled store does (an online backup, indexing an old log by name), asked of
+    /// a log kept elsewhere.
+    #[error("{operation} is not available for an event log kept in {backend}")]
+    NotOnThisBackend {
+        operation: &'static str,
+        backend: String,
+    },
+}
+
+/// Where a log's records live: sled's tree in the data folder, or a [`LogBackend`]'s rows.
+#[derive(Clone)]
+pub(crate) enum Log {
+    Sled(sled::Db),
+    External(Arc<dyn LogBackend>),
+}
+
+impl Log {
+    /// The stored head record, unchecked; `None` when there is none or it is malformed.
+    pub(crate) fn stored_head(&self) -> Result<Option<Head>, StoreError> {
+        match self {
+            Log::Sled(db) => Ok(db
+                .get(keys::HEAD_KEY)?
+                .and_then(|record| keys::decode_head(&record))),
+            Log::External(backend) => backend.stored_head(),
+        }
+    }
+
+    /// The stored head checked against the last entry (see `chain::check_head`).
+    fn checked_head(&self) -> Result<Head, StoreError> {
+        match self {
+            Log::Sled(db) => {
+                let last_entry = last_entry(db)?;
+                let stored_record = db.get(keys::HEAD_KEY)?;
+                Ok(chain::check_head(stored_record.as_deref(), last_entry)?)
+            }
+            Log::External(backend) => {
+                let last_entry = backend.last_entry()?;
+                let stored_record = backend.stored_head()?.map(keys::encode_head);
+                Ok(chain::check_head(
+                    stored_record.as_ref().map(|record| &record[..]),
+                    last_entry,
+                )?)
+            }
+        }
+    }
+
+    fn positions_naming(&self, id: Uuid) -> Result<Vec<u64>, StoreError> {
+        match self {
+            Log::Sled(db) => positions_naming(db, id),
+            Log::External(backend) => backend.positions_naming(id),
+        }
+    }
+
+    /// The position and stored hash of the entry at `position`, its form checked, or `None`
+    /// when there is none or it is malformed.
+    fn entry_head(&self, position: u64) -> Result<Option<Head>, StoreError> {
+        match self {
+            Log::Sled(db) => Ok(match db.get(keys::entry_key(position))? {
+                Some(value) => stored_entry_head(&keys::entry_key(position), &value).ok(),
+                None => None,
+            }),
+            Log::External(backend) => Ok(backend
+                .entries(position, position, 1)?
+                .into_iter()
+                .find(|entry| entry.position == position)
+                .map(|entry| Head {
+                    position,
+                    hash: entry.hash,
+                })),
+        }
+    }
+
+    fn request_record(&self, request_id: Uuid) -> Result<Option<RequestRecord>, StoreError> {
+        match self {
+            Log::Sled(db) => {
+                let Some(value) = db.get(keys::request_key(request_id))? else {
+                    return Ok(None);
+                };
+                RequestRecord::decode(value.as_ref())
+                    .map(Some)
+                    .map_err(|source| StoreError::RequestRecordUndecodable { request_id, source })
+            }
+            Log::External(backend) => backend.request(request_id),
+        }
+    }
+
+    fn contains_request(&self, request_id: Uuid) -> Result<bool, StoreError> {
+        match self {
+            Log::Sled(db) => Ok(db.contains_key(keys::request_key(request_id))?),
+            Log::External(backend) => Ok(backend.request(request_id)?.is_some()),
+        }
+    }
+
+    fn backend_name(&self) -> String {
+        match self {
+            Log::Sled(_) => "sled".to_owned(),
+            Log::External(backend) => backend.describe(),
+        }
+    }
 }
 
 /// How a [`Store`] behaves; `StoreOptions::default()` is what the server uses.
@@ -176,8 +289,79 @@ pub struct StoredRequest {
 #[derive(Debug)]
 pub struct PreparedAppend {
     /// `None` when there was nothing to write.
-    batch: Option<sled::Batch>,
+    batch: Option<Pending>,
     recorded: Vec<Vec<RecordedEvent>>,
+}
+
+/// What a prepared group writes, in the form its log takes.
+#[derive(Debug)]
+enum Pending {
+    Sled(sled::Batch),
+    External(GroupWrite),
+}
+
+impl Pending {
+    fn new(log: &Log, previous_head: Head) -> Pending {
+        match log {
+            Log::Sled(_) => Pending::Sled(sled::Batch::default()),
+            Log::External(_) => Pending::External(GroupWrite {
+                previous_head,
+                head: previous_head,
+                entries: Vec::new(),
+                requests: Vec::new(),
+                stream_versions: Vec::new(),
+                names: Vec::new(),
+            }),
+        }
+    }
+
+    fn name(&mut self, id: Uuid, position: u64) {
+        match self {
+            Pending::Sled(batch) => batch.insert(&keys::name_key(id, position)[..], &[][..]),
+            Pending::External(write) => write.names.push((id, position)),
+        }
+    }
+
+    fn entry(&mut self, recorded: &RecordedEvent) {
+        match self {
+            Pending::Sled(batch) => batch.insert(
+                &keys::entry_key(recorded.position)[..],
+                chain::encode_entry(&recorded.event_bytes, &recorded.hash),
+            ),
+            Pending::External(write) => write.entries.push(StoredEntry {
+                position: recorded.position,
+                hash: recorded.hash,
+                stream: recorded.event.stream.clone(),
+                stream_version: recorded.event.stream_version,
+                event_bytes: recorded.event_bytes.clone(),
+            }),
+        }
+    }
+
+    fn request(&mut self, request_id: Uuid, record: RequestRecord) {
+        match self {
+            Pending::Sled(batch) => {
+                batch.insert(&keys::request_key(request_id)[..], record.encode_to_vec())
+            }
+            Pending::External(write) => write.requests.push((request_id, record)),
+        }
+    }
+
+    fn stream_version(&mut self, stream: &str, version: u64) {
+        match self {
+            Pending::Sled(batch) => {
+                batch.insert(keys::stream_key(stream), &version.to_be_bytes()[..])
+            }
+            Pending::External(write) => write.stream_versions.push((stream.to_owned(), version)),
+        }
+    }
+
+    fn head(&mut self, head: Head) {
+        match self {
+            Pending::Sled(batch) => batch.insert(keys::HEAD_KEY, &keys::encode_head(head)[..]),
+            Pending::External(write) => write.head = head,
+        }
+    }
 }
 
 impl PreparedAppend {
@@ -187,10 +371,22 @@ impl PreparedAppend {
     }
 }
 
-/// Applies prepared batches to sled and makes them durable; cheap to clone and `Send`, so a
-/// thread of its own can sync one group while the writer decides the next.
+/// Applies prepared batches to sled and makes them durable, or hands them to the log's
+/// backend as one transaction; cheap to clone and `Send`, so a thread of its own can sync one
+/// group while the writer decides the next.
 #[derive(Clone)]
 pub struct Committer {
+    target: CommitTarget,
+}
+
+#[derive(Clone)]
+enum CommitTarget {
+    Sled(SledCommitter),
+    External(Arc<dyn LogBackend>),
+}
+
+#[derive(Clone)]
+struct SledCommitter {
     db: sled::Db,
     data_file: Arc<File>,
     data_path: PathBuf,
@@ -199,32 +395,56 @@ pub struct Committer {
 
 impl fmt::Debug for Committer {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter
-            .debug_struct("Committer")
-            .field("data_path", &self.data_path)
-            .finish_non_exhaustive()
+        let mut debug = formatter.debug_struct("Committer");
+        match &self.target {
+            CommitTarget::Sled(sled) => debug.field("data_path", &sled.data_path),
+            CommitTarget::External(backend) => debug.field("backend", &backend.describe()),
+        };
+        debug.finish_non_exhaustive()
     }
 }
 
 impl Committer {
     /// Writes a prepared group in one sled batch, then (with `flush`) flushes sled and
     /// `fdatasync`s its data file, and only then returns the group's recorded events. A failed
-    /// write, flush or sync stops the process (see `stop_after_failed_write`).
+    /// write, flush or sync stops the process (see `stop_after_failed_write`). On a log kept
+    /// by a backend, the group is one transaction, durable when it returns (`flush` changes
+    /// nothing); a refused or failed commit, whose outcome may be unknown, stops the process
+    /// the same way.
     pub fn commit(&self, prepared: PreparedAppend, flush: bool) -> Vec<Vec<RecordedEvent>> {
         let Some(batch) = prepared.batch else {
             return prepared.recorded;
         };
-        if let Err(error) = self.db.apply_batch(batch) {
-            stop_after_failed_write("apply_batch", &self.data_path, &error);
-        }
-        if flush {
-            self.sync();
+        match (&self.target, batch) {
+            (CommitTarget::Sled(sled), Pending::Sled(batch)) => {
+                if let Err(error) = sled.db.apply_batch(batch) {
+                    stop_after_failed_write("apply_batch", &sled.data_path, &error);
+                }
+                if flush {
+                    sled.sync();
+                }
+            }
+            (CommitTarget::External(backend), Pending::External(write)) => {
+                if let Err(error) = backend.commit(&write) {
+                    stop_after_failed_write("commit", Path::new(&backend.describe()), &error);
+                }
+            }
+            _ => unreachable!("a group is prepared for the log it is committed to"),
         }
         prepared.recorded
     }
 
-    /// Flushes sled, then `fdatasync`s its data file; stops the process if either fails.
+    /// Flushes sled, then `fdatasync`s its data file; stops the process if either fails. A log
+    /// kept by a backend has nothing to sync: each commit was durable when it returned.
     pub fn sync(&self) {
+        if let CommitTarget::Sled(sled) = &self.target {
+            sled.sync();
+        }
+    }
+}
+
+impl SledCommitter {
+    fn sync(&self) {
         if let Err(error) = self.db.flush() {
             stop_after_failed_write("flush", &self.data_path, &error);
         }
@@ -257,9 +477,10 @@ impl Committer {
 
 /// The event log of one directory, open for appending. See the crate documentation.
 pub struct Store {
-    pub(crate) db: sled::Db,
-    /// sled's data file, kept open to `fdatasync` it after every flush.
-    data_file: Arc<File>,
+    pub(crate) log: Log,
+    /// sled's data file, kept open to `fdatasync` it after every flush (absent for a log kept
+    /// by a backend).
+    data_file: Option<Arc<File>>,
     data_path: PathBuf,
     pub(crate) head: Head,
     options: StoreOptions,
@@ -327,13 +548,36 @@ impl IdFilter {
 
     /// Starts reading the ids under `prefix` (each key read by `id_of`) in the background,
     /// unless they are being read or were read; the ids inserted meanwhile stay.
-    fn start_loading(&mut self, db: &sled::Db, prefix: u8, id_of: fn(&[u8]) -> Option<Uuid>) {
+    fn start_loading(&mut self, log: &Log, prefix: u8, id_of: fn(&[u8]) -> Option<Uuid>) {
         if self.loader.is_some() || self.at_open.get().is_some() {
             return;
         }
         let at_open = Arc::clone(&self.at_open);
         let stop_loading = Arc::clone(&self.stop_loading);
-        let db = db.clone();
+        let db = match log {
+            Log::Sled(db) => db.clone(),
+            Log::External(backend) => {
+                let backend = Arc::clone(backend);
+                let read = move || {
+                    let ids = if prefix == keys::REQUEST_PREFIX {
+                        backend.request_ids()
+                    } else {
+                        backend.named_ids()
+                    };
+                    match ids {
+                        Ok(ids) => {
+                            let _ =
+                                at_open.set(ids.into_iter().map(IdFilter::fingerprint).collect());
+                        }
+                        Err(error) => {
+                            tracing::warn!(%error, prefix = %char::from(prefix), "index not read; lookups go to the store")
+                        }
+                    }
+                };
+                self.spawn_loader(read);
+                return;
+            }
+        };
         let read = move || {
             let mut fingerprints = HashSet::new();
             for item in db.scan_prefix([prefix]) {
@@ -355,6 +599,10 @@ impl IdFilter {
             }
             let _ = at_open.set(fingerprints);
         };
+        self.spawn_loader(read);
+    }
+
+    fn spawn_loader(&mut self, read: impl FnOnce() + Send + 'static) {
         match std::thread::Builder::new()
             .name("ledger-index-load".into())
             .spawn(read)
@@ -446,8 +694,8 @@ impl Store {
         );
         let defer_index_loading = options.defer_index_loading;
         let mut store = Store {
-            db,
-            data_file: Arc::new(data_file),
+            log: Log::Sled(db),
+            data_file: Some(Arc::new(data_file)),
             data_path,
             head,
             options,
@@ -465,14 +713,70 @@ impl Store {
         Ok(store)
     }
 
+    /// Opens a log kept by `backend` (see [`LogBackend`]): its head checked against its last
+    /// entry as [`Store::open`] does, the checkpoint file kept in the local folder
+    /// `checkpoint_dir` (created when missing), which is a cache of this process's.
+    pub fn open_backend(
+        backend: Arc<dyn LogBackend>,
+        checkpoint_dir: &Path,
+        options: StoreOptions,
+    ) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(checkpoint_dir).map_err(|source| StoreError::Io {
+            path: checkpoint_dir.to_path_buf(),
+            source,
+        })?;
+        let log = Log::External(backend);
+        let head = log.checked_head()?;
+        let stream_versions = match &log {
+            Log::External(backend) => backend.stream_versions()?,
+            Log::Sled(db) => load_stream_versions(db)?,
+        };
+        tracing::info!(
+            backend = %log.backend_name(),
+            position = head.position,
+            hash = %hex::encode(head.hash),
+            streams = stream_versions.len(),
+            "event log opened"
+        );
+        let defer_index_loading = options.defer_index_loading;
+        let mut store = Store {
+            log,
+            data_file: None,
+            data_path: checkpoint_dir.to_path_buf(),
+            head,
+            options,
+            syncs_before_injected_failure: Arc::new(AtomicU64::new(u64::MAX)),
+            checkpoint_file: CheckpointFile::in_data_dir(checkpoint_dir),
+            requests: IdFilter::default(),
+            names: IdFilter::default(),
+            stream_versions,
+        };
+        if !defer_index_loading {
+            store.load_indexes();
+        }
+        Ok(store)
+    }
+
+    /// The sled database of a store that keeps its log in sled, or why `operation` is not
+    /// available on this one.
+    pub(crate) fn sled_db(&self, operation: &'static str) -> Result<&sled::Db, StoreError> {
+        match &self.log {
+            Log::Sled(db) => Ok(db),
+            Log::External(backend) => Err(StoreError::NotOnThisBackend {
+                operation,
+                backend: backend.describe(),
+            }),
+        }
+    }
+
     /// Starts reading the recorded request ids and indexed names into their fingerprint sets,
     /// for a store opened with [`StoreOptions::defer_index_loading`]; does nothing for a set
     /// that is being read or was read.
     pub fn load_indexes(&mut self) {
         self.requests
-            .start_loading(&self.db, keys::REQUEST_PREFIX, keys::request_id_of);
+            .start_loading(&self.log, keys::REQUEST_PREFIX, keys::request_id_of);
         self.names
-            .start_loading(&self.db, keys::NAME_PREFIX, name_id_of);
+            .start_loading(&self.log, keys::NAME_PREFIX, name_id_of);
     }
 
     /// The last position written and its hash.
@@ -497,13 +801,17 @@ impl Store {
         if !self.names.may_hold(id) {
             return Ok(Vec::new());
         }
-        positions_naming(&self.db, id)
+        self.log.positions_naming(id)
     }
 
     /// Whether the index by name covers every event of the log. A log written before the
-    /// index existed does not, until [`Store::index_names`] has been given its names.
+    /// index existed does not, until [`Store::index_names`] has been given its names. A log
+    /// kept by a backend always does: the index is as old as that layout.
     pub fn names_indexed(&self) -> Result<bool, StoreError> {
-        Ok(self.db.get(keys::NAME_INDEX_KEY)?.as_deref() == Some(&[keys::NAME_INDEX_VERSION][..]))
+        let Log::Sled(db) = &self.log else {
+            return Ok(true);
+        };
+        Ok(db.get(keys::NAME_INDEX_KEY)?.as_deref() == Some(&[keys::NAME_INDEX_VERSION][..]))
     }
 
     /// Adds `(id, position)` pairs of events already in the log to the index by name, then
@@ -515,7 +823,7 @@ impl Store {
             batch.insert(&keys::name_key(*id, *position)[..], &[][..]);
         }
         batch.insert(keys::NAME_INDEX_KEY, &[keys::NAME_INDEX_VERSION][..]);
-        if let Err(error) = self.db.apply_batch(batch) {
+        if let Err(error) = self.sled_db("index the log by name")?.apply_batch(batch) {
             stop_after_failed_write("apply_batch", &self.data_path, &error);
         }
         for (id, _) in names {
@@ -531,11 +839,9 @@ impl Store {
         if !self.requests.may_hold(request_id) {
             return Ok(None);
         }
-        let Some(value) = self.db.get(keys::request_key(request_id))? else {
+        let Some(record) = self.log.request_record(request_id)? else {
             return Ok(None);
         };
-        let record = RequestRecord::decode(value.as_ref())
-            .map_err(|source| StoreError::RequestRecordUndecodable { request_id, source })?;
         let request_digest = record.request_digest.as_slice().try_into().map_err(|_| {
             StoreError::RequestDigestMalformed {
                 request_id,
@@ -598,7 +904,7 @@ impl Store {
     /// (and must not prepare a group that repeats a request id of one not yet committed).
     /// A refused group (`StoreError`) changes nothing.
     pub fn prepare_append(&mut self, group: Vec<NewCommand>) -> Result<PreparedAppend, StoreError> {
-        let mut batch = sled::Batch::default();
+        let mut batch = Pending::new(&self.log, self.head);
         if group.is_empty() {
             return Ok(PreparedAppend {
                 batch: None,
@@ -614,8 +920,7 @@ impl Store {
         for command in group {
             let request_id = command.request_id;
             if !request_ids.insert(request_id)
-                || (self.requests.may_hold(request_id)
-                    && self.db.contains_key(keys::request_key(request_id))?)
+                || (self.requests.may_hold(request_id) && self.log.contains_request(request_id)?)
             {
                 return Err(StoreError::RequestAlreadyRecorded { request_id });
             }
@@ -688,21 +993,19 @@ impl Store {
                     "an event must decode to itself"
                 );
                 if let Some(id) = new_event.names {
-                    batch.insert(&keys::name_key(id, position)[..], &[][..]);
+                    batch.name(id, position);
                     named.push(id);
                 }
                 let hash = chain::chain_hash(&head.hash, position, &event_bytes);
-                batch.insert(
-                    &keys::entry_key(position)[..],
-                    chain::encode_entry(&event_bytes, &hash),
-                );
-                recorded_command.push(RecordedEvent {
+                let recorded = RecordedEvent {
                     position,
                     hash,
                     prev_hash: head.hash,
                     event,
                     event_bytes,
-                });
+                };
+                batch.entry(&recorded);
+                recorded_command.push(recorded);
                 head = Head { position, hash };
             }
 
@@ -713,7 +1016,7 @@ impl Store {
                 event_count,
                 recorded_at: command.recorded_at,
             };
-            batch.insert(&keys::request_key(request_id)[..], record.encode_to_vec());
+            batch.request(request_id, record);
             recorded_group.push(recorded_command);
         }
 
@@ -724,9 +1027,9 @@ impl Store {
             "the group must extend the head by exactly its events"
         );
         for (stream, version) in &stream_versions {
-            batch.insert(keys::stream_key(stream), &version.to_be_bytes()[..]);
+            batch.stream_version(stream, *version);
         }
-        batch.insert(keys::HEAD_KEY, &keys::encode_head(head)[..]);
+        batch.head(head);
 
         // The batch is prepared: the in-memory indexes follow it, since the next group is
         // decided against the log as it will be once this one is committed.
@@ -748,12 +1051,17 @@ impl Store {
 
     /// What makes prepared appends durable, for another thread than the one that prepares.
     pub fn committer(&self) -> Committer {
-        Committer {
-            db: self.db.clone(),
-            data_file: Arc::clone(&self.data_file),
-            data_path: self.data_path.clone(),
-            syncs_before_injected_failure: Arc::clone(&self.syncs_before_injected_failure),
-        }
+        let target = match (&self.log, &self.data_file) {
+            (Log::Sled(db), Some(data_file)) => CommitTarget::Sled(SledCommitter {
+                db: db.clone(),
+                data_file: Arc::clone(data_file),
+                data_path: self.data_path.clone(),
+                syncs_before_injected_failure: Arc::clone(&self.syncs_before_injected_failure),
+            }),
+            (Log::External(backend), _) => CommitTarget::External(Arc::clone(backend)),
+            (Log::Sled(_), None) => unreachable!("a sled store keeps its data file open"),
+        };
+        Committer { target }
     }
 
     /// Makes everything appended so far durable: flushes sled, then `fdatasync`s its data file.
@@ -783,13 +1091,13 @@ impl Store {
             .head
             .position
             .min(from_position.saturating_add(limit as u64 - 1));
-        LogIter::new(&self.db, from_position, last_position).collect()
+        LogIter::new(&self.log, from_position, last_position).collect()
     }
 
     /// Every event from position 1 to the current head, one at a time, for replay; each entry is
     /// checked against the chain. The iterator ends after its first error.
     pub fn read_all(&self) -> LogIter {
-        LogIter::new(&self.db, 1, self.head.position)
+        LogIter::new(&self.log, 1, self.head.position)
     }
 
     /// The latest checkpoint, if there is one whose bytes match their digest and whose position
@@ -822,12 +1130,9 @@ impl Store {
         let hash_in_log = if stored.head.position == 0 {
             Some(Head::EMPTY.hash)
         } else {
-            match self.db.get(keys::entry_key(stored.head.position))? {
-                Some(value) => stored_entry_head(&keys::entry_key(stored.head.position), &value)
-                    .ok()
-                    .map(|head| head.hash),
-                None => None,
-            }
+            self.log
+                .entry_head(stored.head.position)?
+                .map(|head| head.hash)
         };
         if hash_in_log != Some(stored.head.hash) {
             return unusable("log has another hash at the checkpoint's position");
@@ -838,13 +1143,13 @@ impl Store {
     /// A read-only handle on the log that other threads can use while this one appends.
     pub fn reader(&self) -> LogReader {
         LogReader {
-            db: self.db.clone(),
+            log: self.log.clone(),
         }
     }
 
     /// Recomputes the whole chain from position 1; see [`verify_log_at`] for what is checked.
     pub fn verify(&self) -> Result<Result<Head, ChainBreak>, StoreError> {
-        ChainWalk::new(&self.db).finish()
+        ChainWalk::new(&self.log).finish()
     }
 }
 
@@ -1055,7 +1360,7 @@ pub(crate) fn sync_directory(dir: &Path) -> Result<(), StoreError> {
 /// The events of positions `next_position..=last_position`, read one at a time and each checked
 /// against the chain. Ends after the last position or after the first error.
 pub struct LogIter {
-    entries: sled::Iter,
+    entries: EntrySource,
     next_position: u64,
     last_position: u64,
     prev_hash: [u8; 32],
@@ -1065,8 +1370,8 @@ pub struct LogIter {
 }
 
 impl LogIter {
-    fn new(db: &sled::Db, from_position: u64, last_position: u64) -> LogIter {
-        let entries = db.range(keys::entry_key(from_position)..=keys::entry_key(last_position));
+    pub(crate) fn new(log: &Log, from_position: u64, last_position: u64) -> LogIter {
+        let entries = EntrySource::new(log, from_position, last_position);
         let mut log_iter = LogIter {
             entries,
             next_position: from_position,
@@ -1076,7 +1381,7 @@ impl LogIter {
             finished: from_position > last_position,
         };
         if !log_iter.finished && from_position > 1 {
-            match previous_hash(db, from_position) {
+            match previous_hash(log, from_position) {
                 Ok(prev_hash) => log_iter.prev_hash = prev_hash,
                 Err(error) => log_iter.pending_error = Some(error),
             }
@@ -1092,8 +1397,20 @@ impl LogIter {
 
 /// The stored hash of the entry before `position`, which a read starting at `position` chains
 /// from.
-fn previous_hash(db: &sled::Db, position: u64) -> Result<[u8; 32], StoreError> {
+fn previous_hash(log: &Log, position: u64) -> Result<[u8; 32], StoreError> {
     let previous = position - 1;
+    if let Log::External(backend) = log {
+        return match backend.entries(previous, previous, 1)?.into_iter().next() {
+            Some(entry) if entry.position == previous => Ok(entry.hash),
+            _ => Err(StoreError::ChainBroken(ChainBreak {
+                position: previous,
+                kind: ChainBreakKind::EntryMissing,
+            })),
+        };
+    }
+    let Log::Sled(db) = log else {
+        unreachable!("handled above")
+    };
     let Some(value) = db.get(keys::entry_key(previous))? else {
         return Err(StoreError::ChainBroken(ChainBreak {
             position: previous,
@@ -1102,6 +1419,85 @@ fn previous_hash(db: &sled::Db, position: u64) -> Result<[u8; 32], StoreError> {
     };
     let head = stored_entry_head(&keys::entry_key(previous), &value)?;
     Ok(head.hash)
+}
+
+/// Entries read in position order as sled keys and values: straight from sled's range, or
+/// from a backend a page at a time, each turned into the key and value sled would hold, so that
+/// one chain check (`chain::check_entry`) serves both.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "sled's iterator is the common case; boxing it would allocate at every read"
+)]
+pub(crate) enum EntrySource {
+    Sled(sled::Iter),
+    External {
+        backend: Arc<dyn LogBackend>,
+        next_position: u64,
+        last_position: u64,
+        page: std::collections::VecDeque<StoredEntry>,
+        finished: bool,
+    },
+}
+
+/// Entries read from a backend in one query: a page large enough that a replay is not a
+/// round trip per event, small enough to stay a few megabytes (events are at most 4 KiB).
+const BACKEND_PAGE_LEN: usize = 1000;
+
+impl EntrySource {
+    pub(crate) fn new(log: &Log, from_position: u64, last_position: u64) -> EntrySource {
+        match log {
+            Log::Sled(db) => EntrySource::Sled(
+                db.range(keys::entry_key(from_position)..=keys::entry_key(last_position)),
+            ),
+            Log::External(backend) => EntrySource::External {
+                backend: Arc::clone(backend),
+                next_position: from_position,
+                last_position,
+                page: std::collections::VecDeque::new(),
+                finished: from_position > last_position,
+            },
+        }
+    }
+}
+
+impl Iterator for EntrySource {
+    type Item = Result<(sled::IVec, sled::IVec), StoreError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self {
+            EntrySource::Sled(entries) => entries.next().map(|item| item.map_err(StoreError::from)),
+            EntrySource::External {
+                backend,
+                next_position,
+                last_position,
+                page,
+                finished,
+            } => {
+                if page.is_empty() && !*finished {
+                    match backend.entries(*next_position, *last_position, BACKEND_PAGE_LEN) {
+                        Ok(entries) => {
+                            if entries.len() < BACKEND_PAGE_LEN {
+                                *finished = true;
+                            }
+                            if let Some(last) = entries.last() {
+                                *next_position = last.position.saturating_add(1);
+                            }
+                            page.extend(entries);
+                        }
+                        Err(error) => {
+                            *finished = true;
+                            return Some(Err(error));
+                        }
+                    }
+                }
+                let entry = page.pop_front()?;
+                Some(Ok((
+                    sled::IVec::from(&keys::entry_key(entry.position)[..]),
+                    sled::IVec::from(chain::encode_entry(&entry.event_bytes, &entry.hash)),
+                )))
+            }
+        }
+    }
 }
 
 impl Iterator for LogIter {
@@ -1120,7 +1516,7 @@ impl Iterator for LogIter {
         }
         let (key, value) = match self.entries.next() {
             Some(Ok(item)) => item,
-            Some(Err(error)) => return self.finish_with(StoreError::Sled(error)),
+            Some(Err(error)) => return self.finish_with(error),
             None => {
                 return self.finish_with(StoreError::ChainBroken(ChainBreak {
                     position: self.next_position,
@@ -1166,7 +1562,7 @@ impl fmt::Debug for LogIter {
 /// reports, audits). It sees every group once its batch is applied.
 #[derive(Clone)]
 pub struct LogReader {
-    pub(crate) db: sled::Db,
+    pub(crate) log: Log,
 }
 
 impl std::fmt::Debug for LogReader {
@@ -1179,12 +1575,12 @@ impl LogReader {
     /// The positions of the events naming `id`, ascending, as far as they are committed (see
     /// [`Store::positions_naming`]); this reads sled every time.
     pub fn positions_naming(&self, id: Uuid) -> Result<Vec<u64>, StoreError> {
-        positions_naming(&self.db, id)
+        self.log.positions_naming(id)
     }
 
     /// The event at `position`, checked against the chain from the entry before it.
     pub fn read_at(&self, position: u64) -> Result<RecordedEvent, StoreError> {
-        match LogIter::new(&self.db, position.max(1), position).next() {
+        match LogIter::new(&self.log, position.max(1), position).next() {
             Some(result) => result,
             None => Err(StoreError::ChainBroken(ChainBreak {
                 position,
@@ -1195,15 +1591,11 @@ impl LogReader {
 
     /// The stored head.
     pub fn head(&self) -> Result<Head, StoreError> {
-        Ok(self
-            .db
-            .get(keys::HEAD_KEY)?
-            .and_then(|record| keys::decode_head(&record))
-            .unwrap_or(Head::EMPTY))
+        Ok(self.log.stored_head()?.unwrap_or(Head::EMPTY))
     }
 
     /// Events `from_position..=last_position`, each checked against the chain.
     pub fn iter(&self, from_position: u64, last_position: u64) -> LogIter {
-        LogIter::new(&self.db, from_position.max(1), last_position)
+        LogIter::new(&self.log, from_position.max(1), last_position)
     }
 }

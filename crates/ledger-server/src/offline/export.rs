@@ -62,6 +62,19 @@ pub fn export(
     out: &mut dyn Write,
 ) -> Result<ExportReport, OfflineError> {
     let log = OfflineLog::open(data_dir).map_err(|error| OfflineError::store(data_dir, error))?;
+    export_log(&log, data_dir, format, from, to, out)
+}
+
+/// [`export`] of a log opened by the caller: a folder, or a PostgreSQL database (see
+/// [`super::open_log`]).
+pub fn export_log(
+    log: &OfflineLog,
+    data_dir: &Path,
+    format: ExportFormat,
+    from: Option<u64>,
+    to: Option<u64>,
+    out: &mut dyn Write,
+) -> Result<ExportReport, OfflineError> {
     let head = log
         .stored_head()
         .map_err(|error| OfflineError::store(data_dir, error))?

@@ -129,8 +129,18 @@ pub fn verify(
     data_dir: &Path,
     expected: Option<ExpectedHead>,
 ) -> Result<VerifyReport, OfflineError> {
-    let started = Instant::now();
     let log = OfflineLog::open(data_dir).map_err(|error| OfflineError::store(data_dir, error))?;
+    verify_log(&log, data_dir, expected)
+}
+
+/// [`verify`] of a log opened by the caller: a folder, or a PostgreSQL database with the
+/// checkpoint of `data_dir` (see [`super::open_log`]).
+pub fn verify_log(
+    log: &OfflineLog,
+    data_dir: &Path,
+    expected: Option<ExpectedHead>,
+) -> Result<VerifyReport, OfflineError> {
+    let started = Instant::now();
     let checkpoint = log
         .checkpoint()
         .map_err(|error| OfflineError::store(data_dir, error))?;
@@ -178,7 +188,7 @@ pub fn verify(
     }
     if found.is_none() {
         found = checks
-            .request_records(&log, checked)
+            .request_records(log, checked)
             .map_err(|error| OfflineError::store(data_dir, error))?;
     }
     Ok(VerifyReport {

@@ -1,0 +1,313 @@
+//! The ledger on PostgreSQL (issue 19), with the real `voucher-ledger` binary and a real
+//! PostgreSQL server that the test starts on 127.0.0.1 (see `ledger_store_pg::cluster`):
+//!
+//! - failover: under the load of the crash campaign's eight callers, the writing process is
+//!   SIGKILLed while a standby (`postgres_standby`, in a data folder of its own) waits for the
+//!   writer's lock; the standby takes over, and the checks of the crash campaign follow: every
+//!   acknowledged request in the log exactly once where its receipt says, retries of the
+//!   unanswered ones replayed exactly when they made it, retries of acknowledged ones answering
+//!   their original receipt, wallets and reports as the model says; at the end, nothing in the
+//!   log that nobody sent, `verify --postgres` sound at the head, and the reports equal to
+//!   those of a process that replays the whole log (no checkpoint: a rebuild). Prints the
+//!   failover times (kill to the standby serving, and to its first accepted write);
+//! - two processes started as writers at once: exactly one serves, the other stops naming the
+//!   writer's lock;
+//! - `config print` shows the store and masks the connection's password.
+//!
+//! Skipped, saying so, where no PostgreSQL server binaries are installed (`.ci/run` installs
+//! them).
+
+mod crash_support;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crash_support::*;
+use ledger_store_pg::cluster::{binaries, TestCluster};
+
+/// Writer deaths in the failover scenario: each one a takeover by a standby under load.
+const FAILOVERS: u32 = 3;
+
+fn cluster_or_skip(test: &str) -> Option<TestCluster> {
+    if binaries().is_none() {
+        eprintln!("SKIPPED {test}: no PostgreSQL server binaries under /usr/lib/postgresql (apt-get install postgresql)");
+        return None;
+    }
+    Some(TestCluster::start("").expect("a test cluster starts"))
+}
+
+fn postgres_env(cluster: &TestCluster) -> Vec<(String, String)> {
+    vec![
+        ("VOUCHER_LEDGER__STORE".to_owned(), "postgres".to_owned()),
+        (
+            "VOUCHER_LEDGER__POSTGRES_CONNECTION".to_owned(),
+            cluster.connection(),
+        ),
+    ]
+}
+
+/// Waits until the process logged `needle` (it is running and got that far).
+async fn wait_for_log(log_path: &Path, needle: &str) {
+    let started = Instant::now();
+    while !without_ansi(&read_log(log_path)).contains(needle) {
+        assert!(
+            started.elapsed() < START_WAIT,
+            "the process never logged {needle:?}; its stderr:\n{}",
+            log_tail(log_path)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_takes_over_when_the_writer_is_killed_under_load_and_nothing_is_lost() {
+    let Some(cluster) = cluster_or_skip(
+        "a_standby_takes_over_when_the_writer_is_killed_under_load_and_nothing_is_lost",
+    ) else {
+        return;
+    };
+    let _serial = SERIAL.lock().await;
+    // Every process this test starts keeps its log in the cluster (the settings go to each
+    // start: `voucher_ledger` removes the environment's).
+    let pg_env = postgres_env(&cluster);
+    let home = tempfile::Builder::new()
+        .prefix("voucher-ledger-pg-failover-")
+        .tempdir()
+        .expect("a temporary folder");
+    let seed = seed_from_env();
+    println!("postgres failover: {FAILOVERS} writer deaths, seed {seed}");
+    // `Campaign::start`, with the PostgreSQL settings.
+    let mut campaign = Campaign {
+        rng: Rng(seed),
+        data_dir: home.path().join("process-0"),
+        logs_dir: home.path().to_path_buf(),
+        dates: Dates::fixed(),
+        model: Model::default(),
+        audit: LogAudit::new(),
+        callers: (0..CALLERS).map(|index| Caller::new(index, seed)).collect(),
+        server: None,
+        starts: 0,
+        stats: Stats::default(),
+        startup_estimate: Duration::from_millis(100),
+        rebuild_estimate: Duration::from_millis(100),
+        touched: std::collections::BTreeSet::new(),
+        checkpoint_interval_events: None,
+        last_replay_events: None,
+        server_interval_events: 0,
+        after_kill: None,
+    };
+    campaign.start_server(&pg_env).await;
+    campaign.set_up().await;
+    let mut takeovers = Vec::new();
+    let mut first_writes = Vec::new();
+    for failover in 1..=FAILOVERS {
+        let standby_dir = home.path().join(format!("process-{failover}"));
+        let log_path = campaign.next_log_path();
+        let mut standby_env = pg_env.clone();
+        standby_env.push((
+            "VOUCHER_LEDGER__POSTGRES_STANDBY".to_owned(),
+            "true".to_owned(),
+        ));
+        let env = campaign.start_env(&standby_env);
+        let standby = Launch::spawn(&standby_dir, &log_path, &env);
+        wait_for_log(&log_path, "waiting for the writer's lock").await;
+
+        let delay = campaign
+            .rng
+            .duration_between(Duration::from_millis(300), Duration::from_millis(1200));
+        let (acknowledged, unanswered, _status) = campaign.burst(Ending::Sigkill(delay)).await;
+        let killed = Instant::now();
+        let server = standby.ready().await;
+        let takeover = killed.elapsed();
+        campaign.server = Some(server);
+        campaign.data_dir = standby_dir;
+        // What a client sees: its retry of a write the dead writer left unanswered, with the
+        // same request id, accepted by the new writer (the checks below retry it again and
+        // find it in the log, answered as a replay).
+        if let Some(op) = unanswered.first() {
+            match send(&campaign.channel(), &op.write).await {
+                Answer::Accepted(_) => {}
+                other => panic!("the first retry on the new writer: {other:?}"),
+            }
+        }
+        let first_write = killed.elapsed();
+        campaign
+            .check_after_restart(&acknowledged, &unanswered)
+            .await;
+        println!(
+            "failover {failover}: {} acknowledged in the burst, {} unanswered; writer SIGKILLed -> standby serving in {takeover:.0?}, first accepted write after {first_write:.0?}",
+            acknowledged.len(),
+            unanswered.len()
+        );
+        takeovers.push(takeover);
+        first_writes.push(first_write);
+    }
+
+    // Every accepted request is in the log where its receipt says, once, and nothing else.
+    let channel = campaign.channel();
+    campaign.audit.catch_up(&channel).await;
+    let mut lost = Vec::new();
+    for (request_id, placed) in &campaign.model.accepted {
+        match campaign.audit.requests.get(request_id) {
+            Some(found) => assert_eq!(found, placed, "request {request_id}"),
+            None => lost.push(request_id.clone()),
+        }
+    }
+    assert!(lost.is_empty(), "acknowledged requests LOST: {lost:?}");
+    let unknown = campaign
+        .audit
+        .requests
+        .keys()
+        .filter(|request_id| !campaign.model.accepted.contains_key(*request_id))
+        .count();
+    assert_eq!(unknown, 0, "the log holds requests nobody sent");
+    let events: u64 = campaign
+        .model
+        .accepted
+        .values()
+        .map(|placed| u64::from(placed.event_count))
+        .sum();
+    assert_eq!(events, campaign.audit.position, "events in the log");
+
+    // The projections equal a rebuild: a process without a checkpoint replays the whole log.
+    let wallets: Vec<String> = campaign.model.companies.keys().take(32).cloned().collect();
+    let before = reports(&channel, &campaign.dates, &wallets).await;
+    check_reports(&before, &campaign.model);
+    campaign
+        .server
+        .take()
+        .expect("a running server")
+        .stop()
+        .await;
+    let head = campaign.audit.head();
+    let data = campaign.data_dir.to_string_lossy().into_owned();
+    let (status, stdout, stderr) = offline(&[
+        "verify",
+        "--data",
+        &data,
+        "--postgres",
+        &cluster.connection(),
+        "--expect-head",
+        &head,
+    ]);
+    assert!(
+        status.success() && stdout.contains("sound"),
+        "verify of the postgresql log ({status}):\n{stdout}\n{stderr}"
+    );
+    campaign.data_dir = home.path().join("rebuild");
+    campaign.start_server(&pg_env).await;
+    let rebuilt = reports(&campaign.channel(), &campaign.dates, &wallets).await;
+    assert_eq!(
+        before, rebuilt,
+        "the reports equal those of a replay from position 1"
+    );
+    let replayed = without_ansi(&read_log(
+        &campaign
+            .logs_dir
+            .join(format!("server-{}.log", campaign.starts)),
+    ));
+    assert!(
+        !replayed.contains("replaying the log after the checkpoint"),
+        "the last start replayed from position 1"
+    );
+    campaign
+        .server
+        .take()
+        .expect("a running server")
+        .stop()
+        .await;
+
+    println!(
+        "postgres failover: {} requests acknowledged, {} events, 0 lost, 0 duplicated; {} unanswered found in the log, {} not; {} retries replayed",
+        campaign.model.accepted.len(),
+        events,
+        campaign.stats.unanswered_found_in_log,
+        campaign.stats.unanswered_not_in_log,
+        campaign.stats.retries_replayed
+    );
+    println!("postgres failover times: standby serving {takeovers:.0?}, first accepted write {first_writes:.0?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_started_as_writers_at_once_exactly_one_serves() {
+    let Some(cluster) =
+        cluster_or_skip("two_processes_started_as_writers_at_once_exactly_one_serves")
+    else {
+        return;
+    };
+    let _serial = SERIAL.lock().await;
+    let home = tempfile::tempdir().expect("a temporary folder");
+    let env = postgres_env(&cluster);
+    let mut launches: Vec<Launch> = (0..2)
+        .map(|index| {
+            Launch::spawn(
+                &home.path().join(format!("process-{index}")),
+                &home.path().join(format!("process-{index}.log")),
+                &env,
+            )
+        })
+        .collect();
+    // One of them exits, naming the lock; the other serves.
+    let started = Instant::now();
+    let loser = loop {
+        if let Some(index) = launches
+            .iter_mut()
+            .position(|launch| matches!(launch.process.try_wait(), Ok(Some(_))))
+        {
+            break index;
+        }
+        assert!(started.elapsed() < START_WAIT, "neither process stopped");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let status = launches[loser]
+        .process
+        .try_wait()
+        .expect("status")
+        .expect("exited");
+    assert!(!status.success());
+    let loser_log = without_ansi(&read_log(&launches[loser].log_path));
+    assert!(
+        loser_log.contains("another ledger process is the writer"),
+        "the process that did not become the writer says why:\n{loser_log}"
+    );
+    let winner = launches.remove(1 - loser);
+    let server = winner.ready().await;
+    let head = get_head(&server.channel).await;
+    assert_eq!(head.position, 0, "a new ledger");
+    server.stop().await;
+}
+
+#[test]
+fn config_print_shows_the_store_and_masks_the_connections_password() {
+    let output = voucher_ledger(&["config", "print", "--demo"])
+        .env_remove("VOUCHER_LEDGER__POSTGRES_STANDBY")
+        .env("VOUCHER_LEDGER__STORE", "postgres")
+        .env(
+            "VOUCHER_LEDGER__POSTGRES_CONNECTION",
+            "host=db.example user=ledger password=hunter2 dbname=ledger",
+        )
+        .output()
+        .expect("voucher-ledger runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    assert!(stdout.contains("store = \"postgres\""), "{stdout}");
+    assert!(
+        stdout.contains("host=db.example user=ledger password=<masked> dbname=ledger"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("hunter2"), "{stdout}");
+
+    // A standby needs PostgreSQL; an unknown store is refused with the choices.
+    let output = voucher_ledger(&["config", "print", "--demo", "--standby"])
+        .env_remove("VOUCHER_LEDGER__STORE")
+        .env_remove("VOUCHER_LEDGER__POSTGRES_CONNECTION")
+        .output()
+        .expect("voucher-ledger runs");
+    assert!(!output.status.success());
+    let output = voucher_ledger(&["config", "print", "--demo"])
+        .env("VOUCHER_LEDGER__STORE", "oracle")
+        .output()
+        .expect("voucher-ledger runs");
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("postgres"));
+}
