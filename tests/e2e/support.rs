@@ -29,8 +29,9 @@ pub use ledger_testkit::tokens::{
     ADMINISTRATION, AUDITOR, OPERATOR, PROVIDER_AG_0012, PROVIDER_AG_0099,
 };
 /// `company:0403019261` (COMPANY_A) and `company:0431150350` (COMPANY_B).
-pub const COMPANY_A_TOKEN: &str = "demo-company-0403019261-token";
-pub const COMPANY_B_TOKEN: &str = "demo-company-0431150350-token";
+pub use ledger_testkit::tokens::{
+    COMPANY_0403019261 as COMPANY_A_TOKEN, COMPANY_0431150350 as COMPANY_B_TOKEN,
+};
 
 /// The `ErrorInfo.domain` of every error of the API.
 pub const ERROR_DOMAIN: &str = "voucherledger.v1";

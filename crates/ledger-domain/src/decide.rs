@@ -694,11 +694,20 @@ fn free_draws(
             requested: command.hours,
         });
     }
-    // Oldest expiry first; among equal expiries, the batch issued first.
-    held.sort_by_key(|batch| (batch.valid_until, batch.sequence));
+    Ok(draw_oldest_first(held, command.hours))
+}
+
+/// Draws `hours` free vouchers from `batches`, which the caller has counted as enough: oldest
+/// expiry first and, among equal expiries, the batch issued first. How a redemption draws and
+/// how a usage code earmarks.
+pub(crate) fn draw_oldest_first(
+    mut batches: Vec<&crate::state::Batch>,
+    hours: u32,
+) -> Vec<BatchDraw> {
+    batches.sort_by_key(|batch| (batch.valid_until, batch.sequence));
     let mut draws = Vec::new();
-    let mut left = command.hours;
-    for batch in held {
+    let mut left = hours;
+    for batch in batches {
         if left == 0 {
             break;
         }
@@ -713,8 +722,8 @@ fn free_draws(
             valid_until: batch.valid_until,
         });
     }
-    assert_eq!(left, 0, "the unexpired vouchers were counted as enough");
-    Ok(draws)
+    assert_eq!(left, 0, "the vouchers drawn from were counted as enough");
+    draws
 }
 
 fn reverse_redemption(

@@ -5,7 +5,7 @@
 use chrono::NaiveDate;
 
 use crate::command::{CancelUsageCode, OrderUsageCode, RedeemHours};
-use crate::decide::{check_text, Context, MODULE_HOURS_MAX, REASON_BYTES_MAX};
+use crate::decide::{check_text, draw_oldest_first, Context, MODULE_HOURS_MAX, REASON_BYTES_MAX};
 use crate::event::{BatchDraw, Event, UsageCodeCancelled, UsageCodeLapsed, UsageCodeOrdered};
 use crate::refusal::Refusal;
 use crate::state::{LedgerState, UsageCodeRecord, UsageCodeStatus};
@@ -86,7 +86,7 @@ pub(crate) fn order_usage_code(
         .filter(|batch| batch.voucher_type == command.voucher_type && batch.free() > 0)
         .collect();
     let free_total: u32 = free.iter().map(|batch| batch.free()).sum();
-    let mut usable: Vec<_> = free
+    let usable: Vec<_> = free
         .into_iter()
         .filter(|batch| batch.payment_date <= from && batch.valid_until >= until)
         .collect();
@@ -105,26 +105,8 @@ pub(crate) fn order_usage_code(
             requested: command.hours,
         });
     }
-    // Oldest expiry first, as redemptions draw; among equal expiries, the batch issued first.
-    usable.sort_by_key(|batch| (batch.valid_until, batch.sequence));
-    let mut earmarks = Vec::new();
-    let mut left = command.hours;
-    for batch in usable {
-        if left == 0 {
-            break;
-        }
-        let quantity = batch.free().min(left);
-        left -= quantity;
-        earmarks.push(BatchDraw {
-            batch_id: batch.batch_id,
-            quantity,
-            budget_year: batch.budget_year,
-            face_value_eur: batch.face_value_eur,
-            region_share_eur: batch.region_share_eur,
-            valid_until: batch.valid_until,
-        });
-    }
-    assert_eq!(left, 0, "the usable vouchers were counted as enough");
+    // Oldest expiry first, as redemptions draw.
+    let earmarks = draw_oldest_first(usable, command.hours);
     let code = (0..CODE_ATTEMPTS_MAX)
         .map(|attempt| UsageCode::derive(command.order_id, attempt))
         .find(|code| !state.usage_codes.contains_key(code));

@@ -36,6 +36,9 @@ pub mod tokens {
     pub const PROVIDER_AG_0012: &str = "demo-provider-AG-0012-token";
     pub const PROVIDER_AG_0099: &str = "demo-provider-AG-0099-token";
     pub const AUDITOR: &str = "demo-auditor-token";
+    /// `company:0403019261` and `company:0431150350`.
+    pub const COMPANY_0403019261: &str = "demo-company-0403019261-token";
+    pub const COMPANY_0431150350: &str = "demo-company-0431150350-token";
 }
 
 /// The workspace's root folder.
