@@ -48,12 +48,15 @@ impl Server {
     /// SIGTERM, then its exit status and log.
     fn stop(mut self) -> (std::process::ExitStatus, String) {
         self.process.send_sigterm();
-        let status = loop {
-            if let Some(status) = self.process.try_wait() {
-                break status;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        };
+        let status = self
+            .process
+            .wait_for_exit_blocking(ledger_testkit::STOP_WAIT)
+            .unwrap_or_else(|| {
+                panic!(
+                    "voucher-ledger did not exit after SIGTERM; its log:\n{}",
+                    self.process.log()
+                )
+            });
         (status, self.process.log())
     }
 }

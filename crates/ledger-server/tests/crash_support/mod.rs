@@ -187,9 +187,7 @@ pub fn field_number(log: &str, name: &str) -> Option<u64> {
     digits.parse().ok()
 }
 
-pub fn read_log(path: &Path) -> String {
-    std::fs::read_to_string(path).unwrap_or_else(|error| format!("<{path:?} unreadable: {error}>"))
-}
+pub use ledger_testkit::read_log;
 
 /// The last lines of a server's log, for a failure message.
 pub fn log_tail(path: &Path) -> String {
