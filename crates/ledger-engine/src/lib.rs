@@ -19,6 +19,7 @@
 //! beyond [`EngineHandle::read`], a consistent look at the state between groups.
 
 pub mod clock;
+pub mod follower;
 pub mod recovery;
 pub mod stats;
 pub mod subscription;
@@ -151,6 +152,10 @@ pub enum SubmitError {
     /// decided. A retry with the same request id is safe.
     #[error("the ledger's writer is not running")]
     Unavailable,
+    /// This process is a hot standby (see [`follower`]): it answers reads, and writes go to
+    /// the writer, at `writer` when it advertised where it serves. Nothing was decided.
+    #[error("this ledger process is a standby, not the writer")]
+    NotTheWriter { writer: Option<String> },
 }
 
 /// What a read sees: the decision state, the projections and the log, all at the same position.

@@ -19,6 +19,7 @@ pub mod serve;
 pub mod services;
 pub mod settings;
 pub mod simulate;
+pub mod standby;
 pub mod status;
 pub mod transport;
 pub mod wire;

@@ -42,8 +42,9 @@ struct ServeArgs {
     /// (port 0 picks a free port; loopback only unless metrics_allow_non_loopback).
     #[arg(long, value_name = "ADDRESS")]
     metrics_listen: Option<String>,
-    /// With store = "postgres": start as a standby, which waits until the writer's lock is
-    /// free (the writer died or stopped), then replays the log and serves as the writer.
+    /// With store = "postgres": start as a hot standby, which follows the writer's log and
+    /// answers reads (writes: NOT_THE_WRITER) until the writer's lock is free (the writer died
+    /// or stopped), then writes on from its own head.
     #[arg(long)]
     standby: bool,
 }

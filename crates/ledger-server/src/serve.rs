@@ -127,37 +127,35 @@ fn explain_start_error(error: ledger_engine::StartError, data_dir: &std::path::P
     }
 }
 
-/// How often a standby asks for the writer's lock, in milliseconds: the failover time is at
-/// most this plus a replay of the tail after the local checkpoint, and one query on an idle
-/// connection ten times a second costs the database nothing.
-pub const STANDBY_POLL_INTERVAL_MS: u64 = 100;
-
 /// Starts the engine on the store the settings name: sled in the data folder, or the
 /// PostgreSQL database as its writer (issue 19), the data folder then keeping only this
-/// process's checkpoint and retained snapshots. Blocking.
+/// process's checkpoint and retained snapshots; with `standby`, a hot standby that follows the
+/// writer (see [`crate::standby`]). The writer records `advertised`, where it serves, for the
+/// standbys to name. Blocking.
 fn start_engine(
     store: &StoreSetting,
     engine_config: EngineConfig,
+    advertised: Option<String>,
 ) -> Result<Engine, ledger_engine::StartError> {
     match store {
         StoreSetting::Sled => Engine::start(engine_config, Arc::new(SystemClock)),
         StoreSetting::Postgres {
             connection,
-            standby,
+            standby: true,
+        } => crate::standby::start_standby(connection, engine_config, advertised),
+        StoreSetting::Postgres {
+            connection,
+            standby: false,
         } => {
-            let when_locked = if *standby {
-                tracing::info!("standby: waiting for the writer's lock before serving");
-                ledger_store_pg::WhenLocked::Wait {
-                    poll_interval: std::time::Duration::from_millis(STANDBY_POLL_INTERVAL_MS),
-                }
-            } else {
-                ledger_store_pg::WhenLocked::Fail
-            };
-            let backend = ledger_store_pg::PgLog::open_writer(connection, when_locked)
-                .map_err(ledger_store::StoreError::from)?
-                .into_backend();
+            let log =
+                ledger_store_pg::PgLog::open_writer(connection, ledger_store_pg::WhenLocked::Fail)
+                    .map_err(ledger_store::StoreError::from)?;
+            if let Some(address) = &advertised {
+                log.advertise(address)
+                    .map_err(ledger_store::StoreError::from)?;
+            }
             let store = ledger_store::Store::open_backend(
-                backend,
+                log.into_backend(),
                 &engine_config.data_dir,
                 Engine::store_options(),
             )?;
@@ -214,9 +212,14 @@ async fn serve_inner(
     engine_config.checkpoint_interval_events = settings.checkpoint_interval_events;
     // Opening and replaying the log is blocking work; keep it off the async workers.
     let store = settings.store.clone();
-    let engine = tokio::task::spawn_blocking(move || start_engine(&store, engine_config))
-        .await?
-        .map_err(|error| explain_start_error(error, &settings.data_dir))?;
+    let advertised = listener
+        .local_addr()
+        .ok()
+        .map(|address| address.to_string());
+    let engine =
+        tokio::task::spawn_blocking(move || start_engine(&store, engine_config, advertised))
+            .await?
+            .map_err(|error| explain_start_error(error, &settings.data_dir))?;
 
     let ledger = Ledger::new(
         engine.handle(),

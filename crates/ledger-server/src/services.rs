@@ -179,6 +179,7 @@ impl Ledger {
                 Err(refused(rpc, &principal, Some(request_id), &refusal))
             }
             Err(SubmitError::Unavailable) => Err(unavailable()),
+            Err(SubmitError::NotTheWriter { writer }) => Err(not_the_writer(writer)),
         }
     }
 
@@ -285,6 +286,9 @@ impl Ledger {
                         api::batch_item_result::Result::Refused(item_status(&status))
                     }
                     Err(SubmitError::Unavailable) => return Err(unavailable()),
+                    Err(SubmitError::NotTheWriter { writer }) => {
+                        return Err(not_the_writer(writer))
+                    }
                 });
             }
         }
@@ -405,6 +409,24 @@ pub(crate) fn unavailable() -> Status {
         ServerReason::LedgerUnavailable,
         "the ledger's writer is not running; retry with the same request id",
     )
+}
+
+/// A write sent to a hot standby: UNAVAILABLE / NOT_THE_WRITER, with the writer's address in
+/// `ErrorInfo.metadata.writer` when it advertised one.
+pub(crate) fn not_the_writer(writer: Option<String>) -> Status {
+    let mut metadata = std::collections::HashMap::new();
+    let message = match writer {
+        Some(writer) => {
+            let message = format!("this ledger process is a standby; send writes to the writer at {writer}, with the same request id");
+            metadata.insert("writer".to_owned(), writer);
+            message
+        }
+        None => {
+            "this ledger process is a standby; send writes to the writer, with the same request id"
+                .to_owned()
+        }
+    };
+    crate::status::server_status_with(ServerReason::NotTheWriter, message, metadata)
 }
 
 pub(crate) fn store_status(error: &StoreError) -> Status {

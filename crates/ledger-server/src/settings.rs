@@ -87,8 +87,9 @@ struct RawSettings {
     /// password, if written here, is masked by `config print`.
     #[serde(default)]
     postgres_connection: String,
-    /// With `store = "postgres"`: start as a standby, which waits for the writer's lock
-    /// (the writer's death or stop) before it replays the log and serves (`serve --standby`).
+    /// With `store = "postgres"`: start as a hot standby, which follows the log and answers
+    /// reads until it takes the writer's lock (the writer's death or stop), then writes on
+    /// from its own head (`serve --standby`).
     #[serde(default)]
     postgres_standby: bool,
 }

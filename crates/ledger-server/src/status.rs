@@ -37,11 +37,13 @@ pub enum ServerReason {
     ReplayFailed,
     ChainBroken,
     StoreError,
+    /// A write sent to a hot standby (issue 19): retry it at the writer.
+    NotTheWriter,
 }
 
 impl ServerReason {
     /// Every server reason, for the README table test.
-    pub const ALL: [ServerReason; 20] = [
+    pub const ALL: [ServerReason; 21] = [
         ServerReason::Unauthenticated,
         ServerReason::PermissionDenied,
         ServerReason::RequestTooLarge,
@@ -62,6 +64,7 @@ impl ServerReason {
         ServerReason::ReplayFailed,
         ServerReason::ChainBroken,
         ServerReason::StoreError,
+        ServerReason::NotTheWriter,
     ];
 
     /// The stable `ErrorInfo.reason`. `TEXT_TOO_LONG` and `PERMISSION_DENIED` are also domain
@@ -88,6 +91,7 @@ impl ServerReason {
             ServerReason::ReplayFailed => "REPLAY_FAILED",
             ServerReason::ChainBroken => "CHAIN_BROKEN",
             ServerReason::StoreError => "STORE_ERROR",
+            ServerReason::NotTheWriter => "NOT_THE_WRITER",
         }
     }
 
@@ -115,6 +119,7 @@ impl ServerReason {
             // The log holds what cannot be folded or chained: not a retryable failure.
             ServerReason::ReplayFailed | ServerReason::ChainBroken => Code::DataLoss,
             ServerReason::StoreError => Code::Internal,
+            ServerReason::NotTheWriter => Code::Unavailable,
         }
     }
 }

@@ -221,14 +221,7 @@ impl PgLog {
                 WhenLocked::Wait { poll_interval } => std::thread::sleep(poll_interval),
             }
         }
-        let writer_name = format!("pid {}", std::process::id());
-        let epoch: i64 = client
-            .query_one(
-                "UPDATE ledger_head SET epoch = epoch + 1, writer = $1 RETURNING epoch",
-                &[&writer_name],
-            )
-            .map_err(PgError::query("bump the writer epoch"))?
-            .get(0);
+        let epoch = bump_epoch(&mut client)?;
         let reader = connect(&config, &target)?;
         tracing::info!(target = %target, epoch, "writer of the postgresql event log");
         Ok(PgLog {
@@ -259,6 +252,43 @@ impl PgLog {
             writer: None,
             reader: Mutex::new(Some(reader)),
         })
+    }
+
+    /// Connects to follow the log as a hot standby: creates the schema when missing (a standby
+    /// may start before any writer did), takes no lock, and refuses to commit. The writer's
+    /// lock is tried with a [`WriterLock`].
+    pub fn open_following(connection: &str) -> Result<PgLog, PgError> {
+        let config = parse(connection)?;
+        let target = describe(&config);
+        let mut reader = connect(&config, &target)?;
+        create_schema(&mut reader)?;
+        Ok(PgLog {
+            target,
+            writer: None,
+            reader: Mutex::new(Some(reader)),
+        })
+    }
+
+    /// Records `address`, where this writer serves, in the head row, for standbys to name it
+    /// when they refuse a write; only while the epoch is still this writer's.
+    pub fn advertise(&self, address: &str) -> Result<(), PgError> {
+        let Some(writer) = &self.writer else {
+            return Ok(());
+        };
+        let mut client = writer
+            .client
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some(client) = client.as_mut() else {
+            unreachable!("the writer's connection lives as long as the log")
+        };
+        client
+            .execute(
+                "UPDATE ledger_head SET writer = $1 WHERE epoch = $2",
+                &[&address, &writer.epoch],
+            )
+            .map_err(PgError::query("record the writer's address"))?;
+        Ok(())
     }
 
     /// As a shared backend for `Store::open_backend` and `OfflineLog::open_backend`.
@@ -587,6 +617,123 @@ impl LogBackend for PgLog {
     fn commit(&self, group: &GroupWrite) -> Result<(), StoreError> {
         self.commit_group(group)
     }
+}
+
+/// A hot standby's way to the writer's role: one connection that asks for the writer's lock
+/// without waiting ([`WriterLock::try_take`]) and reads where the writer serves.
+pub struct WriterLock {
+    config: Config,
+    target: String,
+    /// `None` once the lock was taken: the connection became the writer's.
+    client: Option<Client>,
+}
+
+impl std::fmt::Debug for WriterLock {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("WriterLock")
+            .field("target", &self.target)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WriterLock {
+    /// Connects; takes nothing yet.
+    pub fn connect(connection: &str) -> Result<WriterLock, PgError> {
+        let config = parse(connection)?;
+        let target = describe(&config);
+        let client = connect(&config, &target)?;
+        Ok(WriterLock {
+            config,
+            target,
+            client: Some(client),
+        })
+    }
+
+    fn client(&mut self) -> Result<&mut Client, PgError> {
+        if self.client.is_none() {
+            // A connection lost (the primary restarted or failed over) is made again.
+            self.client = Some(connect(&self.config, &self.target)?);
+        }
+        match self.client.as_mut() {
+            Some(client) => Ok(client),
+            None => unreachable!("connected above"),
+        }
+    }
+
+    /// Takes the writer's lock if it is free and bumps the epoch: the log of the new writer,
+    /// on this connection. `Ok(None)` while another process holds it. After an error the
+    /// next call connects again.
+    pub fn try_take(&mut self) -> Result<Option<PgLog>, PgError> {
+        let locked = self
+            .client()?
+            .query_one("SELECT pg_try_advisory_lock($1)", &[&WRITER_LOCK_KEY])
+            .map_err(PgError::query("take the writer's lock"));
+        let locked: bool = match locked {
+            Ok(row) => row.get(0),
+            Err(error) => {
+                self.client = None;
+                return Err(error);
+            }
+        };
+        if !locked {
+            return Ok(None);
+        }
+        let Some(mut client) = self.client.take() else {
+            unreachable!("connected above")
+        };
+        let epoch = bump_epoch(&mut client)?;
+        let reader = connect(&self.config, &self.target)?;
+        tracing::info!(target = %self.target, epoch, "writer of the postgresql event log");
+        Ok(Some(PgLog {
+            target: self.target.clone(),
+            writer: Some(Writer {
+                client: Mutex::new(Some(client)),
+                epoch,
+            }),
+            reader: Mutex::new(Some(reader)),
+        }))
+    }
+
+    /// Where the writer serves, as it advertised it ([`PgLog::advertise`]); `None` when no
+    /// writer recorded one.
+    pub fn writer_address(&mut self) -> Result<Option<String>, PgError> {
+        let row = self
+            .client()?
+            .query_opt("SELECT writer FROM ledger_head", &[])
+            .map_err(PgError::query("read the writer's address"));
+        match row {
+            Ok(row) => Ok(row.and_then(|row| row.get(0))),
+            Err(error) => {
+                self.client = None;
+                Err(error)
+            }
+        }
+    }
+}
+
+impl Drop for WriterLock {
+    /// As for [`PgLog`]: a blocking client is not dropped on a thread of a runtime.
+    fn drop(&mut self) {
+        let client = self.client.take();
+        if tokio::runtime::Handle::try_current().is_err() {
+            drop(client);
+        } else if std::thread::spawn(move || drop(client)).join().is_err() {
+            tracing::warn!("closing the postgresql connection failed");
+        }
+    }
+}
+
+/// Bumps the head's epoch for a process that just took the writer's lock, which fences every
+/// earlier writer out; the writer's address is unknown until it advertises it.
+fn bump_epoch(client: &mut Client) -> Result<i64, PgError> {
+    Ok(client
+        .query_one(
+            "UPDATE ledger_head SET epoch = epoch + 1, writer = NULL RETURNING epoch",
+            &[],
+        )
+        .map_err(PgError::query("bump the writer epoch"))?
+        .get(0))
 }
 
 fn parse(connection: &str) -> Result<Config, PgError> {

@@ -61,6 +61,7 @@ mod backend;
 mod backup;
 mod chain;
 mod checkpoint;
+mod follow;
 mod keys;
 mod offline;
 mod reopen;
