@@ -348,7 +348,7 @@ impl Follower {
         tracing::info!(
             head_position = head.position,
             followed_events = self.followed_events,
-            tail_events,
+            events_after_lock = tail_events,
             took_ms = taken.elapsed().as_millis() as u64,
             "standby took over as the writer; continuing from its own head, nothing replayed"
         );

@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use crash_support::*;
 use ledger_store_pg::cluster::{binaries, TestCluster};
+use tonic_types::StatusExt;
 
 /// Writer deaths in the failover scenario: each one a takeover by a standby under load.
 const FAILOVERS: u32 = 3;
@@ -59,6 +60,204 @@ async fn wait_for_log(log_path: &Path, needle: &str) {
     }
 }
 
+/// `Campaign::start`, with the PostgreSQL settings: a writer on `home/process-0`, its logs in
+/// `home`, the budget, the provider and its modules set up.
+async fn pg_campaign(home: &Path, seed: u64, pg_env: &[(String, String)]) -> Campaign {
+    let mut campaign = Campaign {
+        rng: Rng(seed),
+        data_dir: home.join("process-0"),
+        logs_dir: home.to_path_buf(),
+        dates: Dates::fixed(),
+        model: Model::default(),
+        audit: LogAudit::new(),
+        callers: (0..CALLERS).map(|index| Caller::new(index, seed)).collect(),
+        server: None,
+        starts: 0,
+        stats: Stats::default(),
+        startup_estimate: Duration::from_millis(100),
+        rebuild_estimate: Duration::from_millis(100),
+        touched: std::collections::BTreeSet::new(),
+        checkpoint_interval_events: None,
+        last_replay_events: None,
+        server_interval_events: 0,
+        after_kill: None,
+    };
+    campaign.start_server(pg_env).await;
+    campaign.set_up().await;
+    campaign
+}
+
+/// What a standby logs once it has the writer's lock and writes on from its own head.
+const TAKEOVER_LINE: &str = "standby took over as the writer; continuing from its own head";
+
+/// Polls the head of `channel` until it reaches `position` (a standby following its writer).
+async fn wait_for_head(channel: &tonic::transport::Channel, position: u64) {
+    let started = Instant::now();
+    loop {
+        let head = get_head(channel).await;
+        if head.position >= position {
+            assert_eq!(
+                head.position, position,
+                "the standby is not ahead of its writer"
+            );
+            return;
+        }
+        assert!(
+            started.elapsed() < START_WAIT,
+            "the standby stayed at position {} behind its writer's {position}",
+            head.position
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A write's raw answer (the crash campaign's `send` sorts statuses and keeps them opaque).
+async fn write_status(
+    channel: &tonic::transport::Channel,
+    write: &Write,
+) -> Result<ledger_proto::v1::Receipt, tonic::Status> {
+    use ledger_proto::v1::operator_service_client::OperatorServiceClient;
+    use ledger_proto::v1::provider_service_client::ProviderServiceClient;
+    let answer = match write {
+        Write::Register(message) => {
+            OperatorServiceClient::new(channel.clone())
+                .register_company(with_token(message.clone(), OPERATOR))
+                .await
+        }
+        Write::Issue(message) => {
+            OperatorServiceClient::new(channel.clone())
+                .issue_vouchers(with_token(message.clone(), OPERATOR))
+                .await
+        }
+        Write::Redeem(message) => {
+            ProviderServiceClient::new(channel.clone())
+                .redeem_hours(with_token(message.clone(), PROVIDER))
+                .await
+        }
+        Write::Reverse(message) => {
+            ProviderServiceClient::new(channel.clone())
+                .reverse_redemption(with_token(message.clone(), PROVIDER))
+                .await
+        }
+    }?;
+    Ok(answer
+        .into_inner()
+        .receipt
+        .expect("an accepted write has a receipt"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hot_standby_answers_reads_from_the_writers_log_and_refuses_writes_naming_the_writer() {
+    let Some(cluster) = cluster_or_skip(
+        "a_hot_standby_answers_reads_from_the_writers_log_and_refuses_writes_naming_the_writer",
+    ) else {
+        return;
+    };
+    let _serial = SERIAL.lock().await;
+    let pg_env = postgres_env(&cluster);
+    let home = tempfile::Builder::new()
+        .prefix("voucher-ledger-pg-standby-")
+        .tempdir()
+        .expect("a temporary folder");
+    let mut campaign = pg_campaign(home.path(), seed_from_env(), &pg_env).await;
+    // Before and after it starts, the writer writes; the standby follows.
+    campaign.write_in_turn(12).await;
+    let mut standby_env = pg_env.clone();
+    standby_env.push((
+        "VOUCHER_LEDGER__POSTGRES_STANDBY".to_owned(),
+        "true".to_owned(),
+    ));
+    let env = campaign.start_env(&standby_env);
+    let standby_log = home.path().join("standby.log");
+    let standby = Launch::spawn(&home.path().join("standby"), &standby_log, &env)
+        .ready()
+        .await;
+    campaign.write_in_turn(12).await;
+    let writer_head = get_head(&campaign.channel()).await;
+    wait_for_head(&standby.channel, writer_head.position).await;
+    assert_eq!(
+        get_head(&standby.channel).await,
+        writer_head,
+        "the same head, hash included"
+    );
+
+    // Its reports are the writer's, and its audit stream holds the writer's requests.
+    let wallets: Vec<String> = campaign.model.companies.keys().cloned().collect();
+    let on_writer = reports(&campaign.channel(), &campaign.dates, &wallets).await;
+    let on_standby = reports(&standby.channel, &campaign.dates, &wallets).await;
+    assert_eq!(
+        on_writer, on_standby,
+        "the standby reports what the writer does"
+    );
+    check_reports(&on_standby, &campaign.model);
+    let mut audit = LogAudit::new();
+    audit.catch_up(&standby.channel).await;
+    for (request_id, placed) in &campaign.model.accepted {
+        assert_eq!(
+            audit.requests.get(request_id),
+            Some(placed),
+            "request {request_id}"
+        );
+    }
+
+    // A write sent to it: UNAVAILABLE / NOT_THE_WRITER naming the writer, and nothing written,
+    // there or anywhere; the same write at the writer is accepted once.
+    let op = campaign.callers[0].next_op(&campaign.dates);
+    let refused = write_status(&standby.channel, &op.write)
+        .await
+        .expect_err("a standby refuses a write");
+    assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
+    let info = refused
+        .get_details_error_info()
+        .expect("the refusal carries an ErrorInfo");
+    assert_eq!(info.reason, "NOT_THE_WRITER");
+    let writer_address = info
+        .metadata
+        .get("writer")
+        .expect("the writer advertised its address")
+        .clone();
+    let writer_log = without_ansi(&read_log(&campaign.logs_dir.join("server-1.log")));
+    assert!(
+        writer_log.contains(&format!("address={writer_address}")),
+        "the address named ({writer_address}) is where the writer serves"
+    );
+    assert_eq!(
+        get_head(&standby.channel).await,
+        writer_head,
+        "the standby wrote nothing"
+    );
+    assert_eq!(
+        get_head(&campaign.channel()).await,
+        writer_head,
+        "the writer got nothing"
+    );
+    let receipt = write_status(&campaign.channel(), &op.write)
+        .await
+        .expect("the writer accepts the write");
+    assert!(!receipt.replayed, "written once, at the writer");
+    campaign.callers[0].apply(&op);
+    campaign.model.accept(&op, Placed::of(&receipt));
+    wait_for_head(
+        &standby.channel,
+        get_head(&campaign.channel()).await.position,
+    )
+    .await;
+
+    // Both stop cleanly; the standby never replayed after its start.
+    standby.stop().await;
+    campaign
+        .server
+        .take()
+        .expect("a running writer")
+        .stop()
+        .await;
+    let standby_log = without_ansi(&read_log(&standby_log));
+    assert!(
+        !standby_log.contains(TAKEOVER_LINE),
+        "the standby never took over"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_standby_takes_over_when_the_writer_is_killed_under_load_and_nothing_is_lost() {
     let Some(cluster) = cluster_or_skip(
@@ -76,28 +275,7 @@ async fn a_standby_takes_over_when_the_writer_is_killed_under_load_and_nothing_i
         .expect("a temporary folder");
     let seed = seed_from_env();
     println!("postgres failover: {FAILOVERS} writer deaths, seed {seed}");
-    // `Campaign::start`, with the PostgreSQL settings.
-    let mut campaign = Campaign {
-        rng: Rng(seed),
-        data_dir: home.path().join("process-0"),
-        logs_dir: home.path().to_path_buf(),
-        dates: Dates::fixed(),
-        model: Model::default(),
-        audit: LogAudit::new(),
-        callers: (0..CALLERS).map(|index| Caller::new(index, seed)).collect(),
-        server: None,
-        starts: 0,
-        stats: Stats::default(),
-        startup_estimate: Duration::from_millis(100),
-        rebuild_estimate: Duration::from_millis(100),
-        touched: std::collections::BTreeSet::new(),
-        checkpoint_interval_events: None,
-        last_replay_events: None,
-        server_interval_events: 0,
-        after_kill: None,
-    };
-    campaign.start_server(&pg_env).await;
-    campaign.set_up().await;
+    let mut campaign = pg_campaign(home.path(), seed, &pg_env).await;
     let mut takeovers = Vec::new();
     let mut first_writes = Vec::new();
     for failover in 1..=FAILOVERS {
@@ -109,17 +287,30 @@ async fn a_standby_takes_over_when_the_writer_is_killed_under_load_and_nothing_i
             "true".to_owned(),
         ));
         let env = campaign.start_env(&standby_env);
-        let standby = Launch::spawn(&standby_dir, &log_path, &env);
-        wait_for_log(&log_path, "waiting for the writer's lock").await;
+        // A hot standby: it serves reads at once, from the state it follows.
+        let standby = Launch::spawn(&standby_dir, &log_path, &env).ready().await;
+        let writer_head = get_head(&campaign.channel()).await;
+        wait_for_head(&standby.channel, writer_head.position).await;
 
         let delay = campaign
             .rng
             .duration_between(Duration::from_millis(300), Duration::from_millis(1200));
         let (acknowledged, unanswered, _status) = campaign.burst(Ending::Sigkill(delay)).await;
         let killed = Instant::now();
-        let server = standby.ready().await;
+        wait_for_log(&log_path, TAKEOVER_LINE).await;
         let takeover = killed.elapsed();
-        campaign.server = Some(server);
+        // It wrote on from the head it had followed: nothing replayed from position 1, or
+        // from a checkpoint, once it had the lock.
+        let standby_log = without_ansi(&read_log(&log_path));
+        let after_takeover = &standby_log[standby_log.find(TAKEOVER_LINE).unwrap_or(0)..];
+        assert!(
+            !after_takeover.contains("replaying")
+                && !after_takeover.contains("ledger state rebuilt from the log"),
+            "the standby replayed the log after it took over:\n{after_takeover}"
+        );
+        let followed = field_number(after_takeover, "followed_events").unwrap_or(0);
+        let tail = field_number(after_takeover, "events_after_lock").unwrap_or(0);
+        campaign.server = Some(standby);
         campaign.data_dir = standby_dir;
         // What a client sees: its retry of a write the dead writer left unanswered, with the
         // same request id, accepted by the new writer (the checks below retry it again and
@@ -135,7 +326,7 @@ async fn a_standby_takes_over_when_the_writer_is_killed_under_load_and_nothing_i
             .check_after_restart(&acknowledged, &unanswered)
             .await;
         println!(
-            "failover {failover}: {} acknowledged in the burst, {} unanswered; writer SIGKILLed -> standby serving in {takeover:.0?}, first accepted write after {first_write:.0?}",
+            "failover {failover}: {} acknowledged in the burst, {} unanswered; writer SIGKILLed -> standby the writer in {takeover:.0?} (it had followed {followed} events, folded {tail} more after taking the lock), first accepted write after {first_write:.0?}",
             acknowledged.len(),
             unanswered.len()
         );
@@ -225,7 +416,7 @@ async fn a_standby_takes_over_when_the_writer_is_killed_under_load_and_nothing_i
         campaign.stats.unanswered_not_in_log,
         campaign.stats.retries_replayed
     );
-    println!("postgres failover times: standby serving {takeovers:.0?}, first accepted write {first_writes:.0?}");
+    println!("postgres failover times: standby the writer {takeovers:.0?}, first accepted write {first_writes:.0?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
