@@ -20,6 +20,7 @@
 mod crash_support;
 
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crash_support::*;
@@ -85,6 +86,93 @@ async fn pg_campaign(home: &Path, seed: u64, pg_env: &[(String, String)]) -> Cam
     campaign.start_server(pg_env).await;
     campaign.set_up().await;
     campaign
+}
+
+/// The checks at the end of a scenario, on a running writer: every acknowledged request in
+/// the log where its receipt says, once, and nothing that nobody sent; `verify --postgres`
+/// sound at the head; the reports equal to those of a process that replays the whole log (a
+/// fresh data folder, no checkpoint). Stops the writer; returns the events in the log.
+async fn check_the_log_end_to_end(
+    campaign: &mut Campaign,
+    home: &Path,
+    pg_env: &[(String, String)],
+    connection: &str,
+) -> u64 {
+    // Every accepted request is in the log where its receipt says, once, and nothing else.
+    let channel = campaign.channel();
+    campaign.audit.catch_up(&channel).await;
+    let mut lost = Vec::new();
+    for (request_id, placed) in &campaign.model.accepted {
+        match campaign.audit.requests.get(request_id) {
+            Some(found) => assert_eq!(found, placed, "request {request_id}"),
+            None => lost.push(request_id.clone()),
+        }
+    }
+    assert!(lost.is_empty(), "acknowledged requests LOST: {lost:?}");
+    let unknown = campaign
+        .audit
+        .requests
+        .keys()
+        .filter(|request_id| !campaign.model.accepted.contains_key(*request_id))
+        .count();
+    assert_eq!(unknown, 0, "the log holds requests nobody sent");
+    let events: u64 = campaign
+        .model
+        .accepted
+        .values()
+        .map(|placed| u64::from(placed.event_count))
+        .sum();
+    assert_eq!(events, campaign.audit.position, "events in the log");
+
+    // The projections equal a rebuild: a process without a checkpoint replays the whole log.
+    let wallets: Vec<String> = campaign.model.companies.keys().take(32).cloned().collect();
+    let before = reports(&channel, &campaign.dates, &wallets).await;
+    check_reports(&before, &campaign.model);
+    campaign
+        .server
+        .take()
+        .expect("a running server")
+        .stop()
+        .await;
+    let head = campaign.audit.head();
+    let data = campaign.data_dir.to_string_lossy().into_owned();
+    let (status, stdout, stderr) = offline(&[
+        "verify",
+        "--data",
+        &data,
+        "--postgres",
+        connection,
+        "--expect-head",
+        &head,
+    ]);
+    assert!(
+        status.success() && stdout.contains("sound"),
+        "verify of the postgresql log ({status}):\n{stdout}\n{stderr}"
+    );
+    campaign.data_dir = home.join("rebuild");
+    campaign.start_server(pg_env).await;
+    let rebuilt = reports(&campaign.channel(), &campaign.dates, &wallets).await;
+    assert_eq!(
+        before, rebuilt,
+        "the reports equal those of a replay from position 1"
+    );
+    let replayed = without_ansi(&read_log(
+        &campaign
+            .logs_dir
+            .join(format!("server-{}.log", campaign.starts)),
+    ));
+    assert!(
+        !replayed.contains("replaying the log after the checkpoint"),
+        "the last start replayed from position 1"
+    );
+    campaign
+        .server
+        .take()
+        .expect("a running server")
+        .stop()
+        .await;
+
+    events
 }
 
 /// What a standby logs once it has the writer's lock and writes on from its own head.
@@ -334,79 +422,8 @@ async fn a_standby_takes_over_when_the_writer_is_killed_under_load_and_nothing_i
         first_writes.push(first_write);
     }
 
-    // Every accepted request is in the log where its receipt says, once, and nothing else.
-    let channel = campaign.channel();
-    campaign.audit.catch_up(&channel).await;
-    let mut lost = Vec::new();
-    for (request_id, placed) in &campaign.model.accepted {
-        match campaign.audit.requests.get(request_id) {
-            Some(found) => assert_eq!(found, placed, "request {request_id}"),
-            None => lost.push(request_id.clone()),
-        }
-    }
-    assert!(lost.is_empty(), "acknowledged requests LOST: {lost:?}");
-    let unknown = campaign
-        .audit
-        .requests
-        .keys()
-        .filter(|request_id| !campaign.model.accepted.contains_key(*request_id))
-        .count();
-    assert_eq!(unknown, 0, "the log holds requests nobody sent");
-    let events: u64 = campaign
-        .model
-        .accepted
-        .values()
-        .map(|placed| u64::from(placed.event_count))
-        .sum();
-    assert_eq!(events, campaign.audit.position, "events in the log");
-
-    // The projections equal a rebuild: a process without a checkpoint replays the whole log.
-    let wallets: Vec<String> = campaign.model.companies.keys().take(32).cloned().collect();
-    let before = reports(&channel, &campaign.dates, &wallets).await;
-    check_reports(&before, &campaign.model);
-    campaign
-        .server
-        .take()
-        .expect("a running server")
-        .stop()
-        .await;
-    let head = campaign.audit.head();
-    let data = campaign.data_dir.to_string_lossy().into_owned();
-    let (status, stdout, stderr) = offline(&[
-        "verify",
-        "--data",
-        &data,
-        "--postgres",
-        &cluster.connection(),
-        "--expect-head",
-        &head,
-    ]);
-    assert!(
-        status.success() && stdout.contains("sound"),
-        "verify of the postgresql log ({status}):\n{stdout}\n{stderr}"
-    );
-    campaign.data_dir = home.path().join("rebuild");
-    campaign.start_server(&pg_env).await;
-    let rebuilt = reports(&campaign.channel(), &campaign.dates, &wallets).await;
-    assert_eq!(
-        before, rebuilt,
-        "the reports equal those of a replay from position 1"
-    );
-    let replayed = without_ansi(&read_log(
-        &campaign
-            .logs_dir
-            .join(format!("server-{}.log", campaign.starts)),
-    ));
-    assert!(
-        !replayed.contains("replaying the log after the checkpoint"),
-        "the last start replayed from position 1"
-    );
-    campaign
-        .server
-        .take()
-        .expect("a running server")
-        .stop()
-        .await;
+    let events =
+        check_the_log_end_to_end(&mut campaign, home.path(), &pg_env, &cluster.connection()).await;
 
     println!(
         "postgres failover: {} requests acknowledged, {} events, 0 lost, 0 duplicated; {} unanswered found in the log, {} not; {} retries replayed",
@@ -501,4 +518,259 @@ fn config_print_shows_the_store_and_masks_the_connections_password() {
         .expect("voucher-ledger runs");
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("postgres"));
+}
+
+/// The settings of a primary whose commits wait for one synchronous standby, `standby1`.
+const SYNCHRONOUS_PRIMARY: &str = "wal_level = replica\nsynchronous_commit = on\nsynchronous_standby_names = 'FIRST 1 (standby1)'\n";
+
+/// A primary and its synchronous standby (a base backup streaming as `standby1`), once the
+/// primary reports it synchronous; each behind a mutex, for the threads that stop them.
+async fn synchronous_pair() -> (Arc<Mutex<TestCluster>>, Arc<Mutex<TestCluster>>) {
+    let primary = TestCluster::start(SYNCHRONOUS_PRIMARY).expect("a primary starts");
+    let standby = TestCluster::start_standby(&primary, "standby1").expect("a standby starts");
+    let primary = Arc::new(Mutex::new(primary));
+    wait_until_synchronous(&primary).await;
+    (primary, Arc::new(Mutex::new(standby)))
+}
+
+/// Polls the primary until `standby1` streams from it as its synchronous standby.
+async fn wait_until_synchronous(primary: &Arc<Mutex<TestCluster>>) {
+    let started = Instant::now();
+    loop {
+        let primary = Arc::clone(primary);
+        let rows = tokio::task::spawn_blocking(move || {
+            lock(&primary).query(
+                "SELECT sync_state FROM pg_stat_replication WHERE application_name = 'standby1'",
+            )
+        })
+        .await
+        .expect("the query does not panic");
+        if matches!(rows.as_deref(), Ok([row]) if row.first() == Some(&Some("sync".to_owned()))) {
+            return;
+        }
+        assert!(
+            started.elapsed() < START_WAIT,
+            "the standby never became synchronous: {rows:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn lock(cluster: &Mutex<TestCluster>) -> std::sync::MutexGuard<'_, TestCluster> {
+    cluster
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn store_env(connection: String) -> Vec<(String, String)> {
+    vec![
+        ("VOUCHER_LEDGER__STORE".to_owned(), "postgres".to_owned()),
+        ("VOUCHER_LEDGER__POSTGRES_CONNECTION".to_owned(), connection),
+    ]
+}
+
+/// After a writer stopped in a burst: the first write a client gets accepted by the next
+/// writer (the retry of an unanswered write, or a new one), then the crash campaign's checks.
+async fn first_write_then_checks(
+    campaign: &mut Campaign,
+    acknowledged: &[(Op, ledger_proto::v1::Receipt)],
+    unanswered: &[Op],
+) {
+    match unanswered.first() {
+        Some(op) => match send(&campaign.channel(), &op.write).await {
+            Answer::Accepted(_) => {}
+            other => panic!("the first retry on the new writer: {other:?}"),
+        },
+        None => {
+            campaign.write_in_turn(1).await;
+        }
+    }
+    campaign.check_after_restart(acknowledged, unanswered).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_primary_stopped_under_load_and_its_synchronous_standby_promoted_loses_nothing() {
+    let test = "the_primary_stopped_under_load_and_its_synchronous_standby_promoted_loses_nothing";
+    if binaries().is_none() {
+        eprintln!("SKIPPED {test}: no PostgreSQL server binaries under /usr/lib/postgresql (apt-get install postgresql)");
+        return;
+    }
+    let _serial = SERIAL.lock().await;
+    let (primary, standby) = synchronous_pair().await;
+    // Both hosts: libpq's way (and Patroni's, pg_auto_failover's) to follow the primary.
+    let connection = format!(
+        "host=127.0.0.1,127.0.0.1 port={},{} user=postgres dbname=postgres target_session_attrs=read-write",
+        lock(&primary).port,
+        lock(&standby).port
+    );
+    let pg_env = store_env(connection.clone());
+    let home = tempfile::Builder::new()
+        .prefix("voucher-ledger-pg-promote-")
+        .tempdir()
+        .expect("a temporary folder");
+    let seed = seed_from_env();
+    println!("postgres promotion: seed {seed}");
+    let mut campaign = pg_campaign(home.path(), seed, &pg_env).await;
+
+    // Under the load of eight callers, the primary stops as a crash would: the ledger's
+    // next commit fails and it stops (its outcome unknown), as it must.
+    let delay = campaign
+        .rng
+        .duration_between(Duration::from_millis(300), Duration::from_millis(1200));
+    let stopper = {
+        let primary = Arc::clone(&primary);
+        std::thread::spawn(move || {
+            std::thread::sleep(delay);
+            let stopped = Instant::now();
+            lock(&primary)
+                .stop_immediately()
+                .expect("the primary stops");
+            stopped
+        })
+    };
+    let (acknowledged, unanswered, status) = campaign
+        .burst(Ending::ServerStops(Duration::from_secs(60)))
+        .await;
+    let stopped = stopper.join().expect("the stopping thread does not panic");
+    assert!(!status.success(), "the ledger stopped on the failed commit");
+
+    // The synchronous standby is promoted; the ledger, started again on the same settings,
+    // finds the new primary.
+    {
+        let standby = Arc::clone(&standby);
+        tokio::task::spawn_blocking(move || {
+            let standby = lock(&standby);
+            standby.promote()?;
+            // Its settings came with the base backup and name a synchronous standby it does
+            // not have: lifted, as a failover manager does until a new standby streams (or
+            // the new primary's commits would wait for ever).
+            standby.query("ALTER SYSTEM SET synchronous_standby_names = ''")?;
+            standby.query("SELECT pg_reload_conf()")
+        })
+        .await
+        .expect("the promotion does not panic")
+        .expect("the standby is promoted");
+    }
+    let promoted = stopped.elapsed();
+    campaign.start_server(&pg_env).await;
+    let serving = stopped.elapsed();
+    first_write_then_checks(&mut campaign, &acknowledged, &unanswered).await;
+    let first_write = stopped.elapsed();
+
+    let events = check_the_log_end_to_end(&mut campaign, home.path(), &pg_env, &connection).await;
+    println!(
+        "postgres promotion: {} acknowledged in the burst, {} unanswered ({} found in the log, {} not); {} requests acknowledged in all, {events} events, 0 lost, 0 duplicated; {} retries replayed",
+        acknowledged.len(),
+        unanswered.len(),
+        campaign.stats.unanswered_found_in_log,
+        campaign.stats.unanswered_not_in_log,
+        campaign.model.accepted.len(),
+        campaign.stats.retries_replayed
+    );
+    println!("postgres promotion times: primary stopped -> standby promoted {promoted:.0?}, ledger serving on it {serving:.0?}, first accepted write {first_write:.0?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_cut_during_commit_stops_the_ledger_and_retries_resolve_the_outcome() {
+    let test = "a_connection_cut_during_commit_stops_the_ledger_and_retries_resolve_the_outcome";
+    if binaries().is_none() {
+        eprintln!("SKIPPED {test}: no PostgreSQL server binaries under /usr/lib/postgresql (apt-get install postgresql)");
+        return;
+    }
+    let _serial = SERIAL.lock().await;
+    let (primary, standby) = synchronous_pair().await;
+    let connection = lock(&primary).connection();
+    let pg_env = store_env(connection.clone());
+    let home = tempfile::Builder::new()
+        .prefix("voucher-ledger-pg-cut-")
+        .tempdir()
+        .expect("a temporary folder");
+    let seed = seed_from_env();
+    println!("postgres cut mid-commit: seed {seed}");
+    let mut campaign = pg_campaign(home.path(), seed, &pg_env).await;
+
+    // Under load, the synchronous standby stops: the primary commits each group locally and
+    // then waits for the standby, so the ledger's COMMIT waits unanswered. Then the ledger's
+    // connection is cut during that wait: a group committed, whose answer never came.
+    let delay = campaign
+        .rng
+        .duration_between(Duration::from_millis(300), Duration::from_millis(1200));
+    let cutter = {
+        let primary = Arc::clone(&primary);
+        let standby = Arc::clone(&standby);
+        std::thread::spawn(move || {
+            std::thread::sleep(delay);
+            lock(&standby)
+                .stop_immediately()
+                .expect("the standby stops");
+            let started = Instant::now();
+            loop {
+                let waiting = lock(&primary)
+                    .query(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                         WHERE application_name = 'voucher-ledger' AND wait_event = 'SyncRep'",
+                    )
+                    .expect("the primary answers");
+                if !waiting.is_empty() {
+                    return waiting.len();
+                }
+                assert!(
+                    started.elapsed() < START_WAIT,
+                    "the ledger's commit never waited for the standby"
+                );
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        })
+    };
+    let (acknowledged, unanswered, status) = campaign
+        .burst(Ending::ServerStops(Duration::from_secs(60)))
+        .await;
+    let cut = cutter.join().expect("the cutting thread does not panic");
+    assert_eq!(cut, 1, "one connection, the writer's, waited in COMMIT");
+    assert!(
+        !status.success(),
+        "the ledger stopped on the commit's unknown outcome"
+    );
+    let writer_log = without_ansi(&read_log(
+        &campaign
+            .logs_dir
+            .join(format!("server-{}.log", campaign.starts)),
+    ));
+    assert!(
+        writer_log.contains("outcome unknown"),
+        "the ledger says the commit's outcome is unknown:\n{}",
+        log_tail(
+            &campaign
+                .logs_dir
+                .join(format!("server-{}.log", campaign.starts))
+        )
+    );
+
+    // The standby back, the ledger started again: the retries resolve each unanswered write,
+    // as a replay where the cut commit had made it.
+    {
+        let standby = Arc::clone(&standby);
+        tokio::task::spawn_blocking(move || lock(&standby).restart())
+            .await
+            .expect("the restart does not panic")
+            .expect("the standby starts again");
+    }
+    wait_until_synchronous(&primary).await;
+    campaign.start_server(&pg_env).await;
+    first_write_then_checks(&mut campaign, &acknowledged, &unanswered).await;
+    assert!(
+        campaign.stats.unanswered_found_in_log >= 1,
+        "the group whose COMMIT was cut is in the log, and its retries answered replayed"
+    );
+
+    let events = check_the_log_end_to_end(&mut campaign, home.path(), &pg_env, &connection).await;
+    println!(
+        "postgres cut mid-commit: {} acknowledged in the burst, {} unanswered ({} found in the log, retried as replays; {} not, written once); {} requests acknowledged in all, {events} events, 0 lost, 0 duplicated; {} retries replayed",
+        acknowledged.len(),
+        unanswered.len(),
+        campaign.stats.unanswered_found_in_log,
+        campaign.stats.unanswered_not_in_log,
+        campaign.model.accepted.len(),
+        campaign.stats.retries_replayed
+    );
 }

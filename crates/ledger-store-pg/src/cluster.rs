@@ -37,6 +37,8 @@ pub enum ClusterError {
     Command { command: String, detail: String },
     #[error("cannot prepare the cluster's folder: {0}")]
     Io(#[from] std::io::Error),
+    #[error("a query to the test cluster failed: {0}")]
+    Query(#[from] postgres::Error),
 }
 
 /// A running PostgreSQL server of its own, on 127.0.0.1.
@@ -209,6 +211,33 @@ impl TestCluster {
             ],
         )
         .map(|_| ())
+    }
+
+    /// Starts a server stopped by [`TestCluster::stop_immediately`] again, on the same port
+    /// (crash recovery; a standby resumes streaming).
+    pub fn restart(&mut self) -> Result<(), ClusterError> {
+        if !self.running {
+            self.start_server()?;
+        }
+        Ok(())
+    }
+
+    /// Runs `sql` (one or more statements, no parameters) on a connection of its own and
+    /// returns the rows' values as text. Blocking: from a test's async code, call it on a
+    /// thread of its own (`spawn_blocking`).
+    pub fn query(&self, sql: &str) -> Result<Vec<Vec<Option<String>>>, ClusterError> {
+        let mut client = postgres::Client::connect(&self.connection(), postgres::NoTls)?;
+        let mut rows = Vec::new();
+        for message in client.simple_query(sql)? {
+            if let postgres::SimpleQueryMessage::Row(row) = message {
+                rows.push(
+                    (0..row.len())
+                        .map(|index| row.get(index).map(str::to_owned))
+                        .collect(),
+                );
+            }
+        }
+        Ok(rows)
     }
 
     /// The server's log, for a failing test to print.
