@@ -2,14 +2,21 @@
 //! PostgreSQL server that the test starts on 127.0.0.1 (see `ledger_store_pg::cluster`):
 //!
 //! - failover: under the load of the crash campaign's eight callers, the writing process is
-//!   SIGKILLed while a standby (`postgres_standby`, in a data folder of its own) waits for the
-//!   writer's lock; the standby takes over, and the checks of the crash campaign follow: every
+//!   SIGKILLed while a hot standby (`postgres_standby`, in a data folder of its own) follows
+//!   it and serves reads; the standby takes over without replaying, and the checks of the crash campaign follow: every
 //!   acknowledged request in the log exactly once where its receipt says, retries of the
 //!   unanswered ones replayed exactly when they made it, retries of acknowledged ones answering
 //!   their original receipt, wallets and reports as the model says; at the end, nothing in the
 //!   log that nobody sent, `verify --postgres` sound at the head, and the reports equal to
 //!   those of a process that replays the whole log (no checkpoint: a rebuild). Prints the
-//!   failover times (kill to the standby serving, and to its first accepted write);
+//!   failover times (kill to the standby being the writer, and to its first accepted write);
+//! - a hot standby's reports, head and audit stream equal the writer's, and a write sent to it
+//!   is refused UNAVAILABLE / NOT_THE_WRITER with the writer's address, writing nothing;
+//! - a primary and its synchronous standby: the primary stopped hard under load and the
+//!   standby promoted, the ledger started again on a two-host connection string; and the
+//!   writer's connection cut while its COMMIT waits for the standby (committed, unanswered),
+//!   the retries then answering `replayed`. Each with the crash campaign's checks and the
+//!   end checks above;
 //! - two processes started as writers at once: exactly one serves, the other stops naming the
 //!   writer's lock;
 //! - `config print` shows the store and masks the connection's password.
