@@ -14,6 +14,10 @@
 //! - a commit whose outcome is unknown (the connection lost during `COMMIT`) is an error; the
 //!   engine then stops the process, and a retry with the same request id resolves it.
 //!
+//! - a hot standby follows the log on a connection of its own ([`PgLog::open_following`]) and
+//!   asks for the writer's lock at each poll ([`WriterLock::try_take`]); the writer records
+//!   where it serves in `ledger_head.writer` ([`PgLog::advertise`]) for standbys to name.
+//!
 //! What it is not: a replication protocol (PostgreSQL's streaming replication is), nor a
 //! connection pool: two connections, the writer's (which holds the lock) and one for reads.
 //! Every call blocks (the `postgres` crate's blocking client): the store calls it from the
@@ -234,8 +238,8 @@ impl PgLog {
         })
     }
 
-    /// Connects to read only (the offline `verify` and `export`, a standby): no lock, no
-    /// epoch, nothing created; a commit is refused.
+    /// Connects to read only (the offline `verify` and `export`): no lock, no epoch, nothing
+    /// created; a commit is refused.
     pub fn open_reader(connection: &str) -> Result<PgLog, PgError> {
         let config = parse(connection)?;
         let target = describe(&config);
