@@ -434,6 +434,25 @@ impl Engine {
     }
 }
 
+/// Saves the fingerprints of the recorded ids beside a checkpoint; a failure costs the next
+/// start a read of every recorded id, nothing more.
+fn save_fingerprints(
+    file: &ledger_store::FingerprintFile,
+    snapshot: &ledger_store::FingerprintSnapshot,
+) {
+    let position = snapshot.head().position;
+    match file.save(snapshot) {
+        Ok(true) => {}
+        Ok(false) => tracing::info!(
+            position,
+            "fingerprints of the recorded ids not saved: still being read"
+        ),
+        Err(error) => {
+            tracing::warn!(%error, position, "fingerprints of the recorded ids not saved")
+        }
+    }
+}
+
 /// Rebuilds the decision state from position 1, ignoring any checkpoint, recomputing the hash
 /// chain on the way (the store's reads check every hash).
 pub fn replay(store: &Store) -> Result<LedgerState, StartError> {
@@ -846,6 +865,12 @@ impl Writer {
         };
         let (sender, receiver) = std::sync::mpsc::sync_channel(1);
         let checkpoint_file = self.store.checkpoint_file();
+        // The fingerprints of the recorded ids at the same head, saved with the checkpoint so
+        // that a start does not read every request record (see `ledger_store::FingerprintFile`).
+        let fingerprints = self
+            .store
+            .fingerprint_snapshot()
+            .zip(self.store.fingerprint_file());
         let retained = self.retained.clone();
         let retained_interval_events = self.config.retained_interval_events;
         let spawned = std::thread::Builder::new()
@@ -859,6 +884,9 @@ impl Writer {
                         None
                     }
                 };
+                if let Some((fingerprints, file)) = fingerprints {
+                    save_fingerprints(&file, &fingerprints);
+                }
                 if let Err(error) = recovery::retain_projections(
                     &retained,
                     &head,
@@ -1130,13 +1158,17 @@ impl Writer {
     }
 
     /// At shutdown: a checkpoint at the head when events came after the last one, so the next
-    /// start replays nothing; otherwise just the final flush.
+    /// start replays nothing; otherwise just the final flush. And the fingerprints of the
+    /// recorded ids at the head, whatever the checkpoint: a start after an upgrade read them
+    /// from the whole log, and saving them here spares the next start that read.
     fn write_final_checkpoint(&mut self) {
         self.finish_pending();
         // A checkpoint written since the last event is the checkpoint at the head already; one
         // that failed is written again here.
         let was_writing = self.checkpoint_writing.is_some();
         let written = self.wait_for_checkpoint();
+        // After the checkpoint thread is done: it saves fingerprints to the same file.
+        self.save_final_fingerprints();
         let head = self.store.head();
         let failed = was_writing && written.is_none();
         if written == Some(head) || (self.events_since_checkpoint == 0 && !failed) {
@@ -1148,6 +1180,17 @@ impl Writer {
             Ok(_) => self.events_since_checkpoint = 0,
             // A missing checkpoint costs a longer replay at the next start, nothing more.
             Err(error) => tracing::warn!(%error, "final checkpoint not written"),
+        }
+    }
+
+    /// Saves the fingerprints of the recorded ids at the head (nothing is in flight).
+    fn save_final_fingerprints(&mut self) {
+        if let Some((fingerprints, file)) = self
+            .store
+            .fingerprint_snapshot()
+            .zip(self.store.fingerprint_file())
+        {
+            save_fingerprints(&file, &fingerprints);
         }
     }
 
