@@ -317,8 +317,23 @@ impl Engine {
     /// Opens the log in `config.data_dir`, replays it to rebuild the state, and starts the
     /// writer thread. Blocking: call it before serving, or from `spawn_blocking`.
     pub fn start(config: EngineConfig, clock: Arc<dyn Clock>) -> Result<Engine, StartError> {
-        let store = Store::open_with_options(&config.data_dir, Engine::store_options())?;
-        Engine::start_on(store, config, clock)
+        // The checkpoint is read and decoded while sled opens (see `EarlyCheckpoint::read`).
+        let checkpoint_file = ledger_store::CheckpointFile::in_data_dir(&config.data_dir);
+        let (store, early) = std::thread::scope(|scope| {
+            let early = std::thread::Builder::new()
+                .name("ledger-checkpoint-read".into())
+                .spawn_scoped(scope, || recovery::EarlyCheckpoint::read(&checkpoint_file));
+            let store = Store::open_with_options(&config.data_dir, Engine::store_options());
+            let early = match early {
+                Ok(thread) => thread
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                // No thread to be had: the store reads the checkpoint itself.
+                Err(_) => None,
+            };
+            (store, early)
+        });
+        Engine::start_with(store?, config, clock, early)
     }
 
     /// How the engine opens its store: the fingerprints of the recorded ids are read once the
@@ -335,12 +350,22 @@ impl Engine {
     /// (PostgreSQL): the same recovery, writer and committer threads. `config.data_dir` is
     /// still where the retained snapshots of the projections are kept.
     pub fn start_on(
-        mut store: Store,
+        store: Store,
         config: EngineConfig,
         clock: Arc<dyn Clock>,
     ) -> Result<Engine, StartError> {
+        Engine::start_with(store, config, clock, None)
+    }
+
+    fn start_with(
+        mut store: Store,
+        config: EngineConfig,
+        clock: Arc<dyn Clock>,
+        early: Option<recovery::EarlyCheckpoint>,
+    ) -> Result<Engine, StartError> {
         recovery::index_names_if_needed(&mut store)?;
-        let (Recovered { state, projections }, replayed_events) = recover(&store)?;
+        let (Recovered { state, projections }, replayed_events) =
+            recovery::recover_from(&store, early)?;
         // Only now: reading every recorded id would compete with the recovery for the CPU.
         store.load_indexes();
         tracing::info!(

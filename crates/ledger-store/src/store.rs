@@ -1231,7 +1231,17 @@ impl Store {
     /// and hash are still those of the log. A checkpoint failing a check is reported in the log
     /// and ignored: the caller then replays from position 1.
     pub fn load_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
-        let stored = match self.checkpoint_file.read()? {
+        self.check_checkpoint(self.checkpoint_file.read()?)
+    }
+
+    /// [`Store::load_checkpoint`] of a checkpoint file the caller read already (with
+    /// [`CheckpointFile::read`], for example while the store was being opened): the same
+    /// checks, the same answer.
+    pub fn check_checkpoint(
+        &self,
+        found: CheckpointFound,
+    ) -> Result<Option<StoredCheckpoint>, StoreError> {
+        let stored = match found {
             CheckpointFound::Absent => return Ok(None),
             CheckpointFound::Intact(stored) => stored,
             CheckpointFound::Damaged { position, why } => {

@@ -301,3 +301,22 @@ async fn a_restart_reads_the_saved_fingerprints_and_every_retry_is_still_recogni
     accept(&engine, OPERATOR, issue(&company, 6, "2025-04-10")).await;
     engine.shutdown().await;
 }
+
+/// A checkpoint gives the length of the state's encoding before it (so that the two parts
+/// decode in parallel): one whose length runs past its bytes, or is cut short, is refused.
+#[test]
+fn a_checkpoint_whose_state_length_does_not_fit_its_bytes_is_refused() {
+    let bytes = ledger_engine::Recovered::default().to_checkpoint();
+    assert_eq!(
+        ledger_engine::Recovered::from_checkpoint(&bytes),
+        Some(ledger_engine::Recovered::default())
+    );
+    let mut too_long = bytes.clone();
+    too_long[1..9].copy_from_slice(&(bytes.len() as u64).to_le_bytes());
+    assert_eq!(ledger_engine::Recovered::from_checkpoint(&too_long), None);
+    assert_eq!(ledger_engine::Recovered::from_checkpoint(&bytes[..5]), None);
+    assert_eq!(
+        ledger_engine::Recovered::from_checkpoint(&bytes[..bytes.len() - 1]),
+        None
+    );
+}
