@@ -322,8 +322,23 @@ impl Engine {
     /// Opens the log in `config.data_dir`, replays it to rebuild the state, and starts the
     /// writer thread. Blocking: call it before serving, or from `spawn_blocking`.
     pub fn start(config: EngineConfig, clock: Arc<dyn Clock>) -> Result<Engine, StartError> {
-        let store = Store::open_with_options(&config.data_dir, Engine::store_options())?;
-        Engine::start_on(store, config, clock)
+        // The checkpoint is read and decoded while sled opens (see `EarlyCheckpoint::read`).
+        let checkpoint_file = ledger_store::CheckpointFile::in_data_dir(&config.data_dir);
+        let (store, early) = std::thread::scope(|scope| {
+            let early = std::thread::Builder::new()
+                .name("ledger-checkpoint-read".into())
+                .spawn_scoped(scope, || recovery::EarlyCheckpoint::read(&checkpoint_file));
+            let store = Store::open_with_options(&config.data_dir, Engine::store_options());
+            let early = match early {
+                Ok(thread) => thread
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                // No thread to be had: the store reads the checkpoint itself.
+                Err(_) => None,
+            };
+            (store, early)
+        });
+        Engine::start_with(store?, config, clock, early)
     }
 
     /// How the engine opens its store: the fingerprints of the recorded ids are read once the
@@ -340,12 +355,22 @@ impl Engine {
     /// (PostgreSQL): the same recovery, writer and committer threads. `config.data_dir` is
     /// still where the retained snapshots of the projections are kept.
     pub fn start_on(
-        mut store: Store,
+        store: Store,
         config: EngineConfig,
         clock: Arc<dyn Clock>,
     ) -> Result<Engine, StartError> {
+        Engine::start_with(store, config, clock, None)
+    }
+
+    fn start_with(
+        mut store: Store,
+        config: EngineConfig,
+        clock: Arc<dyn Clock>,
+        early: Option<recovery::EarlyCheckpoint>,
+    ) -> Result<Engine, StartError> {
         recovery::index_names_if_needed(&mut store)?;
-        let (Recovered { state, projections }, replayed_events) = recover(&store)?;
+        let (Recovered { state, projections }, replayed_events) =
+            recovery::recover_from(&store, early)?;
         // Only now: reading every recorded id would compete with the recovery for the CPU.
         store.load_indexes();
         tracing::info!(
@@ -436,6 +461,25 @@ impl Engine {
             let _ = tokio::task::spawn_blocking(move || thread.join()).await;
         }
         head
+    }
+}
+
+/// Saves the fingerprints of the recorded ids beside a checkpoint; a failure costs the next
+/// start a read of every recorded id, nothing more.
+fn save_fingerprints(
+    file: &ledger_store::FingerprintFile,
+    snapshot: &ledger_store::FingerprintSnapshot,
+) {
+    let position = snapshot.head().position;
+    match file.save(snapshot) {
+        Ok(true) => {}
+        Ok(false) => tracing::info!(
+            position,
+            "fingerprints of the recorded ids not saved: still being read"
+        ),
+        Err(error) => {
+            tracing::warn!(%error, position, "fingerprints of the recorded ids not saved")
+        }
     }
 }
 
@@ -851,6 +895,12 @@ impl Writer {
         };
         let (sender, receiver) = std::sync::mpsc::sync_channel(1);
         let checkpoint_file = self.store.checkpoint_file();
+        // The fingerprints of the recorded ids at the same head, saved with the checkpoint so
+        // that a start does not read every request record (see `ledger_store::FingerprintFile`).
+        let fingerprints = self
+            .store
+            .fingerprint_snapshot()
+            .zip(self.store.fingerprint_file());
         let retained = self.retained.clone();
         let retained_interval_events = self.config.retained_interval_events;
         let spawned = std::thread::Builder::new()
@@ -864,6 +914,9 @@ impl Writer {
                         None
                     }
                 };
+                if let Some((fingerprints, file)) = fingerprints {
+                    save_fingerprints(&file, &fingerprints);
+                }
                 if let Err(error) = recovery::retain_projections(
                     &retained,
                     &head,
@@ -1135,13 +1188,17 @@ impl Writer {
     }
 
     /// At shutdown: a checkpoint at the head when events came after the last one, so the next
-    /// start replays nothing; otherwise just the final flush.
+    /// start replays nothing; otherwise just the final flush. And the fingerprints of the
+    /// recorded ids at the head, whatever the checkpoint: a start after an upgrade read them
+    /// from the whole log, and saving them here spares the next start that read.
     fn write_final_checkpoint(&mut self) {
         self.finish_pending();
         // A checkpoint written since the last event is the checkpoint at the head already; one
         // that failed is written again here.
         let was_writing = self.checkpoint_writing.is_some();
         let written = self.wait_for_checkpoint();
+        // After the checkpoint thread is done: it saves fingerprints to the same file.
+        self.save_final_fingerprints();
         let head = self.store.head();
         let failed = was_writing && written.is_none();
         if written == Some(head) || (self.events_since_checkpoint == 0 && !failed) {
@@ -1153,6 +1210,17 @@ impl Writer {
             Ok(_) => self.events_since_checkpoint = 0,
             // A missing checkpoint costs a longer replay at the next start, nothing more.
             Err(error) => tracing::warn!(%error, "final checkpoint not written"),
+        }
+    }
+
+    /// Saves the fingerprints of the recorded ids at the head (nothing is in flight).
+    fn save_final_fingerprints(&mut self) {
+        if let Some((fingerprints, file)) = self
+            .store
+            .fingerprint_snapshot()
+            .zip(self.store.fingerprint_file())
+        {
+            save_fingerprints(&file, &fingerprints);
         }
     }
 

@@ -1,9 +1,11 @@
 //! Getting the in-memory state back from the log: from a checkpoint and the tail after it at
 //! start, from position 1 for a rebuild or a point-in-time report.
 //!
-//! A checkpoint is `CHECKPOINT_FORMAT` followed by the postcard encoding of the decision state
-//! and the projections, both as of the checkpoint's position. Both encodings are deterministic,
-//! so a rebuild from position 1 must give the same bytes; `rebuild` checks exactly that.
+//! A checkpoint is `CHECKPOINT_FORMAT`, the length of the decision state's encoding (u64 LE),
+//! then the postcard encodings of the decision state and of the projections, both as of the
+//! checkpoint's position. Both encodings are deterministic, so a rebuild from position 1 must
+//! give the same bytes; `rebuild` checks exactly that. The length lets a start decode the two
+//! on two threads at once.
 
 use std::path::Path;
 use std::sync::{mpsc, Arc};
@@ -13,7 +15,9 @@ use ledger_domain::event::HoursRedeemed;
 use ledger_domain::state::Inconsistency;
 use ledger_domain::{Event, LedgerState};
 use ledger_projections::Projections;
-use ledger_store::{Head, LogIter, LogReader, RetainedSnapshots, Store, StoreError};
+use ledger_store::{
+    CheckpointFile, CheckpointFound, Head, LogIter, LogReader, RetainedSnapshots, Store, StoreError,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::{decode, StartError};
@@ -25,8 +29,18 @@ use crate::{decode, StartError};
 /// Version 3: worker pseudonyms as their 32 bytes, not 64 hex digits.
 /// Version 4: the projections hold each provider's redemption and payout positions, for the
 /// query calls. Version 5: usage codes (issue 15): each batch's earmarked vouchers, the codes
-/// and their order ids in the state, the code projections.
-const CHECKPOINT_FORMAT: u8 = 5;
+/// and their order ids in the state, the code projections. Version 6: the state's length
+/// before the two encodings, so that they decode in parallel.
+const CHECKPOINT_FORMAT: u8 = 6;
+
+/// First byte of a retained snapshot of the projections: the version of the projections'
+/// encoding, which is that of checkpoint format 5 (format 6 changed only how the checkpoint
+/// lays out its two parts). A change of the projections' types bumps both this and
+/// [`CHECKPOINT_FORMAT`]; an older snapshot is then passed over, never misread.
+const PROJECTIONS_FORMAT: u8 = 5;
+
+/// Bytes of the state's length after the format byte.
+const STATE_LENGTH_BYTES: usize = 8;
 
 /// The decision state and the projections at the same position.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,11 +55,40 @@ impl Recovered {
         checkpoint_bytes(&self.state, &self.projections)
     }
 
+    /// The state and projections of checkpoint bytes; `None` for another format or bytes that
+    /// do not decode. The two parts decode on two threads: on a ten-year history they are tens
+    /// of megabytes each, and decoding them is most of a start.
     pub fn from_checkpoint(bytes: &[u8]) -> Option<Recovered> {
-        match bytes.split_first() {
-            Some((&CHECKPOINT_FORMAT, rest)) => postcard::from_bytes(rest).ok(),
-            _ => None,
-        }
+        let (state_bytes, projection_bytes) = match bytes.split_first() {
+            Some((&CHECKPOINT_FORMAT, rest)) => {
+                let (length, rest) = rest.split_first_chunk::<STATE_LENGTH_BYTES>()?;
+                let length = usize::try_from(u64::from_le_bytes(*length)).ok()?;
+                if length > rest.len() {
+                    return None;
+                }
+                rest.split_at(length)
+            }
+            _ => return None,
+        };
+        let decode_state = || postcard::from_bytes::<LedgerState>(state_bytes).ok();
+        let (state, projections) = std::thread::scope(|scope| {
+            let state = std::thread::Builder::new()
+                .name("ledger-checkpoint-decode".into())
+                .spawn_scoped(scope, decode_state);
+            let projections = Projections::from_bytes(projection_bytes);
+            let state = match state {
+                Ok(thread) => thread
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                // No thread to be had: decode it here.
+                Err(_) => decode_state(),
+            };
+            (state, projections)
+        });
+        Some(Recovered {
+            state: state?,
+            projections: projections?,
+        })
     }
 
     /// Folds every event of `events` into both the state and the projections; `reader` is
@@ -428,18 +471,18 @@ pub fn projections_as_of(
     Ok(projections)
 }
 
-/// The bytes of a retained snapshot of `projections`: the checkpoint's format byte (the
-/// projections' encoding is part of it, so any change of it bumps that version and an older
-/// snapshot is passed over, never misread) and their encoding.
+/// The bytes of a retained snapshot of `projections`: [`PROJECTIONS_FORMAT`] (any change of
+/// the projections' encoding bumps it, and an older snapshot is passed over, never misread)
+/// and their encoding.
 pub fn retained_bytes(projections: &Projections) -> Vec<u8> {
-    let mut bytes = vec![CHECKPOINT_FORMAT];
+    let mut bytes = vec![PROJECTIONS_FORMAT];
     bytes.extend(projections.to_bytes());
     bytes
 }
 
 fn retained_projections(bytes: &[u8]) -> Option<Projections> {
     match bytes.split_first() {
-        Some((&CHECKPOINT_FORMAT, rest)) => Projections::from_bytes(rest),
+        Some((&PROJECTIONS_FORMAT, rest)) => Projections::from_bytes(rest),
         _ => None,
     }
 }
@@ -488,12 +531,17 @@ pub fn forget_retained_beyond(retained: &RetainedSnapshots, head: u64) -> Result
     Ok(())
 }
 
-/// The checkpoint bytes of a state and its projections, without copying them: postcard encodes
-/// a pair exactly as it encodes [`Recovered`], field after field.
+/// The checkpoint bytes of a state and its projections, without copying them: the format,
+/// the length of the state's encoding, the state's and the projections' encodings.
 pub fn checkpoint_bytes(state: &LedgerState, projections: &Projections) -> Vec<u8> {
-    let mut bytes = vec![CHECKPOINT_FORMAT];
     // Serializing plain data into a Vec cannot fail.
-    bytes.extend(postcard::to_stdvec(&(state, projections)).unwrap_or_default());
+    let state = postcard::to_stdvec(state).unwrap_or_default();
+    let projections = projections.to_bytes();
+    let mut bytes = Vec::with_capacity(1 + STATE_LENGTH_BYTES + state.len() + projections.len());
+    bytes.push(CHECKPOINT_FORMAT);
+    bytes.extend_from_slice(&(state.len() as u64).to_le_bytes());
+    bytes.extend(state);
+    bytes.extend(projections);
     bytes
 }
 
@@ -527,21 +575,62 @@ pub fn index_names_if_needed(store: &mut Store) -> Result<(), StartError> {
 /// counts towards its next checkpoint (otherwise a server that crashes before every checkpoint
 /// would replay a longer tail at each start).
 pub fn recover(store: &Store) -> Result<(Recovered, u64), StartError> {
+    recover_from(store, None)
+}
+
+/// A checkpoint file read and decoded before the store was opened (see
+/// [`EarlyCheckpoint::read`]), which [`recover_from`] checks against the log as
+/// [`Store::load_checkpoint`] would have.
+#[derive(Debug)]
+pub struct EarlyCheckpoint {
+    found: CheckpointFound,
+    decoded: Option<Recovered>,
+}
+
+impl EarlyCheckpoint {
+    /// Reads and decodes `file`. Why: opening sled (its own recovery) and decoding the
+    /// checkpoint are the two longest parts of a start and need nothing from each other, so
+    /// the engine does both at once, on two threads; only the check that the log has the
+    /// checkpoint's hash at its position waits for the store. A file that cannot be read is
+    /// left for the store's own read, which reports it.
+    pub fn read(file: &CheckpointFile) -> Option<EarlyCheckpoint> {
+        let found = file.read().ok()?;
+        let decoded = match &found {
+            CheckpointFound::Intact(checkpoint) => Recovered::from_checkpoint(&checkpoint.bytes),
+            _ => None,
+        };
+        Some(EarlyCheckpoint { found, decoded })
+    }
+}
+
+/// [`recover`], with the checkpoint file read and decoded already when `early` is given.
+pub fn recover_from(
+    store: &Store,
+    early: Option<EarlyCheckpoint>,
+) -> Result<(Recovered, u64), StartError> {
     let head = store.head();
     let reader = store.reader();
-    if let Some(checkpoint) = store.load_checkpoint()? {
-        match Recovered::from_checkpoint(&checkpoint.bytes) {
-            Some(mut recovered) if recovered.projections.position == checkpoint.head.position => {
+    let (checkpoint, decoded) = match early {
+        Some(EarlyCheckpoint { found, decoded }) => (store.check_checkpoint(found)?, decoded),
+        None => (store.load_checkpoint()?, None),
+    };
+    if let Some(checkpoint) = checkpoint {
+        let decoded = decoded.or_else(|| Recovered::from_checkpoint(&checkpoint.bytes));
+        // The checkpoint's bytes are not needed once decoded: tens of megabytes less held
+        // through the replay of the tail.
+        let checkpoint = checkpoint.head;
+        match decoded {
+            Some(mut recovered) if recovered.projections.position == checkpoint.position => {
                 tracing::info!(
-                    checkpoint_position = checkpoint.head.position,
-                    tail_events = head.position - checkpoint.head.position,
+                    checkpoint_position = checkpoint.position,
+                    tail_events = head.position - checkpoint.position,
                     "replaying the log after the checkpoint"
                 );
-                recovered.fold_range(&reader, checkpoint.head.position + 1, head.position)?;
-                return Ok((recovered, head.position - checkpoint.head.position));
+                recovered.fold_range(&reader, checkpoint.position + 1, head.position)?;
+                return Ok((recovered, head.position - checkpoint.position));
             }
             _ => tracing::warn!(
-                checkpoint_position = checkpoint.head.position,
+                checkpoint_position = checkpoint.position,
                 "checkpoint cannot be decoded; replaying from position 1"
             ),
         }

@@ -22,6 +22,12 @@ pub(crate) const NAME_PREFIX: u8 = b'n';
 pub(crate) const NAME_INDEX_KEY: &[u8] = b"N";
 /// The version of the index by name that this code writes.
 pub(crate) const NAME_INDEX_VERSION: u8 = 1;
+/// Prefix of a group record: `g` ‖ head before the group (u64 BE) ‖ head after it (u64 BE) ‖
+/// the group's first request id (16 UUID bytes), whose value lists the group's request ids and
+/// indexed names (see `fingerprints`). Sorted by the head before, then after, so that a scan
+/// from a position meets the groups in the order they were written (a group that wrote no event
+/// before the one that did, from the same head).
+pub(crate) const GROUP_PREFIX: u8 = b'g';
 
 /// Length of an entry key: the prefix and eight bytes of position.
 const ENTRY_KEY_LEN: usize = 1 + 8;
@@ -88,6 +94,35 @@ pub(crate) fn name_of(key: &[u8]) -> Option<(Uuid, u64)> {
     }
 }
 
+pub(crate) fn group_key(previous_head: u64, head: u64, first_request_id: Uuid) -> [u8; 33] {
+    let mut key = [0u8; 33];
+    key[0] = GROUP_PREFIX;
+    key[1..9].copy_from_slice(&previous_head.to_be_bytes());
+    key[9..17].copy_from_slice(&head.to_be_bytes());
+    key[17..].copy_from_slice(first_request_id.as_bytes());
+    key
+}
+
+/// The first group key whose head before the group is `previous_head` or later.
+pub(crate) fn group_key_from(previous_head: u64) -> [u8; 9] {
+    let mut key = [0u8; 9];
+    key[0] = GROUP_PREFIX;
+    key[1..].copy_from_slice(&previous_head.to_be_bytes());
+    key
+}
+
+/// The heads before and after the group of a group key; `None` for a key of another shape.
+pub(crate) fn group_heads_of(key: &[u8]) -> Option<(u64, u64)> {
+    match key {
+        [GROUP_PREFIX, rest @ ..] if rest.len() == 32 => {
+            let previous: [u8; 8] = rest[..8].try_into().ok()?;
+            let head: [u8; 8] = rest[8..16].try_into().ok()?;
+            Some((u64::from_be_bytes(previous), u64::from_be_bytes(head)))
+        }
+        _ => None,
+    }
+}
+
 pub(crate) fn stream_key(stream: &str) -> Vec<u8> {
     let mut key = Vec::with_capacity(1 + stream.len());
     key.push(STREAM_PREFIX);
@@ -132,6 +167,24 @@ mod tests {
         assert_eq!(entry_position(b"e"), None);
         assert_eq!(entry_position(b"e12345678"[..8].as_ref()), None);
         assert_eq!(entry_position(b"x12345678"), None);
+    }
+
+    #[test]
+    fn group_keys_sort_by_the_head_before_then_after_and_name_both() {
+        let id = Uuid::from_u128(7);
+        let keys = [
+            group_key(5, 5, Uuid::from_u128(u128::MAX)),
+            group_key(5, 9, Uuid::from_u128(1)),
+            group_key(9, 9, id),
+            group_key(256, 300, id),
+        ];
+        for pair in keys.windows(2) {
+            assert!(pair[0] < pair[1]);
+        }
+        assert!(group_key_from(5)[..] <= keys[0][..] && keys[1][..] < group_key_from(6)[..]);
+        assert_eq!(group_heads_of(&keys[3]), Some((256, 300)));
+        assert_eq!(group_heads_of(&keys[3][..32]), None);
+        assert_eq!(group_heads_of(&entry_key(5)), None);
     }
 
     #[test]

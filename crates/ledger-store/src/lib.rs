@@ -24,6 +24,7 @@
 //! | `h`                              | head: position (u64 BE) ‖ 32-byte hash     |
 //! | `n` ‖ id (16) ‖ position (u64 BE) | nothing: the index by name (`NewEvent::names`) |
 //! | `N`                              | the index by name's version, once it covers the log |
+//! | `g` ‖ head before ‖ head after (u64 BE each) ‖ first request id | the group's request ids and names (`fingerprints`) |
 //!
 //! Beside sled's files, two kinds of derived files, each naming the position and chain hash it
 //! reflects and carrying a SHA-256 of its body, checked before use and never trusted: the
@@ -33,8 +34,9 @@
 //! kept the checkpoint in sled (`k`, `c` ‖ chunk index), which `Store::open` removes.
 //!
 //! In memory, besides the head: every stream's version, and 64-bit fingerprints of the
-//! recorded request ids and of the indexed names (read by a background thread at open), so that
-//! a new id costs no read. An append is two halves, [`Store::prepare_append`] (encode, chain,
+//! recorded request ids and of the indexed names (read by a background thread at open: from
+//! the file `fingerprints` saved with the last checkpoint and the group records after it, or
+//! from the whole database when those do not cover the log), so that a new id costs no read. An append is two halves, [`Store::prepare_append`] (encode, chain,
 //! position) and [`Committer::commit`] (apply, flush, `fdatasync`), which the engine runs on two
 //! threads so that deciding one group overlaps with syncing the one before.
 //!
@@ -61,6 +63,7 @@ mod backend;
 mod backup;
 mod chain;
 mod checkpoint;
+mod fingerprints;
 mod follow;
 mod keys;
 mod offline;
@@ -73,11 +76,12 @@ pub use backend::{GroupWrite, LogBackend, StoredEntry};
 pub use backup::BackupReport;
 pub use chain::{chain_hash, ChainBreak, ChainBreakKind, Head, RecordedEvent};
 pub use checkpoint::{CheckpointFile, CheckpointFound, StoredCheckpoint, CHECKPOINT_FILE_NAME};
+pub use fingerprints::{FingerprintFile, FingerprintSnapshot, FINGERPRINTS_FILE_NAME};
 pub use offline::{ChainWalk, DamagedRequestRecord, OfflineLog};
 pub use reopen::REOPEN_LOCK_WAIT_MS;
 pub use retained::{RetainedSnapshot, RetainedSnapshots, RETAINED_DIR_NAME};
 pub use store::{
-    verify_log_at, Committer, LogIter, LogReader, NewCommand, NewEvent, PreparedAppend, Store,
-    StoreError, StoreOptions, StoredRequest, EVENT_BYTES_MAX, FAIL_FDATASYNC_AFTER_VARIABLE,
+    verify_log_at, Committer, IdSource, LogIter, LogReader, NewCommand, NewEvent, PreparedAppend,
+    Store, StoreError, StoreOptions, StoredRequest, EVENT_BYTES_MAX, FAIL_FDATASYNC_AFTER_VARIABLE,
     STREAM_BYTES_MAX,
 };

@@ -19,6 +19,7 @@ use uuid::Uuid;
 use crate::backend::{GroupWrite, LogBackend, StoredEntry};
 use crate::chain::{self, ChainBreak, ChainBreakKind, Head, RecordedEvent};
 use crate::checkpoint::{self, CheckpointFile, CheckpointFound, StoredCheckpoint};
+use crate::fingerprints::{self, FingerprintFile, FingerprintSnapshot, IdSetSnapshot};
 use crate::keys;
 use crate::offline::{ChainWalk, OfflineLog};
 
@@ -362,6 +363,18 @@ impl Pending {
             Pending::External(write) => write.head = head,
         }
     }
+
+    /// The group record (see the `fingerprints` module): what a start adds to the saved
+    /// fingerprints. A backend's log has none; its fingerprints are read from it at each start.
+    fn group(&mut self, previous_head: u64, head: u64, request_ids: &[Uuid], names: &[Uuid]) {
+        let (Pending::Sled(batch), Some(first)) = (self, request_ids.first()) else {
+            return;
+        };
+        batch.insert(
+            &keys::group_key(previous_head, head, *first)[..],
+            fingerprints::group_record(request_ids, names),
+        );
+    }
 }
 
 impl PreparedAppend {
@@ -493,6 +506,8 @@ pub struct Store {
     requests: IdFilter,
     /// Which ids may be in the index by name, the same way.
     names: IdFilter,
+    /// The thread that reads both filters' ids of the open.
+    id_loader: IdLoader,
     /// Every stream's version, as stored: a group reads and bumps them here instead of in sled.
     /// Streams are companies, providers and budget years, so this grows with the entities of
     /// the scheme, not with its history.
@@ -505,30 +520,98 @@ pub struct Store {
 /// the record is absent; one that is present sends the lookup to sled, which answers exactly
 /// (a retry, or in about one case in 2^64 per recorded id, another request id).
 ///
-/// The ids already in the log are read by a thread of its own at open, so that a start does not
-/// wait for a scan that grows with the history; until it is done, every id may be held (each
-/// lookup goes to sled, as without the filter). Request ids come from clients, so the sets keep
-/// std's randomly keyed SipHash: a caller who chose ids to collide could not slow the table
-/// down. About 16 bytes per recorded request.
+/// The ids already in the log are read by a thread of its own at open ([`IdLoader`]), so that a
+/// start does not wait for them; until it is done, every id may be held (each lookup goes to
+/// sled, as without the filter). They come from the fingerprints saved at the last checkpoint
+/// and the group records after it (see the `fingerprints` module), or, when those cannot be
+/// used, from every request record and every key of the index by name. Request ids come from
+/// clients, so the sets keep std's randomly keyed SipHash: a caller who chose ids to collide
+/// could not slow the table down. About 16 bytes per recorded request.
 #[derive(Debug, Default)]
 struct IdFilter {
     /// Added since the log was opened.
     fingerprints: HashSet<u64>,
     /// Those in the log when it was opened, once read.
     at_open: Arc<OnceLock<HashSet<u64>>>,
-    /// The thread reading them, and what tells it to stop: it holds a handle on sled, whose
-    /// file lock must be let go when the store is dropped (a restart opens it right after).
-    loader: Option<std::thread::JoinHandle<()>>,
-    stop_loading: Arc<AtomicBool>,
 }
 
-impl Drop for IdFilter {
+/// The thread reading the ids of the open into both filters, and what tells it to stop: it
+/// holds a handle on sled, whose file lock must be let go when the store is dropped (a restart
+/// opens it right after).
+#[derive(Debug, Default)]
+struct IdLoader {
+    thread: Option<std::thread::JoinHandle<()>>,
+    stop: Arc<AtomicBool>,
+    /// Where the ids of the open came from, once read.
+    source: Arc<OnceLock<IdSource>>,
+}
+
+/// Where the fingerprints of the ids in the log at open were read from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IdSource {
+    /// The fingerprints saved with the last checkpoint and the group records after them.
+    Saved,
+    /// Every request record and every key of the index by name.
+    WholeLog,
+    /// A log kept by a backend: its rows.
+    Backend,
+}
+
+impl Drop for IdLoader {
     fn drop(&mut self) {
-        self.stop_loading.store(true, Ordering::Relaxed);
-        if let Some(loader) = self.loader.take() {
-            let _ = loader.join();
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
         }
     }
+}
+
+impl IdLoader {
+    /// Starts `read` on a thread of its own, unless it was started before.
+    fn start(&mut self, read: impl FnOnce(Arc<AtomicBool>) + Send + 'static) {
+        if self.thread.is_some() {
+            return;
+        }
+        let stop = Arc::clone(&self.stop);
+        match std::thread::Builder::new()
+            .name("ledger-index-load".into())
+            .spawn(move || read(stop))
+        {
+            Ok(thread) => self.thread = Some(thread),
+            Err(error) => {
+                tracing::warn!(%error, "index thread cannot be started; lookups go to the store")
+            }
+        }
+    }
+}
+
+/// Every id under `prefix` of `db` (each key read by `id_of`) as fingerprints; `None` when the
+/// read failed (logged) or was told to stop.
+fn read_fingerprints(
+    db: &sled::Db,
+    prefix: u8,
+    id_of: fn(&[u8]) -> Option<Uuid>,
+    stop: &AtomicBool,
+) -> Option<HashSet<u64>> {
+    let mut fingerprints = HashSet::new();
+    for item in db.scan_prefix([prefix]) {
+        if stop.load(Ordering::Relaxed) {
+            return None;
+        }
+        match item {
+            Ok((key, _)) => {
+                if let Some(id) = id_of(&key) {
+                    fingerprints.insert(IdFilter::fingerprint(id));
+                }
+            }
+            Err(error) => {
+                // Never set: every lookup keeps going to sled, which stays exact.
+                tracing::warn!(%error, prefix = %char::from(prefix), "index not read; lookups go to the store");
+                return None;
+            }
+        }
+    }
+    Some(fingerprints)
 }
 
 /// The id of a key of the index by name.
@@ -546,71 +629,11 @@ impl IdFilter {
         u64::from_le_bytes(high) ^ u64::from_le_bytes(low).rotate_left(29)
     }
 
-    /// Starts reading the ids under `prefix` (each key read by `id_of`) in the background,
-    /// unless they are being read or were read; the ids inserted meanwhile stay.
-    fn start_loading(&mut self, log: &Log, prefix: u8, id_of: fn(&[u8]) -> Option<Uuid>) {
-        if self.loader.is_some() || self.at_open.get().is_some() {
-            return;
-        }
-        let at_open = Arc::clone(&self.at_open);
-        let stop_loading = Arc::clone(&self.stop_loading);
-        let db = match log {
-            Log::Sled(db) => db.clone(),
-            Log::External(backend) => {
-                let backend = Arc::clone(backend);
-                let read = move || {
-                    let ids = if prefix == keys::REQUEST_PREFIX {
-                        backend.request_ids()
-                    } else {
-                        backend.named_ids()
-                    };
-                    match ids {
-                        Ok(ids) => {
-                            let _ =
-                                at_open.set(ids.into_iter().map(IdFilter::fingerprint).collect());
-                        }
-                        Err(error) => {
-                            tracing::warn!(%error, prefix = %char::from(prefix), "index not read; lookups go to the store")
-                        }
-                    }
-                };
-                self.spawn_loader(read);
-                return;
-            }
-        };
-        let read = move || {
-            let mut fingerprints = HashSet::new();
-            for item in db.scan_prefix([prefix]) {
-                if stop_loading.load(Ordering::Relaxed) {
-                    return;
-                }
-                match item {
-                    Ok((key, _)) => {
-                        if let Some(id) = id_of(&key) {
-                            fingerprints.insert(IdFilter::fingerprint(id));
-                        }
-                    }
-                    Err(error) => {
-                        // Never set: every lookup keeps going to sled, which stays exact.
-                        tracing::warn!(%error, prefix = %char::from(prefix), "index not read; lookups go to the store");
-                        return;
-                    }
-                }
-            }
-            let _ = at_open.set(fingerprints);
-        };
-        self.spawn_loader(read);
-    }
-
-    fn spawn_loader(&mut self, read: impl FnOnce() + Send + 'static) {
-        match std::thread::Builder::new()
-            .name("ledger-index-load".into())
-            .spawn(read)
-        {
-            Ok(loader) => self.loader = Some(loader),
-            Err(error) => {
-                tracing::warn!(%error, "index thread cannot be started; lookups go to the store")
-            }
+    /// What the writer hands to the thread that saves the fingerprints.
+    fn snapshot(&self) -> IdSetSnapshot {
+        IdSetSnapshot {
+            at_open: Arc::clone(&self.at_open),
+            since_open: self.fingerprints.clone(),
         }
     }
 
@@ -705,6 +728,7 @@ impl Store {
             checkpoint_file: CheckpointFile::in_data_dir(dir),
             requests: IdFilter::default(),
             names: IdFilter::default(),
+            id_loader: IdLoader::default(),
             stream_versions,
         };
         if !defer_index_loading {
@@ -749,6 +773,7 @@ impl Store {
             checkpoint_file: CheckpointFile::in_data_dir(checkpoint_dir),
             requests: IdFilter::default(),
             names: IdFilter::default(),
+            id_loader: IdLoader::default(),
             stream_versions,
         };
         if !defer_index_loading {
@@ -770,13 +795,105 @@ impl Store {
     }
 
     /// Starts reading the recorded request ids and indexed names into their fingerprint sets,
-    /// for a store opened with [`StoreOptions::defer_index_loading`]; does nothing for a set
-    /// that is being read or was read.
+    /// for a store opened with [`StoreOptions::defer_index_loading`]; does nothing when they
+    /// are being read or were read. On sled, from the fingerprints saved at the last
+    /// checkpoint and the group records after it when they cover the log (see the
+    /// `fingerprints` module), else from every request record and every key of the index by
+    /// name; on a backend, from its rows.
     pub fn load_indexes(&mut self) {
-        self.requests
-            .start_loading(&self.log, keys::REQUEST_PREFIX, keys::request_id_of);
-        self.names
-            .start_loading(&self.log, keys::NAME_PREFIX, name_id_of);
+        let requests = Arc::clone(&self.requests.at_open);
+        let names = Arc::clone(&self.names.at_open);
+        let source = Arc::clone(&self.id_loader.source);
+        match &self.log {
+            Log::Sled(db) => {
+                let db = db.clone();
+                let dir = self.checkpoint_file.path().parent().map(Path::to_path_buf);
+                let head = self.head;
+                self.id_loader.start(move |stop| {
+                    let started = std::time::Instant::now();
+                    let saved = dir.and_then(|dir| {
+                        fingerprints::load_saved(&dir, &db, head, IdFilter::fingerprint)
+                    });
+                    let (read_requests, read_names, from) = match saved {
+                        Some((saved_requests, saved_names)) => {
+                            (Some(saved_requests), Some(saved_names), IdSource::Saved)
+                        }
+                        None => (
+                            read_fingerprints(
+                                &db,
+                                keys::REQUEST_PREFIX,
+                                keys::request_id_of,
+                                &stop,
+                            ),
+                            read_fingerprints(&db, keys::NAME_PREFIX, name_id_of, &stop),
+                            IdSource::WholeLog,
+                        ),
+                    };
+                    let (Some(read_requests), Some(read_names)) = (read_requests, read_names)
+                    else {
+                        return;
+                    };
+                    tracing::info!(
+                        source = ?from,
+                        requests = read_requests.len(),
+                        names = read_names.len(),
+                        elapsed_ms = started.elapsed().as_millis() as u64,
+                        "fingerprints of the recorded ids loaded"
+                    );
+                    let _ = requests.set(read_requests);
+                    let _ = names.set(read_names);
+                    let _ = source.set(from);
+                });
+            }
+            Log::External(backend) => {
+                let backend = Arc::clone(backend);
+                self.id_loader.start(move |_| {
+                    for (set, ids) in [
+                        (&requests, backend.request_ids()),
+                        (&names, backend.named_ids()),
+                    ] {
+                        match ids {
+                            Ok(ids) => {
+                                let _ =
+                                    set.set(ids.into_iter().map(IdFilter::fingerprint).collect());
+                                let _ = source.set(IdSource::Backend);
+                            }
+                            Err(error) => {
+                                tracing::warn!(%error, "index not read; lookups go to the store")
+                            }
+                        }
+                    }
+                });
+            }
+        }
+    }
+
+    /// The fingerprints at the head, for [`FingerprintFile::save`]; `None` on a log kept by a
+    /// backend, which has no group records to add to them at a start. Call it between two
+    /// groups: everything prepared is committed, so they are those of the durable head.
+    pub fn fingerprint_snapshot(&self) -> Option<FingerprintSnapshot> {
+        match self.log {
+            Log::Sled(_) => Some(FingerprintSnapshot {
+                head: self.head,
+                requests: self.requests.snapshot(),
+                names: self.names.snapshot(),
+            }),
+            Log::External(_) => None,
+        }
+    }
+
+    /// Where [`Store::fingerprint_snapshot`]s are saved; `None` on a log kept by a backend.
+    pub fn fingerprint_file(&self) -> Option<FingerprintFile> {
+        match &self.log {
+            Log::Sled(db) => Some(FingerprintFile::new(
+                self.checkpoint_file
+                    .path()
+                    .parent()
+                    .unwrap_or(Path::new(".")),
+                db.clone(),
+            )),
+            Log::External(_) => None,
+        }
     }
 
     /// The last position written and its hash.
@@ -793,6 +910,12 @@ impl Store {
     /// memory: until then their lookups go to sled, exact but slower (see `IdFilter`).
     pub fn indexes_loaded(&self) -> bool {
         self.requests.at_open.get().is_some() && self.names.at_open.get().is_some()
+    }
+
+    /// Where the ids of the open were read from, once they are loaded (see
+    /// [`Store::indexes_loaded`]).
+    pub fn indexes_source(&self) -> Option<IdSource> {
+        self.id_loader.source.get().copied()
     }
 
     /// The positions of the events that name `id` (see [`NewEvent::names`]), ascending, as far
@@ -913,6 +1036,8 @@ impl Store {
         }
         let mut stream_versions: HashMap<String, u64> = HashMap::new();
         let mut request_ids: HashSet<Uuid> = HashSet::with_capacity(group.len());
+        // The same ids in the group's order, for its group record.
+        let mut recorded_ids: Vec<Uuid> = Vec::with_capacity(group.len());
         let mut named: Vec<Uuid> = Vec::new();
         let mut head = self.head;
         let mut recorded_group = Vec::with_capacity(group.len());
@@ -924,6 +1049,7 @@ impl Store {
             {
                 return Err(StoreError::RequestAlreadyRecorded { request_id });
             }
+            recorded_ids.push(request_id);
             let event_count =
                 u32::try_from(command.events.len()).map_err(|_| StoreError::CommandTooLarge {
                     request_id,
@@ -1030,6 +1156,7 @@ impl Store {
             batch.stream_version(stream, *version);
         }
         batch.head(head);
+        batch.group(self.head.position, head.position, &recorded_ids, &named);
 
         // The batch is prepared: the in-memory indexes follow it, since the next group is
         // decided against the log as it will be once this one is committed.
@@ -1104,7 +1231,17 @@ impl Store {
     /// and hash are still those of the log. A checkpoint failing a check is reported in the log
     /// and ignored: the caller then replays from position 1.
     pub fn load_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
-        let stored = match self.checkpoint_file.read()? {
+        self.check_checkpoint(self.checkpoint_file.read()?)
+    }
+
+    /// [`Store::load_checkpoint`] of a checkpoint file the caller read already (with
+    /// [`CheckpointFile::read`], for example while the store was being opened): the same
+    /// checks, the same answer.
+    pub fn check_checkpoint(
+        &self,
+        found: CheckpointFound,
+    ) -> Result<Option<StoredCheckpoint>, StoreError> {
+        let stored = match found {
             CheckpointFound::Absent => return Ok(None),
             CheckpointFound::Intact(stored) => stored,
             CheckpointFound::Damaged { position, why } => {
@@ -1260,6 +1397,19 @@ pub(crate) fn last_entry(db: &sled::Db) -> Result<Head, StoreError> {
     };
     let (key, value) = item?;
     stored_entry_head(&key, &value).map_err(StoreError::ChainBroken)
+}
+
+/// The stored hash of the entry at `position` (32 zero bytes at position 0), its form checked;
+/// `None` when there is no such entry or it is malformed.
+pub(crate) fn entry_hash(db: &sled::Db, position: u64) -> Result<Option<[u8; 32]>, StoreError> {
+    if position == 0 {
+        return Ok(Some(Head::EMPTY.hash));
+    }
+    let key = keys::entry_key(position);
+    Ok(db
+        .get(key)?
+        .and_then(|value| stored_entry_head(&key, &value).ok())
+        .map(|head| head.hash))
 }
 
 /// The position and stored hash of one entry, its key and hash field checked for form only.

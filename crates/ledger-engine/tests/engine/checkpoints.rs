@@ -224,3 +224,99 @@ async fn a_pipelined_replay_equals_the_sequential_fold_and_breaks_at_the_same_pl
         "{sequential}"
     );
 }
+
+/// Waits until the store behind `engine` has read the ids of its open, and says from where.
+async fn fingerprints_source(engine: &Engine) -> ledger_store::IdSource {
+    let waited = std::time::Instant::now();
+    loop {
+        let source = engine
+            .handle()
+            .read(|view| view.store.indexes_source())
+            .await
+            .expect("read");
+        if let Some(source) = source {
+            return source;
+        }
+        assert!(
+            waited.elapsed() < std::time::Duration::from_secs(30),
+            "the recorded ids are never loaded"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
+/// A restart reads the recorded ids from the fingerprints saved with the checkpoints and the
+/// groups after them, not from the whole log; a retry of a command recorded before a
+/// checkpoint or at shutdown is still answered from its record, and a new id is accepted.
+#[tokio::test]
+async fn a_restart_reads_the_saved_fingerprints_and_every_retry_is_still_recognised() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let clock = clock("2025-06-30");
+    let company = enterprise(4_030_192);
+    let engine = start_checkpointing(dir.path(), &clock, 7);
+    // The first start of a new log reads its (empty) ids from the whole log.
+    assert_eq!(
+        fingerprints_source(&engine).await,
+        ledger_store::IdSource::WholeLog
+    );
+    some_history(&engine).await;
+    let mut recorded = Vec::new();
+    for quantity in [3, 4, 5] {
+        let request_id = uuid::Uuid::new_v4();
+        let command = issue(&company, quantity, "2025-04-10");
+        let outcome = engine
+            .handle()
+            .submit(request_id, OPERATOR, command.clone())
+            .await
+            .expect("accepted");
+        recorded.push((request_id, command, outcome.first_position));
+    }
+    engine.shutdown().await.expect("head");
+
+    let engine = start_checkpointing(dir.path(), &clock, 7);
+    assert_eq!(
+        fingerprints_source(&engine).await,
+        ledger_store::IdSource::Saved
+    );
+    let head = engine
+        .handle()
+        .read(|view| view.store.head())
+        .await
+        .expect("read");
+    for (request_id, command, first_position) in recorded {
+        let retry = engine
+            .handle()
+            .submit(request_id, OPERATOR, command)
+            .await
+            .expect("answered");
+        assert!(retry.replayed, "{request_id} is recognised as a retry");
+        assert_eq!(retry.first_position, first_position);
+    }
+    let after_retries = engine
+        .handle()
+        .read(|view| view.store.head())
+        .await
+        .expect("read");
+    assert_eq!(after_retries, head, "a retry writes nothing");
+    accept(&engine, OPERATOR, issue(&company, 6, "2025-04-10")).await;
+    engine.shutdown().await;
+}
+
+/// A checkpoint gives the length of the state's encoding before it (so that the two parts
+/// decode in parallel): one whose length runs past its bytes, or is cut short, is refused.
+#[test]
+fn a_checkpoint_whose_state_length_does_not_fit_its_bytes_is_refused() {
+    let bytes = ledger_engine::Recovered::default().to_checkpoint();
+    assert_eq!(
+        ledger_engine::Recovered::from_checkpoint(&bytes),
+        Some(ledger_engine::Recovered::default())
+    );
+    let mut too_long = bytes.clone();
+    too_long[1..9].copy_from_slice(&(bytes.len() as u64).to_le_bytes());
+    assert_eq!(ledger_engine::Recovered::from_checkpoint(&too_long), None);
+    assert_eq!(ledger_engine::Recovered::from_checkpoint(&bytes[..5]), None);
+    assert_eq!(
+        ledger_engine::Recovered::from_checkpoint(&bytes[..bytes.len() - 1]),
+        None
+    );
+}

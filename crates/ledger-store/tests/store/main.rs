@@ -4,6 +4,7 @@ mod backup;
 mod chain_hash;
 mod checkpoint;
 mod common;
+mod fingerprints;
 mod power_loss;
 mod properties;
 mod reopen;
