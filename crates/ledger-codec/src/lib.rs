@@ -1,12 +1,13 @@
 //! Translation between the domain's [`Event`]s and the stored protobuf messages of
-//! `voucherledger.event.v1`, in both directions, and nothing else: no IO, no rules. Its
-//! [`json`] module writes the stored messages as JSON for auditors' tools.
+//! `voucherledger.event.v1`, in both directions, and nothing else: no IO, no rules. The stored
+//! messages as JSON ([`json`]) and the event types' names are ledger-json's, re-exported here:
+//! they need no domain, and voucherctl uses them without it.
 //!
 //! Encoding is total. Decoding checks everything a protobuf reader cannot (enums in range,
 //! decimal strings with two decimals, ISO dates, UUIDs, identifiers) and reports the first
 //! field that is wrong, so that a damaged or foreign log is named, never half-read.
 
-pub mod json;
+pub use ledger_json::{json, payload_field_name, payload_type_name, snake_case, EVENT_TYPE_NAMES};
 
 use chrono::NaiveDate;
 use ledger_domain::event::{
@@ -317,23 +318,11 @@ fn decode_draws(draws: &[pb::BatchDraw]) -> Result<Vec<BatchDraw>, DecodeError> 
         .collect()
 }
 
-/// The event types of the stored schema, each written once here as an identifier: the
-/// compiler checks it against both the protobuf `Payload` and the domain `Event`, so neither
-/// can gain a type this list lacks. From it come the names an audit filter may give
-/// ([`EVENT_TYPE_NAMES`], [`payload_type_name`]) and, in snake case, the JSON export's key
-/// ([`payload_field_name`]), which is the payload's field in the `Event.payload` oneof.
-macro_rules! event_types {
+/// The name of a domain event: its stored payload's message name, as in [`EVENT_TYPE_NAMES`].
+/// Made from ledger-json's one list of event types, so the compiler checks that list against
+/// the domain's `Event` here as ledger-json checks it against the protobuf `Payload`.
+macro_rules! domain_event_type_name {
     ($($name:ident),+ $(,)?) => {
-        /// The payload message names of `voucherledger.event.v1.Event`, in the schema's order.
-        pub const EVENT_TYPE_NAMES: &[&str] = &[$(stringify!($name)),+];
-
-        /// The payload message name of a stored event, as in [`EVENT_TYPE_NAMES`].
-        pub fn payload_type_name(payload: &pb::event::Payload) -> &'static str {
-            match payload {
-                $(pb::event::Payload::$name(_) => stringify!($name)),+
-            }
-        }
-
         /// The payload message name of a domain event: the same as its stored payload's.
         pub fn event_type_name(event: &Event) -> &'static str {
             match event {
@@ -343,45 +332,7 @@ macro_rules! event_types {
     };
 }
 
-event_types!(
-    BudgetOpened,
-    BudgetAdjusted,
-    ProviderApproved,
-    ProviderWithdrawn,
-    ModuleApproved,
-    ModuleWithdrawn,
-    CompanyRegistered,
-    VouchersIssued,
-    HoursRedeemed,
-    RedemptionReversed,
-    VouchersExpired,
-    PayoutRecorded,
-    UsageCodeOrdered,
-    UsageCodeCancelled,
-    UsageCodeLapsed,
-);
-
-/// The payload's field name in the `Event.payload` oneof (`vouchers_issued`): the snake case of
-/// its message name, as the schema names every field.
-pub fn payload_field_name(payload: &pb::event::Payload) -> String {
-    snake_case(payload_type_name(payload))
-}
-
-/// `VouchersIssued` → `vouchers_issued`.
-pub fn snake_case(camel: &str) -> String {
-    let mut snake = String::with_capacity(camel.len() + 4);
-    for (index, character) in camel.chars().enumerate() {
-        if character.is_ascii_uppercase() {
-            if index > 0 {
-                snake.push('_');
-            }
-            snake.push(character.to_ascii_lowercase());
-        } else {
-            snake.push(character);
-        }
-    }
-    snake
-}
+ledger_json::with_event_types!(domain_event_type_name);
 
 fn decode_code(field: &'static str, text: &str) -> Result<UsageCode, DecodeError> {
     UsageCode::parse(text)

@@ -50,6 +50,36 @@ fn the_rules_and_the_read_models_depend_on_no_io_network_or_wire_crate() {
     }
 }
 
+/// Issue 14: the clients of the API know the proto crate and the JSON of events, never the
+/// domain's rules; the server's binary serves, and the tools that drive it are their own crate.
+#[test]
+fn the_command_line_client_knows_the_api_not_the_domain_and_the_server_holds_no_tools() {
+    for krate in ["voucherctl", "ledger-json"] {
+        let dependencies = dependencies_of(krate);
+        assert!(
+            dependencies.iter().any(|name| name == "ledger-proto"),
+            "{krate}"
+        );
+        for forbidden in [
+            "ledger-domain",
+            "ledger-codec",
+            "ledger-engine",
+            "ledger-store",
+        ] {
+            assert!(
+                !dependencies.iter().any(|name| name == forbidden),
+                "{krate} must not depend on {forbidden} (ARCHITECTURE.md, code map)"
+            );
+        }
+    }
+    // `bench` was the one user of latency histograms: with it in ledger-sim, the server has none.
+    let server = dependencies_of("ledger-server");
+    assert!(server.iter().any(|name| name == "ledger-engine"));
+    assert!(!server.iter().any(|name| name == "hdrhistogram"));
+    let sim_sources = workspace().join("crates/ledger-server/src/simulate");
+    assert!(!sim_sources.exists(), "simulate lives in crates/ledger-sim");
+}
+
 #[test]
 fn every_source_file_says_what_it_is_in_its_first_line() {
     let mut files = Vec::new();

@@ -7,7 +7,6 @@
 
 pub mod audit;
 pub mod auth;
-pub mod bench;
 pub mod company;
 pub mod edge;
 pub mod logging;
@@ -18,7 +17,6 @@ pub mod queries;
 pub mod serve;
 pub mod services;
 pub mod settings;
-pub mod simulate;
 pub mod standby;
 pub mod status;
 pub mod transport;

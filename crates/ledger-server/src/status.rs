@@ -42,7 +42,8 @@ pub enum ServerReason {
 }
 
 impl ServerReason {
-    /// Every server reason, for the README table test.
+    /// Every server reason, for the README table test; [`ServerReason::index`] makes a
+    /// reason missing from it a compile error.
     pub const ALL: [ServerReason; 21] = [
         ServerReason::Unauthenticated,
         ServerReason::PermissionDenied,
@@ -66,6 +67,61 @@ impl ServerReason {
         ServerReason::StoreError,
         ServerReason::NotTheWriter,
     ];
+
+    /// The place of this reason in [`ServerReason::ALL`], found at compile time. The match is
+    /// exhaustive on purpose: a new variant does not compile until it gets an arm here, and its
+    /// arm (`const { position_in_all(..) }`, like the others) does not compile until the
+    /// variant is listed in `ALL`, so `ALL`, the README table test and the uniqueness test
+    /// cannot forget it.
+    pub const fn index(self) -> usize {
+        match self {
+            ServerReason::Unauthenticated => {
+                const { position_in_all(ServerReason::Unauthenticated) }
+            }
+            ServerReason::PermissionDenied => {
+                const { position_in_all(ServerReason::PermissionDenied) }
+            }
+            ServerReason::RequestTooLarge => {
+                const { position_in_all(ServerReason::RequestTooLarge) }
+            }
+            ServerReason::MalformedRequest => {
+                const { position_in_all(ServerReason::MalformedRequest) }
+            }
+            ServerReason::BatchEmpty => const { position_in_all(ServerReason::BatchEmpty) },
+            ServerReason::BatchTooLong => const { position_in_all(ServerReason::BatchTooLong) },
+            ServerReason::PageTokenInvalid => {
+                const { position_in_all(ServerReason::PageTokenInvalid) }
+            }
+            ServerReason::PageTokenMismatch => {
+                const { position_in_all(ServerReason::PageTokenMismatch) }
+            }
+            ServerReason::PageTokenStale => const { position_in_all(ServerReason::PageTokenStale) },
+            ServerReason::TextTooLong => const { position_in_all(ServerReason::TextTooLong) },
+            ServerReason::UnknownEventType => {
+                const { position_in_all(ServerReason::UnknownEventType) }
+            }
+            ServerReason::InvalidBackupDir => {
+                const { position_in_all(ServerReason::InvalidBackupDir) }
+            }
+            ServerReason::BackupDirNotEmpty => {
+                const { position_in_all(ServerReason::BackupDirNotEmpty) }
+            }
+            ServerReason::BackupFailed => const { position_in_all(ServerReason::BackupFailed) },
+            ServerReason::SubscriberTooSlow => {
+                const { position_in_all(ServerReason::SubscriberTooSlow) }
+            }
+            ServerReason::LedgerUnavailable => {
+                const { position_in_all(ServerReason::LedgerUnavailable) }
+            }
+            ServerReason::LedgerOutcomeUnknown => {
+                const { position_in_all(ServerReason::LedgerOutcomeUnknown) }
+            }
+            ServerReason::ReplayFailed => const { position_in_all(ServerReason::ReplayFailed) },
+            ServerReason::ChainBroken => const { position_in_all(ServerReason::ChainBroken) },
+            ServerReason::StoreError => const { position_in_all(ServerReason::StoreError) },
+            ServerReason::NotTheWriter => const { position_in_all(ServerReason::NotTheWriter) },
+        }
+    }
 
     /// The stable `ErrorInfo.reason`. `TEXT_TOO_LONG` and `PERMISSION_DENIED` are also domain
     /// reasons: a client sees one meaning whichever side found it.
@@ -122,6 +178,20 @@ impl ServerReason {
             ServerReason::NotTheWriter => Code::Unavailable,
         }
     }
+}
+
+/// Where `reason` stands in [`ServerReason::ALL`]; a compile error (in
+/// [`ServerReason::index`]'s inline constants) when it is not there.
+const fn position_in_all(reason: ServerReason) -> usize {
+    let mut position = 0;
+    while position < ServerReason::ALL.len() {
+        // Fieldless variants compare by discriminant: `==` is not a const fn.
+        if ServerReason::ALL[position] as usize == reason as usize {
+            return position;
+        }
+        position += 1;
+    }
+    panic!("a server reason is missing from ServerReason::ALL")
 }
 
 /// The gRPC code of a refusal, and the request field it is about when the input was malformed.
@@ -597,6 +667,13 @@ mod tests {
         for reason in ServerReason::ALL {
             let row = format!("| `{}` | {} |", reason.as_str(), code_name(reason.code()));
             assert!(README.contains(&row), "README.md lacks the row {row}");
+        }
+    }
+
+    #[test]
+    fn every_server_reason_stands_at_its_index_in_all_once() {
+        for (position, reason) in ServerReason::ALL.into_iter().enumerate() {
+            assert_eq!(reason.index(), position, "{reason:?}");
         }
     }
 

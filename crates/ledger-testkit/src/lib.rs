@@ -1,11 +1,15 @@
 //! The one harness for tests that run the real `voucher-ledger` binary: a command with a clean
 //! environment, a process started and waited for until it prints `voucher-ledger listening on
 //! ADDR` (its stderr kept in a file), stopped with SIGTERM as an operator would, killed when
-//! dropped; the demo configuration's tokens and a bearer-token request.
+//! dropped; the demo configuration's tokens and a bearer-token request; well-formed requests
+//! ([`requests`]) and the common starting state of a ledger, sent through the API ([`world`]).
 //!
 //! A test crate passes the binary's path (`env!("CARGO_BIN_EXE_voucher-ledger")`), which only
 //! the crate that builds the binary can name. What this knows of the server is its command line,
 //! its first lines on stdout and its exit status, as a deployment script would.
+
+pub mod requests;
+pub mod world;
 
 use std::ffi::OsStr;
 use std::fs::File;
@@ -272,11 +276,13 @@ impl Process {
 }
 
 /// The address a server printed, and the lines it printed before.
-type Announcement = (String, Vec<String>);
+pub type Announcement = (String, Vec<String>);
 
-/// Spawns the server and a thread that reads its stdout: the receiver gets its announcement, or
-/// is closed when the process exits first.
-fn launch(command: &mut Command, log_path: &Path) -> (Child, Receiver<Announcement>) {
+/// Spawns the server and a thread that reads its stdout, without waiting: the receiver gets its
+/// announcement, or is closed when the process exits first. The non-blocking start under
+/// [`Process::spawn`] and [`Process::start`], for a test that must act while a server starts
+/// (the crash campaign kills it then).
+pub fn launch(command: &mut Command, log_path: &Path) -> (Child, Receiver<Announcement>) {
     let log = File::create(log_path).expect("the server's log file can be created");
     let mut child = command
         .stdin(Stdio::null())

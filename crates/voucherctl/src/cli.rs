@@ -899,75 +899,9 @@ impl Command {
             | Command::PayoutBatch(_)
             | Command::ReverseBatch(_)
             | Command::Completions(_) => return None,
-            Command::Budget(BudgetCommand::Open(args)) => write(&args.request_id, |request_id| {
-                Call::OpenBudget(api::OpenBudgetRequest {
-                    request_id,
-                    year: args.year,
-                    allocated_eur: args.allocated.clone(),
-                })
-            }),
-            Command::Budget(BudgetCommand::Adjust(args)) => write(&args.request_id, |request_id| {
-                Call::AdjustBudget(api::AdjustBudgetRequest {
-                    request_id,
-                    year: args.year,
-                    allocated_eur: args.allocated.clone(),
-                    reason: args.reason.clone(),
-                })
-            }),
-            Command::Provider(ProviderCommand::Approve(args)) => {
-                write(&args.request_id, |request_id| {
-                    Call::ApproveProvider(api::ApproveProviderRequest {
-                        request_id,
-                        provider_id: args.provider.clone(),
-                        name: args.name.clone(),
-                        approved_from: args.from.clone(),
-                        approved_until: args.until.clone().unwrap_or_default(),
-                    })
-                })
-            }
-            Command::Provider(ProviderCommand::Withdraw(args)) => {
-                write(&args.request_id, |request_id| {
-                    Call::WithdrawProvider(api::WithdrawProviderRequest {
-                        request_id,
-                        provider_id: args.provider.clone(),
-                        withdrawn_from: args.from.clone(),
-                        reason: args.reason.clone(),
-                    })
-                })
-            }
-            Command::Module(ModuleCommand::Approve(args)) => {
-                write(&args.request_id, |request_id| {
-                    Call::ApproveModule(api::ApproveModuleRequest {
-                        request_id,
-                        module_id: args.module.clone(),
-                        provider_id: args.provider.clone(),
-                        title: args.title.clone(),
-                        hours_max: args.hours_max,
-                        accepted_voucher_types: args
-                            .voucher_types
-                            .iter()
-                            .map(|value| event::VoucherType::from(*value) as i32)
-                            .collect(),
-                        themes: args
-                            .themes
-                            .iter()
-                            .map(|value| event::Theme::from(*value) as i32)
-                            .collect(),
-                        approved_from: args.from.clone(),
-                        approved_until: args.until.clone().unwrap_or_default(),
-                    })
-                })
-            }
-            Command::Module(ModuleCommand::Withdraw(args)) => {
-                write(&args.request_id, |request_id| {
-                    Call::WithdrawModule(api::WithdrawModuleRequest {
-                        request_id,
-                        module_id: args.module.clone(),
-                        withdrawn_from: args.from.clone(),
-                        reason: args.reason.clone(),
-                    })
-                })
-            }
+            Command::Budget(command) => command.plan(),
+            Command::Provider(command) => command.plan(),
+            Command::Module(command) => command.plan(),
             Command::Register(args) => write(&args.request_id, |request_id| {
                 Call::RegisterCompany(api::RegisterCompanyRequest {
                     request_id,
@@ -1029,46 +963,7 @@ impl Command {
                     usage_code: args.usage_code.clone().unwrap_or_default(),
                 })
             }),
-            Command::UsageCode(command) => {
-                use crate::usage_code::UsageCodeCommand;
-                match command {
-                    UsageCodeCommand::Order(args) => write(&args.request_id, |request_id| {
-                        Call::OrderUsageCode(api::OrderUsageCodeRequest {
-                            request_id,
-                            enterprise_number: args.enterprise.clone(),
-                            provider_id: args.provider.clone(),
-                            module_id: args.module.clone().unwrap_or_default(),
-                            voucher_type: event::VoucherType::from(args.voucher_type) as i32,
-                            hours: args.hours.to_string(),
-                            period_from: args.from.clone(),
-                            period_until: args.until.clone(),
-                        })
-                    }),
-                    UsageCodeCommand::Cancel(args) => write(&args.request_id, |request_id| {
-                        Call::CancelUsageCode(api::CancelUsageCodeRequest {
-                            request_id,
-                            usage_code: args.code.clone(),
-                            enterprise_number: args.enterprise.clone(),
-                            reason: args.reason.clone(),
-                        })
-                    }),
-                    UsageCodeCommand::Show(args) => {
-                        read(Call::GetUsageCode(api::GetUsageCodeRequest {
-                            usage_code: args.code.clone(),
-                            as_of: args.as_of.to_proto(),
-                        }))
-                    }
-                    UsageCodeCommand::List(args) => {
-                        read(Call::ListUsageCodes(api::ListUsageCodesRequest {
-                            enterprise_number: args.enterprise.clone(),
-                            status: args
-                                .status
-                                .map_or(0, |status| api::UsageCodeStatus::from(status) as i32),
-                            as_of: args.as_of.to_proto(),
-                        }))
-                    }
-                }
-            }
+            Command::UsageCode(command) => usage_code_plan(command),
             Command::Reverse(args) => write(&args.request_id, |request_id| {
                 Call::ReverseRedemption(api::ReverseRedemptionRequest {
                     request_id,
@@ -1082,35 +977,7 @@ impl Command {
                 provider_id: args.provider.clone(),
                 as_of: args.as_of.to_proto(),
             })),
-            Command::Report(ReportCommand::Budget(args)) => {
-                read(Call::GetBudget(api::GetBudgetRequest {
-                    year: args.year,
-                    as_of: args.as_of.to_proto(),
-                }))
-            }
-            Command::Report(ReportCommand::Year(args)) => {
-                read(Call::GetYearSummary(api::GetYearSummaryRequest {
-                    year: args.year,
-                    as_of: args.as_of.to_proto(),
-                }))
-            }
-            Command::Report(ReportCommand::Companies(args)) => {
-                read(Call::GetCompanies(api::GetCompaniesRequest {
-                    year: args.year,
-                    as_of: args.as_of.to_proto(),
-                }))
-            }
-            Command::Report(ReportCommand::Hours(args)) => {
-                read(Call::GetTrainingHours(api::GetTrainingHoursRequest {
-                    year: args.year,
-                    as_of: args.as_of.to_proto(),
-                }))
-            }
-            Command::Report(ReportCommand::TrialBalance(args)) => {
-                read(Call::GetTrialBalance(api::GetTrialBalanceRequest {
-                    as_of: args.to_proto(),
-                }))
-            }
+            Command::Report(command) => command.plan(),
             Command::Events(args) => read(Call::ReadEvents(api::ReadEventsRequest {
                 from_position: args.from,
                 limit: args.limit,
@@ -1147,6 +1014,156 @@ impl Command {
             }
         };
         Some(plan)
+    }
+}
+
+impl BudgetCommand {
+    fn plan(&self) -> Plan {
+        match self {
+            BudgetCommand::Open(args) => write(&args.request_id, |request_id| {
+                Call::OpenBudget(api::OpenBudgetRequest {
+                    request_id,
+                    year: args.year,
+                    allocated_eur: args.allocated.clone(),
+                })
+            }),
+            BudgetCommand::Adjust(args) => write(&args.request_id, |request_id| {
+                Call::AdjustBudget(api::AdjustBudgetRequest {
+                    request_id,
+                    year: args.year,
+                    allocated_eur: args.allocated.clone(),
+                    reason: args.reason.clone(),
+                })
+            }),
+        }
+    }
+}
+
+impl ProviderCommand {
+    fn plan(&self) -> Plan {
+        match self {
+            ProviderCommand::Approve(args) => write(&args.request_id, |request_id| {
+                Call::ApproveProvider(api::ApproveProviderRequest {
+                    request_id,
+                    provider_id: args.provider.clone(),
+                    name: args.name.clone(),
+                    approved_from: args.from.clone(),
+                    approved_until: args.until.clone().unwrap_or_default(),
+                })
+            }),
+            ProviderCommand::Withdraw(args) => write(&args.request_id, |request_id| {
+                Call::WithdrawProvider(api::WithdrawProviderRequest {
+                    request_id,
+                    provider_id: args.provider.clone(),
+                    withdrawn_from: args.from.clone(),
+                    reason: args.reason.clone(),
+                })
+            }),
+        }
+    }
+}
+
+impl ModuleCommand {
+    fn plan(&self) -> Plan {
+        match self {
+            ModuleCommand::Approve(args) => write(&args.request_id, |request_id| {
+                Call::ApproveModule(api::ApproveModuleRequest {
+                    request_id,
+                    module_id: args.module.clone(),
+                    provider_id: args.provider.clone(),
+                    title: args.title.clone(),
+                    hours_max: args.hours_max,
+                    accepted_voucher_types: args
+                        .voucher_types
+                        .iter()
+                        .map(|value| event::VoucherType::from(*value) as i32)
+                        .collect(),
+                    themes: args
+                        .themes
+                        .iter()
+                        .map(|value| event::Theme::from(*value) as i32)
+                        .collect(),
+                    approved_from: args.from.clone(),
+                    approved_until: args.until.clone().unwrap_or_default(),
+                })
+            }),
+            ModuleCommand::Withdraw(args) => write(&args.request_id, |request_id| {
+                Call::WithdrawModule(api::WithdrawModuleRequest {
+                    request_id,
+                    module_id: args.module.clone(),
+                    withdrawn_from: args.from.clone(),
+                    reason: args.reason.clone(),
+                })
+            }),
+        }
+    }
+}
+
+impl ReportCommand {
+    fn plan(&self) -> Plan {
+        match self {
+            ReportCommand::Budget(args) => read(Call::GetBudget(api::GetBudgetRequest {
+                year: args.year,
+                as_of: args.as_of.to_proto(),
+            })),
+            ReportCommand::Year(args) => read(Call::GetYearSummary(api::GetYearSummaryRequest {
+                year: args.year,
+                as_of: args.as_of.to_proto(),
+            })),
+            ReportCommand::Companies(args) => read(Call::GetCompanies(api::GetCompaniesRequest {
+                year: args.year,
+                as_of: args.as_of.to_proto(),
+            })),
+            ReportCommand::Hours(args) => {
+                read(Call::GetTrainingHours(api::GetTrainingHoursRequest {
+                    year: args.year,
+                    as_of: args.as_of.to_proto(),
+                }))
+            }
+            ReportCommand::TrialBalance(args) => {
+                read(Call::GetTrialBalance(api::GetTrialBalanceRequest {
+                    as_of: args.to_proto(),
+                }))
+            }
+        }
+    }
+}
+
+/// The call of a `usage-code` command (its arguments live in `usage_code.rs`).
+fn usage_code_plan(command: &crate::usage_code::UsageCodeCommand) -> Plan {
+    use crate::usage_code::UsageCodeCommand;
+    match command {
+        UsageCodeCommand::Order(args) => write(&args.request_id, |request_id| {
+            Call::OrderUsageCode(api::OrderUsageCodeRequest {
+                request_id,
+                enterprise_number: args.enterprise.clone(),
+                provider_id: args.provider.clone(),
+                module_id: args.module.clone().unwrap_or_default(),
+                voucher_type: event::VoucherType::from(args.voucher_type) as i32,
+                hours: args.hours.to_string(),
+                period_from: args.from.clone(),
+                period_until: args.until.clone(),
+            })
+        }),
+        UsageCodeCommand::Cancel(args) => write(&args.request_id, |request_id| {
+            Call::CancelUsageCode(api::CancelUsageCodeRequest {
+                request_id,
+                usage_code: args.code.clone(),
+                enterprise_number: args.enterprise.clone(),
+                reason: args.reason.clone(),
+            })
+        }),
+        UsageCodeCommand::Show(args) => read(Call::GetUsageCode(api::GetUsageCodeRequest {
+            usage_code: args.code.clone(),
+            as_of: args.as_of.to_proto(),
+        })),
+        UsageCodeCommand::List(args) => read(Call::ListUsageCodes(api::ListUsageCodesRequest {
+            enterprise_number: args.enterprise.clone(),
+            status: args
+                .status
+                .map_or(0, |status| api::UsageCodeStatus::from(status) as i32),
+            as_of: args.as_of.to_proto(),
+        })),
     }
 }
 

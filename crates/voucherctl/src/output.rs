@@ -8,7 +8,7 @@
 //! command line does (`general`, `eco-climate`). Answers never hold a national register number:
 //! the server keeps only a pseudonym, which the readable form does not show either.
 
-use ledger_codec::json;
+use ledger_json::json;
 use ledger_proto::event::v1 as event;
 use ledger_proto::event::v1::event::Payload;
 use ledger_proto::v1 as api;

@@ -5,7 +5,7 @@
 //! gives the entries in proto field names, with `next_page_token` and `as_of_position`.
 
 use clap::{Args, Subcommand};
-use ledger_codec::json as event_json;
+use ledger_json::json as event_json;
 use ledger_proto::v1 as api;
 use ledger_proto::v1::query_service_client::QueryServiceClient;
 use serde_json::{json, Value};

@@ -213,7 +213,7 @@ pub fn json_view(view: &api::UsageCodeView) -> Value {
         "enterprise_number": view.enterprise_number,
         "provider_id": view.provider_id,
         "module_id": view.module_id,
-        "voucher_type": ledger_codec::json::voucher_type(view.voucher_type),
+        "voucher_type": ledger_json::json::voucher_type(view.voucher_type),
         "hours": view.hours,
         "hours_filed": view.hours_filed,
         "hours_left": view.hours_left,

@@ -9,7 +9,6 @@
 )]
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::File;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -199,40 +198,22 @@ pub fn log_tail(path: &Path) -> String {
 /// A `voucher-ledger serve` that has been spawned and may not listen yet.
 pub struct Launch {
     pub process: Child,
-    pub address: std::sync::mpsc::Receiver<String>,
+    pub address: std::sync::mpsc::Receiver<ledger_testkit::Announcement>,
     pub log_path: PathBuf,
     pub spawned: Instant,
 }
 
 impl Launch {
+    /// Starts the server without waiting for it (testkit's `launch`): the campaign kills some
+    /// starts before they print their address.
     pub fn spawn(data_dir: &Path, log_path: &Path, env: &[(String, String)]) -> Launch {
-        let log = File::create(log_path).expect("the server's log file can be created");
         let mut command = voucher_ledger(&["serve", "--demo", "--listen", "127.0.0.1:0"]);
-        command
-            .arg("--data")
-            .arg(data_dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log));
+        command.arg("--data").arg(data_dir);
         for (name, value) in env {
             command.env(name, value);
         }
         let spawned = Instant::now();
-        let mut process = command.spawn().expect("voucher-ledger starts");
-        let stdout = process.stdout.take().expect("stdout is piped");
-        let (sender, address) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            for line in lines.by_ref() {
-                let Ok(line) = line else { return };
-                if let Some(address) = line.strip_prefix("voucher-ledger listening on ") {
-                    let _ = sender.send(address.trim().to_owned());
-                    break;
-                }
-            }
-            // Keep draining, so that the server never blocks on a full pipe.
-            lines.for_each(drop);
-        });
+        let (process, address) = ledger_testkit::launch(&mut command, log_path);
         Launch {
             process,
             address,
@@ -243,7 +224,7 @@ impl Launch {
 
     /// Whether the server has printed its address already.
     pub fn listening(&mut self) -> Option<String> {
-        self.address.try_recv().ok()
+        self.address.try_recv().ok().map(|(address, _)| address)
     }
 
     /// Waits for the address and connects.
@@ -252,7 +233,7 @@ impl Launch {
         let address = tokio::task::spawn_blocking(move || receiver.recv_timeout(START_WAIT))
             .await
             .expect("the wait for the address does not panic");
-        let Ok(address) = address else {
+        let Ok((address, _)) = address else {
             let status = self.process.try_wait();
             panic!(
                 "voucher-ledger printed no address (exit: {status:?}); its stderr:\n{}",

@@ -4,7 +4,7 @@
 //!
 //! Business dates are in 2025 and early 2026, all in the past of the server's real clock.
 
-mod requests;
+use ledger_testkit::requests;
 mod support;
 
 mod batches;

@@ -1,11 +1,11 @@
-//! Smoke test of `voucher-ledger bench` as a real process: it runs with small figures, prints
+//! Smoke test of `voucher-ledger-sim bench` as a real process: it runs with small figures, prints
 //! every figure line and exits 0. Never asserts on speed: CI machines are shared and noisy.
 
 use std::process::Command;
 
 #[test]
 fn bench_runs_and_prints_every_figure() {
-    let output = Command::new(env!("CARGO_BIN_EXE_voucher-ledger"))
+    let output = Command::new(env!("CARGO_BIN_EXE_voucher-ledger-sim"))
         .args([
             "bench",
             "--requests",
@@ -18,7 +18,7 @@ fn bench_runs_and_prints_every_figure() {
         // The demo settings name config/policy.toml relative to the workspace root.
         .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
         .output()
-        .expect("voucher-ledger starts");
+        .expect("voucher-ledger-sim starts");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -51,7 +51,7 @@ fn bench_runs_and_prints_every_figure() {
 
 #[test]
 fn bench_with_a_history_prints_the_history_lines() {
-    let output = Command::new(env!("CARGO_BIN_EXE_voucher-ledger"))
+    let output = Command::new(env!("CARGO_BIN_EXE_voucher-ledger-sim"))
         .args([
             "bench",
             "--requests",
@@ -68,7 +68,7 @@ fn bench_with_a_history_prints_the_history_lines() {
         ])
         .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
         .output()
-        .expect("voucher-ledger starts");
+        .expect("voucher-ledger-sim starts");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(

@@ -505,28 +505,10 @@ async fn lifecycle_figures_wallet_and_head_survive_a_restart_and_a_retry_is_repl
 #[tokio::test]
 async fn a_national_number_reaches_neither_the_service_log_nor_the_store_nor_the_events() {
     let server = Server::start().await;
-    let administration = server.client(ADMINISTRATION);
-    let operator = server.client(OPERATOR);
-    administration
-        .open_budget(open_budget(2025, "1000.00"))
-        .await
-        .expect("budget");
-    administration
-        .approve_provider(approve_provider("AG-0012", "2025-01-01"))
-        .await
-        .expect("provider");
-    administration
-        .approve_module(approve_module(MODULE, "AG-0012", "2025-01-01"))
-        .await
-        .expect("module");
-    operator
-        .register_company(register_company(COMPANY_A, 2025))
-        .await
-        .expect("company");
-    operator
-        .issue_vouchers(issue_vouchers(COMPANY_A, 10, "2025-03-10"))
-        .await
-        .expect("issuance");
+    ledger_testkit::world::world()
+        .vouchers(COMPANY_A, 10, "2025-03-10")
+        .write(&server.channel())
+        .await;
     let redeemed = server
         .client(PROVIDER_AG_0012)
         .redeem_hours(redeem_hours(

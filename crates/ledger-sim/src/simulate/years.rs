@@ -1,4 +1,4 @@
-//! `voucher-ledger simulate --years FIRST-LAST`: several years of the scheme in one ledger, each
+//! `voucher-ledger-sim simulate --years FIRST-LAST`: several years of the scheme in one ledger, each
 //! with the volume of 2024, so that what grows with the history (memory, the data folder, a
 //! restart, a report `as_of` an earlier position) can be measured.
 //!
@@ -22,7 +22,7 @@ use super::{
     connect, drive, grouped, refuse_non_empty, with_provider_tokens, year_policy, year_report,
     Options, SimulateError, YearReport,
 };
-use crate::settings::Settings;
+use ledger_server::settings::Settings;
 
 /// Most years one run simulates: twenty years is the life the ledger is built for (issue 12: a
 /// system of record must cost the same in its twentieth year as in its first), about three

@@ -1,4 +1,4 @@
-//! `voucher-ledger bench`: how fast durable redemptions go on this machine, and how far that is
+//! `voucher-ledger-sim bench`: how fast durable redemptions go on this machine, and how far that is
 //! from what the machine's storage allows.
 //!
 //! One run measures, on one machine, in one process:
@@ -48,12 +48,16 @@ use rust_decimal::Decimal;
 use tokio::task::JoinSet;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::{Channel, Endpoint};
-use tonic::{Code, Request};
-use tonic_types::StatusExt;
+use tonic::Code;
 use uuid::Uuid;
 
-use crate::serve::{bind, serve_with_engine, ServeError};
-use crate::settings::{Overrides, Settings, SettingsError};
+use ledger_server::serve::{bind, serve_with_engine, ServeError};
+use ledger_server::settings::{Overrides, Settings, SettingsError};
+
+use crate::client::{
+    authorized, bearer, refused, Refused, DEMO_ADMINISTRATION_TOKEN, DEMO_AUDITOR_TOKEN,
+    DEMO_OPERATOR_TOKEN, DEMO_PROVIDERS,
+};
 use crate::simulate::years::{
     folder_bytes, simulate_years, year_line, RangeOptions, RangeReport, YearRange,
 };
@@ -68,11 +72,11 @@ const VOUCHERS_PER_SECOND_MAX: u64 = 30_000;
 /// The same for the batched phase, above its target of 100 000 redemptions a second.
 const BATCHED_VOUCHERS_PER_SECOND_MAX: u64 = 150_000;
 /// The provider of `config/demo.toml` whose token the bench plays.
-const PROVIDER_ID: &str = "AG-0012";
-const PROVIDER_TOKEN: &str = "demo-provider-AG-0012-token";
-const ADMINISTRATION_TOKEN: &str = "demo-administration-token";
-const OPERATOR_TOKEN: &str = "demo-operator-token";
-const AUDITOR_TOKEN: &str = "demo-auditor-token";
+const PROVIDER_ID: &str = DEMO_PROVIDERS[0].0;
+const PROVIDER_TOKEN: &str = DEMO_PROVIDERS[0].1;
+const ADMINISTRATION_TOKEN: &str = DEMO_ADMINISTRATION_TOKEN;
+const OPERATOR_TOKEN: &str = DEMO_OPERATOR_TOKEN;
+const AUDITOR_TOKEN: &str = DEMO_AUDITOR_TOKEN;
 const MODULE_ID: &str = "BENCH-0001";
 /// The year of the registrations, payments and training dates, unless a preloaded history
 /// reaches it: then the year after the history's last, so that the bench's budget and
@@ -128,13 +132,8 @@ pub enum BenchError {
     ServerGone,
     #[error("cannot connect to the in-process server: {0}")]
     Connect(#[from] tonic::transport::Error),
-    #[error("{request} was refused: {code:?} {reason}: {message}")]
-    Refused {
-        request: String,
-        code: Code,
-        reason: String,
-        message: String,
-    },
+    #[error(transparent)]
+    Refused(#[from] Refused),
     #[error("a task failed: {0}")]
     Task(String),
     #[error("store: {0}")]
@@ -543,32 +542,6 @@ fn reset_peak_resident() -> bool {
     std::fs::write("/proc/self/clear_refs", b"5").is_ok()
 }
 
-fn bearer(token: &str) -> MetadataValue<Ascii> {
-    // The demo tokens are ASCII letters, digits and dashes, always valid in a header.
-    MetadataValue::try_from(format!("Bearer {token}"))
-        .expect("an ascii bearer token is a valid header value")
-}
-
-fn authorized<T>(message: T, token: &MetadataValue<Ascii>) -> Request<T> {
-    let mut request = Request::new(message);
-    request
-        .metadata_mut()
-        .insert("authorization", token.clone());
-    request
-}
-
-fn refused(request: &str, status: &tonic::Status) -> BenchError {
-    BenchError::Refused {
-        request: request.to_owned(),
-        code: status.code(),
-        reason: status
-            .get_details_error_info()
-            .map(|info| info.reason)
-            .unwrap_or_default(),
-        message: status.message().to_owned(),
-    }
-}
-
 /// A date of the bench's year (checked at the start to be a year the ledger accepts).
 fn date(year: i32, month: u32, day: u32) -> String {
     encode_date(chrono::NaiveDate::from_ymd_opt(year, month, day).unwrap_or(chrono::NaiveDate::MIN))
@@ -953,7 +926,7 @@ async fn redeem(
                                 status.message.clone(),
                                 prost::Message::encode_to_vec(&status).into(),
                             );
-                            return Err(refused("RedeemHoursBatch item", &status));
+                            return Err(refused("RedeemHoursBatch item", &status).into());
                         }
                     }
                 }
@@ -1120,7 +1093,7 @@ fn store_ceiling(
 }
 
 /// The process's peak resident memory (VmHWM), in KiB; `None` off Linux.
-pub(crate) fn peak_resident_kib() -> Option<u64> {
+pub fn peak_resident_kib() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     status
         .lines()
@@ -1178,7 +1151,7 @@ impl fmt::Display for Report {
         let batch_len = self.options.batch_len;
         writeln!(
             f,
-            "voucher-ledger bench: {} clients, batches of {batch_len}, {}; encoded redemption \
+            "voucher-ledger-sim bench: {} clients, batches of {batch_len}, {}; encoded redemption \
              event {} bytes",
             self.options.clients,
             match self.options.requests {

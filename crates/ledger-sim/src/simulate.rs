@@ -1,4 +1,4 @@
-//! `voucher-ledger simulate`: a synthetic year of the scheme, driven through the gRPC API of a
+//! `voucher-ledger-sim simulate`: a synthetic year of the scheme, driven through the gRPC API of a
 //! real server started in this process on 127.0.0.1:0, that reproduces the year's published
 //! figures exactly (regional budget, companies benefiting, workers trained, hours of training).
 //!
@@ -23,27 +23,20 @@ use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
 use ledger_domain::{Identifier, Policy, PolicyTable, Principal};
+use ledger_server::serve::{bind, serve_with, ServeError};
+use ledger_server::settings::Settings;
 use rust_decimal::Decimal;
 use sha2::{Digest, Sha256};
-use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::{Channel, Endpoint};
 
-use crate::serve::{bind, serve_with, ServeError};
-use crate::settings::Settings;
+use crate::client::{
+    bearer, Refused, DEMO_ADMINISTRATION_TOKEN, DEMO_AUDITOR_TOKEN, DEMO_OPERATOR_TOKEN,
+    DEMO_PROVIDERS,
+};
 use plan::{Plan, PlanError, Targets, Totals};
 
 /// The years whose published figures the simulation knows.
 pub const SIMULATED_YEARS: [i32; 1] = [2024];
-
-/// Bearer tokens of `config/demo.toml` (listed in its header), which the in-process server
-/// loads with the demo configuration.
-const DEMO_ADMINISTRATION_TOKEN: &str = "demo-administration-token";
-const DEMO_OPERATOR_TOKEN: &str = "demo-operator-token";
-const DEMO_AUDITOR_TOKEN: &str = "demo-auditor-token";
-const DEMO_PROVIDERS: [(&str, &str); 2] = [
-    ("AG-0012", "demo-provider-AG-0012-token"),
-    ("AG-0099", "demo-provider-AG-0099-token"),
-];
 
 /// How long to wait for the in-process server to connect; it is on loopback and already
 /// listening, so this only ever waits for a server that failed.
@@ -106,13 +99,8 @@ pub enum SimulateError {
         address: String,
         source: tonic::transport::Error,
     },
-    #[error("{request} was refused: {code:?} {reason}: {message}")]
-    Refused {
-        request: String,
-        code: tonic::Code,
-        reason: String,
-        message: String,
-    },
+    #[error(transparent)]
+    Refused(#[from] Refused),
     #[error("a request task failed: {0}")]
     Task(String),
     #[error("the ledger's figures differ from the targets: {0}")]
@@ -347,12 +335,6 @@ fn with_provider_tokens(
         providers,
     };
     Ok((settings, tokens))
-}
-
-fn bearer(token: &str) -> MetadataValue<Ascii> {
-    // Tokens here are ASCII letters, digits and dashes, always valid in a header.
-    MetadataValue::try_from(format!("Bearer {token}"))
-        .expect("an ascii bearer token is a valid header value")
 }
 
 impl YearReport {

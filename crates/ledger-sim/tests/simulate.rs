@@ -1,4 +1,4 @@
-//! `voucher-ledger simulate` as a real process: a scaled-down 2024 on a fresh data folder,
+//! `voucher-ledger-sim simulate` as a real process: a scaled-down 2024 on a fresh data folder,
 //! whose printed figures must equal the scaled published figures exactly.
 
 use std::path::Path;
@@ -13,19 +13,19 @@ const SEED: u64 = 7;
 /// dramatic slowdown fails the test.
 const RUN_TIME_MAX: Duration = Duration::from_secs(60);
 
-/// `voucher-ledger ARGS` with a clean environment and the repository's policy table.
+/// `voucher-ledger-sim ARGS` with a clean environment and the repository's policy table.
 fn voucher_ledger(args: &[&str]) -> Command {
-    ledger_testkit::command(env!("CARGO_BIN_EXE_voucher-ledger"), args)
+    ledger_testkit::command(env!("CARGO_BIN_EXE_voucher-ledger-sim"), args)
 }
 
-/// `voucher-ledger simulate ARGS --data DATA`.
+/// `voucher-ledger-sim simulate ARGS --data DATA`.
 fn simulate(args: &[&str], data: &Path) -> Output {
     voucher_ledger(&["simulate"])
         .args(args)
         .arg("--data")
         .arg(data)
         .output()
-        .expect("voucher-ledger can be started")
+        .expect("voucher-ledger-sim can be started")
 }
 
 /// The value printed after `label` on its line of the report, without "EUR" and without the
@@ -187,20 +187,17 @@ fn two_scaled_years_match_their_plans_and_the_log_verifies() {
     assert!(head.starts_with(&format!("{year_events}:")), "{head}");
     assert!(!log.contains("national_number"));
 
-    // The log verifies offline, up to the head printed.
-    let verified = voucher_ledger(&["verify"])
-        .arg("--data")
-        .arg(&data)
-        .arg("--expect-head")
-        .arg(&head)
-        .output()
-        .expect("voucher-ledger verify starts");
+    // The log verifies offline, up to the head printed: the server's own `verify`, as a
+    // library (this package's tests have only the simulator's binary).
+    let expected: ledger_server::offline::ExpectedHead =
+        head.parse().expect("the printed head is POSITION:HASH");
+    let verified = ledger_server::offline::open_log(&data, None)
+        .and_then(|log| ledger_server::offline::verify_log(&log, &data, Some(expected)))
+        .expect("the simulated folder holds a ledger");
     assert!(
-        verified.status.success(),
-        "verify failed ({}):\n{}\n{}",
-        verified.status,
-        String::from_utf8_lossy(&verified.stdout),
-        String::from_utf8_lossy(&verified.stderr)
+        verified.failure.is_none(),
+        "verify failed: {}",
+        verified.summary()
     );
 }
 
@@ -250,7 +247,7 @@ fn years_before_the_policy_table_are_refused() {
         .arg(&data)
         .env("VOUCHER_LEDGER__POLICY_FILE", &policy_file)
         .output()
-        .expect("voucher-ledger can be started");
+        .expect("voucher-ledger-sim can be started");
     assert_eq!(output.status.code(), Some(2));
     let log = String::from_utf8_lossy(&output.stderr);
     assert!(log.contains("no policy is in force on 2008-01-01"), "{log}");

@@ -9,7 +9,7 @@ use tonic::Code;
 use crate::requests::*;
 use crate::support::*;
 
-const MODULE: &str = "AG-0012-DIGI-01";
+use ledger_testkit::world::MODULE;
 
 /// A valid national register number of a man born on `day` July 1985, with `counter`.
 fn worker(day: u32, counter: u32) -> String {
@@ -18,34 +18,13 @@ fn worker(day: u32, counter: u32) -> String {
     format!("{body}{:02}", 97 - number % 97)
 }
 
-/// A budget, AG-0012 with its module, company A registered for 2025 holding `vouchers`.
+/// The common world (a budget, AG-0012 with its module, company A registered for 2025), company
+/// A holding `vouchers`.
 async fn world(server: &Server, vouchers: u32) {
-    let administration = server.client(ADMINISTRATION);
-    administration
-        .open_budget(open_budget(2025, "100000.00"))
-        .await
-        .expect("budget");
-    for provider_id in ["AG-0012", "AG-0099"] {
-        administration
-            .approve_provider(approve_provider(provider_id, "2025-01-01"))
-            .await
-            .expect("provider");
-    }
-    administration
-        .approve_module(approve_module(MODULE, "AG-0012", "2025-01-01"))
-        .await
-        .expect("module");
-    let operator = server.client(OPERATOR);
-    operator
-        .register_company(register_company(COMPANY_A, 2025))
-        .await
-        .expect("company");
-    if vouchers > 0 {
-        operator
-            .issue_vouchers(issue_vouchers(COMPANY_A, vouchers, "2025-03-10"))
-            .await
-            .expect("issuance");
-    }
+    ledger_testkit::world::world()
+        .vouchers(COMPANY_A, vouchers, "2025-03-10")
+        .write(&server.channel())
+        .await;
 }
 
 fn redemption(day: u32, counter: u32) -> api::RedeemHoursRequest {

@@ -25,12 +25,12 @@ use ledger_proto::v1::report_service_client::ReportServiceClient;
 use tokio::task::JoinSet;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::Channel;
-use tonic::{Code, Request, Status};
-use tonic_types::StatusExt;
+use tonic::{Code, Status};
 use uuid::Uuid;
 
-use super::plan::Plan;
+use super::plan::{Issuance, Plan};
 use super::SimulateError;
+use crate::client::{authorized, refused};
 
 /// Requests in flight at once: enough to fill the writer's groups (one flush for many
 /// commands) on a small machine, far below the server's 256 per connection.
@@ -225,30 +225,10 @@ impl Write {
                     tokio::time::sleep(Duration::from_millis(wait_ms)).await;
                     wait_ms = (wait_ms * 2).min(RETRY_WAIT_MS_MAX);
                 }
-                Err(status) => return Err(refused(self.describe(), &status)),
+                Err(status) => return Err(refused(self.describe(), &status).into()),
             }
         }
     }
-}
-
-fn refused(request: String, status: &Status) -> SimulateError {
-    SimulateError::Refused {
-        request,
-        code: status.code(),
-        reason: status
-            .get_details_error_info()
-            .map(|info| info.reason)
-            .unwrap_or_default(),
-        message: status.message().to_owned(),
-    }
-}
-
-fn authorized<T>(message: T, token: &MetadataValue<Ascii>) -> Request<T> {
-    let mut request = Request::new(message);
-    request
-        .metadata_mut()
-        .insert("authorization", token.clone());
-    request
 }
 
 fn voucher_type_name(value: i32) -> &'static str {
@@ -298,26 +278,163 @@ pub async fn drive(
     tokens: Tokens,
     catalogue: bool,
 ) -> Result<Outcome, SimulateError> {
-    let client = Arc::new(Client { channel, tokens });
-    let year = plan.year;
-    let mut requests = 0_u64;
-    let mut run = |writes: Vec<Write>| {
-        requests += writes.len() as u64;
-        phase(&client, writes)
+    let mut driver = Driver {
+        client: Arc::new(Client { channel, tokens }),
+        requests: 0,
     };
+    driver
+        .run(vec![Write::OpenBudget(api::OpenBudgetRequest {
+            request_id: request_id(),
+            year: plan.year,
+            allocated_eur: encode_eur(plan.targets.budget_eur()),
+        })])
+        .await?;
+    if catalogue {
+        driver.run(provider_approvals(plan)).await?;
+        driver.run(module_approvals(plan)).await?;
+    }
+    driver.run(company_registrations(plan)).await?;
+    for month in 1..=12 {
+        driver.month(plan, month).await?;
+    }
+    driver.expire(plan).await?;
+    driver.read_back(plan.year).await
+}
 
-    run(vec![Write::OpenBudget(api::OpenBudgetRequest {
-        request_id: request_id(),
-        year,
-        allocated_eur: encode_eur(plan.targets.budget_eur()),
-    })])
-    .await?;
-    let (providers, modules) = if catalogue {
-        (&plan.providers[..], &plan.modules[..])
-    } else {
-        (&[][..], &[][..])
-    };
-    run(providers
+/// Sends the phases of a plan and counts the requests sent.
+struct Driver {
+    client: Arc<Client>,
+    requests: u64,
+}
+
+impl Driver {
+    /// One phase: `writes` in any order; the number of events recorded.
+    async fn run(&mut self, writes: Vec<Write>) -> Result<u64, SimulateError> {
+        self.requests += writes.len() as u64;
+        phase(&self.client, writes).await
+    }
+
+    /// The month's phases, in the order the plan's promises need: issuances, regular
+    /// redemptions, the extra redemptions, their reversals, then payouts.
+    async fn month(&mut self, plan: &Plan, month: u32) -> Result<(), SimulateError> {
+        let in_month = |date: chrono::NaiveDate| date.month() == month;
+        let issued = self
+            .run(
+                plan.issuances
+                    .iter()
+                    .filter(|issuance| in_month(issuance.payment_date))
+                    .map(|issuance| issuance_write(plan, issuance))
+                    .collect(),
+            )
+            .await?;
+        let of_month: Vec<usize> = (0..plan.redemptions.len())
+            .filter(|index| in_month(plan.redemptions[*index].training_date))
+            .collect();
+        let regular: Vec<Write> = of_month
+            .iter()
+            .filter(|index| plan.redemptions[**index].reversal.is_none())
+            .map(|index| redemption_write(plan, *index))
+            .collect();
+        let regular_count = regular.len();
+        self.run(regular).await?;
+        // The extra redemptions go after the month's regular ones (they use only vouchers
+        // those leave free), and are reversed before the month's payouts.
+        let extras: Vec<(usize, Write)> = of_month
+            .iter()
+            .filter(|index| plan.redemptions[**index].reversal.is_some())
+            .map(|index| (*index, redemption_write(plan, *index)))
+            .collect();
+        let reversals: Vec<Write> = extras
+            .iter()
+            .filter_map(|(index, write)| reversal_write(plan, *index, write))
+            .collect();
+        let reversal_count = reversals.len();
+        self.run(extras.into_iter().map(|(_, write)| write).collect())
+            .await?;
+        self.run(reversals).await?;
+        let payouts = self
+            .run(
+                plan.payouts
+                    .iter()
+                    .filter(|payout| in_month(payout.payout_date))
+                    .map(|payout| {
+                        Write::RecordPayout(api::RecordPayoutRequest {
+                            request_id: request_id(),
+                            provider_id: plan.providers[payout.provider].id.clone(),
+                            amount_eur: encode_eur(payout.amount_eur),
+                            payout_date: encode_date(payout.payout_date),
+                            payout_reference: payout.payout_reference.clone(),
+                        })
+                    })
+                    .collect(),
+            )
+            .await?;
+        eprintln!(
+            "{year}-{month:02}: {issued} issuances, {regular_count} redemptions, \
+             {reversal_count} redeemed and reversed, {payouts} payouts",
+            year = plan.year
+        );
+        Ok(())
+    }
+
+    /// ExpireVouchers expires at most [`EXPIRY_EVENTS_MAX`] batches a call: calls again while
+    /// a call is full.
+    async fn expire(&mut self, plan: &Plan) -> Result<(), SimulateError> {
+        loop {
+            let events = self
+                .run(vec![Write::ExpireVouchers(api::ExpireVouchersRequest {
+                    request_id: request_id(),
+                    as_of: encode_date(plan.expire_as_of),
+                })])
+                .await?;
+            if events < EXPIRY_EVENTS_MAX as u64 {
+                return Ok(());
+            }
+        }
+    }
+
+    /// The year's summary and budget and the log's head, as the auditor reads them.
+    async fn read_back(self, year: i32) -> Result<Outcome, SimulateError> {
+        let auditor = &self.client.tokens.auditor;
+        let mut reports = ReportServiceClient::new(self.client.channel.clone());
+        let summary = reports
+            .get_year_summary(authorized(
+                api::GetYearSummaryRequest {
+                    year,
+                    ..Default::default()
+                },
+                auditor,
+            ))
+            .await
+            .map_err(|status| refused(format!("get_year_summary {year}"), &status))?
+            .into_inner();
+        let budget = reports
+            .get_budget(authorized(
+                api::GetBudgetRequest {
+                    year,
+                    ..Default::default()
+                },
+                auditor,
+            ))
+            .await
+            .map_err(|status| refused(format!("get_budget {year}"), &status))?
+            .into_inner();
+        let head = AuditServiceClient::new(self.client.channel.clone())
+            .get_head(authorized(api::GetHeadRequest {}, auditor))
+            .await
+            .map_err(|status| refused("get_head", &status))?
+            .into_inner();
+        Ok(Outcome {
+            summary,
+            budget,
+            head,
+            requests: self.requests,
+        })
+    }
+}
+
+fn provider_approvals(plan: &Plan) -> Vec<Write> {
+    plan.providers
         .iter()
         .map(|provider| {
             Write::ApproveProvider(api::ApproveProviderRequest {
@@ -328,9 +445,11 @@ pub async fn drive(
                 approved_until: String::new(),
             })
         })
-        .collect())
-    .await?;
-    run(modules
+        .collect()
+}
+
+fn module_approvals(plan: &Plan) -> Vec<Write> {
+    plan.modules
         .iter()
         .map(|module| {
             Write::ApproveModule(api::ApproveModuleRequest {
@@ -353,16 +472,17 @@ pub async fn drive(
                 approved_until: String::new(),
             })
         })
-        .collect())
-    .await?;
-    run(plan
-        .companies
+        .collect()
+}
+
+fn company_registrations(plan: &Plan) -> Vec<Write> {
+    plan.companies
         .iter()
         .map(|company| {
             Write::RegisterCompany(api::RegisterCompanyRequest {
                 request_id: request_id(),
                 enterprise_number: company.enterprise_number.clone(),
-                year,
+                year: plan.year,
                 name: company.name.clone(),
                 legal_form: legal_form_to_proto(company.legal_form) as i32,
                 region: region_to_proto(Region::WalloniaFrenchSpeaking) as i32,
@@ -375,159 +495,64 @@ pub async fn drive(
                 registered_on: encode_date(company.registered_on),
             })
         })
-        .collect())
-    .await?;
+        .collect()
+}
 
-    for month in 1..=12 {
-        let in_month = |date: chrono::NaiveDate| date.month() == month;
-        let issued = run(plan
-            .issuances
-            .iter()
-            .filter(|issuance| in_month(issuance.payment_date))
-            .map(|issuance| {
-                Write::IssueVouchers(api::IssueVouchersRequest {
-                    request_id: request_id(),
-                    enterprise_number: plan.companies[issuance.company].enterprise_number.clone(),
-                    voucher_type: voucher_type_to_proto(issuance.voucher_type) as i32,
-                    quantity: issuance.quantity,
-                    paid_amount_eur: encode_eur(
-                        plan.employer_share_eur * rust_decimal::Decimal::from(issuance.quantity),
-                    ),
-                    payment_date: encode_date(issuance.payment_date),
-                    payment_reference: issuance.payment_reference.clone(),
-                })
-            })
-            .collect())
-        .await?;
-        let redemption = |index: usize| {
-            let redemption = &plan.redemptions[index];
-            let worker = &plan.workers[redemption.worker];
-            Write::RedeemHours {
-                provider: redemption.provider,
-                worker: redemption.worker,
-                request: api::RedeemHoursRequest {
-                    request_id: request_id(),
-                    provider_id: plan.providers[redemption.provider].id.clone(),
-                    module_id: plan.modules[redemption.module].id.clone(),
-                    enterprise_number: plan.companies[redemption.company].enterprise_number.clone(),
-                    national_number: worker.national_number.clone(),
-                    trainee_status: trainee_status_to_proto(worker.trainee_status) as i32,
-                    voucher_type: voucher_type_to_proto(redemption.voucher_type) as i32,
-                    hours: redemption.hours.to_string(),
-                    training_date: encode_date(redemption.training_date),
-                    // The simulated years are before the policy's `usage_code_required_from`.
-                    usage_code: String::new(),
-                },
-            }
-        };
-        let of_month: Vec<usize> = (0..plan.redemptions.len())
-            .filter(|index| in_month(plan.redemptions[*index].training_date))
-            .collect();
-        let regular: Vec<Write> = of_month
-            .iter()
-            .filter(|index| plan.redemptions[**index].reversal.is_none())
-            .map(|index| redemption(*index))
-            .collect();
-        let regular_count = regular.len();
-        run(regular).await?;
-        // The extra redemptions go after the month's regular ones (they use only vouchers
-        // those leave free), and are reversed before the month's payouts.
-        let extras: Vec<(usize, Write)> = of_month
-            .iter()
-            .filter(|index| plan.redemptions[**index].reversal.is_some())
-            .map(|index| (*index, redemption(*index)))
-            .collect();
-        let reversals: Vec<Write> = extras
-            .iter()
-            .filter_map(|(index, write)| {
-                let Write::RedeemHours {
-                    provider, request, ..
-                } = write
-                else {
-                    return None;
-                };
-                let reversal = plan.redemptions[*index].reversal?;
-                Some(Write::ReverseRedemption {
-                    provider: *provider,
-                    request: api::ReverseRedemptionRequest {
-                        request_id: request_id(),
-                        provider_id: request.provider_id.clone(),
-                        redemption_id: request.request_id.clone(),
-                        reason: reversal.reason.to_owned(),
-                        reversed_on: encode_date(reversal.reversed_on),
-                    },
-                })
-            })
-            .collect();
-        let reversal_count = reversals.len();
-        run(extras.into_iter().map(|(_, write)| write).collect()).await?;
-        run(reversals).await?;
-        let payouts = run(plan
-            .payouts
-            .iter()
-            .filter(|payout| in_month(payout.payout_date))
-            .map(|payout| {
-                Write::RecordPayout(api::RecordPayoutRequest {
-                    request_id: request_id(),
-                    provider_id: plan.providers[payout.provider].id.clone(),
-                    amount_eur: encode_eur(payout.amount_eur),
-                    payout_date: encode_date(payout.payout_date),
-                    payout_reference: payout.payout_reference.clone(),
-                })
-            })
-            .collect())
-        .await?;
-        eprintln!(
-            "{year}-{month:02}: {issued} issuances, {regular_count} redemptions, \
-             {reversal_count} redeemed and reversed, {payouts} payouts"
-        );
-    }
+fn issuance_write(plan: &Plan, issuance: &Issuance) -> Write {
+    Write::IssueVouchers(api::IssueVouchersRequest {
+        request_id: request_id(),
+        enterprise_number: plan.companies[issuance.company].enterprise_number.clone(),
+        voucher_type: voucher_type_to_proto(issuance.voucher_type) as i32,
+        quantity: issuance.quantity,
+        paid_amount_eur: encode_eur(
+            plan.employer_share_eur * rust_decimal::Decimal::from(issuance.quantity),
+        ),
+        payment_date: encode_date(issuance.payment_date),
+        payment_reference: issuance.payment_reference.clone(),
+    })
+}
 
-    // ExpireVouchers expires at most 10 000 batches a call: call again while a call is full.
-    loop {
-        let events = run(vec![Write::ExpireVouchers(api::ExpireVouchersRequest {
+/// The redemption of the plan's number `index`.
+fn redemption_write(plan: &Plan, index: usize) -> Write {
+    let redemption = &plan.redemptions[index];
+    let worker = &plan.workers[redemption.worker];
+    Write::RedeemHours {
+        provider: redemption.provider,
+        worker: redemption.worker,
+        request: api::RedeemHoursRequest {
             request_id: request_id(),
-            as_of: encode_date(plan.expire_as_of),
-        })])
-        .await?;
-        if events < EXPIRY_EVENTS_MAX as u64 {
-            break;
-        }
+            provider_id: plan.providers[redemption.provider].id.clone(),
+            module_id: plan.modules[redemption.module].id.clone(),
+            enterprise_number: plan.companies[redemption.company].enterprise_number.clone(),
+            national_number: worker.national_number.clone(),
+            trainee_status: trainee_status_to_proto(worker.trainee_status) as i32,
+            voucher_type: voucher_type_to_proto(redemption.voucher_type) as i32,
+            hours: redemption.hours.to_string(),
+            training_date: encode_date(redemption.training_date),
+            // The simulated years are before the policy's `usage_code_required_from`.
+            usage_code: String::new(),
+        },
     }
+}
 
-    let auditor = &client.tokens.auditor;
-    let mut reports = ReportServiceClient::new(client.channel.clone());
-    let summary = reports
-        .get_year_summary(authorized(
-            api::GetYearSummaryRequest {
-                year,
-                ..Default::default()
-            },
-            auditor,
-        ))
-        .await
-        .map_err(|status| refused(format!("get_year_summary {year}"), &status))?
-        .into_inner();
-    let budget = reports
-        .get_budget(authorized(
-            api::GetBudgetRequest {
-                year,
-                ..Default::default()
-            },
-            auditor,
-        ))
-        .await
-        .map_err(|status| refused(format!("get_budget {year}"), &status))?
-        .into_inner();
-    let head = AuditServiceClient::new(client.channel.clone())
-        .get_head(authorized(api::GetHeadRequest {}, auditor))
-        .await
-        .map_err(|status| refused("get_head".to_owned(), &status))?
-        .into_inner();
-    Ok(Outcome {
-        summary,
-        budget,
-        head,
-        requests,
+/// The reversal of the redemption of the plan's number `index`, sent as `write`; none when the
+/// plan does not reverse it.
+fn reversal_write(plan: &Plan, index: usize, write: &Write) -> Option<Write> {
+    let Write::RedeemHours {
+        provider, request, ..
+    } = write
+    else {
+        return None;
+    };
+    let reversal = plan.redemptions[index].reversal?;
+    Some(Write::ReverseRedemption {
+        provider: *provider,
+        request: api::ReverseRedemptionRequest {
+            request_id: request_id(),
+            provider_id: request.provider_id.clone(),
+            redemption_id: request.request_id.clone(),
+            reason: reversal.reason.to_owned(),
+            reversed_on: encode_date(reversal.reversed_on),
+        },
     })
 }

@@ -538,31 +538,11 @@ fn role_matrix_covers_every_rpc_of_the_api() {
 #[tokio::test]
 async fn a_provider_redeems_reverses_and_reads_only_as_itself() {
     let server = Server::start().await;
-    let administration = server.client(ADMINISTRATION);
-    let operator = server.client(OPERATOR);
-    let module = "AG-0012-DIGI-01";
-    administration
-        .open_budget(open_budget(2025, "1000.00"))
-        .await
-        .expect("budget");
-    for provider_id in ["AG-0012", "AG-0099"] {
-        administration
-            .approve_provider(approve_provider(provider_id, "2025-01-01"))
-            .await
-            .expect("provider");
-    }
-    administration
-        .approve_module(approve_module(module, "AG-0012", "2025-01-01"))
-        .await
-        .expect("module");
-    operator
-        .register_company(register_company(COMPANY_A, 2025))
-        .await
-        .expect("company");
-    operator
-        .issue_vouchers(issue_vouchers(COMPANY_A, 10, "2025-03-10"))
-        .await
-        .expect("issuance");
+    let module = ledger_testkit::world::MODULE;
+    ledger_testkit::world::world()
+        .vouchers(COMPANY_A, 10, "2025-03-10")
+        .write(&server.channel())
+        .await;
     let other_provider = server.client(PROVIDER_AG_0099);
     let head = server.head().await;
 
