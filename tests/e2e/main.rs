@@ -8,6 +8,7 @@ mod requests;
 mod support;
 
 mod batches;
+mod business_date;
 mod edge;
 mod health_and_reflection;
 mod lifecycle;

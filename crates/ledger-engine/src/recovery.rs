@@ -25,8 +25,9 @@ use crate::{decode, StartError};
 /// Version 3: worker pseudonyms as their 32 bytes, not 64 hex digits.
 /// Version 4: the projections hold each provider's redemption and payout positions, for the
 /// query calls. Version 5: usage codes (issue 15): each batch's earmarked vouchers, the codes
-/// and their order ids in the state, the code projections.
-const CHECKPOINT_FORMAT: u8 = 5;
+/// and their order ids in the state, the code projections. Version 6: each year's hours per
+/// company in the projections (issue 16 item 5: a later registration moves them to its sector).
+const CHECKPOINT_FORMAT: u8 = 6;
 
 /// The decision state and the projections at the same position.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -8,6 +8,7 @@
 pub mod audit;
 pub mod auth;
 pub mod bench;
+pub mod business_date;
 pub mod company;
 pub mod edge;
 pub mod logging;

@@ -349,6 +349,9 @@ impl Ledger {
             let reader = engine.reader();
             let head = reader.head().map_err(|error| store_status(&error))?;
             let position = match as_of {
+                wire::AsOf::BusinessDate(date) => {
+                    return crate::business_date::projections(reader, date, head.position);
+                }
                 wire::AsOf::Position(position) => position.min(head.position),
                 wire::AsOf::Date(date) => {
                     ledger_engine::recovery::last_position_on(reader, date, head.position)
