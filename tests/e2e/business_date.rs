@@ -21,17 +21,17 @@ fn as_of_business_date(date: &str) -> Option<api::AsOf> {
 /// back-dated to 2025-06-15 and a provider approved from 2026-01-01 (a future date then).
 async fn server_with_filings_out_of_order() -> Server {
     let server = Server::start().await;
-    server
-        .client(ADMINISTRATION)
+    let administration = server.client(ADMINISTRATION);
+    administration
         .open_budget(open_budget(2025, "100000.00"))
         .await
         .expect("budget");
-    let operator = server.client(OPERATOR);
-    operator
+    administration
         .approve_provider(approve_provider(PROVIDER, "2025-01-01"))
         .await
         .expect("provider");
-    operator
+    let operator = server.client(OPERATOR);
+    administration
         .approve_module(approve_module(MODULE, PROVIDER, "2025-01-01"))
         .await
         .expect("module");
@@ -43,7 +43,7 @@ async fn server_with_filings_out_of_order() -> Server {
         .issue_vouchers(issue_vouchers(COMPANY_A, 10, "2025-03-10"))
         .await
         .expect("issuance");
-    let provider = server.client(PROVIDER_TOKEN);
+    let provider = server.client(PROVIDER_AG_0012);
     for (hours, training_date) in [("4", "2025-09-15"), ("3", "2025-05-20")] {
         provider
             .redeem_hours(redeem_hours(
@@ -61,7 +61,7 @@ async fn server_with_filings_out_of_order() -> Server {
         .record_payout(record_payout(PROVIDER, "30.00", "2025-06-15"))
         .await
         .expect("payout");
-    operator
+    administration
         .approve_provider(approve_provider("AG-0099", "2026-01-01"))
         .await
         .expect("a provider approved from a later date");
@@ -73,7 +73,7 @@ async fn hours_and_companies_as_of_a_business_date_count_the_events_dated_on_or_
     let server = server_with_filings_out_of_order().await;
     let auditor = server.client(AUDITOR);
     let hours_on = |date: &'static str| {
-        let mut auditor = auditor.clone();
+        let auditor = auditor.clone();
         async move {
             auditor
                 .get_training_hours(api::GetTrainingHoursRequest {
@@ -105,7 +105,7 @@ async fn hours_and_companies_as_of_a_business_date_count_the_events_dated_on_or_
     assert_eq!(hours_on("2025-12-31").await, now);
 
     let companies_on = |date: &'static str| {
-        let mut auditor = auditor.clone();
+        let auditor = auditor.clone();
         async move {
             auditor
                 .get_companies(api::GetCompaniesRequest {
@@ -130,7 +130,7 @@ async fn hours_and_companies_as_of_a_business_date_count_the_events_dated_on_or_
 async fn year_summary_and_budget_as_of_a_business_date_take_the_budget_from_the_day_it_was_recorded(
 ) {
     let server = server_with_filings_out_of_order().await;
-    let mut auditor = server.client(AUDITOR);
+    let auditor = server.client(AUDITOR);
     let summary = auditor
         .get_year_summary(api::GetYearSummaryRequest {
             as_of: as_of_business_date("2025-06-30"),
@@ -182,7 +182,7 @@ async fn year_summary_and_budget_as_of_a_business_date_take_the_budget_from_the_
 #[tokio::test]
 async fn a_payout_counts_from_its_own_date_and_an_approval_from_the_day_it_takes_effect() {
     let server = server_with_filings_out_of_order().await;
-    let mut auditor = server.client(AUDITOR);
+    let auditor = server.client(AUDITOR);
     let trial_balance_on = |date: &str| api::GetTrialBalanceRequest {
         as_of: as_of_business_date(date),
     };
@@ -204,31 +204,27 @@ async fn a_payout_counts_from_its_own_date_and_an_approval_from_the_day_it_takes
     assert_eq!(paid(&before_payout), None);
     assert_eq!(paid(&after_payout).as_deref(), Some("30.00"));
     assert_eq!(after_payout.total_eur, "0.00");
-    // The statement shows a provider's name once it is approved: AG-0099 from 2026-01-01.
+    // A provider approved from 2026-01-01 is not known to the ledger before that business
+    // date, and is from it.
     let statement_on = |date: &str| api::GetStatementRequest {
         as_of: as_of_business_date(date),
         ..get_statement("AG-0099")
     };
-    let before = auditor
-        .get_statement(statement_on("2025-12-31"))
-        .await
-        .expect("statement");
+    let before = refused(auditor.get_statement(statement_on("2025-12-31")).await);
+    assert_status(&before, Code::NotFound, "PROVIDER_NOT_FOUND");
     let after = auditor
         .get_statement(statement_on("2026-01-01"))
         .await
         .expect("statement");
-    assert_eq!(
-        (before.name.as_str(), after.name.as_str()),
-        ("", "Formations AG-0099 SRL")
-    );
+    assert_eq!(after.name, "Formations AG-0099 SRL");
 }
 
 #[tokio::test]
 async fn a_malformed_business_date_is_refused_naming_its_field() {
     let server = Server::start().await;
-    let mut auditor = server.client(AUDITOR);
+    let auditor = server.client(AUDITOR);
     for text in ["2025-13-01", "30/06/2025", "", "2025-6-30"] {
-        let status = expect_status(
+        let status = refused(
             auditor
                 .get_year_summary(api::GetYearSummaryRequest {
                     as_of: as_of_business_date(text),

@@ -186,7 +186,7 @@ impl Ledger {
     /// call would be; those that pass are decided by the writer in one group and in order.
     /// The answer has one result per item, at the item's index. Only what concerns the whole
     /// call (authentication, role, size, length, an unavailable writer) fails the call.
-    async fn write_batch<B: Message, R: WriteRequest>(
+    pub(crate) async fn write_batch<B: Message, R: WriteRequest>(
         &self,
         rpc: &'static str,
         path: &'static str,

@@ -190,6 +190,12 @@ pub enum Command {
     /// ReverseRedemptionsBatch call (provider, as itself). Columns as the flags of `reverse`:
     /// provider, redemption, reason, date, request-id.
     ReverseBatch(crate::batch::BatchFileArgs),
+    /// Order a usage code for every item of a CSV or JSON Lines file, 1 000 items per
+    /// OrderUsageCodesBatch call (a company for itself, or the operator). Columns as the flags
+    /// of `usage-code order`: enterprise, provider, module, type, hours, from, until,
+    /// request-id (the order id each code is derived from). The report line of an accepted
+    /// item names its code.
+    UsageCodeBatch(crate::batch::BatchFileArgs),
     /// Lists of what the ledger holds, page by page (QueryService).
     #[command(subcommand)]
     List(crate::queries::ListCommand),
@@ -911,6 +917,7 @@ impl Command {
             | Command::RegisterBatch(_)
             | Command::PayoutBatch(_)
             | Command::ReverseBatch(_)
+            | Command::UsageCodeBatch(_)
             | Command::Completions(_) => return None,
             Command::Budget(BudgetCommand::Open(args)) => write(&args.request_id, |request_id| {
                 Call::OpenBudget(api::OpenBudgetRequest {
