@@ -9,6 +9,7 @@ mod support;
 
 mod batches;
 mod business_date;
+mod company_statement;
 mod edge;
 mod expiry_cap;
 mod health_and_reflection;

@@ -26,7 +26,8 @@ use crate::{decode, StartError};
 /// Version 4: the projections hold each provider's redemption and payout positions, for the
 /// query calls. Version 5: usage codes (issue 15): each batch's earmarked vouchers, the codes
 /// and their order ids in the state, the code projections. Version 6: each year's hours per
-/// company in the projections (issue 16 item 5: a later registration moves them to its sector).
+/// company in the projections (issue 16 item 5: a later registration moves them to its sector),
+/// and each company's redemption positions (its statement of redemptions, issue 15).
 const CHECKPOINT_FORMAT: u8 = 6;
 
 /// The decision state and the projections at the same position.

@@ -181,6 +181,9 @@ pub struct Projections {
     pub provider_records: BTreeMap<Identifier, ProviderRecords>,
     /// Usage codes: each code, the codes of each company, the hours reserved per company.
     pub usage_codes: UsageCodes,
+    /// Where each company's redemptions and their reversals are in the log, increasing: its
+    /// statement of redemptions, listed page by page (see [`queries`]).
+    pub company_redemptions: BTreeMap<EnterpriseNumber, Vec<u64>>,
     /// Only a redemption loaded for its reversal, between [`Projections::load_redemption`] and
     /// the reversal's [`Projections::apply`]: empty otherwise.
     redemptions: BTreeMap<Uuid, RedemptionFacts>,
@@ -317,6 +320,11 @@ impl Projections {
                 update_entry(&mut self.provider_records, &e.provider_id, |records| {
                     records.redemptions.push(position)
                 });
+                update_entry(
+                    &mut self.company_redemptions,
+                    &e.enterprise_number,
+                    |positions| positions.push(position),
+                );
             }
             Event::RedemptionReversed(e) => {
                 let wallet = self
@@ -348,6 +356,11 @@ impl Projections {
                 update_entry(&mut self.provider_records, &e.provider_id, |records| {
                     records.redemptions.push(position)
                 });
+                update_entry(
+                    &mut self.company_redemptions,
+                    &e.enterprise_number,
+                    |positions| positions.push(position),
+                );
             }
             Event::VouchersExpired(e) => {
                 let wallet = self

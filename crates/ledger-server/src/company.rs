@@ -140,6 +140,13 @@ impl CompanyService for Ledger {
         .map(Response::new)
     }
 
+    async fn list_company_redemptions(
+        &self,
+        request: Request<api::ListCompanyRedemptionsRequest>,
+    ) -> Result<Response<api::ListEventsResponse>, Status> {
+        self.company_redemptions(request).await.map(Response::new)
+    }
+
     async fn get_wallet(
         &self,
         request: Request<api::GetWalletRequest>,
