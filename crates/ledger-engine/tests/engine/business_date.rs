@@ -143,7 +143,7 @@ async fn nothing_dated_after_the_day_counts() {
     let reader = handle.reader();
     let before_payment =
         projections_as_of_business_date(reader, date("2025-03-09"), head).expect("fold");
-    assert!(before_payment.wallets.get(&company).is_none());
+    assert!(!before_payment.wallets.contains_key(&company));
     assert_eq!(hours_2025(&before_payment), 0);
     let paid = projections_as_of_business_date(reader, date("2025-03-10"), head).expect("fold");
     assert_eq!(
