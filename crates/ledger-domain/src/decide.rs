@@ -181,7 +181,11 @@ fn check_year(year: i32) -> Result<(), Refusal> {
 
 fn check_period(from: NaiveDate, until: Option<NaiveDate>) -> Result<(), Refusal> {
     match until {
-        Some(until) if until < from => Err(Refusal::InvalidPeriod { from, until }),
+        Some(until) if until < from => Err(Refusal::InvalidPeriod {
+            from,
+            until,
+            field: "approved_until",
+        }),
         _ => Ok(()),
     }
 }

@@ -84,8 +84,14 @@ pub enum Refusal {
     InvalidYear { year: i32 },
     #[error("{field} must not be empty")]
     EmptyList { field: &'static str },
+    /// `field` is the period's end in the request: an approval's `approved_until`, a usage
+    /// code's `period_until`.
     #[error("the period ends on {until} before it starts on {from}")]
-    InvalidPeriod { from: NaiveDate, until: NaiveDate },
+    InvalidPeriod {
+        from: NaiveDate,
+        until: NaiveDate,
+        field: &'static str,
+    },
     /// The command would record an event larger than the log accepts (a redemption drawing
     /// from very many small batches); split it.
     #[error(
@@ -213,6 +219,13 @@ pub enum Refusal {
     /// Order ids are unique across the ledger (the server uses the request id).
     #[error("usage code order id is already used")]
     UsageCodeOrderAlreadyExists,
+    /// Every code derived from the order id is taken: never seen (1 000 derivations in a space
+    /// of 29^8 codes), a refusal rather than a panic of the writer; another order id (request
+    /// id) derives other codes.
+    #[error(
+        "no free usage code can be derived from this order id; order again under a new request id"
+    )]
+    UsageCodeNotDerivable,
     #[error("wallet holds {usable} vouchers valid over the whole period from {period_from} to {period_until}, {requested} requested")]
     UsageCodePeriodOutsideValidity {
         period_from: NaiveDate,
@@ -309,6 +322,7 @@ impl Refusal {
             Refusal::InvalidUsageCode => "INVALID_USAGE_CODE",
             Refusal::UsageCodePeriodTooLong { .. } => "USAGE_CODE_PERIOD_TOO_LONG",
             Refusal::UsageCodeOrderAlreadyExists => "USAGE_CODE_ORDER_ALREADY_EXISTS",
+            Refusal::UsageCodeNotDerivable => "USAGE_CODE_NOT_DERIVABLE",
             Refusal::UsageCodePeriodOutsideValidity { .. } => "USAGE_CODE_PERIOD_OUTSIDE_VALIDITY",
             Refusal::UsageCodeNotFound => "USAGE_CODE_NOT_FOUND",
             Refusal::UsageCodeNotOfProvider => "USAGE_CODE_NOT_OF_PROVIDER",

@@ -31,7 +31,11 @@ pub(crate) fn order_usage_code(
     }
     let (from, until) = (command.period_from, command.period_until);
     if until < from {
-        return Err(Refusal::InvalidPeriod { from, until });
+        return Err(Refusal::InvalidPeriod {
+            from,
+            until,
+            field: "period_until",
+        });
     }
     if (until - from).num_days() >= i64::from(USAGE_CODE_PERIOD_DAYS_MAX) {
         return Err(Refusal::UsageCodePeriodTooLong {
@@ -111,7 +115,7 @@ pub(crate) fn order_usage_code(
         .map(|attempt| UsageCode::derive(command.order_id, attempt))
         .find(|code| !state.usage_codes.contains_key(code));
     let Some(code) = code else {
-        panic!("no free usage code in {CODE_ATTEMPTS_MAX} attempts: the derivation is broken");
+        return Err(Refusal::UsageCodeNotDerivable);
     };
     let filing_until = until
         .checked_add_days(chrono::Days::new(u64::from(policy.filing_grace_days)))

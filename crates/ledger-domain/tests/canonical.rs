@@ -6,13 +6,13 @@
 
 use chrono::NaiveDate;
 use ledger_domain::command::{
-    AdjustBudget, ApproveModule, ApproveProvider, ExpireVouchers, IssueVouchers, OpenBudget,
-    RecordPayout, RedeemHours, RegisterCompany, ReverseRedemption, WithdrawModule,
-    WithdrawProvider, CANONICAL_ENCODING_TAG,
+    AdjustBudget, ApproveModule, ApproveProvider, CancelUsageCode, ExpireVouchers, IssueVouchers,
+    OpenBudget, OrderUsageCode, RecordPayout, RedeemHours, RegisterCompany, ReverseRedemption,
+    WithdrawModule, WithdrawProvider, CANONICAL_ENCODING_TAG,
 };
 use ledger_domain::{
-    Command, EnterpriseNumber, Identifier, LegalForm, Region, Theme, TraineeStatus, VoucherType,
-    WorkerPseudonym,
+    Command, EnterpriseNumber, Identifier, LegalForm, Region, Theme, TraineeStatus, UsageCode,
+    VoucherType, WorkerPseudonym,
 };
 use rust_decimal_macros::dec;
 use sha2::{Digest, Sha256};
@@ -122,13 +122,46 @@ fn one_of_each_kind() -> Vec<Command> {
             payout_date: day("2025-07-01"),
             payout_reference: "PAY-2025-0001".to_owned(),
         }),
+        // The usage-code commands (issue 15), in the same version 2 of the format.
+        Command::OrderUsageCode(OrderUsageCode {
+            order_id: uuid("9b2f4c1e-7a3d-4f60-8e15-c2d94a7b3e08"),
+            enterprise_number: company(),
+            provider_id: id("AG-0012"),
+            module_id: Some(id("M-1")),
+            voucher_type: VoucherType::General,
+            hours: 8,
+            period_from: day("2025-09-01"),
+            period_until: day("2025-09-30"),
+        }),
+        Command::CancelUsageCode(CancelUsageCode {
+            code: usage_code(),
+            enterprise_number: company(),
+            reason: "training postponed".to_owned(),
+        }),
+        Command::RedeemHours(RedeemHours {
+            redemption_id: uuid("5d7e9f10-2a3b-4c5d-8e6f-708192a3b4c5"),
+            provider_id: id("AG-0012"),
+            module_id: id("M-1"),
+            enterprise_number: company(),
+            worker: WorkerPseudonym::from_bytes([0xab; 32]),
+            trainee_status: TraineeStatus::Employee,
+            voucher_type: VoucherType::General,
+            hours: 3,
+            training_date: day("2025-09-10"),
+            usage_code: Some(usage_code()),
+        }),
     ]
+}
+
+/// A code of the order above (its first derivation), as a company writes it.
+fn usage_code() -> UsageCode {
+    UsageCode::derive(uuid("9b2f4c1e-7a3d-4f60-8e15-c2d94a7b3e08"), 0)
 }
 
 /// SHA-256 of each command's canonical bytes, version 2. Never edit a line: a new format is a
 /// new version with goldens of its own. The first and the `expire_vouchers` ones were also
 /// recomputed by hand from the format's description (Python's hashlib and struct).
-const GOLDEN_DIGESTS: [(&str, &str); 12] = [
+const GOLDEN_DIGESTS: [(&str, &str); 15] = [
     (
         "open_budget",
         "37cf313cff47c1d76453b6fea83c182acc3e04b66c296295372b4a3d0c899565",
@@ -176,6 +209,19 @@ const GOLDEN_DIGESTS: [(&str, &str); 12] = [
     (
         "record_payout",
         "d3ea27c7cbac8c6ab8e4233ace747ab5d62f9187d1470437e327d6b5ee2a6c37",
+    ),
+    (
+        "order_usage_code",
+        "e7b2de0541942c229a11959c9115ac5977a35c1030ce05fd542f7360d6fbbc93",
+    ),
+    (
+        "cancel_usage_code",
+        "47d6102be8099ac3e53cdc2ba23c2331687978e5554d5d6d4fe3b6d0c518b56c",
+    ),
+    // A filing against a code: the redemption's bytes with the code (issue 15).
+    (
+        "redeem_hours",
+        "7c56fc0b7cc275221e7c5cc0be70e07b770db76d303717968317deae3ec502fb",
     ),
 ];
 
@@ -240,5 +286,5 @@ fn one_amount_written_two_ways_is_one_command_and_any_other_change_is_another() 
         .collect();
     distinct.sort();
     distinct.dedup();
-    assert_eq!(distinct.len(), 12);
+    assert_eq!(distinct.len(), GOLDEN_DIGESTS.len());
 }

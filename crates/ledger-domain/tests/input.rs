@@ -226,6 +226,7 @@ fn input_approval_period_refused_when_it_ends_before_it_starts() {
         .then_refused(Refusal::InvalidPeriod {
             from: date("2025-01-01"),
             until: date("2024-12-31"),
+            field: "approved_until",
         });
     given(events![provider_approved(formaform(), "2020-01-01")])
         .when(ApproveModule {
@@ -236,6 +237,7 @@ fn input_approval_period_refused_when_it_ends_before_it_starts() {
         .then_refused(Refusal::InvalidPeriod {
             from: date("2025-01-01"),
             until: date("2024-12-31"),
+            field: "approved_until",
         });
 }
 

@@ -245,6 +245,7 @@ fn rule_17_order_refused_for_zero_hours_a_reversed_or_too_long_period() {
         .then_refused(Refusal::InvalidPeriod {
             from: date("2025-09-30"),
             until: date("2025-09-01"),
+            field: "period_until",
         });
     // 367 days are refused for their length; 366 pass that check (and meet the validity's).
     given(wallet())

@@ -18,6 +18,7 @@
 //! What it is not: it does not parse wire input (the server does), and it serves no reports
 //! beyond [`EngineHandle::read`], a consistent look at the state between groups.
 
+pub mod business_date;
 pub mod clock;
 pub mod follower;
 pub mod recovery;

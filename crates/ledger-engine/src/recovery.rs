@@ -30,14 +30,17 @@ use crate::{decode, StartError};
 /// Version 4: the projections hold each provider's redemption and payout positions, for the
 /// query calls. Version 5: usage codes (issue 15): each batch's earmarked vouchers, the codes
 /// and their order ids in the state, the code projections. Version 6: the state's length
-/// before the two encodings, so that they decode in parallel.
-const CHECKPOINT_FORMAT: u8 = 6;
+/// before the two encodings, so that they decode in parallel. Version 7: each year's hours per
+/// company in the projections (issue 16 item 5: a later registration moves them to its sector),
+/// and each company's redemption positions (its statement of redemptions, issue 15).
+const CHECKPOINT_FORMAT: u8 = 7;
 
 /// First byte of a retained snapshot of the projections: the version of the projections'
-/// encoding, which is that of checkpoint format 5 (format 6 changed only how the checkpoint
-/// lays out its two parts). A change of the projections' types bumps both this and
-/// [`CHECKPOINT_FORMAT`]; an older snapshot is then passed over, never misread.
-const PROJECTIONS_FORMAT: u8 = 5;
+/// encoding. Version 5 is that of checkpoint format 5 (format 6 changed only how the
+/// checkpoint lays out its two parts); version 6 that of checkpoint format 7 (the projections'
+/// hours per company and redemption positions). A change of the projections' types bumps both
+/// this and [`CHECKPOINT_FORMAT`]; an older snapshot is then passed over, never misread.
+const PROJECTIONS_FORMAT: u8 = 6;
 
 /// Bytes of the state's length after the format byte.
 const STATE_LENGTH_BYTES: usize = 8;

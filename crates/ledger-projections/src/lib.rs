@@ -58,6 +58,9 @@ pub struct YearFigures {
     /// Vouchers paid in the year.
     pub vouchers_issued: u64,
     pub hours: HoursBreakdown,
+    /// Hours (not reversed) of each company in the year: what moves to another sector of
+    /// `hours.by_sector` when a later registration changes the company's profile for the year.
+    pub hours_by_company: BTreeMap<EnterpriseNumber, u64>,
 }
 
 /// What a company declared when it registered for a year.
@@ -178,6 +181,9 @@ pub struct Projections {
     pub provider_records: BTreeMap<Identifier, ProviderRecords>,
     /// Usage codes: each code, the codes of each company, the hours reserved per company.
     pub usage_codes: UsageCodes,
+    /// Where each company's redemptions and their reversals are in the log, increasing: its
+    /// statement of redemptions, listed page by page (see [`queries`]).
+    pub company_redemptions: BTreeMap<EnterpriseNumber, Vec<u64>>,
     /// Only a redemption loaded for its reversal, between [`Projections::load_redemption`] and
     /// the reversal's [`Projections::apply`]: empty otherwise.
     redemptions: BTreeMap<Uuid, RedemptionFacts>,
@@ -233,6 +239,7 @@ impl Projections {
                 );
             }
             Event::CompanyRegistered(e) => {
+                let sectors_before = self.sectors_with_hours(&e.enterprise_number);
                 self.companies
                     .entry(e.enterprise_number.clone())
                     .or_default()
@@ -249,6 +256,7 @@ impl Projections {
                     .or_default()
                     .registered
                     .insert(e.enterprise_number.clone());
+                self.move_hours_to_profile(&e.enterprise_number, sectors_before);
             }
             Event::VouchersIssued(e) => {
                 let year = self.years.entry(e.budget_year).or_default();
@@ -312,6 +320,11 @@ impl Projections {
                 update_entry(&mut self.provider_records, &e.provider_id, |records| {
                     records.redemptions.push(position)
                 });
+                update_entry(
+                    &mut self.company_redemptions,
+                    &e.enterprise_number,
+                    |positions| positions.push(position),
+                );
             }
             Event::RedemptionReversed(e) => {
                 let wallet = self
@@ -343,6 +356,11 @@ impl Projections {
                 update_entry(&mut self.provider_records, &e.provider_id, |records| {
                     records.redemptions.push(position)
                 });
+                update_entry(
+                    &mut self.company_redemptions,
+                    &e.enterprise_number,
+                    |positions| positions.push(position),
+                );
             }
             Event::VouchersExpired(e) => {
                 let wallet = self
@@ -500,12 +518,57 @@ impl Projections {
         })
     }
 
+    /// The years in which `company` has hours, with the sector they are counted under and how
+    /// many they are.
+    fn sectors_with_hours(&self, company: &EnterpriseNumber) -> Vec<(i32, String, u64)> {
+        self.years
+            .iter()
+            .filter_map(|(year, figures)| {
+                let hours = *figures.hours_by_company.get(company)?;
+                Some((*year, self.sector_of(company, *year), hours))
+            })
+            .collect()
+    }
+
+    /// After a registration: moves the company's hours of each year whose profile it changed
+    /// (a registration for the training's year filed after the training, or a first one) to
+    /// the new sector, so that the hours report counts them where the companies report counts
+    /// the company, by the one rule of [`Projections::profile_of`].
+    fn move_hours_to_profile(
+        &mut self,
+        company: &EnterpriseNumber,
+        sectors_before: Vec<(i32, String, u64)>,
+    ) {
+        for (year, before, hours) in sectors_before {
+            let after = self.sector_of(company, year);
+            if after == before {
+                continue;
+            }
+            let by_sector = &mut self.years.entry(year).or_default().hours.by_sector;
+            if let Some(value) = by_sector.get_mut(&before) {
+                *value = value.saturating_sub(hours);
+                if *value == 0 {
+                    by_sector.remove(&before);
+                }
+            }
+            *by_sector.entry(after).or_default() += hours;
+        }
+    }
+
     /// Adds (or, for a reversal, takes back) a redemption in the figures of its year.
     fn count_redemption(&mut self, facts: &RedemptionFacts, add: bool) {
         let year = self.years.entry(facts.year).or_default();
         let hours = u64::from(facts.hours);
         bump(&mut year.benefiting, &facts.enterprise_number, add);
         bump(&mut year.workers, &facts.worker, add);
+        let hours_of_company = year
+            .hours_by_company
+            .entry(facts.enterprise_number.clone())
+            .or_default();
+        adjust(hours_of_company, hours, add);
+        if *hours_of_company == 0 {
+            year.hours_by_company.remove(&facts.enterprise_number);
+        }
         let breakdown = &mut year.hours;
         adjust(&mut breakdown.total, hours, add);
         adjust(

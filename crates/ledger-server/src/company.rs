@@ -56,6 +56,21 @@ impl CompanyService for Ledger {
         }))
     }
 
+    async fn order_usage_codes_batch(
+        &self,
+        request: Request<api::OrderUsageCodesBatchRequest>,
+    ) -> Result<Response<api::BatchWriteResponse>, Status> {
+        self.write_batch(
+            "order_usage_codes_batch",
+            "/voucherledger.v1.CompanyService/OrderUsageCodesBatch",
+            request,
+            COMPANY_OR_OPERATOR,
+            |batch| batch.items,
+            |r, request_id, _| wire::codes::order_usage_code(r, request_id),
+        )
+        .await
+    }
+
     async fn cancel_usage_code(
         &self,
         request: Request<api::CancelUsageCodeRequest>,
@@ -123,6 +138,13 @@ impl CompanyService for Ledger {
         })
         .await
         .map(Response::new)
+    }
+
+    async fn list_company_redemptions(
+        &self,
+        request: Request<api::ListCompanyRedemptionsRequest>,
+    ) -> Result<Response<api::ListEventsResponse>, Status> {
+        self.company_redemptions(request).await.map(Response::new)
     }
 
     async fn get_wallet(

@@ -7,6 +7,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod business_date;
 pub mod company;
 pub mod edge;
 pub mod logging;

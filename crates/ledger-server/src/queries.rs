@@ -58,6 +58,7 @@ enum Listing {
     WalletBatches = 4,
     Redemptions = 5,
     Payouts = 6,
+    CompanyRedemptions = 7,
 }
 
 fn page_token_invalid(message: &str) -> Status {
@@ -289,6 +290,73 @@ impl Ledger {
                 Ok((page.to_vec(), more, view.projections.position))
             })
             .await??;
+        self.events_at(positions, more, as_of_position, &page).await
+    }
+
+    /// A company's statement of redemptions (`CompanyService.ListCompanyRedemptions`): its
+    /// redemptions and reversals, as stored, in log order, a page at a time.
+    pub(crate) async fn company_redemptions(
+        &self,
+        request: Request<api::ListCompanyRedemptionsRequest>,
+    ) -> Result<api::ListEventsResponse, Status> {
+        let principal = self.authenticate(&request)?;
+        let request = request.into_inner();
+        let number =
+            wire::enterprise_number(&request.enterprise_number).map_err(|r| refusal_status(&r))?;
+        may_read(
+            &principal,
+            &Read::Company {
+                enterprise_number: &number,
+            },
+        )?;
+        let page = Page::new(
+            Listing::CompanyRedemptions,
+            &[number.as_str()],
+            request.page_size,
+        );
+        let after = page
+            .cursor(&request.page_token)?
+            .map(|cursor| cursor.parse::<u64>().map_err(bad_cursor))
+            .transpose()?
+            .unwrap_or(0);
+        let len_max = page.len_max;
+        let (positions, more, as_of_position) = self
+            .read(move |view| {
+                if after > view.projections.position {
+                    return Err(invalid_field_status(
+                        ServerReason::PageTokenStale,
+                        "page_token",
+                        format!(
+                            "page token resumes after position {after}, past the log's head {}",
+                            view.projections.position
+                        ),
+                    ));
+                }
+                if !view.state.companies.contains_key(&number) {
+                    return Err(refusal_status(&Refusal::CompanyNotFound));
+                }
+                let positions = view
+                    .projections
+                    .company_redemptions
+                    .get(&number)
+                    .map_or(&[][..], Vec::as_slice);
+                let (page, more) =
+                    ledger_projections::queries::page_after(positions, after, len_max);
+                Ok((page.to_vec(), more, view.projections.position))
+            })
+            .await??;
+        self.events_at(positions, more, as_of_position, &page).await
+    }
+
+    /// The events at `positions`, read back from the log on a blocking thread, as a page of a
+    /// listing whose next token resumes after the last of them when `more` follow.
+    async fn events_at(
+        &self,
+        positions: Vec<u64>,
+        more: bool,
+        as_of_position: u64,
+        page: &Page,
+    ) -> Result<api::ListEventsResponse, Status> {
         let engine = self.inner.engine.clone();
         let events = tokio::task::spawn_blocking(move || {
             positions

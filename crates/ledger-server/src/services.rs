@@ -187,7 +187,7 @@ impl Ledger {
     /// call would be; those that pass are decided by the writer in one group and in order.
     /// The answer has one result per item, at the item's index. Only what concerns the whole
     /// call (authentication, role, size, length, an unavailable writer) fails the call.
-    async fn write_batch<B: Message, R: WriteRequest>(
+    pub(crate) async fn write_batch<B: Message, R: WriteRequest>(
         &self,
         rpc: &'static str,
         path: &'static str,
@@ -353,6 +353,9 @@ impl Ledger {
             let reader = engine.reader();
             let head = reader.head().map_err(|error| store_status(&error))?;
             let position = match as_of {
+                wire::AsOf::BusinessDate(date) => {
+                    return crate::business_date::projections(reader, date, head.position);
+                }
                 wire::AsOf::Position(position) => position.min(head.position),
                 wire::AsOf::Date(date) => {
                     ledger_engine::recovery::last_position_on(reader, date, head.position)

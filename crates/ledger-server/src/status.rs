@@ -212,7 +212,7 @@ pub fn classify(refusal: &Refusal) -> (Code, Option<&'static str>) {
         Refusal::InvalidQuantity { .. } => (Code::InvalidArgument, Some("quantity")),
         Refusal::InvalidHours { .. } => (Code::InvalidArgument, Some("hours")),
         Refusal::InvalidYear { .. } => (Code::InvalidArgument, Some("year")),
-        Refusal::InvalidPeriod { .. } => (Code::InvalidArgument, Some("approved_until")),
+        Refusal::InvalidPeriod { field, .. } => (Code::InvalidArgument, Some(field)),
         Refusal::EventTooLarge { .. } => (Code::InvalidArgument, None),
         Refusal::PermissionDenied { .. } => (Code::PermissionDenied, None),
         Refusal::RequestIdReused => (Code::AlreadyExists, Some("request_id")),
@@ -255,6 +255,8 @@ pub fn classify(refusal: &Refusal) -> (Code, Option<&'static str>) {
         Refusal::InvalidUsageCode => (Code::InvalidArgument, Some("usage_code")),
         Refusal::UsageCodePeriodTooLong { .. } => (Code::InvalidArgument, Some("period_until")),
         Refusal::UsageCodeOrderAlreadyExists => (Code::AlreadyExists, Some("request_id")),
+        // Another request id derives other codes: the client retries at a higher level.
+        Refusal::UsageCodeNotDerivable => (Code::Aborted, None),
         Refusal::UsageCodeNotFound => (Code::NotFound, None),
         Refusal::UsageCodePeriodOutsideValidity { .. }
         | Refusal::UsageCodeNotOfProvider
@@ -452,9 +454,10 @@ mod tests {
             Refusal::TrainingOutsideUsageCodePeriod { .. } => 66,
             Refusal::HoursExceedUsageCode { .. } => 67,
             Refusal::UsageCodeRequired { .. } => 68,
+            Refusal::UsageCodeNotDerivable => 69,
         }
     }
-    const VARIANT_COUNT: usize = 69;
+    const VARIANT_COUNT: usize = 70;
 
     fn examples() -> Vec<Refusal> {
         let day = NaiveDate::from_ymd_opt(2025, 6, 1).unwrap_or_default();
@@ -493,6 +496,7 @@ mod tests {
             Refusal::InvalidPeriod {
                 from: day,
                 until: day,
+                field: "approved_until",
             },
             Refusal::EventTooLarge {
                 bytes: 5000,
@@ -612,6 +616,7 @@ mod tests {
                 requested: 2,
             },
             Refusal::UsageCodeRequired { required_from: day },
+            Refusal::UsageCodeNotDerivable,
         ]
     }
 

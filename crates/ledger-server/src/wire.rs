@@ -514,6 +514,8 @@ pub fn trial_balance(projections: &Projections) -> api::TrialBalance {
 pub enum AsOf {
     Position(u64),
     Date(NaiveDate),
+    /// The events whose business date is on or before this day (docs/RULES.md §21).
+    BusinessDate(NaiveDate),
 }
 
 pub fn as_of(as_of: Option<&api::AsOf>) -> Result<Option<AsOf>, Refusal> {
@@ -521,6 +523,9 @@ pub fn as_of(as_of: Option<&api::AsOf>) -> Result<Option<AsOf>, Refusal> {
         None => Ok(None),
         Some(api::as_of::Point::Position(position)) => Ok(Some(AsOf::Position(*position))),
         Some(api::as_of::Point::Date(text)) => Ok(Some(AsOf::Date(date("as_of.date", text)?))),
+        Some(api::as_of::Point::BusinessDate(text)) => {
+            Ok(Some(AsOf::BusinessDate(date("as_of.business_date", text)?)))
+        }
     }
 }
 

@@ -17,6 +17,7 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 use ledger_proto::event::v1 as event;
 use ledger_proto::v1 as api;
+use ledger_proto::v1::company_service_client::CompanyServiceClient;
 use ledger_proto::v1::operator_service_client::OperatorServiceClient;
 use ledger_proto::v1::provider_service_client::ProviderServiceClient;
 use serde_json::{json, Value};
@@ -58,6 +59,8 @@ pub enum BatchKind {
     Register,
     Payout,
     Reverse,
+    /// Usage codes (`OrderUsageCodesBatch`).
+    UsageCode,
 }
 
 /// A column of a batch file: its name (the single command's flag) and the other names taken.
@@ -122,6 +125,17 @@ const PAYOUT_COLUMNS: &[Column] = &[
     column("request-id", &[], false),
 ];
 
+const USAGE_CODE_COLUMNS: &[Column] = &[
+    column("enterprise", &["enterprise-number"], true),
+    column("provider", &["provider-id"], true),
+    column("module", &["module-id"], false),
+    column("type", &["voucher-type"], true),
+    column("hours", &[], true),
+    column("from", &["period-from"], true),
+    column("until", &["period-until"], true),
+    column("request-id", &[], false),
+];
+
 const REVERSE_COLUMNS: &[Column] = &[
     column("provider", &["provider-id"], true),
     column("redemption", &["redemption-id"], true),
@@ -138,6 +152,7 @@ impl BatchKind {
             BatchKind::Register => REGISTER_COLUMNS,
             BatchKind::Payout => PAYOUT_COLUMNS,
             BatchKind::Reverse => REVERSE_COLUMNS,
+            BatchKind::UsageCode => USAGE_CODE_COLUMNS,
         }
     }
 
@@ -148,6 +163,7 @@ impl BatchKind {
             BatchKind::Register => "RegisterCompaniesBatch",
             BatchKind::Payout => "RecordPayoutsBatch",
             BatchKind::Reverse => "ReverseRedemptionsBatch",
+            BatchKind::UsageCode => "OrderUsageCodesBatch",
         }
     }
 }
@@ -190,6 +206,7 @@ pub enum Requests {
     Register(Vec<api::RegisterCompanyRequest>),
     Payout(Vec<api::RecordPayoutRequest>),
     Reverse(Vec<api::ReverseRedemptionRequest>),
+    UsageCode(Vec<api::OrderUsageCodeRequest>),
 }
 
 impl std::fmt::Debug for Requests {
@@ -201,6 +218,7 @@ impl std::fmt::Debug for Requests {
             Requests::Register(items) => write!(f, "Register({} items)", items.len()),
             Requests::Payout(items) => write!(f, "Payout({} items)", items.len()),
             Requests::Reverse(items) => write!(f, "Reverse({} items)", items.len()),
+            Requests::UsageCode(items) => write!(f, "UsageCode({} items)", items.len()),
         }
     }
 }
@@ -346,6 +364,13 @@ fn parse(
                 .zip(&sources)
                 .map(|(record, source)| reverse_request(record, source.request_id))
                 .collect(),
+        ),
+        BatchKind::UsageCode => Requests::UsageCode(
+            records
+                .iter()
+                .zip(&sources)
+                .map(|(record, source)| usage_code_request(record, source.request_id))
+                .collect::<Result<_, _>>()?,
         ),
     };
     Ok(BatchFile { sources, requests })
@@ -579,6 +604,22 @@ fn reverse_request(record: &Record, request_id: Uuid) -> api::ReverseRedemptionR
     }
 }
 
+fn usage_code_request(
+    record: &Record,
+    request_id: Uuid,
+) -> Result<api::OrderUsageCodeRequest, (Option<u64>, String)> {
+    Ok(api::OrderUsageCodeRequest {
+        request_id: request_id.to_string(),
+        enterprise_number: record.get("enterprise").trim().to_owned(),
+        provider_id: record.get("provider").trim().to_owned(),
+        module_id: record.get("module").trim().to_owned(),
+        voucher_type: event::VoucherType::from(choice::<VoucherTypeArg>(record, "type")?) as i32,
+        hours: record.get("hours").trim().to_owned(),
+        period_from: record.get("from").trim().to_owned(),
+        period_until: record.get("until").trim().to_owned(),
+    })
+}
+
 /// What the server said of one item.
 #[derive(Debug, Clone)]
 pub enum ItemOutcome {
@@ -703,6 +744,18 @@ pub async fn send(
                 async move {
                     client
                         .reverse_redemptions_batch(crate::client::authorize(request, token))
+                        .await
+                }
+            })
+            .await
+        }
+        Requests::UsageCode(items) => {
+            send_chunks(&items, |items| {
+                let mut client = CompanyServiceClient::new(channel.clone());
+                let request = api::OrderUsageCodesBatchRequest { items };
+                async move {
+                    client
+                        .order_usage_codes_batch(crate::client::authorize(request, token))
                         .await
                 }
             })

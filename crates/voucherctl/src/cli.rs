@@ -190,6 +190,12 @@ pub enum Command {
     /// ReverseRedemptionsBatch call (provider, as itself). Columns as the flags of `reverse`:
     /// provider, redemption, reason, date, request-id.
     ReverseBatch(crate::batch::BatchFileArgs),
+    /// Order a usage code for every item of a CSV or JSON Lines file, 1 000 items per
+    /// OrderUsageCodesBatch call (a company for itself, or the operator). Columns as the flags
+    /// of `usage-code order`: enterprise, provider, module, type, hours, from, until,
+    /// request-id (the order id each code is derived from). The report line of an accepted
+    /// item names its code.
+    UsageCodeBatch(crate::batch::BatchFileArgs),
     /// Lists of what the ledger holds, page by page (QueryService).
     #[command(subcommand)]
     List(crate::queries::ListCommand),
@@ -253,20 +259,33 @@ pub struct AsOfArgs {
     #[arg(
         long = "as-of-position",
         value_name = "POSITION",
-        conflicts_with = "as_of_date"
+        conflicts_with_all = ["as_of_date", "as_of_business_date"]
     )]
     pub as_of_position: Option<u64>,
     /// Answer as the ledger stood at the end of this day (UTC, by recorded time).
-    #[arg(long = "as-of-date", value_name = "DATE")]
+    #[arg(
+        long = "as-of-date",
+        value_name = "DATE",
+        conflicts_with = "as_of_business_date"
+    )]
     pub as_of_date: Option<String>,
+    /// Answer with the figures of the events whose business date (training, payment,
+    /// payout, expiry date…) is on or before this day, whenever they were recorded.
+    #[arg(long = "as-of-business-date", value_name = "DATE")]
+    pub as_of_business_date: Option<String>,
 }
 
 impl AsOfArgs {
     fn to_proto(&self) -> Option<api::AsOf> {
-        let point = match (&self.as_of_position, &self.as_of_date) {
-            (Some(position), _) => api::as_of::Point::Position(*position),
-            (None, Some(date)) => api::as_of::Point::Date(date.clone()),
-            (None, None) => return None,
+        let point = match (
+            &self.as_of_position,
+            &self.as_of_date,
+            &self.as_of_business_date,
+        ) {
+            (Some(position), _, _) => api::as_of::Point::Position(*position),
+            (None, Some(date), _) => api::as_of::Point::Date(date.clone()),
+            (None, None, Some(date)) => api::as_of::Point::BusinessDate(date.clone()),
+            (None, None, None) => return None,
         };
         Some(api::AsOf { point: Some(point) })
     }
@@ -898,6 +917,7 @@ impl Command {
             | Command::RegisterBatch(_)
             | Command::PayoutBatch(_)
             | Command::ReverseBatch(_)
+            | Command::UsageCodeBatch(_)
             | Command::Completions(_) => return None,
             Command::Budget(command) => command.plan(),
             Command::Provider(command) => command.plan(),
@@ -1713,6 +1733,39 @@ mod tests {
             panic!("not GetYearSummary")
         };
         assert_eq!(request.year, 2024);
+    }
+
+    #[test]
+    fn as_of_business_date_maps_to_its_point_and_excludes_the_others() {
+        let Call::GetCompanies(request) = plan(&[
+            "report",
+            "companies",
+            "--year",
+            "2024",
+            "--as-of-business-date",
+            "2024-06-30",
+        ])
+        .call
+        else {
+            panic!("report companies calls GetCompanies");
+        };
+        assert_eq!(
+            request.as_of.and_then(|as_of| as_of.point),
+            Some(api::as_of::Point::BusinessDate("2024-06-30".into()))
+        );
+        for other in [["--as-of-date", "2024-06-30"], ["--as-of-position", "7"]] {
+            let error = usage_error(&[
+                "report",
+                "year",
+                "--year",
+                "2024",
+                "--as-of-business-date",
+                "2024-06-30",
+                other[0],
+                other[1],
+            ]);
+            assert_eq!(error.kind(), clap::error::ErrorKind::ArgumentConflict);
+        }
     }
 
     #[test]

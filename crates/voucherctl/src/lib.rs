@@ -53,6 +53,7 @@ fn run_local(cli: Cli, server: &tonic::transport::Endpoint) -> ExitCode {
         Command::RegisterBatch(args) => run_batch(&cli, server, args, batch::BatchKind::Register),
         Command::PayoutBatch(args) => run_batch(&cli, server, args, batch::BatchKind::Payout),
         Command::ReverseBatch(args) => run_batch(&cli, server, args, batch::BatchKind::Reverse),
+        Command::UsageCodeBatch(args) => run_batch(&cli, server, args, batch::BatchKind::UsageCode),
         // Every other command is one call, planned by `Cli::plan`.
         _ => ExitCode::from(failure::EXIT_USAGE),
     }

@@ -7,6 +7,7 @@
 use clap::{Args, Subcommand};
 use ledger_json::json as event_json;
 use ledger_proto::v1 as api;
+use ledger_proto::v1::company_service_client::CompanyServiceClient;
 use ledger_proto::v1::query_service_client::QueryServiceClient;
 use serde_json::{json, Value};
 use tonic::transport::Channel;
@@ -38,6 +39,18 @@ pub enum ListCommand {
     /// The payouts of a provider, in log order (the provider itself, operator,
     /// administration, auditor).
     Payouts(ListProviderArgs),
+    /// A company's statement of redemptions: every redemption against its wallet and every
+    /// reversal, in log order (the company itself, operator, administration, auditor).
+    CompanyRedemptions(ListCompanyRedemptionsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ListCompanyRedemptionsArgs {
+    /// BCE/KBO enterprise number, dotted (0403.019.261) or plain (0403019261).
+    #[arg(long, alias = "enterprise-number", value_name = "NUMBER")]
+    pub enterprise: String,
+    #[command(flatten)]
+    pub page: PageArgs,
 }
 
 /// Which page to read.
@@ -108,6 +121,7 @@ pub enum ListCall {
     Batches(api::ListWalletBatchesRequest),
     Redemptions(api::ListRedemptionsRequest),
     Payouts(api::ListPayoutsRequest),
+    CompanyRedemptions(api::ListCompanyRedemptionsRequest),
 }
 
 /// The request a `list` command line sends, and whether it reads every page.
@@ -118,6 +132,7 @@ pub fn plan(command: &ListCommand) -> (ListCall, bool) {
         ListCommand::Companies(args) => &args.page,
         ListCommand::Batches(args) => &args.page,
         ListCommand::Redemptions(args) | ListCommand::Payouts(args) => &args.page,
+        ListCommand::CompanyRedemptions(args) => &args.page,
     };
     let (page_size, page_token) = (page.page_size, page.page_token.clone());
     let call = match command {
@@ -155,6 +170,13 @@ pub fn plan(command: &ListCommand) -> (ListCall, bool) {
             page_token,
             provider_id: args.provider.clone(),
         }),
+        ListCommand::CompanyRedemptions(args) => {
+            ListCall::CompanyRedemptions(api::ListCompanyRedemptionsRequest {
+                page_size,
+                page_token,
+                enterprise_number: args.enterprise.clone(),
+            })
+        }
     };
     (call, page.all)
 }
@@ -168,6 +190,7 @@ impl ListCall {
             ListCall::Batches(_) => "ListWalletBatches",
             ListCall::Redemptions(_) => "ListRedemptions",
             ListCall::Payouts(_) => "ListPayouts",
+            ListCall::CompanyRedemptions(_) => "ListCompanyRedemptions",
         }
     }
 
@@ -179,6 +202,7 @@ impl ListCall {
             ListCall::Batches(r) => r.page_token = token,
             ListCall::Redemptions(r) => r.page_token = token,
             ListCall::Payouts(r) => r.page_token = token,
+            ListCall::CompanyRedemptions(r) => r.page_token = token,
         }
     }
 }
@@ -206,7 +230,7 @@ pub async fn execute(
     mut call: ListCall,
     all: bool,
 ) -> Result<ListAnswer, Status> {
-    let mut client = QueryServiceClient::new(channel);
+    let mut client = QueryServiceClient::new(channel.clone());
     let mut answer = ListAnswer {
         rpc: call.rpc(),
         ..ListAnswer::default()
@@ -256,6 +280,14 @@ pub async fn execute(
             ListCall::Payouts(r) => {
                 let page = client
                     .list_payouts(crate::client::authorize(r, token))
+                    .await?
+                    .into_inner();
+                answer.events.extend(page.events);
+                (page.next_page_token, page.as_of_position)
+            }
+            ListCall::CompanyRedemptions(r) => {
+                let page = CompanyServiceClient::new(channel.clone())
+                    .list_company_redemptions(crate::client::authorize(r, token))
                     .await?
                     .into_inner();
                 answer.events.extend(page.events);

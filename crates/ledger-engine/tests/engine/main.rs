@@ -3,6 +3,7 @@
 mod support;
 
 mod batches;
+mod business_date;
 mod checkpoints;
 mod concurrency;
 mod history;

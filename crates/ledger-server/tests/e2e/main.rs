@@ -8,7 +8,10 @@ use ledger_testkit::requests;
 mod support;
 
 mod batches;
+mod business_date;
+mod company_statement;
 mod edge;
+mod expiry_cap;
 mod health_and_reflection;
 mod lifecycle;
 mod malformed_input;
@@ -17,3 +20,4 @@ mod refusals;
 mod roles;
 mod shutdown;
 mod usage_codes;
+mod usage_codes_batch;

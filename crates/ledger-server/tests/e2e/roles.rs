@@ -5,10 +5,10 @@ use std::path::Path;
 
 use ledger_proto::v1::{
     BackupRequest, GetHeadRequest, IssueVouchersBatchRequest, ListCompaniesRequest,
-    ListModulesRequest, ListPayoutsRequest, ListProvidersRequest, ListRedemptionsRequest,
-    ListWalletBatchesRequest, ReadEventsRequest, RecordPayoutsBatchRequest,
-    RedeemHoursBatchRequest, RegisterCompaniesBatchRequest, ReverseRedemptionsBatchRequest,
-    SubscribeRequest,
+    ListCompanyRedemptionsRequest, ListModulesRequest, ListPayoutsRequest, ListProvidersRequest,
+    ListRedemptionsRequest, ListWalletBatchesRequest, OrderUsageCodesBatchRequest,
+    ReadEventsRequest, RecordPayoutsBatchRequest, RedeemHoursBatchRequest,
+    RegisterCompaniesBatchRequest, ReverseRedemptionsBatchRequest, SubscribeRequest,
 };
 use prost::Message;
 use tonic::{Code, Status};
@@ -88,6 +88,8 @@ enum Rpc {
     ListRedemptions,
     ListPayouts,
     OrderUsageCode,
+    OrderUsageCodesBatch,
+    ListCompanyRedemptions,
     CancelUsageCode,
     GetUsageCode,
     ListUsageCodes,
@@ -166,6 +168,13 @@ const MAY_CALL: &[(Rpc, &[Role])] = &[
     // auditors (and a code's provider: GetUsageCode of a code given to AG-0012 is tested in
     // tests/e2e/usage_codes.rs). The other company is refused everywhere.
     (Rpc::OrderUsageCode, &[Operator, Company]),
+    // The other company passes the call's role check and is refused in its item (the call
+    // below answers an item's PERMISSION_DENIED as the call's).
+    (Rpc::OrderUsageCodesBatch, &[Operator, Company]),
+    (
+        Rpc::ListCompanyRedemptions,
+        &[Administration, Operator, Auditor, Company],
+    ),
     (Rpc::CancelUsageCode, &[Operator, Company]),
     // Whose code it is can only be known once it is found: every role that may read some code
     // may ask, and is answered NOT_FOUND for this unknown one.
@@ -229,6 +238,8 @@ impl Rpc {
             Rpc::ListRedemptions => "QueryService/ListRedemptions",
             Rpc::ListPayouts => "QueryService/ListPayouts",
             Rpc::OrderUsageCode => "CompanyService/OrderUsageCode",
+            Rpc::OrderUsageCodesBatch => "CompanyService/OrderUsageCodesBatch",
+            Rpc::ListCompanyRedemptions => "CompanyService/ListCompanyRedemptions",
             Rpc::CancelUsageCode => "CompanyService/CancelUsageCode",
             Rpc::GetUsageCode => "CompanyService/GetUsageCode",
             Rpc::ListUsageCodes => "CompanyService/ListUsageCodes",
@@ -420,6 +431,38 @@ impl Rpc {
                     "2025-04-01",
                     "2025-04-30",
                 ))
+                .await
+                .map(drop),
+            Rpc::OrderUsageCodesBatch => {
+                let answer = client
+                    .order_usage_codes_batch(OrderUsageCodesBatchRequest {
+                        items: vec![order_usage_code(
+                            COMPANY_A,
+                            "AG-0012",
+                            "1",
+                            "2025-04-01",
+                            "2025-04-30",
+                        )],
+                    })
+                    .await?;
+                match answer.results.first().and_then(|item| item.result.as_ref()) {
+                    Some(ledger_proto::v1::batch_item_result::Result::Refused(status))
+                        if status.code == Code::PermissionDenied as i32 =>
+                    {
+                        Err(Status::with_details(
+                            Code::PermissionDenied,
+                            status.message.clone(),
+                            status.encode_to_vec().into(),
+                        ))
+                    }
+                    _ => Ok(()),
+                }
+            }
+            Rpc::ListCompanyRedemptions => client
+                .list_company_redemptions(ListCompanyRedemptionsRequest {
+                    enterprise_number: COMPANY_A.to_owned(),
+                    ..ListCompanyRedemptionsRequest::default()
+                })
                 .await
                 .map(drop),
             Rpc::CancelUsageCode => client

@@ -281,6 +281,8 @@ rpcs! {
     QueryServiceClient::list_redemptions(api::ListRedemptionsRequest) -> api::ListEventsResponse;
     QueryServiceClient::list_payouts(api::ListPayoutsRequest) -> api::ListEventsResponse;
     CompanyServiceClient::order_usage_code(api::OrderUsageCodeRequest) -> api::OrderUsageCodeResponse;
+    CompanyServiceClient::order_usage_codes_batch(api::OrderUsageCodesBatchRequest) -> api::BatchWriteResponse;
+    CompanyServiceClient::list_company_redemptions(api::ListCompanyRedemptionsRequest) -> api::ListEventsResponse;
     CompanyServiceClient::cancel_usage_code(api::CancelUsageCodeRequest) -> api::WriteResponse;
     CompanyServiceClient::get_usage_code(api::GetUsageCodeRequest) -> api::UsageCodeView;
     CompanyServiceClient::list_usage_codes(api::ListUsageCodesRequest) -> api::UsageCodeList;

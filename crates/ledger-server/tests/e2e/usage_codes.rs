@@ -429,3 +429,25 @@ async fn from_the_policy_switch_a_redemption_without_a_code_is_refused_and_with_
         .await
         .expect("with the company's code");
 }
+
+#[tokio::test]
+async fn an_order_whose_period_ends_before_it_starts_is_refused_naming_period_until() {
+    let server = Server::start().await;
+    let dates = Dates::now();
+    given_world(&server, &dates).await;
+    let head = server.head().await;
+    let status = refused(
+        server
+            .client(COMPANY_A_TOKEN)
+            .order_usage_code(order_usage_code(
+                COMPANY_A,
+                "AG-0012",
+                "2",
+                &dates.training(),
+                &iso(dates.recent_payment),
+            ))
+            .await,
+    );
+    assert_invalid_field(&status, "INVALID_PERIOD", "period_until");
+    assert_eq!(server.head().await.position, head.position);
+}
