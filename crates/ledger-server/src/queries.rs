@@ -125,6 +125,16 @@ impl Page {
         hex::encode(body)
     }
 
+    /// The log position a page of events resumes after: 0 for the first page. The lists of
+    /// events (a provider's, a company's) all page by position.
+    fn position_after(&self, token: &str) -> Result<u64, Status> {
+        Ok(self
+            .cursor(token)?
+            .map(|cursor| cursor.parse::<u64>().map_err(bad_cursor))
+            .transpose()?
+            .unwrap_or(0))
+    }
+
     /// The cursor of `token`, or `None` for the first page.
     fn cursor(&self, token: &str) -> Result<Option<String>, Status> {
         if token.is_empty() {
@@ -188,6 +198,21 @@ impl Page {
         };
         (page, next)
     }
+}
+
+/// Refuses a page of events that resumes after a position past the head the page is read at
+/// (a token of another ledger's history, or of this one before a restore).
+fn check_not_past_head(after: u64, head_position: u64) -> Result<(), Status> {
+    if after > head_position {
+        return Err(invalid_field_status(
+            ServerReason::PageTokenStale,
+            "page_token",
+            format!(
+                "page token resumes after position {after}, past the log's head {head_position}"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn bad_cursor<T>(_: T) -> Status {
@@ -259,24 +284,11 @@ impl Ledger {
         };
         may_read(&principal, &read)?;
         let page = Page::new(listing, &[provider_id.as_str()], request.page_size());
-        let after = page
-            .cursor(request.page_token())?
-            .map(|cursor| cursor.parse::<u64>().map_err(bad_cursor))
-            .transpose()?
-            .unwrap_or(0);
+        let after = page.position_after(request.page_token())?;
         let len_max = page.len_max;
         let (positions, more, as_of_position) = self
             .read(move |view| {
-                if after > view.projections.position {
-                    return Err(invalid_field_status(
-                        ServerReason::PageTokenStale,
-                        "page_token",
-                        format!(
-                            "page token resumes after position {after}, past the log's head {}",
-                            view.projections.position
-                        ),
-                    ));
-                }
+                check_not_past_head(after, view.projections.position)?;
                 if !view.state.providers.contains_key(&provider_id) {
                     return Err(refusal_status(&Refusal::ProviderNotFound));
                 }
@@ -314,24 +326,11 @@ impl Ledger {
             &[number.as_str()],
             request.page_size,
         );
-        let after = page
-            .cursor(&request.page_token)?
-            .map(|cursor| cursor.parse::<u64>().map_err(bad_cursor))
-            .transpose()?
-            .unwrap_or(0);
+        let after = page.position_after(&request.page_token)?;
         let len_max = page.len_max;
         let (positions, more, as_of_position) = self
             .read(move |view| {
-                if after > view.projections.position {
-                    return Err(invalid_field_status(
-                        ServerReason::PageTokenStale,
-                        "page_token",
-                        format!(
-                            "page token resumes after position {after}, past the log's head {}",
-                            view.projections.position
-                        ),
-                    ));
-                }
+                check_not_past_head(after, view.projections.position)?;
                 if !view.state.companies.contains_key(&number) {
                     return Err(refusal_status(&Refusal::CompanyNotFound));
                 }

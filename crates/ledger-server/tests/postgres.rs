@@ -206,41 +206,6 @@ async fn wait_for_head(channel: &tonic::transport::Channel, position: u64) {
     }
 }
 
-/// A write's raw answer (the crash campaign's `send` sorts statuses and keeps them opaque).
-async fn write_status(
-    channel: &tonic::transport::Channel,
-    write: &Write,
-) -> Result<ledger_proto::v1::Receipt, tonic::Status> {
-    use ledger_proto::v1::operator_service_client::OperatorServiceClient;
-    use ledger_proto::v1::provider_service_client::ProviderServiceClient;
-    let answer = match write {
-        Write::Register(message) => {
-            OperatorServiceClient::new(channel.clone())
-                .register_company(with_token(message.clone(), OPERATOR))
-                .await
-        }
-        Write::Issue(message) => {
-            OperatorServiceClient::new(channel.clone())
-                .issue_vouchers(with_token(message.clone(), OPERATOR))
-                .await
-        }
-        Write::Redeem(message) => {
-            ProviderServiceClient::new(channel.clone())
-                .redeem_hours(with_token(message.clone(), PROVIDER))
-                .await
-        }
-        Write::Reverse(message) => {
-            ProviderServiceClient::new(channel.clone())
-                .reverse_redemption(with_token(message.clone(), PROVIDER))
-                .await
-        }
-    }?;
-    Ok(answer
-        .into_inner()
-        .receipt
-        .expect("an accepted write has a receipt"))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hot_standby_answers_reads_from_the_writers_log_and_refuses_writes_naming_the_writer() {
     let Some(cluster) = cluster_or_skip(
@@ -298,7 +263,7 @@ async fn a_hot_standby_answers_reads_from_the_writers_log_and_refuses_writes_nam
     // A write sent to it: UNAVAILABLE / NOT_THE_WRITER naming the writer, and nothing written,
     // there or anywhere; the same write at the writer is accepted once.
     let op = campaign.callers[0].next_op(&campaign.dates);
-    let refused = write_status(&standby.channel, &op.write)
+    let refused = call(&standby.channel, &op.write)
         .await
         .expect_err("a standby refuses a write");
     assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
@@ -326,7 +291,7 @@ async fn a_hot_standby_answers_reads_from_the_writers_log_and_refuses_writes_nam
         writer_head,
         "the writer got nothing"
     );
-    let receipt = write_status(&campaign.channel(), &op.write)
+    let receipt = call(&campaign.channel(), &op.write)
         .await
         .expect("the writer accepts the write");
     assert!(!receipt.replayed, "written once, at the writer");

@@ -377,38 +377,41 @@ pub fn is_refusal(status: &Status) -> bool {
             .is_some_and(|info| info.domain == "voucherledger.v1")
 }
 
-pub async fn send(channel: &Channel, write: &Write) -> Answer {
-    let call = async {
-        match write {
-            Write::Register(message) => {
-                OperatorServiceClient::new(channel.clone())
-                    .register_company(with_token(message.clone(), OPERATOR))
-                    .await
-            }
-            Write::Issue(message) => {
-                OperatorServiceClient::new(channel.clone())
-                    .issue_vouchers(with_token(message.clone(), OPERATOR))
-                    .await
-            }
-            Write::Redeem(message) => {
-                ProviderServiceClient::new(channel.clone())
-                    .redeem_hours(with_token(message.clone(), PROVIDER))
-                    .await
-            }
-            Write::Reverse(message) => {
-                ProviderServiceClient::new(channel.clone())
-                    .reverse_redemption(with_token(message.clone(), PROVIDER))
-                    .await
-            }
+/// A write's raw answer: the receipt, or the status as the server (or the transport) gave it.
+pub async fn call(channel: &Channel, write: &Write) -> Result<api::Receipt, Status> {
+    let answer = match write {
+        Write::Register(message) => {
+            OperatorServiceClient::new(channel.clone())
+                .register_company(with_token(message.clone(), OPERATOR))
+                .await
         }
-    };
-    match tokio::time::timeout(CALL_WAIT, call).await {
-        Ok(Ok(response)) => Answer::Accepted(
-            response
-                .into_inner()
-                .receipt
-                .expect("an accepted write has a receipt"),
-        ),
+        Write::Issue(message) => {
+            OperatorServiceClient::new(channel.clone())
+                .issue_vouchers(with_token(message.clone(), OPERATOR))
+                .await
+        }
+        Write::Redeem(message) => {
+            ProviderServiceClient::new(channel.clone())
+                .redeem_hours(with_token(message.clone(), PROVIDER))
+                .await
+        }
+        Write::Reverse(message) => {
+            ProviderServiceClient::new(channel.clone())
+                .reverse_redemption(with_token(message.clone(), PROVIDER))
+                .await
+        }
+    }?;
+    Ok(answer
+        .into_inner()
+        .receipt
+        .expect("an accepted write has a receipt"))
+}
+
+/// A write's answer sorted for the campaign: accepted, refused (a decision), or unknown (no
+/// answer in time, or a status that does not say whether the write was made).
+pub async fn send(channel: &Channel, write: &Write) -> Answer {
+    match tokio::time::timeout(CALL_WAIT, call(channel, write)).await {
+        Ok(Ok(receipt)) => Answer::Accepted(receipt),
         Ok(Err(status)) if is_refusal(&status) => Answer::Refused(status),
         Ok(Err(status)) => Answer::Unknown(status),
         Err(_) => Answer::Unknown(Status::deadline_exceeded("no answer in time")),
