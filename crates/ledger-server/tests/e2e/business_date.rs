@@ -20,29 +20,16 @@ fn as_of_business_date(date: &str) -> Option<api::AsOf> {
 /// 2025-09-15 filed first, then a late filing of a training of 2025-05-20, then a payout
 /// back-dated to 2025-06-15 and a provider approved from 2026-01-01 (a future date then).
 async fn server_with_filings_out_of_order() -> Server {
-    let server = Server::start().await;
+    // Not the common world: AG-0099 is approved later, as the test's own step.
+    let world = World::default()
+        .budget(2025, "100000.00")
+        .provider(PROVIDER, "2025-01-01")
+        .module(MODULE, PROVIDER, "2025-01-01")
+        .company(COMPANY_A, 2025)
+        .vouchers(COMPANY_A, 10, "2025-03-10");
+    let server = Server::given(world).await;
     let administration = server.client(ADMINISTRATION);
-    administration
-        .open_budget(open_budget(2025, "100000.00"))
-        .await
-        .expect("budget");
-    administration
-        .approve_provider(approve_provider(PROVIDER, "2025-01-01"))
-        .await
-        .expect("provider");
     let operator = server.client(OPERATOR);
-    administration
-        .approve_module(approve_module(MODULE, PROVIDER, "2025-01-01"))
-        .await
-        .expect("module");
-    operator
-        .register_company(register_company(COMPANY_A, 2025))
-        .await
-        .expect("company");
-    operator
-        .issue_vouchers(issue_vouchers(COMPANY_A, 10, "2025-03-10"))
-        .await
-        .expect("issuance");
     let provider = server.client(PROVIDER_AG_0012);
     for (hours, training_date) in [("4", "2025-09-15"), ("3", "2025-05-20")] {
         provider

@@ -33,30 +33,19 @@ async fn world(server: &Server) {
     let paid = today - TimeDelta::days(40);
     let paid = paid.max(NaiveDate::from_ymd_opt(paid.year(), 2, 2).expect("date"));
     let yesterday = iso(today - TimeDelta::days(1));
-    let administration = server.client(ADMINISTRATION);
-    administration
-        .open_budget(open_budget(paid.year(), "100000.00"))
-        .await
-        .expect("budget");
-    administration
-        .approve_provider(approve_provider("AG-0012", "2020-01-01"))
-        .await
-        .expect("provider");
-    administration
-        .approve_module(approve_module("AG-0012-GEN", "AG-0012", "2020-01-01"))
-        .await
-        .expect("module");
+    World::default()
+        .budget(paid.year(), "100000.00")
+        .provider("AG-0012", "2020-01-01")
+        .module("AG-0012-GEN", "AG-0012", "2020-01-01")
+        .company(COMPANY_A, paid.year())
+        .company(COMPANY_B, paid.year())
+        .vouchers(COMPANY_A, 10, &iso(paid))
+        .vouchers(COMPANY_B, 10, &iso(paid))
+        .write(&server.channel())
+        .await;
     let operator = server.client(OPERATOR);
     let provider = server.client(PROVIDER_AG_0012);
     for (company, filings) in [(COMPANY_A, 5), (COMPANY_B, 1)] {
-        operator
-            .register_company(register_company(company, paid.year()))
-            .await
-            .expect("registration");
-        operator
-            .issue_vouchers(issue_vouchers(company, 10, &iso(paid)))
-            .await
-            .expect("vouchers");
         let code = operator
             .order_usage_code(order_usage_code(
                 company,

@@ -21,30 +21,15 @@ async fn world(server: &Server) -> (String, String) {
     let today = Utc::now().date_naive();
     let paid = (today - TimeDelta::days(40))
         .max(NaiveDate::from_ymd_opt((today - TimeDelta::days(40)).year(), 2, 2).expect("date"));
-    let administration = server.client(ADMINISTRATION);
-    administration
-        .open_budget(open_budget(paid.year(), "100000.00"))
-        .await
-        .expect("budget");
-    administration
-        .approve_provider(approve_provider("AG-0012", "2020-01-01"))
-        .await
-        .expect("provider");
-    administration
-        .approve_module(approve_module("AG-0012-GEN", "AG-0012", "2020-01-01"))
-        .await
-        .expect("module");
-    let operator = server.client(OPERATOR);
-    for company in [COMPANY_A, COMPANY_B] {
-        operator
-            .register_company(register_company(company, paid.year()))
-            .await
-            .expect("registration");
-    }
-    operator
-        .issue_vouchers(issue_vouchers(COMPANY_A, 10, &iso(paid)))
-        .await
-        .expect("vouchers");
+    World::default()
+        .budget(paid.year(), "100000.00")
+        .provider("AG-0012", "2020-01-01")
+        .module("AG-0012-GEN", "AG-0012", "2020-01-01")
+        .company(COMPANY_A, paid.year())
+        .company(COMPANY_B, paid.year())
+        .vouchers(COMPANY_A, 10, &iso(paid))
+        .write(&server.channel())
+        .await;
     (iso(paid), iso(today - TimeDelta::days(1)))
 }
 
