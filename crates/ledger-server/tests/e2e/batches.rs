@@ -3,7 +3,6 @@
 //! again is answered from the log; limits on the batch's length and size.
 
 use ledger_proto::v1::{self as api, batch_item_result};
-use prost::Message;
 use tonic::Code;
 
 use crate::requests::*;
@@ -36,28 +35,7 @@ fn redemption(day: u32, counter: u32) -> api::RedeemHoursRequest {
 /// The receipt of an accepted item.
 #[track_caller]
 fn accepted(result: &api::BatchItemResult) -> &api::Receipt {
-    match &result.result {
-        Some(batch_item_result::Result::Accepted(response)) => {
-            response.receipt.as_ref().expect("a receipt")
-        }
-        other => panic!(
-            "item {} expected accepted, got {other:?}",
-            result.request_id
-        ),
-    }
-}
-
-/// The status of a refused item, as a `tonic::Status` with the same details.
-#[track_caller]
-fn refused_item(result: &api::BatchItemResult) -> tonic::Status {
-    match &result.result {
-        Some(batch_item_result::Result::Refused(status)) => tonic::Status::with_details(
-            Code::from_i32(status.code),
-            status.message.clone(),
-            tonic::codegen::Bytes::from(status.encode_to_vec()),
-        ),
-        other => panic!("item {} expected refused, got {other:?}", result.request_id),
-    }
+    accepted_item(result).receipt.as_ref().expect("a receipt")
 }
 
 async fn general_vouchers(server: &Server) -> u32 {

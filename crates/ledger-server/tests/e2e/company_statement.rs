@@ -2,17 +2,13 @@
 //! every redemption against its wallet and every reversal, as stored, in log order, page by
 //! page; never another company's. Dates follow the server's clock.
 
-use chrono::{Datelike, NaiveDate, TimeDelta, Utc};
+use chrono::{Datelike, TimeDelta, Utc};
 use ledger_proto::event::v1::event::Payload;
 use ledger_proto::v1 as api;
 use tonic::Code;
 
 use crate::requests::*;
 use crate::support::*;
-
-fn iso(date: NaiveDate) -> String {
-    date.format("%Y-%m-%d").to_string()
-}
 
 fn list(
     enterprise_number: &str,
@@ -30,8 +26,7 @@ fn list(
 /// each: five filings of 1 hour for A (one of them reversed), one for B.
 async fn world(server: &Server) {
     let today = Utc::now().date_naive();
-    let paid = today - TimeDelta::days(40);
-    let paid = paid.max(NaiveDate::from_ymd_opt(paid.year(), 2, 2).expect("date"));
+    let paid = after_registration(today - TimeDelta::days(40));
     let yesterday = iso(today - TimeDelta::days(1));
     World::default()
         .budget(paid.year(), "100000.00")

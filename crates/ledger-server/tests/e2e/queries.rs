@@ -9,6 +9,7 @@ use ledger_proto::event::v1::event::Payload;
 use ledger_proto::event::v1::{Theme, VoucherType};
 use ledger_proto::v1::{self as api, batch_item_result};
 use tonic::Code;
+use tonic_types::StatusExt;
 
 use crate::requests::*;
 use crate::support::*;
@@ -607,18 +608,11 @@ async fn registrations_and_payouts_in_batches_answer_item_by_item_and_a_retry_is
     let reasons: Vec<String> = payouts
         .results
         .iter()
-        .map(|result| match &result.result {
-            Some(batch_item_result::Result::Refused(status)) => status
-                .details
-                .iter()
-                .filter(|detail| detail.type_url.ends_with("/google.rpc.ErrorInfo"))
-                .find_map(|detail| {
-                    use prost::Message;
-                    tonic_types::pb::ErrorInfo::decode(detail.value.as_slice()).ok()
-                })
+        .map(|result| {
+            refused_item(result)
+                .get_details_error_info()
                 .map(|info| info.reason)
-                .unwrap_or_default(),
-            other => panic!("refused, got {other:?}"),
+                .unwrap_or_default()
         })
         .collect();
     assert_eq!(reasons, ["PROVIDER_NOT_FOUND", "INVALID_AMOUNT"]);

@@ -219,20 +219,7 @@ fn whole<T>(_answer: T) -> Items {
 
 /// A batch call's refused items, each as a `Status` with its details.
 fn items(answer: ledger_proto::v1::BatchWriteResponse) -> Items {
-    answer
-        .results
-        .into_iter()
-        .map(|item| match item.result {
-            Some(ledger_proto::v1::batch_item_result::Result::Refused(status)) => {
-                Some(Status::with_details(
-                    Code::from_i32(status.code),
-                    status.message.clone(),
-                    status.encode_to_vec().into(),
-                ))
-            }
-            _ => None,
-        })
-        .collect()
+    answer.results.iter().map(item_status).collect()
 }
 
 impl Rpc {

@@ -476,3 +476,53 @@ pub async fn refusal_failures(server: &Server, rows: Vec<Refusal<'_>>) -> Vec<St
     }
     failures
 }
+
+/// A batch item's refusal as a `tonic::Status` with the same details (so the checks of a
+/// single call's status apply), or `None` for an accepted item.
+pub fn item_status(result: &api::BatchItemResult) -> Option<Status> {
+    match &result.result {
+        Some(api::batch_item_result::Result::Refused(status)) => Some(Status::with_details(
+            Code::from_i32(status.code),
+            status.message.clone(),
+            prost::Message::encode_to_vec(status).into(),
+        )),
+        _ => None,
+    }
+}
+
+/// The status of a batch item that must have been refused.
+#[track_caller]
+pub fn refused_item(result: &api::BatchItemResult) -> Status {
+    item_status(result).unwrap_or_else(|| {
+        panic!(
+            "item {} expected refused, got {:?}",
+            result.request_id, result.result
+        )
+    })
+}
+
+/// The answer to a batch item that must have been accepted.
+#[track_caller]
+pub fn accepted_item(result: &api::BatchItemResult) -> &api::WriteResponse {
+    match &result.result {
+        Some(api::batch_item_result::Result::Accepted(response)) => response,
+        other => panic!(
+            "item {} expected accepted, got {other:?}",
+            result.request_id
+        ),
+    }
+}
+
+/// A date as the API writes it, `YYYY-MM-DD`.
+pub fn iso(date: chrono::NaiveDate) -> String {
+    date.format("%Y-%m-%d").to_string()
+}
+
+/// `date`, or the 2nd of February of its year when earlier: `register_company` registers on the
+/// 1st of February, and a payment is never before the registration. For tests whose dates
+/// follow the server's clock (usage codes: a filing must fall within a code's grace of today).
+pub fn after_registration(date: chrono::NaiveDate) -> chrono::NaiveDate {
+    let second_of_february =
+        chrono::NaiveDate::from_ymd_opt(chrono::Datelike::year(&date), 2, 2).expect("a date");
+    date.max(second_of_february)
+}

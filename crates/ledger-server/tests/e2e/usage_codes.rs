@@ -19,17 +19,6 @@ const MODULE: &str = "AG-0012-GEN";
 const MODULE_OTHER: &str = "AG-0012-ALT";
 const MODULE_OF_AG_0099: &str = "AG-0099-GEN";
 
-fn iso(date: NaiveDate) -> String {
-    date.format("%Y-%m-%d").to_string()
-}
-
-/// `date`, or the 2nd of February of its year when earlier: `register_company` registers on the
-/// 1st of February, and a payment is never before the registration.
-fn after_registration(date: NaiveDate) -> NaiveDate {
-    let second_of_february = NaiveDate::from_ymd_opt(date.year(), 2, 2).expect("a date");
-    date.max(second_of_february)
-}
-
 struct Dates {
     today: NaiveDate,
     recent_payment: NaiveDate,
