@@ -176,3 +176,33 @@ impl World {
         }
     }
 }
+
+/// Approves modules `M-<first>` … `M-<first + count - 1>` of AG-0012 (8 hours, general
+/// vouchers, digital skills), one event each, from `callers` concurrent callers, so that the
+/// writer commits them in groups: a load of small writes for the tests of the audit stream and
+/// the metrics. AG-0012 must be approved already.
+pub async fn approve_modules_concurrently(channel: &Channel, first: u32, count: u32, callers: u32) {
+    let mut tasks = Vec::new();
+    for caller in 0..callers {
+        let mut administration = AdministrationServiceClient::new(channel.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut number = first + caller;
+            while number < first + count {
+                let module_id = format!("M-{number}");
+                let request = api::ApproveModuleRequest {
+                    title: format!("module {number}"),
+                    hours_max: 8,
+                    ..approve_module(&module_id, "AG-0012", "2025-01-01")
+                };
+                administration
+                    .approve_module(bearer(request, ADMINISTRATION))
+                    .await
+                    .unwrap_or_else(|status| panic!("module {module_id}: {status:?}"));
+                number += callers;
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.expect("a caller approving modules finished");
+    }
+}
