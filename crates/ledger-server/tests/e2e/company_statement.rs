@@ -2,7 +2,7 @@
 //! every redemption against its wallet and every reversal, as stored, in log order, page by
 //! page; never another company's. Dates follow the server's clock.
 
-use chrono::{Datelike, TimeDelta, Utc};
+use chrono::{TimeDelta, Utc};
 use ledger_proto::event::v1::event::Payload;
 use ledger_proto::v1 as api;
 use tonic::Code;
@@ -28,13 +28,7 @@ async fn world(server: &Server) {
     let today = Utc::now().date_naive();
     let paid = after_registration(today - TimeDelta::days(40));
     let yesterday = iso(today - TimeDelta::days(1));
-    World::default()
-        .budget(paid.year(), "100000.00")
-        .provider("AG-0012", "2020-01-01")
-        .module("AG-0012-GEN", "AG-0012", "2020-01-01")
-        .company(COMPANY_A, paid.year())
-        .company(COMPANY_B, paid.year())
-        .vouchers(COMPANY_A, 10, &iso(paid))
+    world_paid_on(paid)
         .vouchers(COMPANY_B, 10, &iso(paid))
         .write(&server.channel())
         .await;

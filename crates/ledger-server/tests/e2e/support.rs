@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::pin::Pin;
 use std::process::ExitStatus;
 
+use ledger_testkit::requests::{COMPANY_A, COMPANY_B};
 use ledger_testkit::{read_log, Process, STOP_WAIT};
 
 use ledger_proto::v1::administration_service_client::AdministrationServiceClient;
@@ -525,4 +526,18 @@ pub fn after_registration(date: chrono::NaiveDate) -> chrono::NaiveDate {
     let second_of_february =
         chrono::NaiveDate::from_ymd_opt(chrono::Datelike::year(&date), 2, 2).expect("a date");
     date.max(second_of_february)
+}
+
+/// The world of the usage-code tests whose dates follow the clock: budget of `paid`'s year,
+/// AG-0012 approved since 2020 with its module `AG-0012-GEN`, companies A and B registered for
+/// `paid`'s year, company A holding 10 vouchers paid on `paid`.
+pub fn world_paid_on(paid: chrono::NaiveDate) -> World {
+    let year = chrono::Datelike::year(&paid);
+    World::default()
+        .budget(year, "100000.00")
+        .provider("AG-0012", "2020-01-01")
+        .module("AG-0012-GEN", "AG-0012", "2020-01-01")
+        .company(COMPANY_A, year)
+        .company(COMPANY_B, year)
+        .vouchers(COMPANY_A, 10, &iso(paid))
 }

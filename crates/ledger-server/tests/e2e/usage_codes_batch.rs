@@ -1,7 +1,7 @@
 //! `OrderUsageCodesBatch` (issue 16 item 2, issue 15): many codes in one call, with the same
 //! per-item results and limits as the other batch calls. Dates follow the server's clock.
 
-use chrono::{Datelike, TimeDelta, Utc};
+use chrono::{TimeDelta, Utc};
 use ledger_proto::event::v1::event::Payload;
 use ledger_proto::v1 as api;
 use ledger_proto::v1::company_service_client::CompanyServiceClient;
@@ -15,15 +15,7 @@ use crate::support::*;
 async fn world(server: &Server) -> (String, String) {
     let today = Utc::now().date_naive();
     let paid = after_registration(today - TimeDelta::days(40));
-    World::default()
-        .budget(paid.year(), "100000.00")
-        .provider("AG-0012", "2020-01-01")
-        .module("AG-0012-GEN", "AG-0012", "2020-01-01")
-        .company(COMPANY_A, paid.year())
-        .company(COMPANY_B, paid.year())
-        .vouchers(COMPANY_A, 10, &iso(paid))
-        .write(&server.channel())
-        .await;
+    world_paid_on(paid).write(&server.channel()).await;
     (iso(paid), iso(today - TimeDelta::days(1)))
 }
 
