@@ -167,7 +167,8 @@ const MAY_CALL: &[(Rpc, &[Role])] = &[
     ),
     // Usage codes: the company as itself or the operator; reads also for the administration and
     // auditors (and a code's provider: GetUsageCode of a code given to AG-0012 is tested in
-    // tests/e2e/usage_codes.rs). The other company is refused everywhere.
+    // tests/e2e/usage_codes.rs). The other company is refused everywhere: the batch's item
+    // by item.
     (Rpc::OrderUsageCode, &[Operator, Company]),
     // A batch may hold items of many companies, so the call is open to every company; which
     // company an item is for is checked item by item ([`ITEM_REFUSED`]).
