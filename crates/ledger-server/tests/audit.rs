@@ -231,38 +231,7 @@ async fn a_year_of_the_scheme(server: &Server) -> u64 {
 /// Approves modules `M-<first>` … `M-<first + count - 1>` of AG-0012, one event each, from
 /// `callers` concurrent callers, so that the writer commits them in groups.
 async fn approve_modules(channel: &Channel, first: u32, count: u32, callers: u32) {
-    let mut tasks = Vec::new();
-    for caller in 0..callers {
-        let mut client = AdministrationServiceClient::new(channel.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut number = first + caller;
-            while number < first + count {
-                client
-                    .approve_module(with_token(
-                        api::ApproveModuleRequest {
-                            request_id: request_id(),
-                            module_id: format!("M-{number}"),
-                            provider_id: "AG-0012".into(),
-                            title: format!("module {number}"),
-                            hours_max: 8,
-                            accepted_voucher_types: vec![
-                                ledger_proto::event::v1::VoucherType::General as i32,
-                            ],
-                            themes: vec![ledger_proto::event::v1::Theme::Digital as i32],
-                            approved_from: "2025-01-01".into(),
-                            approved_until: String::new(),
-                        },
-                        ADMINISTRATION,
-                    ))
-                    .await
-                    .expect("a new module is approved");
-                number += callers;
-            }
-        }));
-    }
-    for task in tasks {
-        task.await.expect("caller finished");
-    }
+    ledger_testkit::world::approve_modules_concurrently(channel, first, count, callers).await;
 }
 
 /// The reason and metadata of a status's `ErrorInfo`.

@@ -257,38 +257,7 @@ async fn approve_modules(channel: &Channel, count: u32, callers: u32) {
         ))
         .await
         .expect("provider approved");
-    let mut tasks = Vec::new();
-    for caller in 0..callers {
-        let mut client = AdministrationServiceClient::new(channel.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut number = 1 + caller;
-            while number <= count {
-                client
-                    .approve_module(with_token(
-                        api::ApproveModuleRequest {
-                            request_id: uuid::Uuid::new_v4().to_string(),
-                            module_id: format!("M-{number}"),
-                            provider_id: "AG-0012".into(),
-                            title: format!("module {number}"),
-                            hours_max: 8,
-                            accepted_voucher_types: vec![
-                                ledger_proto::event::v1::VoucherType::General as i32,
-                            ],
-                            themes: vec![ledger_proto::event::v1::Theme::Digital as i32],
-                            approved_from: "2025-01-01".into(),
-                            approved_until: String::new(),
-                        },
-                        ADMINISTRATION,
-                    ))
-                    .await
-                    .expect("a new module is approved");
-                number += callers;
-            }
-        }));
-    }
-    for task in tasks {
-        task.await.expect("caller finished");
-    }
+    ledger_testkit::world::approve_modules_concurrently(channel, 1, count, callers).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

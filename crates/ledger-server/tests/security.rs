@@ -144,6 +144,22 @@ impl Server {
         Server::start_listening(home, args, env, "127.0.0.1:0")
     }
 
+    /// `serve --demo` on a fresh folder: the start of every test that only needs a ledger.
+    fn start_demo() -> Server {
+        let home = tempfile::tempdir().expect("a temporary folder");
+        Server::start(home, &["--demo"], &[])
+            .unwrap_or_else(|failure| panic!("the demo server starts: {failure:?}"))
+    }
+
+    /// A plain-text connection to the server.
+    async fn connect(&self) -> Channel {
+        Channel::from_shared(format!("http://{}", self.address))
+            .expect("a valid uri")
+            .connect()
+            .await
+            .expect("the server accepts a connection")
+    }
+
     fn start_listening(
         home: TempDir,
         args: &[&str],
@@ -809,11 +825,7 @@ async fn national_numbers_are_written_nowhere() {
         .expect("a temporary folder");
     let server = Server::start(home, &["--demo"], &[("VOUCHER_LEDGER_LOG", "debug")])
         .unwrap_or_else(|failure| panic!("the demo server starts: {failure:?}"));
-    let channel = Channel::from_shared(format!("http://{}", server.address))
-        .expect("a valid uri")
-        .connect()
-        .await
-        .expect("the server accepts a connection");
+    let channel = server.connect().await;
     set_up_year(
         (channel.clone(), Some("demo-administration-token")),
         (channel.clone(), Some("demo-operator-token")),
@@ -1223,11 +1235,7 @@ async fn hostile_bytes_to_the_real_server_always_get_a_status() {
         .expect("a temporary folder");
     let server = Server::start(home, &["--demo"], &[])
         .unwrap_or_else(|failure| panic!("the demo server starts: {failure:?}"));
-    let channel = Channel::from_shared(format!("http://{}", server.address))
-        .expect("a valid uri")
-        .connect()
-        .await
-        .expect("the server accepts a connection");
+    let channel = server.connect().await;
     set_up_year(
         (channel.clone(), Some("demo-administration-token")),
         (channel.clone(), Some("demo-operator-token")),
@@ -1347,18 +1355,29 @@ async fn hostile_bytes_to_the_real_server_always_get_a_status() {
     server.stop().await;
 }
 
+/// `body` sent as is to the unary method at `path` (`/package.Service/Method`) with `token`,
+/// bypassing the generated clients: what a hostile client can send. No size cap on the
+/// client's side, so that the server's is the one tested.
+async fn raw_unary(
+    channel: &Channel,
+    path: &str,
+    body: Vec<u8>,
+    token: Option<&str>,
+) -> Result<Vec<u8>, tonic::Status> {
+    let path: tonic::codegen::http::uri::PathAndQuery = path.parse().expect("a valid path");
+    let mut grpc = tonic::client::Grpc::new(channel.clone()).max_encoding_message_size(usize::MAX);
+    grpc.ready().await.expect("the connection is ready");
+    grpc.unary::<Vec<u8>, Vec<u8>, _>(with_token(body, token), path, RawCodec)
+        .await
+        .map(tonic::Response::into_inner)
+}
+
 /// Authentication comes before decoding: a caller without a valid token gets UNAUTHENTICATED
 /// whatever its body, even one that does not decode or announces a huge message.
 #[tokio::test]
 async fn an_unauthenticated_caller_is_refused_before_its_body_is_decoded() {
-    let home = tempfile::tempdir().expect("a temporary folder");
-    let server = Server::start(home, &["--demo"], &[])
-        .unwrap_or_else(|failure| panic!("the demo server starts: {failure:?}"));
-    let channel = Channel::from_shared(format!("http://{}", server.address))
-        .expect("a valid uri")
-        .connect()
-        .await
-        .expect("the server accepts a connection");
+    let server = Server::start_demo();
+    let channel = server.connect().await;
     let bodies: [Vec<u8>; 4] = [
         // A varint that never ends.
         vec![
@@ -1376,18 +1395,9 @@ async fn an_unauthenticated_caller_is_refused_before_its_body_is_decoded() {
         "/voucherledger.v1.ProviderService/RedeemHoursBatch",
         "/voucherledger.v1.AuditService/GetHead",
     ] {
-        let path: tonic::codegen::http::uri::PathAndQuery = path.parse().expect("a valid path");
         for (index, body) in bodies.iter().enumerate() {
             for token in [None, Some("not-a-token")] {
-                let mut grpc =
-                    tonic::client::Grpc::new(channel.clone()).max_encoding_message_size(usize::MAX);
-                grpc.ready().await.expect("the connection is ready");
-                let status = grpc
-                    .unary::<Vec<u8>, Vec<u8>, _>(
-                        with_token(body.clone(), token),
-                        path.clone(),
-                        RawCodec,
-                    )
+                let status = raw_unary(&channel, path, body.clone(), token)
                     .await
                     .expect_err("an unauthenticated call is refused");
                 assert_eq!(
@@ -1404,14 +1414,8 @@ async fn an_unauthenticated_caller_is_refused_before_its_body_is_decoded() {
 /// With a valid token, a body that does not decode is INVALID_ARGUMENT / MALFORMED_REQUEST.
 #[tokio::test]
 async fn an_undecodable_body_is_invalid_argument_malformed_request() {
-    let home = tempfile::tempdir().expect("a temporary folder");
-    let server = Server::start(home, &["--demo"], &[])
-        .unwrap_or_else(|failure| panic!("the demo server starts: {failure:?}"));
-    let channel = Channel::from_shared(format!("http://{}", server.address))
-        .expect("a valid uri")
-        .connect()
-        .await
-        .expect("the server accepts a connection");
+    let server = Server::start_demo();
+    let channel = server.connect().await;
     let bodies: [(&str, Vec<u8>); 4] = [
         ("a truncated varint", vec![0x10, 0xff, 0xff]),
         ("a wrong wire type", vec![0x09, 1, 2, 3, 4, 5, 6, 7, 8]),
@@ -1419,18 +1423,14 @@ async fn an_undecodable_body_is_invalid_argument_malformed_request() {
         ("a string that is not utf-8", vec![0x0a, 0x02, 0xc3, 0x28]),
     ];
     for (what, body) in bodies {
-        let mut grpc = tonic::client::Grpc::new(channel.clone());
-        grpc.ready().await.expect("the connection is ready");
-        let status = grpc
-            .unary::<Vec<u8>, Vec<u8>, _>(
-                with_token(body, Some("demo-administration-token")),
-                "/voucherledger.v1.AdministrationService/OpenBudget"
-                    .parse()
-                    .expect("a valid path"),
-                RawCodec,
-            )
-            .await
-            .expect_err("an undecodable body is refused");
+        let status = raw_unary(
+            &channel,
+            "/voucherledger.v1.AdministrationService/OpenBudget",
+            body,
+            Some("demo-administration-token"),
+        )
+        .await
+        .expect_err("an undecodable body is refused");
         assert_eq!(
             (status.code(), reason(&status)),
             (Code::InvalidArgument, "MALFORMED_REQUEST".to_owned()),
@@ -1453,14 +1453,8 @@ async fn an_undecodable_body_is_invalid_argument_malformed_request() {
 async fn a_write_past_its_deadline_is_told_to_retry_with_the_same_id() {
     use prost::Message;
     const ADMINISTRATION: &str = "demo-administration-token";
-    let home = tempfile::tempdir().expect("a temporary folder");
-    let server = Server::start(home, &["--demo"], &[])
-        .unwrap_or_else(|failure| panic!("the demo server starts: {failure:?}"));
-    let channel = Channel::from_shared(format!("http://{}", server.address))
-        .expect("a valid uri")
-        .connect()
-        .await
-        .expect("the server accepts a connection");
+    let server = Server::start_demo();
+    let channel = server.connect().await;
     let message = api::OpenBudgetRequest {
         request_id: request_id(),
         year: 2025,

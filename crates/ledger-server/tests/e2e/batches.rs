@@ -3,13 +3,10 @@
 //! again is answered from the log; limits on the batch's length and size.
 
 use ledger_proto::v1::{self as api, batch_item_result};
-use prost::Message;
 use tonic::Code;
 
 use crate::requests::*;
 use crate::support::*;
-
-use ledger_testkit::world::MODULE;
 
 /// A valid national register number of a man born on `day` July 1985, with `counter`.
 fn worker(day: u32, counter: u32) -> String {
@@ -20,11 +17,8 @@ fn worker(day: u32, counter: u32) -> String {
 
 /// The common world (a budget, AG-0012 with its module, company A registered for 2025), company
 /// A holding `vouchers`.
-async fn world(server: &Server, vouchers: u32) {
-    ledger_testkit::world::world()
-        .vouchers(COMPANY_A, vouchers, "2025-03-10")
-        .write(&server.channel())
-        .await;
+async fn given_world(vouchers: u32) -> Server {
+    Server::given(world().vouchers(COMPANY_A, vouchers, "2025-03-10")).await
 }
 
 fn redemption(day: u32, counter: u32) -> api::RedeemHoursRequest {
@@ -41,28 +35,7 @@ fn redemption(day: u32, counter: u32) -> api::RedeemHoursRequest {
 /// The receipt of an accepted item.
 #[track_caller]
 fn accepted(result: &api::BatchItemResult) -> &api::Receipt {
-    match &result.result {
-        Some(batch_item_result::Result::Accepted(response)) => {
-            response.receipt.as_ref().expect("a receipt")
-        }
-        other => panic!(
-            "item {} expected accepted, got {other:?}",
-            result.request_id
-        ),
-    }
-}
-
-/// The status of a refused item, as a `tonic::Status` with the same details.
-#[track_caller]
-fn refused_item(result: &api::BatchItemResult) -> tonic::Status {
-    match &result.result {
-        Some(batch_item_result::Result::Refused(status)) => tonic::Status::with_details(
-            Code::from_i32(status.code),
-            status.message.clone(),
-            tonic::codegen::Bytes::from(status.encode_to_vec()),
-        ),
-        other => panic!("item {} expected refused, got {other:?}", result.request_id),
-    }
+    accepted_item(result).receipt.as_ref().expect("a receipt")
 }
 
 async fn general_vouchers(server: &Server) -> u32 {
@@ -76,8 +49,7 @@ async fn general_vouchers(server: &Server) -> u32 {
 
 #[tokio::test]
 async fn a_redemption_batch_answers_every_item_in_order_and_a_refusal_refuses_no_other() {
-    let server = Server::start().await;
-    world(&server, 5).await;
+    let server = given_world(5).await;
     let head = server.head().await;
 
     let mut items: Vec<api::RedeemHoursRequest> =
@@ -146,8 +118,7 @@ async fn a_redemption_batch_answers_every_item_in_order_and_a_refusal_refuses_no
 
 #[tokio::test]
 async fn a_batch_sent_again_is_answered_from_the_log_and_writes_nothing() {
-    let server = Server::start().await;
-    world(&server, 3).await;
+    let server = given_world(3).await;
     let batch = api::RedeemHoursBatchRequest {
         items: (1..=4).map(|counter| redemption(3, counter)).collect(),
     };
@@ -187,8 +158,7 @@ async fn a_batch_sent_again_is_answered_from_the_log_and_writes_nothing() {
 
 #[tokio::test]
 async fn an_issuance_batch_issues_every_valid_item_and_refuses_the_others() {
-    let server = Server::start().await;
-    world(&server, 0).await;
+    let server = given_world(0).await;
     let head = server.head().await;
     let mut items: Vec<api::IssueVouchersRequest> = (0..4)
         .map(|_| issue_vouchers(COMPANY_A, 5, "2025-03-10"))
@@ -225,8 +195,7 @@ async fn an_issuance_batch_issues_every_valid_item_and_refuses_the_others() {
 
 #[tokio::test]
 async fn a_batch_is_one_to_a_thousand_items_and_at_most_a_megabyte() {
-    let server = Server::start().await;
-    world(&server, 10).await;
+    let server = given_world(10).await;
     let provider = server.client(PROVIDER_AG_0012);
     let head = server.head().await;
 

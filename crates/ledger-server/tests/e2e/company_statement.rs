@@ -2,17 +2,13 @@
 //! every redemption against its wallet and every reversal, as stored, in log order, page by
 //! page; never another company's. Dates follow the server's clock.
 
-use chrono::{Datelike, NaiveDate, TimeDelta, Utc};
+use chrono::{TimeDelta, Utc};
 use ledger_proto::event::v1::event::Payload;
 use ledger_proto::v1 as api;
 use tonic::Code;
 
 use crate::requests::*;
 use crate::support::*;
-
-fn iso(date: NaiveDate) -> String {
-    date.format("%Y-%m-%d").to_string()
-}
 
 fn list(
     enterprise_number: &str,
@@ -30,33 +26,15 @@ fn list(
 /// each: five filings of 1 hour for A (one of them reversed), one for B.
 async fn world(server: &Server) {
     let today = Utc::now().date_naive();
-    let paid = today - TimeDelta::days(40);
-    let paid = paid.max(NaiveDate::from_ymd_opt(paid.year(), 2, 2).expect("date"));
+    let paid = after_registration(today - TimeDelta::days(40));
     let yesterday = iso(today - TimeDelta::days(1));
-    let administration = server.client(ADMINISTRATION);
-    administration
-        .open_budget(open_budget(paid.year(), "100000.00"))
-        .await
-        .expect("budget");
-    administration
-        .approve_provider(approve_provider("AG-0012", "2020-01-01"))
-        .await
-        .expect("provider");
-    administration
-        .approve_module(approve_module("AG-0012-GEN", "AG-0012", "2020-01-01"))
-        .await
-        .expect("module");
+    world_paid_on(paid)
+        .vouchers(COMPANY_B, 10, &iso(paid))
+        .write(&server.channel())
+        .await;
     let operator = server.client(OPERATOR);
     let provider = server.client(PROVIDER_AG_0012);
     for (company, filings) in [(COMPANY_A, 5), (COMPANY_B, 1)] {
-        operator
-            .register_company(register_company(company, paid.year()))
-            .await
-            .expect("registration");
-        operator
-            .issue_vouchers(issue_vouchers(company, 10, &iso(paid)))
-            .await
-            .expect("vouchers");
         let code = operator
             .order_usage_code(order_usage_code(
                 company,

@@ -13,7 +13,7 @@ use tonic::metadata::MetadataValue;
 use tonic::{Code, Request};
 use tonic_types::StatusExt;
 
-use crate::malformed_input::{check, given_world, MODULE};
+use crate::malformed_input::given_world;
 use crate::requests::*;
 use crate::support::*;
 
@@ -30,7 +30,9 @@ const CONTROL_TEXTS: [&str; 5] = [
 /// Checks that `status` is INVALID_ARGUMENT / TEXT_HAS_CONTROL_CHARACTERS naming `field` in its
 /// `BadRequest` and in `ErrorInfo.metadata.field`.
 fn control_refusal_problem(status: &tonic::Status, field: &str) -> Option<String> {
-    if let Some(problem) = check(status, "TEXT_HAS_CONTROL_CHARACTERS", Some(field)) {
+    if let Some(problem) =
+        invalid_argument_problem(status, "TEXT_HAS_CONTROL_CHARACTERS", Some(field))
+    {
         return Some(problem);
     }
     let named = status
@@ -195,7 +197,7 @@ async fn dates_before_the_scheme_and_amounts_with_more_than_two_decimals_are_ref
     let mut expect = |name: String, answer: Result<(), tonic::Status>, reason, field| {
         let problem = match answer {
             Ok(()) => Some("accepted".to_owned()),
-            Err(status) => check(&status, reason, Some(field)),
+            Err(status) => invalid_argument_problem(&status, reason, Some(field)),
         };
         if let Some(problem) = problem {
             failures.push(format!("{name}: {problem}"));

@@ -16,8 +16,6 @@ use tonic::Code;
 use crate::requests::*;
 use crate::support::*;
 
-const MODULE: &str = "AG-0012-DIGI-01";
-
 /// What the operator, the provider and the administration see at the end.
 #[derive(Debug, PartialEq)]
 struct Figures {
@@ -504,11 +502,7 @@ async fn lifecycle_figures_wallet_and_head_survive_a_restart_and_a_retry_is_repl
 /// the service, nor the store, nor the events an auditor reads.
 #[tokio::test]
 async fn a_national_number_reaches_neither_the_service_log_nor_the_store_nor_the_events() {
-    let server = Server::start().await;
-    ledger_testkit::world::world()
-        .vouchers(COMPANY_A, 10, "2025-03-10")
-        .write(&server.channel())
-        .await;
+    let server = Server::given(world().vouchers(COMPANY_A, 10, "2025-03-10")).await;
     let redeemed = server
         .client(PROVIDER_AG_0012)
         .redeem_hours(redeem_hours(

@@ -4,7 +4,6 @@
 
 use std::fmt::Debug;
 use std::future::Future;
-use std::pin::Pin;
 
 use ledger_proto::event::v1::VoucherType;
 use ledger_proto::v1::{
@@ -18,38 +17,15 @@ use tonic_types::StatusExt;
 use crate::requests::*;
 use crate::support::*;
 
-pub(crate) const MODULE: &str = "AG-0012-DIGI-01";
 /// A national register number whose check digits are wrong (valid: 85073003328).
 const BAD_NATIONAL_NUMBER: &str = "85073003399";
 /// The request size limit of the demo configuration (`request_bytes_max`), in bytes.
 const REQUEST_BYTES_MAX: usize = 64 * 1024;
 
-/// Budget 2025, provider AG-0012 and its module, company A with 20 vouchers paid 2025-03-10.
+/// The common world (budget 2025, AG-0012 with its module [`MODULE`], company A), company A
+/// holding 20 vouchers paid 2025-03-10.
 pub(crate) async fn given_world() -> Server {
-    let server = Server::start().await;
-    let administration = server.client(ADMINISTRATION);
-    let operator = server.client(OPERATOR);
-    administration
-        .open_budget(open_budget(2025, "100000.00"))
-        .await
-        .expect("budget");
-    administration
-        .approve_provider(approve_provider("AG-0012", "2025-01-01"))
-        .await
-        .expect("provider");
-    administration
-        .approve_module(approve_module(MODULE, "AG-0012", "2025-01-01"))
-        .await
-        .expect("module");
-    operator
-        .register_company(register_company(COMPANY_A, 2025))
-        .await
-        .expect("company");
-    operator
-        .issue_vouchers(issue_vouchers(COMPANY_A, 20, "2025-03-10"))
-        .await
-        .expect("issuance");
-    server
+    Server::given(world().vouchers(COMPANY_A, 20, "2025-03-10")).await
 }
 
 /// Accepted as is: 1 voucher to company A, paid 2025-04-01.
@@ -67,28 +43,17 @@ fn registration() -> RegisterCompanyRequest {
     register_company(COMPANY_B, 2025)
 }
 
-type Call<'a> = Pin<Box<dyn Future<Output = Result<String, Status>> + 'a>>;
-
-struct Case<'a> {
-    name: String,
-    reason: &'static str,
-    /// The field the BadRequest names; `None` for a refusal of the whole request.
-    field: Option<&'static str>,
-    call: Call<'a>,
-}
-
+/// A row of the malformed-input table: refused INVALID_ARGUMENT with `reason`, naming `field`
+/// (`None` for a refusal of the whole request).
 fn case<'a, T: Debug + 'a>(
     name: impl Into<String>,
     reason: &'static str,
     field: Option<&'static str>,
     call: impl Future<Output = Result<T, Status>> + 'a,
-) -> Case<'a> {
-    Case {
-        name: name.into(),
-        reason,
-        field,
-        call: Box::pin(async move { call.await.map(|response| format!("{response:?}")) }),
-    }
+) -> Refusal<'a> {
+    Refusal::new(name, call, move |status| {
+        invalid_argument_problem(status, reason, field)
+    })
 }
 
 #[tokio::test]
@@ -347,22 +312,7 @@ async fn malformed_input_is_invalid_argument_naming_the_field_and_writes_nothing
         ));
     }
 
-    let mut failures = Vec::new();
-    for case in cases {
-        let head = server.head().await;
-        let outcome = case.call.await;
-        let head_after = server.head().await;
-        let problem = match outcome {
-            Ok(response) => Some(format!("accepted: {response}")),
-            Err(status) => check(&status, case.reason, case.field),
-        };
-        if let Some(problem) = problem {
-            failures.push(format!("{}: {problem}", case.name));
-        }
-        if head_after != head {
-            failures.push(format!("{}: the head moved to {head_after:?}", case.name));
-        }
-    }
+    let failures = refusal_failures(&server, cases).await;
     assert!(failures.is_empty(), "\n{}", failures.join("\n"));
 
     // The requests the cases changed are accepted as they are.
@@ -378,35 +328,6 @@ async fn malformed_input_is_invalid_argument_naming_the_field_and_writes_nothing
         .register_company(registration())
         .await
         .expect("the base registration is accepted");
-}
-
-/// `Some(what is wrong)` unless `status` is INVALID_ARGUMENT with `reason` and a BadRequest
-/// naming exactly `field` (no BadRequest when `field` is `None`).
-pub(crate) fn check(status: &Status, reason: &str, field: Option<&str>) -> Option<String> {
-    let info = status.get_details_error_info();
-    let fields: Vec<String> = status
-        .get_details_bad_request()
-        .map(|bad_request| {
-            bad_request
-                .field_violations
-                .into_iter()
-                .map(|violation| violation.field)
-                .collect()
-        })
-        .unwrap_or_default();
-    let found = (
-        status.code(),
-        info.as_ref().map(|info| info.reason.as_str()),
-        info.as_ref().map(|info| info.domain.as_str()),
-        fields.iter().map(String::as_str).collect::<Vec<_>>(),
-    );
-    let expected = (
-        Code::InvalidArgument,
-        Some(reason),
-        Some(ERROR_DOMAIN),
-        field.into_iter().collect::<Vec<_>>(),
-    );
-    (found != expected).then(|| format!("got {found:?}, expected {expected:?} ({status:?})"))
 }
 
 #[tokio::test]

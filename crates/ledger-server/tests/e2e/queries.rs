@@ -9,6 +9,7 @@ use ledger_proto::event::v1::event::Payload;
 use ledger_proto::event::v1::{Theme, VoucherType};
 use ledger_proto::v1::{self as api, batch_item_result};
 use tonic::Code;
+use tonic_types::StatusExt;
 
 use crate::requests::*;
 use crate::support::*;
@@ -176,12 +177,8 @@ async fn providers_and_modules_are_listed_page_by_page_in_order_and_filtered() {
 
 #[tokio::test]
 async fn companies_of_a_year_are_listed_with_their_profile_and_quota_used_and_left() {
-    let server = Server::start().await;
-    server
-        .client(ADMINISTRATION)
-        .open_budget(open_budget(2025, "100000.00"))
-        .await
-        .expect("budget");
+    // No company of the common world: the listing is of this test's five.
+    let server = Server::given(World::default().budget(2025, "100000.00")).await;
     let operator = server.client(OPERATOR);
     let numbers: Vec<String> = (1..=5).map(company).collect();
     let answer = operator
@@ -250,24 +247,14 @@ async fn companies_of_a_year_are_listed_with_their_profile_and_quota_used_and_le
 
 #[tokio::test]
 async fn a_wallet_lists_its_batches_oldest_expiry_first_and_those_expiring_before_a_date() {
-    let server = Server::start().await;
-    server
-        .client(ADMINISTRATION)
-        .open_budget(open_budget(2025, "100000.00"))
-        .await
-        .expect("budget");
-    let operator = server.client(OPERATOR);
-    operator
-        .register_company(register_company(COMPANY_A, 2025))
-        .await
-        .expect("company");
     // Paid in March, April and May (twice): valid until the end of February, March and April.
-    for payment_date in ["2025-05-20", "2025-03-10", "2025-04-02", "2025-05-02"] {
-        operator
-            .issue_vouchers(issue_vouchers(COMPANY_A, 5, payment_date))
-            .await
-            .expect("issuance");
-    }
+    let world = ["2025-05-20", "2025-03-10", "2025-04-02", "2025-05-02"]
+        .into_iter()
+        .fold(world(), |world, payment_date| {
+            world.vouchers(COMPANY_A, 5, payment_date)
+        });
+    let server = Server::given(world).await;
+    let operator = server.client(OPERATOR);
     let list = |expiring_before: &'static str| {
         let operator = operator.clone();
         async move {
@@ -329,36 +316,10 @@ async fn a_wallet_lists_its_batches_oldest_expiry_first_and_those_expiring_befor
     assert_status(&status, Code::NotFound, "COMPANY_NOT_FOUND");
 }
 
-/// A budget, AG-0012 with its module and company A holding 100 vouchers.
-async fn provider_world(server: &Server) {
-    let administration = server.client(ADMINISTRATION);
-    administration
-        .open_budget(open_budget(2025, "100000.00"))
-        .await
-        .expect("budget");
-    administration
-        .approve_provider(approve_provider("AG-0012", "2025-01-01"))
-        .await
-        .expect("provider");
-    administration
-        .approve_module(approve_module("AG-0012-DIGI-01", "AG-0012", "2025-01-01"))
-        .await
-        .expect("module");
-    let operator = server.client(OPERATOR);
-    operator
-        .register_company(register_company(COMPANY_A, 2025))
-        .await
-        .expect("company");
-    operator
-        .issue_vouchers(issue_vouchers(COMPANY_A, 100, "2025-03-10"))
-        .await
-        .expect("issuance");
-}
-
 fn redemption(counter: u32) -> api::RedeemHoursRequest {
     redeem_hours(
         "AG-0012",
-        "AG-0012-DIGI-01",
+        MODULE,
         COMPANY_A,
         &worker(1, counter),
         "1",
@@ -368,8 +329,7 @@ fn redemption(counter: u32) -> api::RedeemHoursRequest {
 
 #[tokio::test]
 async fn a_providers_redemptions_reversals_and_payouts_are_listed_in_log_order() {
-    let server = Server::start().await;
-    provider_world(&server).await;
+    let server = Server::given(world().vouchers(COMPANY_A, 100, "2025-03-10")).await;
     let provider = server.client(PROVIDER_AG_0012);
     let redemptions: Vec<_> = (1..=5).map(redemption).collect();
     provider
@@ -494,8 +454,7 @@ async fn a_providers_redemptions_reversals_and_payouts_are_listed_in_log_order()
 
 #[tokio::test]
 async fn page_tokens_not_written_by_the_ledger_of_other_filters_or_past_the_log_are_refused() {
-    let server = Server::start().await;
-    provider_world(&server).await;
+    let server = Server::given(world().vouchers(COMPANY_A, 100, "2025-03-10")).await;
     let provider = server.client(PROVIDER_AG_0012);
     for counter in 1..=3 {
         provider
@@ -514,72 +473,77 @@ async fn page_tokens_not_written_by_the_ledger_of_other_filters_or_past_the_log_
     let token = first.next_page_token.clone();
     assert!(!token.is_empty());
     let operator = server.client(OPERATOR);
-
-    // Forged, truncated or altered.
+    let redemptions_of = |provider_id: &str, page_token: &str| api::ListRedemptionsRequest {
+        page_size: 1,
+        page_token: page_token.to_owned(),
+        provider_id: provider_id.to_owned(),
+    };
     let mut altered = token.clone().into_bytes();
     altered[5] = if altered[5] == b'a' { b'b' } else { b'a' };
     let altered = String::from_utf8(altered).expect("hex");
-    for forged in [
-        "not-a-token".to_owned(),
-        token[..token.len() - 4].to_owned(),
-        altered,
-        "ab".repeat(1000),
-    ] {
-        let status = refused(
-            operator
-                .list_redemptions(api::ListRedemptionsRequest {
-                    page_size: 1,
-                    page_token: forged,
-                    provider_id: "AG-0012".to_owned(),
-                })
-                .await,
-        );
-        assert_invalid_field(&status, "PAGE_TOKEN_INVALID", "page_token");
-    }
-
-    // Another list, or the same list with other filters.
-    let status = refused(
-        operator
-            .list_payouts(api::ListPayoutsRequest {
-                page_size: 1,
-                page_token: token.clone(),
-                provider_id: "AG-0012".to_owned(),
-            })
-            .await,
-    );
-    assert_invalid_field(&status, "PAGE_TOKEN_MISMATCH", "page_token");
-    let status = refused(
-        operator
-            .list_redemptions(api::ListRedemptionsRequest {
-                page_size: 1,
-                page_token: token.clone(),
-                provider_id: "AG-0099".to_owned(),
-            })
-            .await,
-    );
-    assert_invalid_field(&status, "PAGE_TOKEN_MISMATCH", "page_token");
-
+    let truncated = &token[..token.len() - 4];
+    let too_long = "ab".repeat(1000);
     // The same token, given to a ledger whose log ends before its cursor.
     let other = Server::start().await;
-    let status = refused(
-        other
-            .client(OPERATOR)
-            .list_redemptions(api::ListRedemptionsRequest {
+    let other_operator = other.client(OPERATOR);
+
+    // (row, reason, call): each refused INVALID_ARGUMENT naming `page_token`.
+    let rows: Vec<(&str, &str, Call)> = vec![
+        (
+            "forged",
+            "PAGE_TOKEN_INVALID",
+            call(operator.list_redemptions(redemptions_of("AG-0012", "not-a-token"))),
+        ),
+        (
+            "truncated",
+            "PAGE_TOKEN_INVALID",
+            call(operator.list_redemptions(redemptions_of("AG-0012", truncated))),
+        ),
+        (
+            "altered",
+            "PAGE_TOKEN_INVALID",
+            call(operator.list_redemptions(redemptions_of("AG-0012", &altered))),
+        ),
+        (
+            "too long",
+            "PAGE_TOKEN_INVALID",
+            call(operator.list_redemptions(redemptions_of("AG-0012", &too_long))),
+        ),
+        (
+            "another list",
+            "PAGE_TOKEN_MISMATCH",
+            call(operator.list_payouts(api::ListPayoutsRequest {
                 page_size: 1,
                 page_token: token.clone(),
                 provider_id: "AG-0012".to_owned(),
-            })
-            .await,
-    );
-    assert_invalid_field(&status, "PAGE_TOKEN_STALE", "page_token");
+            })),
+        ),
+        (
+            "the same list with another filter",
+            "PAGE_TOKEN_MISMATCH",
+            call(operator.list_redemptions(redemptions_of("AG-0099", &token))),
+        ),
+        (
+            "past the log of another ledger",
+            "PAGE_TOKEN_STALE",
+            call(other_operator.list_redemptions(redemptions_of("AG-0012", &token))),
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (row, reason, call) in rows {
+        let problem = match call.await {
+            Ok(page) => Some(format!("accepted: {page}")),
+            Err(status) => invalid_argument_problem(&status, reason, Some("page_token")),
+        };
+        if let Some(problem) = problem {
+            failures.push(format!("{row}: {problem}"));
+        }
+    }
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
 
     // And the token itself still reads the next page.
     let second = operator
-        .list_redemptions(api::ListRedemptionsRequest {
-            page_size: 1,
-            page_token: token,
-            provider_id: "AG-0012".to_owned(),
-        })
+        .list_redemptions(redemptions_of("AG-0012", &token))
         .await
         .expect("second page");
     assert_eq!(second.events.len(), 1);
@@ -588,12 +552,7 @@ async fn page_tokens_not_written_by_the_ledger_of_other_filters_or_past_the_log_
 
 #[tokio::test]
 async fn registrations_and_payouts_in_batches_answer_item_by_item_and_a_retry_is_replayed() {
-    let server = Server::start().await;
-    server
-        .client(ADMINISTRATION)
-        .approve_provider(approve_provider("AG-0012", "2025-01-01"))
-        .await
-        .expect("provider");
+    let server = Server::given(World::default().provider("AG-0012", "2025-01-01")).await;
     let operator = server.client(OPERATOR);
     let mut malformed = register_company(&company(2), 2025);
     malformed.fte = "twelve".to_owned();
@@ -649,18 +608,11 @@ async fn registrations_and_payouts_in_batches_answer_item_by_item_and_a_retry_is
     let reasons: Vec<String> = payouts
         .results
         .iter()
-        .map(|result| match &result.result {
-            Some(batch_item_result::Result::Refused(status)) => status
-                .details
-                .iter()
-                .filter(|detail| detail.type_url.ends_with("/google.rpc.ErrorInfo"))
-                .find_map(|detail| {
-                    use prost::Message;
-                    tonic_types::pb::ErrorInfo::decode(detail.value.as_slice()).ok()
-                })
+        .map(|result| {
+            refused_item(result)
+                .get_details_error_info()
                 .map(|info| info.reason)
-                .unwrap_or_default(),
-            other => panic!("refused, got {other:?}"),
+                .unwrap_or_default()
         })
         .collect();
     assert_eq!(reasons, ["PROVIDER_NOT_FOUND", "INVALID_AMOUNT"]);
@@ -685,23 +637,11 @@ async fn registrations_and_payouts_in_batches_answer_item_by_item_and_a_retry_is
 
 #[tokio::test]
 async fn an_expiry_run_says_how_many_batches_it_expired_and_whether_more_are_due() {
-    let server = Server::start().await;
-    server
-        .client(ADMINISTRATION)
-        .open_budget(open_budget(2025, "100000.00"))
-        .await
-        .expect("budget");
+    let world = world()
+        .vouchers(COMPANY_A, 5, "2025-03-10")
+        .vouchers(COMPANY_A, 5, "2025-03-11");
+    let server = Server::given(world).await;
     let operator = server.client(OPERATOR);
-    operator
-        .register_company(register_company(COMPANY_A, 2025))
-        .await
-        .expect("company");
-    for payment_date in ["2025-03-10", "2025-03-11"] {
-        operator
-            .issue_vouchers(issue_vouchers(COMPANY_A, 5, payment_date))
-            .await
-            .expect("issuance");
-    }
     // Both valid until 2026-02-28.
     let run = expire_vouchers("2026-03-01");
     let answer = operator.expire_vouchers(run.clone()).await.expect("run");
@@ -729,12 +669,7 @@ async fn an_expiry_run_says_how_many_batches_it_expired_and_whether_more_are_due
 
 #[tokio::test]
 async fn a_year_whose_budget_is_not_open_reports_a_budget_of_zeros_and_an_open_one_its_figures() {
-    let server = Server::start().await;
-    server
-        .client(ADMINISTRATION)
-        .open_budget(open_budget(2025, "5000.00"))
-        .await
-        .expect("budget");
+    let server = Server::given(World::default().budget(2025, "5000.00")).await;
     let auditor = server.client(AUDITOR);
     let unopened = auditor
         .get_budget(get_budget(2017))

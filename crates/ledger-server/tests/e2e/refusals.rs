@@ -6,7 +6,6 @@
 
 use std::fmt::Debug;
 use std::future::Future;
-use std::pin::Pin;
 
 use ledger_proto::event::v1::{LegalForm, Region, Theme, TraineeStatus, VoucherType};
 use ledger_proto::v1::{
@@ -29,7 +28,7 @@ const MODULE_WITHDRAWN: &str = "AG-0012-OLD";
 const MODULE_OF_AG_0099: &str = "AG-0099-GEN";
 
 /// The state every case is refused in.
-struct World {
+struct Given {
     server: Server,
     /// The request id of the opening of budget 2025.
     budget_request_id: String,
@@ -44,53 +43,32 @@ struct World {
 /// the 1st of February for 2024 and 2025 and issued 20 vouchers paid 2025-02-10 (valid until
 /// 2026-01-31); company B registered for 2025 with no vouchers; AG-0012 redeemed 2 hours and was
 /// paid the EUR 60.00 for them. Budget 2025: committed 270.00, spent 30.00, available 700.00.
-async fn given_world() -> World {
-    let server = Server::start().await;
-    let administration = server.client(ADMINISTRATION);
+async fn given_world() -> Given {
+    let budget = open_budget(2025, "1000.00");
+    let budget_request_id = budget.request_id.clone();
+    let module = |module_id, provider_id, approved_from| ApproveModuleRequest {
+        hours_max: 8,
+        ..approve_module(module_id, provider_id, approved_from)
+    };
+    let world = World::default()
+        .with(budget)
+        .provider("AG-0012", "2025-01-01")
+        .provider("AG-0099", "2025-01-01")
+        .provider("AG-0050", "2025-01-01")
+        .with(withdraw_provider("AG-0050", "2025-06-01"))
+        .with(module(MODULE_GENERAL, "AG-0012", "2025-01-01"))
+        .with(module(MODULE_FROM_JUNE, "AG-0012", "2025-06-01"))
+        .with(module(MODULE_WITHDRAWN, "AG-0012", "2025-01-01"))
+        .with(module(MODULE_OF_AG_0099, "AG-0099", "2025-01-01"))
+        .with(withdraw_module(MODULE_WITHDRAWN, "2025-03-01"))
+        .company(COMPANY_A, 2024)
+        .company(COMPANY_A, 2025)
+        .company(COMPANY_B, 2025)
+        .vouchers(COMPANY_A, 20, "2025-02-10");
+    let server = Server::given(world).await;
     let operator = server.client(OPERATOR);
     let provider = server.client(PROVIDER_AG_0012);
 
-    let budget = open_budget(2025, "1000.00");
-    let budget_request_id = budget.request_id.clone();
-    administration.open_budget(budget).await.expect("budget");
-    for provider_id in ["AG-0012", "AG-0099", "AG-0050"] {
-        administration
-            .approve_provider(approve_provider(provider_id, "2025-01-01"))
-            .await
-            .expect("provider");
-    }
-    administration
-        .withdraw_provider(withdraw_provider("AG-0050", "2025-06-01"))
-        .await
-        .expect("withdrawal of AG-0050");
-    for (module_id, provider_id, approved_from) in [
-        (MODULE_GENERAL, "AG-0012", "2025-01-01"),
-        (MODULE_FROM_JUNE, "AG-0012", "2025-06-01"),
-        (MODULE_WITHDRAWN, "AG-0012", "2025-01-01"),
-        (MODULE_OF_AG_0099, "AG-0099", "2025-01-01"),
-    ] {
-        administration
-            .approve_module(ApproveModuleRequest {
-                hours_max: 8,
-                ..approve_module(module_id, provider_id, approved_from)
-            })
-            .await
-            .expect("module");
-    }
-    administration
-        .withdraw_module(withdraw_module(MODULE_WITHDRAWN, "2025-03-01"))
-        .await
-        .expect("withdrawal of a module");
-    for (enterprise_number, year) in [(COMPANY_A, 2024), (COMPANY_A, 2025), (COMPANY_B, 2025)] {
-        operator
-            .register_company(register_company(enterprise_number, year))
-            .await
-            .expect("registration");
-    }
-    operator
-        .issue_vouchers(issue_vouchers(COMPANY_A, 20, "2025-02-10"))
-        .await
-        .expect("issuance");
     let redemption = redeem_hours(
         "AG-0012",
         MODULE_GENERAL,
@@ -148,7 +126,7 @@ async fn given_world() -> World {
         ("0.00", "60.00"),
         "the world is as described"
     );
-    World {
+    Given {
         server,
         budget_request_id,
         redemption_id,
@@ -156,41 +134,30 @@ async fn given_world() -> World {
     }
 }
 
-type Call<'a> = Pin<Box<dyn Future<Output = Result<String, Status>> + 'a>>;
-
-struct Case<'a> {
-    name: &'static str,
-    code: Code,
-    reason: &'static str,
-    /// The `why` of a COMPANY_NOT_ELIGIBLE, in the ErrorInfo metadata.
-    why: Option<&'static str>,
-    call: Call<'a>,
-}
-
+/// A row of the refusal table: refused with `code` and `reason`, and no `why` in the ErrorInfo.
 fn case<'a, T: Debug + 'a>(
     name: &'static str,
     code: Code,
     reason: &'static str,
     call: impl Future<Output = Result<T, Status>> + 'a,
-) -> Case<'a> {
-    Case {
-        name,
-        code,
-        reason,
-        why: None,
-        call: Box::pin(async move { call.await.map(|response| format!("{response:?}")) }),
-    }
+) -> Refusal<'a> {
+    Refusal::new(name, call, move |status| check(status, code, reason, None))
 }
 
+/// A row refused COMPANY_NOT_ELIGIBLE, saying `why` in the ErrorInfo metadata.
 fn not_eligible<'a, T: Debug + 'a>(
     name: &'static str,
     why: &'static str,
     call: impl Future<Output = Result<T, Status>> + 'a,
-) -> Case<'a> {
-    Case {
-        why: Some(why),
-        ..case(name, FAILED_PRECONDITION, "COMPANY_NOT_ELIGIBLE", call)
-    }
+) -> Refusal<'a> {
+    Refusal::new(name, call, move |status| {
+        check(
+            status,
+            FAILED_PRECONDITION,
+            "COMPANY_NOT_ELIGIBLE",
+            Some(why),
+        )
+    })
 }
 
 const FAILED_PRECONDITION: Code = Code::FailedPrecondition;
@@ -711,22 +678,7 @@ async fn every_rule_refusal_has_its_code_and_reason_and_writes_nothing() {
         ),
     ];
 
-    let mut failures = Vec::new();
-    for case in cases {
-        let head = server.head().await;
-        let outcome = case.call.await;
-        let head_after = server.head().await;
-        let problem = match outcome {
-            Ok(response) => Some(format!("accepted: {response}")),
-            Err(status) => check(&status, case.code, case.reason, case.why),
-        };
-        if let Some(problem) = problem {
-            failures.push(format!("{}: {problem}", case.name));
-        }
-        if head_after != head {
-            failures.push(format!("{}: the head moved to {head_after:?}", case.name));
-        }
-    }
+    let failures = refusal_failures(server, cases).await;
     assert!(failures.is_empty(), "\n{}", failures.join("\n"));
 
     // Every case was refused for the reason it names, not for its shape: the base requests are
@@ -768,29 +720,19 @@ async fn a_redemption_drawing_from_too_many_batches_is_event_too_large_and_can_b
     /// Batches of one voucher each: a draw takes about 70 bytes of the event, so 80 draws are
     /// well over 4 KiB and 40 well under.
     const BATCHES: u32 = 80;
-    let server = Server::start().await;
-    let administration = server.client(ADMINISTRATION);
-    let operator = server.client(OPERATOR);
-    let provider = server.client(PROVIDER_AG_0012);
-    administration
-        .open_budget(open_budget(2025, "100000.00"))
-        .await
-        .expect("budget");
-    administration
-        .approve_provider(approve_provider("AG-0012", "2025-01-01"))
-        .await
-        .expect("provider");
-    administration
-        .approve_module(ApproveModuleRequest {
+    let world = World::default()
+        .budget(2025, "100000.00")
+        .provider("AG-0012", "2025-01-01")
+        .with(ApproveModuleRequest {
             hours_max: 200,
             ..approve_module(MODULE_GENERAL, "AG-0012", "2025-01-01")
         })
-        .await
-        .expect("module");
-    operator
-        .register_company(register_company(COMPANY_A, 2025))
-        .await
-        .expect("company");
+        .company(COMPANY_A, 2025);
+    let server = Server::given(world).await;
+    let operator = server.client(OPERATOR);
+    let provider = server.client(PROVIDER_AG_0012);
+    // Sent at once rather than through the world, one by one: the 80 batches need not wait
+    // for 80 syncs.
     let issuances: Vec<_> = (0..BATCHES)
         .map(|_| {
             let operator = operator.clone();

@@ -5,9 +5,13 @@
 //! It never reaches into the server's crates: what it knows of the server is the command line,
 //! the `voucher-ledger listening on ADDR` line and the gRPC API, as a deployment script would.
 
+use std::fmt::Debug;
+use std::future::Future;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::process::ExitStatus;
 
+use ledger_testkit::requests::{COMPANY_A, COMPANY_B};
 use ledger_testkit::{read_log, Process, STOP_WAIT};
 
 use ledger_proto::v1::administration_service_client::AdministrationServiceClient;
@@ -32,6 +36,8 @@ pub use ledger_testkit::tokens::{
 pub use ledger_testkit::tokens::{
     COMPANY_0403019261 as COMPANY_A_TOKEN, COMPANY_0431150350 as COMPANY_B_TOKEN,
 };
+/// The starting state of a ledger, written through the API ([`Server::given`]).
+pub use ledger_testkit::world::{world, World, MODULE};
 
 /// The `ErrorInfo.domain` of every error of the API.
 pub const ERROR_DOMAIN: &str = "voucherledger.v1";
@@ -57,6 +63,13 @@ impl Server {
             .tempdir()
             .expect("a temporary folder for the server");
         Server::start_in(home, 1).await
+    }
+
+    /// Starts a server on a fresh, empty data folder and writes `world` to it.
+    pub async fn given(world: World) -> Server {
+        let server = Server::start().await;
+        world.write(&server.channel).await;
+        server
     }
 
     /// Starts a server on a fresh data folder with the policy table `policy` instead of the
@@ -372,4 +385,159 @@ pub fn assert_invalid_field(status: &Status, reason: &str, field: &str) {
         .map(|violation| violation.field.as_str())
         .collect();
     assert_eq!(fields, [field], "BadRequest field violations of {status:?}");
+}
+
+/// `Some(what is wrong)` unless `status` is INVALID_ARGUMENT with `reason` in this API's domain
+/// and a BadRequest naming exactly `field` (no BadRequest when `field` is `None`). The
+/// non-panicking form of [`assert_invalid_field`], for tables that report every failing row.
+pub fn invalid_argument_problem(
+    status: &Status,
+    reason: &str,
+    field: Option<&str>,
+) -> Option<String> {
+    let info = status.get_details_error_info();
+    let fields: Vec<String> = status
+        .get_details_bad_request()
+        .map(|bad_request| {
+            bad_request
+                .field_violations
+                .into_iter()
+                .map(|violation| violation.field)
+                .collect()
+        })
+        .unwrap_or_default();
+    let found = (
+        status.code(),
+        info.as_ref().map(|info| info.reason.as_str()),
+        info.as_ref().map(|info| info.domain.as_str()),
+        fields.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    let expected = (
+        Code::InvalidArgument,
+        Some(reason),
+        Some(ERROR_DOMAIN),
+        field.into_iter().collect::<Vec<_>>(),
+    );
+    (found != expected).then(|| format!("got {found:?}, expected {expected:?} ({status:?})"))
+}
+
+/// A call of any RPC, its answer shown as text when it is accepted: so one table can hold
+/// calls of different RPCs.
+pub type Call<'a> = Pin<Box<dyn Future<Output = Result<String, Status>> + 'a>>;
+
+/// `future` as a [`Call`].
+pub fn call<'a, T: Debug + 'a>(future: impl Future<Output = Result<T, Status>> + 'a) -> Call<'a> {
+    Box::pin(async move { future.await.map(|response| format!("{response:?}")) })
+}
+
+/// `Some(what is wrong)` unless a status is the refusal a row expects.
+pub type Check<'a> = Box<dyn Fn(&Status) -> Option<String> + 'a>;
+
+/// One named row of a table of calls that must each be refused and write nothing.
+pub struct Refusal<'a> {
+    /// Says which row failed.
+    pub name: String,
+    pub call: Call<'a>,
+    pub check: Check<'a>,
+}
+
+impl<'a> Refusal<'a> {
+    pub fn new<T: Debug + 'a>(
+        name: impl Into<String>,
+        future: impl Future<Output = Result<T, Status>> + 'a,
+        check: impl Fn(&Status) -> Option<String> + 'a,
+    ) -> Refusal<'a> {
+        Refusal {
+            name: name.into(),
+            call: call(future),
+            check: Box::new(check),
+        }
+    }
+}
+
+/// Runs `rows` one after the other on `server`: each must be refused as its check expects,
+/// and leave the head where it was. Answers every failure as `row name: what is wrong`, so a
+/// test reports all the rows that fail, not only the first.
+pub async fn refusal_failures(server: &Server, rows: Vec<Refusal<'_>>) -> Vec<String> {
+    let mut failures = Vec::new();
+    for row in rows {
+        let head = server.head().await;
+        let outcome = row.call.await;
+        let head_after = server.head().await;
+        let problem = match outcome {
+            Ok(response) => Some(format!("accepted: {response}")),
+            Err(status) => (row.check)(&status),
+        };
+        if let Some(problem) = problem {
+            failures.push(format!("{}: {problem}", row.name));
+        }
+        if head_after != head {
+            failures.push(format!("{}: the head moved to {head_after:?}", row.name));
+        }
+    }
+    failures
+}
+
+/// A batch item's refusal as a `tonic::Status` with the same details (so the checks of a
+/// single call's status apply), or `None` for an accepted item.
+pub fn item_status(result: &api::BatchItemResult) -> Option<Status> {
+    match &result.result {
+        Some(api::batch_item_result::Result::Refused(status)) => Some(Status::with_details(
+            Code::from_i32(status.code),
+            status.message.clone(),
+            prost::Message::encode_to_vec(status).into(),
+        )),
+        _ => None,
+    }
+}
+
+/// The status of a batch item that must have been refused.
+#[track_caller]
+pub fn refused_item(result: &api::BatchItemResult) -> Status {
+    item_status(result).unwrap_or_else(|| {
+        panic!(
+            "item {} expected refused, got {:?}",
+            result.request_id, result.result
+        )
+    })
+}
+
+/// The answer to a batch item that must have been accepted.
+#[track_caller]
+pub fn accepted_item(result: &api::BatchItemResult) -> &api::WriteResponse {
+    match &result.result {
+        Some(api::batch_item_result::Result::Accepted(response)) => response,
+        other => panic!(
+            "item {} expected accepted, got {other:?}",
+            result.request_id
+        ),
+    }
+}
+
+/// A date as the API writes it, `YYYY-MM-DD`.
+pub fn iso(date: chrono::NaiveDate) -> String {
+    date.format("%Y-%m-%d").to_string()
+}
+
+/// `date`, or the 2nd of February of its year when earlier: `register_company` registers on the
+/// 1st of February, and a payment is never before the registration. For tests whose dates
+/// follow the server's clock (usage codes: a filing must fall within a code's grace of today).
+pub fn after_registration(date: chrono::NaiveDate) -> chrono::NaiveDate {
+    let second_of_february =
+        chrono::NaiveDate::from_ymd_opt(chrono::Datelike::year(&date), 2, 2).expect("a date");
+    date.max(second_of_february)
+}
+
+/// The world of the usage-code tests whose dates follow the clock: budget of `paid`'s year,
+/// AG-0012 approved since 2020 with its module `AG-0012-GEN`, companies A and B registered for
+/// `paid`'s year, company A holding 10 vouchers paid on `paid`.
+pub fn world_paid_on(paid: chrono::NaiveDate) -> World {
+    let year = chrono::Datelike::year(&paid);
+    World::default()
+        .budget(year, "100000.00")
+        .provider("AG-0012", "2020-01-01")
+        .module("AG-0012-GEN", "AG-0012", "2020-01-01")
+        .company(COMPANY_A, year)
+        .company(COMPANY_B, year)
+        .vouchers(COMPANY_A, 10, &iso(paid))
 }

@@ -7,7 +7,9 @@
 
 use chrono::{Datelike, NaiveDate, TimeDelta, Utc};
 use ledger_proto::event::v1::VoucherType;
-use ledger_proto::v1::{OrderUsageCodeRequest, RedeemHoursRequest, UsageCodeStatus};
+use ledger_proto::v1::{
+    ApproveModuleRequest, OrderUsageCodeRequest, RedeemHoursRequest, UsageCodeStatus,
+};
 use tonic::Code;
 
 use crate::requests::*;
@@ -16,17 +18,6 @@ use crate::support::*;
 const MODULE: &str = "AG-0012-GEN";
 const MODULE_OTHER: &str = "AG-0012-ALT";
 const MODULE_OF_AG_0099: &str = "AG-0099-GEN";
-
-fn iso(date: NaiveDate) -> String {
-    date.format("%Y-%m-%d").to_string()
-}
-
-/// `date`, or the 2nd of February of its year when earlier: `register_company` registers on the
-/// 1st of February, and a payment is never before the registration.
-fn after_registration(date: NaiveDate) -> NaiveDate {
-    let second_of_february = NaiveDate::from_ymd_opt(date.year(), 2, 2).expect("a date");
-    date.max(second_of_february)
-}
 
 struct Dates {
     today: NaiveDate,
@@ -52,47 +43,35 @@ impl Dates {
 /// Budgets, registrations and AG-0012's two modules and AG-0099's; company A holds 10 vouchers
 /// paid `old_payment` and 20 paid `recent_payment`.
 async fn given_world(server: &Server, dates: &Dates) {
-    let administration = server.client(ADMINISTRATION);
-    let operator = server.client(OPERATOR);
     let mut years = vec![dates.old_payment.year(), dates.recent_payment.year()];
     years.dedup();
-    for year in &years {
-        administration
-            .open_budget(open_budget(*year, "100000.00"))
-            .await
-            .expect("budget");
-        operator
-            .register_company(register_company(COMPANY_A, *year))
-            .await
-            .expect("registration");
+    let mut world = World::default();
+    for year in years {
+        world = world.budget(year, "100000.00").company(COMPANY_A, year);
     }
-    for provider_id in ["AG-0012", "AG-0099"] {
-        administration
-            .approve_provider(approve_provider(provider_id, "2020-01-01"))
-            .await
-            .expect("provider");
-    }
-    for (module, provider) in [
+    let world = world
+        .provider("AG-0012", "2020-01-01")
+        .provider("AG-0099", "2020-01-01");
+    let world = [
         (MODULE, "AG-0012"),
         (MODULE_OTHER, "AG-0012"),
         (MODULE_OF_AG_0099, "AG-0099"),
-    ] {
-        let mut request = approve_module(module, provider, "2020-01-01");
-        request.accepted_voucher_types =
-            vec![VoucherType::General as i32, VoucherType::Languages as i32];
-        administration
-            .approve_module(request)
-            .await
-            .expect("module");
-    }
-    operator
-        .issue_vouchers(issue_vouchers(COMPANY_A, 10, &iso(dates.old_payment)))
-        .await
-        .expect("old vouchers");
-    operator
-        .issue_vouchers(issue_vouchers(COMPANY_A, 20, &iso(dates.recent_payment)))
-        .await
-        .expect("recent vouchers");
+    ]
+    .into_iter()
+    .fold(world, |world, (module, provider)| {
+        world.with(ApproveModuleRequest {
+            accepted_voucher_types: vec![
+                VoucherType::General as i32,
+                VoucherType::Languages as i32,
+            ],
+            ..approve_module(module, provider, "2020-01-01")
+        })
+    });
+    world
+        .vouchers(COMPANY_A, 10, &iso(dates.old_payment))
+        .vouchers(COMPANY_A, 20, &iso(dates.recent_payment))
+        .write(&server.channel())
+        .await;
 }
 
 /// A code of `hours` for AG-0012 over the last days, ordered by company A itself.

@@ -1,50 +1,21 @@
 //! `OrderUsageCodesBatch` (issue 16 item 2, issue 15): many codes in one call, with the same
 //! per-item results and limits as the other batch calls. Dates follow the server's clock.
 
-use chrono::{Datelike, NaiveDate, TimeDelta, Utc};
+use chrono::{TimeDelta, Utc};
 use ledger_proto::event::v1::event::Payload;
+use ledger_proto::v1 as api;
 use ledger_proto::v1::company_service_client::CompanyServiceClient;
-use ledger_proto::v1::{self as api, batch_item_result};
-use prost::Message;
 use tonic::Code;
 
 use crate::requests::*;
 use crate::support::*;
 
-fn iso(date: NaiveDate) -> String {
-    date.format("%Y-%m-%d").to_string()
-}
-
 /// Company A holds 10 general vouchers paid 40 days ago (not before its registration); AG-0012
 /// is approved with a module.
 async fn world(server: &Server) -> (String, String) {
     let today = Utc::now().date_naive();
-    let paid = (today - TimeDelta::days(40))
-        .max(NaiveDate::from_ymd_opt((today - TimeDelta::days(40)).year(), 2, 2).expect("date"));
-    let administration = server.client(ADMINISTRATION);
-    administration
-        .open_budget(open_budget(paid.year(), "100000.00"))
-        .await
-        .expect("budget");
-    administration
-        .approve_provider(approve_provider("AG-0012", "2020-01-01"))
-        .await
-        .expect("provider");
-    administration
-        .approve_module(approve_module("AG-0012-GEN", "AG-0012", "2020-01-01"))
-        .await
-        .expect("module");
-    let operator = server.client(OPERATOR);
-    for company in [COMPANY_A, COMPANY_B] {
-        operator
-            .register_company(register_company(company, paid.year()))
-            .await
-            .expect("registration");
-    }
-    operator
-        .issue_vouchers(issue_vouchers(COMPANY_A, 10, &iso(paid)))
-        .await
-        .expect("vouchers");
+    let paid = after_registration(today - TimeDelta::days(40));
+    world_paid_on(paid).write(&server.channel()).await;
     (iso(paid), iso(today - TimeDelta::days(1)))
 }
 
@@ -60,29 +31,6 @@ async fn order_batch(
         ))
         .await
         .map(tonic::Response::into_inner)
-}
-
-#[track_caller]
-fn accepted(result: &api::BatchItemResult) -> &api::WriteResponse {
-    match &result.result {
-        Some(batch_item_result::Result::Accepted(response)) => response,
-        other => panic!(
-            "item {} expected accepted, got {other:?}",
-            result.request_id
-        ),
-    }
-}
-
-#[track_caller]
-fn refused_item(result: &api::BatchItemResult) -> tonic::Status {
-    match &result.result {
-        Some(batch_item_result::Result::Refused(status)) => tonic::Status::with_details(
-            Code::from_i32(status.code),
-            status.message.clone(),
-            tonic::codegen::Bytes::from(status.encode_to_vec()),
-        ),
-        other => panic!("item {} expected refused, got {other:?}", result.request_id),
-    }
 }
 
 fn ordered_code(response: &api::WriteResponse) -> String {
@@ -124,8 +72,8 @@ async fn a_batch_of_orders_answers_each_item_in_order_and_writes_only_the_accept
         assert_eq!(result.request_id, item.request_id, "results in item order");
     }
     let (code_1, code_2) = (
-        ordered_code(accepted(&response.results[0])),
-        ordered_code(accepted(&response.results[1])),
+        ordered_code(accepted_item(&response.results[0])),
+        ordered_code(accepted_item(&response.results[1])),
     );
     assert_ne!(code_1, code_2);
     assert_status(
@@ -142,7 +90,7 @@ async fn a_batch_of_orders_answers_each_item_in_order_and_writes_only_the_accept
         Code::PermissionDenied,
         "PERMISSION_DENIED",
     );
-    let retry = accepted(&response.results[5]);
+    let retry = accepted_item(&response.results[5]);
     assert!(retry.receipt.as_ref().is_some_and(|r| r.replayed));
     assert_eq!(ordered_code(retry), code_1, "a retry answers the same code");
     assert_eq!(server.head().await.position, head.position + 2);
@@ -170,7 +118,7 @@ async fn a_batch_of_orders_answers_each_item_in_order_and_writes_only_the_accept
     )
     .await
     .expect("answered");
-    ordered_code(accepted(&on_behalf.results[0]));
+    ordered_code(accepted_item(&on_behalf.results[0]));
 }
 
 #[tokio::test]
