@@ -21,6 +21,7 @@
 pub mod business_date;
 pub mod clock;
 pub mod follower;
+pub mod reconnect;
 pub mod recovery;
 pub mod stats;
 pub mod subscription;
@@ -94,6 +95,9 @@ pub struct EngineConfig {
     pub retained_interval_events: u64,
     /// See [`BROADCAST_CAPACITY_GROUPS`]; tests make it small to see a subscriber fall behind.
     pub broadcast_capacity_groups: usize,
+    /// How the writer opens its log again after losing a backend's connection (issue 19, see
+    /// [`reconnect`]); `None`: a failed commit stops the process, as a failed `fdatasync` does.
+    pub reconnect: Option<reconnect::Reconnect>,
 }
 
 impl EngineConfig {
@@ -106,6 +110,7 @@ impl EngineConfig {
             checkpoint_interval_events: CHECKPOINT_INTERVAL_EVENTS,
             retained_interval_events: RETAINED_INTERVAL_EVENTS,
             broadcast_capacity_groups: BROADCAST_CAPACITY_GROUPS,
+            reconnect: None,
         }
     }
 }
@@ -398,16 +403,19 @@ impl Engine {
         let (commit_done_sender, commit_done) = std::sync::mpsc::channel();
         let committer = store.committer();
         let flush = store.flushes_every_append();
+        let can_reconnect = config.reconnect.is_some();
         let committer_thread = std::thread::Builder::new()
             .name("ledger-commit".into())
             .spawn(move || {
-                // Ends when the writer drops its sender; a failed write stops the process.
-                for prepared in commit_job_receiver {
-                    let recorded = committer.commit(prepared, flush);
-                    if commit_done_sender.send(recorded).is_err() {
-                        break;
-                    }
-                }
+                // Ends when the writer drops its sender; a failed write stops the process, or
+                // with a backend it can reconnect to, this thread (see `reconnect`).
+                reconnect::run_committer(
+                    &committer,
+                    commit_job_receiver,
+                    &commit_done_sender,
+                    flush,
+                    can_reconnect,
+                );
             })
             .map_err(StartError::Thread)?;
         let writer = Writer {
@@ -431,10 +439,11 @@ impl Engine {
             clock,
             receiver,
             counters,
+            backend_lost: None,
         };
         let thread = std::thread::Builder::new()
             .name("ledger-writer".into())
-            .spawn(move || writer.run())
+            .spawn(move || reconnect::run_writer(writer))
             .map_err(StartError::Thread)?;
         Ok(Engine {
             handle,
@@ -561,6 +570,10 @@ struct Writer {
     /// The redemptions loaded into the state, each with the last group that needed it: it is
     /// forgotten once that group is durable and answered (see `LedgerState::redemptions`).
     loaded_redemptions: HashMap<Uuid, u64>,
+    /// Issue 19: the backend's commit of a group failed (see [`reconnect`]): the position
+    /// durable before that group. The state may hold events the log does not: nothing is
+    /// answered from it any more, and [`reconnect::run_writer`] recovers from the log anew.
+    backend_lost: Option<u64>,
 }
 
 impl Drop for Writer {
@@ -620,9 +633,12 @@ enum Decision {
 }
 
 impl Writer {
-    fn run(mut self) {
+    fn run(&mut self) {
         let mut held: Option<Message> = None;
         loop {
+            if self.backend_lost.is_some() {
+                return;
+            }
             let message = match held.take() {
                 Some(message) => message,
                 None => match self.receiver.try_recv() {
@@ -655,6 +671,9 @@ impl Writer {
                 Message::Read(read) => {
                     // A read sees only durable state: the group in flight is finished first.
                     self.finish_pending();
+                    if self.backend_lost.is_some() {
+                        continue; // dropped unanswered: UNAVAILABLE
+                    }
                     read(&self.view());
                 }
                 Message::Shutdown(reply) => {
@@ -667,7 +686,9 @@ impl Writer {
                             Message::SubmitBatch(batch) => rest.extend(batch),
                             Message::Read(read) => {
                                 self.finish_pending();
-                                read(&self.view());
+                                if self.backend_lost.is_none() {
+                                    read(&self.view());
+                                }
                             }
                             Message::Shutdown(_) => {}
                         }
@@ -714,6 +735,9 @@ impl Writer {
     /// still go out in order, each only once its own group (and so every earlier one) is
     /// durable.
     fn commit_group(&mut self, group: Vec<Submission>) {
+        if self.backend_lost.is_some() {
+            return reconnect::answer_unavailable(group);
+        }
         let now = self.clock.now();
         let recorded = self.recorded_time(now);
         let recorded_at = recorded.to_rfc3339_opts(SecondsFormat::Micros, true);
@@ -784,6 +808,9 @@ impl Writer {
         // The group before is answered first; then this one goes to the committer, and the
         // writer is free to decide the next while it is written and synced.
         self.finish_pending();
+        if self.backend_lost.is_some() {
+            return reconnect::answer_unavailable(group);
+        }
         let started = std::time::Instant::now();
         let committing = match prepared {
             Some(prepared) => {
@@ -889,6 +916,9 @@ impl Writer {
     fn snapshot_for_checkpoint(&mut self) {
         self.wait_for_checkpoint();
         self.finish_pending();
+        if self.backend_lost.is_some() {
+            return;
+        }
         let head = self.store.head();
         let snapshot = Recovered {
             state: self.state.clone(),
@@ -960,6 +990,10 @@ impl Writer {
         let mut recorded = if in_flight.committing {
             match self.commit_done.recv() {
                 Ok(recorded) => recorded,
+                Err(_) if self.config.reconnect.is_some() => {
+                    // Issue 19: the backend's commit failed, its outcome unknown.
+                    return self.lose_backend(in_flight.group, &in_flight.first_positions);
+                }
                 Err(_) => {
                     // The committer stops the process on a failed write; a vanished one is a
                     // bug, and nobody of the group may be told it is durable.
@@ -1194,6 +1228,9 @@ impl Writer {
     /// from the whole log, and saving them here spares the next start that read.
     fn write_final_checkpoint(&mut self) {
         self.finish_pending();
+        if self.backend_lost.is_some() {
+            return;
+        }
         // A checkpoint written since the last event is the checkpoint at the head already; one
         // that failed is written again here.
         let was_writing = self.checkpoint_writing.is_some();
