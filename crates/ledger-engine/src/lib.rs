@@ -389,6 +389,7 @@ impl Engine {
         let policy = Arc::new(config.policy.clone());
         let reader = store.reader();
         let recorded_floor = recovery::recorded_time_at(&reader, store.head().position)?;
+        let store_head_position = store.head().position;
         let retained = RetainedSnapshots::in_data_dir(&config.data_dir);
         recovery::forget_retained_beyond(&retained, store.head().position)?;
         let counters = Arc::new(stats::Counters::default());
@@ -438,8 +439,9 @@ impl Engine {
             config,
             clock,
             receiver,
+            durable_position: store_head_position,
             counters,
-            backend_lost: None,
+            backend_lost: std::cell::Cell::new(false),
         };
         let thread = std::thread::Builder::new()
             .name("ledger-writer".into())
@@ -570,10 +572,13 @@ struct Writer {
     /// The redemptions loaded into the state, each with the last group that needed it: it is
     /// forgotten once that group is durable and answered (see `LedgerState::redemptions`).
     loaded_redemptions: HashMap<Uuid, u64>,
-    /// Issue 19: the backend's commit of a group failed (see [`reconnect`]): the position
-    /// durable before that group. The state may hold events the log does not: nothing is
-    /// answered from it any more, and [`reconnect::run_writer`] recovers from the log anew.
-    backend_lost: Option<u64>,
+    /// Issue 19: the log's backend failed a commit or a read (see [`reconnect`]). The state
+    /// may hold events the log does not: nothing is answered from it any more, and
+    /// [`reconnect::run_writer`] recovers from the log anew. A `Cell`, set from `&self` reads.
+    backend_lost: std::cell::Cell<bool>,
+    /// Issue 19: the head of the last group made durable, which the log must still reach once
+    /// the writer has reconnected.
+    durable_position: u64,
 }
 
 impl Drop for Writer {
@@ -636,7 +641,7 @@ impl Writer {
     fn run(&mut self) {
         let mut held: Option<Message> = None;
         loop {
-            if self.backend_lost.is_some() {
+            if self.backend_lost.get() {
                 return;
             }
             let message = match held.take() {
@@ -671,7 +676,7 @@ impl Writer {
                 Message::Read(read) => {
                     // A read sees only durable state: the group in flight is finished first.
                     self.finish_pending();
-                    if self.backend_lost.is_some() {
+                    if self.backend_lost.get() {
                         continue; // dropped unanswered: UNAVAILABLE
                     }
                     read(&self.view());
@@ -686,7 +691,7 @@ impl Writer {
                             Message::SubmitBatch(batch) => rest.extend(batch),
                             Message::Read(read) => {
                                 self.finish_pending();
-                                if self.backend_lost.is_none() {
+                                if !self.backend_lost.get() {
                                     read(&self.view());
                                 }
                             }
@@ -735,7 +740,7 @@ impl Writer {
     /// still go out in order, each only once its own group (and so every earlier one) is
     /// durable.
     fn commit_group(&mut self, group: Vec<Submission>) {
-        if self.backend_lost.is_some() {
+        if self.backend_lost.get() {
             return reconnect::answer_unavailable(group);
         }
         let now = self.clock.now();
@@ -779,6 +784,11 @@ impl Writer {
         } else {
             match self.store.prepare_append(commands) {
                 Ok(prepared) => Some(prepared),
+                Err(error) if self.lose_backend_on(&error) => {
+                    // Issue 19: the group in flight is answered as its commit went.
+                    self.finish_pending();
+                    return reconnect::answer_unavailable(group);
+                }
                 Err(error) => {
                     // The state already holds the group's events; it cannot be rolled back, so
                     // the only safe answer is to stop before anyone sees it.
@@ -808,7 +818,7 @@ impl Writer {
         // The group before is answered first; then this one goes to the committer, and the
         // writer is free to decide the next while it is written and synced.
         self.finish_pending();
-        if self.backend_lost.is_some() {
+        if self.backend_lost.get() {
             return reconnect::answer_unavailable(group);
         }
         let started = std::time::Instant::now();
@@ -871,6 +881,8 @@ impl Writer {
         let (recorded, named_times) = match found {
             Ok(Some(found)) => found,
             Ok(None) => return None,
+            // Issue 19: the group that needed it is answered unavailable.
+            Err(error) if self.lose_backend_on(&error) => return None,
             Err(error) => {
                 tracing::error!(%error, %redemption_id, "redemption unreadable; stopping");
                 std::process::abort();
@@ -916,7 +928,7 @@ impl Writer {
     fn snapshot_for_checkpoint(&mut self) {
         self.wait_for_checkpoint();
         self.finish_pending();
-        if self.backend_lost.is_some() {
+        if self.backend_lost.get() {
             return;
         }
         let head = self.store.head();
@@ -989,10 +1001,15 @@ impl Writer {
         };
         let mut recorded = if in_flight.committing {
             match self.commit_done.recv() {
-                Ok(recorded) => recorded,
+                Ok(recorded) => {
+                    if let Some(last) = recorded.iter().flatten().last() {
+                        self.durable_position = last.position;
+                    }
+                    recorded
+                }
                 Err(_) if self.config.reconnect.is_some() => {
                     // Issue 19: the backend's commit failed, its outcome unknown.
-                    return self.lose_backend(in_flight.group, &in_flight.first_positions);
+                    return self.lose_backend(in_flight.group);
                 }
                 Err(_) => {
                     // The committer stops the process on a failed write; a vanished one is a
@@ -1034,6 +1051,10 @@ impl Writer {
                     let original = self.read_redemption(reversal.redemption_id);
                     match original {
                         Some((original, _)) => self.projections.load_redemption(&original),
+                        // Issue 19: durable, but the state will be recovered from the log.
+                        None if self.backend_lost.get() => {
+                            return reconnect::answer_unavailable(group);
+                        }
                         None => {
                             tracing::error!(
                                 redemption_id = %reversal.redemption_id,
@@ -1155,6 +1176,10 @@ impl Writer {
             }
             Ok(Some(_)) => return Decision::Refused(Refusal::RequestIdReused),
             Ok(None) => {}
+            // Issue 19: the whole group is answered unavailable (see `commit_group`).
+            Err(error) if self.lose_backend_on(&error) => {
+                return Decision::Refused(Refusal::RequestIdReused)
+            }
             Err(error) => {
                 tracing::error!(%error, request_id = %submission.request_id, "request record unreadable; stopping");
                 std::process::abort();
@@ -1228,7 +1253,7 @@ impl Writer {
     /// from the whole log, and saving them here spares the next start that read.
     fn write_final_checkpoint(&mut self) {
         self.finish_pending();
-        if self.backend_lost.is_some() {
+        if self.backend_lost.get() {
             return;
         }
         // A checkpoint written since the last event is the checkpoint at the head already; one
@@ -1272,6 +1297,7 @@ impl Writer {
             .read_range(stored.first_position, stored.event_count as usize)
         {
             Ok(events) => events,
+            Err(error) if self.lose_backend_on(&error) => return Err(SubmitError::Unavailable),
             Err(error) => {
                 tracing::error!(%error, %request_id, "events of a recorded request unreadable; stopping");
                 std::process::abort();

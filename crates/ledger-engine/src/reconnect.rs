@@ -107,22 +107,30 @@ pub(crate) fn answer_unavailable(group: Vec<Submission>) {
 }
 
 impl Writer {
-    /// The committer ended on a failed commit of the group in flight (`group`, whose commands
-    /// start at `first_positions`): nobody of it is answered OK, and the writer stops
-    /// answering from a state that may hold it.
-    pub(crate) fn lose_backend(&mut self, group: Vec<Submission>, first_positions: &[u64]) {
-        // The group's first command starts right after the durable head, with events or not.
-        let durable_position = match first_positions.first() {
-            Some(first) => first.saturating_sub(1),
-            None => self.store.head().position,
-        };
+    /// The committer ended on a failed commit of the group in flight, `group`: nobody of it is
+    /// answered OK, and the writer stops answering from a state that may hold it.
+    pub(crate) fn lose_backend(&mut self, group: Vec<Submission>) {
         tracing::warn!(
-            durable_position,
+            durable_position = self.durable_position,
             unanswered_commands = group.len(),
             "the group in flight has an unknown outcome; answering unavailable until the writer has reconnected"
         );
-        self.backend_lost = Some(durable_position);
+        self.backend_lost.set(true);
         answer_unavailable(group);
+    }
+
+    /// Whether `error`, met by the writer reading its log, is the backend's and the writer can
+    /// reconnect: then it is lost (see [`Writer::lose_backend`]), and the group being decided
+    /// is answered unavailable; otherwise the caller stops the process, as before.
+    pub(crate) fn lose_backend_on(&self, error: &StoreError) -> bool {
+        if self.config.reconnect.is_none() || !matches!(error, StoreError::Backend { .. }) {
+            return false;
+        }
+        if !self.backend_lost.get() {
+            tracing::warn!(%error, durable_position = self.durable_position, "the writer cannot read its event log; answering unavailable until it has reconnected");
+        }
+        self.backend_lost.set(true);
+        true
     }
 }
 
@@ -131,9 +139,10 @@ impl Writer {
 pub(crate) fn run_writer(mut writer: Writer) {
     loop {
         writer.run();
-        let Some(durable_position) = writer.backend_lost else {
+        if !writer.backend_lost.get() {
             return;
-        };
+        }
+        let durable_position = writer.durable_position;
         let Some(reconnect) = writer.config.reconnect.clone() else {
             return;
         };
@@ -336,6 +345,7 @@ impl WriterParts {
             retained,
         } = self;
         let Recovered { state, projections } = recovered;
+        let head_position = store.head().position;
         Writer {
             commit_jobs: Some(commit_jobs),
             committer_thread: Some(committer_thread),
@@ -356,7 +366,8 @@ impl WriterParts {
             clock,
             receiver,
             counters,
-            backend_lost: None,
+            backend_lost: std::cell::Cell::new(false),
+            durable_position: head_position,
         }
     }
 }

@@ -395,13 +395,12 @@ fn import(
         ledger_server::offline::import(&source, &mut target)
     };
     let imported = match (&data, &postgres, &to_postgres, &to_data) {
-        (Some(data), None, Some(to_postgres), None) => {
-            ledger_server::offline::open_log(data, None).and_then(|source| {
+        (Some(data), None, Some(to_postgres), None) => ledger_server::offline::open_log(data, None)
+            .and_then(|source| {
                 let target =
                     ledger_server::offline::open_import_target(Some((to_postgres, data)), None)?;
                 copy(source, target)
-            })
-        }
+            }),
         // The source first: a database that holds no ledger leaves no new folder behind.
         (None, Some(postgres), None, Some(to_data)) => {
             ledger_server::offline::open_log(to_data, Some(postgres)).and_then(|source| {

@@ -48,11 +48,9 @@ pub fn open_import_target(
 ) -> Result<ledger_store::Store, OfflineError> {
     match (postgres, data_dir) {
         (Some((connection, checkpoint_dir)), _) => {
-            let log = ledger_store_pg::PgLog::open_writer(
-                connection,
-                ledger_store_pg::WhenLocked::Fail,
-            )
-            .map_err(|error| OfflineError::store(checkpoint_dir, error.into()))?;
+            let log =
+                ledger_store_pg::PgLog::open_writer(connection, ledger_store_pg::WhenLocked::Fail)
+                    .map_err(|error| OfflineError::store(checkpoint_dir, error.into()))?;
             ledger_store::Store::open_backend(
                 log.into_backend(),
                 checkpoint_dir,

@@ -333,25 +333,38 @@ impl PgLog {
     fn read<T: Send>(
         &self,
         operation: &'static str,
-        read: impl FnOnce(&mut Client) -> Result<T, postgres::Error> + Send,
+        mut read: impl FnMut(&mut Client) -> Result<T, postgres::Error> + Send,
     ) -> Result<T, PgError> {
-        let read_on_this_thread = || {
+        let mut read_on_this_thread = || {
             let mut reader = self.reader();
-            let client = match reader.as_mut() {
-                Some(client) if !client.is_closed() => client,
-                _ => {
-                    let client = connect(&self.config, &self.target)?;
-                    tracing::info!(target = %self.target, "reading connection to postgresql made again");
-                    reader.insert(client)
-                }
-            };
-            let result = read(client);
-            if let Err(error) = &result {
-                if client.is_closed() || connection_lost(error) {
-                    *reader = None;
+            // A connection that the server or the network dropped while it was idle is seen
+            // lost only when used: a read is idempotent, so it is tried once more on a new one.
+            for attempt in 1..=2 {
+                let client = match reader.as_mut() {
+                    Some(client) if !client.is_closed() => client,
+                    _ => {
+                        let client = connect(&self.config, &self.target)?;
+                        tracing::info!(target = %self.target, "reading connection to postgresql made again");
+                        reader.insert(client)
+                    }
+                };
+                match read(client) {
+                    Ok(value) => return Ok(value),
+                    Err(error)
+                        if attempt == 1 && (client.is_closed() || connection_lost(&error)) =>
+                    {
+                        *reader = None;
+                        tracing::warn!(target = %self.target, %error, "reading connection to postgresql lost; reading again on a new one");
+                    }
+                    Err(error) => {
+                        if client.is_closed() || connection_lost(&error) {
+                            *reader = None;
+                        }
+                        return Err(PgError::query(operation)(error));
+                    }
                 }
             }
-            result.map_err(PgError::query(operation))
+            unreachable!("the second attempt returns")
         };
         if tokio::runtime::Handle::try_current().is_err() {
             return read_on_this_thread();

@@ -86,7 +86,10 @@ pub fn import(source: &OfflineLog, target: &mut Store) -> Result<ImportReport, O
     let command_count = commands.len() as u64;
     for (request_id, record) in commands {
         let next_position = target.head().position
-            + group.iter().map(|command| command.events.len() as u64).sum::<u64>()
+            + group
+                .iter()
+                .map(|command| command.events.len() as u64)
+                .sum::<u64>()
             + 1;
         if record.first_position != next_position {
             return Err(ImportError::EventUnaccounted {
@@ -198,8 +201,8 @@ fn new_event_of(recorded: &RecordedEvent, request_id: Uuid) -> Result<NewEvent, 
         .payload
         .clone()
         .ok_or_else(|| malformed("no payload".to_owned()))?;
-    let decoded = ledger_engine::decode(recorded)
-        .map_err(|error| malformed(format!("payload: {error}")))?;
+    let decoded =
+        ledger_engine::decode(recorded).map_err(|error| malformed(format!("payload: {error}")))?;
     Ok(NewEvent {
         stream: event.stream.clone(),
         event_id,
