@@ -12,7 +12,9 @@
 //!   extends (compare-and-set), so a writer that lost its lock, or was overtaken, appends
 //!   nothing ([`StoreError::NotTheWriter`]);
 //! - a commit whose outcome is unknown (the connection lost during `COMMIT`) is an error; the
-//!   engine then stops the process, and a retry with the same request id resolves it.
+//!   engine then answers nothing of that group OK and reconnects (`ledger_engine::reconnect`)
+//!   or stops the process, and a retry with the same request id resolves it;
+//! - a reading connection found lost is made again (a standby and a reconnected writer read on).
 //!
 //! - a hot standby follows the log on a connection of its own ([`PgLog::open_following`]) and
 //!   asks for the writer's lock at each poll ([`WriterLock::try_take`]); the writer records
