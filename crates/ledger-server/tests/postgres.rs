@@ -13,10 +13,16 @@
 //! - a hot standby's reports, head and audit stream equal the writer's, and a write sent to it
 //!   is refused UNAVAILABLE / NOT_THE_WRITER with the writer's address, writing nothing;
 //! - a primary and its synchronous standby: the primary stopped hard under load and the
-//!   standby promoted, the ledger started again on a two-host connection string; and the
-//!   writer's connection cut while its COMMIT waits for the standby (committed, unanswered),
-//!   the retries then answering `replayed`. Each with the crash campaign's checks and the
-//!   end checks above;
+//!   standby promoted, the same ledger process (a two-host connection string) answering
+//!   UNAVAILABLE / LEDGER_UNAVAILABLE meanwhile, then reconnecting and accepting the retries;
+//!   and, with `postgres_reconnect_deadline_seconds = 0`, the writer's connection cut while its
+//!   COMMIT waits for the standby (committed, unanswered): the process stops, and after a
+//!   restart the retries answer `replayed`. Each with the crash campaign's checks and the end
+//!   checks above. Prints promotion -> first accepted write;
+//! - a hot standby whose connections the server terminates connects again and follows on, and
+//!   names the writer's `advertise_address` in NOT_THE_WRITER;
+//! - `import` moves a sled ledger into an empty database and back, hash for hash, refusing a
+//!   target that is not empty;
 //! - two processes started as writers at once: exactly one serves, the other stops naming the
 //!   writer's lock;
 //! - `config print` shows the store and masks the connection's password.
