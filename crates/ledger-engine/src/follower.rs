@@ -16,7 +16,6 @@
 //! `ledger-store-pg`), nor a writer of the log while it follows: it appends nothing, and its
 //! checkpoint is a file of its own data folder, written straight, as a cache of this process.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,11 +23,12 @@ use ledger_domain::PolicyTable;
 use ledger_store::{Head, RecordedEvent, RetainedSnapshots, Store, StoreError};
 use tokio::sync::{broadcast, mpsc};
 
+use crate::reconnect::{self, WriterParts};
 use crate::recovery::{self, Recovered};
 use crate::subscription::Published;
 use crate::{
     decode, stats, Clock, Engine, EngineConfig, EngineHandle, Message, StartError, SubmitError,
-    View, Writer,
+    View,
 };
 
 /// Most events folded between two looks at the channel: a standby far behind (started long
@@ -361,7 +361,7 @@ impl Follower {
             }
         };
         let Follower {
-            recovered: Recovered { state, projections },
+            recovered,
             policy,
             config,
             clock,
@@ -372,50 +372,18 @@ impl Follower {
             events_since_checkpoint,
             ..
         } = self;
-        let (commit_jobs, commit_job_receiver) = std::sync::mpsc::channel();
-        let (commit_done_sender, commit_done) = std::sync::mpsc::channel();
-        let committer = store.committer();
-        let flush = store.flushes_every_append();
-        // As `Engine::start_on` starts it; the two can share one function once the engine's
-        // rework (issue 12, in parallel with this) has settled what a writer holds.
-        let committer_thread = std::thread::Builder::new()
-            .name("ledger-commit".into())
-            .spawn(move || {
-                for prepared in commit_job_receiver {
-                    let recorded = committer.commit(prepared, flush);
-                    if commit_done_sender.send(recorded).is_err() {
-                        break;
-                    }
-                }
-            });
-        let committer_thread = match committer_thread {
-            Ok(thread) => thread,
-            Err(error) => {
-                tracing::error!(%error, "the committer thread cannot be started; stopping");
-                std::process::abort();
-            }
-        };
-        let writer = Writer {
-            commit_jobs: Some(commit_jobs),
-            committer_thread: Some(committer_thread),
-            commit_done,
-            pending: None,
-            checkpoint_writing: None,
-            group_sequence: 0,
-            loaded_redemptions: HashMap::new(),
-            published,
-            store,
-            state,
-            projections,
-            retained,
-            recorded_floor,
-            events_since_checkpoint,
+        let parts = WriterParts {
             policy,
             config,
             clock,
             receiver,
+            published,
             counters,
+            retained,
         };
-        writer.run();
+        // The same writer as `Engine::start_on` starts, built by `reconnect`; it reconnects
+        // to the log the same way if its connection is lost later.
+        let writer = parts.into_writer(store, recovered, recorded_floor, events_since_checkpoint);
+        reconnect::run_writer(writer);
     }
 }

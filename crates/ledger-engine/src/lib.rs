@@ -21,6 +21,7 @@
 pub mod business_date;
 pub mod clock;
 pub mod follower;
+pub mod reconnect;
 pub mod recovery;
 pub mod stats;
 pub mod subscription;
@@ -94,6 +95,9 @@ pub struct EngineConfig {
     pub retained_interval_events: u64,
     /// See [`BROADCAST_CAPACITY_GROUPS`]; tests make it small to see a subscriber fall behind.
     pub broadcast_capacity_groups: usize,
+    /// How the writer opens its log again after losing a backend's connection (issue 19, see
+    /// [`reconnect`]); `None`: a failed commit stops the process, as a failed `fdatasync` does.
+    pub reconnect: Option<reconnect::Reconnect>,
 }
 
 impl EngineConfig {
@@ -106,6 +110,7 @@ impl EngineConfig {
             checkpoint_interval_events: CHECKPOINT_INTERVAL_EVENTS,
             retained_interval_events: RETAINED_INTERVAL_EVENTS,
             broadcast_capacity_groups: BROADCAST_CAPACITY_GROUPS,
+            reconnect: None,
         }
     }
 }
@@ -384,6 +389,7 @@ impl Engine {
         let policy = Arc::new(config.policy.clone());
         let reader = store.reader();
         let recorded_floor = recovery::recorded_time_at(&reader, store.head().position)?;
+        let store_head_position = store.head().position;
         let retained = RetainedSnapshots::in_data_dir(&config.data_dir);
         recovery::forget_retained_beyond(&retained, store.head().position)?;
         let counters = Arc::new(stats::Counters::default());
@@ -398,16 +404,19 @@ impl Engine {
         let (commit_done_sender, commit_done) = std::sync::mpsc::channel();
         let committer = store.committer();
         let flush = store.flushes_every_append();
+        let can_reconnect = config.reconnect.is_some();
         let committer_thread = std::thread::Builder::new()
             .name("ledger-commit".into())
             .spawn(move || {
-                // Ends when the writer drops its sender; a failed write stops the process.
-                for prepared in commit_job_receiver {
-                    let recorded = committer.commit(prepared, flush);
-                    if commit_done_sender.send(recorded).is_err() {
-                        break;
-                    }
-                }
+                // Ends when the writer drops its sender; a failed write stops the process, or
+                // with a backend it can reconnect to, this thread (see `reconnect`).
+                reconnect::run_committer(
+                    &committer,
+                    commit_job_receiver,
+                    &commit_done_sender,
+                    flush,
+                    can_reconnect,
+                );
             })
             .map_err(StartError::Thread)?;
         let writer = Writer {
@@ -430,11 +439,13 @@ impl Engine {
             config,
             clock,
             receiver,
+            durable_position: store_head_position,
             counters,
+            backend_lost: std::cell::Cell::new(false),
         };
         let thread = std::thread::Builder::new()
             .name("ledger-writer".into())
-            .spawn(move || writer.run())
+            .spawn(move || reconnect::run_writer(writer))
             .map_err(StartError::Thread)?;
         Ok(Engine {
             handle,
@@ -561,6 +572,13 @@ struct Writer {
     /// The redemptions loaded into the state, each with the last group that needed it: it is
     /// forgotten once that group is durable and answered (see `LedgerState::redemptions`).
     loaded_redemptions: HashMap<Uuid, u64>,
+    /// Issue 19: the log's backend failed a commit or a read (see [`reconnect`]). The state
+    /// may hold events the log does not: nothing is answered from it any more, and
+    /// [`reconnect::run_writer`] recovers from the log anew. A `Cell`, set from `&self` reads.
+    backend_lost: std::cell::Cell<bool>,
+    /// Issue 19: the head of the last group made durable, which the log must still reach once
+    /// the writer has reconnected.
+    durable_position: u64,
 }
 
 impl Drop for Writer {
@@ -620,9 +638,12 @@ enum Decision {
 }
 
 impl Writer {
-    fn run(mut self) {
+    fn run(&mut self) {
         let mut held: Option<Message> = None;
         loop {
+            if self.backend_lost.get() {
+                return;
+            }
             let message = match held.take() {
                 Some(message) => message,
                 None => match self.receiver.try_recv() {
@@ -655,6 +676,9 @@ impl Writer {
                 Message::Read(read) => {
                     // A read sees only durable state: the group in flight is finished first.
                     self.finish_pending();
+                    if self.backend_lost.get() {
+                        continue; // dropped unanswered: UNAVAILABLE
+                    }
                     read(&self.view());
                 }
                 Message::Shutdown(reply) => {
@@ -667,7 +691,9 @@ impl Writer {
                             Message::SubmitBatch(batch) => rest.extend(batch),
                             Message::Read(read) => {
                                 self.finish_pending();
-                                read(&self.view());
+                                if !self.backend_lost.get() {
+                                    read(&self.view());
+                                }
                             }
                             Message::Shutdown(_) => {}
                         }
@@ -714,6 +740,9 @@ impl Writer {
     /// still go out in order, each only once its own group (and so every earlier one) is
     /// durable.
     fn commit_group(&mut self, group: Vec<Submission>) {
+        if self.backend_lost.get() {
+            return reconnect::answer_unavailable(group);
+        }
         let now = self.clock.now();
         let recorded = self.recorded_time(now);
         let recorded_at = recorded.to_rfc3339_opts(SecondsFormat::Micros, true);
@@ -755,6 +784,11 @@ impl Writer {
         } else {
             match self.store.prepare_append(commands) {
                 Ok(prepared) => Some(prepared),
+                Err(error) if self.lose_backend_on(&error) => {
+                    // Issue 19: the group in flight is answered as its commit went.
+                    self.finish_pending();
+                    return reconnect::answer_unavailable(group);
+                }
                 Err(error) => {
                     // The state already holds the group's events; it cannot be rolled back, so
                     // the only safe answer is to stop before anyone sees it.
@@ -784,6 +818,9 @@ impl Writer {
         // The group before is answered first; then this one goes to the committer, and the
         // writer is free to decide the next while it is written and synced.
         self.finish_pending();
+        if self.backend_lost.get() {
+            return reconnect::answer_unavailable(group);
+        }
         let started = std::time::Instant::now();
         let committing = match prepared {
             Some(prepared) => {
@@ -844,6 +881,8 @@ impl Writer {
         let (recorded, named_times) = match found {
             Ok(Some(found)) => found,
             Ok(None) => return None,
+            // Issue 19: the group that needed it is answered unavailable.
+            Err(error) if self.lose_backend_on(&error) => return None,
             Err(error) => {
                 tracing::error!(%error, %redemption_id, "redemption unreadable; stopping");
                 std::process::abort();
@@ -889,6 +928,9 @@ impl Writer {
     fn snapshot_for_checkpoint(&mut self) {
         self.wait_for_checkpoint();
         self.finish_pending();
+        if self.backend_lost.get() {
+            return;
+        }
         let head = self.store.head();
         let snapshot = Recovered {
             state: self.state.clone(),
@@ -959,7 +1001,16 @@ impl Writer {
         };
         let mut recorded = if in_flight.committing {
             match self.commit_done.recv() {
-                Ok(recorded) => recorded,
+                Ok(recorded) => {
+                    if let Some(last) = recorded.iter().flatten().last() {
+                        self.durable_position = last.position;
+                    }
+                    recorded
+                }
+                Err(_) if self.config.reconnect.is_some() => {
+                    // Issue 19: the backend's commit failed, its outcome unknown.
+                    return self.lose_backend(in_flight.group);
+                }
                 Err(_) => {
                     // The committer stops the process on a failed write; a vanished one is a
                     // bug, and nobody of the group may be told it is durable.
@@ -1000,6 +1051,10 @@ impl Writer {
                     let original = self.read_redemption(reversal.redemption_id);
                     match original {
                         Some((original, _)) => self.projections.load_redemption(&original),
+                        // Issue 19: durable, but the state will be recovered from the log.
+                        None if self.backend_lost.get() => {
+                            return reconnect::answer_unavailable(group);
+                        }
                         None => {
                             tracing::error!(
                                 redemption_id = %reversal.redemption_id,
@@ -1121,6 +1176,10 @@ impl Writer {
             }
             Ok(Some(_)) => return Decision::Refused(Refusal::RequestIdReused),
             Ok(None) => {}
+            // Issue 19: the whole group is answered unavailable (see `commit_group`).
+            Err(error) if self.lose_backend_on(&error) => {
+                return Decision::Refused(Refusal::RequestIdReused)
+            }
             Err(error) => {
                 tracing::error!(%error, request_id = %submission.request_id, "request record unreadable; stopping");
                 std::process::abort();
@@ -1194,6 +1253,9 @@ impl Writer {
     /// from the whole log, and saving them here spares the next start that read.
     fn write_final_checkpoint(&mut self) {
         self.finish_pending();
+        if self.backend_lost.get() {
+            return;
+        }
         // A checkpoint written since the last event is the checkpoint at the head already; one
         // that failed is written again here.
         let was_writing = self.checkpoint_writing.is_some();
@@ -1235,6 +1297,7 @@ impl Writer {
             .read_range(stored.first_position, stored.event_count as usize)
         {
             Ok(events) => events,
+            Err(error) if self.lose_backend_on(&error) => return Err(SubmitError::Unavailable),
             Err(error) => {
                 tracing::error!(%error, %request_id, "events of a recorded request unreadable; stopping");
                 std::process::abort();

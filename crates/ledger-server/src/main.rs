@@ -115,6 +115,25 @@ enum CliCommand {
         #[arg(long, value_name = "CONNECTION")]
         postgres: Option<String>,
     },
+    /// Move a ledger between the stores (issue 19): a stopped sled folder (--data) into an
+    /// empty PostgreSQL database (--to-postgres), or a PostgreSQL ledger (--postgres) into a
+    /// new sled folder (--to-data). The source's chain is verified first and every hash of the
+    /// copy checked against it; a target that is not empty is refused. Exit status 0 when
+    /// copied, 1 when the copy stopped, 2 for a source that holds no ledger or a bad command line.
+    Import {
+        /// The sled folder to copy (the server stopped); with --postgres, not used.
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// The PostgreSQL database to copy (a connection string), into --to-data.
+        #[arg(long, value_name = "CONNECTION")]
+        postgres: Option<String>,
+        /// The empty PostgreSQL database to copy --data into (no ledger serving on it).
+        #[arg(long, value_name = "CONNECTION")]
+        to_postgres: Option<String>,
+        /// The new sled folder to copy --postgres into.
+        #[arg(long, value_name = "FOLDER")]
+        to_data: Option<PathBuf>,
+    },
     /// Rebuild every projection of a stopped ledger from position 1, compare it with the stored
     /// checkpoint byte for byte, and write a fresh checkpoint at the head. Exit status 1 when
     /// the checkpoint differs from the rebuild.
@@ -185,6 +204,17 @@ fn main() -> ExitCode {
                 }
                 Err(error) => offline_error(&error),
             }
+        }
+        CliCommand::Import {
+            data,
+            postgres,
+            to_postgres,
+            to_data,
+        } => {
+            if let Err(code) = init_tracing(LogFormat::Human, "warn") {
+                return code;
+            }
+            import(data, postgres, to_postgres, to_data)
         }
         CliCommand::Rebuild { data } => {
             if let Err(code) = init_tracing(LogFormat::Human, "warn") {
@@ -351,5 +381,49 @@ fn config_print(overrides: &Overrides, metrics_listen: Option<&str>) -> ExitCode
             eprintln!("voucher-ledger: this configuration would not start: {error}");
             ExitCode::from(2)
         }
+    }
+}
+
+/// `voucher-ledger import`: one source and the target of the other kind.
+fn import(
+    data: Option<PathBuf>,
+    postgres: Option<String>,
+    to_postgres: Option<String>,
+    to_data: Option<PathBuf>,
+) -> ExitCode {
+    let copy = |source: ledger_store::OfflineLog, mut target: ledger_store::Store| {
+        ledger_server::offline::import(&source, &mut target)
+    };
+    let imported = match (&data, &postgres, &to_postgres, &to_data) {
+        (Some(data), None, Some(to_postgres), None) => ledger_server::offline::open_log(data, None)
+            .and_then(|source| {
+                let target =
+                    ledger_server::offline::open_import_target(Some((to_postgres, data)), None)?;
+                copy(source, target)
+            }),
+        // The source first: a database that holds no ledger leaves no new folder behind.
+        (None, Some(postgres), None, Some(to_data)) => {
+            ledger_server::offline::open_log(to_data, Some(postgres)).and_then(|source| {
+                let target = ledger_server::offline::open_import_target(None, Some(to_data))?;
+                copy(source, target)
+            })
+        }
+        _ => {
+            eprintln!("voucher-ledger: import takes --data FOLDER --to-postgres CONNECTION (sled to postgresql), or --postgres CONNECTION --to-data FOLDER (postgresql to sled)");
+            return ExitCode::from(2);
+        }
+    };
+    match imported {
+        Ok(report) => {
+            println!(
+                "imported {} events of {} requests; head of the copy: position {}, hash {} (verified against the source's chain)",
+                report.events,
+                report.commands,
+                report.head.position,
+                hex::encode(report.head.hash)
+            );
+            ExitCode::SUCCESS
+        }
+        Err(error) => offline_error(&error),
     }
 }

@@ -10,12 +10,14 @@
 //! sled locks its folder.
 
 pub mod export;
+pub mod import;
 mod meaning;
 pub mod verify;
 
 use std::path::Path;
 
 pub use export::{export, export_log, ExportFormat, ExportReport};
+pub use import::{import, ImportError, ImportReport};
 pub use verify::{verify, verify_log, ExpectedHead, VerifyReport};
 
 /// The log the offline commands read: the sled folder `data_dir`, or with `postgres` (a
@@ -34,6 +36,31 @@ pub fn open_log(
                 .into_backend();
             Ok(ledger_store::OfflineLog::open_backend(backend, data_dir))
         }
+    }
+}
+
+/// The store `import` writes into: the PostgreSQL database `connection` as its writer (the
+/// writer's lock taken: no ledger may serve on it meanwhile), with `checkpoint_dir` as the
+/// store's local folder (nothing is written there); or a new sled folder `data_dir`.
+pub fn open_import_target(
+    postgres: Option<(&str, &Path)>,
+    data_dir: Option<&Path>,
+) -> Result<ledger_store::Store, OfflineError> {
+    match (postgres, data_dir) {
+        (Some((connection, checkpoint_dir)), _) => {
+            let log =
+                ledger_store_pg::PgLog::open_writer(connection, ledger_store_pg::WhenLocked::Fail)
+                    .map_err(|error| OfflineError::store(checkpoint_dir, error.into()))?;
+            ledger_store::Store::open_backend(
+                log.into_backend(),
+                checkpoint_dir,
+                ledger_store::StoreOptions::default(),
+            )
+            .map_err(|error| OfflineError::store(checkpoint_dir, error))
+        }
+        (None, Some(data_dir)) => ledger_store::Store::open(data_dir)
+            .map_err(|error| OfflineError::store(data_dir, error)),
+        (None, None) => unreachable!("the command line names a target"),
     }
 }
 
@@ -69,6 +96,9 @@ pub enum OfflineError {
     CsvFrom,
     #[error("cannot write the export: {0}")]
     Output(#[from] std::io::Error),
+    /// `import` found the target not empty, or the source not a log it can copy as it is.
+    #[error(transparent)]
+    Import(#[from] ImportError),
 }
 
 impl OfflineError {

@@ -134,9 +134,23 @@ fn explain_start_error(error: ledger_engine::StartError, data_dir: &std::path::P
 /// standbys to name. Blocking.
 fn start_engine(
     store: &StoreSetting,
-    engine_config: EngineConfig,
+    mut engine_config: EngineConfig,
     advertised: Option<String>,
+    reconnect_deadline: std::time::Duration,
 ) -> Result<Engine, ledger_engine::StartError> {
+    if let StoreSetting::Postgres { connection, .. } = store {
+        // A writer, or a standby once it writes, reconnects after losing its connection.
+        if !reconnect_deadline.is_zero() {
+            engine_config.reconnect = Some(ledger_engine::reconnect::Reconnect {
+                reopen: Arc::new(PgReopen {
+                    connection: connection.clone(),
+                    data_dir: engine_config.data_dir.clone(),
+                    advertised: advertised.clone(),
+                }),
+                deadline: reconnect_deadline,
+            });
+        }
+    }
     match store {
         StoreSetting::Sled => Engine::start(engine_config, Arc::new(SystemClock)),
         StoreSetting::Postgres {
@@ -161,6 +175,33 @@ fn start_engine(
             )?;
             Engine::start_on(store, engine_config, Arc::new(SystemClock))
         }
+    }
+}
+
+/// How a writer on PostgreSQL opens its log again after losing its connection (see
+/// `ledger_engine::reconnect`): as at its start, with the same connection string (naming
+/// every host, with `target_session_attrs=read-write`, it finds a promoted standby), and
+/// advertising the same address.
+struct PgReopen {
+    connection: String,
+    data_dir: std::path::PathBuf,
+    advertised: Option<String>,
+}
+
+impl ledger_engine::reconnect::ReopenWriter for PgReopen {
+    fn reopen(&self) -> Result<ledger_store::Store, ledger_store::StoreError> {
+        let log = ledger_store_pg::PgLog::open_writer(
+            &self.connection,
+            ledger_store_pg::WhenLocked::Fail,
+        )?;
+        if let Some(address) = &self.advertised {
+            log.advertise(address)?;
+        }
+        ledger_store::Store::open_backend(
+            log.into_backend(),
+            &self.data_dir,
+            Engine::store_options(),
+        )
     }
 }
 
@@ -212,14 +253,19 @@ async fn serve_inner(
     engine_config.checkpoint_interval_events = settings.checkpoint_interval_events;
     // Opening and replaying the log is blocking work; keep it off the async workers.
     let store = settings.store.clone();
-    let advertised = listener
-        .local_addr()
-        .ok()
-        .map(|address| address.to_string());
-    let engine =
-        tokio::task::spawn_blocking(move || start_engine(&store, engine_config, advertised))
-            .await?
-            .map_err(|error| explain_start_error(error, &settings.data_dir))?;
+    // Where standbys send writers' clients: the setting, or where this process is bound.
+    let advertised = settings.advertise_address.clone().or_else(|| {
+        listener
+            .local_addr()
+            .ok()
+            .map(|address| address.to_string())
+    });
+    let reconnect_deadline = settings.postgres_reconnect_deadline;
+    let engine = tokio::task::spawn_blocking(move || {
+        start_engine(&store, engine_config, advertised, reconnect_deadline)
+    })
+    .await?
+    .map_err(|error| explain_start_error(error, &settings.data_dir))?;
 
     let ledger = Ledger::new(
         engine.handle(),

@@ -92,7 +92,27 @@ struct RawSettings {
     /// from its own head (`serve --standby`).
     #[serde(default)]
     postgres_standby: bool,
+    /// With `store = "postgres"`: how long a writer whose connection was lost tries to
+    /// reconnect before it stops the process; 0 stops it at once (issue 19).
+    #[serde(default = "default_postgres_reconnect_deadline_seconds")]
+    postgres_reconnect_deadline_seconds: u64,
+    /// The address a writer records for standbys to name in `NOT_THE_WRITER`; empty: the
+    /// address it is bound to (issue 19).
+    #[serde(default)]
+    advertise_address: String,
 }
+
+/// A promotion by Patroni or pg_auto_failover takes seconds to tens of seconds (its health
+/// checks, then `pg_ctl promote`); a minute covers it with room, and a database down for longer
+/// is an outage for the process manager to see (the process stops) rather than to hide.
+pub const POSTGRES_RECONNECT_DEADLINE_SECONDS: u64 = 60;
+
+fn default_postgres_reconnect_deadline_seconds() -> u64 {
+    POSTGRES_RECONNECT_DEADLINE_SECONDS
+}
+
+/// The longest reconnection deadline taken, in seconds (a day): beyond that, a typo.
+const POSTGRES_RECONNECT_DEADLINE_SECONDS_MAX: u64 = 86_400;
 
 fn default_auth_mode() -> String {
     "token".to_owned()
@@ -146,6 +166,12 @@ pub struct Settings {
     pub metrics_listen: Option<SocketAddr>,
     /// Where the event log is kept.
     pub store: StoreSetting,
+    /// With PostgreSQL: how long a writer that lost its connection tries to reconnect before
+    /// it stops the process; zero stops it at once.
+    pub postgres_reconnect_deadline: std::time::Duration,
+    /// Where clients reach this process, recorded by a writer for standbys to name;
+    /// `None`: the address it is bound to.
+    pub advertise_address: Option<String>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -289,6 +315,10 @@ pub enum SettingsError {
     CheckpointIntervalEvents,
     #[error("store = \"postgres\" needs postgres_connection, a connection string such as \"host=db.example port=5432 user=ledger dbname=ledger\"")]
     PostgresConnectionMissing,
+    #[error("postgres_reconnect_deadline_seconds must be between 0 and {POSTGRES_RECONNECT_DEADLINE_SECONDS_MAX}")]
+    PostgresReconnectDeadline,
+    #[error("advertise_address {0:?} is not an address clients can use: write host:port, without spaces")]
+    AdvertiseAddress(String),
     #[error("a standby (--standby, postgres_standby) needs store = \"postgres\": a sled ledger has one process")]
     StandbyWithoutPostgres,
 }
@@ -500,6 +530,10 @@ impl Layered {
                 standby: raw.postgres_standby,
             },
         };
+        if raw.postgres_reconnect_deadline_seconds > POSTGRES_RECONNECT_DEADLINE_SECONDS_MAX {
+            return Err(SettingsError::PostgresReconnectDeadline);
+        }
+        let advertise_address = check_advertise_address(&raw.advertise_address)?;
         let pseudonym_key = pseudonym_key(&raw.pseudonym_key_hex, &raw.pseudonym_key_file)?;
         let mut tokens = Vec::with_capacity(raw.tokens.len());
         for (index, entry) in raw.tokens.iter().enumerate() {
@@ -529,8 +563,34 @@ impl Layered {
             tls,
             metrics_listen,
             store,
+            postgres_reconnect_deadline: std::time::Duration::from_secs(
+                raw.postgres_reconnect_deadline_seconds,
+            ),
+            advertise_address,
         })
     }
+}
+
+/// `advertise_address` checked: empty is `None` (the bound address); otherwise `host:port`
+/// (a name or an IP address, a port), with no whitespace or control character, as a client
+/// writes it after `http://` or `https://`.
+fn check_advertise_address(raw: &str) -> Result<Option<String>, SettingsError> {
+    let address = raw.trim();
+    if address.is_empty() {
+        return Ok(None);
+    }
+    let refused = || SettingsError::AdvertiseAddress(raw.to_owned());
+    let (host, port) = address.rsplit_once(':').ok_or_else(refused)?;
+    let port_ok = port.parse::<u16>().is_ok_and(|port| port != 0);
+    let host_ok = !host.is_empty()
+        && host.len() <= 255
+        && !host.chars().any(|character| {
+            character.is_whitespace() || character.is_control() || character == '/'
+        });
+    if !(port_ok && host_ok) {
+        return Err(refused());
+    }
+    Ok(Some(address.to_owned()))
 }
 
 /// Whether a setting holds a secret, by its name: only its length is ever shown.

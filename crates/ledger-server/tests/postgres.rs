@@ -13,10 +13,16 @@
 //! - a hot standby's reports, head and audit stream equal the writer's, and a write sent to it
 //!   is refused UNAVAILABLE / NOT_THE_WRITER with the writer's address, writing nothing;
 //! - a primary and its synchronous standby: the primary stopped hard under load and the
-//!   standby promoted, the ledger started again on a two-host connection string; and the
-//!   writer's connection cut while its COMMIT waits for the standby (committed, unanswered),
-//!   the retries then answering `replayed`. Each with the crash campaign's checks and the
-//!   end checks above;
+//!   standby promoted, the same ledger process (a two-host connection string) answering
+//!   UNAVAILABLE / LEDGER_UNAVAILABLE meanwhile, then reconnecting and accepting the retries;
+//!   and, with `postgres_reconnect_deadline_seconds = 0`, the writer's connection cut while its
+//!   COMMIT waits for the standby (committed, unanswered): the process stops, and after a
+//!   restart the retries answer `replayed`. Each with the crash campaign's checks and the end
+//!   checks above. Prints promotion -> first accepted write;
+//! - a hot standby whose connections the server terminates connects again and follows on, and
+//!   names the writer's `advertise_address` in NOT_THE_WRITER;
+//! - `import` moves a sled ledger into an empty database and back, hash for hash, refusing a
+//!   target that is not empty;
 //! - two processes started as writers at once: exactly one serves, the other stops naming the
 //!   writer's lock;
 //! - `config print` shows the store and masks the connection's password.
@@ -484,6 +490,25 @@ fn config_print_shows_the_store_and_masks_the_connections_password() {
         .output()
         .expect("voucher-ledger runs");
     assert!(!output.status.success());
+    // advertise_address: host:port; anything else is refused naming the setting.
+    let output = voucher_ledger(&["config", "print", "--demo"])
+        .env("VOUCHER_LEDGER__ADVERTISE_ADDRESS", "ledger.example:50051")
+        .output()
+        .expect("voucher-ledger runs");
+    assert!(output.status.success());
+    assert!(String::from_utf8_lossy(&output.stdout)
+        .contains("advertise_address = \"ledger.example:50051\""));
+    for bad in ["ledger.example", "ledger example:50051", "ledger.example:0"] {
+        let output = voucher_ledger(&["config", "print", "--demo"])
+            .env("VOUCHER_LEDGER__ADVERTISE_ADDRESS", bad)
+            .output()
+            .expect("voucher-ledger runs");
+        assert!(!output.status.success(), "{bad:?} is refused");
+        assert!(
+            String::from_utf8_lossy(&output.stderr).contains("advertise_address"),
+            "{bad:?}"
+        );
+    }
     let output = voucher_ledger(&["config", "print", "--demo"])
         .env("VOUCHER_LEDGER__STORE", "oracle")
         .output()
@@ -560,6 +585,79 @@ async fn first_write_then_checks(
     campaign.check_after_restart(acknowledged, unanswered).await;
 }
 
+/// What a writer logs once it has reconnected to its log after losing its connection.
+const RECONNECTED_LINE: &str = "writer reconnected to the event log; serving again";
+
+/// The callers under load until each has a write answered with something other than a
+/// receipt (the writer lost its log: UNAVAILABLE), the server left running; then what
+/// `Campaign::burst` records of a burst. `Campaign::burst` waits for the server to stop, which
+/// a writer that reconnects does not.
+async fn burst_until_every_caller_is_refused(
+    campaign: &mut Campaign,
+) -> (Vec<(Op, ledger_proto::v1::Receipt)>, Vec<Op>) {
+    let channel = campaign.channel();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let tasks: Vec<_> = std::mem::take(&mut campaign.callers)
+        .into_iter()
+        .map(|caller| {
+            tokio::spawn(drive(
+                caller,
+                channel.clone(),
+                campaign.dates.clone(),
+                Arc::clone(&stop),
+            ))
+        })
+        .collect();
+    let mut acknowledged = Vec::new();
+    let mut unanswered = Vec::new();
+    for task in tasks {
+        let burst = tokio::time::timeout(CALL_WAIT * 2, task)
+            .await
+            .expect("every caller meets the lost log")
+            .expect("a caller does not panic");
+        acknowledged.extend(burst.acknowledged);
+        unanswered.extend(burst.unanswered);
+        campaign.callers.push(burst.caller);
+    }
+    campaign.callers.sort_by_key(|caller| caller.index);
+    campaign.touched.clear();
+    for (op, receipt) in &acknowledged {
+        campaign.model.accept(op, Placed::of(receipt));
+        campaign.touched.insert(op.company.clone());
+        campaign.stats.requests_acknowledged += 1;
+        campaign.stats.events_acknowledged += u64::from(receipt.event_count);
+    }
+    for op in &unanswered {
+        campaign.touched.insert(op.company.clone());
+    }
+    (acknowledged, unanswered)
+}
+
+/// Sends `op` until it is accepted (a receipt, replayed or not), as a client retrying with
+/// the same request id does while the ledger reconnects; refusals fail the test.
+async fn retry_until_accepted(channel: &tonic::transport::Channel, op: &Op) {
+    let started = Instant::now();
+    loop {
+        match tokio::time::timeout(CALL_WAIT, call(channel, &op.write)).await {
+            Ok(Ok(_receipt)) => return,
+            Ok(Err(status)) => {
+                assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+                assert_eq!(
+                    status.get_details_error_info().map(|info| info.reason),
+                    Some("LEDGER_UNAVAILABLE".to_owned()),
+                    "{status:?}"
+                );
+            }
+            Err(_) => panic!("a retry got no answer in time"),
+        }
+        assert!(
+            started.elapsed() < START_WAIT,
+            "the ledger did not accept a write again"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_primary_stopped_under_load_and_its_synchronous_standby_promoted_loses_nothing() {
     let test = "the_primary_stopped_under_load_and_its_synchronous_standby_promoted_loses_nothing";
@@ -584,8 +682,9 @@ async fn the_primary_stopped_under_load_and_its_synchronous_standby_promoted_los
     println!("postgres promotion: seed {seed}");
     let mut campaign = pg_campaign(home.path(), seed, &pg_env).await;
 
-    // Under the load of eight callers, the primary stops as a crash would: the ledger's
-    // next commit fails and it stops (its outcome unknown), as it must.
+    // Under the load of eight callers, the primary stops as a crash would: the ledger's next
+    // commit fails, its outcome unknown; the ledger answers UNAVAILABLE from then on, and
+    // tries to reconnect.
     let delay = campaign
         .rng
         .duration_between(Duration::from_millis(300), Duration::from_millis(1200));
@@ -600,14 +699,15 @@ async fn the_primary_stopped_under_load_and_its_synchronous_standby_promoted_los
             stopped
         })
     };
-    let (acknowledged, unanswered, status) = campaign
-        .burst(Ending::ServerStops(Duration::from_secs(60)))
-        .await;
+    let (acknowledged, unanswered) = burst_until_every_caller_is_refused(&mut campaign).await;
     let stopped = stopper.join().expect("the stopping thread does not panic");
-    assert!(!status.success(), "the ledger stopped on the failed commit");
+    assert_eq!(
+        unanswered.len(),
+        CALLERS as usize,
+        "every caller met the lost log"
+    );
 
-    // The synchronous standby is promoted; the ledger, started again on the same settings,
-    // finds the new primary.
+    // The synchronous standby is promoted; the ledger, still running, finds it.
     {
         let standby = Arc::clone(&standby);
         tokio::task::spawn_blocking(move || {
@@ -623,11 +723,29 @@ async fn the_primary_stopped_under_load_and_its_synchronous_standby_promoted_los
         .expect("the promotion does not panic")
         .expect("the standby is promoted");
     }
+    let promoted_at = Instant::now();
     let promoted = stopped.elapsed();
-    campaign.start_server(&pg_env).await;
-    let serving = stopped.elapsed();
-    first_write_then_checks(&mut campaign, &acknowledged, &unanswered).await;
+    // What a client sees: its retry of an unanswered write, with the same request id,
+    // refused UNAVAILABLE until the ledger has reconnected, then accepted.
+    retry_until_accepted(&campaign.channel(), &unanswered[0]).await;
     let first_write = stopped.elapsed();
+    let first_write_after_promotion = promoted_at.elapsed();
+    let server = campaign.server.as_mut().expect("the ledger runs");
+    assert!(
+        matches!(server.process().try_wait(), Ok(None)),
+        "the ledger was not restarted: the same process serves"
+    );
+    let writer_log = without_ansi(&read_log(&server.log_path));
+    assert!(
+        // The loss is met by a commit (its outcome unknown) or by a read of the group being
+        // decided, whichever comes first.
+        writer_log.contains("answering unavailable until") && writer_log.contains(RECONNECTED_LINE),
+        "the ledger says it lost its log, then that it reconnected:\n{}",
+        log_tail(&server.log_path)
+    );
+    campaign
+        .check_after_restart(&acknowledged, &unanswered)
+        .await;
 
     let events = check_the_log_end_to_end(&mut campaign, home.path(), &pg_env, &connection).await;
     println!(
@@ -639,7 +757,123 @@ async fn the_primary_stopped_under_load_and_its_synchronous_standby_promoted_los
         campaign.model.accepted.len(),
         campaign.stats.retries_replayed
     );
-    println!("postgres promotion times: primary stopped -> standby promoted {promoted:.0?}, ledger serving on it {serving:.0?}, first accepted write {first_write:.0?}");
+    println!("postgres promotion times: primary stopped -> standby promoted {promoted:.0?}, first accepted write {first_write:.0?} (promotion -> first accepted write {first_write_after_promotion:.0?}), the ledger not restarted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_whose_connection_is_cut_reconnects_and_names_the_advertised_writer() {
+    let Some(cluster) = cluster_or_skip(
+        "a_standby_whose_connection_is_cut_reconnects_and_names_the_advertised_writer",
+    ) else {
+        return;
+    };
+    let _serial = SERIAL.lock().await;
+    // The writer advertises the address its clients use, not the one it is bound to.
+    let advertised = "ledger-writer.example:50051";
+    let mut pg_env = postgres_env(&cluster);
+    pg_env.push((
+        "VOUCHER_LEDGER__ADVERTISE_ADDRESS".to_owned(),
+        advertised.to_owned(),
+    ));
+    let home = tempfile::Builder::new()
+        .prefix("voucher-ledger-pg-standby-cut-")
+        .tempdir()
+        .expect("a temporary folder");
+    let mut campaign = pg_campaign(home.path(), seed_from_env(), &pg_env).await;
+    campaign.write_in_turn(6).await;
+    // The standby's connections carry a name of their own, for the cut to find them.
+    let standby_env = vec![
+        ("VOUCHER_LEDGER__STORE".to_owned(), "postgres".to_owned()),
+        (
+            "VOUCHER_LEDGER__POSTGRES_CONNECTION".to_owned(),
+            format!("{} application_name=ledger-standby", cluster.connection()),
+        ),
+        (
+            "VOUCHER_LEDGER__POSTGRES_STANDBY".to_owned(),
+            "true".to_owned(),
+        ),
+    ];
+    let env = campaign.start_env(&standby_env);
+    let standby_log = home.path().join("standby.log");
+    let standby = Launch::spawn(&home.path().join("standby"), &standby_log, &env)
+        .ready()
+        .await;
+    wait_for_head(
+        &standby.channel,
+        get_head(&campaign.channel()).await.position,
+    )
+    .await;
+
+    // A write sent to it names the advertised address (once it has read it, at a poll).
+    let op = campaign.callers[0].next_op(&campaign.dates);
+    let started = Instant::now();
+    let named = loop {
+        let refused = call(&standby.channel, &op.write)
+            .await
+            .expect_err("a standby refuses a write");
+        let info = refused
+            .get_details_error_info()
+            .expect("the refusal carries an ErrorInfo");
+        assert_eq!(info.reason, "NOT_THE_WRITER");
+        if let Some(writer) = info.metadata.get("writer") {
+            break writer.clone();
+        }
+        assert!(
+            started.elapsed() < START_WAIT,
+            "the standby never named the writer"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(
+        named, advertised,
+        "the writer's advertise_address, not its bound address"
+    );
+
+    // Its connections cut by the server: it connects again and follows what the writer
+    // writes after the cut, without a restart.
+    // (The blocking client drives a runtime of its own: not on this test's workers.)
+    let terminated = tokio::task::block_in_place(|| {
+        cluster.query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE application_name = 'ledger-standby'",
+        )
+    })
+    .expect("the server answers");
+    assert!(
+        !terminated.is_empty(),
+        "the standby's connections were found and cut"
+    );
+    campaign.write_in_turn(6).await;
+    let writer_head = get_head(&campaign.channel()).await;
+    wait_for_head(&standby.channel, writer_head.position).await;
+    assert_eq!(
+        get_head(&standby.channel).await,
+        writer_head,
+        "hash included"
+    );
+    let wallets: Vec<String> = campaign.model.companies.keys().cloned().collect();
+    assert_eq!(
+        reports(&campaign.channel(), &campaign.dates, &wallets).await,
+        reports(&standby.channel, &campaign.dates, &wallets).await,
+        "the standby reports what the writer does after the cut"
+    );
+
+    standby.stop().await;
+    campaign
+        .server
+        .take()
+        .expect("a running writer")
+        .stop()
+        .await;
+    let standby_log = without_ansi(&read_log(&standby_log));
+    assert!(
+        standby_log.contains("reading connection to postgresql made again"),
+        "the standby says it connected again:\n{standby_log}"
+    );
+    assert!(
+        !standby_log.contains(TAKEOVER_LINE),
+        "the standby never took over"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -652,7 +886,13 @@ async fn a_connection_cut_during_commit_stops_the_ledger_and_retries_resolve_the
     let _serial = SERIAL.lock().await;
     let (primary, standby) = synchronous_pair().await;
     let connection = lock(&primary).connection();
-    let pg_env = store_env(connection.clone());
+    let mut pg_env = store_env(connection.clone());
+    // No reconnection: the process stops on the unknown outcome, as a failed fdatasync stops
+    // a sled ledger (the promotion test has the ledger reconnect instead).
+    pg_env.push((
+        "VOUCHER_LEDGER__POSTGRES_RECONNECT_DEADLINE_SECONDS".to_owned(),
+        "0".to_owned(),
+    ));
     let home = tempfile::Builder::new()
         .prefix("voucher-ledger-pg-cut-")
         .tempdir()
@@ -745,4 +985,133 @@ async fn a_connection_cut_during_commit_stops_the_ledger_and_retries_resolve_the
         campaign.model.accepted.len(),
         campaign.stats.retries_replayed
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_moves_a_sled_ledger_into_an_empty_postgresql_database_and_back() {
+    let Some(cluster) =
+        cluster_or_skip("import_moves_a_sled_ledger_into_an_empty_postgresql_database_and_back")
+    else {
+        return;
+    };
+    let _serial = SERIAL.lock().await;
+    let home = tempfile::Builder::new()
+        .prefix("voucher-ledger-pg-import-")
+        .tempdir()
+        .expect("a temporary folder");
+    let sled_dir = home.path().join("sled");
+    let mut campaign = Campaign::start(&sled_dir, home.path(), seed_from_env()).await;
+    campaign.write_in_turn(40).await;
+    let wallets: Vec<String> = campaign.model.companies.keys().cloned().collect();
+    let on_sled = reports(&campaign.channel(), &campaign.dates, &wallets).await;
+    let sled_head = get_head(&campaign.channel()).await;
+    campaign.audit.catch_up(&campaign.channel()).await;
+    campaign
+        .server
+        .take()
+        .expect("a running server")
+        .stop()
+        .await;
+    let connection = cluster.connection();
+    let sled = sled_dir.to_string_lossy().into_owned();
+
+    // sled -> PostgreSQL: the same log, hash for hash; a second import is refused.
+    let import_to_postgres = ["import", "--data", &sled, "--to-postgres", &connection];
+    let (status, stdout, stderr) = offline(&import_to_postgres);
+    assert!(
+        status.success()
+            && stdout.contains(&format!(
+                "position {}, hash {}",
+                sled_head.position, sled_head.hash
+            )),
+        "import into postgresql ({status}):\n{stdout}\n{stderr}"
+    );
+    let (status, _, stderr) = offline(&import_to_postgres);
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("already holds a ledger"),
+        "a target that is not empty is refused:\n{stderr}"
+    );
+    let verify_dir = home.path().join("verify");
+    let (status, stdout, stderr) = offline(&[
+        "verify",
+        "--data",
+        &verify_dir.to_string_lossy(),
+        "--postgres",
+        &connection,
+        "--expect-head",
+        &campaign.audit.head(),
+    ]);
+    assert!(
+        status.success() && stdout.contains("sound"),
+        "verify of the imported log ({status}):\n{stdout}\n{stderr}"
+    );
+
+    // A ledger served from PostgreSQL: the same head and reports, and it writes on.
+    campaign.data_dir = home.path().join("on-postgres");
+    campaign.start_server(&postgres_env(&cluster)).await;
+    assert_eq!(get_head(&campaign.channel()).await, sled_head);
+    assert_eq!(
+        reports(&campaign.channel(), &campaign.dates, &wallets).await,
+        on_sled,
+        "the reports of the imported ledger"
+    );
+    campaign.write_in_turn(8).await;
+    let wallets: Vec<String> = campaign.model.companies.keys().cloned().collect();
+    let on_postgres = reports(&campaign.channel(), &campaign.dates, &wallets).await;
+    check_reports(&on_postgres, &campaign.model);
+    let postgres_head = get_head(&campaign.channel()).await;
+    campaign.audit.catch_up(&campaign.channel()).await;
+    campaign
+        .server
+        .take()
+        .expect("a running server")
+        .stop()
+        .await;
+
+    // PostgreSQL -> sled, into a new folder; a second import into it is refused.
+    let back_dir = home.path().join("back");
+    let back = back_dir.to_string_lossy().into_owned();
+    let import_to_sled = ["import", "--postgres", &connection, "--to-data", &back];
+    let (status, stdout, stderr) = offline(&import_to_sled);
+    assert!(
+        status.success()
+            && stdout.contains(&format!(
+                "position {}, hash {}",
+                postgres_head.position, postgres_head.hash
+            )),
+        "import into sled ({status}):\n{stdout}\n{stderr}"
+    );
+    let (status, _, stderr) = offline(&import_to_sled);
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("already holds a ledger"), "{stderr}");
+    let (status, stdout, stderr) = offline(&[
+        "verify",
+        "--data",
+        &back,
+        "--expect-head",
+        &campaign.audit.head(),
+    ]);
+    assert!(
+        status.success() && stdout.contains("sound"),
+        "verify of the folder imported back ({status}):\n{stdout}\n{stderr}"
+    );
+    campaign.data_dir = back_dir;
+    campaign.start_server(&[]).await;
+    assert_eq!(get_head(&campaign.channel()).await, postgres_head);
+    assert_eq!(
+        reports(&campaign.channel(), &campaign.dates, &wallets).await,
+        on_postgres,
+        "the reports of the ledger moved back to sled"
+    );
+    campaign
+        .server
+        .take()
+        .expect("a running server")
+        .stop()
+        .await;
+
+    // Without a target, or with two sources: the command line is refused.
+    let (status, _, stderr) = offline(&["import", "--data", &sled]);
+    assert_eq!(status.code(), Some(2), "{stderr}");
 }

@@ -12,7 +12,9 @@
 //!   extends (compare-and-set), so a writer that lost its lock, or was overtaken, appends
 //!   nothing ([`StoreError::NotTheWriter`]);
 //! - a commit whose outcome is unknown (the connection lost during `COMMIT`) is an error; the
-//!   engine then stops the process, and a retry with the same request id resolves it.
+//!   engine then answers nothing of that group OK and reconnects (`ledger_engine::reconnect`)
+//!   or stops the process, and a retry with the same request id resolves it;
+//! - a reading connection found lost is made again (a standby and a reconnected writer read on).
 //!
 //! - a hot standby follows the log on a connection of its own ([`PgLog::open_following`]) and
 //!   asks for the writer's lock at each poll ([`WriterLock::try_take`]); the writer records
@@ -146,9 +148,12 @@ impl From<PgError> for StoreError {
 /// A ledger's log in one PostgreSQL database: the writer's connection (with the lock and the
 /// epoch) when this process writes, and one connection for reads.
 pub struct PgLog {
+    /// How to connect again: the reading connection is made again when it was lost.
+    config: Config,
     target: String,
     writer: Option<Writer>,
-    /// `None` only while the log is dropped (see `Drop`).
+    /// `None` after the connection was lost (made again at the next read), and while the log
+    /// is dropped (see `Drop`).
     reader: Mutex<Option<Client>>,
 }
 
@@ -229,6 +234,7 @@ impl PgLog {
         let reader = connect(&config, &target)?;
         tracing::info!(target = %target, epoch, "writer of the postgresql event log");
         Ok(PgLog {
+            config,
             target,
             writer: Some(Writer {
                 client: Mutex::new(Some(client)),
@@ -252,6 +258,7 @@ impl PgLog {
             return Err(PgError::SchemaMissing { target });
         }
         Ok(PgLog {
+            config,
             target,
             writer: None,
             reader: Mutex::new(Some(reader)),
@@ -267,6 +274,7 @@ impl PgLog {
         let mut reader = connect(&config, &target)?;
         create_schema(&mut reader)?;
         Ok(PgLog {
+            config,
             target,
             writer: None,
             reader: Mutex::new(Some(reader)),
@@ -318,14 +326,47 @@ impl PgLog {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Runs `read` on the reading connection. The blocking client drives a tokio runtime of
-    /// its own, which tokio refuses to start on a thread of another runtime (a metrics
-    /// scrape reads the head from an async task): there, the read runs on a thread of its
-    /// own. The writer's and committer's threads, which do most reads, have no runtime.
-    fn read<T: Send>(&self, read: impl FnOnce(&mut Client) -> T + Send) -> T {
-        let read_on_this_thread = || match self.reader().as_mut() {
-            Some(client) => read(client),
-            None => unreachable!("the reading connection lives as long as the log"),
+    /// Runs `read` on the reading connection, connecting again first when it was lost (the
+    /// server restarted, failed over, or ended the session): a hot standby and the handles of
+    /// a writer that reconnected read on. The blocking client drives a tokio runtime of its
+    /// own, which tokio refuses to start on a thread of another runtime (a metrics scrape
+    /// reads the head from an async task): there, the read runs on a thread of its own. The
+    /// writer's and committer's threads, which do most reads, have no runtime.
+    fn read<T: Send>(
+        &self,
+        operation: &'static str,
+        mut read: impl FnMut(&mut Client) -> Result<T, postgres::Error> + Send,
+    ) -> Result<T, PgError> {
+        let mut read_on_this_thread = || {
+            let mut reader = self.reader();
+            // A connection that the server or the network dropped while it was idle is seen
+            // lost only when used: a read is idempotent, so it is tried once more on a new one.
+            for attempt in 1..=2 {
+                let client = match reader.as_mut() {
+                    Some(client) if !client.is_closed() => client,
+                    _ => {
+                        let client = connect(&self.config, &self.target)?;
+                        tracing::info!(target = %self.target, "reading connection to postgresql made again");
+                        reader.insert(client)
+                    }
+                };
+                match read(client) {
+                    Ok(value) => return Ok(value),
+                    Err(error)
+                        if attempt == 1 && (client.is_closed() || connection_lost(&error)) =>
+                    {
+                        *reader = None;
+                        tracing::warn!(target = %self.target, %error, "reading connection to postgresql lost; reading again on a new one");
+                    }
+                    Err(error) => {
+                        if client.is_closed() || connection_lost(&error) {
+                            *reader = None;
+                        }
+                        return Err(PgError::query(operation)(error));
+                    }
+                }
+            }
+            unreachable!("the second attempt returns")
         };
         if tokio::runtime::Handle::try_current().is_err() {
             return read_on_this_thread();
@@ -495,22 +536,20 @@ impl LogBackend for PgLog {
     }
 
     fn stored_head(&self) -> Result<Option<Head>, StoreError> {
-        let row = self
-            .read(|client| client.query_opt("SELECT position, hash FROM ledger_head", &[]))
-            .map_err(PgError::query("read the head"))?;
+        let row = self.read("read the head", |client| {
+            client.query_opt("SELECT position, hash FROM ledger_head", &[])
+        })?;
         row.map(|row| head_of(row.get(0), row.get(1), "ledger_head"))
             .transpose()
     }
 
     fn last_entry(&self) -> Result<Head, StoreError> {
-        let row = self
-            .read(|client| {
-                client.query_opt(
-                    "SELECT position, hash FROM ledger_log ORDER BY position DESC LIMIT 1",
-                    &[],
-                )
-            })
-            .map_err(PgError::query("read the last entry"))?;
+        let row = self.read("read the last entry", |client| {
+            client.query_opt(
+                "SELECT position, hash FROM ledger_log ORDER BY position DESC LIMIT 1",
+                &[],
+            )
+        })?;
         Ok(match row {
             Some(row) => head_of(row.get(0), row.get(1), "ledger_log")?,
             None => Head::EMPTY,
@@ -518,9 +557,9 @@ impl LogBackend for PgLog {
     }
 
     fn stream_versions(&self) -> Result<HashMap<String, u64>, StoreError> {
-        let rows = self
-            .read(|client| client.query("SELECT stream, version FROM ledger_streams", &[]))
-            .map_err(PgError::query("read the stream versions"))?;
+        let rows = self.read("read the stream versions", |client| {
+            client.query("SELECT stream, version FROM ledger_streams", &[])
+        })?;
         rows.into_iter()
             .map(|row| {
                 let stream: String = row.get(0);
@@ -531,56 +570,50 @@ impl LogBackend for PgLog {
     }
 
     fn request(&self, request_id: Uuid) -> Result<Option<RequestRecord>, StoreError> {
-        let row = self
-            .read(|client| {
-                client.query_opt(
-                    "SELECT request_digest, first_position, event_count, recorded_at \
+        let row = self.read("read a request record", |client| {
+            client.query_opt(
+                "SELECT request_digest, first_position, event_count, recorded_at \
                  FROM ledger_requests WHERE request_id = $1",
-                    &[&request_id],
-                )
-            })
-            .map_err(PgError::query("read a request record"))?;
+                &[&request_id],
+            )
+        })?;
         row.map(|row| request_record_of(&row)).transpose()
     }
 
     fn request_ids(&self) -> Result<Vec<Uuid>, StoreError> {
-        let rows = self
-            .read(|client| client.query("SELECT request_id FROM ledger_requests", &[]))
-            .map_err(PgError::query("read the request ids"))?;
+        let rows = self.read("read the request ids", |client| {
+            client.query("SELECT request_id FROM ledger_requests", &[])
+        })?;
         Ok(rows.into_iter().map(|row| row.get(0)).collect())
     }
 
     fn requests(&self) -> Result<Vec<(Uuid, RequestRecord)>, StoreError> {
-        let rows = self
-            .read(|client| {
-                client.query(
-                    "SELECT request_digest, first_position, event_count, recorded_at, request_id \
+        let rows = self.read("read the request records", |client| {
+            client.query(
+                "SELECT request_digest, first_position, event_count, recorded_at, request_id \
                  FROM ledger_requests ORDER BY request_id",
-                    &[],
-                )
-            })
-            .map_err(PgError::query("read the request records"))?;
+                &[],
+            )
+        })?;
         rows.into_iter()
             .map(|row| Ok((row.get(4), request_record_of(&row)?)))
             .collect()
     }
 
     fn named_ids(&self) -> Result<Vec<Uuid>, StoreError> {
-        let rows = self
-            .read(|client| client.query("SELECT DISTINCT id FROM ledger_names", &[]))
-            .map_err(PgError::query("read the index by name"))?;
+        let rows = self.read("read the index by name", |client| {
+            client.query("SELECT DISTINCT id FROM ledger_names", &[])
+        })?;
         Ok(rows.into_iter().map(|row| row.get(0)).collect())
     }
 
     fn positions_naming(&self, id: Uuid) -> Result<Vec<u64>, StoreError> {
-        let rows = self
-            .read(|client| {
-                client.query(
-                    "SELECT position FROM ledger_names WHERE id = $1 ORDER BY position",
-                    &[&id],
-                )
-            })
-            .map_err(PgError::query("read the index by name"))?;
+        let rows = self.read("read the index by name", |client| {
+            client.query(
+                "SELECT position FROM ledger_names WHERE id = $1 ORDER BY position",
+                &[&id],
+            )
+        })?;
         rows.into_iter()
             .map(|row| to_u64(row.get(0), "ledger_names"))
             .collect()
@@ -595,15 +628,13 @@ impl LogBackend for PgLog {
         let from_position = i64::try_from(from_position).unwrap_or(i64::MAX);
         let last_position = i64::try_from(last_position).unwrap_or(i64::MAX);
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let rows = self
-            .read(|client| {
-                client.query(
-                    "SELECT position, hash, stream, stream_version, event FROM ledger_log \
+        let rows = self.read("read the log", |client| {
+            client.query(
+                "SELECT position, hash, stream, stream_version, event FROM ledger_log \
                  WHERE position BETWEEN $1 AND $2 ORDER BY position LIMIT $3",
-                    &[&from_position, &last_position, &limit],
-                )
-            })
-            .map_err(PgError::query("read the log"))?;
+                &[&from_position, &last_position, &limit],
+            )
+        })?;
         rows.into_iter()
             .map(|row| {
                 let head = head_of(row.get(0), row.get(1), "ledger_log")?;
@@ -690,6 +721,7 @@ impl WriterLock {
         let reader = connect(&self.config, &self.target)?;
         tracing::info!(target = %self.target, epoch, "writer of the postgresql event log");
         Ok(Some(PgLog {
+            config: self.config.clone(),
             target: self.target.clone(),
             writer: Some(Writer {
                 client: Mutex::new(Some(client)),
@@ -791,6 +823,22 @@ fn create_schema(client: &mut Client) -> Result<(), PgError> {
     transaction
         .commit()
         .map_err(PgError::query("commit the ledger's tables"))
+}
+
+/// Whether `error` means the connection is gone (closed, a network error, or the server ending
+/// the session: `57P01` admin shutdown, class `08` connection exception), so that the next
+/// read connects again; an error of a query on a working connection keeps it.
+fn connection_lost(error: &postgres::Error) -> bool {
+    if error.is_closed() {
+        return true;
+    }
+    match error.code() {
+        None => true,
+        Some(code) => {
+            let code = code.code();
+            code.starts_with("08") || code.starts_with("57P")
+        }
+    }
 }
 
 fn to_i64(value: u64) -> Result<i64, StoreError> {

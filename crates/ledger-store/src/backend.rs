@@ -14,7 +14,8 @@
 //! What it is not: a backend never decides a position, a version or a hash, and never
 //! retries a commit whose outcome it does not know: it says so
 //! ([`StoreError::CommitOutcomeUnknown`](crate::StoreError)) and the engine stops the process,
-//! as after a failed `fdatasync`.
+//! as after a failed `fdatasync`, or stops answering and reconnects (issue 19,
+//! `Committer::try_commit` and `ledger_engine::reconnect`).
 
 use std::collections::HashMap;
 use std::fmt;

@@ -456,6 +456,28 @@ impl Committer {
     }
 }
 
+impl Committer {
+    /// [`Committer::commit`], except that a log kept by a backend whose commit failed (the
+    /// connection lost, its outcome unknown, or this process fenced out) returns the error
+    /// instead of stopping the process: an engine that can reconnect (issue 19, see
+    /// `ledger_engine::reconnect`) stops answering, then recovers from the log on a new
+    /// connection. Nothing of the group may be assumed written or not. sled's failures still
+    /// stop the process (see `stop_after_failed_write`).
+    pub fn try_commit(
+        &self,
+        prepared: PreparedAppend,
+        flush: bool,
+    ) -> Result<Vec<Vec<RecordedEvent>>, StoreError> {
+        if let (CommitTarget::External(backend), Some(Pending::External(write))) =
+            (&self.target, &prepared.batch)
+        {
+            backend.commit(write)?;
+            return Ok(prepared.recorded);
+        }
+        Ok(self.commit(prepared, flush))
+    }
+}
+
 impl SledCommitter {
     fn sync(&self) {
         if let Err(error) = self.db.flush() {
