@@ -10,7 +10,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use ledger_engine::{Engine, EngineConfig, SystemClock};
+use ledger_engine::{Clock, Engine, EngineConfig, SystemClock};
 use ledger_proto::v1::administration_service_server::AdministrationServiceServer;
 use ledger_proto::v1::audit_service_server::AuditServiceServer;
 use ledger_proto::v1::company_service_server::CompanyServiceServer;
@@ -136,9 +136,10 @@ fn start_engine(
     store: &StoreSetting,
     engine_config: EngineConfig,
     advertised: Option<String>,
+    clock: Arc<dyn Clock>,
 ) -> Result<Engine, ledger_engine::StartError> {
     match store {
-        StoreSetting::Sled => Engine::start(engine_config, Arc::new(SystemClock)),
+        StoreSetting::Sled => Engine::start(engine_config, clock),
         StoreSetting::Postgres {
             connection,
             standby: true,
@@ -159,7 +160,7 @@ fn start_engine(
                 &engine_config.data_dir,
                 Engine::store_options(),
             )?;
-            Engine::start_on(store, engine_config, Arc::new(SystemClock))
+            Engine::start_on(store, engine_config, clock)
         }
     }
 }
@@ -195,6 +196,27 @@ pub async fn serve_with_engine(
     serve_inner(settings, listener, None, shutdown, ready).await
 }
 
+/// [`serve_with`] on `clock` instead of the system's: `simulate` sets the day of each phase
+/// of a simulated year, so that a filing falls within its usage code's grace of "today" as it
+/// would have in that year. Recorded times then follow the simulated days.
+pub async fn serve_with_clock(
+    settings: Settings,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()>,
+    ready: impl FnOnce(SocketAddr),
+    clock: Arc<dyn Clock>,
+) -> Result<(), ServeError> {
+    serve_on_clock(
+        settings,
+        listener,
+        None,
+        shutdown,
+        |address, _| ready(address),
+        clock,
+    )
+    .await
+}
+
 /// [`serve_with_engine`], with the metrics served on `metrics` when given: from when the
 /// engine has started until the graceful stop begins.
 async fn serve_inner(
@@ -203,6 +225,19 @@ async fn serve_inner(
     metrics: Option<tokio::net::TcpListener>,
     shutdown: impl Future<Output = ()>,
     ready: impl FnOnce(SocketAddr, ledger_engine::EngineHandle),
+) -> Result<(), ServeError> {
+    let clock = Arc::new(SystemClock);
+    serve_on_clock(settings, listener, metrics, shutdown, ready, clock).await
+}
+
+/// [`serve_inner`] on `clock`.
+async fn serve_on_clock(
+    settings: Settings,
+    listener: tokio::net::TcpListener,
+    metrics: Option<tokio::net::TcpListener>,
+    shutdown: impl Future<Output = ()>,
+    ready: impl FnOnce(SocketAddr, ledger_engine::EngineHandle),
+    clock: Arc<dyn Clock>,
 ) -> Result<(), ServeError> {
     std::fs::create_dir_all(&settings.data_dir).map_err(|source| ServeError::DataDir {
         path: settings.data_dir.clone(),
@@ -217,7 +252,7 @@ async fn serve_inner(
         .ok()
         .map(|address| address.to_string());
     let engine =
-        tokio::task::spawn_blocking(move || start_engine(&store, engine_config, advertised))
+        tokio::task::spawn_blocking(move || start_engine(&store, engine_config, advertised, clock))
             .await?
             .map_err(|error| explain_start_error(error, &settings.data_dir))?;
 
