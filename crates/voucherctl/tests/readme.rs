@@ -4,6 +4,10 @@
 //! so that the documented session cannot drift from what the binaries do. Its dates follow
 //! today (GNU `date`), as the session says.
 
+#[allow(
+    unused_imports,
+    reason = "the support module re-exports the demo tokens, which the README session sets itself"
+)]
 mod support;
 
 use std::process::Command;
@@ -15,8 +19,8 @@ const SECTION: &str = "### A whole lifecycle with the demo configuration";
 /// The commands of the walk-through that run against a server already serving: after the
 /// `voucherctl wait` that follows the start, before the `kill %1` that stops it.
 fn documented_session() -> String {
-    let readme = std::fs::read_to_string(workspace_root().join("README.md"))
-        .expect("README.md can be read");
+    let readme =
+        std::fs::read_to_string(workspace_root().join("README.md")).expect("README.md can be read");
     let section = readme
         .split_once(SECTION)
         .unwrap_or_else(|| panic!("README.md has a section {SECTION:?}"))
@@ -74,20 +78,28 @@ fn the_readme_lifecycle_runs_as_written_through_the_real_binaries() {
         .filter(|line| line.starts_with("error:"))
         .collect();
     assert_eq!(errors.len(), 2, "two refusals\n{transcript}");
-    assert!(errors[0].contains("(reason QUOTA_EXCEEDED)"), "{transcript}");
+    assert!(
+        errors[0].contains("(reason QUOTA_EXCEEDED)"),
+        "{transcript}"
+    );
     assert!(
         errors[1].contains("(reason USAGE_CODE_CANCELLED)"),
         "{transcript}"
     );
     // Two filings against the code and the retry answered from the log, the cancel giving
-    // back the one hour left (the code as stored: no dashes), and the head at the end.
+    // back the one hour left (the code as stored: no dashes), and the head at the end. Each
+    // filing's line comes back once more in the auditor's list of events.
     assert_eq!(
         (
-            stdout.matches("redeemed 3 hours of general vouchers").count(),
-            stdout.matches("redeemed 2 hours of general vouchers").count(),
+            stdout
+                .matches("redeemed 3 hours of general vouchers")
+                .count(),
+            stdout
+                .matches("redeemed 2 hours of general vouchers")
+                .count(),
         ),
-        (2, 1),
-        "two filings, the first retried\n{transcript}"
+        (3, 2),
+        "two filings, the first retried, both listed as events\n{transcript}"
     );
     assert!(stdout.contains("replayed yes"), "{transcript}");
     let stored = code.replace('-', "");
