@@ -3,9 +3,10 @@
 //! Within a phase, requests go out concurrently, at most [`IN_FLIGHT_MAX`] at a time; a phase
 //! ends when all its requests are answered. The server runs on a clock the driver sets before
 //! each phase to the simulated day (`serve_with_clock`): the ledger refuses dates after today
-//! and filings past a code's grace, so the simulated year is driven as it would have been lived. The plan is built so that any order within a phase
-//! passes the rules, so any refusal is a bug of the planner (or of the server): the simulation
-//! stops at once and names the request. Only UNAVAILABLE is retried, with the same request id,
+//! and filings past a code's grace, so the simulated year is driven as it would have been
+//! lived. The plan is built so that any order within a phase passes the rules, so any refusal
+//! is a bug of the planner (or of the server): the simulation stops at once and names the
+//! request. Only UNAVAILABLE is retried, with the same request id,
 //! which the ledger answers idempotently.
 
 use std::sync::Arc;
