@@ -908,8 +908,8 @@ impl Planner<'_> {
     }
 
     /// One usage code per company, provider, voucher type and month of training (and one more
-    /// for the month's extra redemptions), holding the hours of its redemptions. Draws nothing from the generator, so the rest of the plan is
-    /// the one it was before codes.
+    /// for the month's extra redemptions), holding the hours of its redemptions. Draws nothing
+    /// from the generator, so the rest of the plan is the one it was before codes.
     fn usage_codes(&mut self) {
         type Key = (usize, usize, VoucherType, u32, bool);
         let mut codes: BTreeMap<Key, usize> = BTreeMap::new();
