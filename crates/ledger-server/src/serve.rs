@@ -10,7 +10,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use ledger_engine::{Engine, EngineConfig, SystemClock};
+use ledger_engine::{Clock, Engine, EngineConfig, SystemClock};
 use ledger_proto::v1::administration_service_server::AdministrationServiceServer;
 use ledger_proto::v1::audit_service_server::AuditServiceServer;
 use ledger_proto::v1::company_service_server::CompanyServiceServer;
@@ -137,6 +137,7 @@ fn start_engine(
     mut engine_config: EngineConfig,
     advertised: Option<String>,
     reconnect_deadline: std::time::Duration,
+    clock: Arc<dyn Clock>,
 ) -> Result<Engine, ledger_engine::StartError> {
     if let StoreSetting::Postgres { connection, .. } = store {
         // A writer, or a standby once it writes, reconnects after losing its connection.
@@ -152,7 +153,7 @@ fn start_engine(
         }
     }
     match store {
-        StoreSetting::Sled => Engine::start(engine_config, Arc::new(SystemClock)),
+        StoreSetting::Sled => Engine::start(engine_config, clock),
         StoreSetting::Postgres {
             connection,
             standby: true,
@@ -173,7 +174,7 @@ fn start_engine(
                 &engine_config.data_dir,
                 Engine::store_options(),
             )?;
-            Engine::start_on(store, engine_config, Arc::new(SystemClock))
+            Engine::start_on(store, engine_config, clock)
         }
     }
 }
@@ -236,6 +237,27 @@ pub async fn serve_with_engine(
     serve_inner(settings, listener, None, shutdown, ready).await
 }
 
+/// [`serve_with`] on `clock` instead of the system's: `simulate` sets the day of each phase
+/// of a simulated year, so that a filing falls within its usage code's grace of "today" as it
+/// would have in that year. Recorded times then follow the simulated days.
+pub async fn serve_with_clock(
+    settings: Settings,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()>,
+    ready: impl FnOnce(SocketAddr),
+    clock: Arc<dyn Clock>,
+) -> Result<(), ServeError> {
+    serve_on_clock(
+        settings,
+        listener,
+        None,
+        shutdown,
+        |address, _| ready(address),
+        clock,
+    )
+    .await
+}
+
 /// [`serve_with_engine`], with the metrics served on `metrics` when given: from when the
 /// engine has started until the graceful stop begins.
 async fn serve_inner(
@@ -244,6 +266,19 @@ async fn serve_inner(
     metrics: Option<tokio::net::TcpListener>,
     shutdown: impl Future<Output = ()>,
     ready: impl FnOnce(SocketAddr, ledger_engine::EngineHandle),
+) -> Result<(), ServeError> {
+    let clock = Arc::new(SystemClock);
+    serve_on_clock(settings, listener, metrics, shutdown, ready, clock).await
+}
+
+/// [`serve_inner`] on `clock`.
+async fn serve_on_clock(
+    settings: Settings,
+    listener: tokio::net::TcpListener,
+    metrics: Option<tokio::net::TcpListener>,
+    shutdown: impl Future<Output = ()>,
+    ready: impl FnOnce(SocketAddr, ledger_engine::EngineHandle),
+    clock: Arc<dyn Clock>,
 ) -> Result<(), ServeError> {
     std::fs::create_dir_all(&settings.data_dir).map_err(|source| ServeError::DataDir {
         path: settings.data_dir.clone(),
@@ -262,7 +297,7 @@ async fn serve_inner(
     });
     let reconnect_deadline = settings.postgres_reconnect_deadline;
     let engine = tokio::task::spawn_blocking(move || {
-        start_engine(&store, engine_config, advertised, reconnect_deadline)
+        start_engine(&store, engine_config, advertised, reconnect_deadline, clock)
     })
     .await?
     .map_err(|error| explain_start_error(error, &settings.data_dir))?;

@@ -1,9 +1,9 @@
 //! Crash safety of the real `voucher-ledger` binary: an acknowledged issuance or redemption is
 //! money, and after any crash it is in the log exactly once.
 //!
-//! A campaign drives registrations, issuances, redemptions and reversals from several callers
-//! at once, each with its own companies and workers, so that a simple model predicts every
-//! answer. Each cycle SIGKILLs the server at a moment drawn from a seeded RNG and starts it
+//! A campaign drives registrations, issuances, redemptions and reversals, and usage codes
+//! (orders, several filings against each down to zero, cancels), from several callers at once,
+//! each with its own companies and workers, so that a simple model predicts every answer. Each cycle SIGKILLs the server at a moment drawn from a seeded RNG and starts it
 //! again on the same folder; in turn, a cycle also kills a graceful stop while it writes its
 //! final checkpoint, an offline `rebuild` midway, or the replay at start before the server
 //! listens. Each start draws a checkpoint interval, mostly a few events, so that many kills
@@ -17,9 +17,15 @@
 //! - each wallet holds what the acknowledged requests (and the unanswered ones that made it)
 //!   give it, no batch holds more than it was issued with; the budget, the year's figures and
 //!   the provider's statement follow the same model, and the trial balance is zero;
+//! - each company's usage codes are the ones ordered, each with the hours filed and left and
+//!   its status, and the hours reserved per company (the code list and the wallet) are what the
+//!   model's open codes hold; a redemption without a code of one hour more than a company's
+//!   free vouchers is refused `INSUFFICIENT_VOUCHERS`: no voucher is both earmarked and spent
+//!   elsewhere;
 //! - regularly, after a SIGTERM: `voucher-ledger verify` says the folder is sound at the head
 //!   computed here (the checkpoint the restarted server wrote equals a rebuild from position
-//!   1), and the reports are the same before and after an offline `rebuild`.
+//!   1), and the reports, the usage codes and the hours reserved per company included, are
+//!   the same before and after an offline `rebuild`.
 //!
 //! Two more tests stop the server with a failing disk: a really full filesystem (a small
 //! loop-mounted ext4 image, else tmpfs; skipped with a message where mounting is not allowed)

@@ -19,11 +19,13 @@ pub mod years;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
 use ledger_domain::{Identifier, Policy, PolicyTable, Principal};
-use ledger_server::serve::{bind, serve_with, ServeError};
+use ledger_engine::ManualClock;
+use ledger_server::serve::{bind, serve_with_clock, ServeError};
 use ledger_server::settings::Settings;
 use rust_decimal::Decimal;
 use sha2::{Digest, Sha256};
@@ -166,24 +168,33 @@ pub async fn simulate(options: Options, settings: Settings) -> Result<YearReport
 
     let (settings, tokens) = with_provider_tokens(settings, &plan)?;
     let outcome =
-        with_in_process_server(settings, |address| run_plan(&plan, address, tokens)).await?;
+        with_in_process_server(settings, |server| run_plan(&plan, server, tokens)).await?;
     year_report(options, &plan, outcome, started.elapsed())
 }
 
-/// Starts a server in this process on `settings`, runs `run` against its address, then stops
-/// the server whatever happened, so that the store is flushed and closed cleanly.
+/// The in-process server: where it listens, and the clock it reads "today" from.
+pub(crate) struct InProcess {
+    pub address: std::net::SocketAddr,
+    pub clock: Arc<ManualClock>,
+}
+
+/// Starts a server in this process on `settings` and a clock the driver sets to each simulated
+/// day, runs `run` against its address, then stops the server whatever happened, so that the
+/// store is flushed and closed cleanly.
 pub(crate) async fn with_in_process_server<T, F, Fut>(
     settings: Settings,
     run: F,
 ) -> Result<T, SimulateError>
 where
-    F: FnOnce(std::net::SocketAddr) -> Fut,
+    F: FnOnce(InProcess) -> Fut,
     Fut: std::future::Future<Output = Result<T, SimulateError>>,
 {
     let listener = bind(settings.listen).await?;
     let (ready_sender, ready) = tokio::sync::oneshot::channel();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(serve_with(
+    // The driver sets the day before its first write; until then the clock reads now.
+    let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+    let server = tokio::spawn(serve_with_clock(
         settings,
         listener,
         async {
@@ -192,9 +203,10 @@ where
         move |address| {
             let _ = ready_sender.send(address);
         },
+        Arc::clone(&clock) as Arc<dyn ledger_engine::Clock>,
     ));
     let outcome = match ready.await {
-        Ok(address) => run(address).await,
+        Ok(address) => run(InProcess { address, clock }).await,
         Err(_) => Err(SimulateError::ServerGone),
     };
     let _ = stop.send(());
@@ -247,11 +259,11 @@ fn year_report(
 
 async fn run_plan(
     plan: &Plan,
-    address: std::net::SocketAddr,
+    server: InProcess,
     tokens: drive::Tokens,
 ) -> Result<drive::Outcome, SimulateError> {
-    let channel = connect(address).await?;
-    drive::drive(plan, channel, tokens, true).await
+    let channel = connect(server.address).await?;
+    drive::drive(plan, channel, tokens, &server.clock, true).await
 }
 
 /// A channel to the in-process server.

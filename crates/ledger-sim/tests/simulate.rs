@@ -350,3 +350,96 @@ fn every_breakdown_of_every_report_sums_to_its_total_for_every_simulated_year() 
     }
     assert!(checked >= 2, "both years have figures");
 }
+
+/// The day the test's policy table requires a usage code from: the middle of 2017, so that the
+/// range below has a year wholly before it (2016), one across it (2017) and one after (2018).
+const CODES_REQUIRED_FROM: &str = "2017-06-16";
+
+/// Every simulated redemption files against a usage code its company ordered, so the years
+/// after the policy's `usage_code_required_from` are simulated like the ones before, with the
+/// same figures; the server runs on the simulated days, so each filing falls within its code's
+/// grace and each event is recorded on the day it was sent.
+#[test]
+fn a_range_across_usage_code_required_from_files_every_training_against_a_code() {
+    use ledger_proto::event::v1::event::Payload;
+
+    let home = tempfile::tempdir().expect("a temporary folder");
+    let data = home.path().join("data");
+    let policy = std::fs::read_to_string(ledger_testkit::policy_file())
+        .expect("the policy file can be read");
+    let required_line = policy
+        .lines()
+        .find(|line| line.starts_with("usage_code_required_from"))
+        .expect("config/policy.toml sets usage_code_required_from");
+    let policy = policy.replace(
+        required_line,
+        &format!("usage_code_required_from = \"{CODES_REQUIRED_FROM}\""),
+    );
+    let policy_file = home.path().join("policy.toml");
+    std::fs::write(&policy_file, policy).expect("the policy can be written");
+    let output = voucher_ledger(&[])
+        .args([
+            "simulate",
+            "--years",
+            "2016-2018",
+            "--seed",
+            &SEED.to_string(),
+            "--scale",
+            &YEARS_SCALE.to_string(),
+            "--data",
+        ])
+        .arg(&data)
+        .env("VOUCHER_LEDGER__POLICY_FILE", &policy_file)
+        .output()
+        .expect("voucher-ledger-sim can be started");
+    let report = String::from_utf8_lossy(&output.stdout);
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "simulate --years across {CODES_REQUIRED_FROM} failed ({}):\n{report}\n{log}",
+        output.status
+    );
+    let planned = report
+        .lines()
+        .filter(|line| line.starts_with("year ") && line.ends_with("figures as planned"))
+        .count();
+    assert_eq!(planned, 3, "{report}");
+
+    let log = ledger_server::offline::open_log(&data, None).expect("the simulated ledger");
+    let head = log.stored_head().expect("a head").expect("a non-empty log");
+    let (mut orders, mut filings, mut after_required) = (0, 0, 0);
+    for recorded in log.reader().iter(1, head.position) {
+        let event = recorded.expect("an event of a sound log").event;
+        match event.payload {
+            Some(Payload::UsageCodeOrdered(_)) => orders += 1,
+            Some(Payload::HoursRedeemed(redeemed)) => {
+                assert!(
+                    !redeemed.usage_code.is_empty(),
+                    "a training on {} redeemed without a code",
+                    redeemed.training_date
+                );
+                // Recorded on the simulated month's last day, never before the training.
+                assert!(
+                    event.recorded_at.as_str() >= redeemed.training_date.as_str()
+                        && event.recorded_at[..7] == redeemed.training_date[..7],
+                    "training on {} recorded at {}",
+                    redeemed.training_date,
+                    event.recorded_at
+                );
+                filings += 1;
+                if redeemed.training_date.as_str() >= CODES_REQUIRED_FROM {
+                    after_required += 1;
+                }
+            }
+            _ => {}
+        }
+    }
+    assert!(
+        orders > 0 && filings >= orders,
+        "{orders} codes, {filings} filings"
+    );
+    assert!(
+        after_required > 0,
+        "no training after {CODES_REQUIRED_FROM}"
+    );
+}

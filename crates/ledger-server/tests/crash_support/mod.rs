@@ -15,10 +15,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::{Datelike, NaiveDate};
+use chrono::{Datelike, NaiveDate, TimeDelta, Utc};
+use ledger_domain::UsageCode;
 use ledger_proto::event::v1::{LegalForm, Region, Theme, TraineeStatus, VoucherType};
 use ledger_proto::v1::administration_service_client::AdministrationServiceClient;
 use ledger_proto::v1::audit_service_client::AuditServiceClient;
+use ledger_proto::v1::company_service_client::CompanyServiceClient;
 use ledger_proto::v1::operator_service_client::OperatorServiceClient;
 use ledger_proto::v1::provider_service_client::ProviderServiceClient;
 use ledger_proto::v1::report_service_client::ReportServiceClient;
@@ -71,6 +73,16 @@ pub const KILL_ATTEMPTS: u32 = 3;
 /// Most wallets compared before and after an offline rebuild, beyond those a cycle touched.
 pub const WALLETS_COMPARED_MAX: usize = 16;
 
+/// Most hours of one usage code the load orders: enough for several filings of one to three
+/// hours each before it is used up.
+pub const CODE_HOURS_MAX: u32 = 12;
+/// Most open codes a caller keeps for its company: a few at once, so that filings, cancels and
+/// orders interleave on one wallet.
+pub const OPEN_CODES_MAX: usize = 3;
+/// The worker of the redemption that checks, after each restart, that earmarked vouchers stay
+/// out of a redemption without a code: born in 1959, which no caller's workers are (1960 on).
+pub const PROBE_WORKER_BIRTH_YEAR: u64 = 59;
+
 /// Crash tests share one machine's disk and CPUs; running two at once only makes both slower.
 pub static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
@@ -115,11 +127,55 @@ pub fn seed_from_env() -> u64 {
 
 // ---- the binary ----
 
-/// `voucher-ledger ARGS` with a clean environment ([`ledger_testkit::command`]), and no
-/// `fdatasync` failure injected unless a cycle asks for it.
+/// The campaign's policy table: the repository's, without `usage_code_required_from`. The
+/// load's dates follow today (a filing against a code must fall within the code's grace of
+/// today), and it files hours both with and without a code; with the repository's table, the
+/// redemptions without a code would be refused from 2027-01-01 on. Whether a code is required
+/// is a rule of its own, tested in `ledger-domain` and `e2e/usage_codes.rs`; here it would only
+/// make the load's meaning depend on the day the test runs.
+pub fn campaign_policy_file() -> &'static Path {
+    static FILE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    FILE.get_or_init(|| {
+        let table = std::fs::read_to_string(ledger_testkit::policy_file())
+            .expect("the repository's policy table is readable");
+        let without_requirement: String = table
+            .lines()
+            .filter(|line| !line.trim_start().starts_with("usage_code_required_from"))
+            .map(|line| format!("{line}\n"))
+            .collect();
+        assert_ne!(
+            without_requirement.len(),
+            table.len() + usize::from(!table.ends_with('\n')),
+            "config/policy.toml sets usage_code_required_from, which the campaign leaves out"
+        );
+        // One file per test binary, written whole then renamed: the crash, power-loss and
+        // PostgreSQL test binaries may run at once.
+        let directory = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        let binary = std::env::current_exe()
+            .ok()
+            .and_then(|path| {
+                path.file_name()
+                    .map(|name| name.to_string_lossy().into_owned())
+            })
+            .unwrap_or_else(|| "crash".to_owned());
+        let path = directory.join(format!("campaign-policy-{binary}.toml"));
+        let partial = directory.join(format!(
+            "campaign-policy-{binary}.{}.partial",
+            std::process::id()
+        ));
+        std::fs::write(&partial, without_requirement).expect("the campaign's policy is written");
+        std::fs::rename(&partial, &path).expect("the campaign's policy is put in place");
+        path
+    })
+}
+
+/// `voucher-ledger ARGS` with a clean environment ([`ledger_testkit::command`]), the campaign's
+/// policy table ([`campaign_policy_file`]), and no `fdatasync` failure injected unless a cycle
+/// asks for it.
 pub fn voucher_ledger(args: &[&str]) -> Command {
     let mut command = ledger_testkit::command(env!("CARGO_BIN_EXE_voucher-ledger"), args);
     command.env_remove(ledger_store::FAIL_FDATASYNC_AFTER_VARIABLE);
+    command.env("VOUCHER_LEDGER__POLICY_FILE", campaign_policy_file());
     command
 }
 
@@ -321,6 +377,10 @@ pub enum Write {
     Issue(api::IssueVouchersRequest),
     Redeem(api::RedeemHoursRequest),
     Reverse(api::ReverseRedemptionRequest),
+    /// Ordered by the operator on the company's behalf (the demo has no token for the load's
+    /// companies).
+    Order(api::OrderUsageCodeRequest),
+    Cancel(api::CancelUsageCodeRequest),
 }
 
 /// What an accepted write does to its company's wallet.
@@ -337,6 +397,24 @@ pub enum Effect {
     },
     Reverse {
         redemption_id: Uuid,
+        hours: u32,
+    },
+    /// A usage code of `hours` earmarked; `code` is the one derived from the order id (the
+    /// ledger takes the first derivation not taken, and two codes collide about once in 10^12).
+    Order {
+        code: String,
+        hours: u32,
+    },
+    /// A redemption against a code: it spends the code's earmarked vouchers.
+    File {
+        code: String,
+        hours: u32,
+        module: String,
+        worker: u64,
+    },
+    /// A code cancelled with `hours` left, which go back to the wallet's free vouchers.
+    Cancel {
+        code: String,
         hours: u32,
     },
 }
@@ -400,11 +478,38 @@ pub async fn call(channel: &Channel, write: &Write) -> Result<api::Receipt, Stat
                 .reverse_redemption(with_token(message.clone(), PROVIDER))
                 .await
         }
+        Write::Order(message) => {
+            let answer = CompanyServiceClient::new(channel.clone())
+                .order_usage_code(with_token(message.clone(), OPERATOR))
+                .await?
+                .into_inner();
+            assert_eq!(
+                answer.code,
+                derived_code(&message.request_id),
+                "the code answered is the one derived from the order id"
+            );
+            return Ok(answer
+                .write
+                .and_then(|write| write.receipt)
+                .expect("an accepted order has a receipt"));
+        }
+        Write::Cancel(message) => {
+            CompanyServiceClient::new(channel.clone())
+                .cancel_usage_code(with_token(message.clone(), OPERATOR))
+                .await
+        }
     }?;
     Ok(answer
         .into_inner()
         .receipt
         .expect("an accepted write has a receipt"))
+}
+
+/// The written form (`K7Q-M2P-X9R`) of the code an order of `order_id` gets: its first
+/// derivation, unless that one is taken, which does not happen in a campaign.
+pub fn derived_code(order_id: &str) -> String {
+    let order_id = Uuid::parse_str(order_id).expect("an order id is a UUID");
+    UsageCode::derive(order_id, 0).to_string()
 }
 
 /// A write's answer sorted for the campaign: accepted, refused (a decision), or unknown (no
@@ -418,27 +523,42 @@ pub async fn send(channel: &Channel, write: &Write) -> Answer {
     }
 }
 
-/// The dates every write uses: fixed days in 2026, in the past of the server's "today"
-/// whatever the day the test runs, and before usage codes are required (2027-01-01 in
-/// `config/policy.toml`), so that the campaign's load, which files hours without a code, means
-/// the same every year. A payment on 21 May (its year is the quota and budget year), training on
-/// 28 June, within the batches' validity.
+/// The dates every write uses, fixed for the whole campaign when it starts, from today's date
+/// (UTC, the server's): a filing against a usage code must fall within the code's filing grace
+/// of today, so fixed calendar days would lapse. Training 10 days ago, a payment 40 days ago
+/// (or on 1 January of the training's year, when that is later: the payment's year is the quota
+/// and budget year, and the reports read one year), registration on 1 January of that year.
+/// The codes' period runs from the payment to the training day, inside the batches' validity;
+/// their filing grace (120 days) outlasts any campaign. Redemptions without a code stay
+/// accepted whatever today is: the campaign's policy table requires no code
+/// ([`campaign_policy_file`]).
 #[derive(Clone, Debug)]
 pub struct Dates {
     pub year: i32,
     pub registered_on: NaiveDate,
     pub payment: NaiveDate,
     pub training: NaiveDate,
+    pub code_period_from: NaiveDate,
+    pub code_period_until: NaiveDate,
 }
 
 impl Dates {
+    /// The campaign's dates, from today (see [`Dates`]).
     pub fn fixed() -> Dates {
-        let day = |month, day| NaiveDate::from_ymd_opt(2026, month, day).expect("a 2026 day");
+        Dates::from_today(Utc::now().date_naive())
+    }
+
+    pub fn from_today(today: NaiveDate) -> Dates {
+        let training = today - TimeDelta::days(10);
+        let new_year = NaiveDate::from_ymd_opt(training.year(), 1, 1).expect("a 1 January");
+        let payment = (today - TimeDelta::days(40)).max(new_year);
         Dates {
-            year: 2026,
-            registered_on: day(1, 1),
-            payment: day(5, 21),
-            training: day(6, 28),
+            year: training.year(),
+            registered_on: new_year,
+            payment,
+            training,
+            code_period_from: payment,
+            code_period_until: training,
         }
     }
 }
@@ -473,7 +593,24 @@ pub fn national_number(year: u64, index: u64) -> String {
 pub struct CompanyCursor {
     pub enterprise_number: String,
     pub issued: u32,
+    /// Vouchers in the wallet, earmarked ones included.
     pub balance: u32,
+    /// Of `balance`, those earmarked for open codes.
+    pub reserved: u32,
+}
+
+impl CompanyCursor {
+    /// What a redemption without a code may spend.
+    pub fn free(&self) -> u32 {
+        self.balance - self.reserved
+    }
+}
+
+/// An open usage code of a caller's company, and the hours it still holds.
+#[derive(Clone, Debug)]
+pub struct OpenCode {
+    pub code: String,
+    pub hours_left: u32,
 }
 
 #[derive(Clone, Debug)]
@@ -487,6 +624,8 @@ pub struct Caller {
     pub worker_hours: BTreeMap<String, u32>,
     /// Acknowledged redemptions of the current company not reversed: (id, hours).
     pub reversible: Vec<(Uuid, u32)>,
+    /// The current company's open codes holding hours.
+    pub codes: Vec<OpenCode>,
 }
 
 impl Caller {
@@ -499,6 +638,7 @@ impl Caller {
             worker: 0,
             worker_hours: BTreeMap::new(),
             reversible: Vec::new(),
+            codes: Vec::new(),
         }
     }
 
@@ -510,6 +650,9 @@ impl Caller {
         };
         let quota_left = QUOTA_GENERAL - company.issued;
         let roll = self.rng.between(0, 99);
+        if let Some(op) = self.usage_code_op(request_id, &company, roll, quota_left, dates) {
+            return op;
+        }
         if roll < 8 && !self.reversible.is_empty() {
             let (redemption_id, hours) = *self.rng.pick(&self.reversible);
             return Op {
@@ -529,8 +672,8 @@ impl Caller {
                 }),
             };
         }
-        if (roll < 60 && company.balance >= 3) || (quota_left == 0 && company.balance >= 1) {
-            let hours = self.rng.between(1, u64::from(company.balance.min(3))) as u32;
+        if (roll < 60 && company.free() >= 3) || (quota_left == 0 && company.free() >= 1) {
+            let hours = self.rng.between(1, u64::from(company.free().min(3))) as u32;
             return self.redeem(request_id, &company, hours, dates);
         }
         if quota_left > 0 {
@@ -552,6 +695,88 @@ impl Caller {
             };
         }
         self.register(request_id, dates)
+    }
+
+    /// A write about usage codes, when the roll (or a wallet with nothing else to spend) picks
+    /// one: rolls 8 to 13 order a code from the free vouchers, 14 to 33 file against an open
+    /// one (one to three hours, so a code takes several filings down to zero), 34 to 36 cancel
+    /// one; a wallet whose vouchers are all earmarked, and no quota left, files.
+    pub fn usage_code_op(
+        &mut self,
+        request_id: Uuid,
+        company: &CompanyCursor,
+        roll: u64,
+        quota_left: u32,
+        dates: &Dates,
+    ) -> Option<Op> {
+        let enterprise_number = company.enterprise_number.clone();
+        if (8..14).contains(&roll) && company.free() >= 1 && self.codes.len() < OPEN_CODES_MAX {
+            let hours = self
+                .rng
+                .between(1, u64::from(company.free().min(CODE_HOURS_MAX)))
+                as u32;
+            return Some(Op {
+                request_id,
+                caller: self.index,
+                company: enterprise_number.clone(),
+                effect: Effect::Order {
+                    code: derived_code(&request_id.to_string()),
+                    hours,
+                },
+                write: Write::Order(api::OrderUsageCodeRequest {
+                    request_id: request_id.to_string(),
+                    enterprise_number,
+                    provider_id: PROVIDER_ID.into(),
+                    module_id: String::new(),
+                    voucher_type: VoucherType::General as i32,
+                    hours: hours.to_string(),
+                    period_from: iso(dates.code_period_from),
+                    period_until: iso(dates.code_period_until),
+                }),
+            });
+        }
+        if self.codes.is_empty() {
+            return None;
+        }
+        let all_earmarked = quota_left == 0 && company.free() == 0;
+        if (14..34).contains(&roll) || all_earmarked {
+            let open = self.rng.pick(&self.codes).clone();
+            let hours = self.rng.between(1, u64::from(open.hours_left.min(3))) as u32;
+            let mut op = self.redeem(request_id, company, hours, dates);
+            let Write::Redeem(request) = &mut op.write else {
+                unreachable!("redeem makes a redemption")
+            };
+            request.usage_code = open.code.clone();
+            let Effect::Redeem { module, worker, .. } = op.effect else {
+                unreachable!("redeem makes a redemption")
+            };
+            op.effect = Effect::File {
+                code: open.code,
+                hours,
+                module,
+                worker,
+            };
+            return Some(op);
+        }
+        if (34..37).contains(&roll) {
+            let open = self.rng.pick(&self.codes).clone();
+            return Some(Op {
+                request_id,
+                caller: self.index,
+                company: enterprise_number.clone(),
+                effect: Effect::Cancel {
+                    code: open.code.clone(),
+                    hours: open.hours_left,
+                },
+                write: Write::Cancel(api::CancelUsageCodeRequest {
+                    request_id: request_id.to_string(),
+                    usage_code: open.code,
+                    enterprise_number,
+                    reason: "training postponed".into(),
+                }),
+            });
+        }
+        None
     }
 
     pub fn register(&mut self, request_id: Uuid, dates: &Dates) -> Op {
@@ -627,8 +852,10 @@ impl Caller {
                     enterprise_number: op.company.clone(),
                     issued: 0,
                     balance: 0,
+                    reserved: 0,
                 });
                 self.reversible.clear();
+                self.codes.clear();
             }
             Effect::Issue { quantity } => {
                 let company = self.company.as_mut().expect("a company");
@@ -654,6 +881,41 @@ impl Caller {
                 let company = self.company.as_mut().expect("a company");
                 company.balance += hours;
                 self.reversible.retain(|(id, _)| id != redemption_id);
+            }
+            Effect::Order { code, hours } => {
+                let company = self.company.as_mut().expect("a company");
+                company.reserved += hours;
+                self.codes.push(OpenCode {
+                    code: code.clone(),
+                    hours_left: *hours,
+                });
+            }
+            Effect::File {
+                code,
+                hours,
+                module,
+                worker,
+            } => {
+                let company = self.company.as_mut().expect("a company");
+                company.balance -= hours;
+                company.reserved -= hours;
+                if *worker == self.worker {
+                    *self.worker_hours.entry(module.clone()).or_default() += hours;
+                }
+                // A filing is a redemption: its reversal gives free vouchers back, not the code.
+                self.reversible.push((op.request_id, *hours));
+                let open = self
+                    .codes
+                    .iter_mut()
+                    .find(|open| &open.code == code)
+                    .expect("a filing against an open code");
+                open.hours_left -= hours;
+                self.codes.retain(|open| open.hours_left > 0);
+            }
+            Effect::Cancel { code, hours } => {
+                let company = self.company.as_mut().expect("a company");
+                company.reserved -= hours;
+                self.codes.retain(|open| &open.code != code);
             }
         }
     }
@@ -711,13 +973,23 @@ pub async fn drive(
 #[derive(Clone, Copy, Debug, Default)]
 pub struct CompanyTotals {
     pub issued: u32,
+    /// Hours redeemed, with or without a code.
     pub redeemed: u32,
     pub reversed: u32,
+    /// Hours earmarked by orders, filed against codes, and given back by cancels.
+    pub ordered: u32,
+    pub filed: u32,
+    pub returned: u32,
 }
 
 impl CompanyTotals {
     pub fn balance(&self) -> u32 {
         self.issued + self.reversed - self.redeemed
+    }
+
+    /// Of the balance, the vouchers earmarked for open codes.
+    pub fn reserved(&self) -> u32 {
+        self.ordered - self.filed - self.returned
     }
 
     pub fn with(mut self, effect: &Effect) -> CompanyTotals {
@@ -726,8 +998,43 @@ impl CompanyTotals {
             Effect::Issue { quantity } => self.issued += quantity,
             Effect::Redeem { hours, .. } => self.redeemed += hours,
             Effect::Reverse { hours, .. } => self.reversed += hours,
+            Effect::Order { hours, .. } => self.ordered += hours,
+            Effect::File { hours, .. } => {
+                self.redeemed += hours;
+                self.filed += hours;
+            }
+            Effect::Cancel { hours, .. } => self.returned += hours,
         }
         self
+    }
+}
+
+/// What the accepted writes made of one usage code.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CodeTotals {
+    pub enterprise_number: String,
+    pub hours: u32,
+    pub filed: u32,
+    pub cancelled: bool,
+}
+
+impl CodeTotals {
+    pub fn hours_left(&self) -> u32 {
+        if self.cancelled {
+            0
+        } else {
+            self.hours - self.filed
+        }
+    }
+
+    pub fn status(&self) -> api::UsageCodeStatus {
+        if self.cancelled {
+            api::UsageCodeStatus::Cancelled
+        } else if self.filed == self.hours {
+            api::UsageCodeStatus::Used
+        } else {
+            api::UsageCodeStatus::Open
+        }
     }
 }
 
@@ -750,6 +1057,8 @@ impl Placed {
 #[derive(Debug, Default)]
 pub struct Model {
     pub companies: BTreeMap<String, CompanyTotals>,
+    /// Every usage code ordered, by its written form.
+    pub codes: BTreeMap<String, CodeTotals>,
     /// Every accepted request (setup, acknowledged, and unanswered ones found or retried).
     pub accepted: HashMap<String, Placed>,
 }
@@ -758,6 +1067,35 @@ impl Model {
     pub fn accept(&mut self, op: &Op, placed: Placed) {
         let totals = self.companies.entry(op.company.clone()).or_default();
         *totals = totals.with(&op.effect);
+        match &op.effect {
+            Effect::Order { code, hours } => {
+                let previous = self.codes.insert(
+                    code.clone(),
+                    CodeTotals {
+                        enterprise_number: op.company.clone(),
+                        hours: *hours,
+                        filed: 0,
+                        cancelled: false,
+                    },
+                );
+                assert!(previous.is_none(), "code {code} ordered twice");
+            }
+            Effect::File { code, hours, .. } => {
+                let totals = self
+                    .codes
+                    .get_mut(code)
+                    .expect("a filing against a known code");
+                assert!(
+                    !totals.cancelled && totals.filed + hours <= totals.hours,
+                    "the model filed {hours} hours against {code} ({totals:?})"
+                );
+                totals.filed += hours;
+            }
+            Effect::Cancel { code, .. } => {
+                self.codes.get_mut(code).expect("a known code").cancelled = true;
+            }
+            _ => {}
+        }
         let previous = self.accepted.insert(op.request_id.to_string(), placed);
         assert!(
             previous.is_none(),
@@ -773,6 +1111,9 @@ impl Model {
                 issued: sum.issued + totals.issued,
                 redeemed: sum.redeemed + totals.redeemed,
                 reversed: sum.reversed + totals.reversed,
+                ordered: sum.ordered + totals.ordered,
+                filed: sum.filed + totals.filed,
+                returned: sum.returned + totals.returned,
             })
     }
 }
@@ -926,14 +1267,18 @@ pub struct Reports {
     pub trial_balance: api::TrialBalance,
     pub statement: api::Statement,
     pub wallets: Vec<api::Wallet>,
+    /// The usage codes of the same companies, with the hours each holds reserved.
+    pub usage_codes: Vec<api::UsageCodeList>,
 }
 
 pub async fn reports(channel: &Channel, dates: &Dates, wallets: &[String]) -> Reports {
     let mut report = ReportServiceClient::new(channel.clone());
     let year = dates.year;
     let mut wallet_answers = Vec::new();
+    let mut usage_codes = Vec::new();
     for enterprise_number in wallets {
         wallet_answers.push(get_wallet(channel, enterprise_number).await);
+        usage_codes.push(list_usage_codes(channel, enterprise_number).await);
     }
     Reports {
         year: report
@@ -991,7 +1336,23 @@ pub async fn reports(channel: &Channel, dates: &Dates, wallets: &[String]) -> Re
             .expect("the provider's statement")
             .into_inner(),
         wallets: wallet_answers,
+        usage_codes,
     }
+}
+
+pub async fn list_usage_codes(channel: &Channel, enterprise_number: &str) -> api::UsageCodeList {
+    CompanyServiceClient::new(channel.clone())
+        .list_usage_codes(with_token(
+            api::ListUsageCodesRequest {
+                enterprise_number: enterprise_number.to_owned(),
+                status: api::UsageCodeStatus::Unspecified as i32,
+                as_of: None,
+            },
+            AUDITOR,
+        ))
+        .await
+        .unwrap_or_else(|status| panic!("the usage codes of {enterprise_number}: {status:?}"))
+        .into_inner()
 }
 
 pub async fn get_wallet(channel: &Channel, enterprise_number: &str) -> api::Wallet {
@@ -1008,14 +1369,26 @@ pub async fn get_wallet(channel: &Channel, enterprise_number: &str) -> api::Wall
         .into_inner()
 }
 
-/// Checks a wallet against the model: its general balance, the batches adding up to it, and no
-/// batch holding more than it was issued with.
-pub fn check_wallet(wallet: &api::Wallet, expected_balance: u32) {
-    let balance = wallet
+/// Checks a wallet against the model: its general balance and the vouchers of it earmarked for
+/// codes, the batches adding up to it, and no batch holding more than it was issued with.
+pub fn check_wallet(wallet: &api::Wallet, expected: CompanyTotals) {
+    let (balance, reserved) = wallet
         .balances
         .iter()
         .find(|balance| balance.voucher_type == VoucherType::General as i32)
-        .map_or(0, |balance| balance.vouchers);
+        .map_or((0, 0), |balance| (balance.vouchers, balance.reserved));
+    assert_eq!(
+        reserved,
+        expected.reserved(),
+        "vouchers of {} earmarked for usage codes against the model",
+        wallet.enterprise_number
+    );
+    assert!(
+        reserved <= balance,
+        "{} has {reserved} vouchers earmarked of {balance}",
+        wallet.enterprise_number
+    );
+    let expected_balance = expected.balance();
     let in_batches: u32 = wallet
         .batches
         .iter()
@@ -1037,6 +1410,55 @@ pub fn check_wallet(wallet: &api::Wallet, expected_balance: u32) {
         (expected_balance, expected_balance),
         "wallet of {}: balance and sum of its batches against the model",
         wallet.enterprise_number
+    );
+}
+
+/// Checks a company's usage codes against the model: the same codes, each with its hours, hours
+/// filed, hours left and status, and the hours reserved the sum of what the open ones hold.
+pub fn check_usage_codes(list: &api::UsageCodeList, model: &Model) {
+    let company = &list.enterprise_number;
+    let expected: BTreeMap<&String, &CodeTotals> = model
+        .codes
+        .iter()
+        .filter(|(_, totals)| &totals.enterprise_number == company)
+        .collect();
+    let found: BTreeMap<&String, &api::UsageCodeView> =
+        list.codes.iter().map(|view| (&view.code, view)).collect();
+    assert_eq!(
+        found.keys().collect::<Vec<_>>(),
+        expected.keys().collect::<Vec<_>>(),
+        "the usage codes of {company} against the model"
+    );
+    for (code, totals) in &expected {
+        let view = found[code];
+        assert_eq!(
+            (view.hours, view.hours_filed, view.hours_left, view.status),
+            (
+                totals.hours,
+                totals.filed,
+                totals.hours_left(),
+                totals.status() as i32
+            ),
+            "usage code {code} of {company} against the model"
+        );
+    }
+    let reserved: u64 = expected
+        .values()
+        .map(|totals| u64::from(totals.hours_left()))
+        .sum();
+    assert_eq!(
+        list.reserved_hours, reserved,
+        "hours reserved by {company}'s open codes against the model"
+    );
+    assert_eq!(
+        reserved,
+        u64::from(
+            model
+                .companies
+                .get(company)
+                .map_or(0, CompanyTotals::reserved)
+        ),
+        "the model's codes and its wallet of {company} agree"
     );
 }
 
@@ -1077,6 +1499,9 @@ pub fn check_reports(reports: &Reports, model: &Model) {
         "the year's summary against the model"
     );
     assert_eq!(reports.hours.total, net_redeemed, "training hours");
+    for list in &reports.usage_codes {
+        check_usage_codes(list, model);
+    }
     assert_eq!(
         (
             reports.statement.redeemed_hours,
@@ -1121,6 +1546,22 @@ pub struct Stats {
     pub starts_from_position_1: u32,
     pub checkpoints_ignored: u32,
     pub full_checks: u32,
+    /// Acknowledged writes about usage codes, and refused redemptions of earmarked vouchers.
+    pub codes_ordered: u64,
+    pub filings_against_codes: u64,
+    pub codes_cancelled: u64,
+    pub earmark_probes: u32,
+}
+
+impl Stats {
+    pub fn count_codes(&mut self, effect: &Effect) {
+        match effect {
+            Effect::Order { .. } => self.codes_ordered += 1,
+            Effect::File { .. } => self.filings_against_codes += 1,
+            Effect::Cancel { .. } => self.codes_cancelled += 1,
+            _ => {}
+        }
+    }
 }
 
 impl std::fmt::Display for Stats {
@@ -1196,10 +1637,18 @@ impl std::fmt::Display for Stats {
             "checkpoints ignored at a start          {}",
             self.checkpoints_ignored
         )?;
-        write!(
+        writeln!(
             f,
             "verify + rebuild checks                 {}",
             self.full_checks
+        )?;
+        write!(
+            f,
+            "usage codes                             {} ordered, {} filings against them, {} cancelled; {} redemptions of earmarked vouchers refused",
+            self.codes_ordered,
+            self.filings_against_codes,
+            self.codes_cancelled,
+            self.earmark_probes
         )
     }
 }
@@ -1469,6 +1918,7 @@ impl Campaign {
             self.touched.insert(op.company.clone());
             self.stats.requests_acknowledged += 1;
             self.stats.events_acknowledged += u64::from(receipt.event_count);
+            self.stats.count_codes(&op.effect);
         }
         for op in &unanswered {
             self.touched.insert(op.company.clone());
@@ -1581,7 +2031,7 @@ impl Campaign {
         }
         for (company, totals) in &expected {
             if let Some(totals) = totals {
-                check_wallet(&get_wallet(&channel, company).await, totals.balance());
+                check_wallet(&get_wallet(&channel, company).await, *totals);
             }
         }
 
@@ -1606,6 +2056,7 @@ impl Campaign {
                 None => self.stats.unanswered_not_in_log += 1,
             }
             self.model.accept(op, Placed::of(&receipt));
+            self.stats.count_codes(&op.effect);
             let caller = &mut self.callers[op.caller as usize];
             caller.apply(op);
         }
@@ -1643,8 +2094,69 @@ impl Campaign {
         check_reports(&reports, &self.model);
         for wallet in &reports.wallets {
             let totals = self.model.companies.get(&wallet.enterprise_number);
-            check_wallet(wallet, totals.map_or(0, CompanyTotals::balance));
+            check_wallet(wallet, totals.copied().unwrap_or_default());
         }
+        self.check_earmarks_are_spent_only_by_their_codes(&channel)
+            .await;
+    }
+
+    /// No voucher is both earmarked and spent elsewhere: for a company of the last burst with
+    /// vouchers earmarked, a redemption without a code of one hour more than its free vouchers
+    /// is refused `INSUFFICIENT_VOUCHERS`, naming only the free ones as available, and writes
+    /// nothing; the restarted server knows the earmarks as the one that wrote them did.
+    pub async fn check_earmarks_are_spent_only_by_their_codes(&mut self, channel: &Channel) {
+        let Some((company, totals)) = self
+            .touched
+            .iter()
+            .filter_map(|company| Some((company, *self.model.companies.get(company)?)))
+            .find(|(_, totals)| totals.reserved() > 0)
+        else {
+            return;
+        };
+        let free = totals.balance() - totals.reserved();
+        let hours = free + 1;
+        self.stats.earmark_probes += 1;
+        let request_id = Uuid::new_v4();
+        let probe = Write::Redeem(api::RedeemHoursRequest {
+            request_id: request_id.to_string(),
+            provider_id: PROVIDER_ID.into(),
+            module_id: MODULES[0].into(),
+            enterprise_number: company.clone(),
+            national_number: national_number(
+                PROBE_WORKER_BIRTH_YEAR,
+                u64::from(self.stats.earmark_probes),
+            ),
+            trainee_status: TraineeStatus::Employee as i32,
+            voucher_type: VoucherType::General as i32,
+            hours: hours.to_string(),
+            training_date: iso(self.dates.training),
+            usage_code: String::new(),
+        });
+        let head = get_head(channel).await;
+        let status = match send(channel, &probe).await {
+            Answer::Refused(status) => status,
+            other => panic!(
+                "a redemption without a code of {hours} hours from {company}, which has {free} \
+                 free and {} earmarked vouchers, was not refused: {other:?}",
+                totals.reserved()
+            ),
+        };
+        let reason = status
+            .get_details_error_info()
+            .map(|info| info.reason)
+            .unwrap_or_default();
+        assert_eq!(
+            (status.code(), reason.as_str()),
+            (Code::FailedPrecondition, "INSUFFICIENT_VOUCHERS"),
+            "earmarked vouchers spent without their code: {status:?}"
+        );
+        assert!(
+            status
+                .message()
+                .contains(&format!("holds {free} usable vouchers")),
+            "only the free vouchers are available: {status:?}"
+        );
+        assert_eq!(get_head(channel).await, head, "a refusal writes nothing");
     }
 
     /// Stops the server with SIGTERM, runs `verify` (sound, at the head read here) and

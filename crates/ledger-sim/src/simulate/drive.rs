@@ -1,24 +1,30 @@
 //! Sends a [`Plan`] to a running server over gRPC, phase by phase, and reads the year back.
 //!
 //! Within a phase, requests go out concurrently, at most [`IN_FLIGHT_MAX`] at a time; a phase
-//! ends when all its requests are answered. The plan is built so that any order within a phase
-//! passes the rules, so any refusal is a bug of the planner (or of the server): the simulation
-//! stops at once and names the request. Only UNAVAILABLE is retried, with the same request id,
+//! ends when all its requests are answered. The server runs on a clock the driver sets before
+//! each phase to the simulated day (`serve_with_clock`): the ledger refuses dates after today
+//! and filings past a code's grace, so the simulated year is driven as it would have been
+//! lived. The plan is built so that any order within a phase passes the rules, so any refusal
+//! is a bug of the planner (or of the server): the simulation stops at once and names the
+//! request. Only UNAVAILABLE is retried, with the same request id,
 //! which the ledger answers idempotently.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Datelike;
+use chrono::{Datelike, NaiveDate};
 use ledger_codec::{
     encode_date, encode_eur, legal_form_to_proto, region_to_proto, theme_to_proto,
     trainee_status_to_proto, voucher_type_to_proto,
 };
 use ledger_domain::decide::EXPIRY_EVENTS_MAX;
 use ledger_domain::Region;
+use ledger_engine::ManualClock;
+use ledger_proto::event::v1::event::Payload;
 use ledger_proto::v1 as api;
 use ledger_proto::v1::administration_service_client::AdministrationServiceClient;
 use ledger_proto::v1::audit_service_client::AuditServiceClient;
+use ledger_proto::v1::company_service_client::CompanyServiceClient;
 use ledger_proto::v1::operator_service_client::OperatorServiceClient;
 use ledger_proto::v1::provider_service_client::ProviderServiceClient;
 use ledger_proto::v1::report_service_client::ReportServiceClient;
@@ -28,7 +34,7 @@ use tonic::transport::Channel;
 use tonic::{Code, Status};
 use uuid::Uuid;
 
-use super::plan::{Issuance, Plan};
+use super::plan::{Issuance, Plan, UsageCodeOrder, PAYMENT_DAY_LAST};
 use super::SimulateError;
 use crate::client::{authorized, refused};
 
@@ -40,6 +46,9 @@ const UNAVAILABLE_ATTEMPTS_MAX: u32 = 20;
 /// Wait before the first retry; doubled at each retry up to [`RETRY_WAIT_MS_MAX`].
 const RETRY_WAIT_MS_FIRST: u64 = 50;
 const RETRY_WAIT_MS_MAX: u64 = 2_000;
+/// The hour (UTC) the simulated clock reads on a simulated day: the ledger's business day is
+/// the date two hours east of UTC, so any hour below 22 is that day.
+const SIMULATED_HOUR_UTC: u32 = 10;
 
 /// The bearer tokens of the parties the simulation plays.
 #[derive(Clone)]
@@ -81,6 +90,9 @@ enum Write {
     ApproveModule(api::ApproveModuleRequest),
     RegisterCompany(api::RegisterCompanyRequest),
     IssueVouchers(api::IssueVouchersRequest),
+    /// Ordered by the operator on the company's behalf (the simulation holds no company
+    /// tokens; a company principal would send the same request).
+    OrderUsageCode(api::OrderUsageCodeRequest),
     RedeemHours {
         provider: usize,
         /// The plan's number of the worker, named in errors instead of the national number.
@@ -122,17 +134,28 @@ impl Write {
                 r.payment_date,
                 r.request_id
             ),
+            Write::OrderUsageCode(r) => format!(
+                "order_usage_code of {} h of {} vouchers of {} for {} from {} to {} (request {})",
+                r.hours,
+                voucher_type_name(r.voucher_type),
+                r.enterprise_number,
+                r.provider_id,
+                r.period_from,
+                r.period_until,
+                r.request_id
+            ),
             Write::RedeemHours {
                 worker, request: r, ..
             } => format!(
                 "redeem_hours of {} h of {} vouchers by {} in {} for worker #{worker} of {} on {} \
-                 (request {})",
+                 against code {} (request {})",
                 r.hours,
                 voucher_type_name(r.voucher_type),
                 r.provider_id,
                 r.module_id,
                 r.enterprise_number,
                 r.training_date,
+                r.usage_code,
                 r.request_id
             ),
             Write::ReverseRedemption { request: r, .. } => format!(
@@ -181,6 +204,10 @@ impl Write {
                     .issue_vouchers(authorized(r.clone(), &tokens.operator))
                     .await
             }
+            Write::OrderUsageCode(r) => CompanyServiceClient::new(channel)
+                .order_usage_code(authorized(r.clone(), &tokens.operator))
+                .await
+                .map(|response| response.map(|answer| answer.write.unwrap_or_default())),
             Write::RedeemHours {
                 provider, request, ..
             } => {
@@ -239,34 +266,67 @@ fn request_id() -> String {
     Uuid::new_v4().to_string()
 }
 
-/// Sends `writes` with at most [`IN_FLIGHT_MAX`] in flight; the number of events recorded.
-async fn phase(client: &Arc<Client>, writes: Vec<Write>) -> Result<u64, SimulateError> {
+/// Sends `writes` with at most [`IN_FLIGHT_MAX`] in flight; their answers, in their order.
+async fn phase(
+    client: &Arc<Client>,
+    writes: Vec<Write>,
+) -> Result<Vec<api::WriteResponse>, SimulateError> {
     let mut in_flight = JoinSet::new();
-    let mut events = 0_u64;
-    for write in writes {
+    let mut answers: Vec<Option<api::WriteResponse>> = Vec::with_capacity(writes.len());
+    answers.resize_with(writes.len(), || None);
+    for (index, write) in writes.into_iter().enumerate() {
         if in_flight.len() >= IN_FLIGHT_MAX {
-            events += joined(in_flight.join_next().await)?;
+            joined(in_flight.join_next().await, &mut answers)?;
         }
         let client = Arc::clone(client);
-        in_flight.spawn(async move { write.send_until_answered(&client).await });
+        in_flight.spawn(async move { (index, write.send_until_answered(&client).await) });
     }
     while let Some(result) = in_flight.join_next().await {
-        events += joined(Some(result))?;
+        joined(Some(result), &mut answers)?;
     }
-    Ok(events)
+    Ok(answers.into_iter().map(Option::unwrap_or_default).collect())
 }
 
+type Answered = (usize, Result<api::WriteResponse, SimulateError>);
+
 fn joined(
-    result: Option<Result<Result<api::WriteResponse, SimulateError>, tokio::task::JoinError>>,
-) -> Result<u64, SimulateError> {
+    result: Option<Result<Answered, tokio::task::JoinError>>,
+    answers: &mut [Option<api::WriteResponse>],
+) -> Result<(), SimulateError> {
     match result {
-        Some(Ok(Ok(response))) => Ok(response
-            .receipt
-            .map_or(0, |receipt| u64::from(receipt.event_count))),
-        Some(Ok(Err(error))) => Err(error),
+        Some(Ok((index, Ok(response)))) => {
+            if let Some(answer) = answers.get_mut(index) {
+                *answer = Some(response);
+            }
+            Ok(())
+        }
+        Some(Ok((_, Err(error)))) => Err(error),
         Some(Err(error)) => Err(SimulateError::Task(error.to_string())),
-        None => Ok(0),
+        None => Ok(()),
     }
+}
+
+fn events_recorded(answers: &[api::WriteResponse]) -> u64 {
+    answers
+        .iter()
+        .filter_map(|answer| answer.receipt.as_ref())
+        .map(|receipt| u64::from(receipt.event_count))
+        .sum()
+}
+
+/// The code an accepted order recorded, in its stored form (what a filing may name).
+fn ordered_code(answer: &api::WriteResponse) -> Option<String> {
+    answer.events.iter().find_map(|event| match &event.payload {
+        Some(Payload::UsageCodeOrdered(ordered)) => Some(ordered.code.clone()),
+        _ => None,
+    })
+}
+
+/// `day` at [`SIMULATED_HOUR_UTC`], as the simulated clock reads it.
+fn simulated_now(day: NaiveDate) -> chrono::DateTime<chrono::Utc> {
+    day.and_hms_opt(SIMULATED_HOUR_UTC, 0, 0)
+        .unwrap_or_default()
+        .and_utc()
 }
 
 /// Sends the whole plan, then reads the year's summary, budget and the log's head. With
@@ -276,12 +336,18 @@ pub async fn drive(
     plan: &Plan,
     channel: Channel,
     tokens: Tokens,
+    clock: &ManualClock,
     catalogue: bool,
 ) -> Result<Outcome, SimulateError> {
     let mut driver = Driver {
         client: Arc::new(Client { channel, tokens }),
+        clock,
         requests: 0,
+        codes: vec![None; plan.usage_codes.len()],
     };
+    // The year opens on 1 January: the budget and the catalogue (approvals may take effect
+    // later; they are not refused for it). Registrations go out in the month of their date.
+    driver.today(ymd_of(plan.year, 1, 1));
     driver
         .run(vec![Write::OpenBudget(api::OpenBudgetRequest {
             request_id: request_id(),
@@ -293,31 +359,77 @@ pub async fn drive(
         driver.run(provider_approvals(plan)).await?;
         driver.run(module_approvals(plan)).await?;
     }
-    driver.run(company_registrations(plan)).await?;
     for month in 1..=12 {
         driver.month(plan, month).await?;
     }
+    driver.today(plan.expire_as_of);
     driver.expire(plan).await?;
     driver.read_back(plan.year).await
 }
 
-/// Sends the phases of a plan and counts the requests sent.
-struct Driver {
-    client: Arc<Client>,
-    requests: u64,
+fn ymd_of(year: i32, month: u32, day: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(year, month, day).unwrap_or_default()
 }
 
-impl Driver {
+/// Sends the phases of a plan and counts the requests sent.
+struct Driver<'a> {
+    client: Arc<Client>,
+    clock: &'a ManualClock,
+    requests: u64,
+    /// The code each of the plan's usage codes got, once ordered.
+    codes: Vec<Option<String>>,
+}
+
+impl Driver<'_> {
+    /// Sets the server's clock to `day`: what follows is sent on that day.
+    fn today(&self, day: NaiveDate) {
+        self.clock.set(simulated_now(day));
+    }
+
     /// One phase: `writes` in any order; the number of events recorded.
     async fn run(&mut self, writes: Vec<Write>) -> Result<u64, SimulateError> {
+        Ok(events_recorded(&self.answers(writes).await?))
+    }
+
+    /// One phase: `writes` in any order; their answers, in their order.
+    async fn answers(
+        &mut self,
+        writes: Vec<Write>,
+    ) -> Result<Vec<api::WriteResponse>, SimulateError> {
         self.requests += writes.len() as u64;
         phase(&self.client, writes).await
     }
 
-    /// The month's phases, in the order the plan's promises need: issuances, regular
-    /// redemptions, the extra redemptions, their reversals, then payouts.
+    /// Orders the codes of `indexes` (in the plan's `usage_codes`) and keeps what each got.
+    async fn order(&mut self, plan: &Plan, indexes: Vec<usize>) -> Result<(), SimulateError> {
+        let writes = indexes
+            .iter()
+            .map(|index| usage_code_write(plan, &plan.usage_codes[*index]))
+            .collect();
+        let answers = self.answers(writes).await?;
+        for (index, answer) in indexes.into_iter().zip(&answers) {
+            let code = ordered_code(answer).ok_or_else(|| {
+                SimulateError::Task(format!("the order of usage code #{index} recorded no code"))
+            })?;
+            self.codes[index] = Some(code);
+        }
+        Ok(())
+    }
+
+    /// The month's phases, in the order the plan's promises need. On the 4th: the
+    /// registrations dated by then, the issuances (paid on the 2nd to the 4th), the usage codes
+    /// of the month's regular redemptions, then those of its extra ones (so that, as without
+    /// codes, the regular trainings hold the oldest vouchers and the extra ones the next). On
+    /// the month's last day: the regular redemptions, the extra ones, their reversals, the
+    /// payouts, and the registrations dated after the 4th (none pays before next month).
     async fn month(&mut self, plan: &Plan, month: u32) -> Result<(), SimulateError> {
         let in_month = |date: chrono::NaiveDate| date.month() == month;
+        let fourth = ymd_of(plan.year, month, PAYMENT_DAY_LAST);
+        self.today(fourth);
+        self.run(company_registrations(plan, |day| {
+            in_month(day) && day <= fourth
+        }))
+        .await?;
         let issued = self
             .run(
                 plan.issuances
@@ -327,14 +439,28 @@ impl Driver {
                     .collect(),
             )
             .await?;
+        let codes_of_month = |extra: bool| -> Vec<usize> {
+            (0..plan.usage_codes.len())
+                .filter(|index| {
+                    let code = &plan.usage_codes[*index];
+                    in_month(code.period_from) && code.extra == extra
+                })
+                .collect()
+        };
+        let regular_codes = codes_of_month(false);
+        let extra_codes = codes_of_month(true);
+        let codes_count = regular_codes.len() + extra_codes.len();
+        self.order(plan, regular_codes).await?;
+        self.order(plan, extra_codes).await?;
+        self.today(last_day_of(fourth));
         let of_month: Vec<usize> = (0..plan.redemptions.len())
             .filter(|index| in_month(plan.redemptions[*index].training_date))
             .collect();
         let regular: Vec<Write> = of_month
             .iter()
             .filter(|index| plan.redemptions[**index].reversal.is_none())
-            .map(|index| redemption_write(plan, *index))
-            .collect();
+            .map(|index| redemption_write(plan, *index, &self.codes))
+            .collect::<Result<_, _>>()?;
         let regular_count = regular.len();
         self.run(regular).await?;
         // The extra redemptions go after the month's regular ones (they use only vouchers
@@ -342,8 +468,8 @@ impl Driver {
         let extras: Vec<(usize, Write)> = of_month
             .iter()
             .filter(|index| plan.redemptions[**index].reversal.is_some())
-            .map(|index| (*index, redemption_write(plan, *index)))
-            .collect();
+            .map(|index| Ok((*index, redemption_write(plan, *index, &self.codes)?)))
+            .collect::<Result<_, SimulateError>>()?;
         let reversals: Vec<Write> = extras
             .iter()
             .filter_map(|(index, write)| reversal_write(plan, *index, write))
@@ -369,9 +495,13 @@ impl Driver {
                     .collect(),
             )
             .await?;
+        self.run(company_registrations(plan, |day| {
+            in_month(day) && day > fourth
+        }))
+        .await?;
         eprintln!(
-            "{year}-{month:02}: {issued} issuances, {regular_count} redemptions, \
-             {reversal_count} redeemed and reversed, {payouts} payouts",
+            "{year}-{month:02}: {issued} issuances, {codes_count} usage codes, {regular_count} \
+             redemptions, {reversal_count} redeemed and reversed, {payouts} payouts",
             year = plan.year
         );
         Ok(())
@@ -475,9 +605,16 @@ fn module_approvals(plan: &Plan) -> Vec<Write> {
         .collect()
 }
 
-fn company_registrations(plan: &Plan) -> Vec<Write> {
+/// The last day of `day`'s month.
+fn last_day_of(day: NaiveDate) -> NaiveDate {
+    ledger_domain::policy::last_day_of_month_after(day, 0)
+}
+
+/// The registrations dated on a day `sent_on` accepts.
+fn company_registrations(plan: &Plan, sent_on: impl Fn(NaiveDate) -> bool) -> Vec<Write> {
     plan.companies
         .iter()
+        .filter(|company| sent_on(company.registered_on))
         .map(|company| {
             Write::RegisterCompany(api::RegisterCompanyRequest {
                 request_id: request_id(),
@@ -512,11 +649,37 @@ fn issuance_write(plan: &Plan, issuance: &Issuance) -> Write {
     })
 }
 
-/// The redemption of the plan's number `index`.
-fn redemption_write(plan: &Plan, index: usize) -> Write {
+fn usage_code_write(plan: &Plan, code: &UsageCodeOrder) -> Write {
+    Write::OrderUsageCode(api::OrderUsageCodeRequest {
+        request_id: request_id(),
+        enterprise_number: plan.companies[code.company].enterprise_number.clone(),
+        provider_id: plan.providers[code.provider].id.clone(),
+        module_id: String::new(),
+        voucher_type: voucher_type_to_proto(code.voucher_type) as i32,
+        hours: code.hours.to_string(),
+        period_from: encode_date(code.period_from),
+        period_until: encode_date(code.period_until),
+    })
+}
+
+/// The redemption of the plan's number `index`, against the code ordered for it.
+fn redemption_write(
+    plan: &Plan,
+    index: usize,
+    codes: &[Option<String>],
+) -> Result<Write, SimulateError> {
     let redemption = &plan.redemptions[index];
     let worker = &plan.workers[redemption.worker];
-    Write::RedeemHours {
+    let usage_code = plan
+        .redemption_codes
+        .get(index)
+        .and_then(|code| codes.get(*code)?.clone())
+        .ok_or_else(|| {
+            SimulateError::Task(format!(
+                "redemption #{index} is sent before its usage code was ordered"
+            ))
+        })?;
+    Ok(Write::RedeemHours {
         provider: redemption.provider,
         worker: redemption.worker,
         request: api::RedeemHoursRequest {
@@ -529,10 +692,9 @@ fn redemption_write(plan: &Plan, index: usize) -> Write {
             voucher_type: voucher_type_to_proto(redemption.voucher_type) as i32,
             hours: redemption.hours.to_string(),
             training_date: encode_date(redemption.training_date),
-            // The simulated years are before the policy's `usage_code_required_from`.
-            usage_code: String::new(),
+            usage_code,
         },
-    }
+    })
 }
 
 /// The reversal of the redemption of the plan's number `index`, sent as `write`; none when the

@@ -13,6 +13,13 @@
 //! they cover; extra redemptions (the ones reversed right after) only draw vouchers that the
 //! month's regular redemptions leave free.
 //!
+//! Every redemption files against a usage code (docs/RULES.md §20): the company orders one per
+//! provider, voucher type and month of training, for the hours of that month's trainings with
+//! that provider, on the 4th, after the month's payments and before its first training. The
+//! code earmarks the vouchers those trainings would have drawn anyway (oldest expiry first,
+//! among those paid by the period's first day), so the figures do not change, and the plan is
+//! the same for the years before and after the policy's `usage_code_required_from`.
+//!
 //! Three parts: this file is the model (what a plan holds and adds up to), [`planner`] makes a
 //! plan, [`checker`] verifies one against the rules and the targets.
 
@@ -179,6 +186,35 @@ pub struct Redemption {
     pub reversal: Option<Reversal>,
 }
 
+/// A usage code ordered by a company for one provider and one voucher type, for the trainings
+/// of one month: the hours of every redemption that files against it (the reversed ones too:
+/// a reversal gives its vouchers back to the wallet, not to the code).
+#[derive(Clone, Debug)]
+pub struct UsageCodeOrder {
+    pub company: usize,
+    pub provider: usize,
+    pub voucher_type: VoucherType,
+    pub hours: u32,
+    /// The first and last training day of its redemptions.
+    pub period_from: NaiveDate,
+    pub period_until: NaiveDate,
+    /// For the month's extra redemptions (reversed right after), which a code of their own
+    /// keeps off the vouchers of the regular ones.
+    pub extra: bool,
+}
+
+impl UsageCodeOrder {
+    /// The day the company orders it: the 4th of its month, after the month's payments (days
+    /// 2 to 4) and before its trainings (from the 5th).
+    pub fn ordered_on(&self) -> NaiveDate {
+        ymd(
+            self.period_from.year(),
+            self.period_from.month(),
+            PAYMENT_DAY_LAST,
+        )
+    }
+}
+
 #[derive(Clone, Copy, Debug)]
 pub struct Reversal {
     pub reversed_on: NaiveDate,
@@ -213,6 +249,11 @@ pub struct Plan {
     pub expire_as_of: NaiveDate,
     /// The last day of validity of each issuance, as the policy sets it.
     pub valid_until: Vec<NaiveDate>,
+    /// The usage codes the companies order, by company, provider, voucher type and month.
+    pub usage_codes: Vec<UsageCodeOrder>,
+    /// The code each redemption files against, an index in `usage_codes`, parallel to
+    /// `redemptions`.
+    pub redemption_codes: Vec<usize>,
 }
 
 /// What the plan adds up to, computed from the plan alone.
@@ -252,7 +293,7 @@ const HOLDS_ONLY_PER_MILLE: u32 = 20;
 /// Extra redemptions reversed right after, per thousand regular redemptions.
 const REVERSED_PER_MILLE: u32 = 4;
 /// Payments are received on days 2 to 4 of a month and training is given from day 5 on.
-const PAYMENT_DAY_LAST: u32 = 4;
+pub const PAYMENT_DAY_LAST: u32 = 4;
 const TRAINING_DAY_FIRST: u32 = 5;
 
 /// What the earlier simulated years of one ledger leave to the plan of the next year.

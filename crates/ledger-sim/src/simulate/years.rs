@@ -201,9 +201,9 @@ pub async fn simulate_years(
         &History::default(),
     )?;
     let (settings, tokens) = with_provider_tokens(settings, &first)?;
-    let years = super::with_in_process_server(settings, |address| {
+    let years = super::with_in_process_server(settings, |server| {
         run_years(
-            address,
+            server,
             tokens,
             first,
             &options,
@@ -257,7 +257,7 @@ fn plan_year(
 /// Drives the years in turn on one connection; each year is planned once the previous one is
 /// on the ledger, so that only one plan is held at a time.
 async fn run_years(
-    address: std::net::SocketAddr,
+    server: super::InProcess,
     tokens: drive::Tokens,
     first: Plan,
     options: &RangeOptions,
@@ -265,7 +265,7 @@ async fn run_years(
     policies: &[Policy],
     on_year: &mut impl FnMut(&YearReport, u64),
 ) -> Result<Vec<YearReport>, SimulateError> {
-    let channel = connect(address).await?;
+    let channel = connect(server.address).await?;
     let mut history = History::default();
     let mut reports: Vec<YearReport> = Vec::with_capacity(policies.len());
     let mut first = Some(first);
@@ -276,7 +276,14 @@ async fn run_years(
             None => plan_year(year, options, targets, policy, &history)?,
         };
         let catalogue = !history.has_catalogue();
-        let outcome = drive::drive(&plan, channel.clone(), tokens.clone(), catalogue).await?;
+        let outcome = drive::drive(
+            &plan,
+            channel.clone(),
+            tokens.clone(),
+            &server.clock,
+            catalogue,
+        )
+        .await?;
         history.record(&plan);
         let report = year_report(
             Options {

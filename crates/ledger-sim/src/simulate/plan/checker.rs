@@ -33,7 +33,50 @@ impl Plan {
         self.check_companies(policy)?;
         self.check_vouchers(policy)?;
         self.check_redemptions()?;
+        self.check_usage_codes()?;
         self.check_payouts()
+    }
+
+    /// Every redemption files against a code of its company, provider, voucher type and month,
+    /// the extra ones against codes of their own, inside the code's period; a code holds the
+    /// hours of its redemptions exactly (so it is used up by the month's end), is ordered after
+    /// the month's payments and before its trainings, and its period is within the vouchers'
+    /// validity, which `check_vouchers` checks month by month.
+    fn check_usage_codes(&self) -> Result<(), String> {
+        if self.redemption_codes.len() != self.redemptions.len() {
+            return Err("a redemption has no usage code".to_owned());
+        }
+        let mut filed = vec![0u32; self.usage_codes.len()];
+        for (redemption, index) in self.redemptions.iter().zip(&self.redemption_codes) {
+            let code = self
+                .usage_codes
+                .get(*index)
+                .ok_or_else(|| format!("usage code #{index} is not planned"))?;
+            let fits = code.company == redemption.company
+                && code.provider == redemption.provider
+                && code.voucher_type == redemption.voucher_type
+                && code.extra == redemption.reversal.is_some()
+                && (code.period_from..=code.period_until).contains(&redemption.training_date);
+            if !fits {
+                return Err(format!(
+                    "a redemption on {} does not fit its usage code #{index}",
+                    redemption.training_date
+                ));
+            }
+            filed[*index] += redemption.hours;
+        }
+        for (index, (code, filed)) in self.usage_codes.iter().zip(filed).enumerate() {
+            if code.hours != filed
+                || code.period_from.month() != code.period_until.month()
+                || code.ordered_on() >= code.period_from
+            {
+                return Err(format!(
+                    "usage code #{index} of {} hours from {} to {}, {filed} hours filed",
+                    code.hours, code.period_from, code.period_until
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn check_companies(&self, policy: &Policy) -> Result<(), String> {

@@ -75,6 +75,8 @@ pub fn plan_after(
             payouts: Vec::new(),
             expire_as_of: first_of(year + 1, 1),
             valid_until: Vec::new(),
+            usage_codes: Vec::new(),
+            redemption_codes: Vec::new(),
         },
         demand: Vec::new(),
         used: Vec::new(),
@@ -95,6 +97,7 @@ pub fn plan_after(
     planner.reversals();
     planner.payouts();
     planner.registration_dates();
+    planner.usage_codes();
     let mut plan = planner.plan;
     plan.valid_until = plan
         .issuances
@@ -902,6 +905,43 @@ impl Planner<'_> {
             .map(|(_, hours)| i64::from(*hours))
             .sum();
         paid - drawn
+    }
+
+    /// One usage code per company, provider, voucher type and month of training (and one more
+    /// for the month's extra redemptions), holding the hours of its redemptions. Draws nothing
+    /// from the generator, so the rest of the plan is the one it was before codes.
+    fn usage_codes(&mut self) {
+        type Key = (usize, usize, VoucherType, u32, bool);
+        let mut codes: BTreeMap<Key, usize> = BTreeMap::new();
+        let mut redemption_codes = Vec::with_capacity(self.plan.redemptions.len());
+        for redemption in &self.plan.redemptions {
+            let extra = redemption.reversal.is_some();
+            let key = (
+                redemption.company,
+                redemption.provider,
+                redemption.voucher_type,
+                redemption.training_date.month(),
+                extra,
+            );
+            let index = *codes.entry(key).or_insert_with(|| {
+                self.plan.usage_codes.push(UsageCodeOrder {
+                    company: redemption.company,
+                    provider: redemption.provider,
+                    voucher_type: redemption.voucher_type,
+                    hours: 0,
+                    period_from: redemption.training_date,
+                    period_until: redemption.training_date,
+                    extra,
+                });
+                self.plan.usage_codes.len() - 1
+            });
+            let code = &mut self.plan.usage_codes[index];
+            code.hours += redemption.hours;
+            code.period_from = code.period_from.min(redemption.training_date);
+            code.period_until = code.period_until.max(redemption.training_date);
+            redemption_codes.push(index);
+        }
+        self.plan.redemption_codes = redemption_codes;
     }
 
     /// At the end of each month, every provider is paid what it is owed.

@@ -6,12 +6,13 @@ use std::sync::OnceLock;
 
 use chrono::{Datelike, NaiveDate};
 use ledger_domain::command::{
-    ApproveModule, ApproveProvider, ExpireVouchers, IssueVouchers, OpenBudget, RecordPayout,
-    RedeemHours, RegisterCompany, ReverseRedemption,
+    ApproveModule, ApproveProvider, ExpireVouchers, IssueVouchers, OpenBudget, OrderUsageCode,
+    RecordPayout, RedeemHours, RegisterCompany, ReverseRedemption,
 };
+use ledger_domain::event::Event;
 use ledger_domain::{
     decide, Command, Context, EnterpriseNumber, Identifier, LedgerState, NationalNumber, Policy,
-    PolicyTable, PseudonymKey, Region, VoucherType,
+    PolicyTable, PseudonymKey, Region, UsageCode, VoucherType,
 };
 use rust_decimal::Decimal;
 use uuid::Uuid;
@@ -259,8 +260,11 @@ fn the_same_seed_gives_the_same_plan() {
     assert_ne!(plan_of(7, 40).digest(), plan_of(8, 40).digest());
 }
 
-/// The plan, sent phase by phase through the domain's `decide` and `apply` (no server),
-/// each phase in reverse order: the plan's requests pass the rules in any order.
+/// The plan, sent phase by phase through the domain's `decide` and `apply` (no server), each
+/// phase in reverse order and on the day the driver sends it (the 4th of the month for the
+/// payments and the usage codes, the month's last day for the trainings): the plan's requests
+/// pass the rules in any order, every redemption against its code within the code's grace, and
+/// the budget's figures are the plan's, as they were before codes.
 #[test]
 fn a_plan_passes_the_ledger_rules_in_reverse_order_within_each_phase() {
     let table = policy_table();
@@ -268,11 +272,12 @@ fn a_plan_passes_the_ledger_rules_in_reverse_order_within_each_phase() {
     let mut ledger = Ledger {
         state: LedgerState::default(),
         context: Context {
-            today: date(2026, 11, 22),
+            today: date(2024, 12, 31),
             policy: &table,
         },
         key: PseudonymKey::new(vec![7; 32]).expect("a key of 32 bytes"),
     };
+    let mut codes: Vec<Option<UsageCode>> = vec![None; plan.usage_codes.len()];
     ledger.run(vec![Command::OpenBudget(OpenBudget {
         year: 2024,
         allocated_eur: plan.targets.budget_eur(),
@@ -329,6 +334,7 @@ fn a_plan_passes_the_ledger_rules_in_reverse_order_within_each_phase() {
             .collect(),
     );
     for month in 1..=12 {
+        ledger.context.today = date(2024, month, 4);
         ledger.run(
             plan.issuances
                 .iter()
@@ -346,11 +352,51 @@ fn a_plan_passes_the_ledger_rules_in_reverse_order_within_each_phase() {
                 })
                 .collect(),
         );
+        for extra in [false, true] {
+            let indexes: Vec<usize> = (0..plan.usage_codes.len())
+                .filter(|index| {
+                    let code = &plan.usage_codes[*index];
+                    code.period_from.month() == month && code.extra == extra
+                })
+                .collect();
+            let events = ledger.run(
+                indexes
+                    .iter()
+                    .map(|index| {
+                        let code = &plan.usage_codes[*index];
+                        Command::OrderUsageCode(OrderUsageCode {
+                            order_id: Uuid::new_v4(),
+                            enterprise_number: number(
+                                &plan.companies[code.company].enterprise_number,
+                            ),
+                            provider_id: id(&plan.providers[code.provider].id),
+                            module_id: None,
+                            voucher_type: code.voucher_type,
+                            hours: code.hours,
+                            period_from: code.period_from,
+                            period_until: code.period_until,
+                        })
+                    })
+                    .collect(),
+            );
+            // `run` decides in reverse order: the last index's event comes first.
+            for (index, event) in indexes.iter().rev().zip(events) {
+                let Event::UsageCodeOrdered(ordered) = event else {
+                    panic!("an order records its code");
+                };
+                codes[*index] = Some(ordered.code);
+            }
+        }
+        ledger.context.today = last_of_month(2024, month);
+        let codes = &codes;
         let of_month = |extra: bool| {
             plan.redemptions
                 .iter()
-                .filter(move |r| r.training_date.month() == month && r.reversal.is_some() == extra)
-                .map(|r| {
+                .zip(&plan.redemption_codes)
+                .filter(move |(r, _)| {
+                    r.training_date.month() == month && r.reversal.is_some() == extra
+                })
+                .map(|(r, code)| {
                     let worker = &plan.workers[r.worker];
                     RedeemHours {
                         redemption_id: Uuid::new_v4(),
@@ -364,7 +410,7 @@ fn a_plan_passes_the_ledger_rules_in_reverse_order_within_each_phase() {
                         voucher_type: r.voucher_type,
                         hours: r.hours,
                         training_date: r.training_date,
-                        usage_code: None,
+                        usage_code: Some(codes[*code].clone().expect("the code was ordered")),
                     }
                 })
                 .collect::<Vec<_>>()
@@ -401,6 +447,7 @@ fn a_plan_passes_the_ledger_rules_in_reverse_order_within_each_phase() {
                 .collect(),
         );
     }
+    ledger.context.today = plan.expire_as_of;
     ledger.run(vec![Command::ExpireVouchers(ExpireVouchers {
         as_of: plan.expire_as_of,
     })]);
@@ -428,16 +475,24 @@ struct Ledger<'a> {
 }
 
 impl Ledger<'_> {
-    fn run(&mut self, mut commands: Vec<Command>) {
+    /// Decides and applies `commands` in reverse order; their events, in that order.
+    fn run(&mut self, mut commands: Vec<Command>) -> Vec<Event> {
         commands.reverse();
+        let mut recorded = Vec::new();
         for command in commands {
             let events = decide(&self.state, &command, &self.context)
                 .unwrap_or_else(|refusal| panic!("{} refused: {refusal:?}", command.action()));
             for event in &events {
                 self.state.apply(event).expect("a decided event applies");
             }
+            recorded.extend(events);
         }
+        recorded
     }
+}
+
+fn last_of_month(year: i32, month: u32) -> NaiveDate {
+    ledger_domain::policy::last_day_of_month_after(date(year, month, 1), 0)
 }
 
 fn id(text: &str) -> Identifier {
