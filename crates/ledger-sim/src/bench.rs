@@ -1161,7 +1161,11 @@ fn writer_line(f: &mut fmt::Formatter<'_>, name: &str, phase: &Phase) -> fmt::Re
              (utime + stime from /proc/self/task, per item)",
             "  CPU per redemption", cpu.writer_us, cpu.committer_us, cpu.other_us,
         ),
-        None => writeln!(f, "{:<24} unknown (no /proc/self/task)", "  CPU per redemption"),
+        None => writeln!(
+            f,
+            "{:<24} unknown (no /proc/self/task)",
+            "  CPU per redemption"
+        ),
     }
 }
 
