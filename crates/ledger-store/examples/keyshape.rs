@@ -10,7 +10,12 @@ fn cpu_seconds() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").expect("keyshape: measuring needs it");
     let close = stat.rfind(')').expect("keyshape: measuring needs it");
     let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
-    let ticks: u64 = fields[11].parse::<u64>().expect("keyshape: measuring needs it") + fields[12].parse::<u64>().expect("keyshape: measuring needs it");
+    let ticks: u64 = fields[11]
+        .parse::<u64>()
+        .expect("keyshape: measuring needs it")
+        + fields[12]
+            .parse::<u64>()
+            .expect("keyshape: measuring needs it");
     ticks as f64 / 100.0
 }
 
@@ -29,7 +34,9 @@ fn folder_bytes(dir: &std::path::Path) -> u64 {
 }
 
 fn main() {
-    let shape = std::env::args().nth(1).expect("keyshape: measuring needs it");
+    let shape = std::env::args()
+        .nth(1)
+        .expect("keyshape: measuring needs it");
     let batches: u64 = std::env::args()
         .nth(2)
         .map(|s| s.parse().expect("keyshape: measuring needs it"))
