@@ -379,7 +379,7 @@ mod tests {
 
     #[test]
     fn a_version_2_group_record_gives_back_its_records_and_names() {
-        let requests = vec![
+        let requests = [
             (Uuid::from_u128(1), record(5).encode_to_vec()),
             (Uuid::from_u128(2), record(6).encode_to_vec()),
         ];
