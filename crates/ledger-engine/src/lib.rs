@@ -476,23 +476,35 @@ impl Engine {
     }
 }
 
-/// Saves the fingerprints of the recorded ids beside a checkpoint; a failure costs the next
-/// start a read of every recorded id, nothing more.
+/// Saves the fingerprints of the recorded ids beside a checkpoint, which also folds the group
+/// records before its head into their own keys; a failure costs the next start a read of every
+/// recorded id, nothing more. The position folded through, when the save went through.
 fn save_fingerprints(
     file: &ledger_store::FingerprintFile,
     snapshot: &ledger_store::FingerprintSnapshot,
-) {
+) -> Option<u64> {
     let position = snapshot.head().position;
     match file.save(snapshot) {
-        Ok(true) => {}
-        Ok(false) => tracing::info!(
-            position,
-            "fingerprints of the recorded ids not saved: still being read"
-        ),
+        Ok(true) => Some(position),
+        Ok(false) => {
+            tracing::info!(
+                position,
+                "fingerprints of the recorded ids not saved: still being read"
+            );
+            Some(position)
+        }
         Err(error) => {
-            tracing::warn!(%error, position, "fingerprints of the recorded ids not saved")
+            tracing::warn!(%error, position, "fingerprints of the recorded ids not saved");
+            None
         }
     }
+}
+
+/// What the checkpoint thread reports once done: the head of the checkpoint it wrote, and the
+/// position through which the group records were folded (see `ledger_store::FingerprintFile`).
+struct CheckpointWritten {
+    head: Option<Head>,
+    folded_through: Option<u64>,
 }
 
 /// Rebuilds the decision state from position 1, ignoring any checkpoint, recomputing the hash
@@ -566,7 +578,7 @@ struct Writer {
     pending: Option<InFlight>,
     /// A checkpoint being encoded and written by a thread of its own: the head it reflects
     /// arrives here once it is written (or given up, with a warning in the log).
-    checkpoint_writing: Option<std::sync::mpsc::Receiver<Option<Head>>>,
+    checkpoint_writing: Option<std::sync::mpsc::Receiver<CheckpointWritten>>,
     /// Groups committed so far; the sequence number of the group being decided.
     group_sequence: u64,
     /// The redemptions loaded into the state, each with the last group that needed it: it is
@@ -611,10 +623,12 @@ struct InFlight {
     sequence: u64,
 }
 
-/// The group being decided: what every decision needs (the rules' context and the time
-/// recorded on the group) and what the accepted commands have added so far.
-struct GroupDraft<'a> {
-    context: Context<'a>,
+/// The group being decided: what every decision needs (the rules' date and policy, and the
+/// time recorded on the group) and what the accepted commands have added so far.
+struct GroupDraft {
+    /// The business date of the rules (see [`business_today`]).
+    today: NaiveDate,
+    policy: Arc<PolicyTable>,
     recorded_at: String,
     /// The accepted commands, for the store, in order.
     commands: Vec<NewCommand>,
@@ -636,6 +650,10 @@ enum Decision {
     },
     Refused(Refusal),
 }
+
+/// The backend's connection was lost while a group was prepared: the writer answers
+/// `UNAVAILABLE` and reconnects (issue 19).
+struct BackendLost;
 
 impl Writer {
     fn run(&mut self) {
@@ -743,34 +761,14 @@ impl Writer {
         if self.backend_lost.get() {
             return reconnect::answer_unavailable(group);
         }
-        let now = self.clock.now();
-        let recorded = self.recorded_time(now);
-        let recorded_at = recorded.to_rfc3339_opts(SecondsFormat::Micros, true);
-        let policy = Arc::clone(&self.policy);
-        let context = Context {
-            today: business_today(now),
-            policy: &policy,
-        };
-        let mut draft = GroupDraft {
-            context,
-            recorded_at,
-            commands: Vec::new(),
-            decided: Vec::new(),
-            in_group: HashMap::new(),
-        };
-        let mut decisions = Vec::with_capacity(group.len());
+        self.poll_checkpoint();
         // A due checkpoint is a snapshot taken before the group changes the state (the
         // projections reach the head only once the group in flight is finished), encoded and
         // written to its file by a thread of its own. A start then replays from its position.
         if self.events_since_checkpoint >= self.config.checkpoint_interval_events {
             self.snapshot_for_checkpoint();
         }
-
-        for submission in &group {
-            let digest = request_digest(&submission.principal, &submission.command);
-            let decision = self.decide_one(submission, digest, &mut draft);
-            decisions.push(decision);
-        }
+        let (decisions, draft) = self.decide_group(&group);
         let GroupDraft {
             recorded_at,
             commands,
@@ -778,39 +776,16 @@ impl Writer {
             in_group,
             ..
         } = draft;
-
-        let prepared = if commands.is_empty() {
-            None
-        } else {
-            match self.store.prepare_append(commands) {
-                Ok(prepared) => Some(prepared),
-                Err(error) if self.lose_backend_on(&error) => {
-                    // Issue 19: the group in flight is answered as its commit went.
-                    self.finish_pending();
-                    return reconnect::answer_unavailable(group);
-                }
-                Err(error) => {
-                    // The state already holds the group's events; it cannot be rolled back, so
-                    // the only safe answer is to stop before anyone sees it.
-                    tracing::error!(%error, "append of a decided group failed; stopping");
-                    std::process::abort();
-                }
+        let prepared = match self.prepare_group(commands) {
+            Ok(prepared) => prepared,
+            Err(BackendLost) => {
+                // Issue 19: the group in flight is answered as its commit went.
+                self.finish_pending();
+                return reconnect::answer_unavailable(group);
             }
         };
         let (appended, first_positions) = match &prepared {
-            Some(prepared) => {
-                let recorded = prepared.recorded();
-                let first_positions = (0..recorded.len())
-                    .map(|command_index| match recorded[command_index].first() {
-                        Some(event) => event.position,
-                        None => self.first_position_of(command_index, recorded),
-                    })
-                    .collect();
-                (
-                    recorded.iter().map(|events| events.len() as u64).sum(),
-                    first_positions,
-                )
-            }
+            Some(prepared) => self.positions_of(prepared),
             None => (0, Vec::new()),
         };
         self.events_since_checkpoint += appended;
@@ -822,20 +797,10 @@ impl Writer {
             return reconnect::answer_unavailable(group);
         }
         let started = std::time::Instant::now();
-        let committing = match prepared {
-            Some(prepared) => {
-                let sent = self
-                    .commit_jobs
-                    .as_ref()
-                    .is_some_and(|jobs| jobs.send(prepared).is_ok());
-                if !sent {
-                    tracing::error!("the committer thread is gone; stopping");
-                    std::process::abort();
-                }
-                true
-            }
-            None => false,
-        };
+        let committing = prepared.is_some();
+        if let Some(prepared) = prepared {
+            self.hand_to_committer(prepared);
+        }
         self.pending = Some(InFlight {
             group,
             decisions,
@@ -849,6 +814,77 @@ impl Writer {
             sequence: self.group_sequence,
         });
         self.group_sequence += 1;
+    }
+
+    /// Decides every submission of `group` in order against the state, which takes each
+    /// accepted command's events at once: what became of each, and the accepted commands.
+    fn decide_group(&mut self, group: &[Submission]) -> (Vec<Decision>, GroupDraft) {
+        let now = self.clock.now();
+        let recorded = self.recorded_time(now);
+        let policy = Arc::clone(&self.policy);
+        let mut draft = GroupDraft {
+            today: business_today(now),
+            policy,
+            recorded_at: recorded.to_rfc3339_opts(SecondsFormat::Micros, true),
+            commands: Vec::new(),
+            decided: Vec::new(),
+            in_group: HashMap::new(),
+        };
+        let mut decisions = Vec::with_capacity(group.len());
+        for submission in group {
+            let digest = request_digest(&submission.principal, &submission.command);
+            decisions.push(self.decide_one(submission, digest, &mut draft));
+        }
+        (decisions, draft)
+    }
+
+    /// The accepted commands encoded, positioned and chained into one batch, or `None` when
+    /// no command was accepted; `BackendLost` when the backend's connection was lost on the
+    /// way (issue 19: the writer reconnects).
+    fn prepare_group(
+        &mut self,
+        commands: Vec<NewCommand>,
+    ) -> Result<Option<ledger_store::PreparedAppend>, BackendLost> {
+        if commands.is_empty() {
+            return Ok(None);
+        }
+        match self.store.prepare_append(commands) {
+            Ok(prepared) => Ok(Some(prepared)),
+            Err(error) if self.lose_backend_on(&error) => Err(BackendLost),
+            Err(error) => {
+                // The state already holds the group's events; it cannot be rolled back, so the
+                // only safe answer is to stop before anyone sees it.
+                tracing::error!(%error, "append of a decided group failed; stopping");
+                std::process::abort();
+            }
+        }
+    }
+
+    /// The events a prepared group appends, and the first position of each of its commands.
+    fn positions_of(&self, prepared: &ledger_store::PreparedAppend) -> (u64, Vec<u64>) {
+        let recorded = prepared.recorded();
+        let first_positions = (0..recorded.len())
+            .map(|command_index| match recorded[command_index].first() {
+                Some(event) => event.position,
+                None => self.first_position_of(command_index, recorded),
+            })
+            .collect();
+        (
+            recorded.iter().map(|events| events.len() as u64).sum(),
+            first_positions,
+        )
+    }
+
+    /// Hands a prepared group to the committer thread, which applies, flushes and syncs it.
+    fn hand_to_committer(&mut self, prepared: ledger_store::PreparedAppend) {
+        let sent = self
+            .commit_jobs
+            .as_ref()
+            .is_some_and(|jobs| jobs.send(prepared).is_ok());
+        if !sent {
+            tracing::error!("the committer thread is gone; stopping");
+            std::process::abort();
+        }
     }
 
     /// Makes redemption `id` visible to the rules for the group being decided: loaded from the
@@ -957,9 +993,8 @@ impl Writer {
                         None
                     }
                 };
-                if let Some((fingerprints, file)) = fingerprints {
-                    save_fingerprints(&file, &fingerprints);
-                }
+                let folded_through = fingerprints
+                    .and_then(|(fingerprints, file)| save_fingerprints(&file, &fingerprints));
                 if let Err(error) = recovery::retain_projections(
                     &retained,
                     &head,
@@ -969,7 +1004,10 @@ impl Writer {
                     // A missing snapshot costs a longer replay of an `as_of` report, nothing more.
                     tracing::warn!(%error, position = head.position, "retained snapshot not saved");
                 }
-                let _ = sender.send(written);
+                let _ = sender.send(CheckpointWritten {
+                    head: written,
+                    folded_through,
+                });
             });
         match spawned {
             Ok(_) => {
@@ -985,12 +1023,38 @@ impl Writer {
     fn wait_for_checkpoint(&mut self) -> Option<Head> {
         let writing = self.checkpoint_writing.take()?;
         match writing.recv() {
-            Ok(written) => written,
+            Ok(written) => self.checkpoint_done(written),
             Err(_) => {
                 tracing::warn!("checkpoint thread stopped; no checkpoint");
                 None
             }
         }
+    }
+
+    /// Takes the report of the checkpoint thread when it is done, without waiting: the request
+    /// records it folded into sled's keys leave the store's memory as soon as it is.
+    fn poll_checkpoint(&mut self) {
+        let Some(writing) = &self.checkpoint_writing else {
+            return;
+        };
+        match writing.try_recv() {
+            Ok(written) => {
+                self.checkpoint_writing = None;
+                self.checkpoint_done(written);
+            }
+            Err(std::sync::mpsc::TryRecvError::Empty) => {}
+            Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                self.checkpoint_writing = None;
+                tracing::warn!("checkpoint thread stopped; no checkpoint");
+            }
+        }
+    }
+
+    fn checkpoint_done(&mut self, written: CheckpointWritten) -> Option<Head> {
+        if let Some(position) = written.folded_through {
+            self.store.forget_folded(position);
+        }
+        written.head
     }
 
     /// Waits until the group in flight, if any, is durable, then folds it into the
@@ -1131,21 +1195,26 @@ impl Writer {
         self.store.head().position - events_after + 1
     }
 
-    // The group's accumulators are separate borrows of `commit_group`'s locals; bundling them
-    // in a struct would only move the same eight names elsewhere.
+    /// Decides one submission of the group being drafted: a refusal, a retry answered from the
+    /// log or from the group, or an accepted command whose events the state takes at once.
     fn decide_one(
         &mut self,
         submission: &Submission,
         digest: [u8; 32],
-        draft: &mut GroupDraft<'_>,
+        draft: &mut GroupDraft,
     ) -> Decision {
         let GroupDraft {
-            context,
+            today,
+            policy,
             recorded_at,
             commands,
             decided,
             in_group,
         } = draft;
+        let context = &Context {
+            today: *today,
+            policy,
+        };
         // Permission first: who may not act learns nothing about other requests' ids.
         if let Err(refusal) = ledger_domain::authorize(&submission.principal, &submission.command) {
             return Decision::Refused(refusal);
@@ -1283,7 +1352,9 @@ impl Writer {
             .fingerprint_snapshot()
             .zip(self.store.fingerprint_file())
         {
-            save_fingerprints(&file, &fingerprints);
+            if let Some(position) = save_fingerprints(&file, &fingerprints) {
+                self.store.forget_folded(position);
+            }
         }
     }
 

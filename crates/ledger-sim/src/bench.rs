@@ -25,6 +25,8 @@
 //! What it is not: a test of the rules (every request is planned to be accepted; a refusal stops
 //! the run), nor a benchmark of reads.
 
+pub mod thread_cpu;
+
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -578,6 +580,9 @@ pub struct WriterFigures {
     pub groups: GroupStats,
     /// Most commands seen waiting for the writer, sampled every [`QUEUE_SAMPLE_MS`].
     pub queue_len_max: u64,
+    /// CPU per redemption of the writer thread, the committer thread and every other thread
+    /// during the phase; `None` without `/proc/self/task`.
+    pub cpu: Option<thread_cpu::CpuPerItem>,
 }
 
 /// How often the queue's length is sampled during a timed phase.
@@ -691,6 +696,7 @@ async fn timed(
     phase: impl std::future::Future<Output = Result<Throughput, BenchError>>,
 ) -> Result<Phase, BenchError> {
     let before = engine.stats();
+    let cpu_before = thread_cpu::ticks_by_thread();
     let queue_len_max = Arc::new(AtomicU64::new(0));
     let sampler = {
         let engine = engine.clone();
@@ -703,13 +709,19 @@ async fn timed(
         })
     };
     let throughput = phase.await;
+    let cpu_after = thread_cpu::ticks_by_thread();
     sampler.abort();
     let groups = engine.stats().since(&before);
+    let throughput = throughput?;
+    let cpu = cpu_before.zip(cpu_after).and_then(|(before, after)| {
+        thread_cpu::CpuPerItem::between(&before, &after, throughput.requests)
+    });
     Ok(Phase {
-        throughput: throughput?,
+        throughput,
         writer: WriterFigures {
             groups,
             queue_len_max: queue_len_max.load(Ordering::Relaxed),
+            cpu,
         },
     })
 }
@@ -1141,7 +1153,20 @@ fn writer_line(f: &mut fmt::Formatter<'_>, name: &str, phase: &Phase) -> fmt::Re
         groups.flush_max.as_secs_f64() * 1_000.0,
         groups.commands as f64 / seconds,
         phase.writer.queue_len_max,
-    )
+    )?;
+    match phase.writer.cpu {
+        Some(cpu) => writeln!(
+            f,
+            "{:<24} writer {:.1} µs, committer {:.1} µs, other threads {:.1} µs \
+             (utime + stime from /proc/self/task, per item)",
+            "  CPU per redemption", cpu.writer_us, cpu.committer_us, cpu.other_us,
+        ),
+        None => writeln!(
+            f,
+            "{:<24} unknown (no /proc/self/task)",
+            "  CPU per redemption"
+        ),
+    }
 }
 
 impl fmt::Display for Report {

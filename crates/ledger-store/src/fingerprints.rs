@@ -9,7 +9,8 @@
 //!   the thread that writes the checkpoint, which saves them in the file [`FINGERPRINTS_FILE_NAME`]
 //!   (the `snapshot_file` format: the head they reflect and a SHA-256 of the body);
 //! - every group the store writes also writes a group record (`g` ‖ head before ‖ head after ‖
-//!   first request id, see `keys`) listing its request ids and its names;
+//!   first request id, see `keys`) holding its request records and its names (the `tail`
+//!   module);
 //! - a start reads the file and adds the group records after its head: a scan of the tail, not
 //!   of the database.
 //!
@@ -17,8 +18,9 @@
 //! log has another hash at its position), ahead of the log, or whose tail of group records does
 //! not run without a gap from its head to the log's (groups written by a version without group
 //! records) is passed over, and the sets are read from the whole database in the background,
-//! as before. It is not synced: a file lost at a power cut costs one slower start. The group
-//! records before the saved head are removed once it is saved: nothing reads them again.
+//! as before. It is not synced: a file lost at a power cut costs one slower start. Once it is
+//! saved, the group records before the saved head are folded into the `r` and `n` keys and
+//! removed (`tail::fold_group_records_before`).
 //!
 //! The body: the number of request fingerprints (u64 LE), then the request fingerprints and
 //! then the name fingerprints, each u64 LE, ascending.
@@ -41,9 +43,6 @@ pub const FINGERPRINTS_FILE_NAME: &str = "fingerprints";
 
 /// First bytes of the file: what it is and the version of its format.
 const KIND: &Kind = b"VLIDFP01";
-
-/// Bytes of one id in a group record's value.
-const ID_BYTES: usize = 16;
 
 /// One set of fingerprints as the store holds it: those read at open (shared with the thread
 /// that read them) and those added since.
@@ -105,12 +104,17 @@ impl FingerprintFile {
         }
     }
 
-    /// Saves `snapshot` (replacing the file), then removes the group records that end at or
-    /// before its head. Whether it was saved: not when the fingerprints of the open were
-    /// never read (they are being read, or could not be), which the next save makes up for.
+    /// Saves `snapshot` (replacing the file), then folds the group records that end at or
+    /// before its head into the `r` and `n` keys and removes them (see the `tail` module);
+    /// once it returns `Ok`, the store may forget them ([`crate::Store::forget_folded`]).
+    /// Whether the file was saved: not when the fingerprints of the open were never read
+    /// (they are being read, or could not be), which the next save makes up for; the group
+    /// records are folded all the same (a start then reads every recorded id, as without a
+    /// file).
     pub fn save(&self, snapshot: &FingerprintSnapshot) -> Result<bool, StoreError> {
         let (Some(requests), Some(names)) = (snapshot.requests.sorted(), snapshot.names.sorted())
         else {
+            crate::tail::fold_group_records_before(&self.db, snapshot.head.position)?;
             return Ok(false);
         };
         let mut body = Vec::with_capacity(8 + 8 * (requests.len() + names.len()));
@@ -119,52 +123,9 @@ impl FingerprintFile {
             body.extend_from_slice(&fingerprint.to_le_bytes());
         }
         snapshot_file::write(&self.path, KIND, &snapshot.head, &body, false)?;
-        self.remove_group_records_before(snapshot.head.position)?;
+        crate::tail::fold_group_records_before(&self.db, snapshot.head.position)?;
         Ok(true)
     }
-
-    /// Removes the group records of the groups written from a head before `position` (they
-    /// end at or before it). Not in any group's batch and not synced: a record removed or not
-    /// after a crash changes nothing but the space it takes.
-    fn remove_group_records_before(&self, position: u64) -> Result<(), StoreError> {
-        let mut batch = sled::Batch::default();
-        for key in self
-            .db
-            .range(keys::group_key_from(0)..keys::group_key_from(position))
-            .keys()
-        {
-            batch.remove(key?);
-        }
-        self.db.apply_batch(batch)?;
-        Ok(())
-    }
-}
-
-/// The value of a group record: the number of request ids (u32 BE), the request ids, then the
-/// names, 16 bytes each.
-pub(crate) fn group_record(request_ids: &[Uuid], names: &[Uuid]) -> Vec<u8> {
-    let mut value = Vec::with_capacity(4 + ID_BYTES * (request_ids.len() + names.len()));
-    // A group holds at most a few thousand commands, far below u32::MAX.
-    value.extend_from_slice(&(request_ids.len() as u32).to_be_bytes());
-    for id in request_ids.iter().chain(names) {
-        value.extend_from_slice(id.as_bytes());
-    }
-    value
-}
-
-/// The request ids and the names of a group record's value; `None` when it is malformed.
-fn group_record_ids(value: &[u8]) -> Option<(Vec<Uuid>, Vec<Uuid>)> {
-    let (count, ids) = value.split_first_chunk::<4>()?;
-    let count = u32::from_be_bytes(*count) as usize;
-    if ids.len() % ID_BYTES != 0 || ids.len() / ID_BYTES < count {
-        return None;
-    }
-    let mut all = ids
-        .chunks_exact(ID_BYTES)
-        .map(|id| Uuid::from_slice(id).ok());
-    let requests = all.by_ref().take(count).collect::<Option<Vec<_>>>()?;
-    let names = all.collect::<Option<Vec<_>>>()?;
-    Some((requests, names))
 }
 
 /// The fingerprint sets of the log in `db` (whose head is `head`) from the saved file and the
@@ -230,11 +191,11 @@ pub(crate) fn load_saved(
             }
             return passed_over("the group records after them have a gap");
         }
-        let Some((group_requests, group_names)) = group_record_ids(&value) else {
+        let Some(group) = crate::tail::decode_group_record(&value) else {
             return passed_over("a group record is malformed");
         };
-        requests.extend(group_requests.into_iter().map(fingerprint));
-        names.extend(group_names.into_iter().map(fingerprint));
+        requests.extend(group.requests.into_iter().map(|(id, _)| fingerprint(id)));
+        names.extend(group.names.into_iter().map(|(id, _)| fingerprint(id)));
         reached = after;
     }
     if reached != head.position {
@@ -260,22 +221,6 @@ fn saved_sets(body: &[u8]) -> Option<(HashSet<u64>, HashSet<u64>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_group_record_gives_back_its_ids_and_a_malformed_one_nothing() {
-        let requests = [Uuid::from_u128(1), Uuid::from_u128(2)];
-        let names = [Uuid::from_u128(3)];
-        let value = group_record(&requests, &names);
-        assert_eq!(
-            group_record_ids(&value),
-            Some((requests.to_vec(), names.to_vec()))
-        );
-        assert_eq!(group_record_ids(&value[..value.len() - 1]), None);
-        assert_eq!(group_record_ids(&value[..3]), None);
-        let mut too_many = value.clone();
-        too_many[3] = 4;
-        assert_eq!(group_record_ids(&too_many), None);
-    }
 
     #[test]
     fn saved_sets_read_back_and_a_short_body_is_refused() {

@@ -19,12 +19,18 @@
 //! | key                              | value                                      |
 //! |----------------------------------|--------------------------------------------|
 //! | `e` ‖ position (u64 BE)          | encoded `LogEntry { event, hash }`         |
-//! | `r` ‖ request id (16 UUID bytes) | encoded `RequestRecord`                    |
+//! | `r` ‖ request id (16 UUID bytes) | encoded `RequestRecord`, once folded (below) |
 //! | `s` ‖ stream name (UTF-8)        | stream version (u64 BE)                    |
 //! | `h`                              | head: position (u64 BE) ‖ 32-byte hash     |
-//! | `n` ‖ id (16) ‖ position (u64 BE) | nothing: the index by name (`NewEvent::names`) |
+//! | `n` ‖ id (16) ‖ position (u64 BE) | nothing: the index by name (`NewEvent::names`), once folded |
 //! | `N`                              | the index by name's version, once it covers the log |
-//! | `g` ‖ head before ‖ head after (u64 BE each) ‖ first request id | the group's request ids and names (`fingerprints`) |
+//! | `g` ‖ head before ‖ head after (u64 BE each) ‖ first request id | the group's request records and names (`tail`), until folded |
+//!
+//! A group's batch holds its entries, its group record, the stream versions and the head: its
+//! request records and names go into the group record rather than keys of their own, which are
+//! random and cost a sled leaf each. The store keeps them in memory too, and the save of the
+//! fingerprints with each checkpoint folds the group records before its head into `r` and `n`
+//! keys, in key order, off the writer's path (the `tail` module).
 //!
 //! Beside sled's files, two kinds of derived files, each naming the position and chain hash it
 //! reflects and carrying a SHA-256 of its body, checked before use and never trusted: the
@@ -71,6 +77,7 @@ mod reopen;
 mod retained;
 mod snapshot_file;
 mod store;
+mod tail;
 
 pub use backend::{GroupWrite, LogBackend, StoredEntry};
 pub use backup::BackupReport;

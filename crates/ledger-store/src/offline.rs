@@ -86,14 +86,20 @@ impl OfflineLog {
         CheckpointFile::in_data_dir(&self.path).read()
     }
 
-    /// Every request record, in request-id order: the id and the record, or why the record
-    /// cannot be read (a damaged record is a finding of `verify`, not an error of the store).
+    /// Every request record: those under their own keys in request-id order, then those of
+    /// the group records not yet folded (see the `tail` module); the id and the record, or why
+    /// the record cannot be read (a damaged record is a finding of `verify`, not an error of
+    /// the store).
     pub fn requests(&self) -> RequestRecords<'_> {
         match &self.log {
-            Log::Sled(db) => Box::new(db.scan_prefix([keys::REQUEST_PREFIX]).map(|item| {
-                let (key, value) = item?;
-                Ok(request_record(&key, &value))
-            })),
+            Log::Sled(db) => Box::new(
+                db.scan_prefix([keys::REQUEST_PREFIX])
+                    .map(|item| {
+                        let (key, value) = item?;
+                        Ok(request_record(&key, &value))
+                    })
+                    .chain(requests_in_group_records(db)),
+            ),
             Log::External(backend) => match backend.requests() {
                 Ok(records) => Box::new(records.into_iter().map(|(request_id, record)| {
                     let key = keys::request_key(request_id);
@@ -103,6 +109,42 @@ impl OfflineLog {
             },
         }
     }
+}
+
+/// The request records still in group records (see the `tail` module) and not under their own
+/// key, each with the key it will have once folded; a malformed group record is a damaged
+/// record under its own key.
+fn requests_in_group_records(
+    db: &sled::Db,
+) -> impl Iterator<Item = Result<Result<(Uuid, StoredRequest), DamagedRequestRecord>, StoreError>> {
+    let records = db.clone();
+    db.scan_prefix([keys::GROUP_PREFIX])
+        .flat_map(move |item| -> Vec<Result<_, StoreError>> {
+            let (key, value) = match item {
+                Ok(item) => item,
+                Err(error) => return vec![Err(error.into())],
+            };
+            let Some(group) = crate::tail::decode_group_record(&value) else {
+                return vec![Ok(Err(DamagedRequestRecord {
+                    key: key.to_vec(),
+                    why: "a group record that does not have its form".to_owned(),
+                }))];
+            };
+            group
+                .requests
+                .into_iter()
+                .filter_map(|(request_id, bytes)| {
+                    let bytes = bytes?;
+                    let key = keys::request_key(request_id);
+                    // Under its own key too when a fold stopped half way: listed once.
+                    match records.contains_key(key) {
+                        Ok(true) => None,
+                        Ok(false) => Some(Ok(request_record(&key, &bytes))),
+                        Err(error) => Some(Err(error.into())),
+                    }
+                })
+                .collect()
+        })
 }
 
 /// Every request record, or why one cannot be read, or why the records cannot be listed.

@@ -22,6 +22,7 @@ use crate::checkpoint::{self, CheckpointFile, CheckpointFound, StoredCheckpoint}
 use crate::fingerprints::{self, FingerprintFile, FingerprintSnapshot, IdSetSnapshot};
 use crate::keys;
 use crate::offline::{ChainWalk, OfflineLog};
+use crate::tail::{self, Tail};
 
 /// The largest encoded event the store accepts, in bytes.
 ///
@@ -76,6 +77,12 @@ pub enum StoreError {
     RequestDigestMalformed { request_id: Uuid, length: usize },
     #[error("the version of stream {stream} is {length} bytes instead of 8")]
     StreamVersionMalformed { stream: String, length: usize },
+    /// A group record (see the `tail` module) that does not have its form: the log cannot
+    /// say which requests it recorded.
+    #[error("the group record under key {} is malformed", hex::encode(key))]
+    GroupRecordMalformed { key: Vec<u8> },
+    #[error("the request record of {request_id} in its group record does not decode")]
+    RequestRecordInGroupUndecodable { request_id: Uuid },
     /// A backup goes into a new folder, or an empty one, never over another store.
     #[error("backup folder {} exists and is not empty", path.display())]
     BackupTargetNotEmpty { path: PathBuf },
@@ -165,9 +172,16 @@ impl Log {
         }
     }
 
+    /// Without the store's [`Tail`]: the `n` keys, then the group records not yet folded.
     fn positions_naming(&self, id: Uuid) -> Result<Vec<u64>, StoreError> {
         match self {
-            Log::Sled(db) => positions_naming(db, id),
+            Log::Sled(db) => {
+                let mut positions = positions_naming(db, id)?;
+                positions.extend(tail::positions_naming_in_groups(db, id)?);
+                positions.sort_unstable();
+                positions.dedup();
+                Ok(positions)
+            }
             Log::External(backend) => backend.positions_naming(id),
         }
     }
@@ -297,14 +311,25 @@ pub struct PreparedAppend {
 /// What a prepared group writes, in the form its log takes.
 #[derive(Debug)]
 enum Pending {
-    Sled(sled::Batch),
+    /// The batch, and the request records (encoded) and names that go into its group record
+    /// rather than keys of their own (see the `tail` module).
+    Sled {
+        batch: sled::Batch,
+        /// Each request's id, its encoded record, and the heads before and after its events.
+        requests: Vec<tail::GroupRequest>,
+        names: Vec<(Uuid, u64)>,
+    },
     External(GroupWrite),
 }
 
 impl Pending {
     fn new(log: &Log, previous_head: Head) -> Pending {
         match log {
-            Log::Sled(_) => Pending::Sled(sled::Batch::default()),
+            Log::Sled(_) => Pending::Sled {
+                batch: sled::Batch::default(),
+                requests: Vec::new(),
+                names: Vec::new(),
+            },
             Log::External(_) => Pending::External(GroupWrite {
                 previous_head,
                 head: previous_head,
@@ -318,14 +343,14 @@ impl Pending {
 
     fn name(&mut self, id: Uuid, position: u64) {
         match self {
-            Pending::Sled(batch) => batch.insert(&keys::name_key(id, position)[..], &[][..]),
+            Pending::Sled { names, .. } => names.push((id, position)),
             Pending::External(write) => write.names.push((id, position)),
         }
     }
 
     fn entry(&mut self, recorded: &RecordedEvent) {
         match self {
-            Pending::Sled(batch) => batch.insert(
+            Pending::Sled { batch, .. } => batch.insert(
                 &keys::entry_key(recorded.position)[..],
                 chain::encode_entry(&recorded.event_bytes, &recorded.hash),
             ),
@@ -339,18 +364,21 @@ impl Pending {
         }
     }
 
-    fn request(&mut self, request_id: Uuid, record: RequestRecord) {
+    fn request(&mut self, request_id: Uuid, record: RequestRecord, head_after: u64) {
         match self {
-            Pending::Sled(batch) => {
-                batch.insert(&keys::request_key(request_id)[..], record.encode_to_vec())
-            }
+            Pending::Sled { requests, .. } => requests.push(tail::GroupRequest {
+                request_id,
+                head_before: record.first_position - 1,
+                head_after,
+                record: record.encode_to_vec(),
+            }),
             Pending::External(write) => write.requests.push((request_id, record)),
         }
     }
 
     fn stream_version(&mut self, stream: &str, version: u64) {
         match self {
-            Pending::Sled(batch) => {
+            Pending::Sled { batch, .. } => {
                 batch.insert(keys::stream_key(stream), &version.to_be_bytes()[..])
             }
             Pending::External(write) => write.stream_versions.push((stream.to_owned(), version)),
@@ -359,21 +387,29 @@ impl Pending {
 
     fn head(&mut self, head: Head) {
         match self {
-            Pending::Sled(batch) => batch.insert(keys::HEAD_KEY, &keys::encode_head(head)[..]),
+            Pending::Sled { batch, .. } => {
+                batch.insert(keys::HEAD_KEY, &keys::encode_head(head)[..])
+            }
             Pending::External(write) => write.head = head,
         }
     }
 
-    /// The group record (see the `fingerprints` module): what a start adds to the saved
-    /// fingerprints. A backend's log has none; its fingerprints are read from it at each start.
-    fn group(&mut self, previous_head: u64, head: u64, request_ids: &[Uuid], names: &[Uuid]) {
-        let (Pending::Sled(batch), Some(first)) = (self, request_ids.first()) else {
+    /// The group records (see the `tail` and `fingerprints` modules): the group's request
+    /// records and names, cut into records of a few commands each, and what a start adds to
+    /// the saved fingerprints. A backend's log has none; it keeps request records and names in
+    /// rows of their own.
+    fn group(&mut self) {
+        let Pending::Sled {
+            batch,
+            requests,
+            names,
+        } = self
+        else {
             return;
         };
-        batch.insert(
-            &keys::group_key(previous_head, head, *first)[..],
-            fingerprints::group_record(request_ids, names),
-        );
+        for (key, value) in tail::group_records(requests, names) {
+            batch.insert(key, value);
+        }
     }
 }
 
@@ -429,7 +465,7 @@ impl Committer {
             return prepared.recorded;
         };
         match (&self.target, batch) {
-            (CommitTarget::Sled(sled), Pending::Sled(batch)) => {
+            (CommitTarget::Sled(sled), Pending::Sled { batch, .. }) => {
                 if let Err(error) = sled.db.apply_batch(batch) {
                     stop_after_failed_write("apply_batch", &sled.data_path, &error);
                 }
@@ -530,6 +566,8 @@ pub struct Store {
     names: IdFilter,
     /// The thread that reads both filters' ids of the open.
     id_loader: IdLoader,
+    /// The request records and names of the group records not yet folded (see `tail`).
+    tail: Tail,
     /// Every stream's version, as stored: a group reads and bumps them here instead of in sled.
     /// Streams are companies, providers and budget years, so this grows with the entities of
     /// the scheme, not with its history.
@@ -717,6 +755,9 @@ impl Store {
         let stored_record = db.get(keys::HEAD_KEY)?;
         let head = chain::check_head(stored_record.as_deref(), last_entry)?;
         let stream_versions = load_stream_versions(&db)?;
+        // The records of the groups not yet folded: about one checkpoint interval's, read
+        // before serving so that every retry of them is answered exactly.
+        let tail = tail::read_tail(&db)?;
         if checkpoint::remove_legacy_records(&db)? {
             // Written by a version that kept checkpoints in sled: the next one is a file, and
             // until then a start replays from position 1. Their pages go back to sled.
@@ -751,12 +792,37 @@ impl Store {
             requests: IdFilter::default(),
             names: IdFilter::default(),
             id_loader: IdLoader::default(),
+            tail,
             stream_versions,
         };
+        // Their ids are in no `r` or `n` key yet, which a read of the whole log goes by.
+        store.remember_tail_ids();
         if !defer_index_loading {
             store.load_indexes();
         }
         Ok(store)
+    }
+
+    /// Adds the ids of the tail's records to the fingerprints added since open.
+    fn remember_tail_ids(&mut self) {
+        for request_id in self.tail.request_ids() {
+            self.requests.insert(request_id);
+        }
+        for id in self.tail.named_ids() {
+            self.names.insert(id);
+        }
+    }
+
+    /// Forgets, from memory, the records that the save of the fingerprints at `position`
+    /// folded into their own keys ([`FingerprintFile::save`]): reads of them now go to sled.
+    /// Call it once that save returned `Ok`.
+    pub fn forget_folded(&mut self, position: u64) {
+        self.tail.forget_folded(position);
+    }
+
+    /// The request records held in memory, in group records not yet folded.
+    pub fn unfolded_requests(&self) -> usize {
+        self.tail.len()
     }
 
     /// Opens a log kept by `backend` (see [`LogBackend`]): its head checked against its last
@@ -796,6 +862,7 @@ impl Store {
             requests: IdFilter::default(),
             names: IdFilter::default(),
             id_loader: IdLoader::default(),
+            tail: Tail::default(),
             stream_versions,
         };
         if !defer_index_loading {
@@ -946,7 +1013,14 @@ impl Store {
         if !self.names.may_hold(id) {
             return Ok(Vec::new());
         }
-        self.log.positions_naming(id)
+        let Log::Sled(db) = &self.log else {
+            return self.log.positions_naming(id);
+        };
+        let mut positions = positions_naming(db, id)?;
+        positions.extend_from_slice(self.tail.positions_naming(id));
+        positions.sort_unstable();
+        positions.dedup();
+        Ok(positions)
     }
 
     /// Whether the index by name covers every event of the log. A log written before the
@@ -984,8 +1058,12 @@ impl Store {
         if !self.requests.may_hold(request_id) {
             return Ok(None);
         }
-        let Some(record) = self.log.request_record(request_id)? else {
-            return Ok(None);
+        let record = match self.tail.request(request_id) {
+            Some(record) => record.clone(),
+            None => match self.log.request_record(request_id)? {
+                Some(record) => record,
+                None => return Ok(None),
+            },
         };
         let request_digest = record.request_digest.as_slice().try_into().map_err(|_| {
             StoreError::RequestDigestMalformed {
@@ -1058,20 +1136,21 @@ impl Store {
         }
         let mut stream_versions: HashMap<String, u64> = HashMap::new();
         let mut request_ids: HashSet<Uuid> = HashSet::with_capacity(group.len());
-        // The same ids in the group's order, for its group record.
-        let mut recorded_ids: Vec<Uuid> = Vec::with_capacity(group.len());
-        let mut named: Vec<Uuid> = Vec::new();
+        // The group's records, for the store's tail once it is prepared (sled only).
+        let mut recorded_requests: Vec<(Uuid, RequestRecord)> = Vec::with_capacity(group.len());
+        let mut named: Vec<(Uuid, u64)> = Vec::new();
         let mut head = self.head;
         let mut recorded_group = Vec::with_capacity(group.len());
 
         for command in group {
             let request_id = command.request_id;
             if !request_ids.insert(request_id)
-                || (self.requests.may_hold(request_id) && self.log.contains_request(request_id)?)
+                || (self.requests.may_hold(request_id)
+                    && (self.tail.request(request_id).is_some()
+                        || self.log.contains_request(request_id)?))
             {
                 return Err(StoreError::RequestAlreadyRecorded { request_id });
             }
-            recorded_ids.push(request_id);
             let event_count =
                 u32::try_from(command.events.len()).map_err(|_| StoreError::CommandTooLarge {
                     request_id,
@@ -1142,7 +1221,7 @@ impl Store {
                 );
                 if let Some(id) = new_event.names {
                     batch.name(id, position);
-                    named.push(id);
+                    named.push((id, position));
                 }
                 let hash = chain::chain_hash(&head.hash, position, &event_bytes);
                 let recorded = RecordedEvent {
@@ -1164,7 +1243,10 @@ impl Store {
                 event_count,
                 recorded_at: command.recorded_at,
             };
-            batch.request(request_id, record);
+            if matches!(self.log, Log::Sled(_)) {
+                recorded_requests.push((request_id, record.clone()));
+            }
+            batch.request(request_id, record, head.position);
             recorded_group.push(recorded_command);
         }
 
@@ -1178,15 +1260,23 @@ impl Store {
             batch.stream_version(stream, *version);
         }
         batch.head(head);
-        batch.group(self.head.position, head.position, &recorded_ids, &named);
+        batch.group();
 
         // The batch is prepared: the in-memory indexes follow it, since the next group is
         // decided against the log as it will be once this one is committed.
         for request_id in request_ids {
             self.requests.insert(request_id);
         }
-        for id in named {
+        for (request_id, record) in recorded_requests {
+            // The head before its own events: what the fold of its group record goes by.
+            let head_before = record.first_position - 1;
+            self.tail.insert_request(request_id, record, head_before);
+        }
+        for (id, position) in named {
             self.names.insert(id);
+            if matches!(self.log, Log::Sled(_)) {
+                self.tail.insert_name(id, position);
+            }
         }
         for (stream, version) in stream_versions {
             self.stream_versions.insert(stream, version);

@@ -125,8 +125,9 @@ fn damaged_saved_fingerprints_are_passed_over() {
     every_recorded_id_is_found(&mut store);
 }
 
-/// A group written without its group record (as by a version before them) leaves a gap after
-/// the saved fingerprints: they do not cover the log and are passed over.
+/// A group written without its group record (as by a version before them, which wrote its
+/// request records and names under their own keys) leaves a gap after the saved fingerprints:
+/// they do not cover the log and are passed over.
 #[test]
 fn saved_fingerprints_followed_by_a_gap_in_the_group_records_are_passed_over() {
     let dir = tempfile::tempdir().expect("temporary directory");
@@ -141,12 +142,41 @@ fn saved_fingerprints_followed_by_a_gap_in_the_group_records_are_passed_over() {
         assert_eq!(groups.len(), 3, "the three groups after the saved head");
         let first_after = &groups[0];
         assert_eq!(first_after[1..9], saved_at.to_be_bytes());
+        // The second group (requests 5 and 6, at positions 4 and 5, the second naming
+        // `NAMED_AFTER`) as that version wrote it.
+        write_as_before_group_records(&db, &[(5, 4), (6, 5)], &[(NAMED_AFTER, 5)]);
         db.remove(&groups[1]).expect("removed");
         db.flush().expect("flushed");
     }
     let mut store = reopen_and_load(dir.path());
     assert_eq!(store.indexes_source(), Some(IdSource::WholeLog));
     every_recorded_id_is_found(&mut store);
+}
+
+/// The request records (`r` ‖ id → `RequestRecord`) and index-by-name keys (`n` ‖ id ‖
+/// position) of requests `(seed, first position)` of one event each and of names
+/// `(seed, position)`, as a version before group records wrote them.
+fn write_as_before_group_records(db: &sled::Db, requests: &[(u128, u64)], names: &[(u128, u64)]) {
+    use ledger_proto::event::v1::RequestRecord;
+    use prost::Message;
+
+    for (seed, first_position) in requests {
+        let mut key = vec![b'r'];
+        key.extend_from_slice(uuid(*seed).as_bytes());
+        let record = RequestRecord {
+            request_digest: vec![*seed as u8; 32],
+            first_position: *first_position,
+            event_count: 1,
+            recorded_at: "2025-09-30T10:15:00Z".to_owned(),
+        };
+        db.insert(key, record.encode_to_vec()).expect("written");
+    }
+    for (seed, position) in names {
+        let mut key = vec![b'n'];
+        key.extend_from_slice(uuid(*seed).as_bytes());
+        key.extend_from_slice(&position.to_be_bytes());
+        db.insert(key, &[][..]).expect("written");
+    }
 }
 
 /// Saved fingerprints of a longer log with the same beginning (the folder was restored from a

@@ -8,4 +8,5 @@ mod fingerprints;
 mod power_loss;
 mod properties;
 mod reopen;
+mod tail;
 mod tamper;
