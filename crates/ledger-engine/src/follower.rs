@@ -396,6 +396,12 @@ impl Follower {
             }
         };
         let writer = Writer {
+            // The promoted writer keeps year points from here on (see `year_points`).
+            year_points: crate::year_points::YearPointWriter::start(
+                crate::year_points::YearPoints::beside(&retained),
+                store.head().position,
+                config.year_point_interval_events,
+            ),
             commit_jobs: Some(commit_jobs),
             committer_thread: Some(committer_thread),
             commit_done,
