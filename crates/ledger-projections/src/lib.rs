@@ -18,6 +18,7 @@ pub use usage_codes::{CodeStatus, CodeView, UsageCodes};
 
 use chrono::{Datelike, NaiveDate};
 use ledger_domain::event::HoursRedeemed;
+use ledger_domain::small_map::SmallMap;
 use ledger_domain::{
     EnterpriseNumber, Event, Identifier, SizeClass, Theme, VoucherType, WorkerPseudonym,
 };
@@ -87,9 +88,10 @@ pub struct WalletBatch {
     pub budget_year: i32,
 }
 
+/// A company's batches: a handful each, so a [`SmallMap`] (see `ledger_domain::small_map`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Wallet {
-    pub batches: BTreeMap<Uuid, WalletBatch>,
+    pub batches: SmallMap<Uuid, WalletBatch>,
 }
 
 impl Wallet {
@@ -187,8 +189,8 @@ pub struct Projections {
     pub statements: BTreeMap<Identifier, Statement>,
     /// Each account's debits minus its credits, by account name; sums to zero.
     pub trial_balance: BTreeMap<String, Decimal>,
-    /// Registrations, per company and year.
-    pub companies: BTreeMap<EnterpriseNumber, BTreeMap<i32, CompanyProfile>>,
+    /// Registrations, per company and year (one or two years each: a [`SmallMap`]).
+    pub companies: BTreeMap<EnterpriseNumber, SmallMap<i32, CompanyProfile>>,
     modules: BTreeMap<Identifier, ModuleProfile>,
     /// Where each provider's redemptions, reversals and payouts are in the log (see
     /// [`queries`]).
