@@ -17,9 +17,16 @@ const IDENTIFIER_TEXT_BYTES_MAX: usize = 32;
 /// A Belgian enterprise number (BCE/KBO) in its plain ten-digit form, check digits verified.
 // `Serialize` by hand (below): the same string as `into = "String"` would write, without
 // cloning it first, which was a tenth of the time of a checkpoint's encoding.
+// Its ten ASCII digits inline, not a `String`: the state and the projections hold about a
+// million of them after ten years (wallets, registrations, every year's sets of companies), and
+// a heap allocation each cost ~45 bytes more than the digits. The digits order and compare as
+// the text did.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
 #[serde(try_from = "String")]
-pub struct EnterpriseNumber(String);
+pub struct EnterpriseNumber([u8; ENTERPRISE_NUMBER_DIGITS]);
+
+/// Digits of an enterprise number in its plain form.
+const ENTERPRISE_NUMBER_DIGITS: usize = 10;
 
 impl EnterpriseNumber {
     /// Accepts the plain ("0403019261") and the dotted ("0403.019.261") form, with or without
@@ -30,7 +37,7 @@ impl EnterpriseNumber {
             return None;
         }
         let digits: String = text.chars().filter(|c| *c != '.' && *c != ' ').collect();
-        if digits.len() != 10 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        if digits.len() != ENTERPRISE_NUMBER_DIGITS || !digits.bytes().all(|b| b.is_ascii_digit()) {
             return None;
         }
         if !digits.starts_with('0') && !digits.starts_with('1') {
@@ -38,11 +45,13 @@ impl EnterpriseNumber {
         }
         let body: u64 = digits[..8].parse().ok()?;
         let check: u64 = digits[8..].parse().ok()?;
-        (97 - body % 97 == check).then_some(EnterpriseNumber(digits))
+        let inline: [u8; ENTERPRISE_NUMBER_DIGITS] = digits.as_bytes().try_into().ok()?;
+        (97 - body % 97 == check).then_some(EnterpriseNumber(inline))
     }
 
     pub fn as_str(&self) -> &str {
-        &self.0
+        // Only ASCII digits are ever stored (`parse`), so this never falls back.
+        std::str::from_utf8(&self.0).unwrap_or_default()
     }
 }
 
@@ -55,25 +64,25 @@ impl TryFrom<String> for EnterpriseNumber {
 
 impl From<EnterpriseNumber> for String {
     fn from(number: EnterpriseNumber) -> String {
-        number.0
+        number.as_str().to_owned()
     }
 }
 
 impl Serialize for EnterpriseNumber {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.0)
+        serializer.serialize_str(self.as_str())
     }
 }
 
 impl fmt::Display for EnterpriseNumber {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 
 impl fmt::Debug for EnterpriseNumber {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "EnterpriseNumber({})", self.0)
+        write!(f, "EnterpriseNumber({})", self.as_str())
     }
 }
 

@@ -16,6 +16,7 @@ pub mod identity;
 pub mod money;
 pub mod policy;
 pub mod refusal;
+pub mod small_map;
 pub mod state;
 pub mod types;
 pub mod usage_code;

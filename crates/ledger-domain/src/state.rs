@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use crate::event::{Account, BatchDraw, Event, HoursRedeemed};
 use crate::identity::{EnterpriseNumber, Identifier, WorkerPseudonym};
+use crate::small_map::SmallMap;
 use crate::types::{LegalForm, Region, SizeClass, Theme, TraineeStatus, VoucherType};
 use crate::usage_code::UsageCode;
 
@@ -151,12 +152,15 @@ pub struct Batch {
     pub region_share_eur: Decimal,
 }
 
+/// A company's maps hold a handful of entries each, for ~100 000 companies after ten years:
+/// [`SmallMap`]s, not `BTreeMap`s, whose first node alone is room for eleven (see
+/// `small_map.rs`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Company {
-    pub registrations: BTreeMap<i32, Registration>,
-    pub batches: BTreeMap<Uuid, Batch>,
+    pub registrations: SmallMap<i32, Registration>,
+    pub batches: SmallMap<Uuid, Batch>,
     /// Vouchers issued per (calendar year of payment, type): what the quotas count.
-    pub issued: BTreeMap<(i32, VoucherType), u32>,
+    pub issued: SmallMap<(i32, VoucherType), u32>,
 }
 
 impl Batch {
@@ -430,8 +434,7 @@ impl LedgerState {
                 );
                 *company
                     .issued
-                    .entry((e.budget_year, e.voucher_type))
-                    .or_default() += e.quantity;
+                    .entry_or_default((e.budget_year, e.voucher_type)) += e.quantity;
                 let budget = self
                     .budgets
                     .get_mut(&e.budget_year)

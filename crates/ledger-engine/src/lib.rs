@@ -25,6 +25,7 @@ pub mod reconnect;
 pub mod recovery;
 pub mod stats;
 pub mod subscription;
+pub mod year_points;
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -93,6 +94,8 @@ pub struct EngineConfig {
     pub checkpoint_interval_events: u64,
     /// See [`RETAINED_INTERVAL_EVENTS`].
     pub retained_interval_events: u64,
+    /// See [`year_points::YEAR_POINT_INTERVAL_EVENTS`].
+    pub year_point_interval_events: u64,
     /// See [`BROADCAST_CAPACITY_GROUPS`]; tests make it small to see a subscriber fall behind.
     pub broadcast_capacity_groups: usize,
     /// How the writer opens its log again after losing a backend's connection (issue 19, see
@@ -109,6 +112,7 @@ impl EngineConfig {
             queue_len_max: QUEUE_LEN_MAX,
             checkpoint_interval_events: CHECKPOINT_INTERVAL_EVENTS,
             retained_interval_events: RETAINED_INTERVAL_EVENTS,
+            year_point_interval_events: year_points::YEAR_POINT_INTERVAL_EVENTS,
             broadcast_capacity_groups: BROADCAST_CAPACITY_GROUPS,
             reconnect: None,
         }
@@ -305,6 +309,17 @@ impl EngineHandle {
         recovery::projections_as_of(&self.reader, &self.retained, position)
     }
 
+    /// The budgets and `year`'s summary figures as of `position` (at most the head), from the
+    /// nearest year point (see [`year_points`]); `None` when there is no usable one, and the
+    /// caller takes [`EngineHandle::projections_as_of`]. Blocking, like it.
+    pub fn year_summary_as_of(
+        &self,
+        position: u64,
+        year: i32,
+    ) -> Result<Option<ledger_projections::YearSummaryFold>, StartError> {
+        year_points::YearPoints::beside(&self.retained).summary_as_of(&self.reader, position, year)
+    }
+
     /// Every event from `from_position` on (0 means 1), in order, each once: first from the
     /// log, then live as the writer makes groups durable. See [`Subscription`].
     pub fn subscribe(&self, from_position: u64) -> Subscription {
@@ -419,7 +434,13 @@ impl Engine {
                 );
             })
             .map_err(StartError::Thread)?;
+        let year_points = year_points::YearPointWriter::start(
+            year_points::YearPoints::beside(&retained),
+            store.head().position,
+            config.year_point_interval_events,
+        );
         let writer = Writer {
+            year_points,
             commit_jobs: Some(commit_jobs),
             committer_thread: Some(committer_thread),
             commit_done,
@@ -563,6 +584,8 @@ struct Writer {
     retained: RetainedSnapshots,
     /// Events appended since the last checkpoint was written.
     events_since_checkpoint: u64,
+    /// The year summaries' points (see [`year_points`]).
+    year_points: year_points::YearPointWriter,
     policy: Arc<PolicyTable>,
     config: EngineConfig,
     clock: Arc<dyn Clock>,
@@ -1111,10 +1134,14 @@ impl Writer {
             .record_group(group.len(), appended, started.elapsed());
         for (events, recorded_events) in decided.iter().zip(&recorded) {
             for (event, recorded_event) in events.iter().zip(recorded_events) {
+                let mut reversed = None;
                 if let Event::RedemptionReversed(reversal) = event {
                     let original = self.read_redemption(reversal.redemption_id);
                     match original {
-                        Some((original, _)) => self.projections.load_redemption(&original),
+                        Some((original, _)) => {
+                            self.projections.load_redemption(&original);
+                            reversed = Some(original);
+                        }
                         // Issue 19: durable, but the state will be recovered from the log.
                         None if self.backend_lost.get() => {
                             return reconnect::answer_unavailable(group);
@@ -1134,7 +1161,15 @@ impl Writer {
                     tracing::error!(%error, "durable event does not fit the projections; stopping");
                     std::process::abort();
                 }
+                self.year_points.note(event, reversed.as_ref());
             }
+        }
+        if let Some(last) = recorded.iter().flatten().next_back() {
+            let head = Head {
+                position: last.position,
+                hash: last.hash,
+            };
+            self.year_points.after_group(&self.projections, &head);
         }
 
         // Durable now: live subscribers may see the group, before any caller of it is answered.

@@ -346,7 +346,14 @@ impl WriterParts {
         } = self;
         let Recovered { state, projections } = recovered;
         let head_position = store.head().position;
+        // A new writer (reconnected, or a promoted standby) keeps year points from here on.
+        let year_points = crate::year_points::YearPointWriter::start(
+            crate::year_points::YearPoints::beside(&retained),
+            head_position,
+            config.year_point_interval_events,
+        );
         Writer {
+            year_points,
             commit_jobs: Some(commit_jobs),
             committer_thread: Some(committer_thread),
             commit_done,

@@ -20,6 +20,7 @@ use ledger_store::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::year_points::{RebuiltYearPoints, YearPoints, YEAR_POINT_INTERVAL_EVENTS};
 use crate::{decode, StartError};
 
 /// First byte of every checkpoint: the version of its encoding. A checkpoint of another version
@@ -679,6 +680,19 @@ pub fn rebuild_retaining(
     data_dir: &Path,
     retained_interval_events: u64,
 ) -> Result<RebuildReport, StartError> {
+    rebuild_with_intervals(
+        data_dir,
+        retained_interval_events,
+        YEAR_POINT_INTERVAL_EVENTS,
+    )
+}
+
+/// [`rebuild_retaining`], leaving year points `year_point_interval_events` apart.
+pub fn rebuild_with_intervals(
+    data_dir: &Path,
+    retained_interval_events: u64,
+    year_point_interval_events: u64,
+) -> Result<RebuildReport, StartError> {
     let mut store = Store::open(data_dir)?;
     index_names_if_needed(&mut store)?;
     let head = store.head();
@@ -686,10 +700,14 @@ pub fn rebuild_retaining(
     let checkpoint = store.load_checkpoint()?;
     let retained = RetainedSnapshots::in_data_dir(data_dir);
     forget_retained_beyond(&retained, head.position)?;
+    let year_points = YearPoints::beside(&retained);
+    year_points.forget_beyond(head.position)?;
     let mut retaining = Retaining {
         retained: &retained,
         reader: &reader,
         interval_events: retained_interval_events,
+        year_points: RebuiltYearPoints::new(year_points),
+        year_point_interval_events: year_point_interval_events.max(1),
         saved: 0,
         last_saved: None,
         elapsed: Duration::ZERO,
@@ -733,12 +751,15 @@ pub fn rebuild_retaining(
 }
 
 /// The folds of a rebuild, which leave a retained snapshot at every multiple of the interval
-/// they pass (so a ledger upgraded from a version without them has them afterwards), and the
-/// time that took, which the rebuild's figure leaves out.
+/// they pass and a year point at every multiple of [`YEAR_POINT_INTERVAL_EVENTS`] (so a
+/// ledger upgraded from a version without them has them afterwards), and the time that took,
+/// which the rebuild's figure leaves out.
 struct Retaining<'a> {
     retained: &'a RetainedSnapshots,
     reader: &'a LogReader,
     interval_events: u64,
+    year_points: RebuiltYearPoints,
+    year_point_interval_events: u64,
     saved: usize,
     last_saved: Option<u64>,
     elapsed: Duration,
@@ -755,18 +776,34 @@ impl Retaining<'_> {
         let mut next = from_position.max(1);
         while next <= last_position {
             let boundary = next.div_ceil(interval) * interval;
-            let end = boundary.min(last_position);
+            let point =
+                next.div_ceil(self.year_point_interval_events) * self.year_point_interval_events;
+            let end = boundary.min(point).min(last_position);
             recovered.fold_range(self.reader, next, end)?;
-            if end == boundary {
+            if end == boundary || end == point {
                 let head = Head {
                     position: end,
                     hash: self.reader.read_at(end)?.hash,
                 };
-                self.save(&head, &recovered.projections);
+                if end == boundary {
+                    self.save(&head, &recovered.projections);
+                }
+                if end == point {
+                    self.save_year_point(&head, &recovered.projections);
+                }
             }
             next = end + 1;
         }
         Ok(())
+    }
+
+    fn save_year_point(&mut self, head: &Head, projections: &Projections) {
+        let started = Instant::now();
+        if let Err(error) = self.year_points.save(projections, head) {
+            // A missing point costs a longer `as_of` summary, nothing more.
+            tracing::warn!(%error, position = head.position, "year point not saved");
+        }
+        self.elapsed += started.elapsed();
     }
 
     fn save(&mut self, head: &Head, projections: &Projections) {

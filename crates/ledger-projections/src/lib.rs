@@ -18,6 +18,7 @@ pub use usage_codes::{CodeStatus, CodeView, UsageCodes};
 
 use chrono::{Datelike, NaiveDate};
 use ledger_domain::event::HoursRedeemed;
+use ledger_domain::small_map::SmallMap;
 use ledger_domain::{
     EnterpriseNumber, Event, Identifier, SizeClass, Theme, VoucherType, WorkerPseudonym,
 };
@@ -27,6 +28,9 @@ use uuid::Uuid;
 
 pub mod queries;
 pub use queries::ProviderRecords;
+
+pub mod year_summary;
+pub use year_summary::{summary_year, Trainee, YearSummaryFold};
 
 /// The Region's budget of one year: the decision state's own figures (`ledger_domain::state::Budget`),
 /// folded by the same methods, so that the rules and the reports cannot disagree.
@@ -84,9 +88,10 @@ pub struct WalletBatch {
     pub budget_year: i32,
 }
 
+/// A company's batches: a handful each, so a [`SmallMap`] (see `ledger_domain::small_map`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Wallet {
-    pub batches: BTreeMap<Uuid, WalletBatch>,
+    pub batches: SmallMap<Uuid, WalletBatch>,
 }
 
 impl Wallet {
@@ -125,6 +130,17 @@ struct RedemptionFacts {
     themes: Vec<Theme>,
     sector: String,
     hours: u32,
+}
+
+impl RedemptionFacts {
+    fn trainee(&self) -> Trainee<'_> {
+        Trainee {
+            year: self.year,
+            enterprise_number: &self.enterprise_number,
+            worker: &self.worker,
+            hours: self.hours,
+        }
+    }
 }
 
 /// Counts of companies, for one size class or one sector.
@@ -173,8 +189,8 @@ pub struct Projections {
     pub statements: BTreeMap<Identifier, Statement>,
     /// Each account's debits minus its credits, by account name; sums to zero.
     pub trial_balance: BTreeMap<String, Decimal>,
-    /// Registrations, per company and year.
-    pub companies: BTreeMap<EnterpriseNumber, BTreeMap<i32, CompanyProfile>>,
+    /// Registrations, per company and year (one or two years each: a [`SmallMap`]).
+    pub companies: BTreeMap<EnterpriseNumber, SmallMap<i32, CompanyProfile>>,
     modules: BTreeMap<Identifier, ModuleProfile>,
     /// Where each provider's redemptions, reversals and payouts are in the log (see
     /// [`queries`]).
@@ -216,13 +232,25 @@ impl Projections {
         if position != self.position + 1 {
             return Err(fail("position is not the next one"));
         }
+        // What a reversal takes back out of its year, from the redemption loaded for it.
+        let reversed = match event {
+            Event::RedemptionReversed(e) => Some(
+                self.redemptions
+                    .get(&e.redemption_id)
+                    .ok_or(fail("unknown redemption"))?
+                    .trainee(),
+            ),
+            _ => None,
+        };
+        // The budgets and the year summaries' figures, folded by the same functions as a
+        // year's partition (`year_summary`), so that the two cannot disagree.
+        year_summary::fold_budgets(&mut self.budgets, event);
+        if let Some(year) = summary_year(event, reversed.as_ref()) {
+            let figures = self.years.entry(year).or_default();
+            year_summary::fold_year_summary(figures, event, reversed.as_ref());
+        }
         match event {
-            Event::BudgetOpened(e) => {
-                self.budgets.entry(e.year).or_default().allocated_eur = e.allocated_eur;
-            }
-            Event::BudgetAdjusted(e) => {
-                self.budgets.entry(e.year).or_default().allocated_eur = e.allocated_eur;
-            }
+            Event::BudgetOpened(_) | Event::BudgetAdjusted(_) => {}
             Event::ProviderApproved(e) => {
                 self.statements
                     .entry(e.provider_id.clone())
@@ -251,17 +279,9 @@ impl Projections {
                             sector: division(&e.nace_sector),
                         },
                     );
-                self.years
-                    .entry(e.year)
-                    .or_default()
-                    .registered
-                    .insert(e.enterprise_number.clone());
                 self.move_hours_to_profile(&e.enterprise_number, sectors_before);
             }
             Event::VouchersIssued(e) => {
-                let year = self.years.entry(e.budget_year).or_default();
-                year.holding.insert(e.enterprise_number.clone());
-                year.vouchers_issued += u64::from(e.quantity);
                 self.wallets
                     .entry(e.enterprise_number.clone())
                     .or_default()
@@ -278,10 +298,6 @@ impl Projections {
                             budget_year: e.budget_year,
                         },
                     );
-                self.budgets
-                    .entry(e.budget_year)
-                    .or_default()
-                    .commit(e.region_share_eur * Decimal::from(e.quantity));
             }
             Event::HoursRedeemed(e) => {
                 let wallet = self
@@ -303,10 +319,6 @@ impl Projections {
                             .checked_sub(draw.quantity)
                             .ok_or(fail("batch earmark overdrawn"))?;
                     }
-                    self.budgets
-                        .entry(draw.budget_year)
-                        .or_default()
-                        .spend(draw.region_eur());
                 }
                 if let Some(code) = &e.usage_code {
                     self.usage_codes.filed(e, code).map_err(fail)?;
@@ -337,10 +349,6 @@ impl Projections {
                         .get_mut(&draw.batch_id)
                         .ok_or(fail("unknown batch"))?;
                     batch.remaining += draw.quantity;
-                    self.budgets
-                        .entry(draw.budget_year)
-                        .or_default()
-                        .unspend(draw.region_eur());
                 }
                 let facts = self
                     .redemptions
@@ -375,10 +383,6 @@ impl Projections {
                     .remaining
                     .checked_sub(e.quantity)
                     .ok_or(fail("batch overdrawn"))?;
-                self.budgets
-                    .entry(e.budget_year)
-                    .or_default()
-                    .release(e.region_share_released_eur);
             }
             Event::PayoutRecorded(e) => {
                 update_entry(&mut self.statements, &e.provider_id, |statement| {
@@ -555,12 +559,12 @@ impl Projections {
         }
     }
 
-    /// Adds (or, for a reversal, takes back) a redemption in the figures of its year.
+    /// Adds (or, for a reversal, takes back) a redemption in the breakdowns of its year.
     fn count_redemption(&mut self, facts: &RedemptionFacts, add: bool) {
+        // Who benefited and the year's total are counted with the year summary's figures
+        // (`YearFigures::count_trainee`); here the breakdowns.
         let year = self.years.entry(facts.year).or_default();
         let hours = u64::from(facts.hours);
-        bump(&mut year.benefiting, &facts.enterprise_number, add);
-        bump(&mut year.workers, &facts.worker, add);
         let hours_of_company = year
             .hours_by_company
             .entry(facts.enterprise_number.clone())
@@ -570,7 +574,6 @@ impl Projections {
             year.hours_by_company.remove(&facts.enterprise_number);
         }
         let breakdown = &mut year.hours;
-        adjust(&mut breakdown.total, hours, add);
         adjust(
             breakdown
                 .by_voucher_type
@@ -629,7 +632,7 @@ impl Projections {
 
 /// Counts one more (or one less) redemption for `key`; a key whose count falls to zero is
 /// removed, so that "distinct" is the number of keys.
-fn bump<K: Ord + Clone>(counts: &mut BTreeMap<K, u32>, key: &K, add: bool) {
+pub(crate) fn bump<K: Ord + Clone>(counts: &mut BTreeMap<K, u32>, key: &K, add: bool) {
     if add {
         update_entry(counts, key, |count| *count += 1);
     } else if let Some(count) = counts.get_mut(key) {
@@ -645,7 +648,7 @@ fn bump<K: Ord + Clone>(counts: &mut BTreeMap<K, u32>, key: &K, add: bool) {
 /// A closure rather than a returned `&mut V`: the borrow checker cannot yet return the borrow of
 /// a successful `get_mut` and insert on the other branch, and a second lookup costs as much as
 /// the copy saved.
-fn update_entry<K, Q, V>(map: &mut BTreeMap<K, V>, key: &Q, f: impl FnOnce(&mut V))
+pub(crate) fn update_entry<K, Q, V>(map: &mut BTreeMap<K, V>, key: &Q, f: impl FnOnce(&mut V))
 where
     K: Ord + std::borrow::Borrow<Q>,
     Q: Ord + ToOwned<Owned = K> + ?Sized,
@@ -693,7 +696,7 @@ impl fmt::Write for AccountName {
     }
 }
 
-fn adjust(value: &mut u64, amount: u64, add: bool) {
+pub(crate) fn adjust(value: &mut u64, amount: u64, add: bool) {
     *value = if add {
         *value + amount
     } else {

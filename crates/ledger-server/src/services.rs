@@ -331,6 +331,44 @@ impl Ledger {
             .map_err(|_| unavailable())
     }
 
+    /// A year summary `as_of` a past position or date from the year points (see
+    /// `ledger_engine::year_points`): the budgets and one year's figures, and at most one
+    /// point interval of the log, on a blocking thread. `None` when that path does not apply
+    /// (no `as_of`, a business date) or has no usable point: [`Self::report`] answers then.
+    async fn year_summary_from_points(
+        &self,
+        as_of: Option<&api::AsOf>,
+        year: i32,
+    ) -> Result<Option<api::YearSummary>, Status> {
+        let Some(as_of) = wire::as_of(as_of).map_err(|refusal| refusal_status(&refusal))? else {
+            return Ok(None);
+        };
+        let engine = self.inner.engine.clone();
+        let folded = tokio::task::spawn_blocking(move || -> Result<_, Status> {
+            let reader = engine.reader();
+            let head = reader.head().map_err(|error| store_status(&error))?;
+            let Ok(position) = as_of_position(reader, &as_of, head.position)? else {
+                // A business date: its own replay (docs/RULES.md §21), by `report`.
+                return Ok(None);
+            };
+            match engine.year_summary_as_of(position, year) {
+                Ok(folded) => Ok(folded),
+                Err(error) => {
+                    // The full projections' path reports it, if it is the log's.
+                    tracing::warn!(%error, position, year, "year point replay failed");
+                    Ok(None)
+                }
+            }
+        })
+        .await
+        .map_err(|_| {
+            server_status(ServerReason::StoreError, "the point-in-time replay stopped")
+        })??;
+        folded
+            .map(|summary| wire::year_summary_folded(&summary).map_err(|r| refusal_status(&r)))
+            .transpose()
+    }
+
     /// Answers a report from the projections: the live ones, between two groups of the writer;
     /// or, for an `as_of` in the past, projections rebuilt up to that position on a blocking
     /// thread from the nearest retained snapshot at or before it, so that the writer never
@@ -352,14 +390,10 @@ impl Ledger {
         let rebuilt = tokio::task::spawn_blocking(move || -> Result<Projections, Status> {
             let reader = engine.reader();
             let head = reader.head().map_err(|error| store_status(&error))?;
-            let position = match as_of {
-                wire::AsOf::BusinessDate(date) => {
-                    return crate::business_date::projections(reader, date, head.position);
-                }
-                wire::AsOf::Position(position) => position.min(head.position),
-                wire::AsOf::Date(date) => {
-                    ledger_engine::recovery::last_position_on(reader, date, head.position)
-                        .map_err(|error| store_status(&error))?
+            let position = match as_of_position(reader, &as_of, head.position)? {
+                Ok(position) => position,
+                Err(business_date) => {
+                    return crate::business_date::projections(reader, business_date, head.position);
                 }
             };
             engine.projections_as_of(position).map_err(|error| {
@@ -763,6 +797,9 @@ impl ReportService for Ledger {
         may_read(&principal, &Read::Report)?;
         let year = wire::report_year(request.get_ref().year).map_err(|r| refusal_status(&r))?;
         let as_of = request.get_ref().as_of.clone();
+        if let Some(summary) = self.year_summary_from_points(as_of.as_ref(), year).await? {
+            return Ok(Response::new(summary));
+        }
         self.report(as_of, move |projections| {
             wire::year_summary(projections, year)
         })
@@ -810,5 +847,22 @@ impl ReportService for Ledger {
         self.report(as_of, |projections| Ok(wire::trial_balance(projections)))
             .await
             .map(Response::new)
+    }
+}
+
+/// The position an `as_of` stands for: at most `head`; a date, the last position recorded on
+/// or before its end; a business date is no position of the log (`Err` gives it back for its
+/// own replay). Blocking (a date reads the log).
+fn as_of_position(
+    reader: &ledger_store::LogReader,
+    as_of: &wire::AsOf,
+    head: u64,
+) -> Result<Result<u64, chrono::NaiveDate>, Status> {
+    match as_of {
+        wire::AsOf::Position(position) => Ok(Ok((*position).min(head))),
+        wire::AsOf::Date(date) => ledger_engine::recovery::last_position_on(reader, *date, head)
+            .map(Ok)
+            .map_err(|error| store_status(&error)),
+        wire::AsOf::BusinessDate(date) => Ok(Err(*date)),
     }
 }

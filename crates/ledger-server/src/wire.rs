@@ -409,8 +409,18 @@ pub fn statement(
 /// The budget of `year`; a year whose budget was never opened has none: every figure zero, as
 /// the companies and hours reports of that year answer zeros rather than refuse.
 pub fn budget(projections: &Projections, year: i32) -> Result<api::Budget, Refusal> {
+    budget_of(year, projections.budgets.get(&year), projections.position)
+}
+
+/// The budget of `year` as the reports give it, from its figures at `position` (`None`: not
+/// opened).
+fn budget_of(
+    year: i32,
+    budget: Option<&ledger_projections::BudgetFigures>,
+    position: u64,
+) -> Result<api::Budget, Refusal> {
     let unopened = ledger_projections::BudgetFigures::default();
-    let budget = projections.budgets.get(&year).unwrap_or(&unopened);
+    let budget = budget.unwrap_or(&unopened);
     Ok(api::Budget {
         year,
         allocated_eur: encode_eur(budget.allocated_eur),
@@ -418,14 +428,40 @@ pub fn budget(projections: &Projections, year: i32) -> Result<api::Budget, Refus
         spent_eur: encode_eur(budget.spent_eur),
         released_eur: encode_eur(budget.released_eur),
         available_eur: encode_eur(budget.available_eur()),
-        as_of_position: projections.position,
+        as_of_position: position,
     })
 }
 
 pub fn year_summary(projections: &Projections, year: i32) -> Result<api::YearSummary, Refusal> {
-    let budget = budget(projections, year)?;
     let empty = YearFigures::default();
-    let figures = projections.years.get(&year).unwrap_or(&empty);
+    year_summary_of(
+        year,
+        projections.budgets.get(&year),
+        projections.years.get(&year).unwrap_or(&empty),
+        projections.position,
+    )
+}
+
+/// A year summary folded on its own, from a year point (see `ledger_engine::year_points`):
+/// the same answer as [`year_summary`] of the projections at the same position.
+pub fn year_summary_folded(
+    summary: &ledger_projections::YearSummaryFold,
+) -> Result<api::YearSummary, Refusal> {
+    year_summary_of(
+        summary.year,
+        summary.budgets.get(&summary.year),
+        &summary.figures,
+        summary.position,
+    )
+}
+
+fn year_summary_of(
+    year: i32,
+    budget: Option<&ledger_projections::BudgetFigures>,
+    figures: &YearFigures,
+    position: u64,
+) -> Result<api::YearSummary, Refusal> {
+    let budget = budget_of(year, budget, position)?;
     Ok(api::YearSummary {
         year,
         companies_registered: count(figures.registered.len()),
@@ -435,7 +471,7 @@ pub fn year_summary(projections: &Projections, year: i32) -> Result<api::YearSum
         hours_trained: figures.hours.total,
         vouchers_issued: figures.vouchers_issued,
         budget: Some(budget),
-        as_of_position: projections.position,
+        as_of_position: position,
     })
 }
 

@@ -49,6 +49,11 @@ impl RetainedSnapshots {
         }
     }
 
+    /// Snapshots kept in `dir` the same way (the engine's year points use two such folders).
+    pub fn in_dir(dir: PathBuf) -> RetainedSnapshots {
+        RetainedSnapshots { dir }
+    }
+
     pub fn dir(&self) -> &Path {
         &self.dir
     }
@@ -97,32 +102,53 @@ impl RetainedSnapshots {
             if saved > position {
                 continue;
             }
-            let path = self.path_of(saved);
-            let bytes = match fs::read(&path) {
-                Ok(bytes) => bytes,
-                Err(error) => {
-                    tracing::warn!(path = %path.display(), %error, "retained snapshot cannot be read; using an older one");
-                    continue;
-                }
-            };
-            let snapshot = match snapshot_file::decode_owned(KIND, bytes) {
-                Ok((head, body)) if head.position == saved => RetainedSnapshot { head, body },
-                Ok(_) => {
-                    tracing::warn!(path = %path.display(), "retained snapshot names another position than its file; using an older one");
-                    continue;
-                }
-                Err((_, why)) => {
-                    tracing::warn!(path = %path.display(), why, "retained snapshot is damaged; using an older one");
-                    continue;
-                }
-            };
-            if saved > 0 && reader.read_at(saved)?.hash != snapshot.head.hash {
-                tracing::warn!(path = %path.display(), position = saved, "retained snapshot is of another log (the hash at its position differs); using an older one");
-                continue;
+            if let Some(snapshot) = self.read_checked(saved, reader)? {
+                return Ok(Some(snapshot));
             }
-            return Ok(Some(snapshot));
         }
         Ok(None)
+    }
+
+    /// The snapshot saved at exactly `position`, if it is there, intact and of this log.
+    pub fn at(
+        &self,
+        position: u64,
+        reader: &LogReader,
+    ) -> Result<Option<RetainedSnapshot>, StoreError> {
+        self.read_checked(position, reader)
+    }
+
+    /// The snapshot saved at `saved`, checked: `None` (reported in the log) when it cannot be
+    /// read, is damaged, names another position or is of another log.
+    fn read_checked(
+        &self,
+        saved: u64,
+        reader: &LogReader,
+    ) -> Result<Option<RetainedSnapshot>, StoreError> {
+        let path = self.path_of(saved);
+        let bytes = match fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(error) => {
+                tracing::warn!(path = %path.display(), %error, "retained snapshot cannot be read; using an older one");
+                return Ok(None);
+            }
+        };
+        let snapshot = match snapshot_file::decode_owned(KIND, bytes) {
+            Ok((head, body)) if head.position == saved => RetainedSnapshot { head, body },
+            Ok(_) => {
+                tracing::warn!(path = %path.display(), "retained snapshot names another position than its file; using an older one");
+                return Ok(None);
+            }
+            Err((_, why)) => {
+                tracing::warn!(path = %path.display(), why, "retained snapshot is damaged; using an older one");
+                return Ok(None);
+            }
+        };
+        if saved > 0 && reader.read_at(saved)?.hash != snapshot.head.hash {
+            tracing::warn!(path = %path.display(), position = saved, "retained snapshot is of another log (the hash at its position differs); using an older one");
+            return Ok(None);
+        }
+        Ok(Some(snapshot))
     }
 
     /// Removes the snapshot saved at `position`, if there is one.

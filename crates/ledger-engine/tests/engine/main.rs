@@ -13,3 +13,4 @@ mod recorded_time;
 mod retained;
 mod subscription;
 mod usage_codes;
+mod year_points;
