@@ -383,7 +383,14 @@ impl Follower {
         };
         // The same writer as `Engine::start_on` starts, built by `reconnect`; it reconnects
         // to the log the same way if its connection is lost later.
-        let writer = parts.into_writer(store, recovered, recorded_floor, events_since_checkpoint);
+        let writer =
+            match parts.into_writer(store, recovered, recorded_floor, events_since_checkpoint) {
+                Ok(writer) => writer,
+                Err(error) => {
+                    tracing::error!(%error, "the promoted writer cannot be started; stopping");
+                    std::process::abort();
+                }
+            };
         reconnect::run_writer(writer);
     }
 }

@@ -404,7 +404,6 @@ impl Engine {
         let policy = Arc::new(config.policy.clone());
         let reader = store.reader();
         let recorded_floor = recovery::recorded_time_at(&reader, store.head().position)?;
-        let store_head_position = store.head().position;
         let retained = RetainedSnapshots::in_data_dir(&config.data_dir);
         recovery::forget_retained_beyond(&retained, store.head().position)?;
         let counters = Arc::new(stats::Counters::default());
@@ -415,55 +414,22 @@ impl Engine {
             published: published.downgrade(),
             counters: Arc::clone(&counters),
         };
-        let (commit_jobs, commit_job_receiver) = std::sync::mpsc::channel();
-        let (commit_done_sender, commit_done) = std::sync::mpsc::channel();
-        let committer = store.committer();
-        let flush = store.flushes_every_append();
-        let can_reconnect = config.reconnect.is_some();
-        let committer_thread = std::thread::Builder::new()
-            .name("ledger-commit".into())
-            .spawn(move || {
-                // Ends when the writer drops its sender; a failed write stops the process, or
-                // with a backend it can reconnect to, this thread (see `reconnect`).
-                reconnect::run_committer(
-                    &committer,
-                    commit_job_receiver,
-                    &commit_done_sender,
-                    flush,
-                    can_reconnect,
-                );
-            })
-            .map_err(StartError::Thread)?;
-        let year_points = year_points::YearPointWriter::start(
-            year_points::YearPoints::beside(&retained),
-            store.head().position,
-            config.year_point_interval_events,
-        );
-        let writer = Writer {
-            year_points,
-            commit_jobs: Some(commit_jobs),
-            committer_thread: Some(committer_thread),
-            commit_done,
-            pending: None,
-            checkpoint_writing: None,
-            group_sequence: 0,
-            loaded_redemptions: HashMap::new(),
-            published,
-            store,
-            state,
-            projections,
-            retained,
-            recorded_floor,
-            // The events replayed are not in any checkpoint yet.
-            events_since_checkpoint: replayed_events,
+        let parts = reconnect::WriterParts {
             policy,
             config,
             clock,
             receiver,
-            durable_position: store_head_position,
+            published,
             counters,
-            backend_lost: std::cell::Cell::new(false),
+            retained,
         };
+        // The events replayed are not in any checkpoint yet.
+        let writer = parts.into_writer(
+            store,
+            Recovered { state, projections },
+            recorded_floor,
+            replayed_events,
+        )?;
         let thread = std::thread::Builder::new()
             .name("ledger-writer".into())
             .spawn(move || reconnect::run_writer(writer))

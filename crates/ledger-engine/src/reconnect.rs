@@ -299,19 +299,25 @@ impl WriterParts {
             reconnect_ms = lost_at.elapsed().as_millis() as u64,
             "writer reconnected to the event log; serving again"
         );
-        self.into_writer(store, recovered, recorded_floor, replayed_events)
+        match self.into_writer(store, recovered, recorded_floor, replayed_events) {
+            Ok(writer) => writer,
+            Err(error) => {
+                tracing::error!(%error, "the reconnected writer cannot be started; stopping");
+                std::process::abort();
+            }
+        }
     }
 
     /// A writer on `store`, whose state and projections are `recovered` at its head, with a
-    /// committer thread of its own. As `Engine::start_on` builds one; the two can share this
-    /// once the engine's rework (issue 12, in parallel) has settled what a writer holds.
+    /// committer thread of its own: the one way a writer is built, at a start
+    /// (`Engine::start_on`), after a reconnection and when a standby takes over.
     pub(crate) fn into_writer(
         self,
         store: Store,
         recovered: Recovered,
         recorded_floor: chrono::DateTime<chrono::Utc>,
         events_since_checkpoint: u64,
-    ) -> Writer {
+    ) -> Result<Writer, StartError> {
         let (commit_jobs, commit_job_receiver) = std::sync::mpsc::channel();
         let (commit_done_sender, commit_done) = std::sync::mpsc::channel();
         let committer = store.committer();
@@ -327,14 +333,8 @@ impl WriterParts {
                     flush,
                     can_reconnect,
                 );
-            });
-        let committer_thread = match committer_thread {
-            Ok(thread) => thread,
-            Err(error) => {
-                tracing::error!(%error, "the committer thread cannot be started; stopping");
-                std::process::abort();
-            }
-        };
+            })
+            .map_err(StartError::Thread)?;
         let WriterParts {
             policy,
             config,
@@ -352,7 +352,7 @@ impl WriterParts {
             head_position,
             config.year_point_interval_events,
         );
-        Writer {
+        Ok(Writer {
             year_points,
             commit_jobs: Some(commit_jobs),
             committer_thread: Some(committer_thread),
@@ -375,7 +375,7 @@ impl WriterParts {
             counters,
             backend_lost: std::cell::Cell::new(false),
             durable_position: head_position,
-        }
+        })
     }
 }
 
