@@ -3,29 +3,44 @@
 
 use std::path::Path;
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// The scale of the end-to-end run: 1/40 of 2024 is about 2 300 requests, a few seconds in a
 /// debug build.
 const SCALE: u64 = 40;
 const SEED: u64 = 7;
-/// Longest the scaled run may take, far above its usual few seconds, so that only a hang or a
-/// dramatic slowdown fails the test.
-const RUN_TIME_MAX: Duration = Duration::from_secs(60);
 
 /// `voucher-ledger-sim ARGS` with a clean environment and the repository's policy table.
 fn voucher_ledger(args: &[&str]) -> Command {
     ledger_testkit::command(env!("CARGO_BIN_EXE_voucher-ledger-sim"), args)
 }
 
+/// `voucher-ledger-sim simulate ARGS --data DATA`, not yet started.
+fn simulate_command(args: &[&str], data: &Path) -> Command {
+    let mut command = voucher_ledger(&["simulate"]);
+    command.args(args).arg("--data").arg(data);
+    command
+}
+
 /// `voucher-ledger-sim simulate ARGS --data DATA`.
 fn simulate(args: &[&str], data: &Path) -> Output {
-    voucher_ledger(&["simulate"])
-        .args(args)
-        .arg("--data")
-        .arg(data)
+    simulate_command(args, data)
         .output()
         .expect("voucher-ledger-sim can be started")
+}
+
+/// Runs `command`, a simulation that must succeed, and answers its report (stdout) and its log
+/// (stderr); both are shown when it fails.
+fn simulated(mut command: Command) -> (String, String) {
+    let output = command.output().expect("voucher-ledger-sim can be started");
+    let report = String::from_utf8_lossy(&output.stdout).into_owned();
+    let log = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(
+        output.status.success(),
+        "simulate failed ({}):\n{report}\n{log}",
+        output.status
+    );
+    (report, log)
 }
 
 /// The value printed after `label` on its line of the report, without "EUR" and without the
@@ -59,7 +74,7 @@ fn a_scaled_year_prints_the_scaled_published_figures_exactly() {
     let home = tempfile::tempdir().expect("a temporary folder");
     let data = home.path().join("data");
     let started = Instant::now();
-    let output = simulate(
+    let (report, log) = simulated(simulate_command(
         &[
             "--year",
             "2024",
@@ -69,17 +84,8 @@ fn a_scaled_year_prints_the_scaled_published_figures_exactly() {
             &SCALE.to_string(),
         ],
         &data,
-    );
-    let elapsed = started.elapsed();
-    let report = String::from_utf8_lossy(&output.stdout);
-    let log = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "simulate failed ({}):\n{report}\n{log}",
-        output.status
-    );
-    eprintln!("simulate --scale {SCALE} took {elapsed:?}");
-    assert!(elapsed < RUN_TIME_MAX, "simulate took {elapsed:?}");
+    ));
+    eprintln!("simulate --scale {SCALE} took {:?}", started.elapsed());
 
     // 7 657 000.00 / 40, 9 539 / 40, 27 860 / 40, 496 063 / 40.
     let budget_cents = 765_700_000 / SCALE;
@@ -121,7 +127,7 @@ fn two_scaled_years_match_their_plans_and_the_log_verifies() {
     let home = tempfile::tempdir().expect("a temporary folder");
     let data = home.path().join("data");
     let started = Instant::now();
-    let output = simulate(
+    let (report, log) = simulated(simulate_command(
         &[
             "--years",
             "2016-2017",
@@ -131,16 +137,8 @@ fn two_scaled_years_match_their_plans_and_the_log_verifies() {
             &YEARS_SCALE.to_string(),
         ],
         &data,
-    );
-    let elapsed = started.elapsed();
-    let report = String::from_utf8_lossy(&output.stdout);
-    let log = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "simulate --years failed ({}):\n{report}\n{log}",
-        output.status
-    );
-    assert!(elapsed < RUN_TIME_MAX, "simulate --years took {elapsed:?}");
+    ));
+    eprintln!("simulate --years took {:?}", started.elapsed());
 
     // One line per year, each checked against its plan, in order, with the head after it.
     let years: Vec<&str> = report
@@ -285,7 +283,7 @@ fn only_2024_can_be_simulated() {
 fn every_breakdown_of_every_report_sums_to_its_total_for_every_simulated_year() {
     let home = tempfile::tempdir().expect("a temporary folder");
     let data = home.path().join("data");
-    let output = simulate(
+    simulated(simulate_command(
         &[
             "--years",
             "2016-2017",
@@ -295,12 +293,7 @@ fn every_breakdown_of_every_report_sums_to_its_total_for_every_simulated_year() 
             &YEARS_SCALE.to_string(),
         ],
         &data,
-    );
-    assert!(
-        output.status.success(),
-        "simulate failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    ));
     let store = ledger_store::Store::open(&data).expect("the stopped ledger opens");
     let head = store.head().position;
     let projections = ledger_engine::recovery::replay_to(&store.reader(), head)
@@ -377,28 +370,19 @@ fn a_range_across_usage_code_required_from_files_every_training_against_a_code()
     );
     let policy_file = home.path().join("policy.toml");
     std::fs::write(&policy_file, policy).expect("the policy can be written");
-    let output = voucher_ledger(&[])
-        .args([
-            "simulate",
+    let mut command = simulate_command(
+        &[
             "--years",
             "2016-2018",
             "--seed",
             &SEED.to_string(),
             "--scale",
             &YEARS_SCALE.to_string(),
-            "--data",
-        ])
-        .arg(&data)
-        .env("VOUCHER_LEDGER__POLICY_FILE", &policy_file)
-        .output()
-        .expect("voucher-ledger-sim can be started");
-    let report = String::from_utf8_lossy(&output.stdout);
-    let log = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "simulate --years across {CODES_REQUIRED_FROM} failed ({}):\n{report}\n{log}",
-        output.status
+        ],
+        &data,
     );
+    command.env("VOUCHER_LEDGER__POLICY_FILE", &policy_file);
+    let (report, log) = simulated(command);
     let planned = report
         .lines()
         .filter(|line| line.starts_with("year ") && line.ends_with("figures as planned"))

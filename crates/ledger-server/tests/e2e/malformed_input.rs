@@ -315,19 +315,7 @@ async fn malformed_input_is_invalid_argument_naming_the_field_and_writes_nothing
     let failures = refusal_failures(&server, cases).await;
     assert!(failures.is_empty(), "\n{}", failures.join("\n"));
 
-    // The requests the cases changed are accepted as they are.
-    provider
-        .redeem_hours(redemption())
-        .await
-        .expect("the base redemption is accepted");
-    operator
-        .issue_vouchers(issuance())
-        .await
-        .expect("the base issuance is accepted");
-    operator
-        .register_company(registration())
-        .await
-        .expect("the base registration is accepted");
+    assert_base_requests_accepted(&server, redemption(), issuance(), registration()).await;
 }
 
 #[tokio::test]

@@ -681,20 +681,7 @@ async fn every_rule_refusal_has_its_code_and_reason_and_writes_nothing() {
     let failures = refusal_failures(server, cases).await;
     assert!(failures.is_empty(), "\n{}", failures.join("\n"));
 
-    // Every case was refused for the reason it names, not for its shape: the base requests are
-    // accepted.
-    provider
-        .redeem_hours(redemption())
-        .await
-        .expect("the base redemption is accepted");
-    operator
-        .issue_vouchers(issuance())
-        .await
-        .expect("the base issuance is accepted");
-    operator
-        .register_company(new_company())
-        .await
-        .expect("the base registration is accepted");
+    assert_base_requests_accepted(server, redemption(), issuance(), new_company()).await;
 }
 
 /// `Some(what is wrong)` unless `status` has `code`, `reason` in this API's domain, and the

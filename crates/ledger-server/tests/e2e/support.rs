@@ -478,6 +478,30 @@ pub async fn refusal_failures(server: &Server, rows: Vec<Refusal<'_>>) -> Vec<St
     failures
 }
 
+/// The requests a table of refusals changed, sent as they are: each is accepted. This shows
+/// that every row was refused for the reason it names, not for the shape of the base request.
+pub async fn assert_base_requests_accepted(
+    server: &Server,
+    redemption: api::RedeemHoursRequest,
+    issuance: api::IssueVouchersRequest,
+    registration: api::RegisterCompanyRequest,
+) {
+    let provider = server.client(PROVIDER_AG_0012);
+    let operator = server.client(OPERATOR);
+    provider
+        .redeem_hours(redemption)
+        .await
+        .expect("the base redemption is accepted");
+    operator
+        .issue_vouchers(issuance)
+        .await
+        .expect("the base issuance is accepted");
+    operator
+        .register_company(registration)
+        .await
+        .expect("the base registration is accepted");
+}
+
 /// A batch item's refusal as a `tonic::Status` with the same details (so the checks of a
 /// single call's status apply), or `None` for an accepted item.
 pub fn item_status(result: &api::BatchItemResult) -> Option<Status> {
