@@ -75,6 +75,7 @@ mod keys;
 mod offline;
 mod reopen;
 mod retained;
+mod segment;
 mod snapshot_file;
 mod store;
 mod tail;
@@ -87,8 +88,9 @@ pub use fingerprints::{FingerprintFile, FingerprintSnapshot, FINGERPRINTS_FILE_N
 pub use offline::{ChainWalk, DamagedRequestRecord, OfflineLog};
 pub use reopen::REOPEN_LOCK_WAIT_MS;
 pub use retained::{RetainedSnapshot, RetainedSnapshots, RETAINED_DIR_NAME};
+pub use segment::SEGMENTS_DIR_NAME;
 pub use store::{
     verify_log_at, Committer, IdSource, LogIter, LogReader, NewCommand, NewEvent, PreparedAppend,
     Store, StoreError, StoreOptions, StoredRequest, EVENT_BYTES_MAX, FAIL_FDATASYNC_AFTER_VARIABLE,
-    STREAM_BYTES_MAX,
+    SEGMENT_LEN_EVENTS_DEFAULT, SEGMENT_LEN_EVENTS_VARIABLE, STREAM_BYTES_MAX,
 };
