@@ -474,15 +474,19 @@ fn remove_range(db: &sled::Db, from: u64, through: u64) -> Result<(), StoreError
 pub(crate) struct SegmentCursor {
     segment: Arc<Segment>,
     next: u64,
+    /// The last position to read: the segment's, or the reader's when it ends before.
+    end: u64,
     /// The entries fetched and not yet taken, front first.
     fetched: std::collections::VecDeque<Vec<u8>>,
 }
 
 impl SegmentCursor {
-    pub(crate) fn new(segment: Arc<Segment>, from: u64) -> SegmentCursor {
+    pub(crate) fn new(segment: Arc<Segment>, from: u64, end: u64) -> SegmentCursor {
+        let end = end.min(segment.last);
         SegmentCursor {
             segment,
             next: from,
+            end,
             fetched: std::collections::VecDeque::new(),
         }
     }
@@ -494,11 +498,11 @@ impl SegmentCursor {
     /// The next entry's position and stored bytes, or `None` past the segment's last.
     pub(crate) fn next_entry(&mut self) -> Option<Result<(u64, Vec<u8>), StoreError>> {
         if self.fetched.is_empty() {
-            if self.next > self.segment.last {
+            if self.next > self.end {
                 return None;
             }
             if let Err(error) = self.fetch() {
-                self.next = self.segment.last.saturating_add(1);
+                self.next = self.end.saturating_add(1);
                 return Some(Err(error));
             }
         }
@@ -509,7 +513,7 @@ impl SegmentCursor {
 
     fn fetch(&mut self) -> Result<(), StoreError> {
         let segment = &self.segment;
-        let more = (segment.last - self.next).min(CURSOR_ENTRIES_PER_READ - 1);
+        let more = (self.end - self.next).min(CURSOR_ENTRIES_PER_READ - 1);
         let offsets = segment.offsets(self.next, more)?;
         let start = offsets[0];
         let end = offsets[offsets.len() - 1];
@@ -792,7 +796,7 @@ impl Iterator for LogEntries {
                     }
                     Some(Err(error)) => return self.finish_with(error),
                     None => {
-                        if self.check_digests {
+                        if self.check_digests && cursor.end == cursor.segment.last {
                             let segment = Arc::clone(cursor.segment());
                             match segment.check_digest() {
                                 Ok(Ok(())) => {}
@@ -810,7 +814,7 @@ impl Iterator for LogEntries {
                 }
             }
             if let Some(segment) = self.segments.find(self.next) {
-                self.cursor = Some(SegmentCursor::new(segment, self.next));
+                self.cursor = Some(SegmentCursor::new(segment, self.next, self.last));
                 self.sled_entries = None;
                 continue;
             }

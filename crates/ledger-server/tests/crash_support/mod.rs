@@ -176,8 +176,17 @@ pub fn voucher_ledger(args: &[&str]) -> Command {
     let mut command = ledger_testkit::command(env!("CARGO_BIN_EXE_voucher-ledger"), args);
     command.env_remove(ledger_store::FAIL_FDATASYNC_AFTER_VARIABLE);
     command.env("VOUCHER_LEDGER__POLICY_FILE", campaign_policy_file());
+    // Small segments, so that kills and power cuts land around seals of the sealed past.
+    command.env(
+        ledger_store::SEGMENT_LEN_EVENTS_VARIABLE,
+        CAMPAIGN_SEGMENT_LEN_EVENTS.to_string(),
+    );
     command
 }
+
+/// Entries per segment file in the campaigns (see `ledger_store::StoreOptions`): a few dozen,
+/// so that most cycles seal one and many kills land in or next to a seal.
+pub const CAMPAIGN_SEGMENT_LEN_EVENTS: u64 = 25;
 
 /// Sends `signal` (`-KILL`, `-TERM`) with the `kill` command: the workspace forbids unsafe code
 /// and has no signal crate, and `kill` is on every Unix.
