@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 use crate::chain::{self, Head};
 use crate::checkpoint::{CheckpointFile, CheckpointFound};
 use crate::keys;
+use crate::segment::{self, Segments};
 use crate::store::{
-    last_entry, sled_config, sync_directory, sync_path, Store, StoreError, CONF_FILE_NAME,
+    last_entry, sled_config, sync_directory, sync_path, Log, Store, StoreError, CONF_FILE_NAME,
     DATA_FILE_NAME,
 };
 
@@ -31,14 +32,15 @@ pub struct BackupReport {
     pub head: Head,
     /// Records copied: entries, request records, stream versions, the head.
     pub records: u64,
-    /// Bytes of keys and values copied.
+    /// Bytes of keys and values copied, and of segment files.
     pub bytes: u64,
     pub elapsed: Duration,
 }
 
 impl Store {
-    /// Copies every record of the log (entries, request records, stream versions, and last the
-    /// head) into a new sled database in `target`, which must not exist or must be an empty
+    /// Copies the segment files of the sealed past (each synced), then every record of sled
+    /// (entries, request records, stream versions, and last the head) into a new sled
+    /// database in `target`, which must not exist or must be an empty
     /// folder; then flushes it, `fdatasync`s its data file and its configuration, copies the
     /// checkpoint file (synced) and syncs the folder. The copy is a log that [`Store::open`] and
     /// `verify` accept, with this log's head.
@@ -48,11 +50,21 @@ impl Store {
     pub fn backup_to(&self, target: &Path) -> Result<BackupReport, StoreError> {
         let started = Instant::now();
         let db = self.sled_db("an online backup (use the database's own, pg_basebackup)")?;
+        let Log::Sled(_, segments) = &self.log else {
+            unreachable!("sled_db refuses a log kept by a backend")
+        };
         prepare_target(target)?;
+        // No seal may move a range from sled to a segment while the copy runs: it would be
+        // in neither the segments copied nor the records copied after them.
+        let _sealing = segments
+            .sealing
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let segment_bytes = segment::copy_segments(segments, target)?;
         let copy = sled_config(target).open()?;
 
         let mut records = 0u64;
-        let mut bytes = 0u64;
+        let mut bytes = segment_bytes;
         let mut batch = sled::Batch::default();
         let mut batch_len = 0usize;
         let mut head_record = None;
@@ -78,8 +90,12 @@ impl Store {
         }
         copy.flush()?;
 
-        let found = chain::check_head(copy.get(keys::HEAD_KEY)?.as_deref(), last_entry(&copy)?)
-            .map_err(StoreError::ChainBroken)?;
+        let copied_segments = Segments::open(target, false)?;
+        let found = chain::check_head(
+            copy.get(keys::HEAD_KEY)?.as_deref(),
+            last_entry(&copy, &copied_segments)?,
+        )
+        .map_err(StoreError::ChainBroken)?;
         drop(copy);
         if found != self.head {
             return Err(StoreError::BackupIncomplete {

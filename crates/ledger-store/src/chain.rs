@@ -121,6 +121,10 @@ pub enum ChainBreakKind {
     /// hashes differ.
     #[error("the stored head ({stored_head}) is not the last entry ({last_entry})")]
     HeadMismatch { stored_head: Head, last_entry: Head },
+    /// A segment file of the sealed past (see the `segment` module) is not whole: its form,
+    /// its digest, or its place in the run of segments. `position` is the first it should hold.
+    #[error("segment file {file} is damaged: {why}")]
+    SegmentDamaged { file: String, why: String },
 }
 
 /// Checks one stored entry, expected at `expected_position` after an entry whose hash is

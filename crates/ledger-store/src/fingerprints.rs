@@ -35,6 +35,7 @@ use uuid::Uuid;
 
 use crate::chain::Head;
 use crate::keys;
+use crate::segment::Segments;
 use crate::snapshot_file::{self, Kind};
 use crate::store::StoreError;
 
@@ -85,6 +86,9 @@ impl FingerprintSnapshot {
 pub struct FingerprintFile {
     path: PathBuf,
     db: sled::Db,
+    /// Where the sealed past goes after each save (see the `segment` module).
+    segments: Segments,
+    segment_len_events: u64,
 }
 
 impl std::fmt::Debug for FingerprintFile {
@@ -97,10 +101,28 @@ impl std::fmt::Debug for FingerprintFile {
 }
 
 impl FingerprintFile {
-    pub(crate) fn new(dir: &Path, db: sled::Db) -> FingerprintFile {
+    pub(crate) fn new(
+        dir: &Path,
+        db: sled::Db,
+        segments: Segments,
+        segment_len_events: u64,
+    ) -> FingerprintFile {
         FingerprintFile {
             path: dir.join(FINGERPRINTS_FILE_NAME),
             db,
+            segments,
+            segment_len_events,
+        }
+    }
+
+    /// Seals the whole segments at or below `head` (a durable position: the checkpoint's), off
+    /// the writer's path. A failure is logged and costs only sled's size until the next save:
+    /// nothing is removed from sled before its segment is durable.
+    fn seal(&self, head: u64) {
+        if let Err(error) =
+            crate::segment::seal(&self.db, &self.segments, head, self.segment_len_events)
+        {
+            tracing::warn!(%error, position = head, "entries not sealed into a segment");
         }
     }
 
@@ -115,6 +137,7 @@ impl FingerprintFile {
         let (Some(requests), Some(names)) = (snapshot.requests.sorted(), snapshot.names.sorted())
         else {
             crate::tail::fold_group_records_before(&self.db, snapshot.head.position)?;
+            self.seal(snapshot.head.position);
             return Ok(false);
         };
         let mut body = Vec::with_capacity(8 + 8 * (requests.len() + names.len()));
@@ -124,6 +147,7 @@ impl FingerprintFile {
         }
         snapshot_file::write(&self.path, KIND, &snapshot.head, &body, false)?;
         crate::tail::fold_group_records_before(&self.db, snapshot.head.position)?;
+        self.seal(snapshot.head.position);
         Ok(true)
     }
 }
@@ -133,6 +157,7 @@ impl FingerprintFile {
 pub(crate) fn load_saved(
     dir: &Path,
     db: &sled::Db,
+    segments: &Segments,
     head: Head,
     fingerprint: fn(Uuid) -> u64,
 ) -> Option<(HashSet<u64>, HashSet<u64>)> {
@@ -158,7 +183,7 @@ pub(crate) fn load_saved(
     if saved_head.position > head.position {
         return passed_over("ahead of the log");
     }
-    match crate::store::entry_hash(db, saved_head.position) {
+    match crate::store::entry_hash(db, segments, saved_head.position) {
         Ok(Some(hash)) if hash == saved_head.hash => {}
         Ok(_) => return passed_over("the log has another hash at their position"),
         Err(error) => {

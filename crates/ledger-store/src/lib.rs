@@ -32,6 +32,11 @@
 //! fingerprints with each checkpoint folds the group records before its head into `r` and `n`
 //! keys, in key order, off the writer's path (the `tail` module).
 //!
+//! The sealed past leaves sled: the entries at or below the last checkpoint, in whole runs of
+//! [`StoreOptions::segment_len_events`], move into immutable, checksummed segment files in
+//! `segments/` (the `segment` module), sealed on the checkpoint thread, and every read of an
+//! entry looks there first. sled keeps the recent tail and the small mutable records.
+//!
 //! Beside sled's files, two kinds of derived files, each naming the position and chain hash it
 //! reflects and carrying a SHA-256 of its body, checked before use and never trusted: the
 //! checkpoint (`checkpoint`, the engine's state at a durable position, so that a start replays
@@ -53,8 +58,8 @@
 //! [`OfflineLog`] is that read-only view for the auditors' offline commands: a [`ChainWalk`]
 //! over every entry, reads by position, and the stored checkpoint.
 //!
-//! Backup: [`Store::backup_to`] copies every record into a new database, and the checkpoint
-//! file, between two appends.
+//! Backup: [`Store::backup_to`] copies the segment files, every record into a new database,
+//! and the checkpoint file, between two appends.
 //!
 //! Backends: the same log can be kept outside sled by a [`LogBackend`] (PostgreSQL, in the
 //! crate `ledger-store-pg`), opened with [`Store::open_backend`] or
@@ -75,6 +80,7 @@ mod keys;
 mod offline;
 mod reopen;
 mod retained;
+mod segment;
 mod snapshot_file;
 mod store;
 mod tail;
@@ -87,8 +93,9 @@ pub use fingerprints::{FingerprintFile, FingerprintSnapshot, FINGERPRINTS_FILE_N
 pub use offline::{ChainWalk, DamagedRequestRecord, OfflineLog};
 pub use reopen::REOPEN_LOCK_WAIT_MS;
 pub use retained::{RetainedSnapshot, RetainedSnapshots, RETAINED_DIR_NAME};
+pub use segment::SEGMENTS_DIR_NAME;
 pub use store::{
     verify_log_at, Committer, IdSource, LogIter, LogReader, NewCommand, NewEvent, PreparedAppend,
     Store, StoreError, StoreOptions, StoredRequest, EVENT_BYTES_MAX, FAIL_FDATASYNC_AFTER_VARIABLE,
-    STREAM_BYTES_MAX,
+    SEGMENT_LEN_EVENTS_DEFAULT, SEGMENT_LEN_EVENTS_VARIABLE, STREAM_BYTES_MAX,
 };

@@ -15,6 +15,7 @@ use crate::backend::LogBackend;
 use crate::chain::{self, ChainBreak, Head, RecordedEvent};
 use crate::checkpoint::{CheckpointFile, CheckpointFound};
 use crate::keys;
+use crate::segment::{LogEntries, Segments};
 use crate::store::{
     open_sled, EntrySource, Log, LogReader, StoreError, StoredRequest, DATA_FILE_NAME,
 };
@@ -43,7 +44,8 @@ impl OfflineLog {
             });
         }
         Ok(OfflineLog {
-            log: Log::Sled(open_sled(dir)?),
+            // Leniently: a damaged segment file is a finding of the walk, at its place.
+            log: Log::Sled(open_sled(dir)?, Segments::open(dir, true)?),
             path: dir.to_path_buf(),
         })
     }
@@ -92,7 +94,7 @@ impl OfflineLog {
     /// the store).
     pub fn requests(&self) -> RequestRecords<'_> {
         match &self.log {
-            Log::Sled(db) => Box::new(
+            Log::Sled(db, _) => Box::new(
                 db.scan_prefix([keys::REQUEST_PREFIX])
                     .map(|item| {
                         let (key, value) = item?;
@@ -212,7 +214,10 @@ pub struct ChainWalk {
 impl ChainWalk {
     pub(crate) fn new(log: &Log) -> ChainWalk {
         let entries = match log {
-            Log::Sled(db) => EntrySource::Sled(db.scan_prefix([keys::ENTRY_PREFIX])),
+            // Each segment's digest is checked once its entries are walked.
+            Log::Sled(db, segments) => {
+                EntrySource::Sled(LogEntries::new(db, segments, 1, u64::MAX, true))
+            }
             Log::External(_) => EntrySource::new(log, 1, u64::MAX),
         };
         ChainWalk {
@@ -240,7 +245,7 @@ impl ChainWalk {
             }
         }
         let stored_record = match &self.log {
-            Log::Sled(db) => db.get(keys::HEAD_KEY)?.map(|record| record.to_vec()),
+            Log::Sled(db, _) => db.get(keys::HEAD_KEY)?.map(|record| record.to_vec()),
             Log::External(backend) => backend
                 .stored_head()?
                 .map(|head| keys::encode_head(head).to_vec()),

@@ -22,6 +22,7 @@ use crate::checkpoint::{self, CheckpointFile, CheckpointFound, StoredCheckpoint}
 use crate::fingerprints::{self, FingerprintFile, FingerprintSnapshot, IdSetSnapshot};
 use crate::keys;
 use crate::offline::{ChainWalk, OfflineLog};
+use crate::segment::{self, Segments};
 use crate::tail::{self, Tail};
 
 /// The largest encoded event the store accepts, in bytes.
@@ -138,7 +139,7 @@ pub enum StoreError {
 /// Where a log's records live: sled's tree in the data folder, or a [`LogBackend`]'s rows.
 #[derive(Clone)]
 pub(crate) enum Log {
-    Sled(sled::Db),
+    Sled(sled::Db, Segments),
     External(Arc<dyn LogBackend>),
 }
 
@@ -146,7 +147,7 @@ impl Log {
     /// The stored head record, unchecked; `None` when there is none or it is malformed.
     pub(crate) fn stored_head(&self) -> Result<Option<Head>, StoreError> {
         match self {
-            Log::Sled(db) => Ok(db
+            Log::Sled(db, _) => Ok(db
                 .get(keys::HEAD_KEY)?
                 .and_then(|record| keys::decode_head(&record))),
             Log::External(backend) => backend.stored_head(),
@@ -156,8 +157,8 @@ impl Log {
     /// The stored head checked against the last entry (see `chain::check_head`).
     fn checked_head(&self) -> Result<Head, StoreError> {
         match self {
-            Log::Sled(db) => {
-                let last_entry = last_entry(db)?;
+            Log::Sled(db, segments) => {
+                let last_entry = last_entry(db, segments)?;
                 let stored_record = db.get(keys::HEAD_KEY)?;
                 Ok(chain::check_head(stored_record.as_deref(), last_entry)?)
             }
@@ -175,7 +176,7 @@ impl Log {
     /// Without the store's [`Tail`]: the `n` keys, then the group records not yet folded.
     fn positions_naming(&self, id: Uuid) -> Result<Vec<u64>, StoreError> {
         match self {
-            Log::Sled(db) => {
+            Log::Sled(db, _) => {
                 let mut positions = positions_naming(db, id)?;
                 positions.extend(tail::positions_naming_in_groups(db, id)?);
                 positions.sort_unstable();
@@ -187,13 +188,12 @@ impl Log {
     }
 
     /// The position and stored hash of the entry at `position`, its form checked, or `None`
-    /// when there is none or it is malformed.
+    /// when there is none or it is malformed (position 0 is the empty log's head).
     fn entry_head(&self, position: u64) -> Result<Option<Head>, StoreError> {
         match self {
-            Log::Sled(db) => Ok(match db.get(keys::entry_key(position))? {
-                Some(value) => stored_entry_head(&keys::entry_key(position), &value).ok(),
-                None => None,
-            }),
+            Log::Sled(db, segments) => {
+                Ok(entry_hash(db, segments, position)?.map(|hash| Head { position, hash }))
+            }
             Log::External(backend) => Ok(backend
                 .entries(position, position, 1)?
                 .into_iter()
@@ -207,7 +207,7 @@ impl Log {
 
     fn request_record(&self, request_id: Uuid) -> Result<Option<RequestRecord>, StoreError> {
         match self {
-            Log::Sled(db) => {
+            Log::Sled(db, _) => {
                 let Some(value) = db.get(keys::request_key(request_id))? else {
                     return Ok(None);
                 };
@@ -221,14 +221,14 @@ impl Log {
 
     fn contains_request(&self, request_id: Uuid) -> Result<bool, StoreError> {
         match self {
-            Log::Sled(db) => Ok(db.contains_key(keys::request_key(request_id))?),
+            Log::Sled(db, _) => Ok(db.contains_key(keys::request_key(request_id))?),
             Log::External(backend) => Ok(backend.request(request_id)?.is_some()),
         }
     }
 
     fn backend_name(&self) -> String {
         match self {
-            Log::Sled(_) => "sled".to_owned(),
+            Log::Sled(..) => "sled".to_owned(),
             Log::External(backend) => backend.describe(),
         }
     }
@@ -247,15 +247,44 @@ pub struct StoreOptions {
     /// otherwise compete with loading the checkpoint and delay serving. Until then every
     /// lookup goes to sled, which is exact.
     pub defer_index_loading: bool,
+    /// Entries per segment file of the sealed past (see the `segment` module): each time the
+    /// fingerprints are saved with a checkpoint, every whole run of this many entries at or
+    /// below its head leaves sled for a segment file. Default [`SEGMENT_LEN_EVENTS_DEFAULT`];
+    /// builds with debug assertions take [`SEGMENT_LEN_EVENTS_VARIABLE`] from the environment
+    /// instead, so that the crash tests seal small segments.
+    pub segment_len_events: u64,
 }
+
+/// Entries per segment by default: about 70 MB of file each, a few dozen files after twenty
+/// years of the scheme (100 000–150 000 events a year), and a seal of a few seconds on the
+/// checkpoint thread.
+pub const SEGMENT_LEN_EVENTS_DEFAULT: u64 = 200_000;
+
+/// For the crash tests, read only by builds with debug assertions: entries per segment (see
+/// [`StoreOptions::segment_len_events`]). Release builds never read the variable.
+pub const SEGMENT_LEN_EVENTS_VARIABLE: &str = "VOUCHER_LEDGER_TEST_SEGMENT_LEN_EVENTS";
 
 impl Default for StoreOptions {
     fn default() -> Self {
         StoreOptions {
             flush_every_append: true,
             defer_index_loading: false,
+            segment_len_events: segment_len_events_default(),
         }
     }
+}
+
+/// [`SEGMENT_LEN_EVENTS_DEFAULT`], or in a build with debug assertions the positive number in
+/// [`SEGMENT_LEN_EVENTS_VARIABLE`].
+fn segment_len_events_default() -> u64 {
+    if !cfg!(debug_assertions) {
+        return SEGMENT_LEN_EVENTS_DEFAULT;
+    }
+    std::env::var(SEGMENT_LEN_EVENTS_VARIABLE)
+        .ok()
+        .and_then(|value| value.trim().parse::<u64>().ok())
+        .filter(|len| *len > 0)
+        .unwrap_or(SEGMENT_LEN_EVENTS_DEFAULT)
 }
 
 /// An event before the store gives it a place in the log.
@@ -325,7 +354,7 @@ enum Pending {
 impl Pending {
     fn new(log: &Log, previous_head: Head) -> Pending {
         match log {
-            Log::Sled(_) => Pending::Sled {
+            Log::Sled(..) => Pending::Sled {
                 batch: sled::Batch::default(),
                 requests: Vec::new(),
                 names: Vec::new(),
@@ -751,7 +780,12 @@ impl Store {
             }
         }
 
-        let last_entry = last_entry(&db)?;
+        let segments = Segments::open(dir, false)?;
+        if segments.remove_sealed_from(&db)? {
+            db.flush()?;
+            sync_once(&data_file, &data_path)?;
+        }
+        let last_entry = last_entry(&db, &segments)?;
         let stored_record = db.get(keys::HEAD_KEY)?;
         let head = chain::check_head(stored_record.as_deref(), last_entry)?;
         let stream_versions = load_stream_versions(&db)?;
@@ -776,11 +810,13 @@ impl Store {
             position = head.position,
             hash = %hex::encode(head.hash),
             streams = stream_versions.len(),
+            segments = segments.all().len(),
+            sealed_through = segments.sealed_through(),
             "event log opened"
         );
         let defer_index_loading = options.defer_index_loading;
         let mut store = Store {
-            log: Log::Sled(db),
+            log: Log::Sled(db, segments),
             data_file: Some(Arc::new(data_file)),
             data_path,
             head,
@@ -841,7 +877,7 @@ impl Store {
         let head = log.checked_head()?;
         let stream_versions = match &log {
             Log::External(backend) => backend.stream_versions()?,
-            Log::Sled(db) => load_stream_versions(db)?,
+            Log::Sled(db, _) => load_stream_versions(db)?,
         };
         tracing::info!(
             backend = %log.backend_name(),
@@ -875,7 +911,7 @@ impl Store {
     /// available on this one.
     pub(crate) fn sled_db(&self, operation: &'static str) -> Result<&sled::Db, StoreError> {
         match &self.log {
-            Log::Sled(db) => Ok(db),
+            Log::Sled(db, _) => Ok(db),
             Log::External(backend) => Err(StoreError::NotOnThisBackend {
                 operation,
                 backend: backend.describe(),
@@ -894,14 +930,15 @@ impl Store {
         let names = Arc::clone(&self.names.at_open);
         let source = Arc::clone(&self.id_loader.source);
         match &self.log {
-            Log::Sled(db) => {
+            Log::Sled(db, segments) => {
                 let db = db.clone();
+                let segments = segments.clone();
                 let dir = self.checkpoint_file.path().parent().map(Path::to_path_buf);
                 let head = self.head;
                 self.id_loader.start(move |stop| {
                     let started = std::time::Instant::now();
                     let saved = dir.and_then(|dir| {
-                        fingerprints::load_saved(&dir, &db, head, IdFilter::fingerprint)
+                        fingerprints::load_saved(&dir, &db, &segments, head, IdFilter::fingerprint)
                     });
                     let (read_requests, read_names, from) = match saved {
                         Some((saved_requests, saved_names)) => {
@@ -962,7 +999,7 @@ impl Store {
     /// groups: everything prepared is committed, so they are those of the durable head.
     pub fn fingerprint_snapshot(&self) -> Option<FingerprintSnapshot> {
         match self.log {
-            Log::Sled(_) => Some(FingerprintSnapshot {
+            Log::Sled(..) => Some(FingerprintSnapshot {
                 head: self.head,
                 requests: self.requests.snapshot(),
                 names: self.names.snapshot(),
@@ -974,12 +1011,14 @@ impl Store {
     /// Where [`Store::fingerprint_snapshot`]s are saved; `None` on a log kept by a backend.
     pub fn fingerprint_file(&self) -> Option<FingerprintFile> {
         match &self.log {
-            Log::Sled(db) => Some(FingerprintFile::new(
+            Log::Sled(db, segments) => Some(FingerprintFile::new(
                 self.checkpoint_file
                     .path()
                     .parent()
                     .unwrap_or(Path::new(".")),
                 db.clone(),
+                segments.clone(),
+                self.options.segment_len_events,
             )),
             Log::External(_) => None,
         }
@@ -1013,7 +1052,7 @@ impl Store {
         if !self.names.may_hold(id) {
             return Ok(Vec::new());
         }
-        let Log::Sled(db) = &self.log else {
+        let Log::Sled(db, _) = &self.log else {
             return self.log.positions_naming(id);
         };
         let mut positions = positions_naming(db, id)?;
@@ -1027,7 +1066,7 @@ impl Store {
     /// index existed does not, until [`Store::index_names`] has been given its names. A log
     /// kept by a backend always does: the index is as old as that layout.
     pub fn names_indexed(&self) -> Result<bool, StoreError> {
-        let Log::Sled(db) = &self.log else {
+        let Log::Sled(db, _) = &self.log else {
             return Ok(true);
         };
         Ok(db.get(keys::NAME_INDEX_KEY)?.as_deref() == Some(&[keys::NAME_INDEX_VERSION][..]))
@@ -1243,7 +1282,7 @@ impl Store {
                 event_count,
                 recorded_at: command.recorded_at,
             };
-            if matches!(self.log, Log::Sled(_)) {
+            if matches!(self.log, Log::Sled(..)) {
                 recorded_requests.push((request_id, record.clone()));
             }
             batch.request(request_id, record, head.position);
@@ -1274,7 +1313,7 @@ impl Store {
         }
         for (id, position) in named {
             self.names.insert(id);
-            if matches!(self.log, Log::Sled(_)) {
+            if matches!(self.log, Log::Sled(..)) {
                 self.tail.insert_name(id, position);
             }
         }
@@ -1291,14 +1330,14 @@ impl Store {
     /// What makes prepared appends durable, for another thread than the one that prepares.
     pub fn committer(&self) -> Committer {
         let target = match (&self.log, &self.data_file) {
-            (Log::Sled(db), Some(data_file)) => CommitTarget::Sled(SledCommitter {
+            (Log::Sled(db, _), Some(data_file)) => CommitTarget::Sled(SledCommitter {
                 db: db.clone(),
                 data_file: Arc::clone(data_file),
                 data_path: self.data_path.clone(),
                 syncs_before_injected_failure: Arc::clone(&self.syncs_before_injected_failure),
             }),
             (Log::External(backend), _) => CommitTarget::External(Arc::clone(backend)),
-            (Log::Sled(_), None) => unreachable!("a sled store keeps its data file open"),
+            (Log::Sled(..), None) => unreachable!("a sled store keeps its data file open"),
         };
         Committer { target }
     }
@@ -1502,10 +1541,14 @@ pub fn verify_log_at(dir: &Path) -> Result<Result<Head, ChainBreak>, StoreError>
 }
 
 /// The position and stored hash of the last entry, without checking its hash against the one
-/// before; `Head::EMPTY` when there is no entry.
-pub(crate) fn last_entry(db: &sled::Db) -> Result<Head, StoreError> {
+/// before: sled's last, or the last segment's when sled holds none; `Head::EMPTY` when there
+/// is no entry.
+pub(crate) fn last_entry(db: &sled::Db, segments: &Segments) -> Result<Head, StoreError> {
     let Some(item) = db.scan_prefix([keys::ENTRY_PREFIX]).next_back() else {
-        return Ok(Head::EMPTY);
+        return match segments.all().last() {
+            Some(segment) => segment.last_head(),
+            None => Ok(Head::EMPTY),
+        };
     };
     let (key, value) = item?;
     stored_entry_head(&key, &value).map_err(StoreError::ChainBroken)
@@ -1513,13 +1556,16 @@ pub(crate) fn last_entry(db: &sled::Db) -> Result<Head, StoreError> {
 
 /// The stored hash of the entry at `position` (32 zero bytes at position 0), its form checked;
 /// `None` when there is no such entry or it is malformed.
-pub(crate) fn entry_hash(db: &sled::Db, position: u64) -> Result<Option<[u8; 32]>, StoreError> {
+pub(crate) fn entry_hash(
+    db: &sled::Db,
+    segments: &Segments,
+    position: u64,
+) -> Result<Option<[u8; 32]>, StoreError> {
     if position == 0 {
         return Ok(Some(Head::EMPTY.hash));
     }
     let key = keys::entry_key(position);
-    Ok(db
-        .get(key)?
+    Ok(stored_entry(db, segments, position)?
         .and_then(|value| stored_entry_head(&key, &value).ok())
         .map(|head| head.hash))
 }
@@ -1670,10 +1716,10 @@ fn previous_hash(log: &Log, position: u64) -> Result<[u8; 32], StoreError> {
             })),
         };
     }
-    let Log::Sled(db) = log else {
+    let Log::Sled(db, segments) = log else {
         unreachable!("handled above")
     };
-    let Some(value) = db.get(keys::entry_key(previous))? else {
+    let Some(value) = stored_entry(db, segments, previous)? else {
         return Err(StoreError::ChainBroken(ChainBreak {
             position: previous,
             kind: ChainBreakKind::EntryMissing,
@@ -1681,6 +1727,26 @@ fn previous_hash(log: &Log, position: u64) -> Result<[u8; 32], StoreError> {
     };
     let head = stored_entry_head(&keys::entry_key(previous), &value)?;
     Ok(head.hash)
+}
+
+/// The stored entry at `position`, from its segment or from sled, unchecked.
+fn stored_entry(
+    db: &sled::Db,
+    segments: &Segments,
+    position: u64,
+) -> Result<Option<Vec<u8>>, StoreError> {
+    if let Some(segment) = segments.find(position) {
+        return Ok(Some(segment.entry(position)?));
+    }
+    match db.get(keys::entry_key(position))? {
+        Some(value) => Ok(Some(value.to_vec())),
+        // Sealed since the look in the segments: the segment is published before sled's copy
+        // is removed.
+        None => segments
+            .find(position)
+            .map(|segment| segment.entry(position))
+            .transpose(),
+    }
 }
 
 /// Entries read in position order as sled keys and values: straight from sled's range, or
@@ -1691,7 +1757,8 @@ fn previous_hash(log: &Log, position: u64) -> Result<[u8; 32], StoreError> {
     reason = "sled's iterator is the common case; boxing it would allocate at every read"
 )]
 pub(crate) enum EntrySource {
-    Sled(sled::Iter),
+    /// The segments, then sled (see `segment::LogEntries`).
+    Sled(segment::LogEntries),
     External {
         backend: Arc<dyn LogBackend>,
         next_position: u64,
@@ -1708,9 +1775,13 @@ const BACKEND_PAGE_LEN: usize = 1000;
 impl EntrySource {
     pub(crate) fn new(log: &Log, from_position: u64, last_position: u64) -> EntrySource {
         match log {
-            Log::Sled(db) => EntrySource::Sled(
-                db.range(keys::entry_key(from_position)..=keys::entry_key(last_position)),
-            ),
+            Log::Sled(db, segments) => EntrySource::Sled(segment::LogEntries::new(
+                db,
+                segments,
+                from_position,
+                last_position,
+                false,
+            )),
             Log::External(backend) => EntrySource::External {
                 backend: Arc::clone(backend),
                 next_position: from_position,
@@ -1727,7 +1798,7 @@ impl Iterator for EntrySource {
 
     fn next(&mut self) -> Option<Self::Item> {
         match self {
-            EntrySource::Sled(entries) => entries.next().map(|item| item.map_err(StoreError::from)),
+            EntrySource::Sled(entries) => entries.next(),
             EntrySource::External {
                 backend,
                 next_position,

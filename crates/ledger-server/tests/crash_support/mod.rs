@@ -176,8 +176,17 @@ pub fn voucher_ledger(args: &[&str]) -> Command {
     let mut command = ledger_testkit::command(env!("CARGO_BIN_EXE_voucher-ledger"), args);
     command.env_remove(ledger_store::FAIL_FDATASYNC_AFTER_VARIABLE);
     command.env("VOUCHER_LEDGER__POLICY_FILE", campaign_policy_file());
+    // Small segments, so that kills and power cuts land around seals of the sealed past.
+    command.env(
+        ledger_store::SEGMENT_LEN_EVENTS_VARIABLE,
+        CAMPAIGN_SEGMENT_LEN_EVENTS.to_string(),
+    );
     command
 }
+
+/// Entries per segment file in the campaigns (see `ledger_store::StoreOptions`): a few dozen,
+/// so that most cycles seal one and many kills land in or next to a seal.
+pub const CAMPAIGN_SEGMENT_LEN_EVENTS: u64 = 25;
 
 /// Sends `signal` (`-KILL`, `-TERM`) with the `kill` command: the workspace forbids unsafe code
 /// and has no signal crate, and `kill` is on every Unix.
@@ -1545,6 +1554,8 @@ pub struct Stats {
     pub longest_replay_events: u64,
     pub starts_from_position_1: u32,
     pub checkpoints_ignored: u32,
+    /// The most segment files of the sealed past a start found (`CAMPAIGN_SEGMENT_LEN_EVENTS`).
+    pub segments_at_a_start_max: u32,
     pub full_checks: u32,
     /// Acknowledged writes about usage codes, and refused redemptions of earmarked vouchers.
     pub codes_ordered: u64,
@@ -1636,6 +1647,11 @@ impl std::fmt::Display for Stats {
             f,
             "checkpoints ignored at a start          {}",
             self.checkpoints_ignored
+        )?;
+        writeln!(
+            f,
+            "segment files at a start, at most       {}",
+            self.segments_at_a_start_max
         )?;
         writeln!(
             f,
@@ -1768,6 +1784,10 @@ impl Campaign {
         assert!(self.server.is_none(), "a server runs already");
         let env = self.start_env(extra_env);
         let log_path = self.next_log_path();
+        let segments = std::fs::read_dir(self.data_dir.join(ledger_store::SEGMENTS_DIR_NAME))
+            .map(|entries| entries.count() as u32)
+            .unwrap_or(0);
+        self.stats.segments_at_a_start_max = self.stats.segments_at_a_start_max.max(segments);
         let server = Launch::spawn(&self.data_dir, &log_path, &env).ready().await;
         self.startup_estimate = server.startup;
         let log = without_ansi(&read_log(&log_path));

@@ -8,5 +8,6 @@ mod fingerprints;
 mod power_loss;
 mod properties;
 mod reopen;
+mod segments;
 mod tail;
 mod tamper;
