@@ -970,6 +970,37 @@ async fn a_connection_cut_during_commit_stops_the_ledger_and_retries_resolve_the
     );
 }
 
+/// Runs `import` (its whole command line): it succeeds with the copy's head equal to `head`;
+/// the same import again is refused (exit status 1), the target not being empty; then `verify`
+/// with `verify_target` (where the copy is) finds it sound at `audit_head`.
+fn import_and_verify(
+    import: &[&str],
+    head: &ledger_proto::v1::Head,
+    verify_target: &[&str],
+    audit_head: &str,
+) {
+    let (status, stdout, stderr) = offline(import);
+    assert!(
+        status.success()
+            && stdout.contains(&format!("position {}, hash {}", head.position, head.hash)),
+        "{import:?} ({status}):\n{stdout}\n{stderr}"
+    );
+    let (status, _, stderr) = offline(import);
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("already holds a ledger"),
+        "a target that is not empty is refused:\n{stderr}"
+    );
+    let mut verify = vec!["verify"];
+    verify.extend_from_slice(verify_target);
+    verify.extend_from_slice(&["--expect-head", audit_head]);
+    let (status, stdout, stderr) = offline(&verify);
+    assert!(
+        status.success() && stdout.contains("sound"),
+        "verify of the copy ({status}):\n{stdout}\n{stderr}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn import_moves_a_sled_ledger_into_an_empty_postgresql_database_and_back() {
     let Some(cluster) =
@@ -999,35 +1030,12 @@ async fn import_moves_a_sled_ledger_into_an_empty_postgresql_database_and_back()
     let sled = sled_dir.to_string_lossy().into_owned();
 
     // sled -> PostgreSQL: the same log, hash for hash; a second import is refused.
-    let import_to_postgres = ["import", "--data", &sled, "--to-postgres", &connection];
-    let (status, stdout, stderr) = offline(&import_to_postgres);
-    assert!(
-        status.success()
-            && stdout.contains(&format!(
-                "position {}, hash {}",
-                sled_head.position, sled_head.hash
-            )),
-        "import into postgresql ({status}):\n{stdout}\n{stderr}"
-    );
-    let (status, _, stderr) = offline(&import_to_postgres);
-    assert_eq!(status.code(), Some(1), "{stderr}");
-    assert!(
-        stderr.contains("already holds a ledger"),
-        "a target that is not empty is refused:\n{stderr}"
-    );
-    let verify_dir = home.path().join("verify");
-    let (status, stdout, stderr) = offline(&[
-        "verify",
-        "--data",
-        &verify_dir.to_string_lossy(),
-        "--postgres",
-        &connection,
-        "--expect-head",
+    let verify_dir = home.path().join("verify").to_string_lossy().into_owned();
+    import_and_verify(
+        &["import", "--data", &sled, "--to-postgres", &connection],
+        &sled_head,
+        &["--data", &verify_dir, "--postgres", &connection],
         &campaign.audit.head(),
-    ]);
-    assert!(
-        status.success() && stdout.contains("sound"),
-        "verify of the imported log ({status}):\n{stdout}\n{stderr}"
     );
 
     // A ledger served from PostgreSQL: the same head and reports, and it writes on.
@@ -1055,29 +1063,11 @@ async fn import_moves_a_sled_ledger_into_an_empty_postgresql_database_and_back()
     // PostgreSQL -> sled, into a new folder; a second import into it is refused.
     let back_dir = home.path().join("back");
     let back = back_dir.to_string_lossy().into_owned();
-    let import_to_sled = ["import", "--postgres", &connection, "--to-data", &back];
-    let (status, stdout, stderr) = offline(&import_to_sled);
-    assert!(
-        status.success()
-            && stdout.contains(&format!(
-                "position {}, hash {}",
-                postgres_head.position, postgres_head.hash
-            )),
-        "import into sled ({status}):\n{stdout}\n{stderr}"
-    );
-    let (status, _, stderr) = offline(&import_to_sled);
-    assert_eq!(status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("already holds a ledger"), "{stderr}");
-    let (status, stdout, stderr) = offline(&[
-        "verify",
-        "--data",
-        &back,
-        "--expect-head",
+    import_and_verify(
+        &["import", "--postgres", &connection, "--to-data", &back],
+        &postgres_head,
+        &["--data", &back],
         &campaign.audit.head(),
-    ]);
-    assert!(
-        status.success() && stdout.contains("sound"),
-        "verify of the folder imported back ({status}):\n{stdout}\n{stderr}"
     );
     campaign.data_dir = back_dir;
     campaign.start_server(&[]).await;
@@ -1241,4 +1231,80 @@ async fn a_reconnecting_writer_that_finds_the_lock_taken_retries_until_its_deadl
         log_tail(&server.log_path)
     );
     tokio::task::block_in_place(|| drop(held));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rebuild_compares_on_postgresql_and_backup_points_at_the_databases_tools() {
+    let Some(cluster) =
+        cluster_or_skip("rebuild_compares_on_postgresql_and_backup_points_at_the_databases_tools")
+    else {
+        return;
+    };
+    let _serial = SERIAL.lock().await;
+    let home = tempfile::Builder::new()
+        .prefix("voucher-ledger-pg-rebuild-")
+        .tempdir()
+        .expect("a temporary folder");
+    let pg_env = postgres_env(&cluster);
+    let mut campaign = pg_campaign(home.path(), seed_from_env(), &pg_env).await;
+    campaign.write_in_turn(8).await;
+
+    // Backup: refused with the database's tools named, and nothing written.
+    let target = home.path().join("backup");
+    let status =
+        ledger_proto::v1::audit_service_client::AuditServiceClient::new(campaign.channel())
+            .backup(with_token(
+                ledger_proto::v1::BackupRequest {
+                    target_dir: target.display().to_string(),
+                },
+                AUDITOR,
+            ))
+            .await
+            .expect_err("a ledger on postgresql takes no backup of its own");
+    assert_eq!(status.code(), tonic::Code::FailedPrecondition, "{status:?}");
+    assert_eq!(
+        status.get_details_error_info().map(|info| info.reason),
+        Some("BACKUP_BY_THE_DATABASE".to_owned())
+    );
+    assert!(status.message().contains("pg_basebackup"), "{status:?}");
+    assert!(!target.exists(), "nothing written");
+
+    // rebuild while a writer serves: refused, naming the writer's lock.
+    let data = campaign.data_dir.display().to_string();
+    let connection = cluster.connection();
+    let rebuild = ["rebuild", "--data", &data, "--postgres", &connection];
+    let (status, _, stderr) = offline(&rebuild);
+    assert!(!status.success(), "refused while a writer serves");
+    assert!(stderr.contains("writer's lock"), "{stderr}");
+
+    // Stopped: the rebuild from position 1 equals the checkpoint the writer left at its head.
+    let head = get_head(&campaign.channel()).await;
+    campaign
+        .server
+        .take()
+        .expect("a running writer")
+        .stop()
+        .await;
+    let (status, stdout, stderr) = offline(&rebuild);
+    assert!(status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains(&format!(
+            "checkpoint at position {}: identical to the rebuild",
+            head.position
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("rebuilt {} events from position 1", head.position)),
+        "{stdout}"
+    );
+    // The ledger starts on the checkpoint the rebuild wrote, at the same head.
+    campaign.start_server(&pg_env).await;
+    assert_eq!(get_head(&campaign.channel()).await, head);
+    campaign
+        .server
+        .take()
+        .expect("a running writer")
+        .stop()
+        .await;
 }
