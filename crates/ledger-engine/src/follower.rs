@@ -16,6 +16,7 @@
 //! `ledger-store-pg`), nor a writer of the log while it follows: it appends nothing, and its
 //! checkpoint is a file of its own data folder, written straight, as a cache of this process.
 
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,7 +24,7 @@ use ledger_domain::PolicyTable;
 use ledger_store::{Head, RecordedEvent, RetainedSnapshots, Store, StoreError};
 use tokio::sync::{broadcast, mpsc};
 
-use crate::reconnect::{self, WriterParts};
+use crate::reconnect::{self, Waited, WriterParts};
 use crate::recovery::{self, Recovered};
 use crate::subscription::Published;
 use crate::{
@@ -126,48 +127,28 @@ struct Follower {
     followed_events: u64,
 }
 
-/// What the follower does after a message.
-enum Next {
-    Follow,
-    Stop,
-}
-
 impl Follower {
     fn run(mut self) {
-        // Only to wait for a message with a deadline; the blocking calls to the backend are
-        // made outside it (its client drives a runtime of its own).
-        let runtime = match tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-        {
-            Ok(runtime) => runtime,
-            Err(error) => {
-                tracing::error!(%error, "the standby's timer cannot be started; stopping");
-                std::process::abort();
-            }
-        };
+        let runtime = reconnect::timer_or_stop("standby");
         loop {
             let next_poll = Instant::now() + self.poll_interval;
-            loop {
-                let remaining = next_poll.saturating_duration_since(Instant::now());
-                if remaining.is_zero() {
-                    break;
+            // Out of `self` while it waits, for `answer` to borrow the rest.
+            let (_, closed) = mpsc::channel(1);
+            let mut receiver = std::mem::replace(&mut self.receiver, closed);
+            let waited = reconnect::receive_until(&runtime, &mut receiver, next_poll, |message| {
+                self.answer(message)
+            });
+            self.receiver = receiver;
+            match waited {
+                Waited::Deadline => {}
+                // Every handle is gone: nothing more can arrive.
+                Waited::Closed => {
+                    self.write_checkpoint();
+                    return;
                 }
-                let received = runtime.block_on(async {
-                    tokio::time::timeout(remaining, self.receiver.recv()).await
-                });
-                match received {
-                    Err(_elapsed) => break,
-                    // Every handle is gone: nothing more can arrive.
-                    Ok(None) => {
-                        self.write_checkpoint();
-                        return;
-                    }
-                    Ok(Some(message)) => {
-                        if let Next::Stop = self.answer(message) {
-                            return;
-                        }
-                    }
+                Waited::Stopped => {
+                    self.receiver.close();
+                    return;
                 }
             }
             self.catch_up_or_stop();
@@ -186,7 +167,8 @@ impl Follower {
         }
     }
 
-    fn answer(&mut self, message: Message) -> Next {
+    /// Answers one message from the follower's state; `Break` once a shutdown was answered.
+    fn answer(&mut self, message: Message) -> ControlFlow<()> {
         match message {
             Message::Submit(submission) => {
                 let _ = submission.reply.send(Err(self.not_the_writer()));
@@ -203,15 +185,15 @@ impl Follower {
                 policy: &self.policy,
             }),
             Message::Shutdown(reply) => {
-                self.receiver.close();
+                // The caller closes the channel after (it holds the receiver meanwhile).
                 self.write_checkpoint();
                 let head = self.store.head();
                 tracing::info!(head_position = head.position, "ledger standby stopped");
                 let _ = reply.send(head);
-                return Next::Stop;
+                return ControlFlow::Break(());
             }
         }
-        Next::Follow
+        ControlFlow::Continue(())
     }
 
     fn not_the_writer(&self) -> SubmitError {

@@ -658,6 +658,10 @@ impl Writer {
                     Err(mpsc::error::TryRecvError::Empty) => {
                         // Nothing to decide meanwhile: answer the group in flight, then wait.
                         self.finish_pending();
+                        // Lost on that group: reconnect now, not at the next message.
+                        if self.backend_lost.get() {
+                            return;
+                        }
                         match self.receiver.blocking_recv() {
                             Some(message) => message,
                             // Every handle is gone: nothing more can arrive.

@@ -22,6 +22,7 @@
 //! What it is not: a retry of the commit (never: its outcome is only known from the log), nor
 //! used by sled, whose failed writes still stop the process.
 
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -50,7 +51,21 @@ pub trait ReopenWriter: Send + Sync {
     /// epoch, which fences out whatever the lost connection might still do. `Err` while the
     /// log cannot be reached, or the lock is held: by the lost session itself until the
     /// server notices it is gone, or by a standby that took over (then the deadline ends it).
-    fn reopen(&self) -> Result<Store, StoreError>;
+    fn reopen(&self) -> Result<Store, ReopenError>;
+}
+
+/// Why [`ReopenWriter::reopen`] did not open the log this time; either way the writer tries
+/// again until its deadline.
+#[derive(Debug, thiserror::Error)]
+pub enum ReopenError {
+    /// Another session holds the writer's lock: the lost session itself until the server
+    /// notices it is gone, or a standby that took over (which then writes, and this process
+    /// stops at its deadline unless the lock is let go before).
+    #[error("another process holds the writer's lock: {0}")]
+    LockHeld(#[source] StoreError),
+    /// The log cannot be reached or opened now.
+    #[error(transparent)]
+    Unreachable(#[from] StoreError),
 }
 
 /// The writer's reconnection, in [`EngineConfig::reconnect`].
@@ -191,60 +206,56 @@ impl WriterParts {
     /// Tries to open the log again until the deadline, answering every message meanwhile;
     /// then recovers and returns the next writer. `None` when the engine is stopped meanwhile.
     fn reconnect(mut self, reconnect: &Reconnect, durable_position: u64) -> Option<Writer> {
-        // Only to wait for a message with a deadline; the blocking calls to the backend are
-        // made outside it (its client drives a runtime of its own).
-        let runtime = match tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-        {
-            Ok(runtime) => runtime,
-            Err(error) => {
-                tracing::error!(%error, "the writer's timer cannot be started; stopping");
-                std::process::abort();
-            }
-        };
+        let runtime = timer_or_stop("writer");
         let lost_at = Instant::now();
         let deadline = lost_at + reconnect.deadline;
         let mut backoff = Duration::from_millis(RECONNECT_BACKOFF_FIRST_MS);
         let mut attempts = 0u32;
         loop {
             attempts += 1;
-            match reconnect.reopen.reopen() {
+            let lock_held = match reconnect.reopen.reopen() {
                 Ok(store) => {
                     drop(runtime);
                     return Some(self.resume(store, durable_position, lost_at, attempts));
                 }
-                Err(error) => {
-                    tracing::warn!(%error, attempts, "the writer cannot reach its event log yet; trying again")
+                Err(ReopenError::LockHeld(error)) => {
+                    tracing::warn!(%error, attempts, "the writer's lock is held by another process (the lost session, or a standby that took over); trying again until the deadline");
+                    true
                 }
-            }
+                Err(ReopenError::Unreachable(error)) => {
+                    tracing::warn!(%error, attempts, "the writer cannot reach its event log yet; trying again");
+                    false
+                }
+            };
             let now = Instant::now();
             if now >= deadline {
-                tracing::error!(
-                    deadline_seconds = reconnect.deadline.as_secs(),
-                    attempts,
-                    "the writer could not reach its event log before the deadline; stopping"
-                );
+                if lock_held {
+                    tracing::error!(
+                        deadline_seconds = reconnect.deadline.as_secs(),
+                        attempts,
+                        "the writer's lock was still held by another process at the reconnect deadline (a standby took over as the writer?); stopping"
+                    );
+                } else {
+                    tracing::error!(
+                        deadline_seconds = reconnect.deadline.as_secs(),
+                        attempts,
+                        "the writer could not reach its event log before the deadline; stopping"
+                    );
+                }
                 std::process::abort();
             }
             let wait_until = (now + backoff).min(deadline);
-            loop {
-                let remaining = wait_until.saturating_duration_since(Instant::now());
-                if remaining.is_zero() {
-                    break;
-                }
-                let received = runtime.block_on(async {
-                    tokio::time::timeout(remaining, self.receiver.recv()).await
-                });
-                match received {
-                    Err(_elapsed) => break,
-                    Ok(None) => return None,
-                    Ok(Some(message)) => {
-                        if !refuse_while_reconnecting(message) {
-                            self.receiver.close();
-                            return None;
-                        }
-                    }
+            match receive_until(
+                &runtime,
+                &mut self.receiver,
+                wait_until,
+                refuse_while_reconnecting,
+            ) {
+                Waited::Deadline => {}
+                Waited::Closed => return None,
+                Waited::Stopped => {
+                    self.receiver.close();
+                    return None;
                 }
             }
             backoff = (backoff * 2).min(Duration::from_millis(RECONNECT_BACKOFF_MAX_MS));
@@ -380,16 +391,70 @@ impl WriterParts {
 }
 
 /// Answers one message that arrived while the writer reconnects: writes and reads
-/// `Unavailable` (a retry with the same request id is safe). `false` for a shutdown, which
+/// `Unavailable` (a retry with the same request id is safe). `Break` for a shutdown, which
 /// ends the engine.
-fn refuse_while_reconnecting(message: Message) -> bool {
+fn refuse_while_reconnecting(message: Message) -> ControlFlow<()> {
     match message {
         Message::Submit(submission) => answer_unavailable(vec![submission]),
         Message::SubmitBatch(batch) => answer_unavailable(batch),
         // Dropped unanswered: the caller gets `Unavailable`.
         Message::Read(_) => {}
         // Dropped: there is no durable head to report until the log is reached again.
-        Message::Shutdown(_) => return false,
+        Message::Shutdown(_) => return ControlFlow::Break(()),
     }
-    true
+    ControlFlow::Continue(())
+}
+
+/// How [`receive_until`] ended.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Waited {
+    /// The deadline passed.
+    Deadline,
+    /// Every sender is gone: nothing more can arrive.
+    Closed,
+    /// `on_message` said to stop (a shutdown).
+    Stopped,
+}
+
+/// Hands each message that arrives before `deadline` to `on_message`, until the deadline, the
+/// channel's end, or `on_message` breaks: how a thread that also polls a backend (a writer
+/// reconnecting, a standby following) answers its channel between two polls. `runtime` is
+/// only a timer; the blocking calls to the backend are made outside it (its client drives a
+/// runtime of its own).
+pub(crate) fn receive_until(
+    runtime: &tokio::runtime::Runtime,
+    receiver: &mut mpsc::Receiver<Message>,
+    deadline: Instant,
+    mut on_message: impl FnMut(Message) -> ControlFlow<()>,
+) -> Waited {
+    loop {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            return Waited::Deadline;
+        }
+        match runtime.block_on(async { tokio::time::timeout(remaining, receiver.recv()).await }) {
+            Err(_elapsed) => return Waited::Deadline,
+            Ok(None) => return Waited::Closed,
+            Ok(Some(message)) => {
+                if on_message(message).is_break() {
+                    return Waited::Stopped;
+                }
+            }
+        }
+    }
+}
+
+/// A thread's timer for [`receive_until`]; the process stops when it cannot be started (`who`
+/// says whose, in the log line).
+pub(crate) fn timer_or_stop(who: &str) -> tokio::runtime::Runtime {
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            tracing::error!(%error, thread = who, "a thread's timer cannot be started; stopping");
+            std::process::abort();
+        }
+    }
 }

@@ -693,7 +693,23 @@ pub fn rebuild_with_intervals(
     retained_interval_events: u64,
     year_point_interval_events: u64,
 ) -> Result<RebuildReport, StartError> {
-    let mut store = Store::open(data_dir)?;
+    rebuild_store(
+        Store::open(data_dir)?,
+        data_dir,
+        retained_interval_events,
+        year_point_interval_events,
+    )
+}
+
+/// [`rebuild_with_intervals`] on a store already open: a log kept by a backend (PostgreSQL,
+/// opened as its writer so that nobody appends meanwhile), whose checkpoint and retained
+/// snapshots are `data_dir`'s.
+pub fn rebuild_store(
+    mut store: Store,
+    data_dir: &Path,
+    retained_interval_events: u64,
+    year_point_interval_events: u64,
+) -> Result<RebuildReport, StartError> {
     index_names_if_needed(&mut store)?;
     let head = store.head();
     let reader = store.reader();

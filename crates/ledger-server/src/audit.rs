@@ -353,6 +353,14 @@ fn backup_status(error: &StoreError) -> Status {
             ServerReason::BackupFailed,
             format!("backup folder {}: {source}", path.display()),
         ),
+        // The log is in PostgreSQL (issue 19): its backups are the database's.
+        StoreError::NotOnThisBackend { backend, .. } => server_status(
+            ServerReason::BackupByTheDatabase,
+            format!(
+                "the event log is kept in {backend}: back it up with the database's own tools \
+                 (pg_basebackup, or the failover manager's backups; README, High availability)"
+            ),
+        ),
         other => {
             tracing::error!(error = %other, "backup failed");
             store_status(other)

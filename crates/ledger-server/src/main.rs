@@ -138,9 +138,14 @@ enum CliCommand {
     /// checkpoint byte for byte, and write a fresh checkpoint at the head. Exit status 1 when
     /// the checkpoint differs from the rebuild.
     Rebuild {
-        /// Folder of the store (the server must be stopped).
+        /// Folder of the store (the server must be stopped); with --postgres, the folder of the
+        /// ledger process's checkpoint and retained snapshots.
         #[arg(long)]
         data: PathBuf,
+        /// Rebuild from this PostgreSQL database (a connection string) instead of the sled
+        /// folder; no ledger may be writing on it (the writer's lock is taken meanwhile).
+        #[arg(long, value_name = "CONNINFO")]
+        postgres: Option<String>,
     },
 }
 
@@ -216,11 +221,11 @@ fn main() -> ExitCode {
             }
             import(data, postgres, to_postgres, to_data)
         }
-        CliCommand::Rebuild { data } => {
+        CliCommand::Rebuild { data, postgres } => {
             if let Err(code) = init_tracing(LogFormat::Human, "warn") {
                 return code;
             }
-            match ledger_server::offline::rebuild(&data) {
+            match ledger_server::offline::rebuild_on(&data, postgres.as_deref()) {
                 Ok(outcome) => {
                     println!("{}", outcome.summary);
                     if outcome.sound {

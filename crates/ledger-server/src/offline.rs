@@ -64,6 +64,30 @@ pub fn open_import_target(
     }
 }
 
+/// `rebuild --postgres` (issue 19): the log read from PostgreSQL as its writer (the writer's
+/// lock taken, so that no ledger appends meanwhile: a serving writer makes it refuse), the
+/// checkpoint compared and written again in `data_dir`, as on sled. The lock is let go at
+/// the end; the next writer bumps the epoch as always.
+fn rebuild_postgres(
+    data_dir: &Path,
+    connection: &str,
+) -> Result<ledger_engine::RebuildReport, OfflineError> {
+    let log = ledger_store_pg::PgLog::open_writer(connection, ledger_store_pg::WhenLocked::Fail)
+        .map_err(|error| OfflineError::store(data_dir, error.into()))?;
+    let store = ledger_store::Store::open_backend(
+        log.into_backend(),
+        data_dir,
+        ledger_store::StoreOptions::default(),
+    )
+    .map_err(|error| OfflineError::store(data_dir, error))?;
+    Ok(ledger_engine::recovery::rebuild_store(
+        store,
+        data_dir,
+        ledger_engine::RETAINED_INTERVAL_EVENTS,
+        ledger_engine::year_points::YEAR_POINT_INTERVAL_EVENTS,
+    )?)
+}
+
 /// What `voucher-ledger rebuild` prints, and whether it found the checkpoint sound.
 #[derive(Debug)]
 pub struct RebuildOutcome {
@@ -120,17 +144,28 @@ impl OfflineError {
 /// with the checkpoint at its position (byte for byte), and writes a fresh checkpoint at the
 /// head. The server must be stopped (sled locks its folder).
 pub fn rebuild(data_dir: &Path) -> Result<RebuildOutcome, OfflineError> {
-    if !data_dir.join("db").exists() {
-        return Err(OfflineError::Missing(data_dir.display().to_string()));
-    }
-    let report = ledger_engine::rebuild(data_dir).map_err(|error| {
-        match crate::serve::data_dir_problem(&error) {
-            Some(crate::serve::DataDirProblem::Locked) => {
-                OfflineError::Locked(data_dir.display().to_string())
+    rebuild_on(data_dir, None)
+}
+
+/// [`rebuild`]; with `postgres` (a connection string), of the PostgreSQL ledger whose process
+/// keeps its checkpoint and retained snapshots in `data_dir` (see [`rebuild_postgres`]).
+pub fn rebuild_on(data_dir: &Path, postgres: Option<&str>) -> Result<RebuildOutcome, OfflineError> {
+    let report = match postgres {
+        Some(connection) => rebuild_postgres(data_dir, connection)?,
+        None => {
+            if !data_dir.join("db").exists() {
+                return Err(OfflineError::Missing(data_dir.display().to_string()));
             }
-            _ => OfflineError::Start(error),
+            ledger_engine::rebuild(data_dir).map_err(
+                |error| match crate::serve::data_dir_problem(&error) {
+                    Some(crate::serve::DataDirProblem::Locked) => {
+                        OfflineError::Locked(data_dir.display().to_string())
+                    }
+                    _ => OfflineError::Start(error),
+                },
+            )?
         }
-    })?;
+    };
     let seconds = report.elapsed.as_secs_f64();
     let rate = if seconds > 0.0 {
         report.events as f64 / seconds

@@ -190,19 +190,27 @@ struct PgReopen {
 }
 
 impl ledger_engine::reconnect::ReopenWriter for PgReopen {
-    fn reopen(&self) -> Result<ledger_store::Store, ledger_store::StoreError> {
-        let log = ledger_store_pg::PgLog::open_writer(
+    fn reopen(&self) -> Result<ledger_store::Store, ledger_engine::reconnect::ReopenError> {
+        use ledger_engine::reconnect::ReopenError;
+        let log = match ledger_store_pg::PgLog::open_writer(
             &self.connection,
             ledger_store_pg::WhenLocked::Fail,
-        )?;
+        ) {
+            Ok(log) => log,
+            Err(error @ ledger_store_pg::PgError::WriterLockHeld { .. }) => {
+                return Err(ReopenError::LockHeld(error.into()))
+            }
+            Err(error) => return Err(ReopenError::Unreachable(error.into())),
+        };
         if let Some(address) = &self.advertised {
-            log.advertise(address)?;
+            log.advertise(address)
+                .map_err(ledger_store::StoreError::from)?;
         }
-        ledger_store::Store::open_backend(
+        Ok(ledger_store::Store::open_backend(
             log.into_backend(),
             &self.data_dir,
             Engine::store_options(),
-        )
+        )?)
     }
 }
 

@@ -39,12 +39,14 @@ pub enum ServerReason {
     StoreError,
     /// A write sent to a hot standby (issue 19): retry it at the writer.
     NotTheWriter,
+    /// `Backup` on a ledger whose log is in PostgreSQL: the database's own tools back it up.
+    BackupByTheDatabase,
 }
 
 impl ServerReason {
     /// Every server reason, for the README table test; [`ServerReason::index`] makes a
     /// reason missing from it a compile error.
-    pub const ALL: [ServerReason; 21] = [
+    pub const ALL: [ServerReason; 22] = [
         ServerReason::Unauthenticated,
         ServerReason::PermissionDenied,
         ServerReason::RequestTooLarge,
@@ -66,6 +68,7 @@ impl ServerReason {
         ServerReason::ChainBroken,
         ServerReason::StoreError,
         ServerReason::NotTheWriter,
+        ServerReason::BackupByTheDatabase,
     ];
 
     /// The place of this reason in [`ServerReason::ALL`], found at compile time. The match is
@@ -120,6 +123,9 @@ impl ServerReason {
             ServerReason::ChainBroken => const { position_in_all(ServerReason::ChainBroken) },
             ServerReason::StoreError => const { position_in_all(ServerReason::StoreError) },
             ServerReason::NotTheWriter => const { position_in_all(ServerReason::NotTheWriter) },
+            ServerReason::BackupByTheDatabase => {
+                const { position_in_all(ServerReason::BackupByTheDatabase) }
+            }
         }
     }
 
@@ -148,6 +154,7 @@ impl ServerReason {
             ServerReason::ChainBroken => "CHAIN_BROKEN",
             ServerReason::StoreError => "STORE_ERROR",
             ServerReason::NotTheWriter => "NOT_THE_WRITER",
+            ServerReason::BackupByTheDatabase => "BACKUP_BY_THE_DATABASE",
         }
     }
 
@@ -176,6 +183,7 @@ impl ServerReason {
             ServerReason::ReplayFailed | ServerReason::ChainBroken => Code::DataLoss,
             ServerReason::StoreError => Code::Internal,
             ServerReason::NotTheWriter => Code::Unavailable,
+            ServerReason::BackupByTheDatabase => Code::FailedPrecondition,
         }
     }
 }

@@ -517,40 +517,23 @@ fn config_print_shows_the_store_and_masks_the_connections_password() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("postgres"));
 }
 
-/// The settings of a primary whose commits wait for one synchronous standby, `standby1`.
-const SYNCHRONOUS_PRIMARY: &str = "wal_level = replica\nsynchronous_commit = on\nsynchronous_standby_names = 'FIRST 1 (standby1)'\n";
-
-/// A primary and its synchronous standby (a base backup streaming as `standby1`), once the
-/// primary reports it synchronous; each behind a mutex, for the threads that stop them.
+/// A primary and its synchronous standby (`TestCluster::start_synchronous_pair`), each behind
+/// a mutex, for the threads that stop them.
 async fn synchronous_pair() -> (Arc<Mutex<TestCluster>>, Arc<Mutex<TestCluster>>) {
-    let primary = TestCluster::start(SYNCHRONOUS_PRIMARY).expect("a primary starts");
-    let standby = TestCluster::start_standby(&primary, "standby1").expect("a standby starts");
-    let primary = Arc::new(Mutex::new(primary));
-    wait_until_synchronous(&primary).await;
-    (primary, Arc::new(Mutex::new(standby)))
+    let (primary, standby) = tokio::task::spawn_blocking(TestCluster::start_synchronous_pair)
+        .await
+        .expect("the start does not panic")
+        .expect("a primary and its synchronous standby start");
+    (Arc::new(Mutex::new(primary)), Arc::new(Mutex::new(standby)))
 }
 
-/// Polls the primary until `standby1` streams from it as its synchronous standby.
+/// Until the standby streams from `primary` as its synchronous standby again.
 async fn wait_until_synchronous(primary: &Arc<Mutex<TestCluster>>) {
-    let started = Instant::now();
-    loop {
-        let primary = Arc::clone(primary);
-        let rows = tokio::task::spawn_blocking(move || {
-            lock(&primary).query(
-                "SELECT sync_state FROM pg_stat_replication WHERE application_name = 'standby1'",
-            )
-        })
+    let primary = Arc::clone(primary);
+    tokio::task::spawn_blocking(move || lock(&primary).wait_until_synchronous())
         .await
-        .expect("the query does not panic");
-        if matches!(rows.as_deref(), Ok([row]) if row.first() == Some(&Some("sync".to_owned()))) {
-            return;
-        }
-        assert!(
-            started.elapsed() < START_WAIT,
-            "the standby never became synchronous: {rows:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        .expect("the wait does not panic")
+        .expect("the standby becomes synchronous");
 }
 
 fn lock(cluster: &Mutex<TestCluster>) -> std::sync::MutexGuard<'_, TestCluster> {
@@ -987,6 +970,37 @@ async fn a_connection_cut_during_commit_stops_the_ledger_and_retries_resolve_the
     );
 }
 
+/// Runs `import` (its whole command line): it succeeds with the copy's head equal to `head`;
+/// the same import again is refused (exit status 1), the target not being empty; then `verify`
+/// with `verify_target` (where the copy is) finds it sound at `audit_head`.
+fn import_and_verify(
+    import: &[&str],
+    head: &ledger_proto::v1::Head,
+    verify_target: &[&str],
+    audit_head: &str,
+) {
+    let (status, stdout, stderr) = offline(import);
+    assert!(
+        status.success()
+            && stdout.contains(&format!("position {}, hash {}", head.position, head.hash)),
+        "{import:?} ({status}):\n{stdout}\n{stderr}"
+    );
+    let (status, _, stderr) = offline(import);
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("already holds a ledger"),
+        "a target that is not empty is refused:\n{stderr}"
+    );
+    let mut verify = vec!["verify"];
+    verify.extend_from_slice(verify_target);
+    verify.extend_from_slice(&["--expect-head", audit_head]);
+    let (status, stdout, stderr) = offline(&verify);
+    assert!(
+        status.success() && stdout.contains("sound"),
+        "verify of the copy ({status}):\n{stdout}\n{stderr}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn import_moves_a_sled_ledger_into_an_empty_postgresql_database_and_back() {
     let Some(cluster) =
@@ -1016,35 +1030,12 @@ async fn import_moves_a_sled_ledger_into_an_empty_postgresql_database_and_back()
     let sled = sled_dir.to_string_lossy().into_owned();
 
     // sled -> PostgreSQL: the same log, hash for hash; a second import is refused.
-    let import_to_postgres = ["import", "--data", &sled, "--to-postgres", &connection];
-    let (status, stdout, stderr) = offline(&import_to_postgres);
-    assert!(
-        status.success()
-            && stdout.contains(&format!(
-                "position {}, hash {}",
-                sled_head.position, sled_head.hash
-            )),
-        "import into postgresql ({status}):\n{stdout}\n{stderr}"
-    );
-    let (status, _, stderr) = offline(&import_to_postgres);
-    assert_eq!(status.code(), Some(1), "{stderr}");
-    assert!(
-        stderr.contains("already holds a ledger"),
-        "a target that is not empty is refused:\n{stderr}"
-    );
-    let verify_dir = home.path().join("verify");
-    let (status, stdout, stderr) = offline(&[
-        "verify",
-        "--data",
-        &verify_dir.to_string_lossy(),
-        "--postgres",
-        &connection,
-        "--expect-head",
+    let verify_dir = home.path().join("verify").to_string_lossy().into_owned();
+    import_and_verify(
+        &["import", "--data", &sled, "--to-postgres", &connection],
+        &sled_head,
+        &["--data", &verify_dir, "--postgres", &connection],
         &campaign.audit.head(),
-    ]);
-    assert!(
-        status.success() && stdout.contains("sound"),
-        "verify of the imported log ({status}):\n{stdout}\n{stderr}"
     );
 
     // A ledger served from PostgreSQL: the same head and reports, and it writes on.
@@ -1072,29 +1063,11 @@ async fn import_moves_a_sled_ledger_into_an_empty_postgresql_database_and_back()
     // PostgreSQL -> sled, into a new folder; a second import into it is refused.
     let back_dir = home.path().join("back");
     let back = back_dir.to_string_lossy().into_owned();
-    let import_to_sled = ["import", "--postgres", &connection, "--to-data", &back];
-    let (status, stdout, stderr) = offline(&import_to_sled);
-    assert!(
-        status.success()
-            && stdout.contains(&format!(
-                "position {}, hash {}",
-                postgres_head.position, postgres_head.hash
-            )),
-        "import into sled ({status}):\n{stdout}\n{stderr}"
-    );
-    let (status, _, stderr) = offline(&import_to_sled);
-    assert_eq!(status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("already holds a ledger"), "{stderr}");
-    let (status, stdout, stderr) = offline(&[
-        "verify",
-        "--data",
-        &back,
-        "--expect-head",
+    import_and_verify(
+        &["import", "--postgres", &connection, "--to-data", &back],
+        &postgres_head,
+        &["--data", &back],
         &campaign.audit.head(),
-    ]);
-    assert!(
-        status.success() && stdout.contains("sound"),
-        "verify of the folder imported back ({status}):\n{stdout}\n{stderr}"
     );
     campaign.data_dir = back_dir;
     campaign.start_server(&[]).await;
@@ -1114,4 +1087,224 @@ async fn import_moves_a_sled_ledger_into_an_empty_postgresql_database_and_back()
     // Without a target, or with two sources: the command line is refused.
     let (status, _, stderr) = offline(&["import", "--data", &sled]);
     assert_eq!(status.code(), Some(2), "{stderr}");
+}
+
+/// What a reconnecting writer logs each time it finds the writer's lock held.
+const LOCK_HELD_LINE: &str = "the writer's lock is held by another process";
+
+/// What it logs when the lock is still held at its reconnect deadline, before it stops.
+const LOCK_HELD_AT_DEADLINE_LINE: &str =
+    "the writer's lock was still held by another process at the reconnect deadline";
+
+/// Cuts the connections named `application_name`, then takes the writer's lock as a standby
+/// taking over would (the lock and a new epoch), once the server has let the cut session's
+/// lock go. The lock is held until the returned log is dropped.
+async fn cut_and_take_the_writers_lock(
+    cluster: &TestCluster,
+    application_name: &str,
+) -> ledger_store_pg::PgLog {
+    // The blocking client drives a runtime of its own: not on this test's workers.
+    tokio::task::block_in_place(|| {
+        let terminated = cluster
+            .query(&format!(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE application_name = '{application_name}'"
+            ))
+            .expect("the server answers");
+        assert!(!terminated.is_empty(), "the writer's connections were cut");
+        let mut lock =
+            ledger_store_pg::WriterLock::connect(&cluster.connection()).expect("the test connects");
+        let started = Instant::now();
+        loop {
+            if let Some(log) = lock.try_take().expect("the lock can be asked for") {
+                return log;
+            }
+            assert!(
+                started.elapsed() < START_WAIT,
+                "the cut session's lock was never let go"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    })
+}
+
+/// The first write after the cut: `UNAVAILABLE` / `LEDGER_UNAVAILABLE` (the writer lost its
+/// connection, and cannot have the lock back).
+async fn refused_unavailable(channel: &tonic::transport::Channel, op: &Op) {
+    let status = tokio::time::timeout(CALL_WAIT, call(channel, &op.write))
+        .await
+        .expect("an answer in time")
+        .expect_err("no write is accepted while another process holds the lock");
+    assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+    assert_eq!(
+        status.get_details_error_info().map(|info| info.reason),
+        Some("LEDGER_UNAVAILABLE".to_owned()),
+        "{status:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconnecting_writer_that_finds_the_lock_taken_retries_until_its_deadline() {
+    let Some(cluster) = cluster_or_skip(
+        "a_reconnecting_writer_that_finds_the_lock_taken_retries_until_its_deadline",
+    ) else {
+        return;
+    };
+    let _serial = SERIAL.lock().await;
+    let home = tempfile::Builder::new()
+        .prefix("voucher-ledger-pg-lock-taken-")
+        .tempdir()
+        .expect("a temporary folder");
+    // The writer's connections carry a name of their own, for the cut to find them.
+    let with_deadline = |seconds: &str| {
+        vec![
+            ("VOUCHER_LEDGER__STORE".to_owned(), "postgres".to_owned()),
+            (
+                "VOUCHER_LEDGER__POSTGRES_CONNECTION".to_owned(),
+                format!("{} application_name=ledger-writer", cluster.connection()),
+            ),
+            (
+                "VOUCHER_LEDGER__POSTGRES_RECONNECT_DEADLINE_SECONDS".to_owned(),
+                seconds.to_owned(),
+            ),
+        ]
+    };
+    let mut campaign = pg_campaign(home.path(), seed_from_env(), &with_deadline("60")).await;
+    campaign.write_in_turn(4).await;
+
+    // Before its deadline: the lock let go, the writer has it back and writes on.
+    let held = cut_and_take_the_writers_lock(&cluster, "ledger-writer").await;
+    let op = campaign.callers[0].next_op(&campaign.dates);
+    refused_unavailable(&campaign.channel(), &op).await;
+    let log_path = campaign
+        .server
+        .as_ref()
+        .expect("a running writer")
+        .log_path
+        .clone();
+    // Found the lock held at least twice: it retries instead of stopping at once.
+    let started = Instant::now();
+    while without_ansi(&read_log(&log_path))
+        .matches(LOCK_HELD_LINE)
+        .count()
+        < 2
+    {
+        assert!(
+            started.elapsed() < START_WAIT,
+            "the writer never found the lock held twice; its stderr:\n{}",
+            log_tail(&log_path)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let server = campaign.server.as_mut().expect("a running writer");
+    assert!(
+        matches!(server.process().try_wait(), Ok(None)),
+        "the writer still runs while the lock is held"
+    );
+    refused_unavailable(&campaign.channel(), &op).await;
+    tokio::task::block_in_place(|| drop(held));
+    wait_for_log(&log_path, RECONNECTED_LINE).await;
+    retry_until_accepted(&campaign.channel(), &op).await;
+    campaign
+        .server
+        .take()
+        .expect("a running writer")
+        .stop()
+        .await;
+
+    // Past its deadline: a clear line, and the process stops.
+    campaign.start_server(&with_deadline("2")).await;
+    let held = cut_and_take_the_writers_lock(&cluster, "ledger-writer").await;
+    let op = campaign.callers[1].next_op(&campaign.dates);
+    refused_unavailable(&campaign.channel(), &op).await;
+    let mut server = campaign.server.take().expect("a running writer");
+    let status = wait_for_exit(server.process(), START_WAIT).await;
+    assert!(
+        status.is_some_and(|status| !status.success()),
+        "the writer stops at its deadline ({status:?}); its stderr:\n{}",
+        log_tail(&server.log_path)
+    );
+    let log = without_ansi(&read_log(&server.log_path));
+    assert!(
+        log.contains(LOCK_HELD_LINE) && log.contains(LOCK_HELD_AT_DEADLINE_LINE),
+        "the writer says why it stopped:\n{}",
+        log_tail(&server.log_path)
+    );
+    tokio::task::block_in_place(|| drop(held));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rebuild_compares_on_postgresql_and_backup_points_at_the_databases_tools() {
+    let Some(cluster) =
+        cluster_or_skip("rebuild_compares_on_postgresql_and_backup_points_at_the_databases_tools")
+    else {
+        return;
+    };
+    let _serial = SERIAL.lock().await;
+    let home = tempfile::Builder::new()
+        .prefix("voucher-ledger-pg-rebuild-")
+        .tempdir()
+        .expect("a temporary folder");
+    let pg_env = postgres_env(&cluster);
+    let mut campaign = pg_campaign(home.path(), seed_from_env(), &pg_env).await;
+    campaign.write_in_turn(8).await;
+
+    // Backup: refused with the database's tools named, and nothing written.
+    let target = home.path().join("backup");
+    let status =
+        ledger_proto::v1::audit_service_client::AuditServiceClient::new(campaign.channel())
+            .backup(with_token(
+                ledger_proto::v1::BackupRequest {
+                    target_dir: target.display().to_string(),
+                },
+                AUDITOR,
+            ))
+            .await
+            .expect_err("a ledger on postgresql takes no backup of its own");
+    assert_eq!(status.code(), tonic::Code::FailedPrecondition, "{status:?}");
+    assert_eq!(
+        status.get_details_error_info().map(|info| info.reason),
+        Some("BACKUP_BY_THE_DATABASE".to_owned())
+    );
+    assert!(status.message().contains("pg_basebackup"), "{status:?}");
+    assert!(!target.exists(), "nothing written");
+
+    // rebuild while a writer serves: refused, naming the writer's lock.
+    let data = campaign.data_dir.display().to_string();
+    let connection = cluster.connection();
+    let rebuild = ["rebuild", "--data", &data, "--postgres", &connection];
+    let (status, _, stderr) = offline(&rebuild);
+    assert!(!status.success(), "refused while a writer serves");
+    assert!(stderr.contains("writer's lock"), "{stderr}");
+
+    // Stopped: the rebuild from position 1 equals the checkpoint the writer left at its head.
+    let head = get_head(&campaign.channel()).await;
+    campaign
+        .server
+        .take()
+        .expect("a running writer")
+        .stop()
+        .await;
+    let (status, stdout, stderr) = offline(&rebuild);
+    assert!(status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains(&format!(
+            "checkpoint at position {}: identical to the rebuild",
+            head.position
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("rebuilt {} events from position 1", head.position)),
+        "{stdout}"
+    );
+    // The ledger starts on the checkpoint the rebuild wrote, at the same head.
+    campaign.start_server(&pg_env).await;
+    assert_eq!(get_head(&campaign.channel()).await, head);
+    campaign
+        .server
+        .take()
+        .expect("a running writer")
+        .stop()
+        .await;
 }

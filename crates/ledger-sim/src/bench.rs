@@ -16,6 +16,12 @@
 //! It prints each throughput with its latency percentiles and as a ratio to (a): on a shared or
 //! noisy machine the ratios mean more than the absolute figures.
 //!
+//! With `--store postgres` (issue 19), (d): the phases of (b) again, on a server whose event log
+//! is in PostgreSQL: a primary and one synchronous standby that the bench starts on 127.0.0.1
+//! from the Debian packages (`ledger_store_pg::cluster`), or an empty database named by
+//! `--postgres-connection`. Each throughput is printed as a ratio to (b) on sled, of the same
+//! run, on the same machine.
+//!
 //! With `--history N`, the folder of (b) first receives N simulated years (from 2016 on, through
 //! the driver of `simulate --years`), so that (b) runs on a ledger with a history; the run then
 //! also measures the data folder, a restart of the server on it, and year reports `as_of`
@@ -54,7 +60,10 @@ use tonic::Code;
 use uuid::Uuid;
 
 use ledger_server::serve::{bind, serve_with_engine, ServeError};
-use ledger_server::settings::{Overrides, Settings, SettingsError};
+use ledger_server::settings::{Overrides, Settings, SettingsError, StoreSetting};
+use ledger_store::LogBackend;
+use ledger_store_pg::cluster::TestCluster;
+use ledger_store_pg::{PgError, PgLog};
 
 use crate::client::{
     authorized, bearer, refused, Refused, DEMO_ADMINISTRATION_TOKEN, DEMO_AUDITOR_TOKEN,
@@ -113,6 +122,38 @@ pub struct Options {
     pub history: Option<u32>,
     /// Divides the volume of each preloaded year.
     pub history_scale: u32,
+    /// Concurrent clients of the batched phase; `None`: [`Options::clients`].
+    pub batch_clients: Option<usize>,
+    /// Also runs (d), the phases of (b) on PostgreSQL.
+    pub postgres: Option<PostgresTarget>,
+}
+
+impl Options {
+    fn batch_clients(&self) -> usize {
+        self.batch_clients.unwrap_or(self.clients)
+    }
+}
+
+/// Where (d) keeps its event log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PostgresTarget {
+    /// A primary and one synchronous standby that the bench starts on 127.0.0.1 and removes
+    /// after the run (`ledger_store_pg::cluster::TestCluster::start_synchronous_pair`).
+    OwnPair,
+    /// An empty database (no ledger in it yet), a libpq connection string; the ledger the
+    /// bench writes there stays.
+    Connection(String),
+}
+
+/// (d): the phases of (b) on PostgreSQL.
+#[derive(Debug)]
+pub struct PostgresFigures {
+    /// What (d) ran on, without a password.
+    pub target: String,
+    pub setup_elapsed: Duration,
+    pub unary: Phase,
+    pub single: Phase,
+    pub batched: Phase,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -157,6 +198,15 @@ pub enum BenchError {
     },
     #[error("the restarted server did not answer GetHead within {RESTART_WAIT_MS_MAX} ms")]
     RestartTimeout,
+    #[error("--store postgres cannot start its own primary and standby: {0}")]
+    PostgresCluster(#[from] ledger_store_pg::cluster::ClusterError),
+    #[error("--postgres-connection: {0}")]
+    Postgres(#[from] ledger_store_pg::PgError),
+    #[error(
+        "--postgres-connection names {target}, which already holds a ledger (head at position \
+         {position}): the bench needs an empty database"
+    )]
+    PostgresNotEmpty { target: String, position: u64 },
 }
 
 /// One timed phase: how many, how long, and the latency of each call.
@@ -199,6 +249,8 @@ pub struct Report {
     pub peak_resident_kib: Option<u64>,
     /// With `--history`: the preload and what was measured on top of it.
     pub history: Option<HistoryFigures>,
+    /// With `--store postgres`: (d).
+    pub postgres: Option<PostgresFigures>,
 }
 
 /// The preloaded history, and the measures that only mean something on a long log.
@@ -239,6 +291,9 @@ pub async fn bench(options: Options) -> Result<Report, BenchError> {
     }
     if !(1..=BATCH_LEN_MAX).contains(&options.batch_len) {
         return Err(BenchError::BatchLen);
+    }
+    if options.batch_clients == Some(0) {
+        return Err(BenchError::NoClients);
     }
     let root = std::env::temp_dir().join(format!("voucher-ledger-bench-{}", Uuid::new_v4()));
     let outcome = bench_in(&root, options).await;
@@ -283,41 +338,16 @@ async fn bench_in(root: &Path, options: Options) -> Result<Report, BenchError> {
     let approve_provider = preloaded.is_none();
 
     // (b) the server, set up then driven.
-    let listener = bind(settings.listen).await?;
-    let (ready_sender, ready) = tokio::sync::oneshot::channel();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(serve_with_engine(
+    let (setup_elapsed, [unary, single, batched]) = serve_and_drive(
         settings.clone(),
-        listener,
-        async {
-            let _ = stopped.await;
+        &options,
+        capacity,
+        Ledger {
+            year,
+            approve_provider,
         },
-        move |address, engine| {
-            let _ = ready_sender.send((address, engine));
-        },
-    ));
-    let outcome = match ready.await {
-        Ok((address, engine)) => {
-            drive(
-                address,
-                engine,
-                &options,
-                capacity,
-                Ledger {
-                    year,
-                    approve_provider,
-                },
-            )
-            .await
-        }
-        Err(_) => Err(BenchError::ServerGone),
-    };
-    let _ = stop.send(());
-    let served = server
-        .await
-        .map_err(|error| BenchError::Task(error.to_string()))?;
-    let (setup_elapsed, [unary, single, batched]) = outcome?;
-    served?;
+    )
+    .await?;
     let history = match preloaded {
         Some(preloaded) => Some(on_history(&data_dir, &settings, preloaded, year).await?),
         None => None,
@@ -367,6 +397,13 @@ async fn bench_in(root: &Path, options: Options) -> Result<Report, BenchError> {
     .await
     .map_err(|error| BenchError::Task(error.to_string()))??;
 
+    // (d) the phases of (b) again, on PostgreSQL: last, so that nothing of it is in the
+    // figures above.
+    let postgres = match options.postgres.clone() {
+        Some(target) => Some(on_postgres(root, &settings, target, &options, capacity, year).await?),
+        None => None,
+    };
+
     Ok(Report {
         options,
         event_bytes,
@@ -381,7 +418,128 @@ async fn bench_in(root: &Path, options: Options) -> Result<Report, BenchError> {
         server_peak_resident_kib,
         peak_resident_kib: rebuild_peak_resident_kib,
         history,
+        postgres,
     })
+}
+
+/// Starts a server on `settings`, sets the ledger up, runs the three phases of (b), stops it.
+async fn serve_and_drive(
+    settings: Settings,
+    options: &Options,
+    capacity: Capacity,
+    ledger: Ledger,
+) -> Result<(Duration, [Phase; 3]), BenchError> {
+    let listener = bind(settings.listen).await?;
+    let (ready_sender, ready) = tokio::sync::oneshot::channel();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(serve_with_engine(
+        settings,
+        listener,
+        async {
+            let _ = stopped.await;
+        },
+        move |address, engine| {
+            let _ = ready_sender.send((address, engine));
+        },
+    ));
+    let outcome = match ready.await {
+        Ok((address, engine)) => drive(address, engine, options, capacity, ledger).await,
+        Err(_) => Err(BenchError::ServerGone),
+    };
+    let _ = stop.send(());
+    let served = server
+        .await
+        .map_err(|error| BenchError::Task(error.to_string()))?;
+    let outcome = outcome?;
+    served?;
+    Ok(outcome)
+}
+
+/// (d): the phases of (b) on a server whose log is in PostgreSQL, with a data folder of its
+/// own (its checkpoint), on a fresh ledger: the same setup and redemptions as (b).
+async fn on_postgres(
+    root: &Path,
+    settings: &Settings,
+    target: PostgresTarget,
+    options: &Options,
+    capacity: Capacity,
+    year: i32,
+) -> Result<PostgresFigures, BenchError> {
+    let data_dir = root.join("ledger-postgres");
+    std::fs::create_dir_all(&data_dir).map_err(|source| BenchError::TempDir {
+        path: data_dir.clone(),
+        source,
+    })?;
+    // Held until (d) is over: dropping the pair stops both servers and removes their folders.
+    let (own_pair, connection, described) = match target {
+        PostgresTarget::OwnPair => {
+            let (primary, standby) =
+                tokio::task::spawn_blocking(TestCluster::start_synchronous_pair)
+                    .await
+                    .map_err(|error| BenchError::Task(error.to_string()))??;
+            let connection = primary.connection();
+            let described = format!(
+                "a primary and one synchronous standby started by the bench on 127.0.0.1 \
+                 (ports {} and {}, synchronous_commit = on)",
+                primary.port, standby.port
+            );
+            (Some((primary, standby)), connection, described)
+        }
+        PostgresTarget::Connection(connection) => {
+            let described = tokio::task::spawn_blocking({
+                let connection = connection.clone();
+                move || empty_database(&connection)
+            })
+            .await
+            .map_err(|error| BenchError::Task(error.to_string()))??;
+            (None, connection, described)
+        }
+    };
+    let mut settings = settings.clone();
+    settings.data_dir = data_dir;
+    settings.store = StoreSetting::Postgres {
+        connection,
+        standby: false,
+    };
+    let outcome = serve_and_drive(
+        settings,
+        options,
+        capacity,
+        Ledger {
+            year,
+            approve_provider: true,
+        },
+    )
+    .await;
+    if let Some(pair) = own_pair {
+        // `pg_ctl stop` blocks: off the async workers.
+        let _ = tokio::task::spawn_blocking(move || drop(pair)).await;
+    }
+    let (setup_elapsed, [unary, single, batched]) = outcome?;
+    Ok(PostgresFigures {
+        target: described,
+        setup_elapsed,
+        unary,
+        single,
+        batched,
+    })
+}
+
+/// Checks that `connection` names a database without a ledger (the bench's setup would be
+/// refused on one: its companies exist); describes it without its password.
+fn empty_database(connection: &str) -> Result<String, BenchError> {
+    match PgLog::open_reader(connection) {
+        Err(PgError::SchemaMissing { target }) => Ok(target),
+        Err(error) => Err(error.into()),
+        Ok(log) => {
+            let target = log.target().to_owned();
+            let position = log.stored_head()?.map_or(0, |head| head.position);
+            if position > 0 {
+                return Err(BenchError::PostgresNotEmpty { target, position });
+            }
+            Ok(target)
+        }
+    }
 }
 
 /// The bench's year: [`YEAR`], or the year after a history that reaches it.
@@ -679,7 +837,7 @@ async fn drive(
         &engine,
         redeem(
             &channel,
-            options.clients,
+            options.batch_clients(),
             options.batch_len,
             batched_range,
             seconds,
@@ -1176,9 +1334,10 @@ impl fmt::Display for Report {
         let batch_len = self.options.batch_len;
         writeln!(
             f,
-            "voucher-ledger-sim bench: {} clients, batches of {batch_len}, {}; encoded redemption \
-             event {} bytes",
+            "voucher-ledger-sim bench: {} clients ({} batching), batches of {batch_len}, {}; \
+             encoded redemption event {} bytes",
             self.options.clients,
+            self.options.batch_clients(),
             match self.options.requests {
                 Some(requests) => format!("{requests} requests per phase"),
                 None => format!("{} s per phase", self.options.seconds),
@@ -1227,6 +1386,9 @@ impl fmt::Display for Report {
         if let Some(history) = &self.history {
             history.lines(f)?;
         }
+        if let Some(postgres) = &self.postgres {
+            postgres.lines(f, self)?;
+        }
         match (self.server_peak_resident_kib, self.peak_resident_kib) {
             (Some(server), Some(rebuild)) => writeln!(
                 f,
@@ -1254,6 +1416,51 @@ impl fmt::Display for Report {
             )?;
         }
         Ok(())
+    }
+}
+
+impl PostgresFigures {
+    /// The lines of (d): each phase, with its throughput as a ratio to the same phase of (b)
+    /// on sled.
+    fn lines(&self, f: &mut fmt::Formatter<'_>, report: &Report) -> fmt::Result {
+        let batch_len = report.options.batch_len;
+        writeln!(f, "on postgresql (d): {}", self.target)?;
+        writeln!(
+            f,
+            "(ratios are to the same phase of (b) on sled, in this run)"
+        )?;
+        for (name, postgres, sled) in [
+            ("unary redemptions (d)", &self.unary, &report.unary),
+            ("1 client, unary (d)", &self.single, &report.single),
+            (
+                &*format!("batched ×{batch_len} (d)"),
+                &self.batched,
+                &report.batched,
+            ),
+        ] {
+            let per_second = postgres.throughput.per_second();
+            writeln!(
+                f,
+                "{name:<24} {:>10.0} /s  p50 {:>7.2} ms  p99 {:>7.2} ms  p999 {:>7.2} ms  \
+                 ({} in {:.2} s; {:.3} of sled's)",
+                per_second,
+                milliseconds(&postgres.throughput.latency_us, 0.5),
+                milliseconds(&postgres.throughput.latency_us, 0.99),
+                milliseconds(&postgres.throughput.latency_us, 0.999),
+                postgres.throughput.requests,
+                postgres.throughput.elapsed.as_secs_f64(),
+                per_second / sled.throughput.per_second().max(1e-9),
+            )?;
+        }
+        writer_line(f, "writer, unary (d)", &self.unary)?;
+        writer_line(f, "writer, 1 client (d)", &self.single)?;
+        writer_line(f, "writer, batched (d)", &self.batched)?;
+        writeln!(
+            f,
+            "{:<24} {:.2} s (budget, provider, module, companies and vouchers)",
+            "setup (d)",
+            self.setup_elapsed.as_secs_f64(),
+        )
     }
 }
 

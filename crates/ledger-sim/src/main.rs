@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use ledger_server::settings::{LogFormat, Overrides, Settings};
+use ledger_sim::bench::PostgresTarget;
 use ledger_sim::simulate::years::{RangeOptions, YearRange};
 use ledger_sim::simulate::SimulateError;
 
@@ -74,7 +75,26 @@ enum CliCommand {
         /// Divide the volume of each preloaded year by this, for a quicker run.
         #[arg(long, default_value_t = 1, requires = "history", value_parser = clap::value_parser!(u32).range(1..))]
         history_scale: u32,
+        /// Concurrent clients of the batched phase (default: --clients).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        batch_clients: Option<u64>,
+        /// Also run the phases on PostgreSQL with one synchronous standby, printed as ratios
+        /// to sled's: "postgres" starts its own primary and standby on 127.0.0.1 from the
+        /// Debian packages, unless --postgres-connection names an empty database.
+        #[arg(long, value_enum, default_value_t = BenchStore::Sled)]
+        store: BenchStore,
+        /// An empty database (a libpq connection string) for the PostgreSQL phases instead of
+        /// the bench's own primary and standby; implies --store postgres.
+        #[arg(long, value_name = "CONNINFO")]
+        postgres_connection: Option<String>,
     },
+}
+
+/// Where `bench` runs its phases: sled alone, or sled and PostgreSQL.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum BenchStore {
+    Sled,
+    Postgres,
 }
 
 fn main() -> ExitCode {
@@ -109,6 +129,9 @@ fn main() -> ExitCode {
             batch_len,
             history,
             history_scale,
+            batch_clients,
+            store,
+            postgres_connection,
         } => bench(ledger_sim::bench::Options {
             clients: usize::try_from(clients).unwrap_or(usize::MAX),
             seconds,
@@ -116,6 +139,13 @@ fn main() -> ExitCode {
             batch_len: usize::try_from(batch_len).unwrap_or(usize::MAX),
             history,
             history_scale,
+            batch_clients: batch_clients
+                .map(|clients| usize::try_from(clients).unwrap_or(usize::MAX)),
+            postgres: match (store, postgres_connection) {
+                (_, Some(connection)) => Some(PostgresTarget::Connection(connection)),
+                (BenchStore::Postgres, None) => Some(PostgresTarget::OwnPair),
+                (BenchStore::Sled, None) => None,
+            },
         }),
     }
 }

@@ -103,3 +103,48 @@ fn bench_with_a_history_prints_the_history_lines() {
         "{stderr}"
     );
 }
+
+#[test]
+fn bench_on_postgresql_prints_each_phase_as_a_ratio_to_sled() {
+    if ledger_store_pg::cluster::binaries().is_none() {
+        eprintln!("SKIPPED bench_on_postgresql_prints_each_phase_as_a_ratio_to_sled: no PostgreSQL server binaries under /usr/lib/postgresql (apt-get install postgresql)");
+        return;
+    }
+    let output = Command::new(env!("CARGO_BIN_EXE_voucher-ledger-sim"))
+        .args([
+            "bench",
+            "--requests",
+            "200",
+            "--clients",
+            "4",
+            "--batch-len",
+            "50",
+            "--store",
+            "postgres",
+        ])
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+        .output()
+        .expect("voucher-ledger-sim starts");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "bench --store postgres failed: {}\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        output.status
+    );
+    for figure in [
+        "on postgresql (d): a primary and one synchronous standby",
+        "unary redemptions (d)",
+        "1 client, unary (d)",
+        "batched ×50 (d)",
+        "writer, batched (d)",
+        "of sled's",
+    ] {
+        assert!(stdout.contains(figure), "no {figure:?} in:\n{stdout}");
+    }
+    assert_eq!(
+        stdout.matches("(200 in").count(),
+        8,
+        "the five timed phases of sled and the three of postgresql write the 200 asked for:\n{stdout}"
+    );
+}

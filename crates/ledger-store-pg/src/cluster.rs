@@ -11,6 +11,18 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// The settings of a primary whose commits wait for one synchronous standby,
+/// [`SYNCHRONOUS_STANDBY_NAME`] (`synchronous_commit = on`: a commit returns once the
+/// standby has it on disk).
+pub const SYNCHRONOUS_PRIMARY: &str = "wal_level = replica\nsynchronous_commit = on\nsynchronous_standby_names = 'FIRST 1 (standby1)'\n";
+
+/// The `application_name` of the synchronous standby of [`TestCluster::start_synchronous_pair`].
+pub const SYNCHRONOUS_STANDBY_NAME: &str = "standby1";
+
+/// How long a new standby may take to become synchronous, in seconds: a base backup of an
+/// empty cluster streams in well under a second; a loaded machine gets far more.
+pub const SYNCHRONOUS_WAIT_SECONDS_MAX: u64 = 60;
+
 /// Where the Debian packages put the server binaries: the newest version installed.
 pub fn binaries() -> Option<PathBuf> {
     let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
@@ -128,6 +140,44 @@ impl TestCluster {
         ))?;
         standby.start_server()?;
         Ok(standby)
+    }
+
+    /// A primary whose commits wait for one synchronous standby, and that standby (a base
+    /// backup streaming as [`SYNCHRONOUS_STANDBY_NAME`]), returned once the primary reports
+    /// it synchronous: the set-up of the tests' failover scenarios and of `bench`'s
+    /// PostgreSQL phases. Blocking, up to [`SYNCHRONOUS_WAIT_SECONDS_MAX`].
+    pub fn start_synchronous_pair() -> Result<(TestCluster, TestCluster), ClusterError> {
+        let primary = TestCluster::start(SYNCHRONOUS_PRIMARY)?;
+        let standby = TestCluster::start_standby(&primary, SYNCHRONOUS_STANDBY_NAME)?;
+        primary.wait_until_synchronous()?;
+        Ok((primary, standby))
+    }
+
+    /// Whether [`SYNCHRONOUS_STANDBY_NAME`] streams from this primary as its synchronous
+    /// standby now.
+    pub fn standby_is_synchronous(&self) -> Result<bool, ClusterError> {
+        let rows = self.query(&format!(
+            "SELECT sync_state FROM pg_stat_replication WHERE application_name = '{SYNCHRONOUS_STANDBY_NAME}'"
+        ))?;
+        Ok(matches!(rows.as_slice(), [row] if row.first() == Some(&Some("sync".to_owned()))))
+    }
+
+    /// Polls until [`TestCluster::standby_is_synchronous`]; an error after
+    /// [`SYNCHRONOUS_WAIT_SECONDS_MAX`]. Blocking.
+    pub fn wait_until_synchronous(&self) -> Result<(), ClusterError> {
+        let started = std::time::Instant::now();
+        while !self.standby_is_synchronous()? {
+            if started.elapsed() > std::time::Duration::from_secs(SYNCHRONOUS_WAIT_SECONDS_MAX) {
+                return Err(ClusterError::Command {
+                    command: "pg_stat_replication".to_owned(),
+                    detail: format!(
+                        "{SYNCHRONOUS_STANDBY_NAME} was not a synchronous standby after {SYNCHRONOUS_WAIT_SECONDS_MAX} s"
+                    ),
+                });
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Ok(())
     }
 
     fn data_dir(&self) -> PathBuf {

@@ -37,7 +37,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use ledger_proto::event::v1::RequestRecord;
-use ledger_store::{GroupWrite, Head, LogBackend, StoreError, StoredEntry};
+use ledger_store::{GroupWrite, Head, IdKind, LogBackend, StoreError, StoredEntry};
 use postgres::{Client, Config, NoTls};
 use uuid::Uuid;
 
@@ -52,6 +52,10 @@ const SCHEMA_LOCK_KEY: i64 = 0x766f_7563_6865_7253;
 /// How long a connection attempt may take before it fails, in seconds: a standby or a restart
 /// retries, an operator sees the error instead of a hang.
 pub const CONNECT_TIMEOUT_SECONDS: u64 = 5;
+
+/// Rows of recorded ids read at a time at a start ([`LogBackend::for_each_id`]): about a
+/// megabyte of rows in the client, whatever the number of ids.
+pub const ID_CURSOR_ROWS_MAX: i32 = 20_000;
 
 /// The tables and the reporting view, created when missing. The event bytes are the stored
 /// protobuf `voucherledger.event.v1.Event`, exactly as sled keeps them; `hash` is
@@ -605,6 +609,42 @@ impl LogBackend for PgLog {
             client.query("SELECT DISTINCT id FROM ledger_names", &[])
         })?;
         Ok(rows.into_iter().map(|row| row.get(0)).collect())
+    }
+
+    /// On a connection of its own (reads go on meanwhile), through a cursor read
+    /// [`ID_CURSOR_ROWS_MAX`] rows at a time: the client holds one chunk, never every id.
+    fn for_each_id(&self, which: IdKind, each: &mut dyn FnMut(Uuid)) -> Result<(), StoreError> {
+        let query = match which {
+            IdKind::Requests => "SELECT request_id FROM ledger_requests",
+            IdKind::Names => "SELECT DISTINCT id FROM ledger_names",
+        };
+        let mut client = connect(&self.config, &self.target)?;
+        let read = (|| -> Result<(), postgres::Error> {
+            let mut transaction = client.transaction()?;
+            let portal = transaction.bind(query, &[])?;
+            loop {
+                let rows = transaction.query_portal(&portal, ID_CURSOR_ROWS_MAX)?;
+                if rows.is_empty() {
+                    return Ok(());
+                }
+                for row in rows {
+                    each(row.try_get(0)?);
+                }
+            }
+        })();
+        // The blocking client is closed off any runtime thread, as in `Drop for PgLog`.
+        if tokio::runtime::Handle::try_current().is_err() {
+            drop(client);
+        } else if std::thread::spawn(move || drop(client)).join().is_err() {
+            tracing::warn!("closing the postgresql connection failed");
+        }
+        read.map_err(|source| {
+            PgError::Query {
+                operation: "read the recorded ids",
+                source,
+            }
+            .into()
+        })
     }
 
     fn positions_naming(&self, id: Uuid) -> Result<Vec<u64>, StoreError> {

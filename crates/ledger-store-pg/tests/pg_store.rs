@@ -327,3 +327,52 @@ fn a_writer_whose_session_was_cut_off_is_fenced_and_replaced() {
     next.commit(&one_event_group(&next, "budget/2025"))
         .expect("the new writer appends");
 }
+
+#[test]
+fn a_start_reads_every_recorded_id_once_a_chunk_at_a_time() {
+    let Some(cluster) = cluster_or_skip("a_start_reads_every_recorded_id_once_a_chunk_at_a_time")
+    else {
+        return;
+    };
+    let folders = tempfile::tempdir().expect("temporary folder");
+    let mut store = open_pg_store(&cluster.connection(), folders.path());
+    // More than two chunks of the cursor, and a last one that is not full.
+    let count = u128::try_from(ledger_store_pg::ID_CURSOR_ROWS_MAX).expect("positive") * 2 + 7;
+    store
+        .append((1..=count).map(|seed| command(seed, &[], None)).collect())
+        .expect("the commands are recorded");
+    store
+        .append(vec![command(count + 1, &["budget/2025"], Some(uuid(77)))])
+        .expect("a named event");
+    let reader = PgLog::open_reader(&cluster.connection()).expect("a reader connects");
+    let mut requests = std::collections::HashSet::new();
+    reader
+        .for_each_id(ledger_store::IdKind::Requests, &mut |id| {
+            assert!(requests.insert(id), "{id} read twice");
+        })
+        .expect("the request ids are read");
+    assert_eq!(requests.len() as u128, count + 1);
+    assert!((1..=count + 1).all(|seed| requests.contains(&uuid(seed))));
+    let mut names = Vec::new();
+    reader
+        .for_each_id(ledger_store::IdKind::Names, &mut |id| names.push(id))
+        .expect("the index by name is read");
+    assert_eq!(names, vec![uuid(77)]);
+
+    // A start on that log finds a recorded id (and its record) and not another.
+    drop(store);
+    // The dropped writer's session may hold the lock a moment longer.
+    let backend = PgLog::open_writer(
+        &cluster.connection(),
+        WhenLocked::Wait {
+            poll_interval: std::time::Duration::from_millis(10),
+        },
+    )
+    .expect("the writer connects again")
+    .into_backend();
+    let mut store = Store::open_backend(backend, folders.path(), StoreOptions::default())
+        .expect("the log opens");
+    store.load_indexes();
+    assert!(store.request(uuid(count)).expect("read").is_some());
+    assert!(store.request(uuid(count + 2)).expect("read").is_none());
+}

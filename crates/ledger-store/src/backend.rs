@@ -57,6 +57,15 @@ pub struct GroupWrite {
     pub names: Vec<(Uuid, u64)>,
 }
 
+/// Which ids [`LogBackend::for_each_id`] reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IdKind {
+    /// The recorded request ids.
+    Requests,
+    /// The ids of the index by name.
+    Names,
+}
+
 /// The rows of a log kept outside sled (PostgreSQL in `ledger-store-pg`). Every method blocks;
 /// the store calls them from the writer's, the committer's or a blocking thread, never from
 /// async code.
@@ -84,6 +93,19 @@ pub trait LogBackend: Send + Sync + fmt::Debug {
 
     /// Every id of the index by name, for the store's fingerprints.
     fn named_ids(&self) -> Result<Vec<Uuid>, StoreError>;
+
+    /// Hands every recorded request id (`which` = [`IdKind::Requests`]) or every id of the
+    /// index by name ([`IdKind::Names`]) to `each`, as they are read: a start makes its
+    /// fingerprints of them without holding them all at once (twenty years of a Region's
+    /// requests are tens of millions of ids). The default reads them all first.
+    fn for_each_id(&self, which: IdKind, each: &mut dyn FnMut(Uuid)) -> Result<(), StoreError> {
+        let ids = match which {
+            IdKind::Requests => self.request_ids()?,
+            IdKind::Names => self.named_ids()?,
+        };
+        ids.into_iter().for_each(each);
+        Ok(())
+    }
 
     /// The positions of the events naming `id`, ascending.
     fn positions_naming(&self, id: Uuid) -> Result<Vec<u64>, StoreError>;

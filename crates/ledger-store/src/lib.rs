@@ -85,7 +85,7 @@ mod snapshot_file;
 mod store;
 mod tail;
 
-pub use backend::{GroupWrite, LogBackend, StoredEntry};
+pub use backend::{GroupWrite, IdKind, LogBackend, StoredEntry};
 pub use backup::BackupReport;
 pub use chain::{chain_hash, ChainBreak, ChainBreakKind, Head, RecordedEvent};
 pub use checkpoint::{CheckpointFile, CheckpointFound, StoredCheckpoint, CHECKPOINT_FILE_NAME};

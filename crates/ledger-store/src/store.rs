@@ -974,14 +974,17 @@ impl Store {
             Log::External(backend) => {
                 let backend = Arc::clone(backend);
                 self.id_loader.start(move |_| {
-                    for (set, ids) in [
-                        (&requests, backend.request_ids()),
-                        (&names, backend.named_ids()),
+                    for (set, which) in [
+                        (&requests, crate::IdKind::Requests),
+                        (&names, crate::IdKind::Names),
                     ] {
-                        match ids {
-                            Ok(ids) => {
-                                let _ =
-                                    set.set(ids.into_iter().map(IdFilter::fingerprint).collect());
+                        // Read as they come, never all the ids at once.
+                        let mut fingerprints = HashSet::new();
+                        match backend.for_each_id(which, &mut |id| {
+                            fingerprints.insert(IdFilter::fingerprint(id));
+                        }) {
+                            Ok(()) => {
+                                let _ = set.set(fingerprints);
                                 let _ = source.set(IdSource::Backend);
                             }
                             Err(error) => {
