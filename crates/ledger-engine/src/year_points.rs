@@ -1,22 +1,25 @@
-//! Year points: the budgets and the year summaries' figures kept every
-//! [`YEAR_POINT_INTERVAL_EVENTS`] positions, so that a year summary `as_of` any position
-//! reads one small index, its year's figures and at most one interval of the log (issue 12
-//! item 4), instead of a snapshot of every projection and up to ~150 000 events.
+//! Year points: the parts of the projections the year reports need, kept every
+//! [`YEAR_POINT_INTERVAL_EVENTS`] positions, so that a year summary, budget, companies or
+//! training hours report `as_of` any position reads one small index, the parts it needs and at
+//! most one interval of the log (issue 12 item 4), instead of a snapshot of every projection
+//! and up to ~150 000 events.
 //!
 //! Layout, under the retained snapshots' folder (`data/projections/years/`): `index/` holds
-//! one file per point, the budgets and, for each year, the point whose file holds that year's
-//! summary figures as they stand at this point; `YYYY/` holds a year's figures, written only
-//! at the points where they had moved since the point before (a closed year is written once,
-//! not at every point). Each file is a retained snapshot (`RetainedSnapshots`: position, chain
-//! hash, SHA-256 of the body, checked at every read), and like them derived data, written
-//! without `fsync`: a missing, damaged or foreign file only sends the report down the longer
+//! one file per point, the budgets and, for each part, the point whose file holds it as it
+//! stands at this point; `YYYY/` holds a year's whole figures, `registered-YYYY/` the
+//! registrations for a year, `modules/` the modules' themes, each written only at the points
+//! where it had moved since the point before (a closed year is written once, not at every
+//! point). Each file is a retained snapshot (`RetainedSnapshots`: position, chain hash, SHA-256
+//! of the body, checked at every read), and like them derived data, written without `fsync`:
+//! a missing, damaged, foreign or older-version file only sends the report down the longer
 //! path of the full projections (`recovery::projections_as_of`).
 //!
-//! The writer records which years each durable event moved ([`ledger_projections::summary_year`],
-//! the function the folds use) and, once the head passes the next point, hands a copy of those
-//! years' figures to a thread of its own that writes them, so neither the encoding nor the files
-//! hold up a group. After a start it does not know which years moved since the newest point, so
-//! its first point writes every year.
+//! The writer records which parts each durable event moved ([`ledger_projections::summary_year`],
+//! the function the folds use; a registration's year; a module's approval; the years the newly
+//! registered companies have hours in, whose hours by sector may have moved) and, once the head
+//! passes the next point, hands a copy of those parts to a thread of its own that writes them,
+//! so neither the encoding nor the files hold up a group. After a start it does not know which
+//! parts moved since the newest point, so its first point writes every one.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;

@@ -341,7 +341,7 @@ impl Ledger {
         year: i32,
     ) -> Result<Option<api::YearSummary>, Status> {
         let folded = self
-            .from_points(as_of, move |engine, position| {
+            .answer_from_points(as_of, move |engine, position| {
                 engine.year_summary_as_of(position, year)
             })
             .await?;
@@ -359,7 +359,7 @@ impl Ledger {
         as_of: Option<&api::AsOf>,
         year: i32,
     ) -> Result<Option<ledger_projections::YearReportFold>, Status> {
-        self.from_points(as_of, move |engine, position| {
+        self.answer_from_points(as_of, move |engine, position| {
             engine.year_report_as_of(position, year)
         })
         .await
@@ -371,14 +371,14 @@ impl Ledger {
         &self,
         as_of: Option<&api::AsOf>,
     ) -> Result<Option<ledger_engine::year_points::BudgetsAsOf>, Status> {
-        self.from_points(as_of, |engine, position| engine.budgets_as_of(position))
+        self.answer_from_points(as_of, |engine, position| engine.budgets_as_of(position))
             .await
     }
 
     /// `fold(engine, position)` for the position an `as_of` stands for, on a blocking thread;
     /// `None` for no `as_of`, a business date (its own replay, by [`Self::report`]), or when
     /// the points cannot answer.
-    async fn from_points<T: Send + 'static>(
+    async fn answer_from_points<T: Send + 'static>(
         &self,
         as_of: Option<&api::AsOf>,
         fold: impl FnOnce(&EngineHandle, u64) -> Result<Option<T>, ledger_engine::StartError>
@@ -393,6 +393,7 @@ impl Ledger {
             let reader = engine.reader();
             let head = reader.head().map_err(|error| store_status(&error))?;
             let Ok(position) = as_of_position(reader, &as_of, head.position)? else {
+                // A business date: its own replay (docs/RULES.md §21), by `report`.
                 return Ok(None);
             };
             match fold(&engine, position) {
