@@ -1,7 +1,7 @@
 //! A year's reports on their own: the budgets, one year's whole figures (the summary's and the
-//! hours' breakdowns) and what those figures are broken down by (every company's registrations,
-//! every module's themes), and nothing else of the projections: no wallet, no statement, no
-//! trial balance, nothing per redemption.
+//! hours' breakdowns) and what those figures are broken down by (the profile each company is
+//! counted under in the year, every module's themes), and nothing else of the projections: no
+//! wallet, no statement, no trial balance, nothing per redemption.
 //!
 //! Why: the budget, companies and training hours reports `as_of` a past position must not load
 //! and replay every projection (issue 12 item 4). The engine keeps these parts at its year
@@ -12,8 +12,9 @@
 //!
 //! One place computes each figure: the fold calls the functions [`crate::Projections::apply`]
 //! folds with ([`crate::year_summary::fold_budgets`], [`crate::year_summary::fold_year_summary`],
-//! `count_redemption_in`, `move_hours_in`, `profile_in`), and the companies report is the same
-//! function over the same registrations; the tests compare both at every position.
+//! `count_redemption_in`, `move_hours_in`, `companies_report_in`), a company's profile follows
+//! the rule of `profile_in` (`counts_before`), and the engine's tests compare the fold with
+//! the full projections at every position.
 
 use std::collections::BTreeMap;
 
