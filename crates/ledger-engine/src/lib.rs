@@ -320,6 +320,28 @@ impl EngineHandle {
         year_points::YearPoints::beside(&self.retained).summary_as_of(&self.reader, position, year)
     }
 
+    /// The budgets, `year`'s figures and what they are broken down by, as of `position` (at
+    /// most the head), from the nearest year point: the budget, companies and training hours
+    /// reports (see [`year_points::YearPoints::report_as_of`]); `None` as for
+    /// [`EngineHandle::year_summary_as_of`]. Blocking, like it.
+    pub fn year_report_as_of(
+        &self,
+        position: u64,
+        year: i32,
+    ) -> Result<Option<ledger_projections::YearReportFold>, StartError> {
+        year_points::YearPoints::beside(&self.retained).report_as_of(&self.reader, position, year)
+    }
+
+    /// The budgets as of `position` (at most the head), from the nearest year point's index
+    /// (see [`year_points::YearPoints::budgets_as_of`]); `None` as for
+    /// [`EngineHandle::year_summary_as_of`]. Blocking, like it.
+    pub fn budgets_as_of(
+        &self,
+        position: u64,
+    ) -> Result<Option<year_points::BudgetsAsOf>, StartError> {
+        year_points::YearPoints::beside(&self.retained).budgets_as_of(&self.reader, position)
+    }
+
     /// Every event from `from_position` on (0 means 1), in order, each once: first from the
     /// log, then live as the writer makes groups durable. See [`Subscription`].
     pub fn subscribe(&self, from_position: u64) -> Subscription {

@@ -1,31 +1,35 @@
-//! Year points: the budgets and the year summaries' figures kept every
-//! [`YEAR_POINT_INTERVAL_EVENTS`] positions, so that a year summary `as_of` any position
-//! reads one small index, its year's figures and at most one interval of the log (issue 12
-//! item 4), instead of a snapshot of every projection and up to ~150 000 events.
+//! Year points: the parts of the projections the year reports need, kept every
+//! [`YEAR_POINT_INTERVAL_EVENTS`] positions, so that a year summary, budget, companies or
+//! training hours report `as_of` any position reads one small index, the parts it needs and at
+//! most one interval of the log (issue 12 item 4), instead of a snapshot of every projection
+//! and up to ~150 000 events.
 //!
 //! Layout, under the retained snapshots' folder (`data/projections/years/`): `index/` holds
-//! one file per point, the budgets and, for each year, the point whose file holds that year's
-//! summary figures as they stand at this point; `YYYY/` holds a year's figures, written only
-//! at the points where they had moved since the point before (a closed year is written once,
-//! not at every point). Each file is a retained snapshot (`RetainedSnapshots`: position, chain
-//! hash, SHA-256 of the body, checked at every read), and like them derived data, written
-//! without `fsync`: a missing, damaged or foreign file only sends the report down the longer
+//! one file per point, the budgets and, for each part, the point whose file holds it as it
+//! stands at this point; `YYYY/` holds a year's whole figures, `registered-YYYY/` the
+//! registrations for a year, `modules/` the modules' themes, each written only at the points
+//! where it had moved since the point before (a closed year is written once, not at every
+//! point). Each file is a retained snapshot (`RetainedSnapshots`: position, chain hash, SHA-256
+//! of the body, checked at every read), and like them derived data, written without `fsync`:
+//! a missing, damaged, foreign or older-version file only sends the report down the longer
 //! path of the full projections (`recovery::projections_as_of`).
 //!
-//! The writer records which years each durable event moved ([`ledger_projections::summary_year`],
-//! the function the folds use) and, once the head passes the next point, hands a copy of those
-//! years' figures to a thread of its own that writes them, so neither the encoding nor the files
-//! hold up a group. After a start it does not know which years moved since the newest point, so
-//! its first point writes every year.
+//! The writer records which parts each durable event moved ([`ledger_projections::summary_year`],
+//! the function the folds use; a registration's year; a module's approval; the years the newly
+//! registered companies have hours in, whose hours by sector may have moved) and, once the head
+//! passes the next point, hands a copy of those parts to a thread of its own that writes them,
+//! so neither the encoding nor the files hold up a group. After a start it does not know which
+//! parts moved since the newest point, so its first point writes every one.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::mpsc;
 
 use ledger_domain::event::HoursRedeemed;
-use ledger_domain::Event;
+use ledger_domain::{EnterpriseNumber, Event};
+use ledger_projections::year_summary::fold_budgets;
 use ledger_projections::{
-    summary_year, BudgetFigures, Projections, Trainee, YearFigures, YearSummaryFold,
+    summary_year, BudgetFigures, Projections, Trainee, YearFigures, YearReportFold, YearSummaryFold,
 };
 use ledger_store::{Head, LogReader, RetainedSnapshots, StoreError};
 use serde::{Deserialize, Serialize};
@@ -41,17 +45,27 @@ pub const YEAR_POINT_INTERVAL_EVENTS: u64 = 10_000;
 
 /// First byte of every year point file: the version of its encoding. A file of another version
 /// is passed over (the report takes the path of the full projections), never misread.
-const YEAR_POINTS_FORMAT: u8 = 1;
+/// 2: a year's file holds its whole figures (the hours' breakdowns too), and the index names
+/// the registrations' and the modules' files (the budget, companies and hours reports).
+const YEAR_POINTS_FORMAT: u8 = 2;
 
 const YEARS_DIR_NAME: &str = "years";
 const INDEX_DIR_NAME: &str = "index";
+const MODULES_DIR_NAME: &str = "modules";
+/// Prefix of a registration year's folder (`registered-2024`).
+const REGISTERED_DIR_PREFIX: &str = "registered-";
 
-/// A point's index: the budgets, and for each year the position of the point whose file holds
-/// its figures as they stand at this point.
-#[derive(Serialize, Deserialize)]
+/// A point's index: the budgets, and for each part (a year's figures, a year's registrations,
+/// the modules) the position of the point whose file holds it as it stands at this point.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct PointIndex {
     budgets: BTreeMap<i32, BudgetFigures>,
+    /// A year's whole figures (`YYYY/`).
     holders: BTreeMap<i32, u64>,
+    /// The registrations for a year (`registered-YYYY/`).
+    registrations: BTreeMap<i32, u64>,
+    /// The modules' themes (`modules/`); `None` before the first module.
+    modules: Option<u64>,
 }
 
 /// The year points of one data folder.
@@ -76,7 +90,15 @@ impl YearPoints {
         RetainedSnapshots::in_dir(self.dir.join(year.to_string()))
     }
 
-    /// Every folder of year points (the index's and each year's).
+    fn registered(&self, year: i32) -> RetainedSnapshots {
+        RetainedSnapshots::in_dir(self.dir.join(format!("{REGISTERED_DIR_PREFIX}{year}")))
+    }
+
+    fn modules(&self) -> RetainedSnapshots {
+        RetainedSnapshots::in_dir(self.dir.join(MODULES_DIR_NAME))
+    }
+
+    /// Every folder of year points (the index's and each part's).
     fn folders(&self) -> Result<Vec<RetainedSnapshots>, StoreError> {
         let entries = match std::fs::read_dir(&self.dir) {
             Ok(entries) => entries,
@@ -110,22 +132,84 @@ impl YearPoints {
         Ok(())
     }
 
-    /// Writes a point: the years' files first, then the index that names them, so that an
+    /// Writes a point: the parts' files first, then the index that names them, so that an
     /// index is never read before the files it names are there.
     fn save(&self, point: &PointToSave) -> Result<(), StoreError> {
         for (year, figures) in &point.years {
-            let mut body = vec![YEAR_POINTS_FORMAT];
-            body.extend(figures.summary_bytes());
-            self.year(*year).save(&point.head, &body)?;
+            self.year(*year)
+                .save(&point.head, &versioned(&figures.to_bytes()))?;
         }
-        let index = PointIndex {
-            budgets: point.budgets.clone(),
-            holders: point.holders.clone(),
+        for (year, bytes) in &point.registrations {
+            self.registered(*year)
+                .save(&point.head, &versioned(bytes))?;
+        }
+        if let Some(bytes) = &point.modules {
+            self.modules().save(&point.head, &versioned(bytes))?;
+        }
+        self.index()
+            .save(&point.head, &versioned(&encode(&point.index)))
+    }
+
+    /// The newest usable point's index at or before `position`, with its position.
+    fn index_at_or_before(
+        &self,
+        reader: &LogReader,
+        position: u64,
+    ) -> Result<Option<(u64, PointIndex)>, StartError> {
+        let Some(index) = self.index().latest_at_or_before(position, reader)? else {
+            return Ok(None);
         };
-        let mut body = vec![YEAR_POINTS_FORMAT];
-        // Serializing plain data into a Vec cannot fail.
-        body.extend(postcard::to_stdvec(&index).unwrap_or_default());
-        self.index().save(&point.head, &body)
+        match body_of(&index.body).and_then(|bytes| postcard::from_bytes::<PointIndex>(bytes).ok())
+        {
+            Some(decoded) => Ok(Some((index.head.position, decoded))),
+            None => {
+                tracing::warn!(
+                    position = index.head.position,
+                    "year point index of another encoding; using the full projections"
+                );
+                Ok(None)
+            }
+        }
+    }
+
+    /// The body of a part's file saved at `holder`, checked and of this version; `None` (in
+    /// the log) when it is missing, damaged, of another log or of another encoding.
+    fn part(
+        &self,
+        folder: RetainedSnapshots,
+        holder: u64,
+        reader: &LogReader,
+    ) -> Result<Option<Vec<u8>>, StartError> {
+        let Some(saved) = folder.at(holder, reader)? else {
+            return Ok(None);
+        };
+        match body_of(&saved.body) {
+            Some(body) => Ok(Some(body.to_vec())),
+            None => {
+                tracing::warn!(
+                    folder = %folder.dir().display(),
+                    position = holder,
+                    "year point of another encoding; using the full projections"
+                );
+                Ok(None)
+            }
+        }
+    }
+
+    /// `year`'s whole figures as the index names them (none when no event of the year came
+    /// before the point); `None` when the file is not usable.
+    fn figures(
+        &self,
+        index: &PointIndex,
+        year: i32,
+        reader: &LogReader,
+    ) -> Result<Option<YearFigures>, StartError> {
+        let Some(&holder) = index.holders.get(&year) else {
+            return Ok(Some(YearFigures::default()));
+        };
+        Ok(self
+            .part(self.year(year), holder, reader)?
+            .and_then(|bytes| YearFigures::from_bytes(&bytes)))
     }
 
     /// The budgets and `year`'s summary figures as of `position` (at most the head): from the
@@ -138,60 +222,138 @@ impl YearPoints {
         position: u64,
         year: i32,
     ) -> Result<Option<YearSummaryFold>, StartError> {
-        let Some(index) = self.index().latest_at_or_before(position, reader)? else {
+        let Some((point, index)) = self.index_at_or_before(reader, position)? else {
             return Ok(None);
         };
-        let Some(PointIndex { budgets, holders }) =
-            body_of(&index.body).and_then(|bytes| postcard::from_bytes::<PointIndex>(bytes).ok())
-        else {
+        let Some(figures) = self.figures(&index, year, reader)? else {
+            return Ok(None);
+        };
+        let mut summary = YearSummaryFold {
+            position: point,
+            year,
+            budgets: index.budgets,
+            figures: figures.summary_only(),
+        };
+        replay(
+            reader,
+            summary.position + 1,
+            position,
+            |at, event, reversed| summary.apply(at, event, reversed),
+        )?;
+        Ok(Some(summary))
+    }
+
+    /// The budgets as of `position` (at most the head): the newest point's index and the
+    /// budget events after it. `None` as for [`YearPoints::summary_as_of`].
+    pub fn budgets_as_of(
+        &self,
+        reader: &LogReader,
+        position: u64,
+    ) -> Result<Option<BudgetsAsOf>, StartError> {
+        let Some((point, index)) = self.index_at_or_before(reader, position)? else {
+            return Ok(None);
+        };
+        let mut budgets = BudgetsAsOf {
+            position: point,
+            budgets: index.budgets,
+        };
+        replay(reader, point + 1, position, |at, event, _| {
+            fold_budgets(&mut budgets.budgets, event);
+            budgets.position = at;
+            Ok(())
+        })?;
+        Ok(Some(budgets))
+    }
+
+    /// The budgets, `year`'s whole figures and what they are broken down by, as of `position`
+    /// (at most the head): what the budget, companies and training hours reports of `year`
+    /// need, from the newest point at or before it and the events after it. `None` as for
+    /// [`YearPoints::summary_as_of`].
+    pub fn report_as_of(
+        &self,
+        reader: &LogReader,
+        position: u64,
+        year: i32,
+    ) -> Result<Option<YearReportFold>, StartError> {
+        let Some((point, index)) = self.index_at_or_before(reader, position)? else {
+            return Ok(None);
+        };
+        let Some(figures) = self.figures(&index, year, reader)? else {
+            return Ok(None);
+        };
+        let mut registrations = Vec::with_capacity(index.registrations.len());
+        for (&registration_year, &holder) in &index.registrations {
+            let Some(bytes) = self.part(self.registered(registration_year), holder, reader)? else {
+                return Ok(None);
+            };
+            registrations.push((registration_year, bytes));
+        }
+        let modules = match index.modules {
+            None => None,
+            Some(holder) => match self.part(self.modules(), holder, reader)? {
+                Some(bytes) => Some(bytes),
+                None => return Ok(None),
+            },
+        };
+        let Some(mut report) = YearReportFold::from_parts(
+            point,
+            year,
+            index.budgets,
+            figures,
+            registrations
+                .iter()
+                .map(|(registration_year, bytes)| (*registration_year, bytes.as_slice())),
+            modules.as_deref(),
+        ) else {
             tracing::warn!(
-                position = index.head.position,
-                "year point index of another encoding; using the full projections"
+                position = point,
+                "year point parts of another encoding; using the full projections"
             );
             return Ok(None);
         };
-        let figures = match holders.get(&year) {
-            // No event of the year's summary before this point.
-            None => YearFigures::default(),
-            Some(&holder) => {
-                let Some(saved) = self.year(year).at(holder, reader)? else {
-                    return Ok(None);
-                };
-                match body_of(&saved.body).and_then(YearFigures::from_summary_bytes) {
-                    Some(figures) => figures,
-                    None => {
-                        tracing::warn!(
-                            year,
-                            position = holder,
-                            "year point of another encoding; using the full projections"
-                        );
-                        return Ok(None);
-                    }
-                }
-            }
-        };
-        let mut summary = YearSummaryFold {
-            position: index.head.position,
-            year,
-            budgets,
-            figures,
-        };
-        for recorded in reader.iter(summary.position + 1, position) {
-            let recorded = recorded?;
-            let position = recorded.position;
-            let event =
-                decode(&recorded).map_err(|source| StartError::Undecodable { position, source })?;
-            let original = original_of(reader, position, &event)?;
-            summary
-                .apply(
-                    position,
-                    &event,
-                    original.as_ref().map(|redeemed| &redeemed.event),
-                )
-                .map_err(|source| StartError::Projection { source })?;
-        }
-        Ok(Some(summary))
+        replay(
+            reader,
+            report.position + 1,
+            position,
+            |at, event, reversed| report.apply(at, event, reversed),
+        )?;
+        Ok(Some(report))
     }
+}
+
+/// The budgets as of a position: what the budget report needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BudgetsAsOf {
+    pub position: u64,
+    pub budgets: BTreeMap<i32, BudgetFigures>,
+}
+
+/// Folds the events `from_position..=last_position` of the log with `apply`, each with the
+/// redemption a reversal takes back.
+fn replay(
+    reader: &LogReader,
+    from_position: u64,
+    last_position: u64,
+    mut apply: impl FnMut(
+        u64,
+        &Event,
+        Option<&HoursRedeemed>,
+    ) -> Result<(), ledger_projections::ProjectionError>,
+) -> Result<(), StartError> {
+    for recorded in reader.iter(from_position, last_position) {
+        let recorded = recorded?;
+        let position = recorded.position;
+        let event =
+            decode(&recorded).map_err(|source| StartError::Undecodable { position, source })?;
+        let original = original_of(reader, position, &event)?;
+        apply(
+            position,
+            &event,
+            original.as_ref().map(|redeemed| &redeemed.event),
+        )
+        .map_err(|source| StartError::Projection { source })?;
+    }
+    Ok(())
 }
 
 fn body_of(bytes: &[u8]) -> Option<&[u8]> {
@@ -201,33 +363,56 @@ fn body_of(bytes: &[u8]) -> Option<&[u8]> {
     }
 }
 
+/// `bytes` behind the version byte of the year points' files.
+fn versioned(bytes: &[u8]) -> Vec<u8> {
+    let mut body = Vec::with_capacity(bytes.len() + 1);
+    body.push(YEAR_POINTS_FORMAT);
+    body.extend_from_slice(bytes);
+    body
+}
+
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    // Serializing plain data into a Vec cannot fail.
+    postcard::to_stdvec(value).unwrap_or_default()
+}
+
 /// What the writer hands to the thread that writes a point.
 #[derive(Debug)]
 struct PointToSave {
     head: Head,
-    budgets: BTreeMap<i32, BudgetFigures>,
-    /// The years whose figures moved since the point before, with their summary figures.
+    /// The years whose figures moved since the point before, with their whole figures.
     years: Vec<(i32, YearFigures)>,
-    holders: BTreeMap<i32, u64>,
+    /// The registration years whose registrations moved, encoded.
+    registrations: Vec<(i32, Vec<u8>)>,
+    /// The modules, when they moved, encoded.
+    modules: Option<Vec<u8>>,
+    index: PointIndex,
 }
 
 /// Points waiting for the thread that writes them: one at most. When the thread is behind,
 /// the writer keeps the years that moved and tries again after the next group.
 const POINTS_IN_FLIGHT_MAX: usize = 1;
 
-/// The writer's side of the year points: which years moved, when the next point is due, and
+/// The writer's side of the year points: which parts moved, when the next point is due, and
 /// the thread that writes them.
 #[derive(Debug)]
 pub struct YearPointWriter {
     interval_events: u64,
     /// The head at or past which the next point is written.
     next_position: u64,
-    /// Years whose summary figures moved since the last point written.
+    /// Years whose figures moved since the last point written.
     moved: BTreeSet<i32>,
-    /// After a start: which years moved since the newest point is unknown, so all did.
+    /// Companies registered since the last point written: a registration may move the hours
+    /// by sector of any year the company has hours in, which is known at the point.
+    registered_companies: BTreeSet<EnterpriseNumber>,
+    /// Registration years whose registrations moved since the last point written.
+    registrations_moved: BTreeSet<i32>,
+    /// Whether a module was approved since the last point written.
+    modules_moved: bool,
+    /// After a start: which parts moved since the newest point is unknown, so all did.
     all_moved: bool,
-    /// For each year, the point whose file holds its figures as they stand.
-    holders: BTreeMap<i32, u64>,
+    /// Where each part's file stands (the index's holders).
+    holders: PointIndex,
     /// `None` once the thread is gone (no point is written any more; reports take the longer
     /// path).
     sender: Option<mpsc::SyncSender<PointToSave>>,
@@ -258,7 +443,7 @@ impl YearPointWriter {
             .spawn(move || {
                 for point in jobs {
                     if let Err(error) = saver.save(&point) {
-                        // A missing point costs a longer replay of an `as_of` summary, nothing
+                        // A missing point costs a longer replay of an `as_of` report, nothing
                         // more.
                         tracing::warn!(%error, position = point.head.position, "year point not saved");
                     }
@@ -272,18 +457,32 @@ impl YearPointWriter {
             interval_events,
             next_position: (head / interval_events + 1) * interval_events,
             moved: BTreeSet::new(),
+            registered_companies: BTreeSet::new(),
+            registrations_moved: BTreeSet::new(),
+            modules_moved: false,
             all_moved: true,
-            holders: BTreeMap::new(),
+            holders: PointIndex::default(),
             sender,
             thread,
         }
     }
 
-    /// Notes the year whose summary a durable event moved; `reversed` is the redemption a
-    /// reversal takes back.
+    /// Notes the parts a durable event moved; `reversed` is the redemption a reversal takes
+    /// back.
     pub fn note(&mut self, event: &Event, reversed: Option<&HoursRedeemed>) {
         if let Some(year) = summary_year(event, reversed.map(Trainee::of).as_ref()) {
             self.moved.insert(year);
+        }
+        match event {
+            Event::CompanyRegistered(e) => {
+                self.registrations_moved.insert(e.year);
+                if !self.registered_companies.contains(&e.enterprise_number) {
+                    self.registered_companies
+                        .insert(e.enterprise_number.clone());
+                }
+            }
+            Event::ModuleApproved(_) => self.modules_moved = true,
+            _ => {}
         }
     }
 
@@ -296,31 +495,53 @@ impl YearPointWriter {
         let Some(sender) = &self.sender else {
             return;
         };
-        let moved: Vec<i32> = if self.all_moved {
-            projections.years.keys().copied().collect()
+        let (moved, registration_years): (BTreeSet<i32>, BTreeSet<i32>) = if self.all_moved {
+            (
+                projections.years.keys().copied().collect(),
+                projections.registration_years(),
+            )
         } else {
-            self.moved.iter().copied().collect()
+            let mut moved = self.moved.clone();
+            for company in &self.registered_companies {
+                moved.extend(projections.years_with_hours_of(company));
+            }
+            (moved, self.registrations_moved.clone())
         };
         let mut holders = self.holders.clone();
+        holders.budgets = projections.budgets.clone();
         let years = moved
             .into_iter()
             .filter_map(|year| {
                 let figures = projections.years.get(&year)?;
-                holders.insert(year, head.position);
-                Some((year, figures.summary_only()))
+                holders.holders.insert(year, head.position);
+                Some((year, figures.clone()))
             })
             .collect();
+        let registrations: Vec<(i32, Vec<u8>)> = projections
+            .registrations_bytes(registration_years)
+            .into_iter()
+            .collect();
+        for (year, _) in &registrations {
+            holders.registrations.insert(*year, head.position);
+        }
+        let modules = (self.all_moved || self.modules_moved).then(|| projections.modules_bytes());
+        if modules.is_some() {
+            holders.modules = Some(head.position);
+        }
         let point = PointToSave {
             head: *head,
-            budgets: projections.budgets.clone(),
             years,
-            holders,
+            registrations,
+            modules,
+            index: holders.clone(),
         };
-        let holders = point.holders.clone();
         match sender.try_send(point) {
             Ok(()) => {
                 self.holders = holders;
                 self.moved.clear();
+                self.registered_companies.clear();
+                self.registrations_moved.clear();
+                self.modules_moved = false;
                 self.all_moved = false;
                 self.next_position =
                     (head.position / self.interval_events + 1) * self.interval_events;
@@ -337,13 +558,16 @@ impl YearPointWriter {
 
 /// The year points a rebuild leaves on its way (see [`crate::recovery::rebuild`]), so that a
 /// log that had none (written by an earlier version) has them afterwards. With no writer to
-/// say which years moved, a year's figures are written again when their bytes differ from the
-/// last ones written.
+/// say which parts moved, a part is written again when its bytes differ from the last ones
+/// written.
 #[derive(Debug)]
 pub struct RebuiltYearPoints {
     points: YearPoints,
-    /// For each year, the bytes last written and the point holding them.
+    /// For each year, the bytes of its figures last written and the point holding them.
     written: BTreeMap<i32, (Vec<u8>, u64)>,
+    /// The same for each registration year's registrations.
+    registrations_written: BTreeMap<i32, (Vec<u8>, u64)>,
+    modules_written: Option<(Vec<u8>, u64)>,
 }
 
 impl RebuiltYearPoints {
@@ -351,39 +575,65 @@ impl RebuiltYearPoints {
         RebuiltYearPoints {
             points,
             written: BTreeMap::new(),
+            registrations_written: BTreeMap::new(),
+            modules_written: None,
         }
     }
 
     /// Writes the point of `projections`, taken at `head`.
     pub fn save(&mut self, projections: &Projections, head: &Head) -> Result<(), StoreError> {
-        let mut years = Vec::new();
-        for (year, figures) in &projections.years {
-            let bytes = figures.summary_bytes();
-            if self
-                .written
-                .get(year)
-                .is_some_and(|(written, _)| *written == bytes)
-            {
-                continue;
-            }
-            let mut body = vec![YEAR_POINTS_FORMAT];
-            body.extend_from_slice(&bytes);
-            self.points.year(*year).save(head, &body)?;
-            years.push((*year, bytes));
+        let years = projections
+            .years
+            .iter()
+            .map(|(year, figures)| (*year, figures.to_bytes()));
+        save_changed(&mut self.written, years, head, |year| {
+            self.points.year(year)
+        })?;
+        let registrations = projections.registrations_bytes(projections.registration_years());
+        save_changed(
+            &mut self.registrations_written,
+            registrations,
+            head,
+            |year| self.points.registered(year),
+        )?;
+        let modules = projections.modules_bytes();
+        if self
+            .modules_written
+            .as_ref()
+            .is_none_or(|(written, _)| *written != modules)
+        {
+            self.points.modules().save(head, &versioned(&modules))?;
+            self.modules_written = Some((modules, head.position));
         }
-        for (year, bytes) in years {
-            self.written.insert(year, (bytes, head.position));
-        }
-        let index = PointIndex {
-            budgets: projections.budgets.clone(),
-            holders: self
-                .written
+        let holders = |written: &BTreeMap<i32, (Vec<u8>, u64)>| {
+            written
                 .iter()
                 .map(|(year, (_, holder))| (*year, *holder))
-                .collect(),
+                .collect()
         };
-        let mut body = vec![YEAR_POINTS_FORMAT];
-        body.extend(postcard::to_stdvec(&index).unwrap_or_default());
-        self.points.index().save(head, &body)
+        let index = PointIndex {
+            budgets: projections.budgets.clone(),
+            holders: holders(&self.written),
+            registrations: holders(&self.registrations_written),
+            modules: self.modules_written.as_ref().map(|(_, holder)| *holder),
+        };
+        self.points.index().save(head, &versioned(&encode(&index)))
     }
+}
+
+/// Writes each part of `parts` whose bytes differ from those last `written`, at `head`.
+fn save_changed(
+    written: &mut BTreeMap<i32, (Vec<u8>, u64)>,
+    parts: impl IntoIterator<Item = (i32, Vec<u8>)>,
+    head: &Head,
+    folder: impl Fn(i32) -> RetainedSnapshots,
+) -> Result<(), StoreError> {
+    for (year, bytes) in parts {
+        if written.get(&year).is_some_and(|(last, _)| *last == bytes) {
+            continue;
+        }
+        folder(year).save(head, &versioned(&bytes))?;
+        written.insert(year, (bytes, head.position));
+    }
+    Ok(())
 }

@@ -32,6 +32,9 @@ pub use queries::ProviderRecords;
 pub mod year_summary;
 pub use year_summary::{summary_year, Trainee, YearSummaryFold};
 
+pub mod year_reports;
+pub use year_reports::YearReportFold;
+
 /// The Region's budget of one year: the decision state's own figures (`ledger_domain::state::Budget`),
 /// folded by the same methods, so that the rules and the reports cannot disagree.
 pub use ledger_domain::state::Budget as BudgetFigures;
@@ -115,13 +118,19 @@ pub struct Statement {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-struct ModuleProfile {
+pub(crate) struct ModuleProfile {
     themes: Vec<Theme>,
 }
 
+/// Every company's registrations, by year: what [`profile_in`] reads a company's profile in.
+pub type Registrations = BTreeMap<EnterpriseNumber, SmallMap<i32, CompanyProfile>>;
+
+/// The themes of each approved module, by module id.
+pub(crate) type Modules = BTreeMap<Identifier, ModuleProfile>;
+
 /// What a reversal must take back out of the year figures.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-struct RedemptionFacts {
+pub(crate) struct RedemptionFacts {
     year: i32,
     enterprise_number: EnterpriseNumber,
     worker: WorkerPseudonym,
@@ -133,7 +142,7 @@ struct RedemptionFacts {
 }
 
 impl RedemptionFacts {
-    fn trainee(&self) -> Trainee<'_> {
+    pub(crate) fn trainee(&self) -> Trainee<'_> {
         Trainee {
             year: self.year,
             enterprise_number: &self.enterprise_number,
@@ -190,8 +199,8 @@ pub struct Projections {
     /// Each account's debits minus its credits, by account name; sums to zero.
     pub trial_balance: BTreeMap<String, Decimal>,
     /// Registrations, per company and year (one or two years each: a [`SmallMap`]).
-    pub companies: BTreeMap<EnterpriseNumber, SmallMap<i32, CompanyProfile>>,
-    modules: BTreeMap<Identifier, ModuleProfile>,
+    pub companies: Registrations,
+    modules: Modules,
     /// Where each provider's redemptions, reversals and payouts are in the log (see
     /// [`queries`]).
     pub provider_records: BTreeMap<Identifier, ProviderRecords>,
@@ -470,21 +479,8 @@ impl Projections {
     /// themes (fixed when the module is approved) and its company's sector for the training's
     /// year.
     fn redemption_facts(&self, e: &HoursRedeemed) -> RedemptionFacts {
-        let year = e.training_date.year();
-        RedemptionFacts {
-            year,
-            enterprise_number: e.enterprise_number.clone(),
-            worker: e.worker,
-            provider_id: e.provider_id.clone(),
-            voucher_type: e.voucher_type,
-            themes: self
-                .modules
-                .get(&e.module_id)
-                .map(|m| m.themes.clone())
-                .unwrap_or_default(),
-            sector: self.sector_of(&e.enterprise_number, year),
-            hours: e.hours,
-        }
+        let sector = self.sector_of(&e.enterprise_number, e.training_date.year());
+        redemption_facts_in(sector, &self.modules, e)
     }
 
     /// Makes a redemption read back from the log known again, right before its reversal is
@@ -498,9 +494,7 @@ impl Projections {
 
     /// The sector of a company in `year`'s figures (see [`Projections::profile_of`]).
     fn sector_of(&self, enterprise_number: &EnterpriseNumber, year: i32) -> String {
-        self.profile_of(enterprise_number, year)
-            .map(|profile| profile.sector.clone())
-            .unwrap_or_default()
+        sector_in(&self.companies, enterprise_number, year)
     }
 
     /// The profile (size class, sector) a company is counted under in `year`'s figures, the one
@@ -513,13 +507,7 @@ impl Projections {
         enterprise_number: &EnterpriseNumber,
         year: i32,
     ) -> Option<&CompanyProfile> {
-        self.companies.get(enterprise_number).and_then(|years| {
-            years
-                .range(..=year)
-                .next_back()
-                .or_else(|| years.iter().next())
-                .map(|(_, profile)| profile)
-        })
+        profile_in(&self.companies, enterprise_number, year)
     }
 
     /// The years in which `company` has hours, with the sector they are counted under and how
@@ -548,86 +536,161 @@ impl Projections {
             if after == before {
                 continue;
             }
-            let by_sector = &mut self.years.entry(year).or_default().hours.by_sector;
-            if let Some(value) = by_sector.get_mut(&before) {
-                *value = value.saturating_sub(hours);
-                if *value == 0 {
-                    by_sector.remove(&before);
-                }
-            }
-            *by_sector.entry(after).or_default() += hours;
+            move_hours_in(self.years.entry(year).or_default(), &before, after, hours);
         }
     }
 
     /// Adds (or, for a reversal, takes back) a redemption in the breakdowns of its year.
     fn count_redemption(&mut self, facts: &RedemptionFacts, add: bool) {
-        // Who benefited and the year's total are counted with the year summary's figures
-        // (`YearFigures::count_trainee`); here the breakdowns.
-        let year = self.years.entry(facts.year).or_default();
-        let hours = u64::from(facts.hours);
-        let hours_of_company = year
-            .hours_by_company
-            .entry(facts.enterprise_number.clone())
-            .or_default();
-        adjust(hours_of_company, hours, add);
-        if *hours_of_company == 0 {
-            year.hours_by_company.remove(&facts.enterprise_number);
-        }
-        let breakdown = &mut year.hours;
-        adjust(
-            breakdown
-                .by_voucher_type
-                .entry(facts.voucher_type)
-                .or_default(),
-            hours,
-            add,
-        );
-        update_entry(&mut breakdown.by_provider, &facts.provider_id, |value| {
-            adjust(value, hours, add)
-        });
-        update_entry(&mut breakdown.by_sector, facts.sector.as_str(), |value| {
-            adjust(value, hours, add)
-        });
-        for theme in &facts.themes {
-            adjust(breakdown.by_theme.entry(*theme).or_default(), hours, add);
-        }
+        count_redemption_in(self.years.entry(facts.year).or_default(), facts, add);
     }
 
     /// Companies of `year`: registered, holding vouchers paid in the year, benefiting from a
     /// redemption; whole, by size class and by sector (by [`Projections::profile_of`], as the
     /// hours report counts their hours), so that each breakdown sums to the total.
     pub fn companies_report(&self, year: i32) -> CompaniesReport {
-        let mut report = CompaniesReport::default();
-        let Some(figures) = self.years.get(&year) else {
-            return report;
-        };
-        let everyone: BTreeSet<&EnterpriseNumber> = figures
-            .registered
-            .iter()
-            .chain(figures.holding.iter())
-            .chain(figures.benefiting.keys())
-            .collect();
-        for company in everyone {
-            let profile = self.profile_of(company, year);
-            let flags = (
-                figures.registered.contains(company),
-                figures.holding.contains(company),
-                figures.benefiting.contains_key(company),
-            );
-            let mut counts = vec![&mut report.total];
-            let (by_size, by_sector) = (&mut report.by_size_class, &mut report.by_sector);
-            if let Some(profile) = profile {
-                counts.push(by_size.entry(profile.size_class).or_default());
-                counts.push(by_sector.entry(profile.sector.clone()).or_default());
-            }
-            for count in counts {
-                count.registered += u32::from(flags.0);
-                count.holding += u32::from(flags.1);
-                count.benefiting += u32::from(flags.2);
-            }
+        match self.years.get(&year) {
+            Some(figures) => companies_report_in(
+                |company| profile_in(&self.companies, company, year),
+                figures,
+            ),
+            None => CompaniesReport::default(),
         }
-        report
     }
+}
+
+/// The profile (size class, sector) a company is counted under in `year`'s figures: see
+/// [`Projections::profile_of`], which reads it here, as a year's partition does
+/// ([`YearReportFold`]).
+pub(crate) fn profile_in<'a>(
+    companies: &'a Registrations,
+    enterprise_number: &EnterpriseNumber,
+    year: i32,
+) -> Option<&'a CompanyProfile> {
+    companies.get(enterprise_number).and_then(|years| {
+        years
+            .range(..=year)
+            .next_back()
+            .or_else(|| years.iter().next())
+            .map(|(_, profile)| profile)
+    })
+}
+
+/// The sector of a company in `year`'s figures (see [`profile_in`]); empty for a company
+/// never registered.
+pub(crate) fn sector_in(
+    companies: &Registrations,
+    enterprise_number: &EnterpriseNumber,
+    year: i32,
+) -> String {
+    profile_in(companies, enterprise_number, year)
+        .map(|profile| profile.sector.clone())
+        .unwrap_or_default()
+}
+
+/// What the figures count of a redemption, found from its event: its module's themes (fixed
+/// when the module is approved) and `sector`, its company's sector for the training's year.
+pub(crate) fn redemption_facts_in(
+    sector: String,
+    modules: &Modules,
+    e: &HoursRedeemed,
+) -> RedemptionFacts {
+    let year = e.training_date.year();
+    RedemptionFacts {
+        year,
+        enterprise_number: e.enterprise_number.clone(),
+        worker: e.worker,
+        provider_id: e.provider_id.clone(),
+        voucher_type: e.voucher_type,
+        themes: modules
+            .get(&e.module_id)
+            .map(|m| m.themes.clone())
+            .unwrap_or_default(),
+        sector,
+        hours: e.hours,
+    }
+}
+
+/// Moves `hours` of one company in a year's hours by sector from `before` to `after`: a
+/// registration changed the profile it is counted under.
+pub(crate) fn move_hours_in(figures: &mut YearFigures, before: &str, after: String, hours: u64) {
+    let by_sector = &mut figures.hours.by_sector;
+    if let Some(value) = by_sector.get_mut(before) {
+        *value = value.saturating_sub(hours);
+        if *value == 0 {
+            by_sector.remove(before);
+        }
+    }
+    *by_sector.entry(after).or_default() += hours;
+}
+
+/// Adds (or, for a reversal, takes back) a redemption in the breakdowns of its year's figures
+/// (`year`, the year of `facts`).
+pub(crate) fn count_redemption_in(year: &mut YearFigures, facts: &RedemptionFacts, add: bool) {
+    // Who benefited and the year's total are counted with the year summary's figures
+    // (`YearFigures::count_trainee`); here the breakdowns.
+    let hours = u64::from(facts.hours);
+    let hours_of_company = year
+        .hours_by_company
+        .entry(facts.enterprise_number.clone())
+        .or_default();
+    adjust(hours_of_company, hours, add);
+    if *hours_of_company == 0 {
+        year.hours_by_company.remove(&facts.enterprise_number);
+    }
+    let breakdown = &mut year.hours;
+    adjust(
+        breakdown
+            .by_voucher_type
+            .entry(facts.voucher_type)
+            .or_default(),
+        hours,
+        add,
+    );
+    update_entry(&mut breakdown.by_provider, &facts.provider_id, |value| {
+        adjust(value, hours, add)
+    });
+    update_entry(&mut breakdown.by_sector, facts.sector.as_str(), |value| {
+        adjust(value, hours, add)
+    });
+    for theme in &facts.themes {
+        adjust(breakdown.by_theme.entry(*theme).or_default(), hours, add);
+    }
+}
+
+/// The companies report of a year from its figures and `profile_of`, the profile each company
+/// is counted under in that year (see [`profile_in`]): see [`Projections::companies_report`].
+pub(crate) fn companies_report_in<'a>(
+    profile_of: impl Fn(&EnterpriseNumber) -> Option<&'a CompanyProfile>,
+    figures: &YearFigures,
+) -> CompaniesReport {
+    let mut report = CompaniesReport::default();
+    let everyone: BTreeSet<&EnterpriseNumber> = figures
+        .registered
+        .iter()
+        .chain(figures.holding.iter())
+        .chain(figures.benefiting.keys())
+        .collect();
+    for company in everyone {
+        let profile = profile_of(company);
+        let flags = (
+            figures.registered.contains(company),
+            figures.holding.contains(company),
+            figures.benefiting.contains_key(company),
+        );
+        let mut counts = vec![&mut report.total];
+        let (by_size, by_sector) = (&mut report.by_size_class, &mut report.by_sector);
+        if let Some(profile) = profile {
+            counts.push(by_size.entry(profile.size_class).or_default());
+            counts.push(by_sector.entry(profile.sector.clone()).or_default());
+        }
+        for count in counts {
+            count.registered += u32::from(flags.0);
+            count.holding += u32::from(flags.1);
+            count.benefiting += u32::from(flags.2);
+        }
+    }
+    report
 }
 
 /// Counts one more (or one less) redemption for `key`; a key whose count falls to zero is

@@ -14,13 +14,12 @@
 //! year's summary an event moves, for the fold and for the engine's record of which years
 //! changed alike.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use chrono::Datelike;
 use ledger_domain::event::HoursRedeemed;
 use ledger_domain::{EnterpriseNumber, Event, WorkerPseudonym};
 use rust_decimal::Decimal;
-use serde::{Deserialize, Serialize};
 
 use crate::{adjust, bump, update_entry, BudgetFigures, ProjectionError, YearFigures};
 
@@ -171,60 +170,8 @@ impl YearSummaryFold {
     }
 }
 
-/// The summary figures of a year as they are kept: borrowed to encode, so that nothing is
-/// copied.
-#[derive(Serialize)]
-struct SummaryRef<'a> {
-    registered: &'a BTreeSet<EnterpriseNumber>,
-    holding: &'a BTreeSet<EnterpriseNumber>,
-    benefiting: &'a BTreeMap<EnterpriseNumber, u32>,
-    workers: &'a BTreeMap<WorkerPseudonym, u32>,
-    vouchers_issued: u64,
-    hours_total: u64,
-}
-
-#[derive(Deserialize)]
-struct SummaryOwned {
-    registered: BTreeSet<EnterpriseNumber>,
-    holding: BTreeSet<EnterpriseNumber>,
-    benefiting: BTreeMap<EnterpriseNumber, u32>,
-    workers: BTreeMap<WorkerPseudonym, u32>,
-    vouchers_issued: u64,
-    hours_total: u64,
-}
-
 impl YearFigures {
-    /// The deterministic encoding (postcard) of the year summary's figures alone.
-    pub fn summary_bytes(&self) -> Vec<u8> {
-        let summary = SummaryRef {
-            registered: &self.registered,
-            holding: &self.holding,
-            benefiting: &self.benefiting,
-            workers: &self.workers,
-            vouchers_issued: self.vouchers_issued,
-            hours_total: self.hours.total,
-        };
-        // Serializing plain data into a Vec cannot fail.
-        postcard::to_stdvec(&summary).unwrap_or_default()
-    }
-
-    /// Year figures holding the summary's figures of [`YearFigures::summary_bytes`] (the hours'
-    /// breakdowns empty); `None` for bytes that do not decode.
-    pub fn from_summary_bytes(bytes: &[u8]) -> Option<YearFigures> {
-        let summary: SummaryOwned = postcard::from_bytes(bytes).ok()?;
-        let mut figures = YearFigures {
-            registered: summary.registered,
-            holding: summary.holding,
-            benefiting: summary.benefiting,
-            workers: summary.workers,
-            vouchers_issued: summary.vouchers_issued,
-            ..YearFigures::default()
-        };
-        figures.hours.total = summary.hours_total;
-        Some(figures)
-    }
-
-    /// The summary's figures only, copied (what a year's partition keeps).
+    /// The summary's figures only, copied (what a year summary folds from a year point).
     pub fn summary_only(&self) -> YearFigures {
         let mut figures = YearFigures {
             registered: self.registered.clone(),

@@ -340,33 +340,73 @@ impl Ledger {
         as_of: Option<&api::AsOf>,
         year: i32,
     ) -> Result<Option<api::YearSummary>, Status> {
+        let folded = self
+            .answer_from_points(as_of, move |engine, position| {
+                engine.year_summary_as_of(position, year)
+            })
+            .await?;
+        folded
+            .map(|summary| wire::year_summary_folded(&summary).map_err(|r| refusal_status(&r)))
+            .transpose()
+    }
+
+    /// The budgets, a year's figures and what they are broken down by, `as_of` a past position
+    /// or date, from the year points (see `ledger_engine::year_points`): at most one point
+    /// interval of the log, on a blocking thread. `None` when that path does not apply (no
+    /// `as_of`, a business date) or has no usable point: [`Self::report`] answers then.
+    async fn year_report_from_points(
+        &self,
+        as_of: Option<&api::AsOf>,
+        year: i32,
+    ) -> Result<Option<ledger_projections::YearReportFold>, Status> {
+        self.answer_from_points(as_of, move |engine, position| {
+            engine.year_report_as_of(position, year)
+        })
+        .await
+    }
+
+    /// The budgets `as_of` a past position or date, from the year points' indexes alone: see
+    /// [`Self::year_report_from_points`].
+    async fn budgets_from_points(
+        &self,
+        as_of: Option<&api::AsOf>,
+    ) -> Result<Option<ledger_engine::year_points::BudgetsAsOf>, Status> {
+        self.answer_from_points(as_of, |engine, position| engine.budgets_as_of(position))
+            .await
+    }
+
+    /// `fold(engine, position)` for the position an `as_of` stands for, on a blocking thread;
+    /// `None` for no `as_of`, a business date (its own replay, by [`Self::report`]), or when
+    /// the points cannot answer.
+    async fn answer_from_points<T: Send + 'static>(
+        &self,
+        as_of: Option<&api::AsOf>,
+        fold: impl FnOnce(&EngineHandle, u64) -> Result<Option<T>, ledger_engine::StartError>
+            + Send
+            + 'static,
+    ) -> Result<Option<T>, Status> {
         let Some(as_of) = wire::as_of(as_of).map_err(|refusal| refusal_status(&refusal))? else {
             return Ok(None);
         };
         let engine = self.inner.engine.clone();
-        let folded = tokio::task::spawn_blocking(move || -> Result<_, Status> {
+        tokio::task::spawn_blocking(move || -> Result<_, Status> {
             let reader = engine.reader();
             let head = reader.head().map_err(|error| store_status(&error))?;
             let Ok(position) = as_of_position(reader, &as_of, head.position)? else {
                 // A business date: its own replay (docs/RULES.md §21), by `report`.
                 return Ok(None);
             };
-            match engine.year_summary_as_of(position, year) {
+            match fold(&engine, position) {
                 Ok(folded) => Ok(folded),
                 Err(error) => {
                     // The full projections' path reports it, if it is the log's.
-                    tracing::warn!(%error, position, year, "year point replay failed");
+                    tracing::warn!(%error, position, "year point replay failed");
                     Ok(None)
                 }
             }
         })
         .await
-        .map_err(|_| {
-            server_status(ServerReason::StoreError, "the point-in-time replay stopped")
-        })??;
-        folded
-            .map(|summary| wire::year_summary_folded(&summary).map_err(|r| refusal_status(&r)))
-            .transpose()
+        .map_err(|_| server_status(ServerReason::StoreError, "the point-in-time replay stopped"))?
     }
 
     /// Answers a report from the projections: the live ones, between two groups of the writer;
@@ -784,6 +824,11 @@ impl ReportService for Ledger {
         may_read(&principal, &Read::Report)?;
         let year = wire::report_year(request.get_ref().year).map_err(|r| refusal_status(&r))?;
         let as_of = request.get_ref().as_of.clone();
+        if let Some(budgets) = self.budgets_from_points(as_of.as_ref()).await? {
+            return wire::budget_folded(&budgets, year)
+                .map(Response::new)
+                .map_err(|refusal| refusal_status(&refusal));
+        }
         self.report(as_of, move |projections| wire::budget(projections, year))
             .await
             .map(Response::new)
@@ -815,6 +860,9 @@ impl ReportService for Ledger {
         may_read(&principal, &Read::Report)?;
         let year = wire::report_year(request.get_ref().year).map_err(|r| refusal_status(&r))?;
         let as_of = request.get_ref().as_of.clone();
+        if let Some(fold) = self.year_report_from_points(as_of.as_ref(), year).await? {
+            return Ok(Response::new(wire::companies_folded(&fold)));
+        }
         self.report(as_of, move |projections| {
             Ok(wire::companies(projections, year))
         })
@@ -830,6 +878,9 @@ impl ReportService for Ledger {
         may_read(&principal, &Read::Report)?;
         let year = wire::report_year(request.get_ref().year).map_err(|r| refusal_status(&r))?;
         let as_of = request.get_ref().as_of.clone();
+        if let Some(fold) = self.year_report_from_points(as_of.as_ref(), year).await? {
+            return Ok(Response::new(wire::training_hours_folded(&fold)));
+        }
         self.report(as_of, move |projections| {
             Ok(wire::training_hours(projections, year))
         })

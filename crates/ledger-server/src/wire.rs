@@ -485,7 +485,24 @@ fn company_counts(key: &str, counts: &ledger_projections::CompanyCounts) -> api:
 }
 
 pub fn companies(projections: &Projections, year: i32) -> api::CompaniesReport {
-    let report = projections.companies_report(year);
+    companies_of(
+        &projections.companies_report(year),
+        year,
+        projections.position,
+    )
+}
+
+/// The companies report folded from a year point (see `ledger_engine::year_points`): the same
+/// answer as [`companies`] of the projections at the same position.
+pub fn companies_folded(fold: &ledger_projections::YearReportFold) -> api::CompaniesReport {
+    companies_of(&fold.companies_report(), fold.year, fold.position)
+}
+
+fn companies_of(
+    report: &ledger_projections::CompaniesReport,
+    year: i32,
+    position: u64,
+) -> api::CompaniesReport {
     api::CompaniesReport {
         year,
         total: Some(company_counts("total", &report.total)),
@@ -499,7 +516,7 @@ pub fn companies(projections: &Projections, year: i32) -> api::CompaniesReport {
             .iter()
             .map(|(sector, counts)| company_counts(sector, counts))
             .collect(),
-        as_of_position: projections.position,
+        as_of_position: position,
     }
 }
 
@@ -518,7 +535,30 @@ fn hours_counts<'a, K: 'a>(
 
 pub fn training_hours(projections: &Projections, year: i32) -> api::TrainingHours {
     let empty = YearFigures::default();
-    let hours = &projections.years.get(&year).unwrap_or(&empty).hours;
+    training_hours_of(
+        projections.years.get(&year).unwrap_or(&empty),
+        year,
+        projections.position,
+    )
+}
+
+/// The training hours folded from a year point: the same answer as [`training_hours`] of the
+/// projections at the same position.
+pub fn training_hours_folded(fold: &ledger_projections::YearReportFold) -> api::TrainingHours {
+    training_hours_of(&fold.figures, fold.year, fold.position)
+}
+
+/// The budget folded from a year point's budgets: the same answer as [`budget`] of the
+/// projections at the same position.
+pub fn budget_folded(
+    budgets: &ledger_engine::year_points::BudgetsAsOf,
+    year: i32,
+) -> Result<api::Budget, Refusal> {
+    budget_of(year, budgets.budgets.get(&year), budgets.position)
+}
+
+fn training_hours_of(figures: &YearFigures, year: i32, position: u64) -> api::TrainingHours {
+    let hours = &figures.hours;
     api::TrainingHours {
         year,
         total: hours.total,
@@ -526,7 +566,7 @@ pub fn training_hours(projections: &Projections, year: i32) -> api::TrainingHour
         by_provider: hours_counts(&hours.by_provider, |p| p.to_string()),
         by_theme: hours_counts(&hours.by_theme, |t| t.name().to_owned()),
         by_sector: hours_counts(&hours.by_sector, |s| s.clone()),
-        as_of_position: projections.position,
+        as_of_position: position,
     }
 }
 

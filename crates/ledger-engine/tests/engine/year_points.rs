@@ -2,13 +2,15 @@
 //! and the events after it, equals the full projections replayed from position 1; a closed
 //! year is written once, not at every point; a damaged point, one of another log or none at
 //! all sends the report down the full projections' path (`None`), never a wrong figure; a
-//! rebuild leaves points on a log that had none.
+//! rebuild leaves points on a log that had none. The same holds for the budget, companies and
+//! training hours reports (`report_as_of`): byte-identical figures, registrations and
+//! companies report at every position, through profile changes, new modules and reversals.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use ledger_domain::command::ReverseRedemption;
-use ledger_domain::Command;
+use ledger_domain::{Command, Theme};
 use ledger_engine::recovery::rebuild_with_intervals;
 use ledger_engine::year_points::YearPoints;
 use ledger_engine::{replay_to, Engine, EngineConfig, ManualClock};
@@ -250,4 +252,210 @@ async fn a_rebuild_leaves_year_points_on_a_log_that_had_none() {
         "{index:?}"
     );
     assert_summaries_as_replayed(&stopped_store(dir.path()), &points_of(dir.path()), index[0]);
+}
+
+/// A second company, registered for 2024 only, with vouchers paid in November 2024 and used
+/// for training in 2025 (counted under its 2024 profile), then registered for 2025 in another
+/// sector and size class: its 2025 hours move to the new sector. Returns its redemption ids.
+async fn registered_late(
+    engine: &Engine,
+    module: &str,
+    who: std::ops::Range<u8>,
+) -> Vec<uuid::Uuid> {
+    let company = enterprise(4_030_193);
+    accept(engine, OPERATOR, register(&company, 2024, "10")).await;
+    accept(engine, OPERATOR, issue(&company, 20, "2024-11-12")).await;
+    let mut redemption_ids = Vec::new();
+    for who in who {
+        let command = redeem(&company, "AG-1", module, who, 1, "2025-05-02");
+        if let Command::RedeemHours(redemption) = &command {
+            redemption_ids.push(redemption.redemption_id);
+        }
+        accept(engine, provider_principal("AG-1"), command).await;
+    }
+    let mut registration = register(&company, 2025, "60");
+    if let Command::RegisterCompany(registering) = &mut registration {
+        registering.nace_sector = "10.11".into();
+    }
+    accept(engine, OPERATOR, registration).await;
+    redemption_ids
+}
+
+/// [`two_years`], then what moves a year's breakdowns other than a redemption: a second module
+/// with other themes, a company whose later registration moves its hours to another sector
+/// ([`registered_late`]), a reversal of one of its redemptions after that registration, and a
+/// third company known only by a 2025 registration (counted under it in 2024 too).
+async fn profiles_move(engine: &Engine) {
+    two_years(engine).await;
+    let mut module = approve_module("M-2", "AG-1", 40);
+    if let Command::ApproveModule(approval) = &mut module {
+        approval.themes = vec![Theme::Languages, Theme::Green];
+    }
+    accept(engine, ADMIN, module).await;
+    let redemption_ids = registered_late(engine, "M-2", 10..13).await;
+    let reversal = Command::ReverseRedemption(ReverseRedemption {
+        redemption_id: redemption_ids[1],
+        provider_id: id("AG-1"),
+        reason: "training cancelled".into(),
+        reversed_on: date("2025-06-21"),
+    });
+    accept(engine, provider_principal("AG-1"), reversal).await;
+    accept(
+        engine,
+        OPERATOR,
+        register(&enterprise(4_030_194), 2025, "3"),
+    )
+    .await;
+    let command = redeem(&enterprise(4_030_193), "AG-1", "M-1", 14, 2, "2025-05-03");
+    accept(engine, provider_principal("AG-1"), command).await;
+}
+
+/// Every position from `from` on, every year: the year report from the points is the full
+/// projections' (budgets, the year's whole figures, every company's profile in the year, the
+/// companies report), at the same position.
+fn assert_reports_as_replayed(store: &Store, points: &YearPoints, from: u64) {
+    let reader = store.reader();
+    for position in from..=store.head().position {
+        let replayed = replay_to(&reader, position).expect("replay").projections;
+        let budgets = points
+            .budgets_as_of(&reader, position)
+            .expect("budgets")
+            .unwrap_or_else(|| panic!("a point at or before {position}"));
+        assert_eq!(budgets.position, position);
+        assert_eq!(budgets.budgets, replayed.budgets, "budgets at {position}");
+        for year in YEARS {
+            let report = points
+                .report_as_of(&reader, position, year)
+                .expect("report")
+                .unwrap_or_else(|| panic!("a point at or before {position}"));
+            assert_eq!(report.position, position);
+            assert_eq!(report.year, year);
+            assert_eq!(report.budgets, replayed.budgets, "budgets at {position}");
+            let figures = replayed.years.get(&year).cloned().unwrap_or_default();
+            assert_eq!(report.figures, figures, "{year} at {position}");
+            // Each company's profile in the year, as the projections count it (the fold leaves
+            // names out: no report of a year reads them).
+            assert_eq!(report.companies_known(), replayed.companies.len());
+            for company in replayed.companies.keys() {
+                let counted = |profile: &ledger_projections::CompanyProfile| {
+                    (profile.size_class, profile.sector.clone())
+                };
+                assert_eq!(
+                    report.profile_of(company).map(counted),
+                    replayed.profile_of(company, year).map(counted),
+                    "{company} in {year} at {position}"
+                );
+            }
+            assert_eq!(
+                report.companies_report(),
+                replayed.companies_report(year),
+                "companies of {year} at {position}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_year_report_as_of_any_position_equals_the_full_projections() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let clock = clock("2025-06-30");
+    let engine = start_with_points(dir.path(), &clock, 3);
+    profiles_move(&engine).await;
+    engine.shutdown().await.expect("head");
+    let store = stopped_store(dir.path());
+    let index = dir_of(dir.path(), "index").positions().expect("listed");
+    assert!(index.len() >= 8, "points along the way: {index:?}");
+    let points = points_of(dir.path());
+    assert_reports_as_replayed(&store, &points, index[0]);
+    assert_summaries_as_replayed(&store, &points, index[0]);
+    // The second company's 2025 hours (2 of 3 left after the reversal, then 2 more: 4) moved to
+    // its new sector: the case the fold must follow.
+    let replayed = replay_to(&store.reader(), store.head().position)
+        .expect("replay")
+        .projections;
+    let by_sector = &replayed.years[&2025].hours.by_sector;
+    assert_eq!(by_sector.get("10"), Some(&4), "{by_sector:?}");
+    // Registrations and modules are written where they moved, not at every point.
+    let registered_2024 = dir_of(dir.path(), "registered-2024")
+        .positions()
+        .expect("listed");
+    let modules = dir_of(dir.path(), "modules").positions().expect("listed");
+    assert!(
+        registered_2024.len() == 2 && modules.len() < index.len(),
+        "2024 {registered_2024:?}, modules {modules:?}, points {index:?}"
+    );
+}
+
+#[tokio::test]
+async fn after_a_restart_and_a_rebuild_year_reports_still_agree() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let clock = clock("2025-06-30");
+    let engine = start_with_points(dir.path(), &clock, 4);
+    two_years(&engine).await;
+    engine.shutdown().await.expect("head");
+    let engine = start_with_points(dir.path(), &clock, 4);
+    registered_late(&engine, "M-1", 20..26).await;
+    engine.shutdown().await.expect("head");
+    let index = dir_of(dir.path(), "index").positions().expect("listed");
+    assert_reports_as_replayed(&stopped_store(dir.path()), &points_of(dir.path()), index[0]);
+
+    // A rebuild writes every point again, of this version, and they agree as well.
+    let rebuilt = tempfile::tempdir().expect("temp dir");
+    let engine = start_with_points(rebuilt.path(), &clock, 1_000_000);
+    profiles_move(&engine).await;
+    engine.shutdown().await.expect("head");
+    retry_while_locked(|| rebuild_with_intervals(rebuilt.path(), 100_000, 5));
+    let index = dir_of(rebuilt.path(), "index").positions().expect("listed");
+    assert!(index.len() >= 3, "{index:?}");
+    assert_reports_as_replayed(
+        &stopped_store(rebuilt.path()),
+        &points_of(rebuilt.path()),
+        index[0],
+    );
+}
+
+#[tokio::test]
+async fn a_year_report_without_a_usable_part_is_left_to_the_full_projections() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let clock = clock("2025-06-30");
+    let engine = start_with_points(dir.path(), &clock, 3);
+    profiles_move(&engine).await;
+    engine.shutdown().await.expect("head");
+    let store = stopped_store(dir.path());
+    let reader = store.reader();
+    let points = points_of(dir.path());
+    let head = store.head().position;
+    assert!(points
+        .report_as_of(&reader, head, 2025)
+        .expect("read")
+        .is_some());
+    // The newest registrations of 2025 rewritten as of another version (intact, of this log):
+    // every report of that point is left to the full projections (the companies of any year
+    // may be counted under them).
+    let registered = dir_of(dir.path(), "registered-2025");
+    let holder = *registered
+        .positions()
+        .expect("listed")
+        .last()
+        .expect("written");
+    let hash = reader.read_at(holder).expect("entry").hash;
+    let head_of_holder = ledger_store::Head {
+        position: holder,
+        hash,
+    };
+    registered
+        .save(&head_of_holder, &[1u8, 0])
+        .expect("rewritten");
+    for year in YEARS {
+        assert_eq!(
+            points.report_as_of(&reader, head, year).expect("read"),
+            None
+        );
+    }
+    // The year summaries and the budgets do not read the registrations: still from the points.
+    assert!(points
+        .summary_as_of(&reader, head, 2025)
+        .expect("read")
+        .is_some());
+    assert!(points.budgets_as_of(&reader, head).expect("read").is_some());
 }
