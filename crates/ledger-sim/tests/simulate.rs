@@ -382,7 +382,7 @@ fn a_range_across_usage_code_required_from_files_every_training_against_a_code()
         &data,
     );
     command.env("VOUCHER_LEDGER__POLICY_FILE", &policy_file);
-    let (report, log) = simulated(command);
+    let (report, _) = simulated(command);
     let planned = report
         .lines()
         .filter(|line| line.starts_with("year ") && line.ends_with("figures as planned"))
