@@ -780,11 +780,11 @@ mod tests {
 
     #[test]
     fn dates_encode_as_chrono_writes_them_every_day_of_four_centuries_and_the_edges() {
-        let mut date = NaiveDate::from_ymd_opt(1900, 1, 1).unwrap();
-        let last = NaiveDate::from_ymd_opt(2300, 12, 31).unwrap();
+        let mut date = NaiveDate::from_ymd_opt(1900, 1, 1).expect("a date");
+        let last = NaiveDate::from_ymd_opt(2300, 12, 31).expect("a date");
         while date <= last {
             assert_eq!(encode_date(date), chrono_text(date));
-            date = date.succ_opt().unwrap();
+            date = date.succ_opt().expect("a next day");
         }
         for (year, month, day) in [
             (0, 1, 1),
@@ -795,7 +795,7 @@ mod tests {
             (9999, 12, 31),
             (10_000, 1, 1),
         ] {
-            let date = NaiveDate::from_ymd_opt(year, month, day).unwrap();
+            let date = NaiveDate::from_ymd_opt(year, month, day).expect("a date");
             assert_eq!(encode_date(date), chrono_text(date), "{year}-{month}-{day}");
         }
         for date in [NaiveDate::MIN, NaiveDate::MAX] {
@@ -824,7 +824,7 @@ mod tests {
             "-1234567.891",
             "0.10",
         ] {
-            let amount: Decimal = text.parse().unwrap();
+            let amount: Decimal = text.parse().expect("an amount");
             assert_eq!(encode_eur(amount), display(amount), "{text}");
         }
         for amount in [
@@ -839,7 +839,7 @@ mod tests {
 
     #[test]
     fn accounts_and_uuids_encode_as_their_display_writes_them() {
-        let provider = Identifier::parse("AG-0012").unwrap();
+        let provider = Identifier::parse("AG-0012").expect("an identifier");
         for account in [
             Account::CompanyContributions,
             Account::RegionBudget(2024),
@@ -861,7 +861,7 @@ mod tests {
         fn any_date_encodes_as_chrono_writes_it(
             days in NaiveDate::MIN.num_days_from_ce()..=NaiveDate::MAX.num_days_from_ce()
         ) {
-            let date = NaiveDate::from_num_days_from_ce_opt(days).unwrap();
+            let date = NaiveDate::from_num_days_from_ce_opt(days).expect("a date in range");
             prop_assert_eq!(encode_date(date), chrono_text(date));
         }
 

@@ -180,6 +180,12 @@ pub struct View<'a> {
 
 type ReadFn = Box<dyn FnOnce(&View<'_>) + Send>;
 
+// The common message is one command: boxing it would cost an allocation per command to save
+// a queue slot's bytes (tokio's channel allocates slots in blocks, as the queue fills).
+#[allow(
+    clippy::large_enum_variant,
+    reason = "a submission is the common message; boxing it allocates per command"
+)]
 enum Message {
     Submit(Submission),
     /// Commands of one batch call, kept together in one group and in this order.
