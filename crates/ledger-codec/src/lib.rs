@@ -9,7 +9,7 @@
 
 pub use ledger_json::{json, payload_field_name, payload_type_name, snake_case, EVENT_TYPE_NAMES};
 
-use chrono::NaiveDate;
+use chrono::{Datelike, NaiveDate};
 use ledger_domain::event::{
     BatchDraw, BudgetAdjusted, BudgetOpened, CompanyRegistered, HoursRedeemed, ModuleApproved,
     ModuleWithdrawn, PayoutRecorded, ProviderApproved, ProviderWithdrawn, RedemptionReversed,
@@ -36,7 +36,51 @@ fn bad(field: &'static str) -> DecodeError {
 }
 
 pub fn encode_date(date: NaiveDate) -> String {
-    date.format("%Y-%m-%d").to_string()
+    // The writer encodes a date or two per event: writing the digits directly is many times
+    // quicker than chrono's format interpreter, and gives the same text for every year chrono
+    // writes as four plain digits. Any other year (before 0 or after 9999, which chrono writes
+    // with a sign) still goes through chrono, so the text never differs.
+    let year = date.year();
+    if !(0..=9999).contains(&year) {
+        return date.format("%Y-%m-%d").to_string();
+    }
+    let mut text = String::with_capacity(10);
+    push_digits(&mut text, year.unsigned_abs(), 4);
+    text.push('-');
+    push_digits(&mut text, date.month(), 2);
+    text.push('-');
+    push_digits(&mut text, date.day(), 2);
+    text
+}
+
+/// Writes the last `width` decimal digits of `number`, with leading zeros.
+fn push_digits(text: &mut String, number: u32, width: u32) {
+    for place in (0..width).rev() {
+        let digit = (number / 10u32.pow(place)) % 10;
+        text.push(char::from(b'0' + digit as u8));
+    }
+}
+
+/// A uuid as its hyphenated lower-case text, as `to_string` writes it, without the formatting
+/// machinery.
+fn encode_uuid(id: Uuid) -> String {
+    id.hyphenated()
+        .encode_lower(&mut Uuid::encode_buffer())
+        .to_owned()
+}
+
+/// An account as its `Display` writes it (`Account::parse` reads it back), built with one
+/// allocation for the accounts a redemption posts to.
+fn encode_account(account: &Account) -> String {
+    let (prefix, id) = match account {
+        Account::ProviderPayable(id) => ("provider_payable/", id),
+        Account::ProviderPaid(id) => ("provider_paid/", id),
+        other => return other.to_string(),
+    };
+    let mut text = String::with_capacity(prefix.len() + id.as_str().len());
+    text.push_str(prefix);
+    text.push_str(id.as_str());
+    text
 }
 
 pub fn decode_date(field: &'static str, text: &str) -> Result<NaiveDate, DecodeError> {
@@ -81,7 +125,20 @@ fn decode_optional_date(field: &'static str, text: &str) -> Result<Option<NaiveD
 
 /// An amount as the log writes it: a decimal string with exactly two decimals.
 pub fn encode_eur(amount: Decimal) -> String {
-    ledger_domain::money::to_cents(amount).to_string()
+    let cents = ledger_domain::money::to_cents(amount);
+    // A positive amount in cents is its whole euros, a point and two digits: written directly,
+    // as `Decimal`'s `Display` writes it, without its formatting machinery (the writer encodes
+    // several amounts per event). Zero and negative amounts (a sign, a negative zero) keep
+    // `Display`, so the text never differs.
+    match u128::try_from(cents.mantissa()) {
+        Ok(mantissa) if mantissa > 0 && cents.scale() == 2 => {
+            let mut text = (mantissa / 100).to_string();
+            text.push('.');
+            push_digits(&mut text, (mantissa % 100) as u32, 2);
+            text
+        }
+        _ => cents.to_string(),
+    }
 }
 
 fn decode_eur(field: &'static str, text: &str) -> Result<Decimal, DecodeError> {
@@ -258,7 +315,7 @@ fn encode_postings(postings: &[Posting]) -> Vec<pb::Posting> {
     postings
         .iter()
         .map(|posting| pb::Posting {
-            account: posting.account.to_string(),
+            account: encode_account(&posting.account),
             side: match posting.side {
                 Side::Debit => pb::Side::Debit,
                 Side::Credit => pb::Side::Credit,
@@ -292,7 +349,7 @@ fn encode_draws(draws: &[BatchDraw]) -> Vec<pb::BatchDraw> {
     draws
         .iter()
         .map(|draw| pb::BatchDraw {
-            batch_id: draw.batch_id.to_string(),
+            batch_id: encode_uuid(draw.batch_id),
             quantity: draw.quantity,
             budget_year: draw.budget_year,
             face_value_eur: encode_eur(draw.face_value_eur),
@@ -422,10 +479,10 @@ pub fn encode_event(event: &Event) -> pb::event::Payload {
             postings: encode_postings(&e.postings),
         }),
         Event::HoursRedeemed(e) => Payload::HoursRedeemed(pb::HoursRedeemed {
-            redemption_id: e.redemption_id.to_string(),
-            provider_id: e.provider_id.to_string(),
-            module_id: e.module_id.to_string(),
-            enterprise_number: e.enterprise_number.to_string(),
+            redemption_id: encode_uuid(e.redemption_id),
+            provider_id: e.provider_id.as_str().to_owned(),
+            module_id: e.module_id.as_str().to_owned(),
+            enterprise_number: e.enterprise_number.as_str().to_owned(),
             worker_pseudonym: e.worker.to_hex(),
             trainee_status: trainee_status_to_proto(e.trainee_status) as i32,
             voucher_type: voucher_type_to_proto(e.voucher_type) as i32,
@@ -712,6 +769,108 @@ mod tests {
                 decode_date("date", text).ok(),
                 chrono_date(text),
                 "{text:?}"
+            );
+        }
+    }
+
+    /// What `encode_date` wrote before its fast path: chrono's `%Y-%m-%d`.
+    fn chrono_text(date: NaiveDate) -> String {
+        date.format("%Y-%m-%d").to_string()
+    }
+
+    #[test]
+    fn dates_encode_as_chrono_writes_them_every_day_of_four_centuries_and_the_edges() {
+        let mut date = NaiveDate::from_ymd_opt(1900, 1, 1).expect("a date");
+        let last = NaiveDate::from_ymd_opt(2300, 12, 31).expect("a date");
+        while date <= last {
+            assert_eq!(encode_date(date), chrono_text(date));
+            date = date.succ_opt().expect("a next day");
+        }
+        for (year, month, day) in [
+            (0, 1, 1),
+            (-1, 12, 31),
+            (-10_000, 6, 15),
+            (9, 9, 9),
+            (999, 12, 31),
+            (9999, 12, 31),
+            (10_000, 1, 1),
+        ] {
+            let date = NaiveDate::from_ymd_opt(year, month, day).expect("a date");
+            assert_eq!(encode_date(date), chrono_text(date), "{year}-{month}-{day}");
+        }
+        for date in [NaiveDate::MIN, NaiveDate::MAX] {
+            assert_eq!(encode_date(date), chrono_text(date));
+        }
+    }
+
+    #[test]
+    fn amounts_encode_as_decimal_displays_them_in_cents() {
+        let display = |amount: Decimal| ledger_domain::money::to_cents(amount).to_string();
+        for text in [
+            "0",
+            "-0",
+            "0.00",
+            "-0.00",
+            "0.004",
+            "0.005",
+            "-0.005",
+            "0.01",
+            "15",
+            "15.5",
+            "15.50",
+            "-15.50",
+            "99.999",
+            "1234567.89",
+            "-1234567.891",
+            "0.10",
+        ] {
+            let amount: Decimal = text.parse().expect("an amount");
+            assert_eq!(encode_eur(amount), display(amount), "{text}");
+        }
+        for amount in [
+            Decimal::MAX,
+            Decimal::MIN,
+            Decimal::ONE,
+            Decimal::NEGATIVE_ONE,
+        ] {
+            assert_eq!(encode_eur(amount), display(amount));
+        }
+    }
+
+    #[test]
+    fn accounts_and_uuids_encode_as_their_display_writes_them() {
+        let provider = Identifier::parse("AG-0012").expect("an identifier");
+        for account in [
+            Account::CompanyContributions,
+            Account::RegionBudget(2024),
+            Account::VouchersOutstanding,
+            Account::ProviderPayable(provider.clone()),
+            Account::ProviderPaid(provider),
+            Account::CompanyExpired,
+            Account::CompanyRefunded,
+        ] {
+            assert_eq!(encode_account(&account), account.to_string());
+        }
+        for id in [Uuid::nil(), Uuid::max(), Uuid::new_v4()] {
+            assert_eq!(encode_uuid(id), id.to_string());
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn any_date_encodes_as_chrono_writes_it(
+            days in NaiveDate::MIN.num_days_from_ce()..=NaiveDate::MAX.num_days_from_ce()
+        ) {
+            let date = NaiveDate::from_num_days_from_ce_opt(days).expect("a date in range");
+            prop_assert_eq!(encode_date(date), chrono_text(date));
+        }
+
+        #[test]
+        fn any_amount_encodes_as_decimal_displays_it(mantissa in any::<i64>(), scale in 0u32..8) {
+            let amount = Decimal::new(mantissa, scale);
+            prop_assert_eq!(
+                encode_eur(amount),
+                ledger_domain::money::to_cents(amount).to_string()
             );
         }
     }

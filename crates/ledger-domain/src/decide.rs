@@ -619,8 +619,7 @@ fn redeem_hours(
     }
     let already = state
         .worker_module_hours
-        .get(&(command.module_id.clone(), command.worker))
-        .copied()
+        .get(&command.module_id, &command.worker)
         .unwrap_or(0);
     if already + command.hours > module.hours_max {
         return Err(Refusal::HoursExceedModuleLength {

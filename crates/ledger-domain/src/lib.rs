@@ -21,6 +21,7 @@ pub mod state;
 pub mod types;
 pub mod usage_code;
 mod usage_rules;
+pub mod worker_hours;
 
 pub use command::{Command, Principal};
 pub use decide::{authorize, decide, Context};

@@ -14,6 +14,7 @@ use crate::identity::{EnterpriseNumber, Identifier, WorkerPseudonym};
 use crate::small_map::SmallMap;
 use crate::types::{LegalForm, Region, SizeClass, Theme, TraineeStatus, VoucherType};
 use crate::usage_code::UsageCode;
+pub use crate::worker_hours::WorkerModuleHours;
 
 /// The Region's budget of one year.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -249,7 +250,7 @@ pub struct LedgerState {
     /// domain's tests) keeps them all, and the rules read the same either way.
     pub redemptions: BTreeMap<Uuid, Redemption>,
     /// Hours redeemed and not reversed per (module, worker): a module's length caps them.
-    pub worker_module_hours: BTreeMap<(Identifier, WorkerPseudonym), u32>,
+    pub worker_module_hours: WorkerModuleHours,
     /// The trial balance: each account's debits minus its credits. Always sums to zero.
     pub balances: BTreeMap<Account, Decimal>,
     /// Batches issued so far; the next batch's sequence.
@@ -494,10 +495,8 @@ impl LedgerState {
                     .ok_or(fail("unknown provider"))?;
                 provider.redeemed_hours += u64::from(e.hours);
                 provider.owed_eur += e.amount_owed_eur;
-                *self
-                    .worker_module_hours
-                    .entry((e.module_id.clone(), e.worker))
-                    .or_default() += e.hours;
+                self.worker_module_hours
+                    .add(&e.module_id, e.worker, e.hours);
                 self.redemptions
                     .insert(e.redemption_id, Redemption::of_event(e, false));
             }
@@ -510,7 +509,7 @@ impl LedgerState {
                     return Err(fail("redemption already reversed"));
                 }
                 redemption.reversed = true;
-                let key = (redemption.module_id.clone(), redemption.worker);
+                let (module_id, worker) = (redemption.module_id.clone(), redemption.worker);
                 let hours = redemption.hours;
                 let company = self
                     .companies
@@ -533,7 +532,7 @@ impl LedgerState {
                 }
                 let worker_hours = self
                     .worker_module_hours
-                    .get_mut(&key)
+                    .get_mut(&module_id, &worker)
                     .ok_or(fail("unknown worker hours"))?;
                 *worker_hours = worker_hours
                     .checked_sub(hours)

@@ -180,6 +180,12 @@ pub struct View<'a> {
 
 type ReadFn = Box<dyn FnOnce(&View<'_>) + Send>;
 
+// The common message is one command: boxing it would cost an allocation per command to save
+// a queue slot's bytes (tokio's channel allocates slots in blocks, as the queue fills).
+#[allow(
+    clippy::large_enum_variant,
+    reason = "a submission is the common message; boxing it allocates per command"
+)]
 enum Message {
     Submit(Submission),
     /// Commands of one batch call, kept together in one group and in this order.
@@ -192,6 +198,12 @@ struct Submission {
     request_id: Uuid,
     principal: Principal,
     command: Command,
+    /// [`request_digest`] of the principal and command, computed by the caller's task before
+    /// the submission is queued: hashing needs no state, so it runs on the handlers' threads,
+    /// in parallel, and not on the writer's, which decides every command one after another.
+    digest: [u8; 32],
+    /// The principal as the log records it on each event, written by the caller's task too.
+    principal_text: String,
     reply: oneshot::Sender<Result<Outcome, SubmitError>>,
 }
 
@@ -217,10 +229,13 @@ impl EngineHandle {
         command: Command,
     ) -> Result<Outcome, SubmitError> {
         let (reply, answer) = oneshot::channel();
+        let digest = request_digest(&principal, &command);
         let submission = Submission {
             request_id,
+            principal_text: principal.to_string(),
             principal,
             command,
+            digest,
             reply,
         };
         self.sender
@@ -244,10 +259,13 @@ impl EngineHandle {
         let mut answers = Vec::with_capacity(batch.len());
         for (request_id, principal, command) in batch {
             let (reply, answer) = oneshot::channel();
+            let digest = request_digest(&principal, &command);
             submissions.push(Submission {
                 request_id,
+                principal_text: principal.to_string(),
                 principal,
                 command,
+                digest,
                 reply,
             });
             answers.push(answer);
@@ -847,8 +865,7 @@ impl Writer {
         };
         let mut decisions = Vec::with_capacity(group.len());
         for submission in group {
-            let digest = request_digest(&submission.principal, &submission.command);
-            decisions.push(self.decide_one(submission, digest, &mut draft));
+            decisions.push(self.decide_one(submission, &mut draft));
         }
         (decisions, draft)
     }
@@ -1224,12 +1241,8 @@ impl Writer {
 
     /// Decides one submission of the group being drafted: a refusal, a retry answered from the
     /// log or from the group, or an accepted command whose events the state takes at once.
-    fn decide_one(
-        &mut self,
-        submission: &Submission,
-        digest: [u8; 32],
-        draft: &mut GroupDraft,
-    ) -> Decision {
+    fn decide_one(&mut self, submission: &Submission, draft: &mut GroupDraft) -> Decision {
+        let digest = submission.digest;
         let GroupDraft {
             today,
             policy,
@@ -1294,7 +1307,7 @@ impl Writer {
                 stream: event.stream(),
                 event_id: Uuid::new_v4(),
                 request_id: submission.request_id,
-                principal: submission.principal.to_string(),
+                principal: submission.principal_text.clone(),
                 recorded_at: recorded_at.to_owned(),
                 business_date: ledger_codec::encode_date(
                     event.business_date().unwrap_or(context.today),
