@@ -59,6 +59,8 @@ const ATTRIBUTE_TTL: Duration = Duration::from_secs(1);
 /// files within milliseconds of a drop; a process that is still alive never does.
 pub const UNMOUNT_WAIT: Duration = Duration::from_secs(10);
 const UNMOUNT_RETRY_INTERVAL: Duration = Duration::from_millis(20);
+/// Tries of a mount that meets an aborted connection (see `PowerFs::start`).
+const MOUNT_TRIES_MAX: u32 = 3;
 
 /// What reaches the disk of what was not synced when the power is cut.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -145,7 +147,21 @@ impl PowerFs {
         let filesystem = PassthroughFs {
             layer: Arc::clone(&self.layer),
         };
-        self.session = Some(fuser::spawn_mount(filesystem, &self.mountpoint, &config)?);
+        // A mount right after an unmount whose connection the kernel aborted can see the
+        // abort too (ECONNABORTED): it is tried again, a few times, before it is an error.
+        let mut tries_left = MOUNT_TRIES_MAX;
+        let session = loop {
+            tries_left -= 1;
+            match fuser::spawn_mount(filesystem.clone(), &self.mountpoint, &config) {
+                Err(error)
+                    if error.kind() == io::ErrorKind::ConnectionAborted && tries_left > 0 =>
+                {
+                    std::thread::sleep(UNMOUNT_RETRY_INTERVAL);
+                }
+                mounted => break mounted?,
+            }
+        };
+        self.session = Some(session);
         Ok(())
     }
 
@@ -175,8 +191,13 @@ impl PowerFs {
             }
             std::thread::sleep(UNMOUNT_RETRY_INTERVAL);
         }
-        // Unmounted: the session's loop ends on its own.
-        session.join()
+        // Unmounted: the session's loop ends on its own, normally with ENODEV. A kernel that
+        // aborted the connection at the unmount (a request of a killed process still pending)
+        // ends it with ECONNABORTED instead: the filesystem is unmounted all the same.
+        match session.join() {
+            Err(error) if error.kind() == io::ErrorKind::ConnectionAborted => Ok(()),
+            ended => ended,
+        }
     }
 
     /// Cuts the power: unmounts (every process with a file open on the mount must have been
@@ -658,7 +679,7 @@ fn file_attr(inode: u64, metadata: &fs::Metadata) -> FileAttr {
 
 /// The FUSE side: each request locks the layer, does the operation on the disk directory and
 /// remembers what it needs to undo.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct PassthroughFs {
     layer: Arc<Mutex<Layer>>,
 }
