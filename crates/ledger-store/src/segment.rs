@@ -27,7 +27,10 @@
 //!
 //! Reads use `FileExt::read_exact_at` (no mmap: `unsafe_code` is forbidden): an entry by
 //! position costs two reads (its offsets, then its bytes), a sequential read fetches the
-//! offsets and bytes of many entries at once ([`SegmentCursor`]).
+//! offsets and bytes of many entries at once ([`SegmentCursor`]). A segment's file is opened
+//! when it is read and kept in a small cache of open files ([`OpenFiles`]), so that the number
+//! of file descriptors does not grow with the history: twenty years hold thousands of segments
+//! when they are short, and a process's descriptors are limited.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
@@ -58,12 +61,54 @@ const UNFINISHED_SUFFIX: &str = ".seg.tmp";
 const CURSOR_ENTRIES_PER_READ: u64 = 4096;
 /// Entries removed from sled per batch once sealed: a few megabytes of work per batch.
 const REMOVE_BATCH_LEN_MAX: usize = 4096;
+/// Segment files kept open at once, per data folder: the recent segments a reader or a seal
+/// goes back to, and a walk's current one. More are opened again when read.
+const OPEN_FILES_LEN_MAX: usize = 16;
+
+/// The segment files open at the moment, most recently used first, at most
+/// [`OPEN_FILES_LEN_MAX`]: a file dropped from the cache closes when its last reader is done.
+#[derive(Debug, Default)]
+pub(crate) struct OpenFiles {
+    /// By the segment's first position.
+    open: Mutex<std::collections::VecDeque<(u64, Arc<File>)>>,
+}
+
+impl OpenFiles {
+    /// The open file of the segment that starts at `first`, at `path`: from the cache, or
+    /// opened and put first in it.
+    fn get(&self, first: u64, path: &Path) -> Result<Arc<File>, StoreError> {
+        {
+            let mut open = self
+                .open
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            if let Some(index) = open.iter().position(|(at, _)| *at == first) {
+                let found = open.remove(index).map(|(_, file)| file);
+                if let Some(file) = found {
+                    open.push_front((first, file.clone()));
+                    return Ok(file);
+                }
+            }
+        }
+        // Opened outside the lock: other readers go on meanwhile.
+        let file = Arc::new(File::open(path).map_err(io_error(path))?);
+        let mut open = self
+            .open
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        open.retain(|(at, _)| *at != first);
+        open.push_front((first, file.clone()));
+        open.truncate(OPEN_FILES_LEN_MAX);
+        Ok(file)
+    }
+}
 
 /// One segment file, checked for form when opened.
 #[derive(Debug)]
 pub(crate) struct Segment {
     path: PathBuf,
-    file: File,
+    /// The folder's cache of open segment files, through which this one is read.
+    files: Arc<OpenFiles>,
     pub(crate) first: u64,
     pub(crate) last: u64,
     /// The chain hash of the entry before `first` (32 zero bytes before position 1).
@@ -101,8 +146,13 @@ impl Segment {
     /// Opens the segment at `path` (named for `first..=last`) and checks its form: the header
     /// and footer, their agreement with the name and the file's length, and the first and last
     /// offsets. `Ok(Err(why))` when the file is not a whole segment.
-    fn open(path: &Path, first: u64, last: u64) -> Result<Result<Segment, String>, StoreError> {
-        let file = File::open(path).map_err(io_error(path))?;
+    fn open(
+        path: &Path,
+        first: u64,
+        last: u64,
+        files: &Arc<OpenFiles>,
+    ) -> Result<Result<Segment, String>, StoreError> {
+        let file = files.get(first, path)?;
         let file_len = file.metadata().map_err(io_error(path))?.len();
         if last < first {
             return Ok(Err(
@@ -154,7 +204,7 @@ impl Segment {
         hash_before.copy_from_slice(&header[24..56]);
         let segment = Segment {
             path: path.to_path_buf(),
-            file,
+            files: files.clone(),
             first,
             last,
             hash_before,
@@ -174,13 +224,18 @@ impl Segment {
         &self.path
     }
 
+    /// The segment's file, open.
+    fn file(&self) -> Result<Arc<File>, StoreError> {
+        self.files.get(self.first, &self.path)
+    }
+
     /// The offsets of `position` and the `more` positions after it, plus where the last of them
     /// ends: `more + 2` numbers.
     fn offsets(&self, position: u64, more: u64) -> Result<Vec<u64>, StoreError> {
         debug_assert!(position >= self.first && position + more <= self.last);
         let index = position - self.first;
         let mut bytes = vec![0u8; ((more + 2) * 8) as usize];
-        self.file
+        self.file()?
             .read_exact_at(&mut bytes, self.offsets_start + index * 8)
             .map_err(io_error(&self.path))?;
         Ok(bytes.chunks_exact(8).map(|word| u64_at(word, 0)).collect())
@@ -195,7 +250,7 @@ impl Segment {
             ));
         }
         let mut bytes = vec![0u8; (end - start) as usize];
-        self.file
+        self.file()?
             .read_exact_at(&mut bytes, start)
             .map_err(io_error(&self.path))?;
         Ok(bytes)
@@ -232,17 +287,16 @@ impl Segment {
         let body_len = self.file_len - FOOTER_LEN;
         let mut buffer = vec![0u8; 1 << 20];
         let mut at = 0u64;
+        let file = self.file()?;
         while at < body_len {
             let length = (body_len - at).min(buffer.len() as u64) as usize;
-            self.file
-                .read_exact_at(&mut buffer[..length], at)
+            file.read_exact_at(&mut buffer[..length], at)
                 .map_err(io_error(&self.path))?;
             hasher.update(&buffer[..length]);
             at += length as u64;
         }
         let mut stored = [0u8; 32];
-        self.file
-            .read_exact_at(&mut stored, body_len + 8)
+        file.read_exact_at(&mut stored, body_len + 8)
             .map_err(io_error(&self.path))?;
         let computed: [u8; 32] = hasher.finalize().into();
         if computed != stored {
@@ -287,6 +341,8 @@ pub(crate) struct Segments {
     pub(crate) sealing: Arc<Mutex<()>>,
     /// Files that are not whole segments, when opened leniently; none otherwise.
     pub(crate) damaged: Arc<Vec<DamagedSegment>>,
+    /// The segment files open at the moment, few whatever the number of segments.
+    files: Arc<OpenFiles>,
 }
 
 impl Segments {
@@ -324,6 +380,7 @@ impl Segments {
         }
         found.sort_unstable_by_key(|(first, _, _)| *first);
         let mut list: Vec<Arc<Segment>> = Vec::with_capacity(found.len());
+        let files = Arc::new(OpenFiles::default());
         let mut damaged = Vec::new();
         let mut expected_first = 1u64;
         for (first, last, path) in found {
@@ -332,7 +389,7 @@ impl Segments {
                     "it starts at {first}, where {expected_first} was expected"
                 ))
             } else {
-                match Segment::open(&path, first, last)? {
+                match Segment::open(&path, first, last, &files)? {
                     Ok(segment) => {
                         // Each segment names the hash it chains from: the last of the one
                         // before, or zeros at position 1.
@@ -370,6 +427,7 @@ impl Segments {
             list: Arc::new(RwLock::new(list)),
             sealing: Arc::new(Mutex::new(())),
             damaged: Arc::new(damaged),
+            files,
         })
     }
 
@@ -563,7 +621,7 @@ pub(crate) fn seal(
             }
         };
         let started = std::time::Instant::now();
-        let segment = write_segment(db, segments.dir(), first, last, hash_before)?;
+        let segment = write_segment(db, segments, first, last, hash_before)?;
         let bytes = segment.file_len;
         {
             let _sealing = segments
@@ -589,11 +647,12 @@ pub(crate) fn seal(
 /// durably: a temporary file synced, renamed, the folder synced. The segment, opened.
 fn write_segment(
     db: &sled::Db,
-    dir: &Path,
+    segments: &Segments,
     first: u64,
     last: u64,
     hash_before: [u8; 32],
 ) -> Result<Segment, StoreError> {
+    let dir = segments.dir();
     fs::create_dir_all(dir).map_err(io_error(dir))?;
     let name = segment_name(first, last);
     let path = dir.join(&name);
@@ -664,7 +723,7 @@ fn write_segment(
         // The folder itself is new at the first seal.
         sync_directory(parent)?;
     }
-    match Segment::open(&path, first, last)? {
+    match Segment::open(&path, first, last, &segments.files)? {
         Ok(segment) => Ok(segment),
         Err(why) => Err(StoreError::ChainBroken(damaged_break(first, &path, why))),
     }

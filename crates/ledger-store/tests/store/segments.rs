@@ -23,7 +23,11 @@ fn options() -> StoreOptions {
 /// Opens the log with small segments and seals what lies at or below its head, as the save of
 /// the fingerprints with a checkpoint does.
 fn open_and_seal(dir: &Path) -> Store {
-    let store = Store::open_with_options(dir, options()).expect("open");
+    open_and_seal_with(dir, options())
+}
+
+fn open_and_seal_with(dir: &Path, options: StoreOptions) -> Store {
+    let store = Store::open_with_options(dir, options).expect("open");
     let snapshot = store.fingerprint_snapshot().expect("a sled log");
     store
         .fingerprint_file()
@@ -111,6 +115,45 @@ fn sealed_entries_leave_sled_and_read_back_from_every_path() {
     );
     let walked: Vec<RecordedEvent> = offline.walk().map(|event| event.expect("walk")).collect();
     assert_eq!(walked[..33], expected[..], "the walk of verify and export");
+}
+
+/// The number of files this process has open.
+fn open_file_count() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .expect("the process's open files")
+        .count()
+}
+
+#[test]
+fn a_history_of_many_segments_keeps_few_files_open() {
+    // A segment per entry: 300 segments, more than the cache of open segment files holds many
+    // times over. A start once opened every segment and kept it open, so that a long history
+    // of short segments ran out of file descriptors.
+    const ENTRIES: u64 = 300;
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let expected = write_log(dir.path(), ENTRIES);
+    let one_per_segment = StoreOptions {
+        segment_len_events: 1,
+        ..StoreOptions::default()
+    };
+    drop(open_and_seal_with(dir.path(), one_per_segment.clone()));
+    assert_eq!(segment_files(dir.path()).len(), ENTRIES as usize);
+
+    let before = open_file_count();
+    let store = Store::open_with_options(dir.path(), one_per_segment).expect("reopen");
+    every_read_gives_back(&store, &expected);
+    let during = open_file_count();
+    // Other tests of this binary open files at the same time; far fewer than 300 together.
+    assert!(
+        during < before + (ENTRIES as usize) / 2,
+        "{during} files open after reading 300 segments, {before} before the open"
+    );
+    drop(store);
+    let offline = OfflineLog::open(dir.path()).expect("offline");
+    assert_eq!(
+        offline.verify().expect("verify").map(|head| head.position),
+        Ok(ENTRIES)
+    );
 }
 
 #[test]
