@@ -96,6 +96,9 @@ pub struct EngineConfig {
     pub retained_interval_events: u64,
     /// See [`year_points::YEAR_POINT_INTERVAL_EVENTS`].
     pub year_point_interval_events: u64,
+    /// Entries per segment file of the sealed past when the log is sled's
+    /// ([`StoreOptions::segment_len_events`]); a backend's log has no segments.
+    pub segment_len_events: u64,
     /// See [`BROADCAST_CAPACITY_GROUPS`]; tests make it small to see a subscriber fall behind.
     pub broadcast_capacity_groups: usize,
     /// How the writer opens its log again after losing a backend's connection (issue 19, see
@@ -113,6 +116,7 @@ impl EngineConfig {
             checkpoint_interval_events: CHECKPOINT_INTERVAL_EVENTS,
             retained_interval_events: RETAINED_INTERVAL_EVENTS,
             year_point_interval_events: year_points::YEAR_POINT_INTERVAL_EVENTS,
+            segment_len_events: ledger_store::SEGMENT_LEN_EVENTS_DEFAULT,
             broadcast_capacity_groups: BROADCAST_CAPACITY_GROUPS,
             reconnect: None,
         }
@@ -389,7 +393,11 @@ impl Engine {
             let early = std::thread::Builder::new()
                 .name("ledger-checkpoint-read".into())
                 .spawn_scoped(scope, || recovery::EarlyCheckpoint::read(&checkpoint_file));
-            let store = Store::open_with_options(&config.data_dir, Engine::store_options());
+            let options = StoreOptions {
+                segment_len_events: config.segment_len_events,
+                ..Engine::store_options()
+            };
+            let store = Store::open_with_options(&config.data_dir, options);
             let early = match early {
                 Ok(thread) => thread
                     .join()

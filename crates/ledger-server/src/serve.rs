@@ -294,6 +294,7 @@ async fn serve_on_clock(
     })?;
     let mut engine_config = EngineConfig::new(&settings.data_dir, settings.policy.clone());
     engine_config.checkpoint_interval_events = settings.checkpoint_interval_events;
+    engine_config.segment_len_events = settings.segment_len_events;
     // Opening and replaying the log is blocking work; keep it off the async workers.
     let store = settings.store.clone();
     // Where standbys send writers' clients: the setting, or where this process is bound.

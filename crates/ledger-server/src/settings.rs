@@ -39,6 +39,11 @@ impl LogFormat {
 const AUTH_MODE_CHOICES: &[(&str, AuthMode)] =
     &[("token", AuthMode::Token), ("mtls", AuthMode::Mtls)];
 
+/// The longest segment file of the sealed past a configuration may ask for, in entries: a
+/// segment is written in one piece by the checkpoint thread, with its offsets in memory, and
+/// ten million entries (about 3.5 GB of file) is already far past any use.
+pub const SEGMENT_LEN_EVENTS_MAX: u64 = 10_000_000;
+
 #[derive(Clone, Debug, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TokenEntry {
@@ -60,6 +65,7 @@ struct RawSettings {
     log_format: String,
     request_bytes_max: usize,
     checkpoint_interval_events: u64,
+    segment_len_events: u64,
     #[serde(default)]
     demo: bool,
     #[serde(default)]
@@ -153,6 +159,8 @@ pub struct Settings {
     pub request_bytes_max: usize,
     /// Events between two checkpoints of the engine's state (`EngineConfig`).
     pub checkpoint_interval_events: u64,
+    /// Entries per segment file of the sealed past (`EngineConfig`, `StoreOptions`).
+    pub segment_len_events: u64,
     pub demo: bool,
     pub pseudonym_key: PseudonymKey,
     pub tokens: Vec<([u8; 32], Principal)>,
@@ -186,6 +194,7 @@ impl std::fmt::Debug for Settings {
                 "checkpoint_interval_events",
                 &self.checkpoint_interval_events,
             )
+            .field("segment_len_events", &self.segment_len_events)
             .field("demo", &self.demo)
             .field("tokens", &self.tokens.len())
             .field("auth_mode", &self.auth_mode)
@@ -313,6 +322,8 @@ pub enum SettingsError {
     RequestBytesMax,
     #[error("checkpoint_interval_events must be between 1 and 10000000")]
     CheckpointIntervalEvents,
+    #[error("segment_len_events must be between 1 and {SEGMENT_LEN_EVENTS_MAX}")]
+    SegmentLenEvents,
     #[error("store = \"postgres\" needs postgres_connection, a connection string such as \"host=db.example port=5432 user=ledger dbname=ledger\"")]
     PostgresConnectionMissing,
     #[error("postgres_reconnect_deadline_seconds must be between 0 and {POSTGRES_RECONNECT_DEADLINE_SECONDS_MAX}")]
@@ -514,6 +525,9 @@ impl Layered {
         if !(1..=10_000_000).contains(&raw.checkpoint_interval_events) {
             return Err(SettingsError::CheckpointIntervalEvents);
         }
+        if !(1..=SEGMENT_LEN_EVENTS_MAX).contains(&raw.segment_len_events) {
+            return Err(SettingsError::SegmentLenEvents);
+        }
         let policy_file =
             Some(PathBuf::from(raw.policy_file.trim())).filter(|path| !path.as_os_str().is_empty());
         let policy = load_policy(policy_file.as_deref())?;
@@ -556,6 +570,7 @@ impl Layered {
             log_format,
             request_bytes_max: raw.request_bytes_max,
             checkpoint_interval_events: raw.checkpoint_interval_events,
+            segment_len_events: raw.segment_len_events,
             demo: raw.demo,
             pseudonym_key,
             tokens,
@@ -973,6 +988,38 @@ mod tests {
             !shown.contains("7a607d496e00cb9f"),
             "digests are cut: {shown}"
         );
+    }
+
+    #[test]
+    fn the_segment_length_is_a_setting_within_its_bounds() {
+        let settings = Layered::load(&demo(), None, &BTreeMap::new())
+            .and_then(Layered::check)
+            .expect("the demo configuration is valid");
+        assert_eq!(
+            settings.segment_len_events,
+            ledger_store::SEGMENT_LEN_EVENTS_DEFAULT
+        );
+        let settings = Layered::load(
+            &demo(),
+            None,
+            &environment(&[("VOUCHER_LEDGER__SEGMENT_LEN_EVENTS", "25")]),
+        )
+        .and_then(Layered::check)
+        .expect("25 entries per segment");
+        assert_eq!(settings.segment_len_events, 25);
+        for refused in ["0", "10000001"] {
+            let error = Layered::load(
+                &demo(),
+                None,
+                &environment(&[("VOUCHER_LEDGER__SEGMENT_LEN_EVENTS", refused)]),
+            )
+            .and_then(Layered::check)
+            .expect_err(refused);
+            assert_eq!(
+                error.to_string(),
+                "segment_len_events must be between 1 and 10000000"
+            );
+        }
     }
 
     #[test]

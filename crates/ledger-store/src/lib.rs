@@ -97,5 +97,5 @@ pub use segment::SEGMENTS_DIR_NAME;
 pub use store::{
     verify_log_at, Committer, IdSource, LogIter, LogReader, NewCommand, NewEvent, PreparedAppend,
     Store, StoreError, StoreOptions, StoredRequest, EVENT_BYTES_MAX, FAIL_FDATASYNC_AFTER_VARIABLE,
-    SEGMENT_LEN_EVENTS_DEFAULT, SEGMENT_LEN_EVENTS_VARIABLE, STREAM_BYTES_MAX,
+    SEGMENT_LEN_EVENTS_DEFAULT, STREAM_BYTES_MAX,
 };

@@ -250,8 +250,8 @@ pub struct StoreOptions {
     /// Entries per segment file of the sealed past (see the `segment` module): each time the
     /// fingerprints are saved with a checkpoint, every whole run of this many entries at or
     /// below its head leaves sled for a segment file. Default [`SEGMENT_LEN_EVENTS_DEFAULT`];
-    /// builds with debug assertions take [`SEGMENT_LEN_EVENTS_VARIABLE`] from the environment
-    /// instead, so that the crash tests seal small segments.
+    /// the server takes it from its `segment_len_events` setting, which the crash tests make
+    /// small.
     pub segment_len_events: u64,
 }
 
@@ -260,31 +260,14 @@ pub struct StoreOptions {
 /// checkpoint thread.
 pub const SEGMENT_LEN_EVENTS_DEFAULT: u64 = 200_000;
 
-/// For the crash tests, read only by builds with debug assertions: entries per segment (see
-/// [`StoreOptions::segment_len_events`]). Release builds never read the variable.
-pub const SEGMENT_LEN_EVENTS_VARIABLE: &str = "VOUCHER_LEDGER_TEST_SEGMENT_LEN_EVENTS";
-
 impl Default for StoreOptions {
     fn default() -> Self {
         StoreOptions {
             flush_every_append: true,
             defer_index_loading: false,
-            segment_len_events: segment_len_events_default(),
+            segment_len_events: SEGMENT_LEN_EVENTS_DEFAULT,
         }
     }
-}
-
-/// [`SEGMENT_LEN_EVENTS_DEFAULT`], or in a build with debug assertions the positive number in
-/// [`SEGMENT_LEN_EVENTS_VARIABLE`].
-fn segment_len_events_default() -> u64 {
-    if !cfg!(debug_assertions) {
-        return SEGMENT_LEN_EVENTS_DEFAULT;
-    }
-    std::env::var(SEGMENT_LEN_EVENTS_VARIABLE)
-        .ok()
-        .and_then(|value| value.trim().parse::<u64>().ok())
-        .filter(|len| *len > 0)
-        .unwrap_or(SEGMENT_LEN_EVENTS_DEFAULT)
 }
 
 /// An event before the store gives it a place in the log.

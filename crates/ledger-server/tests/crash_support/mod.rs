@@ -178,7 +178,7 @@ pub fn voucher_ledger(args: &[&str]) -> Command {
     command.env("VOUCHER_LEDGER__POLICY_FILE", campaign_policy_file());
     // Small segments, so that kills and power cuts land around seals of the sealed past.
     command.env(
-        ledger_store::SEGMENT_LEN_EVENTS_VARIABLE,
+        "VOUCHER_LEDGER__SEGMENT_LEN_EVENTS",
         CAMPAIGN_SEGMENT_LEN_EVENTS.to_string(),
     );
     command
