@@ -28,6 +28,12 @@
 //! earlier positions. The process's peak memory is reset after the preload (when Linux allows),
 //! so that the peak printed after (b) is the server's while serving, not the planner's.
 //!
+//! (e), with `--history`: the restart is of the server alone, in a process of its own (this
+//! binary's hidden `serve-alone` command, the same server code as `voucher-ledger serve`), so
+//! that its peak memory is the server's and nothing else's: once it answers, the `as_of`
+//! reports and a unary phase of `--seconds` run against it, and its peak resident memory while
+//! starting and while serving are read from `/proc/PID/status`.
+//!
 //! What it is not: a test of the rules (every request is planned to be accepted; a refusal stops
 //! the run), nor a benchmark of reads.
 
@@ -103,6 +109,12 @@ const AS_OF_PERCENTS: [u64; 3] = [25, 50, 90];
 const RESTART_WAIT_MS_MAX: u64 = 120_000;
 /// Pause between two attempts to reach the restarting server.
 const RESTART_POLL_MS: u64 = 2;
+/// The hidden command of this binary that runs the server alone (see the module's (e)).
+pub const SERVE_ALONE_COMMAND: &str = "serve-alone";
+/// What the server prints once it listens, followed by its address.
+const LISTENING_PREFIX: &str = "voucher-ledger listening on ";
+/// Longest wait for the server alone to stop after SIGTERM before it is killed.
+const SERVE_ALONE_STOP_WAIT_MS_MAX: u64 = 60_000;
 /// Setup requests (registrations, issuances) in flight at once.
 const SETUP_IN_FLIGHT_MAX: usize = 64;
 /// Latencies are recorded from 1 µs to 60 s with 3 significant digits (0.1 % error).
@@ -198,6 +210,8 @@ pub enum BenchError {
     },
     #[error("the restarted server did not answer GetHead within {RESTART_WAIT_MS_MAX} ms")]
     RestartTimeout,
+    #[error("the server alone (serve-alone) did not start: {why}; its stderr:\n{stderr}")]
+    ServeAlone { why: String, stderr: String },
     #[error("--store postgres cannot start its own primary and standby: {0}")]
     PostgresCluster(#[from] ledger_store_pg::cluster::ClusterError),
     #[error("--postgres-connection: {0}")]
@@ -270,10 +284,26 @@ pub struct HistoryFigures {
     /// Bytes of the data folder and events of the log after (b).
     pub data_bytes_after: u64,
     pub events_after: u64,
-    /// From starting the server again on the folder after (b) until it answered GetHead.
+    /// From starting the server alone (a process of its own) on the folder after (b) until it
+    /// answered GetHead.
     pub restart: Duration,
+    /// The server alone: its peak memory and a unary phase against it (e).
+    pub alone: ServedAlone,
     /// Each `as_of` report: the position, the year reported, and how long the call took.
     pub as_of: Vec<(u64, i32, Duration)>,
+}
+
+/// (e): the server alone in its own process, after its restart on the folder after (b).
+#[derive(Debug)]
+pub struct ServedAlone {
+    /// Its peak resident memory (VmHWM) from its start until it answered GetHead.
+    pub start_peak_resident_kib: Option<u64>,
+    /// Its peak resident memory while serving the `as_of` reports and the unary phase, the
+    /// peak reset once it answered (when Linux allows); else its peak since its start.
+    pub serving_peak_resident_kib: Option<u64>,
+    pub peak_reset: bool,
+    /// Unary redemptions from `clients` clients against it.
+    pub unary: Throughput,
 }
 
 /// The history once preloaded, with what (b) and the later measures need of it.
@@ -349,7 +379,17 @@ async fn bench_in(root: &Path, options: Options) -> Result<Report, BenchError> {
     )
     .await?;
     let history = match preloaded {
-        Some(preloaded) => Some(on_history(&data_dir, &settings, preloaded, year).await?),
+        Some(preloaded) => Some(
+            on_history(
+                &data_dir,
+                root,
+                preloaded,
+                year,
+                &options,
+                capacity.ranges()[3].clone(),
+            )
+            .await?,
+        ),
         None => None,
     };
     // VmHWM only grows: read now, it is the server's peak; after (c), the rebuild's. The
@@ -587,13 +627,17 @@ async fn preload(
     })
 }
 
-/// After (b), on the stopped server's folder: its size, a restart until GetHead answers, and a
-/// year report `as_of` each of [`AS_OF_PERCENTS`] of the head, on the restarted server.
+/// After (b), on the stopped server's folder: its size, then (e): the server alone started on it
+/// in a process of its own, the time until it answers GetHead, a year report `as_of` each of
+/// [`AS_OF_PERCENTS`] of the head, a unary phase on `alone_range`'s vouchers, and its peak
+/// memory while starting and while serving.
 async fn on_history(
     data_dir: &Path,
-    settings: &Settings,
+    root: &Path,
     preloaded: Preloaded,
     year: i32,
+    options: &Options,
+    alone_range: std::ops::Range<u64>,
 ) -> Result<HistoryFigures, BenchError> {
     let data_bytes_after = folder_bytes(data_dir).map_err(|source| BenchError::TempDir {
         path: data_dir.to_owned(),
@@ -602,29 +646,27 @@ async fn on_history(
     let auditor = bearer(AUDITOR_TOKEN);
 
     let started = Instant::now();
-    let listener = bind(settings.listen).await?;
-    let (ready_sender, ready) = tokio::sync::oneshot::channel();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(serve_with_engine(
-        settings.clone(),
-        listener,
-        async {
-            let _ = stopped.await;
-        },
-        move |address, _| {
-            let _ = ready_sender.send(address);
-        },
-    ));
-    let measured = match ready.await {
-        Ok(address) => restarted(address, &auditor, started, &preloaded.report, year).await,
-        Err(_) => Err(BenchError::ServerGone),
-    };
-    let _ = stop.send(());
-    let served = server
-        .await
-        .map_err(|error| BenchError::Task(error.to_string()))?;
-    let (restart, events_after, as_of) = measured?;
-    served?;
+    let server = AloneServer::start(data_dir, &root.join("serve-alone.log")).await?;
+    let measured = async {
+        let (restart, events_after, as_of, channel) =
+            restarted(server.address, &auditor, started, &preloaded.report, year).await?;
+        // The peak so far is the start's (the checkpoint read, the tail replayed).
+        let start_peak_resident_kib = server.peak_resident_kib();
+        let peak_reset = server.reset_peak_resident();
+        let seconds = options.requests.is_none().then_some(options.seconds);
+        let unary = redeem(&channel, options.clients, 1, alone_range, seconds, year).await?;
+        let alone = ServedAlone {
+            start_peak_resident_kib,
+            serving_peak_resident_kib: server.peak_resident_kib(),
+            peak_reset,
+            unary,
+        };
+        Ok::<_, BenchError>((restart, events_after, as_of, alone))
+    }
+    .await;
+    let stopped = server.stop().await;
+    let (restart, events_after, as_of, alone) = measured?;
+    stopped?;
     Ok(HistoryFigures {
         years: preloaded.report.options.years,
         scale: preloaded.report.options.scale,
@@ -636,8 +678,138 @@ async fn on_history(
         data_bytes_after,
         events_after,
         restart,
+        alone,
         as_of,
     })
+}
+
+/// The server alone: this binary's `serve-alone` command on a data folder, in a process of its
+/// own, so that what it uses is the server's alone.
+struct AloneServer {
+    child: std::process::Child,
+    address: std::net::SocketAddr,
+    log_path: PathBuf,
+}
+
+impl AloneServer {
+    /// Starts it and waits until it prints the address it listens on.
+    async fn start(data_dir: &Path, log_path: &Path) -> Result<AloneServer, BenchError> {
+        let failed = |why: String| BenchError::ServeAlone {
+            why,
+            stderr: std::fs::read_to_string(log_path).unwrap_or_default(),
+        };
+        let executable = std::env::current_exe()
+            .map_err(|error| failed(format!("this binary's path is unknown: {error}")))?;
+        let log = std::fs::File::create(log_path)
+            .map_err(|error| failed(format!("{}: {error}", log_path.display())))?;
+        let mut child = std::process::Command::new(executable)
+            .arg(SERVE_ALONE_COMMAND)
+            .arg("--data")
+            .arg(data_dir)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .map_err(|error| failed(format!("cannot start it: {error}")))?;
+        let Some(stdout) = child.stdout.take() else {
+            let _ = child.kill();
+            return Err(failed("its stdout is not piped".to_owned()));
+        };
+        // Its stdout is read to the end on a thread of its own, so that it never blocks on a
+        // full pipe; the first `listening on` line gives its address.
+        let (sender, receiver) = mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            let mut sender = Some(sender);
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { return };
+                if let Some(address) = line.strip_prefix(LISTENING_PREFIX) {
+                    if let Some(sender) = sender.take() {
+                        let _ = sender.send(address.trim().to_owned());
+                    }
+                }
+            }
+        });
+        let announced = tokio::task::spawn_blocking(move || {
+            receiver.recv_timeout(Duration::from_millis(RESTART_WAIT_MS_MAX))
+        })
+        .await
+        .map_err(|error| BenchError::Task(error.to_string()))?;
+        let address = match announced.map(|text| text.parse::<std::net::SocketAddr>()) {
+            Ok(Ok(address)) => address,
+            Ok(Err(error)) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(failed(format!(
+                    "it printed an address that does not parse: {error}"
+                )));
+            }
+            Err(_) => {
+                let _ = child.kill();
+                let status = child.wait();
+                return Err(failed(format!(
+                    "it printed no address within {RESTART_WAIT_MS_MAX} ms (exit: {status:?})"
+                )));
+            }
+        };
+        Ok(AloneServer {
+            child,
+            address,
+            log_path: log_path.to_owned(),
+        })
+    }
+
+    /// Its peak resident memory (VmHWM), in KiB.
+    fn peak_resident_kib(&self) -> Option<u64> {
+        peak_resident_kib_of(&format!("/proc/{}/status", self.child.id()))
+    }
+
+    /// Resets its peak resident memory to its current resident memory; false where Linux does
+    /// not allow it.
+    fn reset_peak_resident(&self) -> bool {
+        std::fs::write(format!("/proc/{}/clear_refs", self.child.id()), b"5").is_ok()
+    }
+
+    /// Stops it with SIGTERM (the `kill` command: the workspace forbids unsafe code and has no
+    /// signal crate), as an operator would, and waits for it; killed after
+    /// [`SERVE_ALONE_STOP_WAIT_MS_MAX`].
+    async fn stop(mut self) -> Result<(), BenchError> {
+        let _ = std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let log_path = self.log_path.clone();
+        let waited = tokio::task::spawn_blocking(move || {
+            let deadline = Instant::now() + Duration::from_millis(SERVE_ALONE_STOP_WAIT_MS_MAX);
+            loop {
+                match self.child.try_wait() {
+                    Ok(Some(status)) => return Ok(status),
+                    Ok(None) if Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(RESTART_POLL_MS * 10));
+                    }
+                    Ok(None) => {
+                        let _ = self.child.kill();
+                        let _ = self.child.wait();
+                        return Err(format!(
+                            "it did not stop within {SERVE_ALONE_STOP_WAIT_MS_MAX} ms of SIGTERM"
+                        ));
+                    }
+                    Err(error) => return Err(format!("cannot wait for it: {error}")),
+                }
+            }
+        })
+        .await
+        .map_err(|error| BenchError::Task(error.to_string()))?;
+        match waited {
+            Ok(status) if status.success() => Ok(()),
+            Ok(status) => Err(format!("it stopped with {status}")),
+            Err(why) => Err(why),
+        }
+        .map_err(|why| BenchError::ServeAlone {
+            why,
+            stderr: std::fs::read_to_string(&log_path).unwrap_or_default(),
+        })
+    }
 }
 
 /// The restart time (GetHead answered, counted from `started`), the head, and the `as_of`
@@ -648,7 +820,7 @@ async fn restarted(
     started: Instant,
     history: &RangeReport,
     year: i32,
-) -> Result<(Duration, u64, Vec<(u64, i32, Duration)>), BenchError> {
+) -> Result<(Duration, u64, Vec<(u64, i32, Duration)>, Channel), BenchError> {
     let endpoint = Endpoint::from_shared(format!("http://{address}"))?;
     let deadline = started + Duration::from_millis(RESTART_WAIT_MS_MAX);
     // The server is ready once its engine has started; the first GetHead also pays for the
@@ -672,7 +844,7 @@ async fn restarted(
     };
     let restart = started.elapsed();
 
-    let mut reports = ReportServiceClient::new(channel);
+    let mut reports = ReportServiceClient::new(channel.clone());
     let mut as_of = Vec::with_capacity(AS_OF_PERCENTS.len());
     for percent in AS_OF_PERCENTS {
         let position = (head.position * percent / 100).max(1);
@@ -692,7 +864,7 @@ async fn restarted(
             .map_err(|status| refused("GetYearSummary as_of", &status))?;
         as_of.push((position, reported, sent.elapsed()));
     }
-    Ok((restart, head.position, as_of))
+    Ok((restart, head.position, as_of, channel))
 }
 
 /// Resets the process's peak resident memory (VmHWM) to its current resident memory; false
@@ -753,6 +925,8 @@ struct Capacity {
     unary: u64,
     single: u64,
     batched: u64,
+    /// The unary phase of (e) against the server alone: with `--history` only.
+    alone: u64,
 }
 
 impl Capacity {
@@ -763,21 +937,44 @@ impl Capacity {
                 unary: requests,
                 single: requests,
                 batched: requests,
+                alone: if options.history.is_some() {
+                    requests
+                } else {
+                    0
+                },
             },
             None => Capacity {
                 unary: seconds * VOUCHERS_PER_SECOND_MAX,
                 single: seconds * VOUCHERS_PER_SECOND_MAX,
                 batched: seconds * BATCHED_VOUCHERS_PER_SECOND_MAX,
+                alone: if options.history.is_some() {
+                    seconds * VOUCHERS_PER_SECOND_MAX
+                } else {
+                    0
+                },
             },
         }
     }
 
     fn total(&self) -> u64 {
-        // Whole companies per phase, so that no company is shared by two phases.
-        [self.unary, self.single, self.batched]
-            .iter()
-            .map(|phase| phase.div_ceil(VOUCHERS_PER_COMPANY) * VOUCHERS_PER_COMPANY)
-            .sum()
+        self.ranges().last().map_or(0, |range| {
+            range.start + Capacity::whole(range.end - range.start)
+        })
+    }
+
+    /// Each phase's vouchers, by index: unary, one client, batched, the server alone. Whole
+    /// companies per phase, so that no company is shared by two phases.
+    fn ranges(&self) -> [std::ops::Range<u64>; 4] {
+        let mut first = 0;
+        [self.unary, self.single, self.batched, self.alone].map(|len| {
+            let start = first;
+            first += Capacity::whole(len);
+            start..start + len
+        })
+    }
+
+    fn whole(len: u64) -> u64 {
+        len.div_ceil(VOUCHERS_PER_COMPANY) * VOUCHERS_PER_COMPANY
     }
 }
 
@@ -804,18 +1001,7 @@ async fn drive(
     setup(&channel, capacity.total(), ledger).await?;
     let setup_elapsed = setup_started.elapsed();
     let seconds = options.requests.is_none().then_some(options.seconds);
-
-    let mut first = 0;
-    let mut range = |len: u64| {
-        let start = first;
-        first += len.div_ceil(VOUCHERS_PER_COMPANY) * VOUCHERS_PER_COMPANY;
-        start..start + len
-    };
-    let (unary_range, single_range, batched_range) = (
-        range(capacity.unary),
-        range(capacity.single),
-        range(capacity.batched),
-    );
+    let [unary_range, single_range, batched_range, _] = capacity.ranges();
     let unary = timed(
         &engine,
         redeem(
@@ -1264,7 +1450,12 @@ fn store_ceiling(
 
 /// The process's peak resident memory (VmHWM), in KiB; `None` off Linux.
 pub fn peak_resident_kib() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    peak_resident_kib_of("/proc/self/status")
+}
+
+/// The peak resident memory (VmHWM) in a `/proc/PID/status` file, in KiB.
+fn peak_resident_kib_of(status_path: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(status_path).ok()?;
     status
         .lines()
         .find_map(|line| line.strip_prefix("VmHWM:"))
@@ -1503,11 +1694,37 @@ impl HistoryFigures {
         )?;
         writeln!(
             f,
-            "{:<24} {:.3} s (the server started again on the folder after (b), until GetHead \
-             answered; {} events)",
+            "{:<24} {:.3} s (the server alone started again, in a process of its own, on the \
+             folder after (b), until GetHead answered; {} events)",
             "restart to serving",
             self.restart.as_secs_f64(),
             self.events_after,
+        )?;
+        let alone = &self.alone;
+        writeln!(
+            f,
+            "{:<24} {:>10.0} /s  p50 {:>7.2} ms  p99 {:>7.2} ms  p999 {:>7.2} ms  ({} in {:.2} s; \
+             the restarted server alone (e))",
+            "unary redemptions (e)",
+            alone.unary.per_second(),
+            milliseconds(&alone.unary.latency_us, 0.5),
+            milliseconds(&alone.unary.latency_us, 0.99),
+            milliseconds(&alone.unary.latency_us, 0.999),
+            alone.unary.requests,
+            alone.unary.elapsed.as_secs_f64(),
+        )?;
+        writeln!(
+            f,
+            "{:<24} {} while starting; {} while serving the as_of reports and unary (e) \
+             (VmHWM of the server's own process{})",
+            "server alone, peak",
+            mebibytes(alone.start_peak_resident_kib),
+            mebibytes(alone.serving_peak_resident_kib),
+            if alone.peak_reset {
+                ", reset once it answered"
+            } else {
+                "; not reset: the figure while serving includes the start"
+            },
         )?;
         let mut millis: Vec<f64> = self
             .as_of

@@ -88,6 +88,15 @@ enum CliCommand {
         #[arg(long, value_name = "CONNINFO")]
         postgres_connection: Option<String>,
     },
+    /// The server alone in a process of its own, on the demo settings and a loopback port of
+    /// its own: what `bench --history` starts again on its folder to measure a restart and the
+    /// server's own memory while serving (`ledger_sim::bench::SERVE_ALONE_COMMAND`). Stops on
+    /// SIGTERM.
+    #[command(name = "serve-alone", hide = true)]
+    ServeAlone {
+        #[arg(long)]
+        data: PathBuf,
+    },
 }
 
 /// Where `bench` runs its phases: sled alone, or sled and PostgreSQL.
@@ -147,6 +156,29 @@ fn main() -> ExitCode {
                 (BenchStore::Sled, None) => None,
             },
         }),
+        CliCommand::ServeAlone { data } => serve_alone(data),
+    }
+}
+
+/// The demo server on `data_dir`, until SIGTERM, printing `voucher-ledger listening on ADDR`
+/// as the server's binary does; warnings and errors only on stderr.
+fn serve_alone(data_dir: PathBuf) -> ExitCode {
+    let settings = match demo_settings(data_dir) {
+        Ok(settings) => settings,
+        Err(code) => return code,
+    };
+    if let Err(code) = init_tracing(settings.log_format, "warn") {
+        return code;
+    }
+    let Some(runtime) = runtime() else {
+        return ExitCode::FAILURE;
+    };
+    match runtime.block_on(ledger_server::serve::serve(settings)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("voucher-ledger-sim serve-alone: {error}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -85,6 +85,10 @@ fn bench_with_a_history_prints_the_history_lines() {
         "data folder ",
         "bytes per event",
         "restart to serving ",
+        "in a process of its own",
+        "unary redemptions (e)",
+        "server alone, peak ",
+        "while serving the as_of reports",
         "as_of report ",
         "median",
         "peak memory ",
@@ -95,9 +99,16 @@ fn bench_with_a_history_prints_the_history_lines() {
     assert!(stdout.contains("2016 as of "), "{stdout}");
     assert_eq!(
         stdout.matches("(200 in").count(),
-        5,
-        "the timed phases run on top of the history as without it:\n{stdout}"
+        6,
+        "the timed phases run on top of the history as without it, and the unary phase (e) \
+         against the server alone:\n{stdout}"
     );
+    // The server alone's memory is read from its own process: a figure, not "unknown".
+    let alone = stdout
+        .lines()
+        .find(|line| line.starts_with("server alone, peak"))
+        .expect("the server alone's line");
+    assert!(!alone.contains("unknown"), "{alone}");
     assert!(
         stderr.contains("history: year 2016:") && stderr.contains("figures as planned"),
         "{stderr}"
