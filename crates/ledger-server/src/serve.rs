@@ -446,11 +446,32 @@ async fn serve_on_clock(
 
     // Requests in flight have been answered; the writer finishes its queue and flushes.
     let head = engine.shutdown().await;
+    if head.is_some() && matches!(settings.store, StoreSetting::Sled) {
+        rewrite_db_after_seal(&settings.data_dir, settings.db_rewrite_bytes_min).await;
+    }
     tracing::info!(
         head_position = head.map(|head| head.position),
         "voucher-ledger stopped"
     );
     Ok(())
+}
+
+/// After a clean stop, rewrites sled's database with its live records when entries were sealed
+/// into segments since it was last rewritten: sled 0.34 never gives back the space of what a
+/// seal removed, and with nothing served and nothing holding the log open this is the moment
+/// that stalls no one (see `ledger_store::rewrite_db_if_sealed`). A failure leaves the folder
+/// as it was, only larger.
+async fn rewrite_db_after_seal(data_dir: &std::path::Path, db_bytes_min: u64) {
+    let data_dir = data_dir.to_path_buf();
+    let rewritten = tokio::task::spawn_blocking(move || {
+        ledger_store::rewrite_db_if_sealed(&data_dir, db_bytes_min)
+    })
+    .await;
+    match rewritten {
+        Ok(Ok(_)) => {}
+        Ok(Err(error)) => tracing::warn!(%error, "sled's database not rewritten after a seal"),
+        Err(error) => tracing::warn!(%error, "sled's database not rewritten after a seal"),
+    }
 }
 
 /// Registers the ctrl-c (SIGINT) and SIGTERM handlers now, not when the server first polls
