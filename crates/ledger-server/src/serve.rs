@@ -449,6 +449,9 @@ async fn serve_on_clock(
     if head.is_some() && matches!(settings.store, StoreSetting::Sled) {
         rewrite_db_after_seal(&settings.data_dir, settings.db_rewrite_bytes_min).await;
     }
+    if head.is_some() {
+        thin_retained_snapshots(&settings.data_dir).await;
+    }
     tracing::info!(
         head_position = head.map(|head| head.position),
         "voucher-ledger stopped"
@@ -473,6 +476,34 @@ async fn rewrite_db_after_seal(data_dir: &std::path::Path, db_bytes_min: u64) {
         Err(error) => tracing::warn!(%error, "sled's database not rewritten after a seal"),
     }
 }
+
+/// Snapshots of the projections older than the newest retained interval are kept one per
+/// [`RETAINED_COARSE_INTERVALS`] retained intervals: each is the whole projections, so one per
+/// interval made the folder grow with the square of the log (370 MB of 3 GB after ten years). A
+/// report as of an old position then replays at most about that many intervals. A failure
+/// leaves the snapshots as they were.
+async fn thin_retained_snapshots(data_dir: &std::path::Path) {
+    let retained = ledger_store::RetainedSnapshots::in_data_dir(data_dir);
+    let thinned = tokio::task::spawn_blocking(move || {
+        retained.thin(
+            ledger_engine::RETAINED_INTERVAL_EVENTS,
+            RETAINED_COARSE_INTERVALS * ledger_engine::RETAINED_INTERVAL_EVENTS,
+        )
+    })
+    .await;
+    match thinned {
+        Ok(Ok(removed)) if !removed.is_empty() => {
+            tracing::info!(removed = removed.len(), "older retained snapshots thinned");
+        }
+        Ok(Ok(_)) => {}
+        Ok(Err(error)) => tracing::warn!(%error, "retained snapshots not thinned"),
+        Err(error) => tracing::warn!(%error, "retained snapshots not thinned"),
+    }
+}
+
+/// Retained intervals between two kept snapshots of the past (see `thin_retained_snapshots`):
+/// four, so that a report as of an old position replays at most about 400 000 events.
+const RETAINED_COARSE_INTERVALS: u64 = 4;
 
 /// Registers the ctrl-c (SIGINT) and SIGTERM handlers now, not when the server first polls
 /// its shutdown future: `serve` announces its address before that, and a signal in between
