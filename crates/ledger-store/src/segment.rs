@@ -619,8 +619,8 @@ impl SegmentCursor {
 /// Seals every whole segment of `segment_len_events` entries that lies at or below `through`
 /// (a durable position) and after the last segment: reads each range from sled, checking its
 /// chain, writes and syncs its file, publishes it, then removes the range from sled a batch
-/// and a flush at a time. The number of segments sealed. Runs beside the writer (on the checkpoint thread),
-/// which only appends above `through`.
+/// and a flush at a time. The number of segments sealed. Runs beside the writer (on the
+/// checkpoint thread), which only appends above `through`.
 pub(crate) fn seal(
     db: &sled::Db,
     segments: &Segments,
