@@ -446,12 +446,64 @@ async fn serve_on_clock(
 
     // Requests in flight have been answered; the writer finishes its queue and flushes.
     let head = engine.shutdown().await;
+    if head.is_some() && matches!(settings.store, StoreSetting::Sled) {
+        rewrite_db_after_seal(&settings.data_dir, settings.db_rewrite_bytes_min).await;
+    }
+    if head.is_some() {
+        thin_retained_snapshots(&settings.data_dir).await;
+    }
     tracing::info!(
         head_position = head.map(|head| head.position),
         "voucher-ledger stopped"
     );
     Ok(())
 }
+
+/// After a clean stop, rewrites sled's database with its live records when entries were sealed
+/// into segments since it was last rewritten: sled 0.34 never gives back the space of what a
+/// seal removed, and with nothing served and nothing holding the log open this is the moment
+/// that stalls no one (see `ledger_store::rewrite_db_if_sealed`). A failure leaves the folder
+/// as it was, only larger.
+async fn rewrite_db_after_seal(data_dir: &std::path::Path, db_bytes_min: u64) {
+    let data_dir = data_dir.to_path_buf();
+    let rewritten = tokio::task::spawn_blocking(move || {
+        ledger_store::rewrite_db_if_sealed(&data_dir, db_bytes_min)
+    })
+    .await;
+    match rewritten {
+        Ok(Ok(_)) => {}
+        Ok(Err(error)) => tracing::warn!(%error, "sled's database not rewritten after a seal"),
+        Err(error) => tracing::warn!(%error, "sled's database not rewritten after a seal"),
+    }
+}
+
+/// Snapshots of the projections older than the newest retained interval are kept one per
+/// [`RETAINED_COARSE_INTERVALS`] retained intervals: each is the whole projections, so one per
+/// interval made the folder grow with the square of the log (587 MB of the 2 GB folder after
+/// ten years). A report as of an old position then replays at most about that many intervals.
+/// A failure leaves the snapshots as they were.
+async fn thin_retained_snapshots(data_dir: &std::path::Path) {
+    let retained = ledger_store::RetainedSnapshots::in_data_dir(data_dir);
+    let thinned = tokio::task::spawn_blocking(move || {
+        retained.thin(
+            ledger_engine::RETAINED_INTERVAL_EVENTS,
+            RETAINED_COARSE_INTERVALS * ledger_engine::RETAINED_INTERVAL_EVENTS,
+        )
+    })
+    .await;
+    match thinned {
+        Ok(Ok(removed)) if !removed.is_empty() => {
+            tracing::info!(removed = removed.len(), "older retained snapshots thinned");
+        }
+        Ok(Ok(_)) => {}
+        Ok(Err(error)) => tracing::warn!(%error, "retained snapshots not thinned"),
+        Err(error) => tracing::warn!(%error, "retained snapshots not thinned"),
+    }
+}
+
+/// Retained intervals between two kept snapshots of the past (see `thin_retained_snapshots`):
+/// four, so that a report as of an old position replays at most about 400 000 events.
+const RETAINED_COARSE_INTERVALS: u64 = 4;
 
 /// Registers the ctrl-c (SIGINT) and SIGTERM handlers now, not when the server first polls
 /// its shutdown future: `serve` announces its address before that, and a signal in between

@@ -66,6 +66,7 @@ struct RawSettings {
     request_bytes_max: usize,
     checkpoint_interval_events: u64,
     segment_len_events: u64,
+    db_rewrite_bytes_min: u64,
     #[serde(default)]
     demo: bool,
     #[serde(default)]
@@ -161,6 +162,9 @@ pub struct Settings {
     pub checkpoint_interval_events: u64,
     /// Entries per segment file of the sealed past (`EngineConfig`, `StoreOptions`).
     pub segment_len_events: u64,
+    /// The smallest sled `db` file, in bytes, that a clean stop after a seal rewrites with its
+    /// live records only (`ledger_store::rewrite_db_if_sealed`).
+    pub db_rewrite_bytes_min: u64,
     pub demo: bool,
     pub pseudonym_key: PseudonymKey,
     pub tokens: Vec<([u8; 32], Principal)>,
@@ -195,6 +199,7 @@ impl std::fmt::Debug for Settings {
                 &self.checkpoint_interval_events,
             )
             .field("segment_len_events", &self.segment_len_events)
+            .field("db_rewrite_bytes_min", &self.db_rewrite_bytes_min)
             .field("demo", &self.demo)
             .field("tokens", &self.tokens.len())
             .field("auth_mode", &self.auth_mode)
@@ -571,6 +576,7 @@ impl Layered {
             request_bytes_max: raw.request_bytes_max,
             checkpoint_interval_events: raw.checkpoint_interval_events,
             segment_len_events: raw.segment_len_events,
+            db_rewrite_bytes_min: raw.db_rewrite_bytes_min,
             demo: raw.demo,
             pseudonym_key,
             tokens,
@@ -987,6 +993,36 @@ mod tests {
         assert!(
             !shown.contains("7a607d496e00cb9f"),
             "digests are cut: {shown}"
+        );
+    }
+
+    #[test]
+    fn the_smallest_database_rewritten_after_a_seal_is_a_setting() {
+        let settings = Layered::load(&demo(), None, &BTreeMap::new())
+            .and_then(Layered::check)
+            .expect("the demo configuration is valid");
+        assert_eq!(
+            settings.db_rewrite_bytes_min,
+            ledger_store::REWRITE_DB_BYTES_MIN
+        );
+        let settings = Layered::load(
+            &demo(),
+            None,
+            &environment(&[("VOUCHER_LEDGER__DB_REWRITE_BYTES_MIN", "0")]),
+        )
+        .and_then(Layered::check)
+        .expect("every stop after a seal rewrites");
+        assert_eq!(settings.db_rewrite_bytes_min, 0);
+        let error = Layered::load(
+            &demo(),
+            None,
+            &environment(&[("VOUCHER_LEDGER__DB_REWRITE_BYTES_MIN", "-1")]),
+        )
+        .and_then(Layered::check)
+        .expect_err("a negative size");
+        assert!(
+            error.to_string().contains("db_rewrite_bytes_min"),
+            "{error}"
         );
     }
 

@@ -35,7 +35,10 @@
 //! The sealed past leaves sled: the entries at or below the last checkpoint, in whole runs of
 //! [`StoreOptions::segment_len_events`], move into immutable, checksummed segment files in
 //! `segments/` (the `segment` module), sealed on the checkpoint thread, and every read of an
-//! entry looks there first. sled keeps the recent tail and the small mutable records.
+//! entry looks there first. sled keeps the recent tail and the small mutable records. A seal
+//! removes its range from sled a batch and a flush at a time; sled 0.34 never gives the space
+//! back, so a clean stop after a seal rewrites sled's database with its live records only (the
+//! `rewrite` module, [`rewrite_db_if_sealed`]), under a marker that the next open finishes.
 //!
 //! Beside sled's files, two kinds of derived files, each naming the position and chain hash it
 //! reflects and carrying a SHA-256 of its body, checked before use and never trusted: the
@@ -80,6 +83,7 @@ mod keys;
 mod offline;
 mod reopen;
 mod retained;
+mod rewrite;
 mod segment;
 mod snapshot_file;
 mod store;
@@ -93,6 +97,9 @@ pub use fingerprints::{FingerprintFile, FingerprintSnapshot, FINGERPRINTS_FILE_N
 pub use offline::{ChainWalk, DamagedRequestRecord, OfflineLog};
 pub use reopen::REOPEN_LOCK_WAIT_MS;
 pub use retained::{RetainedSnapshot, RetainedSnapshots, RETAINED_DIR_NAME};
+pub use rewrite::{
+    rewrite_db, rewrite_db_if_sealed, DbRewrite, REWRITE_DB_BYTES_MIN, REWRITE_DIR_NAME,
+};
 pub use segment::SEGMENTS_DIR_NAME;
 pub use store::{
     verify_log_at, Committer, IdSource, LogIter, LogReader, NewCommand, NewEvent, PreparedAppend,

@@ -161,11 +161,54 @@ impl RetainedSnapshots {
         }
     }
 
+    /// Thins the snapshots older than `recent_events` positions before the newest: of those,
+    /// only the first of each stretch of `coarse_interval_events` positions (1 to the interval,
+    /// the next, …) is kept. Each snapshot is the whole projections, which grow with the log,
+    /// so keeping one per `RETAINED_INTERVAL_EVENTS` made the folder grow with the square of
+    /// the log (about 370 MB after 1.4 million events); with a spacing `coarse_interval_events`
+    /// for the past, it grows that many times slower, and a report as of an old position
+    /// replays at most about one coarse interval.
+    /// The snapshots removed, ascending.
+    pub fn thin(
+        &self,
+        recent_events: u64,
+        coarse_interval_events: u64,
+    ) -> Result<Vec<u64>, StoreError> {
+        let positions = self.positions()?;
+        let removed = thinned(&positions, recent_events, coarse_interval_events);
+        for position in &removed {
+            self.remove(*position)?;
+        }
+        Ok(removed)
+    }
+
     fn path_of(&self, position: u64) -> PathBuf {
         // Zero-padded, so that the files also sort by position in a listing.
         self.dir
             .join(format!("{FILE_PREFIX}{position:020}{FILE_SUFFIX}"))
     }
+}
+
+/// The positions of `positions` (ascending) that [`RetainedSnapshots::thin`] removes.
+fn thinned(positions: &[u64], recent_events: u64, coarse_interval_events: u64) -> Vec<u64> {
+    let Some(newest) = positions.last() else {
+        return Vec::new();
+    };
+    let recent_from = newest.saturating_sub(recent_events);
+    let stretch = |position: u64| position.saturating_sub(1) / coarse_interval_events.max(1);
+    let mut removed = Vec::new();
+    let mut kept_stretch = None;
+    for &position in positions {
+        if position >= recent_from {
+            break;
+        }
+        if kept_stretch == Some(stretch(position)) {
+            removed.push(position);
+        } else {
+            kept_stretch = Some(stretch(position));
+        }
+    }
+    removed
 }
 
 fn position_of_name(name: &str) -> Option<u64> {
@@ -190,6 +233,53 @@ mod tests {
         assert_eq!(position_of_name("p-50000.snap"), None);
         assert_eq!(position_of_name("p-0000000000000005000x.snap"), None);
         assert_eq!(position_of_name("checkpoint"), None);
+    }
+
+    #[test]
+    fn thinning_keeps_the_recent_snapshots_and_one_per_coarse_stretch_before() {
+        let every_100k: Vec<u64> = (1..=13).map(|n| n * 100_000).chain([1_394_420]).collect();
+        // Recent: within 400 000 of the newest (994 420 on); before: the first of each stretch
+        // of 400 000 (1–400 000, 400 001–800 000, …).
+        assert_eq!(
+            thinned(&every_100k, 400_000, 400_000),
+            vec![200_000, 300_000, 400_000, 600_000, 700_000, 800_000]
+        );
+        // Snapshots at checkpoint positions, two in a stretch (an older version's spacing).
+        assert_eq!(
+            thinned(
+                &[50_037, 100_064, 399_999, 400_000, 400_001, 900_000],
+                100,
+                400_000
+            ),
+            vec![100_064, 399_999, 400_000]
+        );
+        assert_eq!(thinned(&[], 400_000, 400_000), Vec::<u64>::new());
+        assert_eq!(
+            thinned(&[100_000, 200_000], 400_000, 400_000),
+            Vec::<u64>::new(),
+            "all recent"
+        );
+    }
+
+    #[test]
+    fn thinning_a_folder_removes_those_files_only() {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let snapshots = RetainedSnapshots::in_data_dir(dir.path());
+        for position in [100_000u64, 200_000, 300_000, 900_000] {
+            let head = Head {
+                position,
+                hash: [7; 32],
+            };
+            snapshots.save(&head, b"projections").expect("saved");
+        }
+        assert_eq!(
+            snapshots.thin(400_000, 400_000).expect("thinned"),
+            vec![200_000, 300_000]
+        );
+        assert_eq!(
+            snapshots.positions().expect("listed"),
+            vec![100_000, 900_000]
+        );
     }
 
     #[test]

@@ -1475,6 +1475,9 @@ pub const SLED_CACHE_BYTES_MAX: u64 = 128 * 1024 * 1024;
 /// ones are removed after the rename), so removing it loses nothing: sled starts from the
 /// previous snapshot and replays its log from there.
 pub(crate) fn open_sled(dir: &Path) -> Result<sled::Db, StoreError> {
+    // A switch to a rewritten database cut short by a crash is finished before sled reads the
+    // folder (see the `rewrite` module).
+    crate::rewrite::finish_interrupted_switch(dir)?;
     discard_unfinished_snapshots(dir)?;
     // A reopen right after this process closed the folder may find sled's lock still held by
     // the old handle's threads for a moment: wait for it, bounded (see `reopen`).

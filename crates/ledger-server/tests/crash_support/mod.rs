@@ -181,6 +181,9 @@ pub fn voucher_ledger(args: &[&str]) -> Command {
         "VOUCHER_LEDGER__SEGMENT_LEN_EVENTS",
         CAMPAIGN_SEGMENT_LEN_EVENTS.to_string(),
     );
+    // Every graceful stop after a seal rewrites sled's database, so that kills during a stop
+    // and power cuts land in the middle of a rewrite and of its switch.
+    command.env("VOUCHER_LEDGER__DB_REWRITE_BYTES_MIN", "0");
     command
 }
 

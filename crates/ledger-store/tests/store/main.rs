@@ -8,6 +8,7 @@ mod fingerprints;
 mod power_loss;
 mod properties;
 mod reopen;
+mod rewrite;
 mod segments;
 mod tail;
 mod tamper;

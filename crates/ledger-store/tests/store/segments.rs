@@ -217,6 +217,70 @@ fn a_seal_cut_short_after_its_rename_is_finished_at_open() {
     );
 }
 
+/// A seal removes its range from sled a batch (of 1 024 entries) and a flush at a time: a crash
+/// between two batches leaves the front of the range removed and the rest in sled, which the
+/// next open removes, the segment holding it all.
+#[test]
+fn a_seal_cut_short_between_two_removal_batches_is_finished_at_open() {
+    let sealed = tempfile::tempdir().expect("temporary directory");
+    let crashed = tempfile::tempdir().expect("temporary directory");
+    let expected = write_log(sealed.path(), 20);
+    copy_folder(sealed.path(), crashed.path());
+    drop(open_and_seal(sealed.path()));
+    copy_folder(
+        &sealed.path().join(SEGMENTS_DIR_NAME),
+        &crashed.path().join(SEGMENTS_DIR_NAME),
+    );
+    {
+        // The first batch of the second segment's removal went through, not the rest.
+        let db = open_sled_retrying(crashed.path());
+        for position in 1..=10u64 {
+            let mut key = vec![b'e'];
+            key.extend_from_slice(&position.to_be_bytes());
+            db.remove(key).expect("removed");
+        }
+        db.flush().expect("flushed");
+    }
+    assert_eq!(
+        positions_in_sled(crashed.path()),
+        (11..=20).collect::<Vec<u64>>(),
+        "part of the sealed range still in sled"
+    );
+
+    let store = Store::open_with_options(crashed.path(), options()).expect("open");
+    every_read_gives_back(&store, &expected);
+    drop(store);
+    assert_eq!(
+        positions_in_sled(crashed.path()),
+        (15..=20).collect::<Vec<u64>>(),
+        "the rest of the sealed range removed from sled"
+    );
+}
+
+/// A segment longer than one removal batch: the seal removes its range in several batches,
+/// every one of them, and every read path gives the log back.
+#[test]
+fn a_segment_longer_than_a_removal_batch_leaves_sled_whole() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let expected = write_log(dir.path(), 2_600);
+    let options = StoreOptions {
+        segment_len_events: 2_500,
+        ..StoreOptions::default()
+    };
+    let store = open_and_seal_with(dir.path(), options.clone());
+    let all: Vec<RecordedEvent> = store.read_all().map(|event| event.expect("read")).collect();
+    assert_eq!(all, expected, "read_all");
+    drop(store);
+    assert_eq!(segment_files(dir.path()).len(), 1, "one segment of 2 500");
+    assert_eq!(
+        positions_in_sled(dir.path()),
+        (2_501..=2_600).collect::<Vec<u64>>(),
+        "three batches removed, sled keeps only the tail"
+    );
+    let store = Store::open_with_options(dir.path(), options).expect("reopen");
+    assert_eq!(store.verify().expect("verify runs"), Ok(store.head()));
+}
+
 /// A byte changed inside an entry of a segment: the read of that position breaks there, and
 /// `verify` says where.
 #[test]
