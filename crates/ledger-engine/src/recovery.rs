@@ -598,7 +598,12 @@ pub fn forget_retained_beyond(retained: &RetainedSnapshots, head: u64) -> Result
 pub fn checkpoint_bytes(state: &LedgerState, projections: &Projections) -> Vec<u8> {
     // Serializing plain data into a Vec cannot fail.
     let state = postcard::to_stdvec(state).unwrap_or_default();
-    let projections = projections.to_bytes();
+    checkpoint_of_parts(state, projections.to_bytes())
+}
+
+/// The checkpoint of the state's and the projections' encodings: the format, the length of
+/// the state's encoding, the two encodings.
+fn checkpoint_of_parts(state: Vec<u8>, projections: Vec<u8>) -> Vec<u8> {
     let mut bytes = Vec::with_capacity(1 + STATE_LENGTH_BYTES + state.len() + projections.len());
     bytes.push(CHECKPOINT_FORMAT);
     bytes.extend_from_slice(&(state.len() as u64).to_le_bytes());
@@ -879,12 +884,7 @@ fn checkpoint_bytes_on_two_threads(state: &LedgerState, projections: &Projection
         };
         (state, projections)
     });
-    let mut bytes = Vec::with_capacity(1 + STATE_LENGTH_BYTES + state.len() + projections.len());
-    bytes.push(CHECKPOINT_FORMAT);
-    bytes.extend_from_slice(&(state.len() as u64).to_le_bytes());
-    bytes.extend(state);
-    bytes.extend(projections);
-    bytes
+    checkpoint_of_parts(state, projections)
 }
 
 /// What a rebuild leaves beside its projections' fold, so that a ledger upgraded from a
@@ -895,8 +895,8 @@ fn checkpoint_bytes_on_two_threads(state: &LedgerState, projections: &Projection
 struct RebuildSaves {
     retained_interval_events: u64,
     /// To the saver thread: the projections at a head. A rendezvous, so that at most one copy
-    /// is held beside the one being written (each is hundreds of megabytes after a long
-    /// history).
+    /// is held beside the one being written (on the ten-year folder each is ~31 MB encoded, and
+    /// the peak RSS grew by up to ~90 MB).
     snapshots: mpsc::SyncSender<(Head, Projections)>,
     year_points: YearPointWriter,
 }
