@@ -580,7 +580,6 @@ impl Projections {
         }
     }
 
-    /// Adds (or, for a reversal, takes back) a redemption in the breakdowns of its year.
     /// Companies of `year`: registered, holding vouchers paid in the year, benefiting from a
     /// redemption; whole, by size class and by sector (by [`Projections::profile_of`], as the
     /// hours report counts their hours), so that each breakdown sums to the total.
@@ -687,7 +686,7 @@ pub(crate) fn count_redemption_in(year: &mut YearFigures, facts: &Counted<'_>, a
         hours,
         add,
     );
-    update_entry(&mut breakdown.by_provider, &facts.provider_id, |value| {
+    update_entry(&mut breakdown.by_provider, facts.provider_id, |value| {
         adjust(value, hours, add)
     });
     update_entry(&mut breakdown.by_sector, facts.sector, |value| {
