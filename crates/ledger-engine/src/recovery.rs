@@ -20,7 +20,7 @@ use ledger_store::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::year_points::{RebuiltYearPoints, YearPoints, YEAR_POINT_INTERVAL_EVENTS};
+use crate::year_points::{YearPointWriter, YearPoints, YEAR_POINT_INTERVAL_EVENTS};
 use crate::{decode, StartError};
 
 /// First byte of every checkpoint: the version of its encoding. A checkpoint of another version
@@ -141,6 +141,19 @@ impl Recovered {
         from_position: u64,
         last_position: u64,
     ) -> Result<(), StartError> {
+        self.fold_range_beside(reader, from_position, last_position, &mut NothingBeside)
+    }
+
+    /// [`Recovered::fold_range_pipelined`], calling `beside` on the projections' thread after
+    /// each event is folded into the projections (a rebuild's snapshots and year points), so
+    /// that what it does holds up neither the read nor the state's fold.
+    fn fold_range_beside<B: BesideProjections>(
+        &mut self,
+        reader: &LogReader,
+        from_position: u64,
+        last_position: u64,
+        beside: &mut B,
+    ) -> Result<(), StartError> {
         let from_position = from_position.max(1);
         let Recovered { state, projections } = self;
         let outcome = std::thread::scope(|scope| {
@@ -161,7 +174,7 @@ impl Recovered {
             let projected = std::thread::Builder::new()
                 .name("ledger-replay-project".to_owned())
                 .spawn_scoped(scope, move || {
-                    fold_projections(projections, projection_batches)
+                    fold_projections_beside(projections, projection_batches, beside)
                 });
             let (Ok(read), Ok(projected)) = (read, projected) else {
                 // Nothing was folded yet; dropping the channels stops a thread that did start.
@@ -296,7 +309,29 @@ const PIPELINE_BATCHES_IN_FLIGHT: usize = 4;
 
 /// Events read, checked and decoded, in position order, each reversal with the event of the
 /// redemption it takes back.
-type ReadBatch = Vec<(u64, Event, Option<Redeemed>)>;
+type ReadBatch = Vec<ReadEvent>;
+
+/// One event of a [`ReadBatch`].
+struct ReadEvent {
+    position: u64,
+    /// The entry's chain hash: a snapshot or a point taken after it is taken at this head.
+    hash: [u8; 32],
+    event: Event,
+    original: Option<Redeemed>,
+}
+
+/// What runs on the projections' thread of a pipelined replay after each event is folded in.
+trait BesideProjections: Send {
+    /// `projections` hold every event up to `folded`'s position, and none after it.
+    fn folded(&mut self, projections: &Projections, folded: &ReadEvent);
+}
+
+/// A replay's projections' fold with nothing beside it.
+struct NothingBeside;
+
+impl BesideProjections for NothingBeside {
+    fn folded(&mut self, _: &Projections, _: &ReadEvent) {}
+}
 
 /// Where an error of the pipeline stands in the order the sequential fold would meet it: its
 /// position, then the stage (0 read, 1 state, 2 projections).
@@ -340,8 +375,14 @@ fn read_batches(
     };
     let mut batch = Vec::with_capacity(PIPELINE_BATCH_EVENTS);
     for (expected_position, recorded) in (from_position..).zip(events) {
+        let hash = recorded.as_ref().map_or([0; 32], |recorded| recorded.hash);
         match read_event(reader, recorded) {
-            Ok(event) => batch.push(event),
+            Ok((position, event, original)) => batch.push(ReadEvent {
+                position,
+                hash,
+                event,
+                original,
+            }),
             Err(error) => {
                 // Sent even if a fold stopped: its own error then comes first anyway.
                 send(batch);
@@ -367,9 +408,12 @@ fn fold_state(
     batches: mpsc::Receiver<Arc<ReadBatch>>,
 ) -> Option<(ErrorOrder, StartError)> {
     for batch in batches {
-        for (position, event, original) in batch.iter() {
-            if let Err(error) = apply_to_state(state, *position, event, original.as_ref()) {
-                return Some(((*position, 1), error));
+        for folded in batch.iter() {
+            let position = folded.position;
+            if let Err(error) =
+                apply_to_state(state, position, &folded.event, folded.original.as_ref())
+            {
+                return Some(((position, 1), error));
             }
         }
     }
@@ -382,13 +426,27 @@ fn fold_projections(
     projections: &mut Projections,
     batches: mpsc::Receiver<Arc<ReadBatch>>,
 ) -> Option<(ErrorOrder, StartError)> {
+    fold_projections_beside(projections, batches, &mut NothingBeside)
+}
+
+/// [`fold_projections`], calling `beside` after each event.
+fn fold_projections_beside<B: BesideProjections>(
+    projections: &mut Projections,
+    batches: mpsc::Receiver<Arc<ReadBatch>>,
+    beside: &mut B,
+) -> Option<(ErrorOrder, StartError)> {
     for batch in batches {
-        for (position, event, original) in batch.iter() {
-            if let Err(error) =
-                apply_to_projections(projections, *position, event, original.as_ref())
-            {
-                return Some(((*position, 2), error));
+        for folded in batch.iter() {
+            let position = folded.position;
+            if let Err(error) = apply_to_projections(
+                projections,
+                position,
+                &folded.event,
+                folded.original.as_ref(),
+            ) {
+                return Some(((position, 2), error));
             }
+            beside.folded(projections, folded);
         }
     }
     None
@@ -540,7 +598,12 @@ pub fn forget_retained_beyond(retained: &RetainedSnapshots, head: u64) -> Result
 pub fn checkpoint_bytes(state: &LedgerState, projections: &Projections) -> Vec<u8> {
     // Serializing plain data into a Vec cannot fail.
     let state = postcard::to_stdvec(state).unwrap_or_default();
-    let projections = projections.to_bytes();
+    checkpoint_of_parts(state, projections.to_bytes())
+}
+
+/// The checkpoint of the state's and the projections' encodings: the format, the length of
+/// the state's encoding, the two encodings.
+fn checkpoint_of_parts(state: Vec<u8>, projections: Vec<u8>) -> Vec<u8> {
     let mut bytes = Vec::with_capacity(1 + STATE_LENGTH_BYTES + state.len() + projections.len());
     bytes.push(CHECKPOINT_FORMAT);
     bytes.extend_from_slice(&(state.len() as u64).to_le_bytes());
@@ -656,6 +719,9 @@ pub struct RebuildReport {
     pub head: Head,
     /// Events folded from position 1.
     pub events: u64,
+    /// From the start of the replay to the last file written: the replay, the comparison with
+    /// the stored checkpoint, the retained snapshots and year points written beside the fold,
+    /// and the new checkpoint. Opening the store is not in it.
     pub elapsed: Duration,
     /// The position of the checkpoint found before the rebuild, if any.
     pub checkpoint_position: Option<u64>,
@@ -663,8 +729,7 @@ pub struct RebuildReport {
     pub matches_checkpoint: Option<bool>,
     /// Size of the new checkpoint, written at the head.
     pub checkpoint_bytes: usize,
-    /// Retained snapshots of the projections saved on the way (see [`retain_projections`]);
-    /// the time they took is not in `elapsed`.
+    /// Retained snapshots of the projections saved on the way (see [`retain_projections`]).
     pub retained_snapshots: usize,
 }
 
@@ -704,6 +769,13 @@ pub fn rebuild_with_intervals(
 /// [`rebuild_with_intervals`] on a store already open: a log kept by a backend (PostgreSQL,
 /// opened as its writer so that nobody appends meanwhile), whose checkpoint and retained
 /// snapshots are `data_dir`'s.
+///
+/// The replay is one pipeline (see [`Recovered::fold_range_pipelined`]) from position 1 to
+/// the stored checkpoint's position, where the result is encoded and compared, and one from
+/// there to the head. What the rebuild leaves on its way runs beside the projections' fold
+/// ([`RebuildSaves`]): the year points of the parts that moved since the point before, on the
+/// year points' thread, and a copy of the projections at each retained snapshot's position,
+/// encoded and written by a thread of its own. None of it stops the read or the state's fold.
 pub fn rebuild_store(
     mut store: Store,
     data_dir: &Path,
@@ -718,124 +790,160 @@ pub fn rebuild_store(
     forget_retained_beyond(&retained, head.position)?;
     let year_points = YearPoints::beside(&retained);
     year_points.forget_beyond(head.position)?;
-    let mut retaining = Retaining {
-        retained: &retained,
-        reader: &reader,
-        interval_events: retained_interval_events,
-        year_points: RebuiltYearPoints::new(year_points),
-        year_point_interval_events: year_point_interval_events.max(1),
-        saved: 0,
-        last_saved: None,
-        elapsed: Duration::ZERO,
-    };
     let started = Instant::now();
-    let mut recovered = Recovered::default();
-    let mut matches_checkpoint = None;
-    // The bytes of the state at the head, when they were already encoded for the comparison
-    // (the checkpoint is at the head, as after a graceful stop): encoding them again would
-    // cost as much as a tenth of the replay.
-    let mut bytes_at_head = None;
-    if let Some(checkpoint) = &checkpoint {
-        retaining.fold(&mut recovered, 1, checkpoint.head.position)?;
-        let bytes = recovered.to_checkpoint();
-        matches_checkpoint = Some(bytes == checkpoint.bytes);
-        if checkpoint.head.position == head.position {
-            bytes_at_head = Some(bytes);
+    let retained_interval_events = retained_interval_events.max(1);
+    std::thread::scope(|scope| {
+        let (snapshots, snapshots_to_save) = mpsc::sync_channel(0);
+        let retained = &retained;
+        let saver = std::thread::Builder::new()
+            .name("ledger-rebuild-retain".to_owned())
+            .spawn_scoped(scope, move || {
+                save_retained(retained, snapshots_to_save, retained_interval_events)
+            })
+            .map_err(StartError::Thread)?;
+        let mut saves = RebuildSaves {
+            retained_interval_events,
+            snapshots,
+            year_points: YearPointWriter::start_waiting(
+                year_points,
+                year_point_interval_events.max(1),
+            ),
+        };
+        let mut recovered = Recovered::default();
+        let mut matches_checkpoint = None;
+        // The bytes of the state at the head, when they were already encoded for the comparison
+        // (the checkpoint is at the head, as after a graceful stop): encoding them again would
+        // cost as much as a tenth of the replay.
+        let mut bytes_at_head = None;
+        if let Some(checkpoint) = &checkpoint {
+            recovered.fold_range_beside(&reader, 1, checkpoint.head.position, &mut saves)?;
+            let bytes = checkpoint_bytes_on_two_threads(&recovered.state, &recovered.projections);
+            matches_checkpoint = Some(bytes == checkpoint.bytes);
+            if checkpoint.head.position == head.position {
+                bytes_at_head = Some(bytes);
+            } else {
+                recovered.fold_range_beside(
+                    &reader,
+                    checkpoint.head.position + 1,
+                    head.position,
+                    &mut saves,
+                )?;
+            }
         } else {
-            retaining.fold(&mut recovered, checkpoint.head.position + 1, head.position)?;
+            recovered.fold_range_beside(&reader, 1, head.position, &mut saves)?;
         }
-    } else {
-        retaining.fold(&mut recovered, 1, head.position)?;
-    }
-    let elapsed = started.elapsed().saturating_sub(retaining.elapsed);
-    let bytes = bytes_at_head.unwrap_or_else(|| recovered.to_checkpoint());
-    store
-        .append_with_checkpoint(Vec::new(), Some(&bytes))
-        .map_err(StartError::Store)?;
-    if retaining.last_saved != Some(head.position) {
-        retaining.save(&head, &recovered.projections);
-    }
-    Ok(RebuildReport {
-        head,
-        events: head.position,
-        elapsed,
-        checkpoint_position: checkpoint.map(|checkpoint| checkpoint.head.position),
-        matches_checkpoint,
-        checkpoint_bytes: bytes.len(),
-        retained_snapshots: retaining.saved,
+        let bytes = bytes_at_head.unwrap_or_else(|| {
+            checkpoint_bytes_on_two_threads(&recovered.state, &recovered.projections)
+        });
+        // The last snapshot, at the head (the saver passes it over when it saved one there),
+        // is encoded and written while the checkpoint is: the projections are not needed after.
+        let RebuildSaves {
+            snapshots,
+            year_points,
+            ..
+        } = saves;
+        // The year points' thread writes the point it was handed, then stops.
+        drop(year_points);
+        let _ = snapshots.send((head, recovered.projections));
+        drop(snapshots);
+        let written = store.append_with_checkpoint(Vec::new(), Some(&bytes));
+        let retained_snapshots = saver
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        written.map_err(StartError::Store)?;
+        Ok(RebuildReport {
+            head,
+            events: head.position,
+            elapsed: started.elapsed(),
+            checkpoint_position: checkpoint
+                .as_ref()
+                .map(|checkpoint| checkpoint.head.position),
+            matches_checkpoint,
+            checkpoint_bytes: bytes.len(),
+            retained_snapshots,
+        })
     })
 }
 
-/// The folds of a rebuild, which leave a retained snapshot at every multiple of the interval
-/// they pass and a year point at every multiple of [`YEAR_POINT_INTERVAL_EVENTS`] (so a
-/// ledger upgraded from a version without them has them afterwards), and the time that took,
-/// which the rebuild's figure leaves out.
-struct Retaining<'a> {
-    retained: &'a RetainedSnapshots,
-    reader: &'a LogReader,
-    interval_events: u64,
-    year_points: RebuiltYearPoints,
-    year_point_interval_events: u64,
-    saved: usize,
-    last_saved: Option<u64>,
-    elapsed: Duration,
+/// The checkpoint bytes of [`checkpoint_bytes`], the state's and the projections' encodings
+/// made on two threads at once (each is tens of megabytes after a long history, and a rebuild
+/// waits for them).
+fn checkpoint_bytes_on_two_threads(state: &LedgerState, projections: &Projections) -> Vec<u8> {
+    let encode_state = || postcard::to_stdvec(state).unwrap_or_default();
+    let (state, projections) = std::thread::scope(|scope| {
+        let state_thread = std::thread::Builder::new()
+            .name("ledger-checkpoint-encode".into())
+            .spawn_scoped(scope, encode_state);
+        let projections = projections.to_bytes();
+        let state = match state_thread {
+            Ok(thread) => thread
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            // No thread to be had: encode it here.
+            Err(_) => encode_state(),
+        };
+        (state, projections)
+    });
+    checkpoint_of_parts(state, projections)
 }
 
-impl Retaining<'_> {
-    fn fold(
-        &mut self,
-        recovered: &mut Recovered,
-        from_position: u64,
-        last_position: u64,
-    ) -> Result<(), StartError> {
-        let interval = self.interval_events.max(1);
-        let mut next = from_position.max(1);
-        while next <= last_position {
-            let boundary = next.div_ceil(interval) * interval;
-            let point =
-                next.div_ceil(self.year_point_interval_events) * self.year_point_interval_events;
-            let end = boundary.min(point).min(last_position);
-            recovered.fold_range(self.reader, next, end)?;
-            if end == boundary || end == point {
-                let head = Head {
-                    position: end,
-                    hash: self.reader.read_at(end)?.hash,
-                };
-                if end == boundary {
-                    self.save(&head, &recovered.projections);
-                }
-                if end == point {
-                    self.save_year_point(&head, &recovered.projections);
-                }
-            }
-            next = end + 1;
-        }
-        Ok(())
-    }
+/// What a rebuild leaves beside its projections' fold, so that a ledger upgraded from a
+/// version without them has them afterwards: a retained snapshot at every multiple of the
+/// retained interval (a copy of the projections handed to the saver thread, which encodes and
+/// writes it), and a year point at every multiple of the points' interval (the parts that
+/// moved since the point before, handed to the year points' thread, see [`YearPointWriter`]).
+struct RebuildSaves {
+    retained_interval_events: u64,
+    /// To the saver thread: the projections at a head. A rendezvous, so that at most one copy
+    /// is held beside the one being written (on the ten-year folder each is ~31 MB encoded, and
+    /// the peak RSS grew by up to ~90 MB).
+    snapshots: mpsc::SyncSender<(Head, Projections)>,
+    year_points: YearPointWriter,
+}
 
-    fn save_year_point(&mut self, head: &Head, projections: &Projections) {
-        let started = Instant::now();
-        if let Err(error) = self.year_points.save(projections, head) {
-            // A missing point costs a longer `as_of` summary, nothing more.
-            tracing::warn!(%error, position = head.position, "year point not saved");
+impl BesideProjections for RebuildSaves {
+    fn folded(&mut self, projections: &Projections, folded: &ReadEvent) {
+        self.year_points.note(
+            &folded.event,
+            folded.original.as_ref().map(|original| &original.event),
+        );
+        let head = Head {
+            position: folded.position,
+            hash: folded.hash,
+        };
+        self.year_points.after_group(projections, &head);
+        if folded.position % self.retained_interval_events == 0 {
+            // A saver that stopped costs only snapshots (it logged why).
+            let _ = self.snapshots.send((head, projections.clone()));
         }
-        self.elapsed += started.elapsed();
     }
+}
 
-    fn save(&mut self, head: &Head, projections: &Projections) {
-        let started = Instant::now();
-        match retain_projections(self.retained, head, projections, self.interval_events) {
+/// The saver thread of a rebuild: saves each snapshot it is handed (see
+/// [`retain_projections`]), once per head; the number saved.
+fn save_retained(
+    retained: &RetainedSnapshots,
+    snapshots: mpsc::Receiver<(Head, Projections)>,
+    interval_events: u64,
+) -> usize {
+    let mut saved = 0;
+    let mut last_saved = None;
+    for (head, projections) in snapshots {
+        if last_saved == Some(head.position) {
+            continue;
+        }
+        match retain_projections(retained, &head, &projections, interval_events) {
             Ok(()) => {
-                self.saved += 1;
-                self.last_saved = Some(head.position);
+                saved += 1;
+                last_saved = Some(head.position);
             }
             // A missing snapshot costs a longer replay of an `as_of` report, nothing more.
             Err(error) => {
                 tracing::warn!(%error, position = head.position, "retained snapshot not saved")
             }
         }
-        self.elapsed += started.elapsed();
     }
+    saved
 }
 
 /// The time recorded on the entry at `position`; the earliest time for an empty log, or an

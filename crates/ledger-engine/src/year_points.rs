@@ -417,6 +417,8 @@ pub struct YearPointWriter {
     /// path).
     sender: Option<mpsc::SyncSender<PointToSave>>,
     thread: Option<std::thread::JoinHandle<()>>,
+    /// Whether a due point waits for the thread (a rebuild) instead of trying again later.
+    waits: bool,
 }
 
 impl Drop for YearPointWriter {
@@ -436,6 +438,18 @@ impl YearPointWriter {
         if let Err(error) = points.forget_beyond(head) {
             tracing::warn!(%error, head, "year points beyond the head not removed");
         }
+        YearPointWriter::spawn(points, head, interval_events, false)
+    }
+
+    /// The writer of a rebuild's points (`recovery::rebuild`), from position 1: it waits for
+    /// the thread rather than moving a point past its multiple of the interval, so that a
+    /// rebuild leaves its points at the same positions however busy the machine; the caller
+    /// removed the points beyond the head.
+    pub fn start_waiting(points: YearPoints, interval_events: u64) -> YearPointWriter {
+        YearPointWriter::spawn(points, 0, interval_events, true)
+    }
+
+    fn spawn(points: YearPoints, head: u64, interval_events: u64, waits: bool) -> YearPointWriter {
         let (sender, jobs) = mpsc::sync_channel::<PointToSave>(POINTS_IN_FLIGHT_MAX);
         let saver = points.clone();
         let thread = std::thread::Builder::new()
@@ -464,6 +478,7 @@ impl YearPointWriter {
             holders: PointIndex::default(),
             sender,
             thread,
+            waits,
         }
     }
 
@@ -535,7 +550,14 @@ impl YearPointWriter {
             modules,
             index: holders.clone(),
         };
-        match sender.try_send(point) {
+        let sent = if self.waits {
+            sender
+                .send(point)
+                .map_err(|mpsc::SendError(point)| mpsc::TrySendError::Disconnected(point))
+        } else {
+            sender.try_send(point)
+        };
+        match sent {
             Ok(()) => {
                 self.holders = holders;
                 self.moved.clear();

@@ -141,7 +141,29 @@ pub(crate) struct RedemptionFacts {
     hours: u32,
 }
 
+/// What [`count_redemption_in`] counts of a redemption, borrowed: from a [`RedemptionFacts`]
+/// or straight from the event and the projections.
+pub(crate) struct Counted<'a> {
+    enterprise_number: &'a EnterpriseNumber,
+    provider_id: &'a Identifier,
+    voucher_type: VoucherType,
+    themes: &'a [Theme],
+    sector: &'a str,
+    hours: u32,
+}
+
 impl RedemptionFacts {
+    pub(crate) fn counted(&self) -> Counted<'_> {
+        Counted {
+            enterprise_number: &self.enterprise_number,
+            provider_id: &self.provider_id,
+            voucher_type: self.voucher_type,
+            themes: &self.themes,
+            sector: &self.sector,
+            hours: self.hours,
+        }
+    }
+
     pub(crate) fn trainee(&self) -> Trainee<'_> {
         Trainee {
             year: self.year,
@@ -336,8 +358,22 @@ impl Projections {
                     statement.redeemed_hours += u64::from(e.hours);
                     statement.owed_eur += e.amount_owed_eur;
                 });
-                let facts = self.redemption_facts(e);
-                self.count_redemption(&facts, true);
+                // Borrowed, not a `RedemptionFacts`: four copies (strings and the themes) per
+                // redemption were a tenth of a rebuild's projections' fold.
+                let year = e.training_date.year();
+                let counted = Counted {
+                    enterprise_number: &e.enterprise_number,
+                    provider_id: &e.provider_id,
+                    voucher_type: e.voucher_type,
+                    themes: self
+                        .modules
+                        .get(&e.module_id)
+                        .map_or(&[][..], |module| module.themes.as_slice()),
+                    sector: profile_in(&self.companies, &e.enterprise_number, year)
+                        .map_or("", |profile| profile.sector.as_str()),
+                    hours: e.hours,
+                };
+                count_redemption_in(self.years.entry(year).or_default(), &counted, true);
                 update_entry(&mut self.provider_records, &e.provider_id, |records| {
                     records.redemptions.push(position)
                 });
@@ -369,7 +405,11 @@ impl Projections {
                         .saturating_sub(u64::from(facts.hours));
                     statement.owed_eur -= e.amount_eur;
                 });
-                self.count_redemption(&facts, false);
+                count_redemption_in(
+                    self.years.entry(facts.year).or_default(),
+                    &facts.counted(),
+                    false,
+                );
                 update_entry(&mut self.provider_records, &e.provider_id, |records| {
                     records.redemptions.push(position)
                 });
@@ -540,11 +580,6 @@ impl Projections {
         }
     }
 
-    /// Adds (or, for a reversal, takes back) a redemption in the breakdowns of its year.
-    fn count_redemption(&mut self, facts: &RedemptionFacts, add: bool) {
-        count_redemption_in(self.years.entry(facts.year).or_default(), facts, add);
-    }
-
     /// Companies of `year`: registered, holding vouchers paid in the year, benefiting from a
     /// redemption; whole, by size class and by sector (by [`Projections::profile_of`], as the
     /// hours report counts their hours), so that each breakdown sums to the total.
@@ -626,17 +661,21 @@ pub(crate) fn move_hours_in(figures: &mut YearFigures, before: &str, after: Stri
 
 /// Adds (or, for a reversal, takes back) a redemption in the breakdowns of its year's figures
 /// (`year`, the year of `facts`).
-pub(crate) fn count_redemption_in(year: &mut YearFigures, facts: &RedemptionFacts, add: bool) {
+pub(crate) fn count_redemption_in(year: &mut YearFigures, facts: &Counted<'_>, add: bool) {
     // Who benefited and the year's total are counted with the year summary's figures
     // (`YearFigures::count_trainee`); here the breakdowns.
     let hours = u64::from(facts.hours);
-    let hours_of_company = year
-        .hours_by_company
-        .entry(facts.enterprise_number.clone())
-        .or_default();
-    adjust(hours_of_company, hours, add);
-    if *hours_of_company == 0 {
-        year.hours_by_company.remove(&facts.enterprise_number);
+    let mut none_left = false;
+    update_entry(
+        &mut year.hours_by_company,
+        facts.enterprise_number,
+        |hours_of_company| {
+            adjust(hours_of_company, hours, add);
+            none_left = *hours_of_company == 0;
+        },
+    );
+    if none_left {
+        year.hours_by_company.remove(facts.enterprise_number);
     }
     let breakdown = &mut year.hours;
     adjust(
@@ -647,13 +686,13 @@ pub(crate) fn count_redemption_in(year: &mut YearFigures, facts: &RedemptionFact
         hours,
         add,
     );
-    update_entry(&mut breakdown.by_provider, &facts.provider_id, |value| {
+    update_entry(&mut breakdown.by_provider, facts.provider_id, |value| {
         adjust(value, hours, add)
     });
-    update_entry(&mut breakdown.by_sector, facts.sector.as_str(), |value| {
+    update_entry(&mut breakdown.by_sector, facts.sector, |value| {
         adjust(value, hours, add)
     });
-    for theme in &facts.themes {
+    for theme in facts.themes {
         adjust(breakdown.by_theme.entry(*theme).or_default(), hours, add);
     }
 }

@@ -220,11 +220,11 @@ impl YearReportFold {
             Event::HoursRedeemed(e) if e.training_date.year() == self.year => {
                 let facts =
                     redemption_facts_in(self.sector_of(&e.enterprise_number), &self.modules, e);
-                count_redemption_in(&mut self.figures, &facts, true);
+                count_redemption_in(&mut self.figures, &facts.counted(), true);
             }
             Event::RedemptionReversed(_) => {
                 if let Some(facts) = reversed_facts.filter(|facts| facts.year == self.year) {
-                    count_redemption_in(&mut self.figures, &facts, false);
+                    count_redemption_in(&mut self.figures, &facts.counted(), false);
                 }
             }
             _ => {}

@@ -176,6 +176,12 @@ pub fn rebuild_on(data_dir: &Path, postgres: Option<&str>) -> Result<RebuildOutc
         "rebuilt {} events from position 1 in {seconds:.3} s ({rate:.0} events/s)",
         report.events
     )];
+    // What the figure covers: an operator compares it across versions.
+    lines.push(
+        "(the replay, the comparison with the checkpoint, and every file written: the \
+         checkpoint, retained snapshots and year points; not the opening of the log)"
+            .to_owned(),
+    );
     let sound = match (report.checkpoint_position, report.matches_checkpoint) {
         (Some(position), Some(true)) => {
             lines.push(format!(

@@ -10,7 +10,7 @@ use ledger_domain::Command;
 use ledger_engine::recovery::{forget_retained_beyond, projections_as_of, retain_projections};
 use ledger_engine::{replay_to, Engine, EngineConfig, ManualClock};
 use ledger_projections::Projections;
-use ledger_store::{Head, RetainedSnapshots, Store};
+use ledger_store::{Head, RetainedSnapshots, Store, CHECKPOINT_FILE_NAME};
 
 use crate::support::*;
 
@@ -215,4 +215,49 @@ async fn a_rebuild_leaves_retained_snapshots_for_a_log_that_had_none() {
         .all(|saved| saved % 5 == 0 || *saved == head.position));
     let store = stopped_store(dir.path());
     assert_every_position_as_replayed(&store, &retained);
+}
+
+/// A rebuild whose stored checkpoint is behind the head (as after a crash) replays in two
+/// pipelines, compares at the checkpoint's position, and leaves its snapshots on both sides of
+/// it, at every multiple of the interval and at the head.
+#[tokio::test]
+async fn a_rebuild_from_a_checkpoint_behind_the_head_compares_there_and_retains_on_both_sides() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let clock = clock("2025-06-30");
+    let company = enterprise(4_030_192);
+    let engine = start_retaining(dir.path(), &clock, 1_000_000, 5);
+    world(&engine, &company, 100).await;
+    let behind = engine.shutdown().await.expect("head");
+    let checkpoint_path = dir.path().join(CHECKPOINT_FILE_NAME);
+    let checkpoint = std::fs::read(&checkpoint_path).expect("checkpoint read");
+    let engine = start_retaining(dir.path(), &clock, 1_000_000, 5);
+    for who in 0..9u8 {
+        let command = redeem(&company, "AG-1", "M-1", who, 1, "2025-06-01");
+        accept(&engine, provider_principal("AG-1"), command).await;
+    }
+    let head = engine.shutdown().await.expect("head");
+    assert!(behind.position + 9 <= head.position);
+    // The first checkpoint put back: behind the head, and of this log.
+    std::fs::write(&checkpoint_path, checkpoint).expect("checkpoint written");
+
+    let report = retry_while_locked(|| ledger_engine::recovery::rebuild_retaining(dir.path(), 5));
+    assert_eq!(report.checkpoint_position, Some(behind.position));
+    assert_eq!(report.matches_checkpoint, Some(true));
+    let retained = RetainedSnapshots::in_data_dir(dir.path());
+    let mut expected: Vec<u64> = (1..=head.position).filter(|p| p % 5 == 0).collect();
+    if head.position % 5 != 0 {
+        expected.push(head.position);
+    }
+    assert_eq!(retained.positions().expect("listed"), expected);
+    assert_eq!(report.retained_snapshots, expected.len());
+    let store = stopped_store(dir.path());
+    assert_every_position_as_replayed(&store, &retained);
+    // The new checkpoint is at the head, and a start from it equals a replay.
+    let (rebuilt, replayed) = ledger_engine::recovery::recover(&store).expect("recovered");
+    assert_eq!(replayed, 0);
+    assert_eq!(rebuilt.projections.position, head.position);
+    assert_eq!(
+        rebuilt,
+        replay_to(&store.reader(), head.position).expect("replayed")
+    );
 }
