@@ -521,7 +521,7 @@ struct YearMirror {
 impl YearMirror {
     /// Takes the point's years: a whole year replaces the copy, a delta is folded into it, and
     /// the years the point does not name are let go.
-    fn take(&mut self, parts: &mut Vec<(i32, YearPart)>) {
+    fn take(&mut self, parts: &mut [(i32, YearPart)]) {
         let mut kept = BTreeMap::new();
         for (year, part) in parts.iter_mut() {
             let part = std::mem::replace(part, YearPart::Delta(YearDelta::default()));
