@@ -508,6 +508,28 @@ struct Touched {
     workers: Vec<WorkerPseudonym>,
 }
 
+impl Touched {
+    /// Notes the companies and workers `event` names in the figures of its summary's year;
+    /// `reversed` is the redemption a reversal takes back.
+    fn note(&mut self, event: &Event, reversed: Option<&HoursRedeemed>) {
+        match event {
+            Event::CompanyRegistered(e) => self.companies.push(e.enterprise_number.clone()),
+            Event::VouchersIssued(e) => self.companies.push(e.enterprise_number.clone()),
+            Event::HoursRedeemed(e) => {
+                self.companies.push(e.enterprise_number.clone());
+                self.workers.push(e.worker);
+            }
+            Event::RedemptionReversed(_) => {
+                if let Some(original) = reversed {
+                    self.companies.push(original.enterprise_number.clone());
+                    self.workers.push(original.worker);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
 /// The whole figures of the years the last point wrote, as of that point: what the thread
 /// that writes the points folds the next point's deltas into. Only those years: a year that
 /// did not move at a point is let go (and handed whole again if it moves later), so the copy
@@ -635,21 +657,10 @@ impl YearPointWriter {
     pub fn note(&mut self, event: &Event, reversed: Option<&HoursRedeemed>) {
         if let Some(year) = summary_year(event, reversed.map(Trainee::of).as_ref()) {
             self.moved.insert(year);
-            let touched = self.touched.entry(year).or_default();
-            match event {
-                Event::CompanyRegistered(e) => touched.companies.push(e.enterprise_number.clone()),
-                Event::VouchersIssued(e) => touched.companies.push(e.enterprise_number.clone()),
-                Event::HoursRedeemed(e) => {
-                    touched.companies.push(e.enterprise_number.clone());
-                    touched.workers.push(e.worker);
-                }
-                Event::RedemptionReversed(_) => {
-                    if let Some(original) = reversed {
-                        touched.companies.push(original.enterprise_number.clone());
-                        touched.workers.push(original.worker);
-                    }
-                }
-                _ => {}
+            // Without the thread no point is handed over again: what the events named would
+            // only pile up.
+            if self.sender.is_some() {
+                self.touched.entry(year).or_default().note(event, reversed);
             }
         }
         match event {
