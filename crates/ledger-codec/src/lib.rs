@@ -125,11 +125,23 @@ fn decode_optional_date(field: &'static str, text: &str) -> Result<Option<NaiveD
 
 /// An amount as the log writes it: a decimal string with exactly two decimals.
 pub fn encode_eur(amount: Decimal) -> String {
-    let cents = ledger_domain::money::to_cents(amount);
+    // The rules' amounts have two decimals already: rounding them again is a no-op that costs
+    // a `Decimal` rescale per amount (several per event, on the writer's thread).
+    let cents = if amount.scale() == CENTS_SCALE {
+        amount
+    } else {
+        ledger_domain::money::to_cents(amount)
+    };
     // A positive amount in cents is its whole euros, a point and two digits: written directly,
     // as `Decimal`'s `Display` writes it, without its formatting machinery (the writer encodes
     // several amounts per event). Zero and negative amounts (a sign, a negative zero) keep
-    // `Display`, so the text never differs.
+    // `Display`, so the text never differs. Amounts up to 2^64 cents (all real ones) take
+    // 64-bit divisions, not 128-bit ones.
+    if let Ok(mantissa) = u64::try_from(cents.mantissa()) {
+        if mantissa > 0 && cents.scale() == CENTS_SCALE {
+            return cents_text(mantissa);
+        }
+    }
     match u128::try_from(cents.mantissa()) {
         Ok(mantissa) if mantissa > 0 && cents.scale() == 2 => {
             let mut text = (mantissa / 100).to_string();
@@ -139,6 +151,30 @@ pub fn encode_eur(amount: Decimal) -> String {
         }
         _ => cents.to_string(),
     }
+}
+
+/// Decimals of an amount in cents.
+const CENTS_SCALE: u32 = 2;
+
+/// `cents` (more than zero) as whole euros, a point and two digits.
+fn cents_text(cents: u64) -> String {
+    // u64::MAX / 100 has 18 digits.
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    let mut euros = cents / 100;
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (euros % 10) as u8;
+        euros /= 10;
+        if euros == 0 {
+            break;
+        }
+    }
+    let mut text = String::with_capacity(digits.len() - start + 3);
+    text.extend(digits[start..].iter().map(|digit| char::from(*digit)));
+    text.push('.');
+    push_digits(&mut text, (cents % 100) as u32, 2);
+    text
 }
 
 fn decode_eur(field: &'static str, text: &str) -> Result<Decimal, DecodeError> {
@@ -823,6 +859,12 @@ mod tests {
             "1234567.89",
             "-1234567.891",
             "0.10",
+            "0.01",
+            "0.99",
+            "1.00",
+            "184467440737095516.15",
+            "184467440737095516.16",
+            "10000000000000000000.00",
         ] {
             let amount: Decimal = text.parse().expect("an amount");
             assert_eq!(encode_eur(amount), display(amount), "{text}");

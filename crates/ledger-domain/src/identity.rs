@@ -254,9 +254,14 @@ impl fmt::Debug for WorkerPseudonym {
 /// A short id given by the administration: a provider's SPW approval id ("AG-0012") or a
 /// module id. ASCII letters, digits, `-`, `_` and `.`, 1 to [`Identifier::BYTES_MAX`] bytes.
 // `Serialize` by hand (below), for the same reason as `EnterpriseNumber`.
+//
+// Shared text (`Arc<str>`), not a `String`: every redemption copies its provider's and module's
+// ids into its event, its postings, the state and the projections, and a copy of an `Arc` is a
+// count, where a `String`'s was an allocation on the writer's thread (freed on others). It
+// compares, hashes and encodes as the text it holds.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
 #[serde(try_from = "String")]
-pub struct Identifier(String);
+pub struct Identifier(std::sync::Arc<str>);
 
 impl Identifier {
     /// Longest id, in bytes: SPW approval ids are about ten characters; 64 leaves room for module
@@ -269,7 +274,7 @@ impl Identifier {
             && text
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-        valid.then(|| Identifier(text.to_owned()))
+        valid.then(|| Identifier(std::sync::Arc::from(text)))
     }
 
     pub fn as_str(&self) -> &str {
@@ -286,7 +291,7 @@ impl TryFrom<String> for Identifier {
 
 impl From<Identifier> for String {
     fn from(id: Identifier) -> String {
-        id.0
+        id.0.as_ref().to_owned()
     }
 }
 

@@ -20,16 +20,26 @@
 //! passes the next point, hands a copy of those parts to a thread of its own that writes them,
 //! so neither the encoding nor the files hold up a group. After a start it does not know which
 //! parts moved since the newest point, so its first point writes every one.
+//!
+//! What it hands over is kept small: a year's figures hold a set of every worker and company of
+//! the year (tens of thousands of entries), and copying them whole at every point cost the
+//! writer in proportion to the year's size. The thread keeps its own copy of the figures of the
+//! years the last point wrote ([`YearMirror`]); the writer hands it a year whole only the first
+//! time (after a start, or when a year moves again after a point without it), and otherwise
+//! only the entries of the companies and workers the year's events named since the point
+//! before, as they stand at the head ([`YearDelta`]), which the thread folds into its copy
+//! before writing the year's whole figures, as before: the files do not change.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::mpsc;
 
 use ledger_domain::event::HoursRedeemed;
-use ledger_domain::{EnterpriseNumber, Event};
+use ledger_domain::{EnterpriseNumber, Event, WorkerPseudonym};
 use ledger_projections::year_summary::fold_budgets;
 use ledger_projections::{
-    summary_year, BudgetFigures, Projections, Trainee, YearFigures, YearReportFold, YearSummaryFold,
+    summary_year, BudgetFigures, HoursBreakdown, Projections, Trainee, YearFigures, YearReportFold,
+    YearSummaryFold,
 };
 use ledger_store::{Head, LogReader, RetainedSnapshots, StoreError};
 use serde::{Deserialize, Serialize};
@@ -133,11 +143,14 @@ impl YearPoints {
     }
 
     /// Writes a point: the parts' files first, then the index that names them, so that an
-    /// index is never read before the files it names are there.
-    fn save(&self, point: &PointToSave) -> Result<(), StoreError> {
-        for (year, figures) in &point.years {
-            self.year(*year)
-                .save(&point.head, &versioned(&figures.to_bytes()))?;
+    /// index is never read before the files it names are there. `mirror` holds the whole
+    /// figures of the point's years (see [`YearMirror::take`]).
+    fn save(&self, point: &PointToSave, mirror: &YearMirror) -> Result<(), StoreError> {
+        for year in point.years.iter().map(|(year, _)| year) {
+            if let Some(figures) = mirror.years.get(year) {
+                self.year(*year)
+                    .save(&point.head, &versioned(&figures.to_bytes()))?;
+            }
         }
         for (year, bytes) in &point.registrations {
             self.registered(*year)
@@ -380,8 +393,8 @@ fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 #[derive(Debug)]
 struct PointToSave {
     head: Head,
-    /// The years whose figures moved since the point before, with their whole figures.
-    years: Vec<(i32, YearFigures)>,
+    /// The years whose figures moved since the point before: whole, or what moved.
+    years: Vec<(i32, YearPart)>,
     /// The registration years whose registrations moved, encoded.
     registrations: Vec<(i32, Vec<u8>)>,
     /// The modules, when they moved, encoded.
@@ -393,6 +406,162 @@ struct PointToSave {
 /// the writer keeps the years that moved and tries again after the next group.
 const POINTS_IN_FLIGHT_MAX: usize = 1;
 
+/// A year's figures as a point hands them to the thread that writes it.
+#[derive(Debug)]
+enum YearPart {
+    /// The whole figures: the thread does not hold the year (see [`YearMirror`]).
+    Whole(Box<YearFigures>),
+    /// What moved since the point before, which the thread holds the year as of.
+    Delta(YearDelta),
+}
+
+/// What moved in a year's figures since the point before: the entries of the companies and
+/// workers its events named, as they stand at the point (`None`: no entry), and the small
+/// parts whole. Folded into the figures of the point before by [`YearDelta::fold_into`], it
+/// gives the figures at the point.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct YearDelta {
+    companies: Vec<CompanyEntries>,
+    workers: Vec<(WorkerPseudonym, Option<u32>)>,
+    vouchers_issued: u64,
+    hours: HoursBreakdown,
+}
+
+/// A company's entries in a year's figures.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct CompanyEntries {
+    enterprise_number: EnterpriseNumber,
+    registered: bool,
+    holding: bool,
+    benefiting: Option<u32>,
+    hours: Option<u64>,
+}
+
+impl YearDelta {
+    /// The entries of `touched` in `figures`, the year's figures at the point.
+    fn of(figures: &YearFigures, touched: &mut Touched) -> YearDelta {
+        touched.companies.sort_unstable();
+        touched.companies.dedup();
+        touched.workers.sort_unstable();
+        touched.workers.dedup();
+        YearDelta {
+            companies: touched
+                .companies
+                .iter()
+                .map(|company| CompanyEntries {
+                    enterprise_number: company.clone(),
+                    registered: figures.registered.contains(company),
+                    holding: figures.holding.contains(company),
+                    benefiting: figures.benefiting.get(company).copied(),
+                    hours: figures.hours_by_company.get(company).copied(),
+                })
+                .collect(),
+            workers: touched
+                .workers
+                .iter()
+                .map(|worker| (*worker, figures.workers.get(worker).copied()))
+                .collect(),
+            vouchers_issued: figures.vouchers_issued,
+            hours: figures.hours.clone(),
+        }
+    }
+
+    /// Brings `figures`, the year's figures at the point before, to those of this point.
+    fn fold_into(self, figures: &mut YearFigures) {
+        fn set<K: Ord, V>(map: &mut BTreeMap<K, V>, key: K, value: Option<V>) {
+            match value {
+                Some(value) => {
+                    map.insert(key, value);
+                }
+                None => {
+                    map.remove(&key);
+                }
+            }
+        }
+        fn keep<K: Ord>(set: &mut BTreeSet<K>, key: K, present: bool) {
+            if present {
+                set.insert(key);
+            } else {
+                set.remove(&key);
+            }
+        }
+        for entries in self.companies {
+            let company = entries.enterprise_number;
+            keep(&mut figures.registered, company.clone(), entries.registered);
+            keep(&mut figures.holding, company.clone(), entries.holding);
+            set(&mut figures.benefiting, company.clone(), entries.benefiting);
+            set(&mut figures.hours_by_company, company, entries.hours);
+        }
+        for (worker, count) in self.workers {
+            set(&mut figures.workers, worker, count);
+        }
+        figures.vouchers_issued = self.vouchers_issued;
+        figures.hours = self.hours;
+    }
+}
+
+/// The companies and workers a year's events named since the point before (with repeats,
+/// sorted out once at the point: a push per event costs less than a set's insert).
+#[derive(Debug, Default)]
+struct Touched {
+    companies: Vec<EnterpriseNumber>,
+    workers: Vec<WorkerPseudonym>,
+}
+
+impl Touched {
+    /// Notes the companies and workers `event` names in the figures of its summary's year;
+    /// `reversed` is the redemption a reversal takes back.
+    fn note(&mut self, event: &Event, reversed: Option<&HoursRedeemed>) {
+        match event {
+            Event::CompanyRegistered(e) => self.companies.push(e.enterprise_number.clone()),
+            Event::VouchersIssued(e) => self.companies.push(e.enterprise_number.clone()),
+            Event::HoursRedeemed(e) => {
+                self.companies.push(e.enterprise_number.clone());
+                self.workers.push(e.worker);
+            }
+            Event::RedemptionReversed(_) => {
+                if let Some(original) = reversed {
+                    self.companies.push(original.enterprise_number.clone());
+                    self.workers.push(original.worker);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The whole figures of the years the last point wrote, as of that point: what the thread
+/// that writes the points folds the next point's deltas into. Only those years: a year that
+/// did not move at a point is let go (and handed whole again if it moves later), so the copy
+/// stays as small as what moves (the current year, and the one before while its late
+/// registrations and reversals come in).
+#[derive(Debug, Default)]
+struct YearMirror {
+    years: BTreeMap<i32, YearFigures>,
+}
+
+impl YearMirror {
+    /// Takes the point's years: a whole year replaces the copy, a delta is folded into it, and
+    /// the years the point does not name are let go.
+    fn take(&mut self, parts: &mut [(i32, YearPart)]) {
+        let mut kept = BTreeMap::new();
+        for (year, part) in parts.iter_mut() {
+            let part = std::mem::replace(part, YearPart::Delta(YearDelta::default()));
+            let figures = match part {
+                YearPart::Whole(figures) => *figures,
+                YearPart::Delta(delta) => {
+                    // The writer hands a delta only for a year it handed at the point before.
+                    let mut figures = self.years.remove(year).unwrap_or_default();
+                    delta.fold_into(&mut figures);
+                    figures
+                }
+            };
+            kept.insert(*year, figures);
+        }
+        self.years = kept;
+    }
+}
+
 /// The writer's side of the year points: which parts moved, when the next point is due, and
 /// the thread that writes them.
 #[derive(Debug)]
@@ -402,6 +571,16 @@ pub struct YearPointWriter {
     next_position: u64,
     /// Years whose figures moved since the last point written.
     moved: BTreeSet<i32>,
+    /// For each of them, the companies and workers its events named.
+    touched: BTreeMap<i32, Touched>,
+    /// The years the thread holds as of the last point written (those it wrote; see
+    /// [`YearMirror`]): a year among them is handed as a delta.
+    mirrored: BTreeSet<i32>,
+    /// Debug builds: the writer's own copy of the thread's, each point checked against the
+    /// projections, so that a delta that misses an entry fails the tests instead of writing
+    /// figures that are wrong.
+    #[cfg(debug_assertions)]
+    mirror_check: YearMirror,
     /// Companies registered since the last point written: a registration may move the hours
     /// by sector of any year the company has hours in, which is known at the point.
     registered_companies: BTreeSet<EnterpriseNumber>,
@@ -455,8 +634,10 @@ impl YearPointWriter {
         let thread = std::thread::Builder::new()
             .name("ledger-year-points".into())
             .spawn(move || {
-                for point in jobs {
-                    if let Err(error) = saver.save(&point) {
+                let mut mirror = YearMirror::default();
+                for mut point in jobs {
+                    mirror.take(&mut point.years);
+                    if let Err(error) = saver.save(&point, &mirror) {
                         // A missing point costs a longer replay of an `as_of` report, nothing
                         // more.
                         tracing::warn!(%error, position = point.head.position, "year point not saved");
@@ -471,6 +652,10 @@ impl YearPointWriter {
             interval_events,
             next_position: (head / interval_events + 1) * interval_events,
             moved: BTreeSet::new(),
+            touched: BTreeMap::new(),
+            mirrored: BTreeSet::new(),
+            #[cfg(debug_assertions)]
+            mirror_check: YearMirror::default(),
             registered_companies: BTreeSet::new(),
             registrations_moved: BTreeSet::new(),
             modules_moved: false,
@@ -487,6 +672,11 @@ impl YearPointWriter {
     pub fn note(&mut self, event: &Event, reversed: Option<&HoursRedeemed>) {
         if let Some(year) = summary_year(event, reversed.map(Trainee::of).as_ref()) {
             self.moved.insert(year);
+            // Without the thread no point is handed over again: what the events named would
+            // only pile up.
+            if self.sender.is_some() {
+                self.touched.entry(year).or_default().note(event, reversed);
+            }
         }
         match event {
             Event::CompanyRegistered(e) => {
@@ -518,18 +708,32 @@ impl YearPointWriter {
         } else {
             let mut moved = self.moved.clone();
             for company in &self.registered_companies {
-                moved.extend(projections.years_with_hours_of(company));
+                for year in projections.years_with_hours_of(company) {
+                    // A registration moves the company's hours by sector in those years.
+                    moved.insert(year);
+                    self.touched
+                        .entry(year)
+                        .or_default()
+                        .companies
+                        .push(company.clone());
+                }
             }
             (moved, self.registrations_moved.clone())
         };
         let mut holders = self.holders.clone();
         holders.budgets = projections.budgets.clone();
-        let years = moved
+        let years: Vec<(i32, YearPart)> = moved
             .into_iter()
             .filter_map(|year| {
                 let figures = projections.years.get(&year)?;
                 holders.holders.insert(year, head.position);
-                Some((year, figures.clone()))
+                let part = if !self.all_moved && self.mirrored.contains(&year) {
+                    let touched = self.touched.entry(year).or_default();
+                    YearPart::Delta(YearDelta::of(figures, touched))
+                } else {
+                    YearPart::Whole(Box::new(figures.clone()))
+                };
+                Some((year, part))
             })
             .collect();
         let registrations: Vec<(i32, Vec<u8>)> = projections
@@ -543,6 +747,9 @@ impl YearPointWriter {
         if modules.is_some() {
             holders.modules = Some(head.position);
         }
+        let point_years: BTreeSet<i32> = years.iter().map(|(year, _)| *year).collect();
+        #[cfg(debug_assertions)]
+        let checked = self.check_deltas(projections, &years);
         let point = PointToSave {
             head: *head,
             years,
@@ -559,6 +766,12 @@ impl YearPointWriter {
         };
         match sent {
             Ok(()) => {
+                #[cfg(debug_assertions)]
+                {
+                    self.mirror_check = checked;
+                }
+                self.mirrored = point_years;
+                self.touched.clear();
                 self.holders = holders;
                 self.moved.clear();
                 self.registered_companies.clear();
@@ -575,6 +788,36 @@ impl YearPointWriter {
                 self.sender = None;
             }
         }
+    }
+}
+
+impl YearPointWriter {
+    /// Debug builds: folds the point's years into a copy of the thread's, as the thread will,
+    /// and checks that each is the year's figures in `projections`. The copy, to keep once
+    /// the point is handed over.
+    #[cfg(debug_assertions)]
+    fn check_deltas(&self, projections: &Projections, years: &[(i32, YearPart)]) -> YearMirror {
+        let mut parts: Vec<(i32, YearPart)> = years
+            .iter()
+            .map(|(year, part)| {
+                let part = match part {
+                    YearPart::Whole(figures) => YearPart::Whole(figures.clone()),
+                    YearPart::Delta(delta) => YearPart::Delta(delta.clone()),
+                };
+                (*year, part)
+            })
+            .collect();
+        let mut mirror = YearMirror {
+            years: self.mirror_check.years.clone(),
+        };
+        mirror.take(&mut parts);
+        for (year, figures) in &mirror.years {
+            assert!(
+                projections.years.get(year) == Some(figures),
+                "year point of {year}: the figures the thread would write differ from the projections'"
+            );
+        }
+        mirror
     }
 }
 
@@ -658,4 +901,119 @@ fn save_changed(
         written.insert(year, (bytes, head.position));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn company(number: u8) -> EnterpriseNumber {
+        // Belgian enterprise numbers: ten digits, the last two a check on the first eight.
+        let body = 10_000_000 + u64::from(number);
+        let check = 97 - (body % 97);
+        EnterpriseNumber::parse(&format!("{body:08}{check:02}")).expect("a valid number")
+    }
+
+    fn worker(number: u8) -> WorkerPseudonym {
+        WorkerPseudonym::from_bytes([number; 32])
+    }
+
+    /// Figures with the entries of companies and workers drawn from 0..8.
+    fn figures() -> impl Strategy<Value = YearFigures> {
+        let counts = || proptest::collection::btree_map(0u8..8, 1u32..4, 0..8);
+        (
+            proptest::collection::btree_set(0u8..8, 0..8),
+            proptest::collection::btree_set(0u8..8, 0..8),
+            counts(),
+            counts(),
+            counts(),
+            0u64..100,
+        )
+            .prop_map(
+                |(registered, holding, benefiting, workers, hours, vouchers_issued)| {
+                    let mut figures = YearFigures {
+                        registered: registered.into_iter().map(company).collect(),
+                        holding: holding.into_iter().map(company).collect(),
+                        benefiting: benefiting
+                            .into_iter()
+                            .map(|(number, count)| (company(number), count))
+                            .collect(),
+                        workers: workers
+                            .into_iter()
+                            .map(|(number, count)| (worker(number), count))
+                            .collect(),
+                        vouchers_issued,
+                        hours_by_company: hours
+                            .into_iter()
+                            .map(|(number, hours)| (company(number), u64::from(hours)))
+                            .collect(),
+                        ..YearFigures::default()
+                    };
+                    figures.hours.total = vouchers_issued * 3;
+                    figures
+                },
+            )
+    }
+
+    proptest! {
+        /// A point's delta over the companies and workers that differ (named once or more, in
+        /// any order, with others that did not change) brings the figures of the point before
+        /// to those of the point.
+        #[test]
+        fn a_delta_over_what_moved_gives_the_figures_at_the_point(
+            before in figures(),
+            after in figures(),
+            also_named in proptest::collection::vec(0u8..8, 0..6),
+        ) {
+            let mut touched = Touched::default();
+            for number in (0u8..8).rev().chain(also_named.iter().copied()) {
+                let (named_company, named_worker) = (company(number), worker(number));
+                let company_moved = before.registered.contains(&named_company)
+                    != after.registered.contains(&named_company)
+                    || before.holding.contains(&named_company) != after.holding.contains(&named_company)
+                    || before.benefiting.get(&named_company) != after.benefiting.get(&named_company)
+                    || before.hours_by_company.get(&named_company)
+                        != after.hours_by_company.get(&named_company);
+                if company_moved || also_named.contains(&number) {
+                    touched.companies.push(named_company);
+                }
+                if before.workers.get(&named_worker) != after.workers.get(&named_worker)
+                    || also_named.contains(&number)
+                {
+                    touched.workers.push(named_worker);
+                }
+            }
+            let mut folded = before.clone();
+            YearDelta::of(&after, &mut touched).fold_into(&mut folded);
+            prop_assert_eq!(folded, after);
+        }
+    }
+
+    #[test]
+    fn the_mirror_keeps_only_the_years_of_the_last_point() {
+        let mut mirror = YearMirror::default();
+        let mut first = YearFigures::default();
+        first.registered.insert(company(1));
+        let mut parts = vec![
+            (2025, YearPart::Whole(Box::new(first.clone()))),
+            (2026, YearPart::Whole(Box::default())),
+        ];
+        mirror.take(&mut parts);
+        assert_eq!(
+            mirror.years.keys().copied().collect::<Vec<_>>(),
+            [2025, 2026]
+        );
+
+        let mut touched = Touched {
+            companies: vec![company(2)],
+            workers: Vec::new(),
+        };
+        let mut second = first.clone();
+        second.holding.insert(company(2));
+        let mut parts = vec![(2025, YearPart::Delta(YearDelta::of(&second, &mut touched)))];
+        mirror.take(&mut parts);
+        assert_eq!(mirror.years.keys().copied().collect::<Vec<_>>(), [2025]);
+        assert_eq!(mirror.years.get(&2025), Some(&second));
+    }
 }
