@@ -163,15 +163,9 @@ fn main() -> ExitCode {
 /// The demo server on `data_dir`, until SIGTERM, printing `voucher-ledger listening on ADDR`
 /// as the server's binary does; warnings and errors only on stderr.
 fn serve_alone(data_dir: PathBuf) -> ExitCode {
-    let settings = match demo_settings(data_dir) {
-        Ok(settings) => settings,
+    let (settings, runtime) = match demo_start(data_dir) {
+        Ok(started) => started,
         Err(code) => return code,
-    };
-    if let Err(code) = init_tracing(settings.log_format, "warn") {
-        return code;
-    }
-    let Some(runtime) = runtime() else {
-        return ExitCode::FAILURE;
     };
     match runtime.block_on(ledger_server::serve::serve(settings)) {
         Ok(()) => ExitCode::SUCCESS,
@@ -180,6 +174,17 @@ fn serve_alone(data_dir: PathBuf) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// What `simulate`, `simulate --years` and `serve-alone` start with: the demo settings on
+/// `data_dir` ([`demo_settings`]), logging of warnings and errors only (the server logs every
+/// command at info, and a simulated year is a few hundred thousand of them, unless RUST_LOG or
+/// VOUCHER_LEDGER_LOG asks for more), and the async runtime.
+fn demo_start(data_dir: PathBuf) -> Result<(Settings, tokio::runtime::Runtime), ExitCode> {
+    let settings = demo_settings(data_dir)?;
+    init_tracing(settings.log_format, "warn")?;
+    let runtime = runtime().ok_or(ExitCode::FAILURE)?;
+    Ok((settings, runtime))
 }
 
 /// The demo settings of the in-process server: a loopback port of its own, the store in
@@ -207,18 +212,9 @@ fn simulate(options: ledger_sim::simulate::Options) -> ExitCode {
         );
         return ExitCode::from(2);
     }
-    let settings = match demo_settings(options.data_dir.clone()) {
-        Ok(settings) => settings,
+    let (settings, runtime) = match demo_start(options.data_dir.clone()) {
+        Ok(started) => started,
         Err(code) => return code,
-    };
-    // The in-process server logs every command at info; a simulated year is a few hundred
-    // thousand of them, so only warnings and errors unless RUST_LOG (or VOUCHER_LEDGER_LOG)
-    // asks for more.
-    if let Err(code) = init_tracing(settings.log_format, "warn") {
-        return code;
-    }
-    let Some(runtime) = runtime() else {
-        return ExitCode::FAILURE;
     };
     let report = match runtime.block_on(ledger_sim::simulate::simulate(options, settings)) {
         Ok(report) => report,
@@ -243,16 +239,9 @@ fn simulate(options: ledger_sim::simulate::Options) -> ExitCode {
 
 fn simulate_years(options: RangeOptions) -> ExitCode {
     use ledger_sim::simulate::years::year_line;
-    let settings = match demo_settings(options.data_dir.clone()) {
-        Ok(settings) => settings,
+    let (settings, runtime) = match demo_start(options.data_dir.clone()) {
+        Ok(started) => started,
         Err(code) => return code,
-    };
-    // As for one year: the in-process server logs every command at info.
-    if let Err(code) = init_tracing(settings.log_format, "warn") {
-        return code;
-    }
-    let Some(runtime) = runtime() else {
-        return ExitCode::FAILURE;
     };
     let on_year = |report: &ledger_sim::simulate::YearReport, events: u64| {
         use std::io::Write;
