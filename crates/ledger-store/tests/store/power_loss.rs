@@ -78,17 +78,7 @@ fn sealed_segments_survive_a_power_cut() {
         };
         let (head, events) = {
             let mut store = Store::open_with_options(&dir, options.clone()).expect("open");
-            for seed in 1..=30 {
-                store
-                    .append(vec![command(seed, &["budget/2025"])])
-                    .expect("append");
-            }
-            let snapshot = store.fingerprint_snapshot().expect("a sled log");
-            store
-                .fingerprint_file()
-                .expect("a sled log")
-                .save(&snapshot)
-                .expect("saved, and four segments sealed");
+            append_and_seal(&mut store, 1..=30, "saved, and four segments sealed");
             for seed in 31..=33 {
                 store
                     .append(vec![command(seed, &["budget/2025"])])
@@ -98,17 +88,43 @@ fn sealed_segments_survive_a_power_cut() {
             (store.head(), events)
         };
         power.cut_power(cut).expect("power cut and remount");
-
-        let store = Store::open_with_options(&dir, options).expect("the log opens after the cut");
-        assert_eq!(
-            store.head(),
-            head,
-            "every appended event is still there ({cut:?})"
-        );
-        let read: Vec<_> = store.read_all().map(|event| event.expect("read")).collect();
-        assert_eq!(read, events, "and reads back the same ({cut:?})");
-        assert_eq!(store.verify().expect("verify runs"), Ok(head), "{cut:?}");
+        assert_the_log_after_the_cut(&dir, options, head, &events, cut);
     }
+}
+
+/// Appends one command per seed, then saves the fingerprints, which seals every whole segment
+/// at or below the head (`sealed` says how many the caller expects).
+fn append_and_seal(store: &mut Store, seeds: std::ops::RangeInclusive<u128>, sealed: &str) {
+    for seed in seeds {
+        store
+            .append(vec![command(seed, &["budget/2025"])])
+            .expect("append");
+    }
+    let snapshot = store.fingerprint_snapshot().expect("a sled log");
+    store
+        .fingerprint_file()
+        .expect("a sled log")
+        .save(&snapshot)
+        .expect(sealed);
+}
+
+/// After the cut, the log in `dir` opens at `head`, reads back `events` and verifies.
+fn assert_the_log_after_the_cut(
+    dir: &std::path::Path,
+    options: ledger_store::StoreOptions,
+    head: ledger_store::Head,
+    events: &[ledger_store::RecordedEvent],
+    cut: PowerCut,
+) {
+    let store = Store::open_with_options(dir, options).expect("the log opens after the cut");
+    assert_eq!(
+        store.head(),
+        head,
+        "every appended event is still there ({cut:?})"
+    );
+    let read: Vec<_> = store.read_all().map(|event| event.expect("read")).collect();
+    assert_eq!(read, events, "and reads back the same ({cut:?})");
+    assert_eq!(store.verify().expect("verify runs"), Ok(head), "{cut:?}");
 }
 
 /// sled's database rewritten after a seal (a clean stop does it): after a power cut right
@@ -131,27 +147,12 @@ fn a_rewritten_database_survives_a_power_cut() {
         };
         let (head, events) = {
             let mut store = Store::open_with_options(&dir, options.clone()).expect("open");
-            for seed in 1..=50 {
-                store
-                    .append(vec![command(seed, &["budget/2025"])])
-                    .expect("append");
-            }
-            let snapshot = store.fingerprint_snapshot().expect("a sled log");
-            store
-                .fingerprint_file()
-                .expect("a sled log")
-                .save(&snapshot)
-                .expect("saved, and two segments sealed");
+            append_and_seal(&mut store, 1..=50, "saved, and two segments sealed");
             let events: Vec<_> = store.read_all().map(|event| event.expect("read")).collect();
             (store.head(), events)
         };
         ledger_store::rewrite_db(&dir).expect("rewritten");
         power.cut_power(cut).expect("power cut and remount");
-
-        let store = Store::open_with_options(&dir, options).expect("the log opens after the cut");
-        assert_eq!(store.head(), head, "every event is still there ({cut:?})");
-        let read: Vec<_> = store.read_all().map(|event| event.expect("read")).collect();
-        assert_eq!(read, events, "and reads back the same ({cut:?})");
-        assert_eq!(store.verify().expect("verify runs"), Ok(head), "{cut:?}");
+        assert_the_log_after_the_cut(&dir, options, head, &events, cut);
     }
 }
