@@ -1008,10 +1008,12 @@ impl Writer {
             return;
         }
         let head = self.store.head();
+        let copying = std::time::Instant::now();
         let snapshot = Recovered {
             state: self.state.clone(),
             projections: self.projections.clone(),
         };
+        self.counters.record_checkpoint_copy(copying.elapsed());
         let (sender, receiver) = std::sync::mpsc::sync_channel(1);
         let checkpoint_file = self.store.checkpoint_file();
         // The fingerprints of the recorded ids at the same head, saved with the checkpoint so

@@ -24,6 +24,9 @@ pub(crate) struct Counters {
     flush_buckets: [AtomicU64; FLUSH_BUCKETS],
     /// Groups per bucket of [`GROUP_LEN_BUCKET_BOUNDS`] (not cumulative; last: above all).
     group_len_buckets: [AtomicU64; GROUP_LEN_BUCKETS],
+    checkpoint_copies: AtomicU64,
+    checkpoint_copy_nanos_total: AtomicU64,
+    checkpoint_copy_nanos_max: AtomicU64,
 }
 
 /// Upper bounds (inclusive) of the flush-time buckets, in nanoseconds: 100 µs to 2.5 s in a
@@ -89,6 +92,17 @@ impl Counters {
             .fetch_add(1, Ordering::Relaxed);
     }
 
+    /// The writer took the snapshot of a checkpoint (the state and the projections as of the
+    /// durable head) in `copy`: time during which no group is decided.
+    pub(crate) fn record_checkpoint_copy(&self, copy: Duration) {
+        let copy_nanos = u64::try_from(copy.as_nanos()).unwrap_or(u64::MAX);
+        self.checkpoint_copies.fetch_add(1, Ordering::Relaxed);
+        self.checkpoint_copy_nanos_total
+            .fetch_add(copy_nanos, Ordering::Relaxed);
+        self.checkpoint_copy_nanos_max
+            .fetch_max(copy_nanos, Ordering::Relaxed);
+    }
+
     pub(crate) fn snapshot(&self, queue_len: usize) -> GroupStats {
         GroupStats {
             groups: self.groups.load(Ordering::Relaxed),
@@ -100,6 +114,13 @@ impl Counters {
             queue_len: queue_len as u64,
             flush_buckets: loads(&self.flush_buckets),
             group_len_buckets: loads(&self.group_len_buckets),
+            checkpoint_copies: self.checkpoint_copies.load(Ordering::Relaxed),
+            checkpoint_copy_total: Duration::from_nanos(
+                self.checkpoint_copy_nanos_total.load(Ordering::Relaxed),
+            ),
+            checkpoint_copy_max: Duration::from_nanos(
+                self.checkpoint_copy_nanos_max.load(Ordering::Relaxed),
+            ),
         }
     }
 }
@@ -127,6 +148,12 @@ pub struct GroupStats {
     /// Groups per commands-per-group bucket of [`GROUP_LEN_BUCKET_BOUNDS`], not cumulative;
     /// the last counts the groups larger than every bound.
     pub group_len_buckets: [u64; GROUP_LEN_BUCKETS],
+    /// Checkpoint snapshots the writer took.
+    pub checkpoint_copies: u64,
+    /// Time the writer spent taking them, all together: no group is decided meanwhile.
+    pub checkpoint_copy_total: Duration,
+    /// Longest time the writer spent taking one.
+    pub checkpoint_copy_max: Duration,
 }
 
 impl GroupStats {
@@ -149,6 +176,10 @@ impl GroupStats {
             flush_total: self.flush_total.saturating_sub(earlier.flush_total),
             flush_buckets: differences(&self.flush_buckets, &earlier.flush_buckets),
             group_len_buckets: differences(&self.group_len_buckets, &earlier.group_len_buckets),
+            checkpoint_copies: self.checkpoint_copies - earlier.checkpoint_copies,
+            checkpoint_copy_total: self
+                .checkpoint_copy_total
+                .saturating_sub(earlier.checkpoint_copy_total),
             ..*self
         }
     }

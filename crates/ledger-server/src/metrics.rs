@@ -423,6 +423,7 @@ mod tests {
             queue_len: 5,
             flush_buckets,
             group_len_buckets,
+            ..GroupStats::default()
         }
     }
 

@@ -1494,7 +1494,8 @@ fn writer_line(f: &mut fmt::Formatter<'_>, name: &str, phase: &Phase) -> fmt::Re
     writeln!(
         f,
         "{name:<24} {} groups, {:.1} commands per flush (max {}), flush mean {:.2} ms \
-         (max {:.2} ms), {:.0} commands/s, queue max {}",
+         (max {:.2} ms), {:.0} commands/s, queue max {}, {} checkpoint copies ({:.2} ms in all, \
+         longest since start {:.2} ms)",
         groups.groups,
         groups.commands_per_group(),
         groups.group_len_max,
@@ -1502,6 +1503,9 @@ fn writer_line(f: &mut fmt::Formatter<'_>, name: &str, phase: &Phase) -> fmt::Re
         groups.flush_max.as_secs_f64() * 1_000.0,
         groups.commands as f64 / seconds,
         phase.writer.queue_len_max,
+        groups.checkpoint_copies,
+        groups.checkpoint_copy_total.as_secs_f64() * 1_000.0,
+        groups.checkpoint_copy_max.as_secs_f64() * 1_000.0,
     )?;
     match phase.writer.cpu {
         Some(cpu) => writeln!(
