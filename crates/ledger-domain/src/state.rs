@@ -1,8 +1,16 @@
 //! The in-memory state the single writer decides against, folded from the events by
 //! [`LedgerState::apply`]. Ordered maps everywhere, so that two replays of the same log give
 //! states that compare (and print) identically.
+//!
+//! The maps that grow with the history are persistent B-trees ([`OrdMap`], [`OrdSet`]): a
+//! clone shares every node, and a node is copied only when written after that. The writer
+//! clones the state for each checkpoint, which another thread encodes; with `std`'s maps that
+//! clone copied the whole state (about a gigabyte after ten years), seconds in which no group
+//! was decided, and twice the state's memory until the checkpoint was written. They encode
+//! exactly as `std`'s `BTreeMap` and `BTreeSet` did (a length, then the entries in key order),
+//! so checkpoints keep their bytes and their format version.
 
-use std::collections::BTreeMap;
+use imbl::{OrdMap, OrdSet};
 
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
@@ -239,29 +247,29 @@ pub struct Inconsistency {
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LedgerState {
-    pub budgets: BTreeMap<i32, Budget>,
-    pub providers: BTreeMap<Identifier, Provider>,
-    pub modules: BTreeMap<Identifier, Module>,
-    pub companies: BTreeMap<EnterpriseNumber, Company>,
+    pub budgets: OrdMap<i32, Budget>,
+    pub providers: OrdMap<Identifier, Provider>,
+    pub modules: OrdMap<Identifier, Module>,
+    pub companies: OrdMap<EnterpriseNumber, Company>,
     /// The redemptions the rules can see. Redemptions are as many as the log's events, so the
     /// engine does not keep them all: it loads one from the log ([`LedgerState::load_redemption`])
     /// before deciding a command that names it or applying its reversal, and forgets it
     /// ([`LedgerState::forget_redemption`]) once that is durable. A state folded on its own (the
     /// domain's tests) keeps them all, and the rules read the same either way.
-    pub redemptions: BTreeMap<Uuid, Redemption>,
+    pub redemptions: OrdMap<Uuid, Redemption>,
     /// Hours redeemed and not reversed per (module, worker): a module's length caps them.
     pub worker_module_hours: WorkerModuleHours,
     /// The trial balance: each account's debits minus its credits. Always sums to zero.
-    pub balances: BTreeMap<Account, Decimal>,
+    pub balances: OrdMap<Account, Decimal>,
     /// Batches issued so far; the next batch's sequence.
     pub batches_issued: u64,
     /// Every batch id ever issued, whatever the company: batch ids are unique in the ledger.
-    pub batch_ids: std::collections::BTreeSet<Uuid>,
+    pub batch_ids: OrdSet<Uuid>,
     /// Every usage code ever ordered, open or closed: a filing against a cancelled or lapsed
     /// code is refused by its own reason, and a code is never given twice.
-    pub usage_codes: BTreeMap<UsageCode, UsageCodeRecord>,
+    pub usage_codes: OrdMap<UsageCode, UsageCodeRecord>,
     /// Every usage code order id, so that an order id is used once.
-    pub usage_code_orders: std::collections::BTreeSet<Uuid>,
+    pub usage_code_orders: OrdSet<Uuid>,
 }
 
 impl Redemption {
@@ -411,7 +419,7 @@ impl LedgerState {
                     .companies
                     .get_mut(&e.enterprise_number)
                     .ok_or(fail("unknown company"))?;
-                if !self.batch_ids.insert(e.batch_id) {
+                if self.batch_ids.insert(e.batch_id).is_some() {
                     return Err(fail("batch id already used"));
                 }
                 let sequence = self.batches_issued;
@@ -575,7 +583,7 @@ impl LedgerState {
                 provider.paid_eur += e.amount_eur;
             }
             Event::UsageCodeOrdered(e) => {
-                if !self.usage_code_orders.insert(e.order_id) {
+                if self.usage_code_orders.insert(e.order_id).is_some() {
                     return Err(fail("usage code order id already used"));
                 }
                 if self.usage_codes.contains_key(&e.code) {

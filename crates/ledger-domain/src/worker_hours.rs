@@ -32,8 +32,10 @@ type Workers = HashMap<WorkerPseudonym, u32, BuildHasherDefault<DefaultHasher>>;
 /// Hours per (module, worker), grouped by module.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct WorkerModuleHours {
-    /// Never holds a module with no worker: an entry is only ever added with its worker.
-    by_module: BTreeMap<Identifier, Workers>,
+    /// Never holds a module with no worker: an entry is only ever added with its worker. A
+    /// persistent map, as the state's (see `state.rs`): a checkpoint's snapshot shares it, and a
+    /// module's table is copied only when one of its workers is written after that.
+    by_module: imbl::OrdMap<Identifier, Workers>,
     /// Pairs held, so that the encoding writes its length without counting.
     len: usize,
 }

@@ -34,6 +34,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::mpsc;
 
+use imbl::{OrdMap, OrdSet};
 use ledger_domain::event::HoursRedeemed;
 use ledger_domain::{EnterpriseNumber, Event, WorkerPseudonym};
 use ledger_projections::year_summary::fold_budgets;
@@ -69,7 +70,7 @@ const REGISTERED_DIR_PREFIX: &str = "registered-";
 /// the modules) the position of the point whose file holds it as it stands at this point.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct PointIndex {
-    budgets: BTreeMap<i32, BudgetFigures>,
+    budgets: OrdMap<i32, BudgetFigures>,
     /// A year's whole figures (`YYYY/`).
     holders: BTreeMap<i32, u64>,
     /// The registrations for a year (`registered-YYYY/`).
@@ -338,7 +339,7 @@ impl YearPoints {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BudgetsAsOf {
     pub position: u64,
-    pub budgets: BTreeMap<i32, BudgetFigures>,
+    pub budgets: OrdMap<i32, BudgetFigures>,
 }
 
 /// Folds the events `from_position..=last_position` of the log with `apply`, each with the
@@ -468,7 +469,7 @@ impl YearDelta {
 
     /// Brings `figures`, the year's figures at the point before, to those of this point.
     fn fold_into(self, figures: &mut YearFigures) {
-        fn set<K: Ord, V>(map: &mut BTreeMap<K, V>, key: K, value: Option<V>) {
+        fn set<K: Ord + Clone, V: Clone>(map: &mut OrdMap<K, V>, key: K, value: Option<V>) {
             match value {
                 Some(value) => {
                     map.insert(key, value);
@@ -478,7 +479,7 @@ impl YearDelta {
                 }
             }
         }
-        fn keep<K: Ord>(set: &mut BTreeSet<K>, key: K, present: bool) {
+        fn keep<K: Ord + Clone>(set: &mut OrdSet<K>, key: K, present: bool) {
             if present {
                 set.insert(key);
             } else {

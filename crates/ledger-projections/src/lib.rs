@@ -11,6 +11,8 @@
 //! bytes. It never sees a national register number, only pseudonyms.
 
 use std::collections::{BTreeMap, BTreeSet};
+
+use imbl::{OrdMap, OrdSet};
 use std::fmt;
 
 pub mod usage_codes;
@@ -44,30 +46,30 @@ pub use ledger_domain::state::Budget as BudgetFigures;
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HoursBreakdown {
     pub total: u64,
-    pub by_voucher_type: BTreeMap<VoucherType, u64>,
-    pub by_provider: BTreeMap<Identifier, u64>,
-    pub by_theme: BTreeMap<Theme, u64>,
+    pub by_voucher_type: OrdMap<VoucherType, u64>,
+    pub by_provider: OrdMap<Identifier, u64>,
+    pub by_theme: OrdMap<Theme, u64>,
     /// By NACE division (the first two digits of the company's sector code).
-    pub by_sector: BTreeMap<String, u64>,
+    pub by_sector: OrdMap<String, u64>,
 }
 
 /// The figures of one calendar year.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct YearFigures {
     /// Companies registered for the year.
-    pub registered: BTreeSet<EnterpriseNumber>,
+    pub registered: OrdSet<EnterpriseNumber>,
     /// Companies issued vouchers paid in the year.
-    pub holding: BTreeSet<EnterpriseNumber>,
+    pub holding: OrdSet<EnterpriseNumber>,
     /// Companies with redemptions (not reversed) of training in the year, with their count.
-    pub benefiting: BTreeMap<EnterpriseNumber, u32>,
+    pub benefiting: OrdMap<EnterpriseNumber, u32>,
     /// Workers with redemptions (not reversed) of training in the year, with their count.
-    pub workers: BTreeMap<WorkerPseudonym, u32>,
+    pub workers: OrdMap<WorkerPseudonym, u32>,
     /// Vouchers paid in the year.
     pub vouchers_issued: u64,
     pub hours: HoursBreakdown,
     /// Hours (not reversed) of each company in the year: what moves to another sector of
     /// `hours.by_sector` when a later registration changes the company's profile for the year.
-    pub hours_by_company: BTreeMap<EnterpriseNumber, u64>,
+    pub hours_by_company: OrdMap<EnterpriseNumber, u64>,
 }
 
 /// What a company declared when it registered for a year.
@@ -123,10 +125,10 @@ pub(crate) struct ModuleProfile {
 }
 
 /// Every company's registrations, by year: what [`profile_in`] reads a company's profile in.
-pub type Registrations = BTreeMap<EnterpriseNumber, SmallMap<i32, CompanyProfile>>;
+pub type Registrations = OrdMap<EnterpriseNumber, SmallMap<i32, CompanyProfile>>;
 
 /// The themes of each approved module, by module id.
-pub(crate) type Modules = BTreeMap<Identifier, ModuleProfile>;
+pub(crate) type Modules = OrdMap<Identifier, ModuleProfile>;
 
 /// What a reversal must take back out of the year figures.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -214,26 +216,26 @@ impl std::error::Error for ProjectionError {}
 pub struct Projections {
     /// Every event up to this position is folded in, and none after it.
     pub position: u64,
-    pub budgets: BTreeMap<i32, BudgetFigures>,
-    pub years: BTreeMap<i32, YearFigures>,
-    pub wallets: BTreeMap<EnterpriseNumber, Wallet>,
-    pub statements: BTreeMap<Identifier, Statement>,
+    pub budgets: OrdMap<i32, BudgetFigures>,
+    pub years: OrdMap<i32, YearFigures>,
+    pub wallets: OrdMap<EnterpriseNumber, Wallet>,
+    pub statements: OrdMap<Identifier, Statement>,
     /// Each account's debits minus its credits, by account name; sums to zero.
-    pub trial_balance: BTreeMap<String, Decimal>,
+    pub trial_balance: OrdMap<String, Decimal>,
     /// Registrations, per company and year (one or two years each: a [`SmallMap`]).
     pub companies: Registrations,
     modules: Modules,
     /// Where each provider's redemptions, reversals and payouts are in the log (see
     /// [`queries`]).
-    pub provider_records: BTreeMap<Identifier, ProviderRecords>,
+    pub provider_records: OrdMap<Identifier, ProviderRecords>,
     /// Usage codes: each code, the codes of each company, the hours reserved per company.
     pub usage_codes: UsageCodes,
     /// Where each company's redemptions and their reversals are in the log, increasing: its
     /// statement of redemptions, listed page by page (see [`queries`]).
-    pub company_redemptions: BTreeMap<EnterpriseNumber, Vec<u64>>,
+    pub company_redemptions: OrdMap<EnterpriseNumber, Vec<u64>>,
     /// Only a redemption loaded for its reversal, between [`Projections::load_redemption`] and
     /// the reversal's [`Projections::apply`]: empty otherwise.
-    redemptions: BTreeMap<Uuid, RedemptionFacts>,
+    redemptions: OrdMap<Uuid, RedemptionFacts>,
 }
 
 /// NACE division of a sector code: "62.01" → "62".
@@ -734,7 +736,7 @@ pub(crate) fn companies_report_in<'a>(
 
 /// Counts one more (or one less) redemption for `key`; a key whose count falls to zero is
 /// removed, so that "distinct" is the number of keys.
-pub(crate) fn bump<K: Ord + Clone>(counts: &mut BTreeMap<K, u32>, key: &K, add: bool) {
+pub(crate) fn bump<K: Ord + Clone>(counts: &mut OrdMap<K, u32>, key: &K, add: bool) {
     if add {
         update_entry(counts, key, |count| *count += 1);
     } else if let Some(count) = counts.get_mut(key) {
@@ -750,11 +752,11 @@ pub(crate) fn bump<K: Ord + Clone>(counts: &mut BTreeMap<K, u32>, key: &K, add: 
 /// A closure rather than a returned `&mut V`: the borrow checker cannot yet return the borrow of
 /// a successful `get_mut` and insert on the other branch, and a second lookup costs as much as
 /// the copy saved.
-pub(crate) fn update_entry<K, Q, V>(map: &mut BTreeMap<K, V>, key: &Q, f: impl FnOnce(&mut V))
+pub(crate) fn update_entry<K, Q, V>(map: &mut OrdMap<K, V>, key: &Q, f: impl FnOnce(&mut V))
 where
-    K: Ord + std::borrow::Borrow<Q>,
+    K: Ord + Clone + std::borrow::Borrow<Q>,
     Q: Ord + ToOwned<Owned = K> + ?Sized,
-    V: Default,
+    V: Default + Clone,
 {
     if let Some(value) = map.get_mut(key) {
         f(value);

@@ -5,6 +5,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use imbl::OrdMap;
+
 use chrono::NaiveDate;
 use ledger_domain::event::{BatchDraw, HoursRedeemed, UsageCodeOrdered};
 use ledger_domain::{EnterpriseNumber, Identifier, UsageCode, VoucherType};
@@ -58,10 +60,10 @@ pub struct CodeView {
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UsageCodes {
-    pub codes: BTreeMap<UsageCode, CodeView>,
-    pub by_company: BTreeMap<EnterpriseNumber, BTreeSet<UsageCode>>,
+    pub codes: OrdMap<UsageCode, CodeView>,
+    pub by_company: OrdMap<EnterpriseNumber, BTreeSet<UsageCode>>,
     /// Hours in open codes per company: vouchers in the wallet that nothing else may spend.
-    pub reserved_hours: BTreeMap<EnterpriseNumber, u64>,
+    pub reserved_hours: OrdMap<EnterpriseNumber, u64>,
 }
 
 fn total(draws: &[BatchDraw]) -> u32 {

@@ -18,6 +18,8 @@
 
 use std::collections::BTreeMap;
 
+use imbl::OrdMap;
+
 use chrono::Datelike;
 use ledger_domain::event::HoursRedeemed;
 use ledger_domain::{EnterpriseNumber, Event, SizeClass};
@@ -37,7 +39,7 @@ use crate::{
 pub struct YearReportFold {
     pub position: u64,
     pub year: i32,
-    pub budgets: BTreeMap<i32, BudgetFigures>,
+    pub budgets: OrdMap<i32, BudgetFigures>,
     pub figures: YearFigures,
     /// For each company registered for any year, the registration it is counted under in
     /// `year` ([`crate::Projections::profile_of`]'s rule) and the year of that registration.
@@ -78,7 +80,7 @@ impl YearReportFold {
     pub fn from_parts<'a>(
         position: u64,
         year: i32,
-        budgets: BTreeMap<i32, BudgetFigures>,
+        budgets: OrdMap<i32, BudgetFigures>,
         figures: YearFigures,
         registrations: impl IntoIterator<Item = (i32, &'a [u8])>,
         modules: Option<&[u8]>,

@@ -14,7 +14,7 @@
 //! year's summary an event moves, for the fold and for the engine's record of which years
 //! changed alike.
 
-use std::collections::BTreeMap;
+use imbl::OrdMap;
 
 use chrono::Datelike;
 use ledger_domain::event::HoursRedeemed;
@@ -84,7 +84,7 @@ impl YearFigures {
 
 /// Folds what `event` changes of the budgets: the one place the reports' budget figures are
 /// computed, with [`BudgetFigures`]' own methods, which the decision state uses too.
-pub fn fold_budgets(budgets: &mut BTreeMap<i32, BudgetFigures>, event: &Event) {
+pub fn fold_budgets(budgets: &mut OrdMap<i32, BudgetFigures>, event: &Event) {
     let mut budget = |year: i32, change: &dyn Fn(&mut BudgetFigures)| {
         update_entry(budgets, &year, change);
     };
@@ -134,7 +134,7 @@ pub fn fold_year_summary(figures: &mut YearFigures, event: &Event, reversed: Opt
 pub struct YearSummaryFold {
     pub position: u64,
     pub year: i32,
-    pub budgets: BTreeMap<i32, BudgetFigures>,
+    pub budgets: OrdMap<i32, BudgetFigures>,
     /// Only the summary's figures are filled: the hours' breakdowns stay empty.
     pub figures: YearFigures,
 }

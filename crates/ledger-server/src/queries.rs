@@ -418,7 +418,10 @@ impl QueryService for Ledger {
             .map(|cursor| Identifier::parse(&cursor).ok_or(()).map_err(bad_cursor))
             .transpose()?;
         self.read(move |view| {
-            let entries = view.state.providers.range(after(cursor.as_ref()));
+            let entries = view
+                .state
+                .providers
+                .range::<_, Identifier>(after(cursor.as_ref()));
             let (providers, next_page_token) =
                 page.take(entries, |(provider_id, _)| provider_id.to_string());
             api::ListProvidersResponse {
@@ -476,7 +479,7 @@ impl QueryService for Ledger {
             let entries = view
                 .state
                 .modules
-                .range(after(cursor.as_ref()))
+                .range::<_, Identifier>(after(cursor.as_ref()))
                 .filter(|(_, module)| {
                     provider_id
                         .as_ref()
@@ -536,7 +539,7 @@ impl QueryService for Ledger {
             let entries = view
                 .state
                 .companies
-                .range(after(cursor.as_ref()))
+                .range::<_, EnterpriseNumber>(after(cursor.as_ref()))
                 .filter_map(|(number, company)| {
                     let registration = company.registrations.get(&year)?;
                     Some((number, company, registration))
