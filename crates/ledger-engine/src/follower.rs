@@ -285,7 +285,7 @@ impl Follower {
         if let Err(error) = self
             .store
             .checkpoint_file()
-            .save(&head, &self.recovered.to_checkpoint())
+            .save_streamed(&head, &mut |out| self.recovered.write_checkpoint(out))
         {
             tracing::warn!(%error, position = head.position, "standby checkpoint not written");
             return;

@@ -69,9 +69,32 @@ const _: () = assert!(BATCH_LEN_MAX <= GROUP_LEN_MAX);
 /// a restart then replays at most that many events after the checkpoint, well under a second.
 pub const CHECKPOINT_INTERVAL_EVENTS: u64 = 50_000;
 
+/// How many checkpoint intervals the writer may run past the last snapshot before a due
+/// checkpoint waits for the one still being written. Below it, a due checkpoint whose
+/// predecessor's thread is still at work (it also folds the request records and seals a
+/// segment: seconds on a long log) is taken at the first group after that thread is done, and
+/// the writer goes on deciding meanwhile: waiting there was the batched phase's 3-second stall.
+/// At it, the writer waits, so that a start's replay stays bounded on a disk too slow to keep
+/// up.
+pub const CHECKPOINT_LAG_INTERVALS_MAX: u64 = 4;
+
+/// Whether the writer takes a checkpoint's snapshot before its next group: an interval after
+/// the last one, once the thread writing the one before is done (see
+/// [`CHECKPOINT_LAG_INTERVALS_MAX`]).
+fn checkpoint_due(
+    events_since_checkpoint: u64,
+    interval_events: u64,
+    lag_intervals_max: u64,
+    writing: bool,
+) -> bool {
+    let lag_max = interval_events.saturating_mul(lag_intervals_max);
+    events_since_checkpoint >= interval_events && (!writing || events_since_checkpoint >= lag_max)
+}
+
 /// The stretch of positions with one retained snapshot of the projections (see
 /// [`recovery::retain_projections`]): a report `as_of` a past position replays at most about
-/// this many events (and one checkpoint interval) after the nearest snapshot, whatever the
+/// this many events (and the checkpoints' lag, one interval and at most
+/// [`CHECKPOINT_LAG_INTERVALS_MAX`]) after the nearest snapshot, whatever the
 /// length of the log, and the data folder holds one snapshot per this many events. Snapshots
 /// are taken with checkpoints, every [`CHECKPOINT_INTERVAL_EVENTS`].
 pub const RETAINED_INTERVAL_EVENTS: u64 = 100_000;
@@ -92,6 +115,9 @@ pub struct EngineConfig {
     pub group_len_max: usize,
     pub queue_len_max: usize,
     pub checkpoint_interval_events: u64,
+    /// See [`CHECKPOINT_LAG_INTERVALS_MAX`]; 1 waits for the checkpoint being written at every
+    /// due point (tests that count on each checkpoint being written before the next).
+    pub checkpoint_lag_intervals_max: u64,
     /// See [`RETAINED_INTERVAL_EVENTS`].
     pub retained_interval_events: u64,
     /// See [`year_points::YEAR_POINT_INTERVAL_EVENTS`].
@@ -114,6 +140,7 @@ impl EngineConfig {
             group_len_max: GROUP_LEN_MAX,
             queue_len_max: QUEUE_LEN_MAX,
             checkpoint_interval_events: CHECKPOINT_INTERVAL_EVENTS,
+            checkpoint_lag_intervals_max: CHECKPOINT_LAG_INTERVALS_MAX,
             retained_interval_events: RETAINED_INTERVAL_EVENTS,
             year_point_interval_events: year_points::YEAR_POINT_INTERVAL_EVENTS,
             segment_len_events: ledger_store::SEGMENT_LEN_EVENTS_DEFAULT,
@@ -806,7 +833,12 @@ impl Writer {
         // A due checkpoint is a snapshot taken before the group changes the state (the
         // projections reach the head only once the group in flight is finished), encoded and
         // written to its file by a thread of its own. A start then replays from its position.
-        if self.events_since_checkpoint >= self.config.checkpoint_interval_events {
+        if checkpoint_due(
+            self.events_since_checkpoint,
+            self.config.checkpoint_interval_events,
+            self.config.checkpoint_lag_intervals_max,
+            self.checkpoint_writing.is_some(),
+        ) {
             self.snapshot_for_checkpoint();
         }
         let (decisions, draft) = self.decide_group(&group);
@@ -998,9 +1030,11 @@ impl Writer {
     /// Takes a snapshot of the state and the projections at the durable head for a checkpoint,
     /// and hands it to a thread that encodes it, writes the checkpoint file and keeps its
     /// projections as a retained snapshot: none of it in a group's batch, so no caller waits
-    /// for a checkpoint, however large. A checkpoint still being written from the previous due
-    /// point is waited for first, so at most two snapshots are held and a checkpoint is never
-    /// more than two intervals old.
+    /// for a checkpoint, however large. The state and the projections are persistent maps, so
+    /// the snapshot shares their nodes (see `ledger_domain::state`) and costs microseconds. A
+    /// checkpoint still being written is waited for first, which [`Writer::commit_group`] only
+    /// lets happen [`CHECKPOINT_LAG_INTERVALS_MAX`] intervals after the last one: at most two
+    /// snapshots are held.
     fn snapshot_for_checkpoint(&mut self) {
         self.wait_for_checkpoint();
         self.finish_pending();
@@ -1027,7 +1061,9 @@ impl Writer {
         let spawned = std::thread::Builder::new()
             .name("ledger-checkpoint".into())
             .spawn(move || {
-                let written = match checkpoint_file.save(&head, &snapshot.to_checkpoint()) {
+                let written = match checkpoint_file
+                    .save_streamed(&head, &mut |out| snapshot.write_checkpoint(out))
+                {
                     Ok(()) => Some(head),
                     Err(error) => {
                         // A missing checkpoint costs a longer replay at the next start.
@@ -1473,4 +1509,26 @@ fn chunk<T>(items: Vec<T>, len_max: usize) -> Vec<Vec<T>> {
         groups.push(current);
     }
     groups
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_due_checkpoint_waits_for_the_one_being_written_only_past_the_lag() {
+        // Not yet an interval: never.
+        assert!(!checkpoint_due(49_999, 50_000, 4, false));
+        // An interval, and no checkpoint being written: now.
+        assert!(checkpoint_due(50_000, 50_000, 4, false));
+        // One still being written: the writer goes on deciding until the lag...
+        assert!(!checkpoint_due(50_000, 50_000, 4, true));
+        assert!(!checkpoint_due(199_999, 50_000, 4, true));
+        // ...and waits for it there.
+        assert!(checkpoint_due(200_000, 50_000, 4, true));
+        // A lag of one interval waits at every due point, as before the lag.
+        assert!(checkpoint_due(50_000, 50_000, 1, true));
+        // A huge interval does not overflow into "always due".
+        assert!(!checkpoint_due(1, u64::MAX, 4, true));
+    }
 }

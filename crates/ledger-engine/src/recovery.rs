@@ -59,6 +59,22 @@ impl Recovered {
         checkpoint_bytes(&self.state, &self.projections)
     }
 
+    /// [`Recovered::to_checkpoint`]'s bytes written to `out` a piece at a time, never whole in
+    /// memory: the state's length first (walking it once without writing), then the state and
+    /// the projections, each straight from its maps.
+    pub fn write_checkpoint(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        let state_len = postcard::serialize_with_flavor::<_, _, usize>(
+            &self.state,
+            postcard::ser_flavors::Size::default(),
+        )
+        .map_err(std::io::Error::other)?;
+        out.write_all(&[CHECKPOINT_FORMAT])?;
+        out.write_all(&(state_len as u64).to_le_bytes())?;
+        postcard::to_io(&self.state, &mut *out).map_err(std::io::Error::other)?;
+        postcard::to_io(&self.projections, out).map_err(std::io::Error::other)?;
+        Ok(())
+    }
+
     /// The state and projections of checkpoint bytes; `None` for another format or bytes that
     /// do not decode. The two parts decode on two threads: on a ten-year history they are tens
     /// of megabytes each, and decoding them is most of a start.
@@ -537,9 +553,17 @@ pub fn projections_as_of(
 /// the projections' encoding bumps it, and an older snapshot is passed over, never misread)
 /// and their encoding.
 pub fn retained_bytes(projections: &Projections) -> Vec<u8> {
-    let mut bytes = vec![PROJECTIONS_FORMAT];
-    bytes.extend(projections.to_bytes());
+    let mut bytes = Vec::new();
+    // Writing into a Vec cannot fail.
+    let _ = write_retained(projections, &mut bytes);
     bytes
+}
+
+/// [`retained_bytes`] written to `out` a piece at a time, never whole in memory.
+fn write_retained(projections: &Projections, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    out.write_all(&[PROJECTIONS_FORMAT])?;
+    postcard::to_io(projections, out).map_err(std::io::Error::other)?;
+    Ok(())
 }
 
 fn retained_projections(bytes: &[u8]) -> Option<Projections> {
@@ -563,7 +587,7 @@ pub fn retain_projections(
     projections: &Projections,
     interval_events: u64,
 ) -> Result<(), StoreError> {
-    retained.save(head, &retained_bytes(projections))?;
+    retained.save_streamed(head, &mut |out| write_retained(projections, out))?;
     let positions = retained.positions()?;
     let upto = positions.partition_point(|saved| *saved <= head.position);
     let stretch = |position: u64| position.saturating_sub(1) / interval_events.max(1);

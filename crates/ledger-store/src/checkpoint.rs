@@ -83,6 +83,16 @@ impl CheckpointFile {
         snapshot_file::write(&self.path, KIND, head, bytes, true)
     }
 
+    /// [`CheckpointFile::save`] of the bytes `encode` writes, a piece at a time: a ten-year
+    /// state's checkpoint is never whole in memory.
+    pub fn save_streamed(
+        &self,
+        head: &Head,
+        encode: &mut dyn FnMut(&mut dyn io::Write) -> io::Result<()>,
+    ) -> Result<(), StoreError> {
+        snapshot_file::write_streamed(&self.path, KIND, head, true, encode)
+    }
+
     /// Reads the checkpoint file and checks it against its own digest.
     pub fn read(&self) -> Result<CheckpointFound, StoreError> {
         let bytes = match fs::read(&self.path) {

@@ -62,12 +62,22 @@ impl RetainedSnapshots {
     /// same position. Written to a temporary name and renamed, so that a reader never sees
     /// half a file while the process runs (after a power cut, see the module's doc).
     pub fn save(&self, head: &Head, body: &[u8]) -> Result<(), StoreError> {
+        self.save_streamed(head, &mut |out| out.write_all(body))
+    }
+
+    /// [`RetainedSnapshots::save`] of the bytes `encode` writes, a piece at a time, never
+    /// whole in memory.
+    pub fn save_streamed(
+        &self,
+        head: &Head,
+        encode: &mut dyn FnMut(&mut dyn io::Write) -> io::Result<()>,
+    ) -> Result<(), StoreError> {
         fs::create_dir_all(&self.dir).map_err(|source| StoreError::Io {
             path: self.dir.clone(),
             source,
         })?;
         // Not durable: see the module's documentation.
-        snapshot_file::write(&self.path_of(head.position), KIND, head, body, false)
+        snapshot_file::write_streamed(&self.path_of(head.position), KIND, head, false, encode)
     }
 
     /// The positions of the saved snapshots, ascending, without reading them. A missing

@@ -526,11 +526,17 @@ impl Committer {
     }
 }
 
+/// A flush and `fdatasync` slower than this is logged, with the time of each: an operator's
+/// first clue when callers wait, and what tells sled's own writing from the disk's.
+const SYNC_SLOW_MILLIS: u128 = 500;
+
 impl SledCommitter {
     fn sync(&self) {
+        let started = std::time::Instant::now();
         if let Err(error) = self.db.flush() {
             stop_after_failed_write("flush", &self.data_path, &error);
         }
+        let flushed = started.elapsed();
         let synced = if self.sync_failure_injected() {
             Err(io::Error::other(format!(
                 "injected fdatasync failure ({FAIL_FDATASYNC_AFTER_VARIABLE})"
@@ -540,6 +546,14 @@ impl SledCommitter {
         };
         if let Err(error) = synced {
             stop_after_failed_write("fdatasync", &self.data_path, &error);
+        }
+        let elapsed = started.elapsed();
+        if elapsed.as_millis() >= SYNC_SLOW_MILLIS {
+            tracing::warn!(
+                flush_ms = flushed.as_millis() as u64,
+                fdatasync_ms = (elapsed - flushed).as_millis() as u64,
+                "slow commit: sled's flush and the data file's fdatasync"
+            );
         }
     }
 

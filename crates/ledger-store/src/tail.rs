@@ -328,6 +328,7 @@ pub(crate) fn positions_naming_in_groups(db: &sled::Db, id: Uuid) -> Result<Vec<
 /// the middle leaves records both under their keys and in their group record, with the same
 /// bytes: the store reads them from either, and the next fold writes them again.
 pub(crate) fn fold_group_records_before(db: &sled::Db, position: u64) -> Result<(), StoreError> {
+    let started = std::time::Instant::now();
     let mut folded: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
     let mut group_keys = Vec::new();
     for item in db.range(keys::group_key_from(0)..keys::group_key_from(position)) {
@@ -351,6 +352,7 @@ pub(crate) fn fold_group_records_before(db: &sled::Db, position: u64) -> Result<
     }
     // In key order, so that consecutive inserts meet the same sled leaves while they are warm.
     folded.sort_unstable_by(|left, right| left.0.cmp(&right.0));
+    let folded_len = folded.len();
     for (key, value) in folded {
         db.insert(key, value)?;
     }
@@ -361,6 +363,12 @@ pub(crate) fn fold_group_records_before(db: &sled::Db, position: u64) -> Result<
         removal.remove(key);
     }
     db.apply_batch(removal)?;
+    tracing::info!(
+        position,
+        records = folded_len,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "group records folded under their own keys"
+    );
     Ok(())
 }
 

@@ -11,6 +11,8 @@ use crate::support::*;
 fn start_checkpointing(dir: &std::path::Path, clock: &Arc<ManualClock>, interval: u64) -> Engine {
     let mut config = EngineConfig::new(dir, policy());
     config.checkpoint_interval_events = interval;
+    // Each checkpoint written before the next is taken, as the tests below count on.
+    config.checkpoint_lag_intervals_max = 1;
     let clock: Arc<dyn ledger_engine::Clock> = Arc::clone(clock) as Arc<dyn ledger_engine::Clock>;
     Engine::start(config, clock).expect("engine starts")
 }

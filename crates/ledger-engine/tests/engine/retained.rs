@@ -17,6 +17,9 @@ use crate::support::*;
 fn start_retaining(dir: &Path, clock: &Arc<ManualClock>, checkpoint: u64, retained: u64) -> Engine {
     let mut config = EngineConfig::new(dir, policy());
     config.checkpoint_interval_events = checkpoint;
+    // Each checkpoint (and its retained snapshot) written before the next is taken: the gaps
+    // between snapshots below count on it.
+    config.checkpoint_lag_intervals_max = 1;
     config.retained_interval_events = retained;
     let clock: Arc<dyn ledger_engine::Clock> = Arc::clone(clock) as Arc<dyn ledger_engine::Clock>;
     retry_while_locked(|| Engine::start(config.clone(), Arc::clone(&clock)))
