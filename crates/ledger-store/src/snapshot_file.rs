@@ -45,8 +45,9 @@ pub(crate) fn write(
 
 /// The body `encode` writes (one or many `write`s), reflecting `head`, to `path`, as [`write`]
 /// does: the same file, but the body is never whole in memory. A ten-year checkpoint is 175 MB,
-/// and its encoding in one `Vec` (two while its parts were joined) was a third of the server's
-/// peak memory while serving. The header's digest is written last, once the body is through.
+/// and its encoding was held in a `Vec` per part and then in the joined one, up to 350 MB
+/// beside the state while serving. The header's digest is written last, once the body is
+/// through.
 pub(crate) fn write_streamed(
     path: &Path,
     kind: &Kind,
