@@ -303,6 +303,11 @@ fn encode_engine(
             "Events appended to the log, since start.",
             stats.events,
         ),
+        (
+            "voucher_ledger_checkpoint_copies",
+            "Snapshots of the state and the projections the writer took for checkpoints, since start.",
+            stats.checkpoint_copies,
+        ),
     ];
     for (name, help, value) in counters {
         ConstCounter::new(value).encode(encoder.encode_descriptor(
@@ -321,6 +326,20 @@ fn encode_engine(
     ConstGauge::new(stats.flush_max.as_secs_f64()).encode(encoder.encode_descriptor(
         "voucher_ledger_flush_seconds_max",
         "Longest append, flush and sync of one group since start.",
+        None,
+        MetricType::Gauge,
+    )?)?;
+    ConstCounter::new(stats.checkpoint_copy_total.as_secs_f64()).encode(
+        encoder.encode_descriptor(
+            "voucher_ledger_checkpoint_copy_seconds",
+            "Time the writer spent taking snapshots for checkpoints, no group decided meanwhile, since start.",
+            None,
+            MetricType::Counter,
+        )?,
+    )?;
+    ConstGauge::new(stats.checkpoint_copy_max.as_secs_f64()).encode(encoder.encode_descriptor(
+        "voucher_ledger_checkpoint_copy_seconds_max",
+        "Longest snapshot for a checkpoint the writer took since start.",
         None,
         MetricType::Gauge,
     )?)?;
@@ -423,7 +442,9 @@ mod tests {
             queue_len: 5,
             flush_buckets,
             group_len_buckets,
-            ..GroupStats::default()
+            checkpoint_copies: 2,
+            checkpoint_copy_total: Duration::from_micros(750),
+            checkpoint_copy_max: Duration::from_micros(500),
         }
     }
 
@@ -461,6 +482,15 @@ mod tests {
         assert_eq!(sample(&text, "voucher_ledger_group_commands_max"), 100.0);
         assert_eq!(sample(&text, "voucher_ledger_queue_length"), 5.0);
         assert_eq!(sample(&text, "voucher_ledger_head_position"), 110.0);
+        assert_eq!(sample(&text, "voucher_ledger_checkpoint_copies_total"), 2.0);
+        assert_eq!(
+            sample(&text, "voucher_ledger_checkpoint_copy_seconds_total"),
+            0.00075
+        );
+        assert_eq!(
+            sample(&text, "voucher_ledger_checkpoint_copy_seconds_max"),
+            0.0005
+        );
     }
 
     #[test]
@@ -563,7 +593,7 @@ mod tests {
                 .chars()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'));
         }
-        assert_eq!(declared.len(), 10);
+        assert_eq!(declared.len(), 13);
         for (name, kind) in &declared {
             assert_eq!(
                 name.ends_with("_total"),

@@ -292,6 +292,9 @@ async fn metrics_count_the_writes_done_over_grpc() {
         ("voucher_ledger_group_commands_max", "gauge"),
         ("voucher_ledger_queue_length", "gauge"),
         ("voucher_ledger_head_position", "gauge"),
+        ("voucher_ledger_checkpoint_copies_total", "counter"),
+        ("voucher_ledger_checkpoint_copy_seconds_total", "counter"),
+        ("voucher_ledger_checkpoint_copy_seconds_max", "gauge"),
         ("voucher_ledger_group_flush_seconds", "histogram"),
         ("voucher_ledger_group_commands", "histogram"),
     ] {
