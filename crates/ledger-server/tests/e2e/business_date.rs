@@ -152,8 +152,9 @@ async fn year_summary_and_budget_as_of_a_business_date_take_the_budget_from_the_
     assert_eq!(june.allocated_eur, "0.00");
     assert_ne!(june.committed_eur, "0.00");
     assert_ne!(june.spent_eur, "0.00");
-    let today = chrono::Utc::now()
-        .date_naive()
+    // Today by the ledger's rule (two hours ahead of UTC), the day the budget event was
+    // recorded under: the UTC date is the day before from 22:00 UTC on.
+    let today = ledger_engine::business_today(chrono::Utc::now())
         .format("%Y-%m-%d")
         .to_string();
     let budget = auditor
