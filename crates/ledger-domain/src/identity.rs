@@ -274,12 +274,46 @@ impl Identifier {
             && text
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-        valid.then(|| Identifier(std::sync::Arc::from(text)))
+        valid.then(|| Identifier(shared_text(text)))
     }
 
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// Distinct identifiers each thread keeps to hand out again, at most. Providers and modules
+/// number in the hundreds; the bound only keeps a stream of distinct (hostile) ids from growing
+/// a thread's set: past it, an id gets text of its own, as before.
+const SHARED_IDS_PER_THREAD_MAX: usize = 4096;
+
+thread_local! {
+    static SHARED_IDS: std::cell::RefCell<std::collections::HashSet<std::sync::Arc<str>>> =
+        std::cell::RefCell::new(std::collections::HashSet::new());
+}
+
+/// The text of an identifier, shared with every identifier of the same text this thread parsed
+/// before. Why: a checkpoint's decode, and a rebuild's decode of the log, parse the same few
+/// hundred provider and module ids once per usage code and per redemption (about two million
+/// times after ten simulated years); each got an allocation of its own, ~60 MB of copies of the
+/// same texts in the state and the projections.
+fn shared_text(text: &str) -> std::sync::Arc<str> {
+    let found = SHARED_IDS.try_with(|shared| {
+        let mut shared = shared.try_borrow_mut().ok()?;
+        if let Some(found) = shared.get(text) {
+            return Some(found.clone());
+        }
+        let new: std::sync::Arc<str> = std::sync::Arc::from(text);
+        if shared.len() < SHARED_IDS_PER_THREAD_MAX {
+            shared.insert(new.clone());
+        }
+        Some(new)
+    });
+    // The thread's set is gone (the thread is ending) or in use: text of its own.
+    found
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| std::sync::Arc::from(text))
 }
 
 impl TryFrom<String> for Identifier {
@@ -405,6 +439,43 @@ mod tests {
                 "{text} should be invalid"
             );
         }
+    }
+
+    #[test]
+    fn identifiers_of_the_same_text_share_it_up_to_the_thread_bound() {
+        // A thread of its own, so that no other test's ids fill its set first.
+        let outcome = std::thread::spawn(|| {
+            let first = Identifier::parse("AG-0012");
+            let again = Identifier::parse("AG-0012");
+            let decoded = Identifier::try_from("AG-0012".to_owned()).ok();
+            let (Some(first), Some(again), Some(decoded)) = (first, again, decoded) else {
+                panic!("valid identifiers");
+            };
+            let shared = std::sync::Arc::ptr_eq(&first.0, &again.0)
+                && std::sync::Arc::ptr_eq(&first.0, &decoded.0);
+            let other = Identifier::parse("AG-0013").map(|other| other.0);
+            let apart = other.is_some_and(|other| !std::sync::Arc::ptr_eq(&first.0, &other));
+            // Past the bound, an id still parses and compares as its text, with text of its own.
+            for index in 0..SHARED_IDS_PER_THREAD_MAX {
+                let _ = Identifier::parse(&format!("filler-{index}"));
+            }
+            let late = Identifier::parse("late-id");
+            let late_again = Identifier::parse("late-id");
+            let (Some(late), Some(late_again)) = (late, late_again) else {
+                panic!("valid identifiers");
+            };
+            let late_own = !std::sync::Arc::ptr_eq(&late.0, &late_again.0) && late == late_again;
+            let set_len = SHARED_IDS.with(|shared| shared.borrow().len());
+            (shared, apart, late_own, set_len)
+        })
+        .join();
+        let Ok((shared, apart, late_own, set_len)) = outcome else {
+            panic!("the test's thread panicked");
+        };
+        assert!(shared, "the same text is shared");
+        assert!(apart, "another text is not");
+        assert!(late_own, "past the bound, each id has its own text");
+        assert_eq!(set_len, SHARED_IDS_PER_THREAD_MAX);
     }
 
     #[test]

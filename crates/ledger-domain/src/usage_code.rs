@@ -33,9 +33,13 @@ const DERIVATION_TAG: &[u8] = b"voucher-ledger/usage-code/v1\0";
 
 /// A usage code with a correct check symbol, kept in its plain form (nine symbols, upper case,
 /// no separator); `Display` writes the three groups.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct UsageCode(String);
+// Its nine ASCII symbols inline, not a `String`: the state and the projections hold each code
+// ever ordered three times (about 490 000 codes after ten simulated years), and a heap
+// allocation each cost ~30 bytes more than the symbols. The symbols order, compare and encode as
+// the text did, so checkpoints keep their bytes. `Serialize` by hand, as `EnterpriseNumber`.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(try_from = "String")]
+pub struct UsageCode([u8; CODE_SYMBOLS_LEN]);
 
 fn value_of(symbol: u8) -> Option<u32> {
     ALPHABET
@@ -86,7 +90,8 @@ impl UsageCode {
         if check.first() != Some(&check_value(payload)) {
             return None;
         }
-        String::from_utf8(symbols).ok().map(UsageCode)
+        let inline: [u8; CODE_SYMBOLS_LEN] = symbols.try_into().ok()?;
+        Some(UsageCode(inline))
     }
 
     /// The code of attempt `attempt` for the order `order_id`; `decide` takes the first attempt
@@ -107,17 +112,21 @@ impl UsageCode {
             number /= 31;
         }
         let check = check_value(&payload);
-        let text: String = payload
-            .iter()
-            .chain(std::iter::once(&check))
-            .map(|value| char::from(ALPHABET[*value as usize]))
-            .collect();
-        UsageCode(text)
+        let mut symbols = [0u8; CODE_SYMBOLS_LEN];
+        for (symbol, value) in symbols
+            .iter_mut()
+            .zip(payload.iter().chain(std::iter::once(&check)))
+        {
+            *symbol = ALPHABET[*value as usize];
+        }
+        UsageCode(symbols)
     }
 
     /// The plain form: nine symbols, no separator.
     pub fn as_str(&self) -> &str {
-        &self.0
+        // Only symbols of the ASCII alphabet are ever stored (`parse`, `derive`), so this never
+        // falls back.
+        std::str::from_utf8(&self.0).unwrap_or_default()
     }
 }
 
@@ -130,13 +139,19 @@ impl TryFrom<String> for UsageCode {
 
 impl From<UsageCode> for String {
     fn from(code: UsageCode) -> String {
-        code.0
+        code.as_str().to_owned()
+    }
+}
+
+impl Serialize for UsageCode {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
     }
 }
 
 impl fmt::Display for UsageCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let text = &self.0;
+        let text = self.as_str();
         write!(f, "{}-{}-{}", &text[..3], &text[3..6], &text[6..])
     }
 }
@@ -162,6 +177,29 @@ mod tests {
                 Some(code.clone())
             );
         }
+    }
+
+    #[test]
+    fn a_code_encodes_and_orders_as_its_text() {
+        // Checkpoints written when a code was a `String` keep their bytes and their order.
+        let mut codes: Vec<UsageCode> = (0..50)
+            .map(|attempt| UsageCode::derive(uuid::Uuid::from_u128(9), attempt))
+            .collect();
+        for code in &codes {
+            let as_code = postcard::to_stdvec(code).ok();
+            let as_text = postcard::to_stdvec(code.as_str()).ok();
+            assert_eq!(as_code, as_text);
+            let decoded = as_code.and_then(|bytes| postcard::from_bytes::<UsageCode>(&bytes).ok());
+            assert_eq!(decoded.as_ref(), Some(code));
+        }
+        let mut texts: Vec<String> = codes.iter().map(|code| code.as_str().to_owned()).collect();
+        codes.sort();
+        texts.sort();
+        let sorted: Vec<&str> = codes.iter().map(UsageCode::as_str).collect();
+        assert_eq!(sorted, texts);
+        // A text that is not a code does not decode.
+        let bad = postcard::to_stdvec("ABCDEFGH").unwrap_or_default();
+        assert!(postcard::from_bytes::<UsageCode>(&bad).is_err());
     }
 
     #[test]
