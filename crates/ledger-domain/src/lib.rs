@@ -11,6 +11,7 @@
 
 pub mod command;
 pub mod decide;
+pub mod dense;
 pub mod event;
 pub mod identity;
 pub mod money;

@@ -247,28 +247,37 @@ pub struct Inconsistency {
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LedgerState {
+    #[serde(deserialize_with = "crate::dense::ord_map")]
     pub budgets: OrdMap<i32, Budget>,
+    #[serde(deserialize_with = "crate::dense::ord_map")]
     pub providers: OrdMap<Identifier, Provider>,
+    #[serde(deserialize_with = "crate::dense::ord_map")]
     pub modules: OrdMap<Identifier, Module>,
+    #[serde(deserialize_with = "crate::dense::ord_map")]
     pub companies: OrdMap<EnterpriseNumber, Company>,
     /// The redemptions the rules can see. Redemptions are as many as the log's events, so the
     /// engine does not keep them all: it loads one from the log ([`LedgerState::load_redemption`])
     /// before deciding a command that names it or applying its reversal, and forgets it
     /// ([`LedgerState::forget_redemption`]) once that is durable. A state folded on its own (the
     /// domain's tests) keeps them all, and the rules read the same either way.
+    #[serde(deserialize_with = "crate::dense::ord_map")]
     pub redemptions: OrdMap<Uuid, Redemption>,
     /// Hours redeemed and not reversed per (module, worker): a module's length caps them.
     pub worker_module_hours: WorkerModuleHours,
     /// The trial balance: each account's debits minus its credits. Always sums to zero.
+    #[serde(deserialize_with = "crate::dense::ord_map")]
     pub balances: OrdMap<Account, Decimal>,
     /// Batches issued so far; the next batch's sequence.
     pub batches_issued: u64,
     /// Every batch id ever issued, whatever the company: batch ids are unique in the ledger.
+    #[serde(deserialize_with = "crate::dense::ord_set")]
     pub batch_ids: OrdSet<Uuid>,
     /// Every usage code ever ordered, open or closed: a filing against a cancelled or lapsed
     /// code is refused by its own reason, and a code is never given twice.
+    #[serde(deserialize_with = "crate::dense::ord_map")]
     pub usage_codes: OrdMap<UsageCode, UsageCodeRecord>,
     /// Every usage code order id, so that an order id is used once.
+    #[serde(deserialize_with = "crate::dense::ord_set")]
     pub usage_code_orders: OrdSet<Uuid>,
 }
 

@@ -46,10 +46,14 @@ pub use ledger_domain::state::Budget as BudgetFigures;
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HoursBreakdown {
     pub total: u64,
+    #[serde(deserialize_with = "ledger_domain::dense::ord_map")]
     pub by_voucher_type: OrdMap<VoucherType, u64>,
+    #[serde(deserialize_with = "ledger_domain::dense::ord_map")]
     pub by_provider: OrdMap<Identifier, u64>,
+    #[serde(deserialize_with = "ledger_domain::dense::ord_map")]
     pub by_theme: OrdMap<Theme, u64>,
     /// By NACE division (the first two digits of the company's sector code).
+    #[serde(deserialize_with = "ledger_domain::dense::ord_map")]
     pub by_sector: OrdMap<String, u64>,
 }
 
@@ -57,18 +61,23 @@ pub struct HoursBreakdown {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct YearFigures {
     /// Companies registered for the year.
+    #[serde(deserialize_with = "ledger_domain::dense::ord_set")]
     pub registered: OrdSet<EnterpriseNumber>,
     /// Companies issued vouchers paid in the year.
+    #[serde(deserialize_with = "ledger_domain::dense::ord_set")]
     pub holding: OrdSet<EnterpriseNumber>,
     /// Companies with redemptions (not reversed) of training in the year, with their count.
+    #[serde(deserialize_with = "ledger_domain::dense::ord_map")]
     pub benefiting: OrdMap<EnterpriseNumber, u32>,
     /// Workers with redemptions (not reversed) of training in the year, with their count.
+    #[serde(deserialize_with = "ledger_domain::dense::ord_map")]
     pub workers: OrdMap<WorkerPseudonym, u32>,
     /// Vouchers paid in the year.
     pub vouchers_issued: u64,
     pub hours: HoursBreakdown,
     /// Hours (not reversed) of each company in the year: what moves to another sector of
     /// `hours.by_sector` when a later registration changes the company's profile for the year.
+    #[serde(deserialize_with = "ledger_domain::dense::ord_map")]
     pub hours_by_company: OrdMap<EnterpriseNumber, u64>,
 }
 
@@ -216,25 +225,34 @@ impl std::error::Error for ProjectionError {}
 pub struct Projections {
     /// Every event up to this position is folded in, and none after it.
     pub position: u64,
+    #[serde(deserialize_with = "ledger_domain::dense::ord_map")]
     pub budgets: OrdMap<i32, BudgetFigures>,
+    #[serde(deserialize_with = "ledger_domain::dense::ord_map")]
     pub years: OrdMap<i32, YearFigures>,
+    #[serde(deserialize_with = "ledger_domain::dense::ord_map")]
     pub wallets: OrdMap<EnterpriseNumber, Wallet>,
+    #[serde(deserialize_with = "ledger_domain::dense::ord_map")]
     pub statements: OrdMap<Identifier, Statement>,
     /// Each account's debits minus its credits, by account name; sums to zero.
+    #[serde(deserialize_with = "ledger_domain::dense::ord_map")]
     pub trial_balance: OrdMap<String, Decimal>,
     /// Registrations, per company and year (one or two years each: a [`SmallMap`]).
+    #[serde(deserialize_with = "ledger_domain::dense::ord_map")]
     pub companies: Registrations,
     modules: Modules,
     /// Where each provider's redemptions, reversals and payouts are in the log (see
     /// [`queries`]).
+    #[serde(deserialize_with = "ledger_domain::dense::ord_map")]
     pub provider_records: OrdMap<Identifier, ProviderRecords>,
     /// Usage codes: each code, the codes of each company, the hours reserved per company.
     pub usage_codes: UsageCodes,
     /// Where each company's redemptions and their reversals are in the log, increasing: its
     /// statement of redemptions, listed page by page (see [`queries`]).
+    #[serde(deserialize_with = "ledger_domain::dense::ord_map")]
     pub company_redemptions: OrdMap<EnterpriseNumber, Vec<u64>>,
     /// Only a redemption loaded for its reversal, between [`Projections::load_redemption`] and
     /// the reversal's [`Projections::apply`]: empty otherwise.
+    #[serde(deserialize_with = "ledger_domain::dense::ord_map")]
     redemptions: OrdMap<Uuid, RedemptionFacts>,
 }
 

@@ -60,9 +60,12 @@ pub struct CodeView {
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UsageCodes {
+    #[serde(deserialize_with = "ledger_domain::dense::ord_map")]
     pub codes: OrdMap<UsageCode, CodeView>,
+    #[serde(deserialize_with = "ledger_domain::dense::ord_map")]
     pub by_company: OrdMap<EnterpriseNumber, BTreeSet<UsageCode>>,
     /// Hours in open codes per company: vouchers in the wallet that nothing else may spend.
+    #[serde(deserialize_with = "ledger_domain::dense::ord_map")]
     pub reserved_hours: OrdMap<EnterpriseNumber, u64>,
 }
 
