@@ -634,7 +634,7 @@ fn redeem_hours(
         .ok_or(Refusal::CompanyNotFound)?;
 
     let draws = match usage_code {
-        Some(code) => crate::usage_rules::draws_from_earmarks(&code.earmarks, command.hours),
+        Some(code) => crate::usage_rules::draws_from_earmarks(code.earmarks(), command.hours),
         None => free_draws(company, command, date)?,
     };
     let amount_owed_eur: Decimal = draws

@@ -175,7 +175,7 @@ pub(crate) fn cancel_usage_code(
     Ok(vec![Event::UsageCodeCancelled(UsageCodeCancelled {
         code: command.code.clone(),
         enterprise_number: command.enterprise_number.clone(),
-        returned: record.earmarks.clone(),
+        returned: record.earmarks().to_vec(),
         reason: command.reason.clone(),
         cancelled_on: context.today,
     })])
@@ -203,27 +203,28 @@ pub(crate) fn code_for_filing<'a>(
             filing_until: record.filing_until,
         });
     }
-    if record.hours_left == 0 {
-        return Err(Refusal::UsageCodeUsedUp);
-    }
-    if let Some(module_id) = &record.module_id {
+    let terms = match &record.terms {
+        Some(terms) if record.hours_left > 0 => terms,
+        _ => return Err(Refusal::UsageCodeUsedUp),
+    };
+    if let Some(module_id) = &terms.module_id {
         if module_id != &command.module_id {
             return Err(Refusal::UsageCodeModuleMismatch {
                 expected: module_id.to_string(),
             });
         }
     }
-    if record.voucher_type != command.voucher_type {
+    if terms.voucher_type != command.voucher_type {
         return Err(Refusal::UsageCodeVoucherTypeMismatch {
-            expected: record.voucher_type,
+            expected: terms.voucher_type,
         });
     }
     let date = command.training_date;
-    if date < record.period_from || date > record.period_until {
+    if date < terms.period_from || date > terms.period_until {
         return Err(Refusal::TrainingOutsideUsageCodePeriod {
             training_date: date,
-            period_from: record.period_from,
-            period_until: record.period_until,
+            period_from: terms.period_from,
+            period_until: terms.period_until,
         });
     }
     if command.hours > record.hours_left {
@@ -277,7 +278,7 @@ pub(crate) fn lapses_due(
         .map(|(code, record)| UsageCodeLapsed {
             code: code.clone(),
             enterprise_number: record.enterprise_number.clone(),
-            returned: record.earmarks.clone(),
+            returned: record.earmarks().to_vec(),
             lapsed_on: as_of,
         })
         .collect()

@@ -814,7 +814,7 @@ fn check_invariants(state: &LedgerState, model: &Model, step: &Step) {
     // Usage codes: each batch's earmarked vouchers are exactly the open codes' earmarks of it.
     let mut earmarked_by_codes: std::collections::BTreeMap<Uuid, u32> = Default::default();
     for (code, record) in &state.usage_codes {
-        let held: u32 = record.earmarks.iter().map(|draw| draw.quantity).sum();
+        let held: u32 = record.earmarks().iter().map(|draw| draw.quantity).sum();
         assert_eq!(held, record.hours_left, "after {step:?}: {code} earmarks");
         let modelled = model
             .codes
@@ -825,7 +825,7 @@ fn check_invariants(state: &LedgerState, model: &Model, step: &Step) {
             record.hours_left, modelled.hours_left,
             "after {step:?}: {code} hours left"
         );
-        for draw in &record.earmarks {
+        for draw in record.earmarks() {
             *earmarked_by_codes.entry(draw.batch_id).or_default() += draw.quantity;
         }
     }

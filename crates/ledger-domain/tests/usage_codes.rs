@@ -331,6 +331,48 @@ fn rule_19_several_filings_use_a_code_down_to_zero_and_the_next_is_refused() {
 }
 
 #[test]
+fn a_code_keeps_its_terms_while_it_has_hours_and_drops_them_once_used_up() {
+    // The state keeps what the rules read of every code ever ordered, and a filing's terms
+    // (module, voucher type, period, earmarks) only while the code has hours left.
+    let (history, code) = with_orders(wallet(), vec![september(1, 15)], DEFAULT_TODAY);
+    let partly = decided(
+        history.clone(),
+        vec![file_against(&code, redemption(1), acme(), 10, "2025-09-10").into_command()],
+        "2025-10-01",
+        &default_policy(),
+    );
+    let state = state_of(&partly);
+    let record = &state.usage_codes[&code];
+    assert_eq!(record.hours_left, 5);
+    assert_eq!(
+        record
+            .earmarks()
+            .iter()
+            .map(|draw| draw.quantity)
+            .sum::<u32>(),
+        5
+    );
+    assert!(record.terms.is_some());
+
+    let used = decided(
+        partly,
+        vec![file_against(&code, redemption(2), acme(), 5, "2025-09-12").into_command()],
+        "2025-10-01",
+        &default_policy(),
+    );
+    let state = state_of(&used);
+    let record = &state.usage_codes[&code];
+    assert_eq!(record.hours_left, 0);
+    assert!(record.terms.is_none());
+    assert!(record.earmarks().is_empty());
+    // Still refused by its own reason.
+    given(used)
+        .today("2025-10-01")
+        .when(file_against(&code, redemption(3), acme(), 1, "2025-09-15"))
+        .then_refused(Refusal::UsageCodeUsedUp);
+}
+
+#[test]
 fn rule_19_filing_records_the_code_and_owes_the_provider() {
     let (history, code) = with_orders(wallet(), vec![september(1, 15)], DEFAULT_TODAY);
     given(history)

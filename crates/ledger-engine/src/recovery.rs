@@ -34,7 +34,9 @@ use crate::{decode, StartError};
 /// before the two encodings, so that they decode in parallel. Version 7: each year's hours per
 /// company in the projections (issue 16 item 5: a later registration moves them to its sector),
 /// and each company's redemption positions (its statement of redemptions, issue 15).
-const CHECKPOINT_FORMAT: u8 = 7;
+/// Version 8: a usage code in the state keeps its terms only while it has hours left, and no
+/// longer its order id, hours and order date (the projections' view has them).
+const CHECKPOINT_FORMAT: u8 = 8;
 
 /// First byte of a retained snapshot of the projections: the version of the projections'
 /// encoding. Version 5 is that of checkpoint format 5 (format 6 changed only how the
