@@ -1471,10 +1471,13 @@ pub(crate) fn sled_config(dir: &Path) -> sled::Config {
         .cache_capacity(SLED_CACHE_BYTES_MAX)
 }
 
-/// The most memory sled's page cache holds, in bytes. The writer appends at the end of the log
-/// and reads back only what a retry or a reversal names, so a small cache serves it; sled's
-/// default (1 GiB) let the process grow with the history.
-pub const SLED_CACHE_BYTES_MAX: u64 = 128 * 1024 * 1024;
+/// sled's page cache, in bytes of pages as sled counts them (their size on disk). The writer
+/// appends at the end of the log and reads back only what a retry or a reversal names, so a
+/// small cache serves it; sled's default (1 GiB) let the process grow with the history. sled's
+/// memory for its cache is several times this figure: restarted on ten simulated years, the
+/// server alone peaked at 1 236 MiB while serving with 128 MiB here and at 823 MiB with 16 MiB,
+/// at the same rates (`bench --history 10`, BENCHMARKS.md, 2026-12-01).
+pub const SLED_CACHE_BYTES_MAX: u64 = 16 * 1024 * 1024;
 
 /// Opens sled in `dir` after removing the snapshot sled was writing when the process died, if
 /// any.
