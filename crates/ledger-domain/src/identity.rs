@@ -295,8 +295,8 @@ thread_local! {
 /// The text of an identifier, shared with every identifier of the same text this thread parsed
 /// before. Why: a checkpoint's decode, and a rebuild's decode of the log, parse the same few
 /// hundred provider and module ids once per usage code and per redemption (about two million
-/// times after ten simulated years); each got an allocation of its own, ~60 MB of copies of the
-/// same texts in the state and the projections.
+/// times after ten simulated years), and each got an allocation of its own: this and the usage
+/// codes' inline symbols took 84 MiB off the heap of a ten-year checkpoint once decoded.
 fn shared_text(text: &str) -> std::sync::Arc<str> {
     let found = SHARED_IDS.try_with(|shared| {
         let mut shared = shared.try_borrow_mut().ok()?;

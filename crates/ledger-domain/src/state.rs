@@ -221,8 +221,8 @@ pub enum UsageCodeStatus {
 /// ever ordered (a filing against a used, cancelled or lapsed code is refused by its own
 /// reason), and the terms a filing must match only while the code has hours left. Why: after
 /// ten simulated years the state held ~490 000 codes, all used up, each with its terms, its
-/// order id and its dates (62 MB); the terms, boxed and dropped when the last hour goes, leave a
-/// used code about a third of that. The reports' view of every code is the projections'.
+/// order id and its dates (62 MB); with the terms boxed and dropped when the last hour goes,
+/// they take half of that. The reports' view of every code is the projections'.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UsageCodeRecord {
     pub enterprise_number: EnterpriseNumber,
