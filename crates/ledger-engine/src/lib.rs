@@ -1071,17 +1071,24 @@ impl Writer {
                         None
                     }
                 };
-                let folded_through = fingerprints
-                    .and_then(|(fingerprints, file)| save_fingerprints(&file, &fingerprints));
+                // Each part of the snapshot goes as soon as nothing more reads it: while it
+                // lives, every node the writer changes is copied (the maps are persistent), so
+                // a snapshot held through the fold of the request records below cost the
+                // serving process up to a second copy of the state.
+                let Recovered { state, projections } = snapshot;
+                drop(state);
                 if let Err(error) = recovery::retain_projections(
                     &retained,
                     &head,
-                    &snapshot.projections,
+                    &projections,
                     retained_interval_events,
                 ) {
                     // A missing snapshot costs a longer replay of an `as_of` report, nothing more.
                     tracing::warn!(%error, position = head.position, "retained snapshot not saved");
                 }
+                drop(projections);
+                let folded_through = fingerprints
+                    .and_then(|(fingerprints, file)| save_fingerprints(&file, &fingerprints));
                 let _ = sender.send(CheckpointWritten {
                     head: written,
                     folded_through,
