@@ -3,7 +3,13 @@
 //!
 //! ```text
 //! cargo run --release -p ledger-sim --example footprint -- DATA_DIR
+//! cargo run --release -p ledger-sim --example footprint -- DATA_DIR --started
 //! ```
+//!
+//! With `--started` it starts the engine on the folder instead (sled opened, the checkpoint
+//! decoded, the tail replayed, the ids' fingerprints read, the writer running) and prints the
+//! heap the opened store alone holds and the heap of the whole started engine: what a serving
+//! process holds besides its state and projections.
 //!
 //! It counts the bytes the allocator hands out (`stats_alloc` around the system allocator, not
 //! the server's mimalloc), so the figures are the live heap, without an allocator's own
@@ -46,9 +52,12 @@ fn report<T: serde::Serialize + Default>(name: &str, part: &mut T) {
 
 fn main() -> ExitCode {
     let Some(dir) = std::env::args().nth(1) else {
-        eprintln!("usage: footprint DATA_DIR");
+        eprintln!("usage: footprint DATA_DIR [--started]");
         return ExitCode::FAILURE;
     };
+    if std::env::args().nth(2).as_deref() == Some("--started") {
+        return started(Path::new(&dir));
+    }
     let bytes = match CheckpointFile::in_data_dir(Path::new(&dir)).read() {
         Ok(CheckpointFound::Intact(checkpoint)) => checkpoint.bytes,
         Ok(_) => {
@@ -114,5 +123,87 @@ fn main() -> ExitCode {
     );
     report("projections (the rest)", projections);
     println!("left: {:.1} MiB of heap", live_mib());
+    ExitCode::SUCCESS
+}
+
+/// Resident memory of this process, in MiB (`VmRSS`), 0 where `/proc` has none.
+fn resident_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix("VmRSS:"))
+                .and_then(|value| {
+                    value
+                        .trim()
+                        .trim_end_matches("kB")
+                        .trim()
+                        .parse::<f64>()
+                        .ok()
+                })
+        })
+        .map_or(0.0, |kib| kib / 1024.0)
+}
+
+/// The heap of the opened store alone, then of the whole started engine on `dir`.
+fn started(dir: &Path) -> ExitCode {
+    use ledger_engine::{Engine, EngineConfig, SystemClock};
+    let policy = match std::fs::read_to_string(ledger_testkit::policy_file())
+        .map_err(|error| error.to_string())
+        .and_then(|text| {
+            ledger_domain::PolicyTable::from_toml_str(&text).map_err(|error| error.to_string())
+        }) {
+        Ok(policy) => policy,
+        Err(error) => {
+            eprintln!("the policy file cannot be read: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let before = live_mib();
+    match ledger_store::Store::open_with_options(dir, Engine::store_options()) {
+        Ok(store) => {
+            println!(
+                "store opened (sled, segments, stream versions): heap {:.1} MiB",
+                live_mib() - before
+            );
+            drop(store);
+        }
+        Err(error) => {
+            eprintln!("the store of {} cannot be opened: {error}", dir.display());
+            return ExitCode::FAILURE;
+        }
+    }
+    let before = live_mib();
+    let engine = match Engine::start(
+        EngineConfig::new(dir, policy),
+        std::sync::Arc::new(SystemClock),
+    ) {
+        Ok(engine) => engine,
+        Err(error) => {
+            eprintln!("the engine cannot start on {}: {error}", dir.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    println!(
+        "engine started: heap {:.1} MiB, resident {:.1} MiB",
+        live_mib() - before,
+        resident_mib()
+    );
+    // The fingerprints of the recorded ids are read by a thread of their own after the start.
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    println!(
+        "5 s later (fingerprints read): heap {:.1} MiB, resident {:.1} MiB",
+        live_mib() - before,
+        resident_mib()
+    );
+    let runtime = match tokio::runtime::Builder::new_current_thread().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("no runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(engine.shutdown());
     ExitCode::SUCCESS
 }
