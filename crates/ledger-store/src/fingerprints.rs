@@ -208,6 +208,13 @@ pub(crate) fn load_saved(
         let Some((before, after)) = keys::group_heads_of(&key) else {
             break;
         };
+        if after > head.position {
+            // Written after the open, by a writer that started while this thread read: its ids
+            // are among those added since the open. Keys sort by the head before, then after,
+            // so every record from here on is such a group. (Counting them as the log's made
+            // every start that served at once read every recorded id again.)
+            break;
+        }
         if before != reached {
             // A group of the saved head written before it (a group that wrote no event) is
             // in the file already; one after a gap means groups without records.
@@ -224,6 +231,13 @@ pub(crate) fn load_saved(
         reached = after;
     }
     if reached != head.position {
+        // Where they stop, so that a log which keeps passing them over can be looked into.
+        tracing::info!(
+            saved_position = saved_head.position,
+            reached,
+            head_position = head.position,
+            "group records after the saved fingerprints"
+        );
         return passed_over("the group records after them end before the head");
     }
     Some((requests, names))

@@ -580,6 +580,9 @@ pub struct Store {
     data_file: Option<Arc<File>>,
     data_path: PathBuf,
     pub(crate) head: Head,
+    /// The head when the log was opened: the fingerprints read by [`Store::load_indexes`] are
+    /// those of the ids in the log then; every id recorded since is added as it is written.
+    head_at_open: Head,
     options: StoreOptions,
     /// `fdatasync`s left before the injected failures begin; `u64::MAX` when none is injected
     /// (see [`FAIL_FDATASYNC_AFTER_VARIABLE`]).
@@ -817,6 +820,7 @@ impl Store {
             data_file: Some(Arc::new(data_file)),
             data_path,
             head,
+            head_at_open: head,
             options,
             syncs_before_injected_failure: Arc::new(
                 AtomicU64::new(syncs_before_injected_failure()),
@@ -889,6 +893,7 @@ impl Store {
             data_file: None,
             data_path: checkpoint_dir.to_path_buf(),
             head,
+            head_at_open: head,
             options,
             syncs_before_injected_failure: Arc::new(AtomicU64::new(u64::MAX)),
             checkpoint_file: CheckpointFile::in_data_dir(checkpoint_dir),
@@ -931,7 +936,9 @@ impl Store {
                 let db = db.clone();
                 let segments = segments.clone();
                 let dir = self.checkpoint_file.path().parent().map(Path::to_path_buf);
-                let head = self.head;
+                // Not the head now: the writer may have appended since the open, and those
+                // ids are among the ones added since (`IdFilter::fingerprints`).
+                let head = self.head_at_open;
                 self.id_loader.start(move |stop| {
                     let started = std::time::Instant::now();
                     let saved = dir.and_then(|dir| {
