@@ -1430,12 +1430,23 @@ impl Writer {
             self.store.sync();
             return;
         }
-        let bytes = recovery::checkpoint_bytes(&self.state, &self.projections);
-        match self.store.append_with_checkpoint(Vec::new(), Some(&bytes)) {
-            Ok(_) => self.events_since_checkpoint = 0,
+        // Streamed, as the checkpoint thread writes it: encoded whole into a `Vec`, a ten-year
+        // checkpoint (150 MB) took the stopping server from ~0.8 to 1.12 GB, above what it
+        // held while serving. The snapshot shares every node of the maps.
+        let snapshot = Recovered {
+            state: self.state.clone(),
+            projections: self.projections.clone(),
+        };
+        match self
+            .store
+            .checkpoint_file()
+            .save_streamed(&head, &mut |out| snapshot.write_checkpoint(out))
+        {
+            Ok(()) => self.events_since_checkpoint = 0,
             // A missing checkpoint costs a longer replay at the next start, nothing more.
             Err(error) => tracing::warn!(%error, "final checkpoint not written"),
         }
+        self.store.sync();
     }
 
     /// Saves the fingerprints of the recorded ids at the head (nothing is in flight).
