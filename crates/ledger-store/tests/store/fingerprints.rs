@@ -21,6 +21,12 @@ fn reopen_and_load(dir: &Path) -> Store {
         ..StoreOptions::default()
     };
     let mut store = Store::open_with_options(dir, options).expect("reopen");
+    load_and_wait(&mut store);
+    store
+}
+
+/// Starts loading the ids of the open and waits until they are loaded.
+fn load_and_wait(store: &mut Store) {
     store.load_indexes();
     let waited = Instant::now();
     while !store.indexes_loaded() {
@@ -30,7 +36,6 @@ fn reopen_and_load(dir: &Path) -> Store {
         );
         std::thread::sleep(Duration::from_millis(5));
     }
-    store
 }
 
 /// Requests 1 to 3 (the first names `NAMED`), the fingerprints saved at their head, then three
@@ -122,15 +127,7 @@ fn groups_written_after_the_open_leave_the_saved_fingerprints_in_use() {
         .append(vec![command(9, &["budget/2025"])])
         .expect("append");
     assert!(store.head().position > opened_at, "a group after the open");
-    store.load_indexes();
-    let waited = Instant::now();
-    while !store.indexes_loaded() {
-        assert!(
-            waited.elapsed() < Duration::from_secs(30),
-            "the indexes are never loaded"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    load_and_wait(&mut store);
     assert_eq!(store.indexes_source(), Some(IdSource::Saved));
     every_recorded_id_is_found(&mut store);
     assert!(store.request(uuid(9)).expect("readable").is_some());
