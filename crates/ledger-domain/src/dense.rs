@@ -43,25 +43,16 @@ where
 
         fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Self::Value, A::Error> {
             let mut map = OrdMap::new();
-            let mut odd: Vec<(K, V)> =
-                Vec::with_capacity(access.size_hint().unwrap_or(0).min(RESERVED_ENTRIES_MAX) / 2);
-            let mut last: Option<K> = None;
-            let mut index = 0usize;
-            while let Some((key, value)) = access.next_entry::<K, V>()? {
-                if last.as_ref().is_some_and(|last| *last >= key) {
-                    return Err(serde::de::Error::custom("map keys out of order"));
-                }
-                last = Some(key.clone());
-                if index % 2 == 0 {
+            let size_hint = access.size_hint();
+            insert_dense(
+                || access.next_entry::<K, V>(),
+                |(key, _)| key,
+                |(key, value)| {
                     map.insert(key, value);
-                } else {
-                    odd.push((key, value));
-                }
-                index += 1;
-            }
-            for (key, value) in odd {
-                map.insert(key, value);
-            }
+                },
+                size_hint,
+                "map keys out of order",
+            )?;
             Ok(map)
         }
     }
@@ -89,30 +80,55 @@ where
 
         fn visit_seq<A: SeqAccess<'de>>(self, mut access: A) -> Result<Self::Value, A::Error> {
             let mut set = OrdSet::new();
-            let mut odd: Vec<K> =
-                Vec::with_capacity(access.size_hint().unwrap_or(0).min(RESERVED_ENTRIES_MAX) / 2);
-            let mut last: Option<K> = None;
-            let mut index = 0usize;
-            while let Some(member) = access.next_element::<K>()? {
-                if last.as_ref().is_some_and(|last| *last >= member) {
-                    return Err(serde::de::Error::custom("set members out of order"));
-                }
-                last = Some(member.clone());
-                if index % 2 == 0 {
+            let size_hint = access.size_hint();
+            insert_dense(
+                || access.next_element::<K>(),
+                |member| member,
+                |member| {
                     set.insert(member);
-                } else {
-                    odd.push(member);
-                }
-                index += 1;
-            }
-            for member in odd {
-                set.insert(member);
-            }
+                },
+                size_hint,
+                "set members out of order",
+            )?;
             Ok(set)
         }
     }
 
     deserializer.deserialize_seq(Members(PhantomData))
+}
+
+/// Hands the items `next` reads to `insert`, those at even places first, then those at odd
+/// places (see the module's doc); refuses, with `out_of_order`, a key (`key_of`) that is not
+/// greater than the one before.
+fn insert_dense<T, K, E>(
+    mut next: impl FnMut() -> Result<Option<T>, E>,
+    key_of: impl for<'a> Fn(&'a T) -> &'a K,
+    mut insert: impl FnMut(T),
+    size_hint: Option<usize>,
+    out_of_order: &'static str,
+) -> Result<(), E>
+where
+    K: Ord + Clone,
+    E: serde::de::Error,
+{
+    let mut odd: Vec<T> = Vec::with_capacity(size_hint.unwrap_or(0).min(RESERVED_ENTRIES_MAX) / 2);
+    let mut last: Option<K> = None;
+    let mut index = 0usize;
+    while let Some(item) = next()? {
+        let key = key_of(&item);
+        if last.as_ref().is_some_and(|last| last >= key) {
+            return Err(E::custom(out_of_order));
+        }
+        last = Some(key.clone());
+        if index % 2 == 0 {
+            insert(item);
+        } else {
+            odd.push(item);
+        }
+        index += 1;
+    }
+    odd.into_iter().for_each(insert);
+    Ok(())
 }
 
 #[cfg(test)]
