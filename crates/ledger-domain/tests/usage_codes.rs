@@ -335,12 +335,17 @@ fn a_code_keeps_its_terms_while_it_has_hours_and_drops_them_once_used_up() {
     // The state keeps what the rules read of every code ever ordered, and a filing's terms
     // (module, voucher type, period, earmarks) only while the code has hours left.
     let (history, code) = with_orders(wallet(), vec![september(1, 15)], DEFAULT_TODAY);
-    let partly = decided(
-        history.clone(),
-        vec![file_against(&code, redemption(1), acme(), 10, "2025-09-10").into_command()],
-        "2025-10-01",
-        &default_policy(),
-    );
+    let filed = |history, seed, hours, training_date| {
+        decided(
+            history,
+            vec![
+                file_against(&code, redemption(seed), acme(), hours, training_date).into_command(),
+            ],
+            "2025-10-01",
+            &default_policy(),
+        )
+    };
+    let partly = filed(history.clone(), 1, 10, "2025-09-10");
     let state = state_of(&partly);
     let record = &state.usage_codes[&code];
     assert_eq!(record.hours_left, 5);
@@ -354,12 +359,7 @@ fn a_code_keeps_its_terms_while_it_has_hours_and_drops_them_once_used_up() {
     );
     assert!(record.terms.is_some());
 
-    let used = decided(
-        partly,
-        vec![file_against(&code, redemption(2), acme(), 5, "2025-09-12").into_command()],
-        "2025-10-01",
-        &default_policy(),
-    );
+    let used = filed(partly, 2, 5, "2025-09-12");
     let state = state_of(&used);
     let record = &state.usage_codes[&code];
     assert_eq!(record.hours_left, 0);
