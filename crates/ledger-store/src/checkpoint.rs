@@ -16,19 +16,23 @@
 //! [`Store::open`](crate::Store::open) removes those, and the first checkpoint after the upgrade
 //! is a file.
 
-use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::chain::Head;
-use crate::snapshot_file::{self, Kind};
+use crate::snapshot_file::{self, Format};
 use crate::store::StoreError;
 
 /// The checkpoint's file, inside the log directory.
 pub const CHECKPOINT_FILE_NAME: &str = "checkpoint";
 
-/// First bytes of the checkpoint file: what it is and the version of its header.
-const KIND: &Kind = b"VLCKPT01";
+/// The checkpoint file's layout: its body compressed (`VLCKPT02`); a file of the uncompressed
+/// layout written before (`VLCKPT01`) is still read, so an upgrade replays no more than a tail.
+const FORMAT: &Format = &Format {
+    kind: *b"VLCKPT02",
+    compressed: true,
+    reads_plain: Some(*b"VLCKPT01"),
+};
 
 /// The meta record of a checkpoint kept in sled before checkpoints were files.
 pub(crate) const LEGACY_META_KEY: &[u8] = b"k";
@@ -80,7 +84,7 @@ impl CheckpointFile {
     /// Replaces the checkpoint with `bytes`, the caller's encoded state at `head`, a durable
     /// position of the log; durable when this returns.
     pub fn save(&self, head: &Head, bytes: &[u8]) -> Result<(), StoreError> {
-        snapshot_file::write(&self.path, KIND, head, bytes, true)
+        snapshot_file::write(&self.path, FORMAT, head, bytes, true)
     }
 
     /// [`CheckpointFile::save`] of the bytes `encode` writes, a piece at a time: a ten-year
@@ -90,13 +94,13 @@ impl CheckpointFile {
         head: &Head,
         encode: &mut dyn FnMut(&mut dyn io::Write) -> io::Result<()>,
     ) -> Result<(), StoreError> {
-        snapshot_file::write_streamed(&self.path, KIND, head, true, encode)
+        snapshot_file::write_streamed(&self.path, FORMAT, head, true, encode)
     }
 
     /// Reads the checkpoint file and checks it against its own digest.
     pub fn read(&self) -> Result<CheckpointFound, StoreError> {
-        let bytes = match fs::read(&self.path) {
-            Ok(bytes) => bytes,
+        let read = match snapshot_file::read(&self.path, FORMAT) {
+            Ok(read) => read,
             Err(error) if error.kind() == io::ErrorKind::NotFound => {
                 return Ok(CheckpointFound::Absent)
             }
@@ -107,7 +111,7 @@ impl CheckpointFile {
                 })
             }
         };
-        Ok(match snapshot_file::decode_owned(KIND, bytes) {
+        Ok(match read {
             Ok((head, bytes)) => CheckpointFound::Intact(StoredCheckpoint { head, bytes }),
             Err((position, why)) => CheckpointFound::Damaged { position, why },
         })

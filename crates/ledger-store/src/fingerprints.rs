@@ -36,14 +36,19 @@ use uuid::Uuid;
 use crate::chain::Head;
 use crate::keys;
 use crate::segment::Segments;
-use crate::snapshot_file::{self, Kind};
+use crate::snapshot_file::{self, Format};
 use crate::store::StoreError;
 
 /// The fingerprints' file, inside the log directory.
 pub const FINGERPRINTS_FILE_NAME: &str = "fingerprints";
 
-/// First bytes of the file: what it is and the version of its format.
-const KIND: &Kind = b"VLIDFP01";
+/// The file's layout: its first bytes say what it is and the version of its format. Not
+/// compressed: sorted 64-bit hashes do not shrink under zstd.
+const FORMAT: &Format = &Format {
+    kind: *b"VLIDFP01",
+    compressed: false,
+    reads_plain: None,
+};
 
 /// One set of fingerprints as the store holds it: those read at open (shared with the thread
 /// that read them) and those added since.
@@ -145,7 +150,7 @@ impl FingerprintFile {
         for fingerprint in requests.iter().chain(&names) {
             body.extend_from_slice(&fingerprint.to_le_bytes());
         }
-        snapshot_file::write(&self.path, KIND, &snapshot.head, &body, false)?;
+        snapshot_file::write(&self.path, FORMAT, &snapshot.head, &body, false)?;
         crate::tail::fold_group_records_before(&self.db, snapshot.head.position)?;
         self.seal(snapshot.head.position);
         Ok(true)
@@ -176,7 +181,7 @@ pub(crate) fn load_saved(
             return None;
         }
     };
-    let (saved_head, body) = match snapshot_file::decode(KIND, &bytes) {
+    let (saved_head, body) = match snapshot_file::decode(&FORMAT.kind, &bytes) {
         Ok(decoded) => decoded,
         Err((_, why)) => return passed_over(why),
     };

@@ -16,14 +16,19 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::snapshot_file::{self, Kind};
+use crate::snapshot_file::{self, Format};
 use crate::{Head, LogReader, StoreError};
 
 /// The folder of the retained snapshots, inside the log directory.
 pub const RETAINED_DIR_NAME: &str = "projections";
 
-/// First bytes of every retained snapshot file: what it is and the version of its header.
-const KIND: &Kind = b"VLPSNAP1";
+/// The layout of every retained snapshot file (and year point): its body compressed
+/// (`VLPSNAP2`); the uncompressed files written before (`VLPSNAP1`) are still read.
+const FORMAT: &Format = &Format {
+    kind: *b"VLPSNAP2",
+    compressed: true,
+    reads_plain: Some(*b"VLPSNAP1"),
+};
 
 const FILE_PREFIX: &str = "p-";
 const FILE_SUFFIX: &str = ".snap";
@@ -77,7 +82,7 @@ impl RetainedSnapshots {
             source,
         })?;
         // Not durable: see the module's documentation.
-        snapshot_file::write_streamed(&self.path_of(head.position), KIND, head, false, encode)
+        snapshot_file::write_streamed(&self.path_of(head.position), FORMAT, head, false, encode)
     }
 
     /// The positions of the saved snapshots, ascending, without reading them. A missing
@@ -136,14 +141,14 @@ impl RetainedSnapshots {
         reader: &LogReader,
     ) -> Result<Option<RetainedSnapshot>, StoreError> {
         let path = self.path_of(saved);
-        let bytes = match fs::read(&path) {
-            Ok(bytes) => bytes,
+        let read = match snapshot_file::read(&path, FORMAT) {
+            Ok(read) => read,
             Err(error) => {
                 tracing::warn!(path = %path.display(), %error, "retained snapshot cannot be read; using an older one");
                 return Ok(None);
             }
         };
-        let snapshot = match snapshot_file::decode_owned(KIND, bytes) {
+        let snapshot = match read {
             Ok((head, body)) if head.position == saved => RetainedSnapshot { head, body },
             Ok(_) => {
                 tracing::warn!(path = %path.display(), "retained snapshot names another position than its file; using an older one");

@@ -133,10 +133,11 @@ async fn a_damaged_checkpoint_is_ignored_and_the_state_comes_from_the_log() {
         .expect("read");
     engine.shutdown().await;
     {
-        // A byte of the checkpoint's body flipped (after its 80-byte header).
+        // A byte of the checkpoint's stored body flipped (after its 88-byte header: kind,
+        // position, chain hash, digest, length).
         let path = dir.path().join(ledger_store::CHECKPOINT_FILE_NAME);
         let mut file = std::fs::read(&path).expect("the checkpoint file");
-        file[80 + 3] ^= 0x55;
+        file[88 + 3] ^= 0x55;
         std::fs::write(&path, file).expect("write");
     }
     let engine = start_checkpointing(dir.path(), &clock, 10);
