@@ -99,6 +99,11 @@ fn checkpoint_due(
 /// are taken with checkpoints, every [`CHECKPOINT_INTERVAL_EVENTS`].
 pub const RETAINED_INTERVAL_EVENTS: u64 = 100_000;
 
+/// Retained intervals between two snapshots of the past kept by a clean stop's thinning and
+/// written by a rebuild ([`recovery::RetainedSpacing::SERVICE`]): four, so that a report as of
+/// an old position replays at most about 400 000 events.
+pub const RETAINED_COARSE_INTERVALS: u64 = 4;
+
 /// Durable groups kept for live subscribers that have not read them yet (tokio rounds it up to
 /// a power of two). A subscriber more than this many groups behind is dropped and told to
 /// resume from its last position: `send` never waits for it, so the writer never slows down.

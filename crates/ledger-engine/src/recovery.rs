@@ -763,10 +763,15 @@ pub struct RebuildReport {
 /// from position 1, compares the result with the stored checkpoint at its position, then
 /// writes a fresh checkpoint at the head.
 pub fn rebuild(data_dir: &Path) -> Result<RebuildReport, StartError> {
-    rebuild_retaining(data_dir, crate::RETAINED_INTERVAL_EVENTS)
+    rebuild_spaced(
+        data_dir,
+        RetainedSpacing::SERVICE,
+        YEAR_POINT_INTERVAL_EVENTS,
+    )
 }
 
-/// [`rebuild`], leaving retained snapshots `retained_interval_events` apart.
+/// [`rebuild`], leaving a retained snapshot at every multiple of `retained_interval_events`
+/// (none passed over for being old).
 pub fn rebuild_retaining(
     data_dir: &Path,
     retained_interval_events: u64,
@@ -784,12 +789,73 @@ pub fn rebuild_with_intervals(
     retained_interval_events: u64,
     year_point_interval_events: u64,
 ) -> Result<RebuildReport, StartError> {
+    rebuild_spaced(
+        data_dir,
+        RetainedSpacing::every(retained_interval_events),
+        year_point_interval_events,
+    )
+}
+
+/// [`rebuild`], leaving the retained snapshots `retained` says and year points
+/// `year_point_interval_events` apart.
+pub fn rebuild_spaced(
+    data_dir: &Path,
+    retained: RetainedSpacing,
+    year_point_interval_events: u64,
+) -> Result<RebuildReport, StartError> {
     rebuild_store(
         Store::open(data_dir)?,
         data_dir,
-        retained_interval_events,
+        retained,
         year_point_interval_events,
     )
+}
+
+/// Where a rebuild leaves retained snapshots of the projections: at the head, and at the
+/// multiples of `interval_events` that a clean stop of the service would keep
+/// ([`ledger_store::RetainedSnapshots::thin`] with `recent_events` and `past_interval_events`).
+/// Why: a rebuild of a ten-year log wrote one at each of its 19 multiples, each the whole
+/// projections (up to 95 MB encoded), and the next stop removed 12 of them: a third of the
+/// rebuild's CPU went to files written to be deleted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RetainedSpacing {
+    /// A snapshot at each multiple of this many positions within `recent_events` of the head.
+    pub interval_events: u64,
+    /// Positions before the head within which every multiple of the interval is kept.
+    pub recent_events: u64,
+    /// Before that, only the first multiple of the interval in each stretch of this many
+    /// positions (1 to it, the next, …).
+    pub past_interval_events: u64,
+}
+
+impl RetainedSpacing {
+    /// The service's: what a clean stop leaves (`ledger-server` thins with these numbers).
+    pub const SERVICE: RetainedSpacing = RetainedSpacing {
+        interval_events: crate::RETAINED_INTERVAL_EVENTS,
+        recent_events: crate::RETAINED_INTERVAL_EVENTS,
+        past_interval_events: crate::RETAINED_COARSE_INTERVALS * crate::RETAINED_INTERVAL_EVENTS,
+    };
+
+    /// A snapshot at every multiple of `interval_events`, however old.
+    pub fn every(interval_events: u64) -> RetainedSpacing {
+        RetainedSpacing {
+            interval_events,
+            recent_events: u64::MAX,
+            past_interval_events: interval_events,
+        }
+    }
+
+    /// Whether a rebuild to `head` leaves a snapshot at `position`.
+    fn keeps(&self, position: u64, head: u64) -> bool {
+        let interval = self.interval_events.max(1);
+        if position % interval != 0 {
+            return false;
+        }
+        let stretch = |position: u64| position.saturating_sub(1) / self.past_interval_events.max(1);
+        position >= head.saturating_sub(self.recent_events)
+            || position <= interval
+            || stretch(position - interval) != stretch(position)
+    }
 }
 
 /// [`rebuild_with_intervals`] on a store already open: a log kept by a backend (PostgreSQL,
@@ -805,7 +871,7 @@ pub fn rebuild_with_intervals(
 pub fn rebuild_store(
     mut store: Store,
     data_dir: &Path,
-    retained_interval_events: u64,
+    spacing: RetainedSpacing,
     year_point_interval_events: u64,
 ) -> Result<RebuildReport, StartError> {
     index_names_if_needed(&mut store)?;
@@ -817,7 +883,7 @@ pub fn rebuild_store(
     let year_points = YearPoints::beside(&retained);
     year_points.forget_beyond(head.position)?;
     let started = Instant::now();
-    let retained_interval_events = retained_interval_events.max(1);
+    let retained_interval_events = spacing.interval_events.max(1);
     std::thread::scope(|scope| {
         let (snapshots, snapshots_to_save) = mpsc::sync_channel(0);
         let retained = &retained;
@@ -828,7 +894,8 @@ pub fn rebuild_store(
             })
             .map_err(StartError::Thread)?;
         let mut saves = RebuildSaves {
-            retained_interval_events,
+            spacing,
+            head: head.position,
             snapshots,
             year_points: YearPointWriter::start_waiting(
                 year_points,
@@ -914,12 +981,14 @@ fn checkpoint_bytes_on_two_threads(state: &LedgerState, projections: &Projection
 }
 
 /// What a rebuild leaves beside its projections' fold, so that a ledger upgraded from a
-/// version without them has them afterwards: a retained snapshot at every multiple of the
-/// retained interval (a copy of the projections handed to the saver thread, which encodes and
+/// version without them has them afterwards: a retained snapshot at the multiples of the
+/// retained interval its [`RetainedSpacing`] keeps (a copy of the projections handed to the saver thread, which encodes and
 /// writes it), and a year point at every multiple of the points' interval (the parts that
 /// moved since the point before, handed to the year points' thread, see [`YearPointWriter`]).
 struct RebuildSaves {
-    retained_interval_events: u64,
+    spacing: RetainedSpacing,
+    /// The head the rebuild replays to.
+    head: u64,
     /// To the saver thread: the projections at a head. A rendezvous, so that at most one copy
     /// is held beside the one being written (on the ten-year folder each is ~31 MB encoded, and
     /// the peak RSS grew by up to ~90 MB).
@@ -938,7 +1007,7 @@ impl BesideProjections for RebuildSaves {
             hash: folded.hash,
         };
         self.year_points.after_group(projections, &head);
-        if folded.position % self.retained_interval_events == 0 {
+        if self.spacing.keeps(folded.position, self.head) {
             // A saver that stopped costs only snapshots (it logged why).
             let _ = self.snapshots.send((head, projections.clone()));
         }

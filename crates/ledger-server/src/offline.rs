@@ -83,7 +83,7 @@ fn rebuild_postgres(
     Ok(ledger_engine::recovery::rebuild_store(
         store,
         data_dir,
-        ledger_engine::RETAINED_INTERVAL_EVENTS,
+        ledger_engine::recovery::RetainedSpacing::SERVICE,
         ledger_engine::year_points::YEAR_POINT_INTERVAL_EVENTS,
     )?)
 }

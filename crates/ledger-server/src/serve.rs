@@ -478,17 +478,15 @@ async fn rewrite_db_after_seal(data_dir: &std::path::Path, db_bytes_min: u64) {
 }
 
 /// Snapshots of the projections older than the newest retained interval are kept one per
-/// [`RETAINED_COARSE_INTERVALS`] retained intervals: each is the whole projections, so one per
+/// `ledger_engine::RETAINED_COARSE_INTERVALS` retained intervals: each is the whole projections, so one per
 /// interval made the folder grow with the square of the log (587 MB of the 2 GB folder after
 /// ten years). A report as of an old position then replays at most about that many intervals.
 /// A failure leaves the snapshots as they were.
 async fn thin_retained_snapshots(data_dir: &std::path::Path) {
     let retained = ledger_store::RetainedSnapshots::in_data_dir(data_dir);
     let thinned = tokio::task::spawn_blocking(move || {
-        retained.thin(
-            ledger_engine::RETAINED_INTERVAL_EVENTS,
-            RETAINED_COARSE_INTERVALS * ledger_engine::RETAINED_INTERVAL_EVENTS,
-        )
+        let spacing = ledger_engine::recovery::RetainedSpacing::SERVICE;
+        retained.thin(spacing.recent_events, spacing.past_interval_events)
     })
     .await;
     match thinned {
@@ -500,10 +498,6 @@ async fn thin_retained_snapshots(data_dir: &std::path::Path) {
         Err(error) => tracing::warn!(%error, "retained snapshots not thinned"),
     }
 }
-
-/// Retained intervals between two kept snapshots of the past (see `thin_retained_snapshots`):
-/// four, so that a report as of an old position replays at most about 400 000 events.
-const RETAINED_COARSE_INTERVALS: u64 = 4;
 
 /// Registers the ctrl-c (SIGINT) and SIGTERM handlers now, not when the server first polls
 /// its shutdown future: `serve` announces its address before that, and a signal in between

@@ -220,6 +220,47 @@ async fn a_rebuild_leaves_retained_snapshots_for_a_log_that_had_none() {
     assert_every_position_as_replayed(&store, &retained);
 }
 
+/// A rebuild leaves the snapshots a clean stop would keep, no more: every multiple of the
+/// interval near the head, the first of each stretch before, and the head. Allowed and refused
+/// both: every multiple written is one the thinning keeps, and every one passed over is one it
+/// would remove.
+#[tokio::test]
+async fn a_rebuild_writes_only_the_retained_snapshots_a_clean_stop_keeps() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let clock = clock("2025-06-30");
+    let engine = start_retaining(dir.path(), &clock, 1_000_000, 5);
+    history_with_a_reversal(&engine).await;
+    let head = engine.shutdown().await.expect("head");
+    let spacing = ledger_engine::recovery::RetainedSpacing {
+        interval_events: 2,
+        recent_events: 4,
+        past_interval_events: 8,
+    };
+    let report = retry_while_locked(|| {
+        ledger_engine::recovery::rebuild_spaced(dir.path(), spacing, 1_000_000)
+    });
+    let retained = RetainedSnapshots::in_data_dir(dir.path());
+    let positions = retained.positions().expect("listed");
+    assert_eq!(report.retained_snapshots, positions.len());
+    // What a rebuild keeping every multiple writes, thinned as a clean stop thins.
+    let mut every: Vec<u64> = (1..=head.position).filter(|p| p % 2 == 0).collect();
+    if head.position % 2 != 0 {
+        every.push(head.position);
+    }
+    let first_of_stretch = |p: u64| p == 2 || (p - 2 - 1) / 8 != (p - 1) / 8;
+    let expected: Vec<u64> = every
+        .iter()
+        .copied()
+        .filter(|p| *p >= head.position - 4 || first_of_stretch(*p))
+        .collect();
+    assert!(head.position > 16, "several stretches: {}", head.position);
+    assert!(expected.len() < every.len());
+    assert_eq!(positions, expected);
+    assert_eq!(retained.thin(4, 8).expect("thinned"), Vec::<u64>::new());
+    let store = stopped_store(dir.path());
+    assert_every_position_as_replayed(&store, &retained);
+}
+
 /// A rebuild whose stored checkpoint is behind the head (as after a crash) replays in two
 /// pipelines, compares at the checkpoint's position, and leaves its snapshots on both sides of
 /// it, at every multiple of the interval and at the head.
