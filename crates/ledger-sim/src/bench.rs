@@ -1510,9 +1510,9 @@ fn writer_line(f: &mut fmt::Formatter<'_>, name: &str, phase: &Phase) -> fmt::Re
     match phase.writer.cpu {
         Some(cpu) => writeln!(
             f,
-            "{:<24} writer {:.1} µs, committer {:.1} µs, other threads {:.1} µs \
-             (utime + stime from /proc/self/task, per item)",
-            "  CPU per redemption", cpu.writer_us, cpu.committer_us, cpu.other_us,
+            "{:<24} writer {:.1} µs, committer {:.1} µs, other threads {:.1} µs, whole process \
+             {:.1} µs (utime + stime from /proc/self/task and /proc/self/stat, per item)",
+            "  CPU per redemption", cpu.writer_us, cpu.committer_us, cpu.other_us, cpu.process_us,
         ),
         None => writeln!(
             f,

@@ -16,10 +16,17 @@ const TICKS_PER_SECOND: f64 = 100.0;
 pub const WRITER_THREAD: &str = "ledger-writer";
 pub const COMMITTER_THREAD: &str = "ledger-commit";
 
+/// The key of the whole process's ticks (`/proc/self/stat`, which also counts the threads that
+/// ended, such as each checkpoint's): longer than the 15 bytes of a thread's name, so no
+/// thread has it.
+const PROCESS: &str = "the whole process";
+
 /// CPU ticks used so far by each named thread of the process (threads of the same name
-/// summed), or `None` when `/proc/self/task` cannot be read.
+/// summed) and by the whole process, or `None` when `/proc/self/task` cannot be read.
 pub fn ticks_by_thread() -> Option<HashMap<String, u64>> {
     let mut ticks = HashMap::new();
+    let process = std::fs::read_to_string("/proc/self/stat").ok()?;
+    ticks.insert(PROCESS.to_owned(), parse_stat(&process)?.1);
     for entry in std::fs::read_dir("/proc/self/task").ok()? {
         let Ok(entry) = entry else { continue };
         // A thread that ended between the listing and the read is simply not counted.
@@ -54,6 +61,9 @@ pub struct CpuPerItem {
     pub writer_us: f64,
     pub committer_us: f64,
     pub other_us: f64,
+    /// The whole process: every thread, also those that ended during the phase (each
+    /// checkpoint's thread, whose time the per-thread figures lose).
+    pub process_us: f64,
 }
 
 impl CpuPerItem {
@@ -72,8 +82,14 @@ impl CpuPerItem {
                 .unwrap_or(0)
                 .saturating_sub(before.get(name).copied().unwrap_or(0))
         };
-        let total: u64 = after.values().sum::<u64>();
-        let total_before: u64 = before.values().sum::<u64>();
+        let threads = |ticks: &HashMap<String, u64>| {
+            ticks
+                .iter()
+                .filter(|(name, _)| name.as_str() != PROCESS)
+                .map(|(_, ticks)| ticks)
+                .sum::<u64>()
+        };
+        let (total, total_before) = (threads(after), threads(before));
         let writer = used(WRITER_THREAD);
         let committer = used(COMMITTER_THREAD);
         // Threads that ended meanwhile take their ticks with them: "other" is at least 0.
@@ -85,6 +101,7 @@ impl CpuPerItem {
             writer_us: per_item(writer),
             committer_us: per_item(committer),
             other_us: per_item(other),
+            process_us: per_item(used(PROCESS)),
         })
     }
 }
@@ -107,19 +124,23 @@ mod tests {
             (WRITER_THREAD.to_owned(), 100),
             (COMMITTER_THREAD.to_owned(), 50),
             ("tokio-runtime-w".to_owned(), 10),
+            (PROCESS.to_owned(), 1_000),
         ]);
+        // A checkpoint's thread ran 1 s and ended: only the process's figure has it.
         let after = HashMap::from([
             (WRITER_THREAD.to_owned(), 300),
             (COMMITTER_THREAD.to_owned(), 150),
             ("tokio-runtime-w".to_owned(), 60),
+            (PROCESS.to_owned(), 1_450),
         ]);
-        // 2 s, 1 s and 0.5 s over 100 000 items.
+        // 2 s, 1 s and 0.5 s over 100 000 items; 4.5 s for the process.
         assert_eq!(
             CpuPerItem::between(&before, &after, 100_000),
             Some(CpuPerItem {
                 writer_us: 20.0,
                 committer_us: 10.0,
                 other_us: 5.0,
+                process_us: 45.0,
             })
         );
         assert_eq!(CpuPerItem::between(&before, &after, 0), None);
@@ -128,6 +149,10 @@ mod tests {
     #[test]
     fn this_process_has_threads_with_times() {
         let ticks = ticks_by_thread().expect("linux has /proc/self/task");
-        assert!(!ticks.is_empty());
+        assert!(
+            ticks.len() >= 2,
+            "the process and at least one thread: {ticks:?}"
+        );
+        assert!(ticks.contains_key(PROCESS));
     }
 }
