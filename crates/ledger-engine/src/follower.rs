@@ -286,6 +286,7 @@ impl Follower {
             .store
             .checkpoint_file()
             .save_streamed(&head, &mut |out| self.recovered.write_checkpoint(out))
+            .map(|_| ())
         {
             tracing::warn!(%error, position = head.position, "standby checkpoint not written");
             return;

@@ -64,10 +64,32 @@ pub const BATCH_LEN_MAX: usize = 1000;
 
 const _: () = assert!(BATCH_LEN_MAX <= GROUP_LEN_MAX);
 
-/// Events between two checkpoints. Encoding a checkpoint costs time in proportion to the state
-/// (a few megabytes for a whole year of the scheme), so it is done at most every 50 000 events;
-/// a restart then replays at most that many events after the checkpoint, well under a second.
+/// Events between two checkpoints, at least. Encoding a checkpoint costs time in proportion to
+/// the state (a few megabytes for a whole year of the scheme), so it is done at most every
+/// 50 000 events; a restart then replays at most that many events after the checkpoint, well
+/// under a second. A long history stretches it (see [`checkpoint_interval_events`]).
 pub const CHECKPOINT_INTERVAL_EVENTS: u64 = 50_000;
+
+/// Bytes of checkpoint body encoded per event appended, at most, once the history is long: the
+/// interval between two checkpoints grows with the last checkpoint's body so that their cost
+/// per event stays bounded. After ten simulated years a checkpoint's body is 149 MB, and its
+/// thread (encode, compress, write, a retained snapshot every other time, fold the request
+/// records) took a core for seconds every 50 000 events: in the batched phase of the bench that
+/// was as much CPU per redemption as the writer's and the committer's together, on two cores.
+pub const CHECKPOINT_BODY_BYTES_PER_EVENT: u64 = 1_000;
+
+/// The configured checkpoint interval stretches at most this many times (see
+/// [`checkpoint_interval_events`]): a start after a crash then replays at most this many
+/// intervals more (200 000 events by default, a second or two).
+pub const CHECKPOINT_INTERVAL_STRETCH_MAX: u64 = 4;
+
+/// The events between two checkpoints, after one whose body was `last_body_bytes` (0 before
+/// the first): one event per [`CHECKPOINT_BODY_BYTES_PER_EVENT`] of it, at least `configured`
+/// and at most [`CHECKPOINT_INTERVAL_STRETCH_MAX`] times it.
+pub fn checkpoint_interval_events(configured: u64, last_body_bytes: u64) -> u64 {
+    let stretched_max = configured.saturating_mul(CHECKPOINT_INTERVAL_STRETCH_MAX);
+    (last_body_bytes / CHECKPOINT_BODY_BYTES_PER_EVENT).clamp(configured, stretched_max)
+}
 
 /// How many checkpoint intervals the writer may run past the last snapshot before a due
 /// checkpoint waits for the one still being written. Below it, a due checkpoint whose
@@ -571,6 +593,8 @@ fn save_fingerprints(
 /// position through which the group records were folded (see `ledger_store::FingerprintFile`).
 struct CheckpointWritten {
     head: Option<Head>,
+    /// The length of the checkpoint's body, once written.
+    body_bytes: Option<u64>,
     folded_through: Option<u64>,
 }
 
@@ -630,6 +654,9 @@ struct Writer {
     retained: RetainedSnapshots,
     /// Events appended since the last checkpoint was written.
     events_since_checkpoint: u64,
+    /// The length of the last checkpoint's body this writer wrote, 0 before the first: the
+    /// interval to the next grows with it (see [`checkpoint_interval_events`]).
+    checkpoint_body_bytes: u64,
     /// The year summaries' points (see [`year_points`]).
     year_points: year_points::YearPointWriter,
     policy: Arc<PolicyTable>,
@@ -840,7 +867,10 @@ impl Writer {
         // written to its file by a thread of its own. A start then replays from its position.
         if checkpoint_due(
             self.events_since_checkpoint,
-            self.config.checkpoint_interval_events,
+            checkpoint_interval_events(
+                self.config.checkpoint_interval_events,
+                self.checkpoint_body_bytes,
+            ),
             self.config.checkpoint_lag_intervals_max,
             self.checkpoint_writing.is_some(),
         ) {
@@ -1066,16 +1096,18 @@ impl Writer {
         let spawned = std::thread::Builder::new()
             .name("ledger-checkpoint".into())
             .spawn(move || {
-                let written = match checkpoint_file
+                let started = std::time::Instant::now();
+                let body_bytes = match checkpoint_file
                     .save_streamed(&head, &mut |out| snapshot.write_checkpoint(out))
                 {
-                    Ok(()) => Some(head),
+                    Ok(body_bytes) => Some(body_bytes),
                     Err(error) => {
                         // A missing checkpoint costs a longer replay at the next start.
                         tracing::warn!(%error, position = head.position, "checkpoint not written");
                         None
                     }
                 };
+                let written_ms = started.elapsed().as_millis();
                 // Each part of the snapshot goes as soon as nothing more reads it: while it
                 // lives, every node the writer changes is copied (the maps are persistent), so
                 // a snapshot held through the fold of the request records below cost the
@@ -1094,8 +1126,18 @@ impl Writer {
                 drop(projections);
                 let folded_through = fingerprints
                     .and_then(|(fingerprints, file)| save_fingerprints(&file, &fingerprints));
+                if let Some(body_bytes) = body_bytes {
+                    tracing::info!(
+                        position = head.position,
+                        body_bytes,
+                        written_ms,
+                        elapsed_ms = started.elapsed().as_millis(),
+                        "checkpoint written"
+                    );
+                }
                 let _ = sender.send(CheckpointWritten {
-                    head: written,
+                    head: body_bytes.map(|_| head),
+                    body_bytes,
                     folded_through,
                 });
             });
@@ -1143,6 +1185,9 @@ impl Writer {
     fn checkpoint_done(&mut self, written: CheckpointWritten) -> Option<Head> {
         if let Some(position) = written.folded_through {
             self.store.forget_folded(position);
+        }
+        if let Some(body_bytes) = written.body_bytes {
+            self.checkpoint_body_bytes = body_bytes;
         }
         written.head
     }
@@ -1447,7 +1492,7 @@ impl Writer {
             .checkpoint_file()
             .save_streamed(&head, &mut |out| snapshot.write_checkpoint(out))
         {
-            Ok(()) => self.events_since_checkpoint = 0,
+            Ok(_) => self.events_since_checkpoint = 0,
             // A missing checkpoint costs a longer replay at the next start, nothing more.
             Err(error) => tracing::warn!(%error, "final checkpoint not written"),
         }
@@ -1553,5 +1598,23 @@ mod tests {
         assert!(checkpoint_due(50_000, 50_000, 1, true));
         // A huge interval does not overflow into "always due".
         assert!(!checkpoint_due(1, u64::MAX, 4, true));
+    }
+
+    #[test]
+    fn the_checkpoint_interval_grows_with_the_last_body_between_the_configured_one_and_its_stretch()
+    {
+        // Before the first checkpoint, and after small ones: the configured interval.
+        assert_eq!(checkpoint_interval_events(50_000, 0), 50_000);
+        assert_eq!(checkpoint_interval_events(50_000, 49_999_999), 50_000);
+        // A ten-year body (149 MB): one event per 1 000 bytes of it.
+        assert_eq!(checkpoint_interval_events(50_000, 149_264_989), 149_264);
+        // Never more than four times the configured interval.
+        assert_eq!(checkpoint_interval_events(50_000, 200_000_001), 200_000);
+        assert_eq!(checkpoint_interval_events(50_000, u64::MAX), 200_000);
+        // A small configured interval (the tests') stays small for small bodies, and one that
+        // would overflow its stretch stays at least itself.
+        assert_eq!(checkpoint_interval_events(10, 5_000), 10);
+        assert_eq!(checkpoint_interval_events(10, 25_000), 25);
+        assert_eq!(checkpoint_interval_events(u64::MAX, 1), u64::MAX);
     }
 }

@@ -379,6 +379,7 @@ impl WriterParts {
             retained,
             recorded_floor,
             events_since_checkpoint,
+            checkpoint_body_bytes: 0,
             policy,
             config,
             clock,

@@ -88,12 +88,13 @@ impl CheckpointFile {
     }
 
     /// [`CheckpointFile::save`] of the bytes `encode` writes, a piece at a time: a ten-year
-    /// state's checkpoint is never whole in memory.
+    /// state's checkpoint is never whole in memory. The number of bytes `encode` wrote (the
+    /// body before compression).
     pub fn save_streamed(
         &self,
         head: &Head,
         encode: &mut dyn FnMut(&mut dyn io::Write) -> io::Result<()>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<u64, StoreError> {
         snapshot_file::write_streamed(&self.path, FORMAT, head, true, encode)
     }
 

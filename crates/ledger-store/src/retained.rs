@@ -83,6 +83,7 @@ impl RetainedSnapshots {
         })?;
         // Not durable: see the module's documentation.
         snapshot_file::write_streamed(&self.path_of(head.position), FORMAT, head, false, encode)
+            .map(|_| ())
     }
 
     /// The positions of the saved snapshots, ascending, without reading them. A missing

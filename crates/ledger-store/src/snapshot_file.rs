@@ -80,21 +80,21 @@ pub(crate) fn write(
     body: &[u8],
     durable: bool,
 ) -> Result<(), StoreError> {
-    write_streamed(path, format, head, durable, &mut |out| out.write_all(body))
+    write_streamed(path, format, head, durable, &mut |out| out.write_all(body)).map(|_| ())
 }
 
 /// The body `encode` writes (one or many `write`s), reflecting `head`, to `path`, as [`write`]
 /// does: the same file, but the body is never whole in memory. A ten-year checkpoint is 150 MB,
 /// and its encoding was held in a `Vec` per part and then in the joined one, up to 350 MB
 /// beside the state while serving. The header's digest (and length) is written last, once the
-/// body is through.
+/// body is through. The length of the body, before compression.
 pub(crate) fn write_streamed(
     path: &Path,
     format: &Format,
     head: &Head,
     durable: bool,
     encode: &mut dyn FnMut(&mut dyn Write) -> io::Result<()>,
-) -> Result<(), StoreError> {
+) -> Result<u64, StoreError> {
     let io_error = |path: &Path| {
         let path = path.to_path_buf();
         move |source: io::Error| StoreError::Io { path, source }
@@ -105,24 +105,25 @@ pub(crate) fn write_streamed(
         // Best effort: a leftover is replaced by the next write of the same file.
         let _ = fs::remove_file(&temporary);
     }
-    written?;
+    let body_len = written?;
     fs::rename(&temporary, path).map_err(io_error(path))?;
     if durable {
         if let Some(dir) = path.parent() {
             sync_directory(dir)?;
         }
     }
-    Ok(())
+    Ok(body_len)
 }
 
-/// The file of [`write_streamed`] under its temporary name, whole (and synced when `durable`).
+/// The file of [`write_streamed`] under its temporary name, whole (and synced when `durable`);
+/// the length of its body before compression.
 fn write_temporary(
     temporary: &Path,
     format: &Format,
     head: &Head,
     durable: bool,
     encode: &mut dyn FnMut(&mut dyn Write) -> io::Result<()>,
-) -> Result<(), StoreError> {
+) -> Result<u64, StoreError> {
     let io_error = |source: io::Error| StoreError::Io {
         path: temporary.to_path_buf(),
         source,
@@ -140,7 +141,7 @@ fn write_temporary(
         unsynced: 0,
     };
     body.out.write_all(&header).map_err(io_error)?;
-    if format.compressed {
+    let body_len = if format.compressed {
         let mut encoder =
             zstd::stream::write::Encoder::new(&mut body, COMPRESSION_LEVEL).map_err(io_error)?;
         let mut counted = Counted {
@@ -151,9 +152,15 @@ fn write_temporary(
         let body_len = counted.bytes;
         encoder.finish().map_err(io_error)?;
         header[HEADER_BYTES..].copy_from_slice(&body_len.to_be_bytes());
+        body_len
     } else {
-        encode(&mut body).map_err(io_error)?;
-    }
+        let mut counted = Counted {
+            inner: &mut body,
+            bytes: 0,
+        };
+        encode(&mut counted).map_err(io_error)?;
+        counted.bytes
+    };
     let Body { out, hasher, .. } = body;
     let file = out
         .into_inner()
@@ -163,7 +170,7 @@ fn write_temporary(
     if durable {
         file.sync_data().map_err(io_error)?;
     }
-    Ok(())
+    Ok(body_len)
 }
 
 /// A writer that counts the bytes through it: the length of a body before compression.
@@ -540,10 +547,11 @@ mod tests {
         }
         // In pieces, as an encoder writes: the same body.
         let body = sample_body(100_000);
-        write_streamed(&path, &COMPRESSED, &head, true, &mut |out| {
+        let body_len = write_streamed(&path, &COMPRESSED, &head, true, &mut |out| {
             body.chunks(333).try_for_each(|piece| out.write_all(piece))
         })
         .expect("written in pieces");
+        assert_eq!(body_len, body.len() as u64);
         assert_eq!(read(&path, &COMPRESSED).expect("read"), Ok((head, body)));
     }
 
