@@ -118,7 +118,8 @@ fn checkpoint_due(
 /// this many events (and the checkpoints' lag, one interval and at most
 /// [`CHECKPOINT_LAG_INTERVALS_MAX`]) after the nearest snapshot, whatever the
 /// length of the log, and the data folder holds one snapshot per this many events. Snapshots
-/// are taken with checkpoints, every [`CHECKPOINT_INTERVAL_EVENTS`].
+/// are taken with checkpoints, every [`CHECKPOINT_INTERVAL_EVENTS`] or the stretched interval
+/// of [`checkpoint_interval_events`].
 pub const RETAINED_INTERVAL_EVENTS: u64 = 100_000;
 
 /// Retained intervals between two snapshots of the past kept by a clean stop's thinning and

@@ -158,7 +158,8 @@ pub struct Settings {
     pub policy_file: Option<PathBuf>,
     pub log_format: LogFormat,
     pub request_bytes_max: usize,
-    /// Events between two checkpoints of the engine's state (`EngineConfig`).
+    /// Events between two checkpoints of the engine's state (`EngineConfig`), at least: the
+    /// engine stretches it after a long history (`ledger_engine::checkpoint_interval_events`).
     pub checkpoint_interval_events: u64,
     /// Entries per segment file of the sealed past (`EngineConfig`, `StoreOptions`).
     pub segment_len_events: u64,

@@ -41,7 +41,8 @@
 //! `rewrite` module, [`rewrite_db_if_sealed`]), under a marker that the next open finishes.
 //!
 //! Beside sled's files, two kinds of derived files, each naming the position and chain hash it
-//! reflects and carrying a SHA-256 of its body, checked before use and never trusted: the
+//! reflects and carrying a SHA-256 of its stored body (compressed with zstd), checked before
+//! use and never trusted: the
 //! checkpoint (`checkpoint`, the engine's state at a durable position, so that a start replays
 //! only the tail; written durably) and the retained snapshots of the projections
 //! (`projections/`, for reports as of an earlier position; not synced). Versions before them
