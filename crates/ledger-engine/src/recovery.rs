@@ -814,9 +814,9 @@ pub fn rebuild_spaced(
 /// Where a rebuild leaves retained snapshots of the projections: at the head, and at the
 /// multiples of `interval_events` that a clean stop of the service would keep
 /// ([`ledger_store::RetainedSnapshots::thin`] with `recent_events` and `past_interval_events`).
-/// Why: a rebuild of a ten-year log wrote one at each of its 19 multiples, each the whole
-/// projections (up to 95 MB encoded), and the next stop removed 12 of them: a third of the
-/// rebuild's CPU went to files written to be deleted.
+/// Why: a rebuild of the ten-year folder wrote 14 (its 13 multiples and the head), each the
+/// whole projections (up to 75 MB encoded, then compressed), and the next stop removed 9 of
+/// them: 26.8–27.4 s of user CPU, against 19.3–20.4 s writing only the 5 kept.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RetainedSpacing {
     /// A snapshot at each multiple of this many positions within `recent_events` of the head.
@@ -982,9 +982,10 @@ fn checkpoint_bytes_on_two_threads(state: &LedgerState, projections: &Projection
 
 /// What a rebuild leaves beside its projections' fold, so that a ledger upgraded from a
 /// version without them has them afterwards: a retained snapshot at the multiples of the
-/// retained interval its [`RetainedSpacing`] keeps (a copy of the projections handed to the saver thread, which encodes and
-/// writes it), and a year point at every multiple of the points' interval (the parts that
-/// moved since the point before, handed to the year points' thread, see [`YearPointWriter`]).
+/// retained interval its [`RetainedSpacing`] keeps (a copy of the projections handed to the
+/// saver thread, which encodes and writes it), and a year point at every multiple of the
+/// points' interval (the parts that moved since the point before, handed to the year points'
+/// thread, see [`YearPointWriter`]).
 struct RebuildSaves {
     spacing: RetainedSpacing,
     /// The head the rebuild replays to.
