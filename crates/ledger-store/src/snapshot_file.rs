@@ -144,22 +144,12 @@ fn write_temporary(
     let body_len = if format.compressed {
         let mut encoder =
             zstd::stream::write::Encoder::new(&mut body, COMPRESSION_LEVEL).map_err(io_error)?;
-        let mut counted = Counted {
-            inner: &mut encoder,
-            bytes: 0,
-        };
-        encode(&mut counted).map_err(io_error)?;
-        let body_len = counted.bytes;
+        let body_len = encode_counted(&mut encoder, encode).map_err(io_error)?;
         encoder.finish().map_err(io_error)?;
         header[HEADER_BYTES..].copy_from_slice(&body_len.to_be_bytes());
         body_len
     } else {
-        let mut counted = Counted {
-            inner: &mut body,
-            bytes: 0,
-        };
-        encode(&mut counted).map_err(io_error)?;
-        counted.bytes
+        encode_counted(&mut body, encode).map_err(io_error)?
     };
     let Body { out, hasher, .. } = body;
     let file = out
@@ -173,7 +163,20 @@ fn write_temporary(
     Ok(body_len)
 }
 
-/// A writer that counts the bytes through it: the length of a body before compression.
+/// Runs `encode` into `out`; the bytes it wrote (a body's length before compression).
+fn encode_counted(
+    out: &mut dyn Write,
+    encode: &mut dyn FnMut(&mut dyn Write) -> io::Result<()>,
+) -> io::Result<u64> {
+    let mut counted = Counted {
+        inner: out,
+        bytes: 0,
+    };
+    encode(&mut counted)?;
+    Ok(counted.bytes)
+}
+
+/// A writer that counts the bytes through it.
 struct Counted<'a> {
     inner: &'a mut dyn Write,
     bytes: u64,
@@ -232,15 +235,24 @@ pub(crate) fn decode<'a>(kind: &Kind, bytes: &'a [u8]) -> Result<(Head, &'a [u8]
     if &header[..8] != kind {
         return Err((None, "not a file of this kind and version"));
     }
+    let head = head_of(header);
+    if header[48..80] != Sha256::digest(body)[..] {
+        return Err((Some(head.position), "its body does not match its digest"));
+    }
+    Ok((head, body))
+}
+
+/// The position and chain hash a header names, after its kind: both layouts share its first
+/// [`HEADER_BYTES`], which `header` holds at least.
+fn head_of(header: &[u8]) -> Head {
     let mut position = [0; 8];
     position.copy_from_slice(&header[8..16]);
-    let position = u64::from_be_bytes(position);
     let mut hash = [0; 32];
     hash.copy_from_slice(&header[16..48]);
-    if header[48..80] != Sha256::digest(body)[..] {
-        return Err((Some(position), "its body does not match its digest"));
+    Head {
+        position: u64::from_be_bytes(position),
+        hash,
     }
-    Ok((Head { position, hash }, body))
 }
 
 /// [`decode`] of a file read whole, giving its body back in the same buffer: a checkpoint is
@@ -262,8 +274,8 @@ pub(crate) fn read(path: &Path, format: &Format) -> io::Result<Result<(Head, Vec
     let mut file = fs::File::open(path)?;
     let stored_bytes = file.metadata()?.len();
     let mut kind: Kind = [0; 8];
-    if read_full(&mut file, &mut kind)? < kind.len() {
-        return Ok(Err((None, "shorter than its header")));
+    if let Some(short) = read_header_part(&mut file, &mut kind)? {
+        return Ok(Err(short));
     }
     if format.compressed && kind == format.kind {
         return read_compressed(file, stored_bytes, kind);
@@ -292,11 +304,16 @@ fn read_compressed(
 ) -> io::Result<Result<(Head, Vec<u8>), Refused>> {
     let mut header = [0u8; COMPRESSED_HEADER_BYTES];
     header[..8].copy_from_slice(&kind);
-    if read_full(&mut file, &mut header[8..])? < COMPRESSED_HEADER_BYTES - 8 {
-        return Ok(Err((None, "shorter than its header")));
+    if let Some(short) = read_header_part(&mut file, &mut header[8..])? {
+        return Ok(Err(short));
     }
-    let (position, hash, digest, body_len) = parse_compressed_header(&header);
-    let refused = |why| Ok(Err((Some(position), why)));
+    let head = head_of(&header);
+    let mut digest = [0; 32];
+    digest.copy_from_slice(&header[48..HEADER_BYTES]);
+    let mut body_len = [0; 8];
+    body_len.copy_from_slice(&header[HEADER_BYTES..]);
+    let body_len = u64::from_be_bytes(body_len);
+    let refused = |why| Ok(Err((Some(head.position), why)));
     let mut hashed = Hashed {
         inner: file,
         hasher: Sha256::new(),
@@ -333,45 +350,22 @@ fn read_compressed(
     if body.len() as u64 != body_len {
         return refused("its body is not of the length its header gives");
     }
-    Ok(Ok((Head { position, hash }, body)))
+    Ok(Ok((head, body)))
 }
 
 /// How many times its stored size a compressed body is allocated at most before it is read:
 /// the bodies here shrink about twice; a larger one grows its buffer as it is read.
 const PREALLOCATED_RATIO_MAX: u64 = 8;
 
-/// The position, chain hash, digest and body length of a compressed file's header.
-fn parse_compressed_header(
-    header: &[u8; COMPRESSED_HEADER_BYTES],
-) -> (u64, [u8; 32], [u8; 32], u64) {
-    let mut position = [0; 8];
-    position.copy_from_slice(&header[8..16]);
-    let mut hash = [0; 32];
-    hash.copy_from_slice(&header[16..48]);
-    let mut digest = [0; 32];
-    digest.copy_from_slice(&header[48..80]);
-    let mut body_len = [0; 8];
-    body_len.copy_from_slice(&header[80..88]);
-    (
-        u64::from_be_bytes(position),
-        hash,
-        digest,
-        u64::from_be_bytes(body_len),
-    )
-}
-
-/// Reads until `buffer` is full or the file ends; the bytes read.
-fn read_full(file: &mut fs::File, buffer: &mut [u8]) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buffer.len() {
-        match file.read(&mut buffer[filled..]) {
-            Ok(0) => break,
-            Ok(read) => filled += read,
-            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-            Err(error) => return Err(error),
+/// Fills `part` of a header from `file`; `Some` refusal when the file ends before.
+fn read_header_part(file: &mut fs::File, part: &mut [u8]) -> io::Result<Option<Refused>> {
+    match file.read_exact(part) {
+        Ok(()) => Ok(None),
+        Err(error) if error.kind() == io::ErrorKind::UnexpectedEof => {
+            Ok(Some((None, "shorter than its header")))
         }
+        Err(error) => Err(error),
     }
-    Ok(filled)
 }
 
 /// A file read through the hasher of its stored body. Its own read errors are kept aside, so
