@@ -591,12 +591,11 @@ fn save_fingerprints(
     }
 }
 
-/// What the checkpoint thread reports once done: the head of the checkpoint it wrote, and the
-/// position through which the group records were folded (see `ledger_store::FingerprintFile`).
+/// What the checkpoint thread reports once done: the head of the checkpoint it wrote with the
+/// length of its body, and the position through which the group records were folded (see
+/// `ledger_store::FingerprintFile`).
 struct CheckpointWritten {
-    head: Option<Head>,
-    /// The length of the checkpoint's body, once written.
-    body_bytes: Option<u64>,
+    written: Option<(Head, u64)>,
     folded_through: Option<u64>,
 }
 
@@ -1138,8 +1137,7 @@ impl Writer {
                     );
                 }
                 let _ = sender.send(CheckpointWritten {
-                    head: body_bytes.map(|_| head),
-                    body_bytes,
+                    written: body_bytes.map(|body_bytes| (head, body_bytes)),
                     folded_through,
                 });
             });
@@ -1188,10 +1186,9 @@ impl Writer {
         if let Some(position) = written.folded_through {
             self.store.forget_folded(position);
         }
-        if let Some(body_bytes) = written.body_bytes {
-            self.checkpoint_body_bytes = body_bytes;
-        }
-        written.head
+        let (head, body_bytes) = written.written?;
+        self.checkpoint_body_bytes = body_bytes;
+        Some(head)
     }
 
     /// Waits until the group in flight, if any, is durable, then folds it into the
