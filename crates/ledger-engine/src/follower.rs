@@ -60,7 +60,11 @@ impl Engine {
         clock: Arc<dyn Clock>,
         poll_interval: Duration,
     ) -> Result<Engine, StartError> {
-        let (recovered, replayed_events) = recovery::recover(&store)?;
+        let recovery::Recovery {
+            recovered,
+            replayed_events,
+            checkpoint_body_bytes,
+        } = recovery::recover(&store)?;
         tracing::info!(
             head_position = store.head().position,
             replayed_events,
@@ -93,6 +97,7 @@ impl Engine {
             poll_interval,
             writer_address: None,
             events_since_checkpoint: replayed_events,
+            checkpoint_body_bytes,
             followed_events: 0,
         };
         let thread = std::thread::Builder::new()
@@ -123,6 +128,9 @@ struct Follower {
     writer_address: Option<String>,
     /// Events folded since the last checkpoint file was written.
     events_since_checkpoint: u64,
+    /// The length of the last checkpoint's body, which the interval stretches with as the
+    /// writer's does (see `checkpoint_interval_events`).
+    checkpoint_body_bytes: u64,
     /// Events folded while following, since the start.
     followed_events: u64,
 }
@@ -268,7 +276,11 @@ impl Follower {
         }
         self.followed_events += count;
         self.events_since_checkpoint += count;
-        if self.events_since_checkpoint >= self.config.checkpoint_interval_events {
+        let interval_events = crate::checkpoint_interval_events(
+            self.config.checkpoint_interval_events,
+            self.checkpoint_body_bytes,
+        );
+        if self.events_since_checkpoint >= interval_events {
             self.write_checkpoint();
         }
         Ok(count)
@@ -282,14 +294,16 @@ impl Follower {
             return;
         }
         let head = self.store.head();
-        if let Err(error) = self
+        match self
             .store
             .checkpoint_file()
             .save_streamed(&head, &mut |out| self.recovered.write_checkpoint(out))
-            .map(|_| ())
         {
-            tracing::warn!(%error, position = head.position, "standby checkpoint not written");
-            return;
+            Ok(body_bytes) => self.checkpoint_body_bytes = body_bytes,
+            Err(error) => {
+                tracing::warn!(%error, position = head.position, "standby checkpoint not written");
+                return;
+            }
         }
         if let Err(error) = recovery::retain_projections(
             &self.retained,
@@ -353,6 +367,7 @@ impl Follower {
             counters,
             retained,
             events_since_checkpoint,
+            checkpoint_body_bytes,
             ..
         } = self;
         let parts = WriterParts {
@@ -366,14 +381,18 @@ impl Follower {
         };
         // The same writer as `Engine::start_on` starts, built by `reconnect`; it reconnects
         // to the log the same way if its connection is lost later.
-        let writer =
-            match parts.into_writer(store, recovered, recorded_floor, events_since_checkpoint) {
-                Ok(writer) => writer,
-                Err(error) => {
-                    tracing::error!(%error, "the promoted writer cannot be started; stopping");
-                    std::process::abort();
-                }
-            };
+        let recovery = recovery::Recovery {
+            recovered,
+            replayed_events: events_since_checkpoint,
+            checkpoint_body_bytes,
+        };
+        let writer = match parts.into_writer(store, recovery, recorded_floor) {
+            Ok(writer) => writer,
+            Err(error) => {
+                tracing::error!(%error, "the promoted writer cannot be started; stopping");
+                std::process::abort();
+            }
+        };
         reconnect::run_writer(writer);
     }
 }

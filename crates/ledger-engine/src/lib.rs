@@ -45,7 +45,9 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use uuid::Uuid;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use recovery::{projections_as_of, rebuild, recover, replay_to, RebuildReport, Recovered};
+pub use recovery::{
+    projections_as_of, rebuild, recover, replay_to, RebuildReport, Recovered, Recovery,
+};
 pub use stats::GroupStats;
 pub use subscription::{Published, Subscription, SubscriptionError};
 
@@ -494,8 +496,7 @@ impl Engine {
         early: Option<recovery::EarlyCheckpoint>,
     ) -> Result<Engine, StartError> {
         recovery::index_names_if_needed(&mut store)?;
-        let (Recovered { state, projections }, replayed_events) =
-            recovery::recover_from(&store, early)?;
+        let recovery = recovery::recover_from(&store, early)?;
         // Only now: reading every recorded id would compete with the recovery for the CPU.
         store.load_indexes();
         tracing::info!(
@@ -528,12 +529,7 @@ impl Engine {
             retained,
         };
         // The events replayed are not in any checkpoint yet.
-        let writer = parts.into_writer(
-            store,
-            Recovered { state, projections },
-            recorded_floor,
-            replayed_events,
-        )?;
+        let writer = parts.into_writer(store, recovery, recorded_floor)?;
         let thread = std::thread::Builder::new()
             .name("ledger-writer".into())
             .spawn(move || reconnect::run_writer(writer))

@@ -32,7 +32,7 @@ use ledger_store::{
 };
 use tokio::sync::{broadcast, mpsc};
 
-use crate::recovery::{self, Recovered};
+use crate::recovery::{self, Recovered, Recovery};
 use crate::subscription::Published;
 use crate::{stats, Clock, EngineConfig, Message, StartError, Submission, SubmitError, Writer};
 
@@ -280,7 +280,7 @@ impl WriterParts {
                 );
                 std::process::abort();
             }
-            let (recovered, replayed_events) = recovery::recover(&store)?;
+            let recovery = recovery::recover(&store)?;
             store.load_indexes();
             recovery::forget_retained_beyond(&self.retained, head.position)?;
             let reader = store.reader();
@@ -293,9 +293,9 @@ impl WriterParts {
                     .collect::<Result<Vec<_>, _>>()?;
                 let _ = self.published.send(Published::from(events));
             }
-            Ok((recovered, replayed_events, recorded_floor))
+            Ok((recovery, recorded_floor))
         })();
-        let (recovered, replayed_events, recorded_floor) = match resumed {
+        let (recovery, recorded_floor) = match resumed {
             Ok(resumed) => resumed,
             Err(error) => {
                 tracing::error!(%error, "the reopened event log cannot be recovered; stopping");
@@ -305,12 +305,12 @@ impl WriterParts {
         tracing::info!(
             head_position = store.head().position,
             durable_position,
-            replayed_events,
+            replayed_events = recovery.replayed_events,
             attempts,
             reconnect_ms = lost_at.elapsed().as_millis() as u64,
             "writer reconnected to the event log; serving again"
         );
-        match self.into_writer(store, recovered, recorded_floor, replayed_events) {
+        match self.into_writer(store, recovery, recorded_floor) {
             Ok(writer) => writer,
             Err(error) => {
                 tracing::error!(%error, "the reconnected writer cannot be started; stopping");
@@ -325,10 +325,14 @@ impl WriterParts {
     pub(crate) fn into_writer(
         self,
         store: Store,
-        recovered: Recovered,
+        recovery: Recovery,
         recorded_floor: chrono::DateTime<chrono::Utc>,
-        events_since_checkpoint: u64,
     ) -> Result<Writer, StartError> {
+        let Recovery {
+            recovered,
+            replayed_events: events_since_checkpoint,
+            checkpoint_body_bytes,
+        } = recovery;
         let (commit_jobs, commit_job_receiver) = std::sync::mpsc::channel();
         let (commit_done_sender, commit_done) = std::sync::mpsc::channel();
         let committer = store.committer();
@@ -379,7 +383,7 @@ impl WriterParts {
             retained,
             recorded_floor,
             events_since_checkpoint,
-            checkpoint_body_bytes: 0,
+            checkpoint_body_bytes,
             policy,
             config,
             clock,

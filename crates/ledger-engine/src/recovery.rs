@@ -667,8 +667,22 @@ pub fn index_names_if_needed(store: &mut Store) -> Result<(), StartError> {
 /// or from position 1 when there is none; and the number of events replayed, which the writer
 /// counts towards its next checkpoint (otherwise a server that crashes before every checkpoint
 /// would replay a longer tail at each start).
-pub fn recover(store: &Store) -> Result<(Recovered, u64), StartError> {
+pub fn recover(store: &Store) -> Result<Recovery, StartError> {
     recover_from(store, None)
+}
+
+/// What [`recover`] gives a writer to start from.
+#[derive(Debug)]
+pub struct Recovery {
+    /// The state and projections at the store's head.
+    pub recovered: Recovered,
+    /// The events replayed after the checkpoint (all of them without one): the writer counts
+    /// them towards its next checkpoint.
+    pub replayed_events: u64,
+    /// The length of the checkpoint's body it started from, 0 without one: the writer's
+    /// checkpoint interval stretches with it from the first checkpoint on, as it does after
+    /// one it wrote itself (see `checkpoint_interval_events`).
+    pub checkpoint_body_bytes: u64,
 }
 
 /// A checkpoint file read and decoded before the store was opened (see
@@ -697,10 +711,7 @@ impl EarlyCheckpoint {
 }
 
 /// [`recover`], with the checkpoint file read and decoded already when `early` is given.
-pub fn recover_from(
-    store: &Store,
-    early: Option<EarlyCheckpoint>,
-) -> Result<(Recovered, u64), StartError> {
+pub fn recover_from(store: &Store, early: Option<EarlyCheckpoint>) -> Result<Recovery, StartError> {
     let head = store.head();
     let reader = store.reader();
     let (checkpoint, decoded) = match early {
@@ -709,6 +720,7 @@ pub fn recover_from(
     };
     if let Some(checkpoint) = checkpoint {
         let decoded = decoded.or_else(|| Recovered::from_checkpoint(&checkpoint.bytes));
+        let checkpoint_body_bytes = u64::try_from(checkpoint.bytes.len()).unwrap_or(u64::MAX);
         // The checkpoint's bytes are not needed once decoded: tens of megabytes less held
         // through the replay of the tail.
         let checkpoint = checkpoint.head;
@@ -720,7 +732,11 @@ pub fn recover_from(
                     "replaying the log after the checkpoint"
                 );
                 recovered.fold_range(&reader, checkpoint.position + 1, head.position)?;
-                return Ok((recovered, head.position - checkpoint.position));
+                return Ok(Recovery {
+                    recovered,
+                    replayed_events: head.position - checkpoint.position,
+                    checkpoint_body_bytes,
+                });
             }
             _ => tracing::warn!(
                 checkpoint_position = checkpoint.position,
@@ -728,7 +744,11 @@ pub fn recover_from(
             ),
         }
     }
-    Ok((replay_to(&reader, head.position)?, head.position))
+    Ok(Recovery {
+        recovered: replay_to(&reader, head.position)?,
+        replayed_events: head.position,
+        checkpoint_body_bytes: 0,
+    })
 }
 
 /// The state and projections as they stood once the event at `position` was recorded, from

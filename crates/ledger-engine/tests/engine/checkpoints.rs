@@ -99,6 +99,57 @@ async fn a_restart_from_the_checkpoint_equals_a_replay_from_position_one() {
     engine.shutdown().await;
 }
 
+/// The head position and the checkpoint snapshots the writer took since it started.
+async fn head_and_checkpoint_copies(engine: &Engine) -> (u64, u64) {
+    let head = engine.handle().head().await.expect("head").position;
+    (head, engine.handle().stats().checkpoint_copies)
+}
+
+#[tokio::test]
+async fn a_restart_stretches_the_checkpoint_interval_with_the_checkpoint_it_started_from() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let clock = clock("2025-06-30");
+    let company = enterprise(4_030_192);
+    let engine = start_checkpointing(dir.path(), &clock, 1_000);
+    some_history(&engine).await;
+    // More workers, for a body of a few kilobytes.
+    for who in 12..48u8 {
+        accept(
+            &engine,
+            provider_principal("AG-1"),
+            redeem(&company, "AG-1", "M-1", who, 1, "2025-06-02"),
+        )
+        .await;
+    }
+    let stopped_at = engine.shutdown().await.expect("head").position;
+    let body_bytes = match ledger_store::CheckpointFile::in_data_dir(dir.path()).read() {
+        Ok(ledger_store::CheckpointFound::Intact(checkpoint)) => {
+            u64::try_from(checkpoint.bytes.len()).expect("fits")
+        }
+        other => panic!("the stop writes a checkpoint: {other:?}"),
+    };
+    let stretched = ledger_engine::checkpoint_interval_events(1, body_bytes);
+    assert!(
+        stretched >= 2,
+        "a body of {body_bytes} bytes must stretch an interval of 1"
+    );
+
+    // Configured for a checkpoint after every event, the restarted writer takes none until
+    // the stretched interval has passed since the checkpoint it started from, and then one.
+    let engine = start_checkpointing(dir.path(), &clock, 1);
+    loop {
+        let (head, copies) = head_and_checkpoint_copies(&engine).await;
+        if head - stopped_at >= stretched {
+            break;
+        }
+        assert_eq!(copies, 0, "{} events after the restart", head - stopped_at);
+        accept(&engine, OPERATOR, issue(&company, 1, "2025-04-10")).await;
+    }
+    accept(&engine, OPERATOR, issue(&company, 1, "2025-04-10")).await;
+    assert_eq!(head_and_checkpoint_copies(&engine).await.1, 1);
+    engine.shutdown().await;
+}
+
 #[tokio::test]
 async fn rebuild_from_position_one_matches_the_checkpoint_byte_for_byte() {
     let dir = tempfile::tempdir().expect("temp dir");

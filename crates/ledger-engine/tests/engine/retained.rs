@@ -297,8 +297,17 @@ async fn a_rebuild_from_a_checkpoint_behind_the_head_compares_there_and_retains_
     let store = stopped_store(dir.path());
     assert_every_position_as_replayed(&store, &retained);
     // The new checkpoint is at the head, and a start from it equals a replay.
-    let (rebuilt, replayed) = ledger_engine::recovery::recover(&store).expect("recovered");
+    let ledger_engine::recovery::Recovery {
+        recovered: rebuilt,
+        replayed_events: replayed,
+        checkpoint_body_bytes,
+    } = ledger_engine::recovery::recover(&store).expect("recovered");
     assert_eq!(replayed, 0);
+    // The writer's checkpoint interval stretches with the body it started from.
+    assert_eq!(
+        checkpoint_body_bytes,
+        u64::try_from(report.checkpoint_bytes).expect("fits")
+    );
     assert_eq!(rebuilt.projections.position, head.position);
     assert_eq!(
         rebuilt,
