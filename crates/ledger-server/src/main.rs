@@ -6,10 +6,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use ledger_server::settings::{LogFormat, Overrides, Settings};
 
-/// The writer allocates and frees small objects for every command (events, encodings, answers);
-/// mimalloc does that in a fraction of glibc's time (see BENCHMARKS.md).
+/// The writer allocates and frees small objects for every command (events, encodings, answers),
+/// and a start decodes millions of them: jemalloc does both faster than glibc's malloc and
+/// mimalloc, and gives a start's garbage back (see the workspace's Cargo.toml and BENCHMARKS.md).
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 #[derive(Debug, Parser)]
 #[command(

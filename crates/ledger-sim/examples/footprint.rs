@@ -12,7 +12,7 @@
 //! process holds besides its state and projections.
 //!
 //! It counts the bytes the allocator hands out (`stats_alloc` around the system allocator, not
-//! the server's mimalloc), so the figures are the live heap, without an allocator's own
+//! the server's jemalloc), so the figures are the live heap, without an allocator's own
 //! overhead or its retained pages. Each part's figure is what dropping it gave back.
 
 use std::alloc::System;

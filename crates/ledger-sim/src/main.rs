@@ -13,7 +13,7 @@ use ledger_sim::simulate::SimulateError;
 /// The same allocator as the `voucher-ledger` binary, so that the in-process server of `bench`
 /// runs as the real one does (see BENCHMARKS.md).
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 #[derive(Debug, Parser)]
 #[command(
